@@ -1,0 +1,27 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "SelfXit",
+    products: [
+        // libselfxit.so: the engine, linked by C hosts and the Python bindings.
+        .library(name: "selfxit", type: .dynamic, targets: ["SelfXit"]),
+        .executable(name: "selfxit-demo", targets: ["selfxit-demo"]),
+    ],
+    targets: [
+        // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(
+            name: "SelfXit",
+            dependencies: ["CBLAS"],
+            path: "Sources/SelfXit"
+        ),
+        .executableTarget(name: "selfxit-demo", dependencies: ["SelfXit"], path: "Sources/selfxit-demo"),
+        .testTarget(
+            name: "SelfXitTests",
+            dependencies: ["SelfXit"],
+            path: "Tests/SelfXitTests"
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,2 @@
+import SelfXit
+print("SelfXit \(SelfXit.version)")

@@ -7,6 +7,7 @@ let package = Package(
         // libselfxit.so: the engine, linked by C hosts and the Python bindings.
         .library(name: "selfxit", type: .dynamic, targets: ["SelfXit"]),
         .executable(name: "selfxit-demo", targets: ["selfxit-demo"]),
+        .executable(name: "selfxit-bench", targets: ["selfxit-bench"]),
     ],
     targets: [
         // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
@@ -16,10 +17,14 @@ let package = Package(
             dependencies: ["CBLAS"],
             path: "Sources/SelfXit"
         ),
-        .executableTarget(name: "selfxit-demo", dependencies: ["SelfXit"], path: "Sources/selfxit-demo"),
+        // zlib, for the gzip-compressed Fashion-MNIST files the demo and experiments read.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "SelfXitDatasets", dependencies: ["SelfXit", "CZlib"], path: "Sources/SelfXitDatasets"),
+        .executableTarget(name: "selfxit-demo", dependencies: ["SelfXit", "SelfXitDatasets"], path: "Sources/selfxit-demo"),
+        .executableTarget(name: "selfxit-bench", dependencies: ["SelfXit"], path: "Sources/selfxit-bench"),
         .testTarget(
             name: "SelfXitTests",
-            dependencies: ["SelfXit"],
+            dependencies: ["SelfXit", "SelfXitDatasets"],
             path: "Tests/SelfXitTests"
         ),
     ],

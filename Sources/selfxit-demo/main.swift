@@ -1,2 +1,55 @@
+// The README's demo: loads the bundled Fashion-MNIST model, classifies the 10 000 test
+// images and prints accuracy and latency.
+//
+//   selfxit-demo [--model models/fmnist-resnet18-w16.onnx] [--threads T] [--batch N]
+import Foundation
 import SelfXit
-print("SelfXit \(SelfXit.version)")
+import SelfXitDatasets
+
+func argument(_ name: String) -> String? {
+    let args = CommandLine.arguments
+    guard let index = args.firstIndex(of: name), index + 1 < args.count else { return nil }
+    return args[index + 1]
+}
+
+let modelPath = argument("--model") ?? "models/fmnist-resnet18-w16.onnx"
+let threads = Int(argument("--threads") ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
+let batchSize = Int(argument("--batch") ?? "32") ?? 32
+
+do {
+    let engine = try Engine(contentsOf: URL(fileURLWithPath: modelPath), options: EngineOptions(threads: threads))
+    let test = try FashionMNIST(split: "t10k")
+    print("SelfXit \(SelfXit.version) — \(modelPath): input \(engine.inputShape), \(engine.outputCount) classes, "
+          + String(format: "%.1f MFLOPs/sample, %d threads", Double(engine.backboneFLOPs) / 1e6, threads))
+
+    func classify(_ range: Range<Int>) throws -> [Int] {
+        let logits = try Array(test.batch(range)).withUnsafeBufferPointer { try engine.infer($0, batch: range.count) }
+        return (0..<range.count).map { row in
+            let slice = logits[(row * engine.outputCount)..<((row + 1) * engine.outputCount)]
+            return slice.indices.max { slice[$0] < slice[$1] }! - row * engine.outputCount
+        }
+    }
+
+    // Batch 1 latency on the first 500 images, then the whole test set in batches.
+    var single: [Double] = []
+    for index in 0..<500 {
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try classify(index..<(index + 1))
+        single.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    single.sort()
+    var correct = 0
+    let start = DispatchTime.now().uptimeNanoseconds
+    for first in stride(from: 0, to: test.count, by: batchSize) {
+        let range = first..<min(first + batchSize, test.count)
+        let predictions = try classify(range)
+        correct += zip(predictions, test.labels[range]).filter { $0 == $1 }.count
+    }
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    print(String(format: "accuracy on %d test images: %.2f %%", test.count, 100 * Double(correct) / Double(test.count)))
+    print(String(format: "latency batch 1: p50 %.3f ms, p99 %.3f ms", single[single.count / 2], single[single.count * 99 / 100]))
+    print(String(format: "throughput batch %d: %.0f images/s (%.3f ms/image)", batchSize, Double(test.count) / seconds, 1000 * seconds / Double(test.count)))
+} catch {
+    FileHandle.standardError.write(Data("selfxit-demo: \(error)\n".utf8))
+    exit(1)
+}

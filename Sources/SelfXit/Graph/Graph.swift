@@ -1,0 +1,97 @@
+/// The engine's graph IR: what remains of an ONNX model after its constant and shape
+/// sub-graphs are folded away. Every value is an *activation* whose leading dimension is the
+/// batch; `shape` holds the per-sample dimensions that follow it.
+///
+/// Nodes are kept in a topological order; the execution plan runs them in that order.
+struct Graph {
+    /// An activation tensor.
+    struct Value {
+        var name: String
+        /// Per-sample dimensions (the batch dimension is implied, leading).
+        var shape: [Int]
+        var elementsPerSample: Int { shape.reduce(1, *) }
+    }
+
+    typealias ValueID = Int
+
+    /// A constant operand of an elementwise node (e.g. the scale of a `Mul`), in ONNX broadcast
+    /// form: `shape` is the full shape of the constant (it has no batch dimension of its own).
+    struct ConstantOperand {
+        var shape: [Int]
+        var values: [Float]
+    }
+
+    enum Operand {
+        case value(ValueID)
+        case constant(ConstantOperand)
+    }
+
+    enum BinaryKind: String { case add = "Add", sub = "Sub", mul = "Mul", div = "Div" }
+
+    struct PoolGeometry: Equatable {
+        var channels, inHeight, inWidth, outHeight, outWidth: Int
+        var kernelHeight, kernelWidth, strideH, strideW, padTop, padLeft, dilationH, dilationW: Int
+        var countIncludePad: Bool
+    }
+
+    enum Operation {
+        /// Convolution with folded bias, an optional residual input (`inputs[1]`) added before
+        /// the activation.
+        case conv(geometry: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation)
+        /// `y = act(x · Wᵀ + bias)` over the last axis; `weights` is [outFeatures][inFeatures].
+        case dense(inFeatures: Int, outFeatures: Int, weights: [Float], bias: [Float]?, activation: Activation)
+        /// Per-channel `y = x * scale[c] + shift[c]` (an unfolded BatchNormalization).
+        case channelAffine(scale: [Float], shift: [Float], activation: Activation)
+        case binary(BinaryKind, lhs: Operand, rhs: Operand, activation: Activation)
+        case activation(Activation)
+        case maxPool(PoolGeometry)
+        case averagePool(PoolGeometry)
+        case globalAveragePool
+        /// Softmax over each run of `length` consecutive elements (the last axes).
+        case softmax(length: Int)
+        case transpose(permutation: [Int])
+        case concat(axis: Int)
+        case pad(pads: [Int], value: Float)
+        /// Batched product of two activations, numpy-broadcast leading dimensions.
+        case matmul
+        /// Same data, new shape (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout):
+        /// no work, the output shares the input's buffer.
+        case alias
+    }
+
+    struct Node {
+        var name: String
+        var opType: String
+        var operation: Operation
+        var inputs: [ValueID]
+        var output: ValueID
+    }
+
+    var values: [Value] = []
+    var nodes: [Node] = []
+    var input: ValueID = 0
+    var outputs: [ValueID] = []
+    var valueIDs: [String: ValueID] = [:]
+
+    mutating func addValue(_ name: String, shape: [Int]) -> ValueID {
+        values.append(Value(name: name, shape: shape))
+        valueIDs[name] = values.count - 1
+        return values.count - 1
+    }
+
+    /// Node indices that consume each value (a value used twice by one node is listed twice).
+    func consumers() -> [[Int]] {
+        var result = [[Int]](repeating: [], count: values.count)
+        for (index, node) in nodes.enumerated() {
+            for input in node.inputs { result[input].append(index) }
+        }
+        return result
+    }
+
+    /// The index of the node producing each value (nil for the graph input).
+    func producers() -> [Int?] {
+        var result = [Int?](repeating: nil, count: values.count)
+        for (index, node) in nodes.enumerated() { result[node.output] = index }
+        return result
+    }
+}

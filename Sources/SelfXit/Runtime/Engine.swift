@@ -1,0 +1,112 @@
+import Foundation
+
+/// Options for loading a model.
+public struct EngineOptions: Sendable {
+    /// Worker threads for the kernels (the calling thread counts as one). Default: all cores.
+    public var threads: Int
+    /// Per-sample input shape (without the batch), for models whose file leaves spatial
+    /// dimensions symbolic. nil: take it from the file.
+    public var inputShape: [Int]?
+    /// Largest batch one call may submit; bounds the activation arena. Default 1024.
+    public var maxBatch: Int
+
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, inputShape: [Int]? = nil, maxBatch: Int = 1024) {
+        self.threads = threads
+        self.inputShape = inputShape
+        self.maxBatch = maxBatch
+    }
+}
+
+/// A loaded model, ready to run. Thread-safe: any number of threads may call `infer`
+/// concurrently; each pass takes a workspace of its own from a pool.
+public final class Engine: @unchecked Sendable {
+    /// Per-sample shape of the model's input (the batch dimension excluded).
+    public var inputShape: [Int] { plan.graph.values[plan.graph.input].shape }
+    /// Per-sample shape of the model's (first) output.
+    public var outputShape: [Int] { plan.graph.values[plan.graph.outputs[0]].shape }
+    /// Floats per sample of input and of output.
+    public var inputCount: Int { plan.graph.values[plan.graph.input].elementsPerSample }
+    public var outputCount: Int { plan.graph.values[plan.graph.outputs[0]].elementsPerSample }
+    /// FLOPs per sample of the full model.
+    public let backboneFLOPs: Int
+    public let options: EngineOptions
+
+    let plan: ExecutionPlan
+    private let workspaces = WorkspacePool()
+
+    /// Loads an ONNX file. Throws `SelfXitError` for an unreadable, damaged or unsupported model.
+    public convenience init(contentsOf url: URL, options: EngineOptions = EngineOptions()) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw SelfXitError.io("cannot read '\(url.path)': \(error.localizedDescription)")
+        }
+        try self.init(modelBytes: [UInt8](data), options: options)
+    }
+
+    /// Loads an ONNX model from memory.
+    public init(modelBytes: [UInt8], options: EngineOptions = EngineOptions()) throws {
+        guard (1...256).contains(options.threads) else { throw SelfXitError.invalidArgument("threads must be in 1...256, got \(options.threads)") }
+        guard (1...1 << 20).contains(options.maxBatch) else { throw SelfXitError.invalidArgument("maxBatch must be in 1...1048576, got \(options.maxBatch)") }
+        let model: ONNXModel
+        do { model = try ONNXModel(serializedBytes: modelBytes) } catch let error as ModelLoadError {
+            throw SelfXitError.invalidModel(error.description)
+        }
+        var graph = try Graph(model: model, options: .init(inputShape: options.inputShape))
+        graph.fuse()
+        self.options = options
+        plan = try ExecutionPlan(graph: graph, pool: ThreadPool(threadCount: options.threads))
+        backboneFLOPs = graph.totalFLOPs
+    }
+
+    /// Runs the full model on `batch` samples laid out contiguously (batch × inputCount
+    /// floats) and returns the first output (batch × outputCount floats).
+    public func infer(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [Float] {
+        try validate(input, batch: batch)
+        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        defer { workspaces.give(workspace) }
+        let graph = plan.graph
+        plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
+        plan.run(0..<graph.nodes.count, rows: batch, in: workspace)
+        return Array(UnsafeBufferPointer(start: plan.pointer(graph.outputs[0], in: workspace), count: batch * outputCount))
+    }
+
+    public func infer(_ input: [Float], batch: Int) throws -> [Float] {
+        try input.withUnsafeBufferPointer { try infer($0, batch: batch) }
+    }
+
+    func validate(_ input: UnsafeBufferPointer<Float>, batch: Int) throws {
+        guard batch >= 1 else { throw SelfXitError.invalidArgument("batch must be at least 1, got \(batch)") }
+        guard batch <= options.maxBatch else { throw SelfXitError.invalidArgument("batch \(batch) exceeds maxBatch \(options.maxBatch)") }
+        guard input.baseAddress != nil, input.count == batch * inputCount else {
+            throw SelfXitError.shapeMismatch("input has \(input.count) floats; batch \(batch) × \(inputShape) needs \(batch * inputCount)")
+        }
+    }
+}
+
+/// Workspaces kept for reuse, so a steady stream of calls allocates nothing.
+final class WorkspacePool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idle: [Workspace] = []
+
+    /// A workspace with room for at least `capacity` rows (the largest idle one, or a new one).
+    func take(capacity: Int, make: (Int) -> Workspace) -> Workspace {
+        lock.lock()
+        if let index = idle.indices.max(by: { idle[$0].capacity < idle[$1].capacity }), idle[index].capacity >= capacity {
+            let workspace = idle.remove(at: index)
+            lock.unlock()
+            return workspace
+        }
+        lock.unlock()
+        return make(capacity)
+    }
+
+    func give(_ workspace: Workspace) {
+        lock.lock()
+        defer { lock.unlock() }
+        idle.append(workspace)
+        // Keep the pool small: one workspace per concurrent caller is plenty; drop the smallest.
+        if idle.count > 4, let smallest = idle.indices.min(by: { idle[$0].capacity < idle[$1].capacity }) {
+            idle.remove(at: smallest)
+        }
+    }
+}

@@ -1,0 +1,32 @@
+/// The memory one forward pass runs in: the planned activation arena for up to `capacity`
+/// batch rows, and per-thread kernel scratch. One workspace serves one pass at a time;
+/// concurrent callers each take their own from the engine's pool.
+final class Workspace {
+    let capacity: Int
+    let arena: UnsafeMutablePointer<Float>
+    let scratch: UnsafeMutablePointer<Float>
+    private let arenaCount: Int
+    private let scratchCount: Int
+
+    /// Precondition: `capacity` ≥ 1 and the sizes fit in memory (checked by the engine).
+    init(capacity: Int, floatsPerSample: Int, scratchFloats: Int) {
+        self.capacity = capacity
+        arenaCount = max(capacity * floatsPerSample, 16)
+        scratchCount = max(scratchFloats, 16)
+        arena = Self.allocateAligned(arenaCount)
+        scratch = Self.allocateAligned(scratchCount)
+    }
+
+    private static func allocateAligned(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Float>.stride, alignment: 64)
+        return raw.initializeMemory(as: Float.self, repeating: 0, count: count)
+    }
+
+    deinit {
+        arena.deallocate()
+        scratch.deallocate()
+    }
+
+    /// Bytes held by this workspace.
+    var byteCount: Int { (arenaCount + scratchCount) * MemoryLayout<Float>.stride }
+}

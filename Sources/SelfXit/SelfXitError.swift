@@ -1,0 +1,31 @@
+/// Every failure the engine reports. Messages name the node, tensor or argument involved so a
+/// host can log them as they are.
+public enum SelfXitError: Error, Equatable, CustomStringConvertible {
+    /// A caller passed an argument that cannot be used (empty batch, wrong length, bad option).
+    case invalidArgument(String)
+    /// A file could not be read or written.
+    case io(String)
+    /// The model file is damaged, truncated, or not a valid ONNX graph.
+    case invalidModel(String)
+    /// The model uses an operator (or an operator variant) the engine does not implement.
+    case unsupportedOperator(op: String, node: String, detail: String)
+    /// Tensor shapes do not fit together (in the model or in a caller's input).
+    case shapeMismatch(String)
+    /// The engine is not in a state where the call makes sense (e.g. no exits built yet).
+    case wrongState(String)
+    /// Something the engine should have prevented; a bug.
+    case internalError(String)
+
+    public var description: String {
+        switch self {
+        case .invalidArgument(let m): return "invalid argument: \(m)"
+        case .io(let m): return "I/O error: \(m)"
+        case .invalidModel(let m): return "invalid model: \(m)"
+        case .unsupportedOperator(let op, let node, let detail):
+            return "unsupported operator '\(op)' at node '\(node)'" + (detail.isEmpty ? "" : ": \(detail)")
+        case .shapeMismatch(let m): return "shape mismatch: \(m)"
+        case .wrongState(let m): return "wrong state: \(m)"
+        case .internalError(let m): return "internal error: \(m)"
+        }
+    }
+}

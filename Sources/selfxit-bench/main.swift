@@ -1,0 +1,53 @@
+// Times the SelfXit engine on one ONNX model; bench/compare.py runs it beside ONNX Runtime.
+//
+//   selfxit-bench --model PATH [--batch N] [--threads T] [--iters K] [--warmup W] [--input-shape 3,33,33] [--json]
+//
+// Prints median and p90 latency of one batch in ms, and the process's peak resident memory.
+import Foundation
+import SelfXit
+
+func argument(_ name: String) -> String? {
+    let args = CommandLine.arguments
+    guard let index = args.firstIndex(of: name), index + 1 < args.count else { return nil }
+    return args[index + 1]
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("selfxit-bench: \(message)\n".utf8))
+    exit(2)
+}
+
+guard let modelPath = argument("--model") else { fail("usage: selfxit-bench --model PATH [--batch N] [--threads T] [--iters K] [--warmup W] [--json]") }
+let batch = Int(argument("--batch") ?? "1") ?? 1
+let threads = Int(argument("--threads") ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
+let iterations = max(Int(argument("--iters") ?? "50") ?? 50, 1)
+let warmup = Int(argument("--warmup") ?? "5") ?? 5
+let inputShape = argument("--input-shape").map { $0.split(separator: ",").compactMap { Int($0) } }
+
+do {
+    let engine = try Engine(contentsOf: URL(fileURLWithPath: modelPath),
+                            options: EngineOptions(threads: threads, inputShape: inputShape, maxBatch: max(batch, 1)))
+    var generator = SystemRandomNumberGenerator()
+    let input = (0..<(batch * engine.inputCount)).map { _ in Float.random(in: -1...1, using: &generator) }
+    for _ in 0..<warmup { _ = try engine.infer(input, batch: batch) }
+    var times: [Double] = []
+    for _ in 0..<iterations {
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = try engine.infer(input, batch: batch)
+        times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+    }
+    times.sort()
+    let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
+    var usage = rusage()
+    getrusage(RUSAGE_SELF, &usage)
+    let peakMB = Double(usage.ru_maxrss) / 1024
+    if CommandLine.arguments.contains("--json") {
+        print(String(format: "{\"median_ms\": %.4f, \"p90_ms\": %.4f, \"peak_rss_mb\": %.1f, \"gflops_per_sample\": %.4f}",
+                     median, p90, peakMB, Double(engine.backboneFLOPs) / 1e9))
+    } else {
+        print(String(format: "%@ batch %d threads %d: median %.3f ms (%.3f ms/sample), p90 %.3f ms, peak RSS %.1f MB",
+                     modelPath, batch, threads, median, median / Double(batch), p90, peakMB))
+    }
+} catch {
+    fail("\(error)")
+}

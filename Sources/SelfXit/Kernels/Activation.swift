@@ -1,0 +1,73 @@
+/// A pointwise activation fused into a kernel's epilogue or run as a standalone op.
+public enum Activation: Equatable, Sendable {
+    case none
+    case relu
+    case clip(min: Float, max: Float)
+    case sigmoid
+    case silu
+    /// `max(0, min(1, alpha * x + beta))` (ONNX HardSigmoid).
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// `x * max(0, min(1, x / 6 + 0.5))` (ONNX HardSwish).
+    case hardSwish
+    case tanh
+}
+
+/// Applies `a` in place to `x[0..<count]`. Vectorised over SIMD16; `count` may be 0.
+func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
+    switch a {
+    case .none: return
+    case .relu: map(x, count) { $0.replacing(with: 0, where: $0 .< 0) }
+    case let .clip(lo, hi): map(x, count) { $0.clamped(lowerBound: SIMD16(repeating: lo), upperBound: SIMD16(repeating: hi)) }
+    case .sigmoid: map(x, count) { sigmoid16($0) }
+    case .silu: map(x, count) { $0 * sigmoid16($0) }
+    case let .hardSigmoid(alpha, beta):
+        map(x, count) { ($0 * alpha + beta).clamped(lowerBound: .zero, upperBound: .one) }
+    case .hardSwish:
+        map(x, count) { $0 * ($0 * (1 / 6) + 0.5).clamped(lowerBound: .zero, upperBound: .one) }
+    case .tanh:
+        // tanh(x) = 2·sigmoid(2x) − 1; absolute error stays at float epsilon.
+        map(x, count) { 2 * sigmoid16($0 + $0) - 1 }
+    }
+}
+
+/// In-place `x[i] = f(x[i])` over full SIMD16 chunks plus a zero-padded tail chunk.
+@inline(__always)
+private func map(_ x: UnsafeMutablePointer<Float>, _ count: Int, _ f: (SIMD16<Float>) -> SIMD16<Float>) {
+    let raw = UnsafeMutableRawPointer(x)
+    var i = 0
+    while i + 16 <= count {
+        let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        raw.storeBytes(of: f(v), toByteOffset: i * 4, as: SIMD16<Float>.self)
+        i += 16
+    }
+    if i < count {
+        var v = SIMD16<Float>()
+        for j in 0..<(count - i) { v[j] = x[i + j] }
+        let r = f(v)
+        for j in 0..<(count - i) { x[i + j] = r[j] }
+    }
+}
+
+@inline(__always)
+func sigmoid16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    1 / (1 + exp16(-x))
+}
+
+/// Vector `e^x` (Cephes-style: 2^n · P(r), |r| ≤ ln2/2), relative error ~2 ulp; saturates outside ±88.
+@inline(__always)
+func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
+    let x = x.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.3))
+    let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+    var r = x - n * 0.693359375
+    r = r + n * 2.12194440e-4
+    var p = SIMD16<Float>(repeating: 1.9875691500e-4)
+    p = p * r + 1.3981999507e-3
+    p = p * r + 8.3334519073e-3
+    p = p * r + 4.1665795894e-2
+    p = p * r + 1.6666665459e-1
+    p = p * r + 5.0000001201e-1
+    p = p * (r * r) + r + 1
+    // Scale by 2^n through the exponent bits; n ∈ [-126, 127] after the clamp above.
+    let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+    return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
+}

@@ -1,0 +1,251 @@
+import CBLAS
+
+/// Shape of a 2-D convolution over one sample (NCHW). `padBottom`/`padRight` are implied by
+/// `outHeight`/`outWidth`; the caller computes output sizes.
+public struct Conv2DGeometry: Equatable, Sendable {
+    public var inChannels, inHeight, inWidth: Int
+    public var outChannels, outHeight, outWidth: Int
+    public var kernelHeight, kernelWidth: Int
+    public var strideH, strideW: Int
+    public var dilationH, dilationW: Int
+    public var padTop, padLeft: Int
+    public var groups: Int
+
+    public init(inChannels: Int, inHeight: Int, inWidth: Int,
+                outChannels: Int, outHeight: Int, outWidth: Int,
+                kernelHeight: Int, kernelWidth: Int,
+                strideH: Int = 1, strideW: Int = 1, dilationH: Int = 1, dilationW: Int = 1,
+                padTop: Int = 0, padLeft: Int = 0, groups: Int = 1) {
+        self.inChannels = inChannels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.outChannels = outChannels; self.outHeight = outHeight; self.outWidth = outWidth
+        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+        self.strideH = strideH; self.strideW = strideW
+        self.dilationH = dilationH; self.dilationW = dilationW
+        self.padTop = padTop; self.padLeft = padLeft; self.groups = groups
+    }
+
+    var inPlane: Int { inHeight * inWidth }
+    var outPlane: Int { outHeight * outWidth }
+    /// Multiply-adds per sample.
+    public var macsPerSample: Int { outChannels * outPlane * (inChannels / groups) * kernelHeight * kernelWidth }
+}
+
+/// Convolution with folded bias, optional residual add and fused activation:
+/// `y = act(conv(x) + bias + residual)`.
+///
+/// The algorithm is picked at init: 1×1 stride-1 unpadded → sgemm straight on the input;
+/// depthwise (`groups == inChannels == outChannels`) → direct SIMD kernel; anything else
+/// (grouped included) → im2col + sgemm per group.
+public final class Conv2DKernel {
+    public let geometry: Conv2DGeometry
+    public let activation: Activation
+
+    private enum Algorithm { case pointwise, im2col, depthwise(DepthwisePlan) }
+    private let algorithm: Algorithm
+    /// `[outC][inC/groups][kH][kW]`, i.e. per group a row-major `M×K` sgemm operand.
+    private let weights: UnsafeMutablePointer<Float>
+    /// One per output channel; zeros when the model has none.
+    private let bias: UnsafeMutablePointer<Float>
+    private let m: Int  // output channels per group
+    private let k: Int  // (inC / groups) · kH · kW
+    private let n: Int  // output pixels
+
+    /// Precondition: `geometry` is consistent (channels divisible by `groups`, output sizes match
+    /// the padding), `weights.count == outC · inC/groups · kH · kW`, `bias` (if any) has `outC` entries.
+    public init(geometry g: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation) {
+        precondition(g.groups >= 1 && g.inChannels % g.groups == 0 && g.outChannels % g.groups == 0)
+        precondition(weights.count == g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth)
+        precondition(bias == nil || bias!.count == g.outChannels)
+        configureBLASForExternalThreading()
+        geometry = g
+        self.activation = activation
+        m = g.outChannels / g.groups
+        k = (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth
+        n = g.outPlane
+        self.weights = allocateFloats(weights.count)
+        self.weights.initialize(from: weights, count: weights.count)
+        self.bias = allocateFloats(g.outChannels)
+        if let bias { self.bias.initialize(from: bias, count: bias.count) } else { self.bias.initialize(repeating: 0, count: g.outChannels) }
+
+        if g.groups == g.inChannels && g.groups == g.outChannels {
+            algorithm = .depthwise(DepthwisePlan(g))
+        } else if g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideH == 1 && g.strideW == 1
+                    && g.padTop == 0 && g.padLeft == 0 && g.outHeight == g.inHeight && g.outWidth == g.inWidth {
+            algorithm = .pointwise
+        } else {
+            algorithm = .im2col
+        }
+    }
+
+    deinit {
+        weights.deallocate()
+        bias.deallocate()
+    }
+
+    /// Floats of scratch each thread needs; `run` takes `pool.threadCount` times this.
+    public var scratchFloatsPerThread: Int {
+        switch algorithm {
+        case .pointwise: return 0
+        case .im2col: return k * n
+        case let .depthwise(plan): return plan.scratchFloats
+        }
+    }
+
+    /// Runs the convolution on `batch` samples.
+    ///
+    /// Preconditions: `input` holds `batch·inC·inH·inW` floats, `output` (and `residual`, if any)
+    /// `batch·outC·outH·outW`; `scratch` holds `pool.threadCount · scratchFloatsPerThread`;
+    /// `output` aliases none of `input`, `residual`, `scratch`.
+    public func run(input: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                    batch: Int, scratch: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        guard batch > 0 else { return }
+        if case let .depthwise(plan) = algorithm {
+            plan.run(input: input, weights: weights, bias: bias, residual: residual, output: output,
+                     batch: batch, activation: activation, scratch: scratch, pool: pool)
+            return
+        }
+        let g = geometry
+        let threads = pool.threadCount
+        let inSample = g.inChannels * g.inPlane, outSample = g.outChannels * n
+        let perThread = scratchFloatsPerThread
+        let pointwise: Bool = { if case .pointwise = algorithm { return true } else { return false } }()
+
+        if batch >= threads || threads == 1 {
+            // Enough samples to go round: each thread runs whole samples with its own im2col buffer.
+            pool.parallelFor(threads) { t in
+                let col = scratch + t * perThread
+                for s in (batch * t / threads)..<(batch * (t + 1) / threads) {
+                    for grp in 0..<g.groups {
+                        let x = input + s * inSample + grp * (g.inChannels / g.groups) * g.inPlane
+                        if !pointwise { im2col(x, col, rows: 0..<k) }
+                        gemmTile(pointwise ? x : UnsafePointer(col), sample: s, group: grp, rows: 0..<m, cols: 0..<n,
+                                 residual: residual, output: output, outSample: outSample)
+                    }
+                }
+            }
+        } else if g.groups >= threads {
+            // Fewer samples than threads but many groups: each thread takes whole groups.
+            for s in 0..<batch {
+                pool.parallelFor(threads) { t in
+                    let col = scratch + t * perThread
+                    for grp in (g.groups * t / threads)..<(g.groups * (t + 1) / threads) {
+                        let x = input + s * inSample + grp * (g.inChannels / g.groups) * g.inPlane
+                        if !pointwise { im2col(x, col, rows: 0..<k) }
+                        gemmTile(pointwise ? x : UnsafePointer(col), sample: s, group: grp, rows: 0..<m, cols: 0..<n,
+                                 residual: residual, output: output, outSample: outSample)
+                    }
+                }
+            }
+        } else {
+            // Small batch: share one im2col per sample and group (built in parallel over its rows),
+            // then give each thread a slice of the output. Split the larger of M and N: every
+            // thread repacks the whole operand that is not split, so that one should be small.
+            let splitRows = m >= n
+            for s in 0..<batch {
+                for grp in 0..<g.groups {
+                    let x = input + s * inSample + grp * (g.inChannels / g.groups) * g.inPlane
+                    if !pointwise {
+                        pool.parallelFor(threads) { t in im2col(x, scratch, rows: (k * t / threads)..<(k * (t + 1) / threads)) }
+                    }
+                    let b = pointwise ? x : UnsafePointer(scratch)
+                    pool.parallelFor(threads) { t in
+                        if splitRows {
+                            gemmTile(b, sample: s, group: grp, rows: slice(m, t, threads), cols: 0..<n,
+                                     residual: residual, output: output, outSample: outSample)
+                        } else {
+                            gemmTile(b, sample: s, group: grp, rows: 0..<m, cols: slice(n, t, threads),
+                                     residual: residual, output: output, outSample: outSample)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// sgemm of weight rows `rows` against columns `cols` of `b` (`k×n`), then the fused
+    /// bias/residual/activation epilogue on that tile while it is in cache.
+    @inline(__always)
+    private func gemmTile(_ b: UnsafePointer<Float>, sample s: Int, group grp: Int, rows: Range<Int>, cols: Range<Int>,
+                          residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, outSample: Int) {
+        guard !rows.isEmpty && !cols.isEmpty else { return }
+        let channel0 = grp * m + rows.lowerBound
+        let offset = s * outSample + channel0 * n + cols.lowerBound
+        let c = output + offset
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(cols.count), Int32(k),
+                    1, weights + channel0 * k, Int32(k), b + cols.lowerBound, Int32(n), 0, c, Int32(n))
+        for r in 0..<rows.count {
+            let row = c + r * n
+            addBiasAndResidual(row, count: cols.count, bias: bias[channel0 + r], residual: residual.map { $0 + offset + r * n })
+            applyActivation(activation, row, count: cols.count)
+        }
+    }
+
+    /// Writes rows `rows` of the `k×n` im2col matrix of one group's input `x` into `col`.
+    private func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        let g = geometry
+        let kArea = g.kernelHeight * g.kernelWidth
+        for r in rows {
+            let c = r / kArea, ky = (r / g.kernelWidth) % g.kernelHeight, kx = r % g.kernelWidth
+            let src = x + c * g.inPlane
+            let dst = col + r * n
+            // Output columns whose input column lies inside the image.
+            let off = kx * g.dilationW - g.padLeft
+            let lo = min(g.outWidth, off >= 0 ? 0 : (-off + g.strideW - 1) / g.strideW)
+            let hi = max(lo, g.inWidth - 1 - off < 0 ? 0 : min(g.outWidth, (g.inWidth - 1 - off) / g.strideW + 1))
+            for oy in 0..<g.outHeight {
+                let d = dst + oy * g.outWidth
+                let iy = oy * g.strideH + ky * g.dilationH - g.padTop
+                if iy < 0 || iy >= g.inHeight {
+                    d.update(repeating: 0, count: g.outWidth)
+                    continue
+                }
+                d.update(repeating: 0, count: lo)
+                let srcRow = src + iy * g.inWidth + off
+                if g.strideW == 1 {
+                    (d + lo).update(from: srcRow + lo, count: hi - lo)
+                } else {
+                    for ox in lo..<hi { d[ox] = srcRow[ox * g.strideW] }
+                }
+                (d + hi).update(repeating: 0, count: g.outWidth - hi)
+            }
+        }
+    }
+}
+
+/// The `t`-th of `parts` near-equal contiguous slices of `0..<count`, in multiples of 16 where possible
+/// (sgemm micro-kernels work in 16-wide panels).
+@inline(__always)
+func slice(_ count: Int, _ t: Int, _ parts: Int) -> Range<Int> {
+    let blocks = (count + 15) / 16
+    let lo = min(count, blocks * t / parts * 16), hi = min(count, blocks * (t + 1) / parts * 16)
+    return lo..<hi
+}
+
+/// `row[i] += bias (+ residual[i])` for `i < count`.
+@inline(__always)
+func addBiasAndResidual(_ row: UnsafeMutablePointer<Float>, count: Int, bias: Float, residual: UnsafePointer<Float>?) {
+    let raw = UnsafeMutableRawPointer(row)
+    var i = 0
+    if let residual {
+        let res = UnsafeRawPointer(residual)
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+                + res.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) + bias
+            raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count { row[i] += bias + residual[i]; i += 1 }
+    } else if bias != 0 {
+        while i + 16 <= count {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) + bias
+            raw.storeBytes(of: v, toByteOffset: i * 4, as: SIMD16<Float>.self)
+            i += 16
+        }
+        while i < count { row[i] += bias; i += 1 }
+    }
+}
+
+/// Uninitialized floats aligned to a cache line; free with `deallocate()`.
+func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(1, count))
+}

@@ -1,0 +1,127 @@
+import XCTest
+@testable import SelfXit
+
+final class KernelConvTests: XCTestCase {
+    /// Plain-loop convolution with Double accumulation.
+    func reference(_ g: Conv2DGeometry, _ x: [Float], _ w: [Float], _ bias: [Float]?, _ residual: [Float]?,
+                   _ act: Activation, batch: Int) -> [Double] {
+        let icg = g.inChannels / g.groups, ocg = g.outChannels / g.groups
+        var y = [Double](repeating: 0, count: batch * g.outChannels * g.outHeight * g.outWidth)
+        for n in 0..<batch {
+            for oc in 0..<g.outChannels {
+                let grp = oc / ocg
+                for oy in 0..<g.outHeight {
+                    for ox in 0..<g.outWidth {
+                        var s = Double(bias?[oc] ?? 0)
+                        for ic in 0..<icg {
+                            let c = grp * icg + ic
+                            for ky in 0..<g.kernelHeight {
+                                let iy = oy * g.strideH + ky * g.dilationH - g.padTop
+                                if iy < 0 || iy >= g.inHeight { continue }
+                                for kx in 0..<g.kernelWidth {
+                                    let ix = ox * g.strideW + kx * g.dilationW - g.padLeft
+                                    if ix < 0 || ix >= g.inWidth { continue }
+                                    s += Double(x[((n * g.inChannels + c) * g.inHeight + iy) * g.inWidth + ix])
+                                        * Double(w[((oc * icg + ic) * g.kernelHeight + ky) * g.kernelWidth + kx])
+                                }
+                            }
+                        }
+                        let o = ((n * g.outChannels + oc) * g.outHeight + oy) * g.outWidth + ox
+                        if let residual { s += Double(residual[o]) }
+                        y[o] = referenceActivation(act, s)
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Geometry with output size derived from symmetric-or-not pads (bottom/right given explicitly).
+    func geometry(c: Int, h: Int, w: Int, oc: Int, k: (Int, Int), s: (Int, Int) = (1, 1), d: (Int, Int) = (1, 1),
+                  pads: (Int, Int, Int, Int) = (0, 0, 0, 0), groups: Int = 1) -> Conv2DGeometry {
+        let oh = (h + pads.0 + pads.2 - d.0 * (k.0 - 1) - 1) / s.0 + 1
+        let ow = (w + pads.1 + pads.3 - d.1 * (k.1 - 1) - 1) / s.1 + 1
+        return Conv2DGeometry(inChannels: c, inHeight: h, inWidth: w, outChannels: oc, outHeight: oh, outWidth: ow,
+                              kernelHeight: k.0, kernelWidth: k.1, strideH: s.0, strideW: s.1,
+                              dilationH: d.0, dilationW: d.1, padTop: pads.0, padLeft: pads.1, groups: groups)
+    }
+
+    func check(_ g: Conv2DGeometry, bias: Bool = true, residual: Bool = false, act: Activation = .none,
+               batches: [Int] = [1, 5], threads: [Int] = [1, 2, 3], seed: UInt64 = 7,
+               file: StaticString = #filePath, line: UInt = #line) {
+        var rng = SeededRandom(seed)
+        let w = rng.array(g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth)
+        let b = bias ? rng.array(g.outChannels) : nil
+        let kernel = Conv2DKernel(geometry: g, weights: w, bias: b, activation: act)
+        for batch in batches {
+            let x = rng.array(batch * g.inChannels * g.inPlane)
+            let outCount = batch * g.outChannels * g.outPlane
+            let r = residual ? rng.array(outCount) : nil
+            let expected = reference(g, x, w, b, r, act, batch: batch)
+            for t in threads {
+                let pool = ThreadPool(threadCount: t)
+                var y = [Float](repeating: .nan, count: outCount)
+                var scratch = [Float](repeating: .nan, count: max(1, t * kernel.scratchFloatsPerThread))
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeMutableBufferPointer { yp in
+                        scratch.withUnsafeMutableBufferPointer { sp in
+                            if let r {
+                                r.withUnsafeBufferPointer { rp in
+                                    kernel.run(input: xp.baseAddress!, residual: rp.baseAddress!, output: yp.baseAddress!,
+                                               batch: batch, scratch: sp.baseAddress!, pool: pool)
+                                }
+                            } else {
+                                kernel.run(input: xp.baseAddress!, residual: nil, output: yp.baseAddress!,
+                                           batch: batch, scratch: sp.baseAddress!, pool: pool)
+                            }
+                        }
+                    }
+                }
+                assertClose(y, expected, "\(g) batch \(batch) threads \(t) \(act)", file: file, line: line)
+            }
+        }
+    }
+
+    func testPointwise() {
+        check(geometry(c: 16, h: 7, w: 9, oc: 40, k: (1, 1)))
+        check(geometry(c: 48, h: 3, w: 3, oc: 8, k: (1, 1)), bias: false, residual: true, act: .relu)
+    }
+
+    func testPointwiseStrided() { check(geometry(c: 8, h: 9, w: 9, oc: 12, k: (1, 1), s: (2, 2))) }
+
+    func test3x3() {
+        check(geometry(c: 8, h: 10, w: 11, oc: 20, k: (3, 3), pads: (1, 1, 1, 1)))
+        check(geometry(c: 8, h: 10, w: 11, oc: 20, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), residual: true, act: .relu)
+        check(geometry(c: 3, h: 6, w: 40, oc: 70, k: (3, 3), pads: (1, 1, 1, 1)), act: .silu)
+    }
+
+    func test7x7Stride2Pad3() { check(geometry(c: 3, h: 23, w: 21, oc: 16, k: (7, 7), s: (2, 2), pads: (3, 3, 3, 3))) }
+
+    func testDilation() { check(geometry(c: 5, h: 12, w: 12, oc: 6, k: (3, 3), d: (2, 2), pads: (2, 2, 2, 2))) }
+
+    func testAsymmetricPads() {
+        check(geometry(c: 4, h: 9, w: 8, oc: 6, k: (3, 2), s: (2, 1), pads: (0, 1, 2, 0)))
+        check(geometry(c: 6, h: 9, w: 8, oc: 6, k: (3, 3), pads: (0, 2, 1, 0), groups: 6), residual: true)
+    }
+
+    func testGrouped() {
+        check(geometry(c: 8, h: 7, w: 7, oc: 12, k: (3, 3), pads: (1, 1, 1, 1), groups: 4), act: .hardSwish)
+        check(geometry(c: 8, h: 5, w: 5, oc: 8, k: (1, 1), groups: 2), residual: true)
+    }
+
+    func testDepthwise() {
+        check(geometry(c: 5, h: 19, w: 37, oc: 5, k: (3, 3), pads: (1, 1, 1, 1), groups: 5), act: .relu)
+        check(geometry(c: 5, h: 19, w: 37, oc: 5, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 5), residual: true)
+        check(geometry(c: 4, h: 14, w: 14, oc: 4, k: (5, 5), pads: (2, 2, 2, 2), groups: 4), act: .clip(min: 0, max: 6))
+        check(geometry(c: 4, h: 14, w: 14, oc: 4, k: (5, 5), s: (2, 2), pads: (2, 2, 2, 2), groups: 4), bias: false)
+        check(geometry(c: 3, h: 15, w: 20, oc: 3, k: (3, 3), s: (3, 3), d: (2, 2), pads: (2, 2, 2, 2), groups: 3))
+        check(geometry(c: 3, h: 6, w: 6, oc: 3, k: (3, 3), s: (1, 1), d: (2, 2), pads: (2, 2, 2, 2), groups: 3))
+    }
+
+    func testEveryActivationFused() {
+        for act in allActivations {
+            check(geometry(c: 4, h: 6, w: 6, oc: 6, k: (3, 3), pads: (1, 1, 1, 1)), residual: true, act: act, batches: [2], threads: [2])
+            check(geometry(c: 4, h: 6, w: 6, oc: 4, k: (3, 3), pads: (1, 1, 1, 1), groups: 4), act: act, batches: [1], threads: [2])
+        }
+    }
+}

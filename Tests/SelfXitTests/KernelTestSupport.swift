@@ -1,0 +1,39 @@
+import XCTest
+@testable import SelfXit
+
+/// Deterministic xorshift data for kernel tests.
+struct SeededRandom {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed &* 0x9E3779B97F4A7C15 | 1 }
+    mutating func next() -> Float {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return Float(state >> 40) / Float(1 << 24) * 2 - 1
+    }
+    mutating func array(_ n: Int) -> [Float] { (0..<n).map { _ in next() } }
+}
+
+/// Asserts `max|a−b| ≤ tol · max(1, max|b|)`.
+func assertClose(_ a: [Float], _ b: [Double], tol: Double = 1e-4, _ message: @autoclosure () -> String = "",
+                 file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(a.count, b.count, "count " + message(), file: file, line: line)
+    let scale = max(1, b.map { abs($0) }.max() ?? 0)
+    var worst = 0.0
+    for (x, y) in zip(a, b) { worst = max(worst, abs(Double(x) - y)) }
+    XCTAssertLessThanOrEqual(worst, tol * scale, message(), file: file, line: line)
+}
+
+func referenceActivation(_ a: Activation, _ x: Double) -> Double {
+    switch a {
+    case .none: return x
+    case .relu: return max(0, x)
+    case let .clip(lo, hi): return min(Double(hi), max(Double(lo), x))
+    case .sigmoid: return 1 / (1 + Foundation.exp(-x))
+    case .silu: return x / (1 + Foundation.exp(-x))
+    case let .hardSigmoid(alpha, beta): return min(1, max(0, Double(alpha) * x + Double(beta)))
+    case .hardSwish: return x * min(1, max(0, x / 6 + 0.5))
+    case .tanh: return Foundation.tanh(x)
+    }
+}
+
+let allActivations: [Activation] = [.none, .relu, .clip(min: -0.5, max: 0.7), .sigmoid, .silu,
+                                    .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .tanh]

@@ -1,0 +1,59 @@
+import XCTest
+@testable import SelfXit
+
+final class KernelThreadPoolTests: XCTestCase {
+    func testEveryIndexExactlyOnce() {
+        for threads in [1, 2, 3, 5] {
+            let pool = ThreadPool(threadCount: threads)
+            for count in [0, 1, 2, 3, 7, 100, 1000] {
+                let hits = UnsafeMutablePointer<Int>.allocate(capacity: max(count, 1))
+                hits.initialize(repeating: 0, count: max(count, 1))
+                let lock = NSLock()
+                pool.parallelFor(count) { i in lock.lock(); hits[i] += 1; lock.unlock() }
+                for i in 0..<count { XCTAssertEqual(hits[i], 1, "threads \(threads) count \(count) index \(i)") }
+                hits.deallocate()
+            }
+        }
+    }
+
+    func testClampsThreadCount() {
+        XCTAssertEqual(ThreadPool(threadCount: 0).threadCount, 1)
+        XCTAssertEqual(ThreadPool(threadCount: -3).threadCount, 1)
+    }
+
+    func testConcurrentCallersAreSerialized() {
+        let pool = ThreadPool(threadCount: 3)
+        let lock = NSLock()
+        var active = 0, maxActiveJobs = 0, total = 0
+        let callers = 4, rounds = 200, count = 17
+        DispatchQueue.concurrentPerform(iterations: callers) { _ in
+            for _ in 0..<rounds {
+                let jobFlag = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+                jobFlag.pointee = 0
+                pool.parallelFor(count) { _ in
+                    lock.lock()
+                    if jobFlag.pointee == 0 { active += 1; maxActiveJobs = max(maxActiveJobs, active) }
+                    jobFlag.pointee += 1
+                    total += 1
+                    if jobFlag.pointee == count { active -= 1 }
+                    lock.unlock()
+                }
+                jobFlag.deallocate()
+            }
+        }
+        XCTAssertEqual(total, callers * rounds * count)
+        XCTAssertEqual(maxActiveJobs, 1)
+    }
+
+    func testManySmallJobsBackToBack() {
+        let pool = ThreadPool(threadCount: 2)
+        var sums = [Int](repeating: 0, count: 2)
+        for _ in 0..<20_000 {
+            sums.withUnsafeMutableBufferPointer { s in
+                let p = s.baseAddress!
+                pool.parallelFor(2) { i in p[i] += i + 1 }
+            }
+        }
+        XCTAssertEqual(sums, [20_000, 40_000])
+    }
+}

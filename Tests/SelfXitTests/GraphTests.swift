@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+@testable import SelfXit
+
+/// Load-time graph work: folding of shape sub-graphs, BatchNorm/activation/residual fusion,
+/// and the memory plan.
+final class GraphTests: XCTestCase {
+    private func graph(_ file: String, inputShape: [Int]? = nil, fused: Bool = true) throws -> Graph {
+        let model = try ONNXModel(contentsOf: Fixtures.model(file))
+        var graph = try Graph(model: model, options: .init(inputShape: inputShape))
+        if fused { graph.fuse() }
+        return graph
+    }
+
+    func testResNetFoldsShapeChainsBatchNormsActivationsAndResidualAdds() throws {
+        let raw = try graph("resnet18_w8.onnx", fused: false)
+        XCTAssertFalse(raw.nodes.contains { ["Shape", "Gather", "Concat", "Unsqueeze", "Constant"].contains($0.opType) },
+                       "shape sub-graph was not folded: \(raw.nodes.map(\.opType))")
+        let fused = try graph("resnet18_w8.onnx")
+        let kinds = fused.nodes.map(\.opType)
+        XCTAssertEqual(kinds.filter { $0 == "Conv" }.count, 20)
+        XCTAssertFalse(kinds.contains("BatchNormalization"), "BatchNorm left unfolded: \(kinds)")
+        XCTAssertFalse(kinds.contains("Relu"), "Relu left unfused: \(kinds)")
+        XCTAssertFalse(kinds.contains("Add"), "residual Add left unfused: \(kinds)")
+        let residualConvs = fused.nodes.filter { $0.opType == "Conv" && $0.inputs.count == 2 }
+        XCTAssertEqual(residualConvs.count, 8, "each BasicBlock's Add+Relu belongs in its last conv")
+        for node in residualConvs {
+            guard case .conv(_, _, _, let activation) = node.operation else { continue }
+            XCTAssertEqual(activation, .relu)
+        }
+    }
+
+    func testTFSamePaddingChainsFoldAway() throws {
+        let raw = try graph("tf_same_net.onnx", inputShape: [3, 33, 33], fused: false)
+        XCTAssertFalse(raw.nodes.contains { ["Shape", "Gather", "Slice", "ConstantOfShape", "Cast", "Range", "Where"].contains($0.opType) },
+                       "TF-same padding arithmetic survived: \(raw.nodes.map(\.opType))")
+        XCTAssertTrue(raw.nodes.contains { $0.opType == "Pad" })
+    }
+
+    func testMemoryPlanNeverOverlapsLiveBuffers() throws {
+        for file in ["resnet18_w8.onnx", "resnet50_w8.onnx", "mobilenetv2_x0.25.onnx", "branchy_net.onnx", "mobilenet_v3ish.onnx"] {
+            let graph = try graph(file)
+            let plan = MemoryPlan(graph: graph)
+            // Lifetimes by root buffer.
+            var first = [Int: Int](), last = [Int: Int]()
+            first[plan.root[graph.input]] = -1
+            last[plan.root[graph.input]] = -1
+            for (index, node) in graph.nodes.enumerated() {
+                let r = plan.root[node.output]
+                first[r] = min(first[r] ?? index, index)
+                last[r] = max(last[r] ?? index, index)
+                for input in node.inputs { last[plan.root[input]] = max(last[plan.root[input]] ?? index, index) }
+            }
+            for output in graph.outputs { last[plan.root[output]] = graph.nodes.count }
+            let buffers = Array(first.keys)
+            for a in buffers {
+                XCTAssertLessThanOrEqual(plan.offset[a] + graph.values[a].elementsPerSample, plan.floatsPerSample)
+                for b in buffers where a < b {
+                    let liveTogether = !(last[a]! < first[b]! || last[b]! < first[a]!)
+                    let overlap = plan.offset[a] < plan.offset[b] + graph.values[b].elementsPerSample
+                        && plan.offset[b] < plan.offset[a] + graph.values[a].elementsPerSample
+                    XCTAssertFalse(liveTogether && overlap, "\(file): buffers \(graph.values[a].name) and \(graph.values[b].name) overlap")
+                }
+            }
+            // Reuse: the arena is much smaller than the sum of all activations.
+            let total = buffers.map { graph.values[$0].elementsPerSample }.reduce(0, +)
+            XCTAssertLessThan(plan.floatsPerSample, total / 2, "\(file): the arena does not reuse memory")
+        }
+    }
+
+    func testArithmeticOnTheBatchSizeIsRefused() {
+        let node = ONNXNode(name: "scale_batch", opType: "Mul", inputs: ["s", "k"], outputs: ["y"])
+        let shape = ConstantTensor(shape: [2], ints: [1, 10], batchSymbolic: [true, false])
+        let factor = ConstantTensor(shape: [], ints: [2])
+        XCTAssertThrowsError(try ConstantFolder.evaluate(node, [shape, factor], opset: 17)) { error in
+            guard case SelfXitError.unsupportedOperator(_, let name, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(name, "scale_batch")
+        }
+    }
+
+    func testShapeGatherConcatKeepsTheBatchSymbol() throws {
+        let shape = ConstantTensor(shape: [4], ints: [1, 8, 7, 7], batchSymbolic: [true, false, false, false])
+        let gather = ONNXNode(opType: "Gather", inputs: ["s", "i"], outputs: ["g"], attributes: ["axis": .int(0)])
+        let first = try ConstantFolder.evaluate(gather, [shape, ConstantTensor(shape: [1], ints: [0])], opset: 17)
+        XCTAssertTrue(first.isBatch(0))
+        let concat = ONNXNode(opType: "Concat", inputs: ["g", "m"], outputs: ["c"], attributes: ["axis": .int(0)])
+        let target = try ConstantFolder.evaluate(concat, [first, ConstantTensor(shape: [1], ints: [-1])], opset: 17)
+        XCTAssertEqual(target.shape, [2])
+        XCTAssertEqual(target.ints[1], -1)
+        XCTAssertTrue(target.isBatch(0) && !target.isBatch(1))
+    }
+}

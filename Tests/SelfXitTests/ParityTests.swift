@@ -1,0 +1,36 @@
+import XCTest
+@testable import SelfXit
+
+/// Acceptance: every committed test model, at batch 1 and 8, matches ONNX Runtime's output
+/// within 1e-4 (relative to the output's largest magnitude when that exceeds 1).
+final class ParityTests: XCTestCase {
+    func testEveryFixtureModelMatchesONNXRuntime() throws {
+        let manifest = try Fixtures.manifest()
+        XCTAssertGreaterThanOrEqual(manifest.models.count, 8, "fixture manifest lists too few models")
+        for (name, entry) in manifest.models.sorted(by: { $0.key < $1.key }) {
+            guard let shape1 = entry.input_shape["1"] else { XCTFail("\(name): no batch-1 shape"); continue }
+            for threads in [1, 2] {
+                let engine: Engine
+                do {
+                    engine = try Engine(contentsOf: Fixtures.model(entry.file),
+                                        options: EngineOptions(threads: threads, inputShape: Array(shape1.dropFirst())))
+                } catch {
+                    XCTFail("\(name): failed to load: \(error)")
+                    continue
+                }
+                for (batchKey, reference) in entry.references.sorted(by: { $0.key < $1.key }) {
+                    let batch = try XCTUnwrap(Int(batchKey))
+                    let input = try Fixtures.floats(reference.input)
+                    let expected = try Fixtures.floats(reference.output)
+                    let output = try engine.infer(input, batch: batch)
+                    XCTAssertEqual(output.count, expected.count, "\(name) b\(batch): output length")
+                    guard output.count == expected.count else { continue }
+                    let scale = max(1, entry.max_abs_output[batchKey] ?? 1)
+                    let worst = zip(output, expected).map { abs($0 - $1) }.max() ?? 0
+                    XCTAssertLessThanOrEqual(worst / scale, 1e-4, "\(name) batch \(batch) threads \(threads): max |ours − ORT| = \(worst)")
+                    XCTAssertFalse(output.contains { !$0.isFinite }, "\(name): non-finite output")
+                }
+            }
+        }
+    }
+}

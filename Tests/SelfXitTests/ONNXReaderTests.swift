@@ -547,6 +547,9 @@ final class ONNXReaderTests: XCTestCase {
             m = try ONNXModel(serializedBytes: bytes)
             best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
         }
+        if let t = m?.graph.initializers.first, case .float(let v) = t.data {
+            print("ONNX reader: first initializer '\(t.name)' \(t.dims) sum \(v.reduce(0.0) { $0 + Double($1) })")
+        }
         print("ONNX reader: \(path): \(bytes.count) bytes, \(m?.graph.nodes.count ?? 0) nodes, \(m?.graph.initializers.count ?? 0) initializers in \(String(format: "%.1f", best * 1000)) ms")
     }
 }

@@ -131,10 +131,15 @@ struct ProtobufReader {
     mutating func readString(_ what: @autoclosure () -> String) throws(ModelLoadError) -> String {
         let (slice, o) = try readLengthDelimited()
         if slice.isEmpty { return "" }
-        guard let s = String(validating: slice.bindMemory(to: UInt8.self), as: UTF8.self) else {
-            throw .malformed("\(what()): invalid UTF-8 in string at byte \(o)")
+        let units = slice.bindMemory(to: UInt8.self)
+        if #available(macOS 15, iOS 18, tvOS 18, watchOS 11, visionOS 2, *) {
+            if let s = String(validating: units, as: UTF8.self) { return s }
+        } else {
+            // Older Apple runtimes: decoding repairs invalid input, so compare the bytes back.
+            let s = String(decoding: units, as: UTF8.self)
+            if s.utf8.elementsEqual(units) { return s }
         }
-        return s
+        throw .malformed("\(what()): invalid UTF-8 in string at byte \(o)")
     }
 
     // MARK: Tags and skipping
@@ -248,11 +253,7 @@ extension RepeatedChunk {
     }
 
     static func appendVarints(_ chunk: RepeatedChunk, to values: inout [UInt64], _ what: @autoclosure () -> String) throws(ModelLoadError) {
-        do {
-            values.reserveCapacity(values.count + (try chunk.varintCount(what())))
-            try chunk.forEachVarint { values.append($0) }
-        } catch {
-            throw error
-        }
+        values.reserveCapacity(values.count + (try chunk.varintCount(what())))
+        try chunk.forEachVarint { values.append($0) }
     }
 }

@@ -4,7 +4,7 @@ import XCTest
 
 /// Acceptance: bad input gives a clear error and the process — and a loaded engine — go on.
 final class BadInputTests: XCTestCase {
-    private func modelBytes(_ file: String = "resnet18_w8.onnx") throws -> [UInt8] {
+    private func modelBytes(_ file: String = "resnet18_w4.onnx") throws -> [UInt8] {
         [UInt8](try Data(contentsOf: Fixtures.model(file)))
     }
 
@@ -40,7 +40,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testUnsupportedOperatorIsNamedWithItsNode() throws {
-        let error = loadError(try modelBytes("resnet18_w8_unsupported_op.onnx"))
+        let error = loadError(try modelBytes("resnet18_w4_unsupported_op.onnx"))
         guard case .unsupportedOperator(let op, let node, _)? = error else {
             return XCTFail("expected unsupportedOperator, got \(String(describing: error))")
         }

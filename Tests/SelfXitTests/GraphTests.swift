@@ -13,10 +13,10 @@ final class GraphTests: XCTestCase {
     }
 
     func testResNetFoldsShapeChainsBatchNormsActivationsAndResidualAdds() throws {
-        let raw = try graph("resnet18_w8.onnx", fused: false)
+        let raw = try graph("resnet18_w4.onnx", fused: false)
         XCTAssertFalse(raw.nodes.contains { ["Shape", "Gather", "Concat", "Unsqueeze", "Constant"].contains($0.opType) },
                        "shape sub-graph was not folded: \(raw.nodes.map(\.opType))")
-        let fused = try graph("resnet18_w8.onnx")
+        let fused = try graph("resnet18_w4.onnx")
         let kinds = fused.nodes.map(\.opType)
         XCTAssertEqual(kinds.filter { $0 == "Conv" }.count, 20)
         XCTAssertFalse(kinds.contains("BatchNormalization"), "BatchNorm left unfolded: \(kinds)")
@@ -38,7 +38,7 @@ final class GraphTests: XCTestCase {
     }
 
     func testMemoryPlanNeverOverlapsLiveBuffers() throws {
-        for file in ["resnet18_w8.onnx", "resnet50_w8.onnx", "mobilenetv2_x0.25.onnx", "branchy_net.onnx", "mobilenet_v3ish.onnx"] {
+        for file in ["resnet18_w4.onnx", "resnet50_w4.onnx", "mobilenetv2_x0.25.onnx", "branchy_net.onnx", "mobilenet_v3ish.onnx"] {
             let graph = try graph(file)
             let plan = MemoryPlan(graph: graph)
             // Lifetimes by root buffer.

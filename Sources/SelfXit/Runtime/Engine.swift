@@ -9,11 +9,19 @@ public struct EngineOptions: Sendable {
     public var inputShape: [Int]?
     /// Largest batch one call may submit; bounds the activation arena. Default 1024.
     public var maxBatch: Int
+    /// Memory for recording unlabeled traffic (inputs and backbone outputs) that exits are
+    /// built from; 0 turns collection off. Default 64 MiB.
+    public var collectionBudgetBytes: Int
+    /// Seed of the collector's reservoir sampling.
+    public var seed: UInt64
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, inputShape: [Int]? = nil, maxBatch: Int = 1024) {
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, inputShape: [Int]? = nil, maxBatch: Int = 1024,
+                collectionBudgetBytes: Int = 64 << 20, seed: UInt64 = 0) {
         self.threads = threads
         self.inputShape = inputShape
         self.maxBatch = maxBatch
+        self.collectionBudgetBytes = collectionBudgetBytes
+        self.seed = seed
     }
 }
 
@@ -32,7 +40,17 @@ public final class Engine: @unchecked Sendable {
     public let options: EngineOptions
 
     let plan: ExecutionPlan
-    private let workspaces = WorkspacePool()
+    let workspaces = WorkspacePool()
+    /// Where exits may attach (paper §3.1), depth order.
+    let candidates: [Graph.ExitCandidate]
+    /// Whether the model's output already is a probability distribution (ends in Softmax).
+    let outputIsProbability: Bool
+    let collector: SampleCollector
+    let statistics: EngineStatistics
+    /// The exits in service (nil until built or loaded) and whether they are used.
+    private let exitLock = NSLock()
+    private var installedExits: ExitConfiguration?
+    private var exitsOn = true
 
     /// Loads an ONNX file. Throws `SelfXitError` for an unreadable, damaged or unsupported model.
     public convenience init(contentsOf url: URL, options: EngineOptions = EngineOptions()) throws {
@@ -47,6 +65,7 @@ public final class Engine: @unchecked Sendable {
     public init(modelBytes: [UInt8], options: EngineOptions = EngineOptions()) throws {
         guard (1...256).contains(options.threads) else { throw SelfXitError.invalidArgument("threads must be in 1...256, got \(options.threads)") }
         guard (1...1 << 20).contains(options.maxBatch) else { throw SelfXitError.invalidArgument("maxBatch must be in 1...1048576, got \(options.maxBatch)") }
+        guard options.collectionBudgetBytes >= 0 else { throw SelfXitError.invalidArgument("collectionBudgetBytes must not be negative") }
         let model: ONNXModel
         do { model = try ONNXModel(serializedBytes: modelBytes) } catch let error as ModelLoadError {
             throw SelfXitError.invalidModel(error.description)
@@ -56,6 +75,50 @@ public final class Engine: @unchecked Sendable {
         self.options = options
         plan = try ExecutionPlan(graph: graph, pool: ThreadPool(threadCount: options.threads))
         backboneFLOPs = graph.totalFLOPs
+        candidates = graph.exitCandidates()
+        if let last = graph.nodes.last, case .softmax = last.operation, last.output == graph.outputs[0] {
+            outputIsProbability = true
+        } else {
+            outputIsProbability = false
+        }
+        let outputs = graph.values[graph.outputs[0]].elementsPerSample
+        collector = SampleCollector(inputCount: graph.values[graph.input].elementsPerSample, classes: outputs,
+                                    budgetBytes: options.collectionBudgetBytes, seed: options.seed)
+        statistics = EngineStatistics(candidates: candidates.count)
+    }
+
+    /// The exits in service, or nil when none are built or they are switched off.
+    var activeExits: ExitConfiguration? {
+        exitLock.lock()
+        defer { exitLock.unlock() }
+        return exitsOn ? installedExits : nil
+    }
+
+    /// The built exits, whether or not they are switched on.
+    var exitConfiguration: ExitConfiguration? {
+        exitLock.lock()
+        defer { exitLock.unlock() }
+        return installedExits
+    }
+
+    func install(_ configuration: ExitConfiguration?) {
+        exitLock.lock()
+        installedExits = configuration
+        exitLock.unlock()
+    }
+
+    /// Switches early exits on or off (they stay built). With exits off every sample runs
+    /// the full model and is recorded for the next exit build.
+    public func setExitsEnabled(_ enabled: Bool) {
+        exitLock.lock()
+        exitsOn = enabled
+        exitLock.unlock()
+    }
+
+    public var exitsEnabled: Bool {
+        exitLock.lock()
+        defer { exitLock.unlock() }
+        return exitsOn
     }
 
     /// Runs the full model on `batch` samples laid out contiguously (batch × inputCount

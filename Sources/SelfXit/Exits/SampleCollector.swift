@@ -1,0 +1,86 @@
+import Foundation
+
+/// The "medial data set" (paper Eq. 1) recorded from live traffic: per sample, its input
+/// and the backbone's output distribution — all exit training needs, without labels.
+///
+/// We store inputs rather than intermediate activations: one Fashion-MNIST sample is 3 KB
+/// as input but ~0.8 MB as the activations of all ResNet-18 candidates, and the activations
+/// are recomputed once per build, candidate after candidate (see `ExitBuilder`).
+///
+/// Bounded: at most `capacity` samples (from a byte budget). When full, reservoir sampling
+/// keeps a uniform sample of all traffic seen, so a long stream does not crowd out the
+/// early part of it, and memory stays fixed. Thread-safe.
+final class SampleCollector: @unchecked Sendable {
+    let inputCount: Int
+    let classes: Int
+    let capacity: Int
+    private let lock = NSLock()
+    private var inputs: [Float] = []
+    private var teacher: [Float] = []
+    private(set) var seen = 0
+    private var generator: SeededRandom
+
+    /// Precondition: `inputCount`, `classes` ≥ 1 (validated by the engine).
+    init(inputCount: Int, classes: Int, budgetBytes: Int, seed: UInt64) {
+        self.inputCount = inputCount
+        self.classes = classes
+        capacity = max(0, budgetBytes / ((inputCount + classes) * MemoryLayout<Float>.stride))
+        generator = SeededRandom(seed: seed)
+    }
+
+    var count: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return teacher.count / classes
+    }
+
+    /// Records `rows` samples: inputs (rows × inputCount) and teacher probabilities (rows × classes).
+    func record(inputs newInputs: UnsafePointer<Float>, teacher newTeacher: UnsafePointer<Float>, rows: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        for row in 0..<rows {
+            seen += 1
+            let stored = teacher.count / classes
+            let input = UnsafeBufferPointer(start: newInputs + row * inputCount, count: inputCount)
+            let probabilities = UnsafeBufferPointer(start: newTeacher + row * classes, count: classes)
+            if stored < capacity {
+                inputs.append(contentsOf: input)
+                teacher.append(contentsOf: probabilities)
+            } else if capacity > 0 {
+                let slot = Int(generator.next() % UInt64(seen))
+                guard slot < capacity else { continue }
+                inputs.replaceSubrange((slot * inputCount)..<((slot + 1) * inputCount), with: input)
+                teacher.replaceSubrange((slot * classes)..<((slot + 1) * classes), with: probabilities)
+            }
+        }
+    }
+
+    /// A copy of what is stored: (inputs, teacher probabilities, count).
+    func snapshot() -> (inputs: [Float], teacher: [Float], count: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (inputs, teacher, teacher.count / classes)
+    }
+
+    func removeAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        inputs.removeAll()
+        teacher.removeAll()
+        seen = 0
+    }
+}
+
+/// SplitMix64: small, fast, seedable; every random choice of the exit build goes through it
+/// so that a seed reproduces a build.
+struct SeededRandom: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed ^ 0x5DEE_CE66_D1CE_4E5B }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -235,24 +235,25 @@ private struct GraphImporter {
 
     /// Output size and leading pad of one spatial axis under ONNX's pads/auto_pad rules.
     func spatialAxis(_ node: ONNXNode, input: Int, kernel: Int, stride: Int, dilation: Int,
-                     padBegin: Int, padEnd: Int, autoPad: String, ceilMode: Bool) throws -> (out: Int, padBegin: Int) {
+                     padBegin: Int, padEnd: Int, autoPad: String, ceilMode: Bool) throws -> (out: Int, padBegin: Int, padEnd: Int) {
         let effectiveKernel = dilation * (kernel - 1) + 1
         switch autoPad {
         case "SAME_UPPER", "SAME_LOWER":
             let out = (input + stride - 1) / stride
             let total = max((out - 1) * stride + effectiveKernel - input, 0)
-            return (out, autoPad == "SAME_UPPER" ? total / 2 : total - total / 2)
+            let begin = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+            return (out, begin, total - begin)
         case "VALID":
             let out = (input - effectiveKernel) / stride + 1
             guard out > 0 else { throw SelfXitError.shapeMismatch("node '\(node.displayName)': kernel larger than input") }
-            return (out, 0)
+            return (out, 0, 0)
         case "NOTSET", "":
             let span = input + padBegin + padEnd - effectiveKernel
             guard span >= 0 else { throw SelfXitError.shapeMismatch("node '\(node.displayName)': kernel larger than padded input") }
             var out = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1
             // With ceil_mode the last window must still start inside the input or its leading pad.
             if ceilMode && (out - 1) * stride >= input + padBegin { out -= 1 }
-            return (out, padBegin)
+            return (out, padBegin, padEnd)
         default:
             throw node.unsupported("auto_pad '\(autoPad)'")
         }
@@ -370,7 +371,7 @@ private struct GraphImporter {
         let geometry = Graph.PoolGeometry(
             channels: s[0], inHeight: s[1], inWidth: s[2], outHeight: h.out, outWidth: w.out,
             kernelHeight: win.kernel[0], kernelWidth: win.kernel[1], strideH: win.strides[0], strideW: win.strides[1],
-            padTop: h.padBegin, padLeft: w.padBegin, dilationH: win.dilations[0], dilationW: win.dilations[1],
+            padTop: h.padBegin, padLeft: w.padBegin, padBottom: h.padEnd, padRight: w.padEnd, dilationH: win.dilations[0], dilationW: win.dilations[1],
             countIncludePad: try node.int("count_include_pad", default: 0) != 0)
         if node.opType == "AveragePool" && geometry.dilationH * geometry.dilationW != 1 {
             throw node.unsupported("dilated average pooling")

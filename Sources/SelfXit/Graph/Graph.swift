@@ -30,7 +30,7 @@ struct Graph {
 
     struct PoolGeometry: Equatable {
         var channels, inHeight, inWidth, outHeight, outWidth: Int
-        var kernelHeight, kernelWidth, strideH, strideW, padTop, padLeft, dilationH, dilationW: Int
+        var kernelHeight, kernelWidth, strideH, strideW, padTop, padLeft, padBottom, padRight, dilationH, dilationW: Int
         var countIncludePad: Bool
     }
 

@@ -78,7 +78,8 @@ final class ExecutionPlan {
         case .dense(let inFeatures, let outFeatures, let weights, let bias, let activation):
             // Applied to the last axis: leading per-sample dims fold into the rows.
             let rowsPerSample = outputWidth / outFeatures
-            let kernel = DenseKernel(inFeatures: inFeatures, outFeatures: outFeatures, weights: weights, bias: bias, activation: activation)
+            let kernel = DenseKernel(weights: weights, k: inFeatures, n: outFeatures, transposed: true,
+                                     bias: bias.map { .row($0) } ?? .none, activation: activation)
             return Step(run: { ws, rows in
                 kernel.run(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), rows: rows * rowsPerSample, pool: pool)
             }, scratchFloatsPerThread: 0)

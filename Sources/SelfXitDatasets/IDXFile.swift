@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import SelfXit
 
 /// Reader for the IDX files Fashion-MNIST ships in (gzip-compressed or plain), as installed
 /// by Debian's `dataset-fashion-mnist` under /usr/share/datasets/fashion-mnist.

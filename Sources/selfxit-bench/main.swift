@@ -39,7 +39,7 @@ do {
     times.sort()
     let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
     let peakMB = Double(usage.ru_maxrss) / 1024
     if CommandLine.arguments.contains("--json") {
         print(String(format: "{\"median_ms\": %.4f, \"p90_ms\": %.4f, \"peak_rss_mb\": %.1f, \"gflops_per_sample\": %.4f}",

@@ -20,7 +20,9 @@ enum Fixtures {
         let output_shape: [String: [Int]]
         let max_abs_output: [String: Float]
         let references: [String: Reference]
+        let unsupported_node: UnsupportedNode?
     }
+    struct UnsupportedNode: Decodable { let name: String; let op_type: String }
     struct Manifest: Decodable { let models: [String: ModelEntry] }
 
     static func manifest() throws -> Manifest {

@@ -9,6 +9,14 @@ final class ParityTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(manifest.models.count, 8, "fixture manifest lists too few models")
         for (name, entry) in manifest.models.sorted(by: { $0.key < $1.key }) {
             guard let shape1 = entry.input_shape["1"] else { XCTFail("\(name): no batch-1 shape"); continue }
+            if let unsupported = entry.unsupported_node {
+                // Made to be refused: the error must name the operator and the node.
+                XCTAssertThrowsError(try Engine(contentsOf: Fixtures.model(entry.file))) { error in
+                    XCTAssertEqual(error as? SelfXitError, .unsupportedOperator(op: unsupported.op_type, node: unsupported.name,
+                                                                               detail: "operator is not implemented"))
+                }
+                continue
+            }
             for threads in [1, 2] {
                 let engine: Engine
                 do {

@@ -49,7 +49,7 @@ public final class Engine: @unchecked Sendable {
     let statistics: EngineStatistics
     /// The exits in service (nil until built or loaded) and whether they are used.
     private let exitLock = NSLock()
-    private var installedExits: ExitConfiguration?
+    private var installedExits: Int?
     private var exitsOn = true
 
     /// Loads an ONNX file. Throws `SelfXitError` for an unreadable, damaged or unsupported model.
@@ -88,20 +88,20 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// The exits in service, or nil when none are built or they are switched off.
-    var activeExits: ExitConfiguration? {
+    var activeExits: Int? {
         exitLock.lock()
         defer { exitLock.unlock() }
         return exitsOn ? installedExits : nil
     }
 
     /// The built exits, whether or not they are switched on.
-    var exitConfiguration: ExitConfiguration? {
+    var exitConfiguration: Int? {
         exitLock.lock()
         defer { exitLock.unlock() }
         return installedExits
     }
 
-    func install(_ configuration: ExitConfiguration?) {
+    func install(_ configuration: Int?) {
         exitLock.lock()
         installedExits = configuration
         exitLock.unlock()

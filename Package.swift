@@ -17,6 +17,8 @@ let package = Package(
             path: "Sources/SelfXit"
         ),
         .executableTarget(name: "selfxit-demo", dependencies: ["SelfXit"], path: "Sources/selfxit-demo"),
+        // Kernel micro-benchmark: ResNet-18 / MobileNetV2 conv layers, GFLOPS at batch 1 and 32.
+        .executableTarget(name: "selfxit-kernelbench", dependencies: ["SelfXit"], path: "Sources/selfxit-kernelbench"),
         .testTarget(
             name: "SelfXitTests",
             dependencies: ["SelfXit"],

@@ -1,0 +1,72 @@
+// Times conv layers of ResNet-18 (width 64, 28×28 input) and MobileNetV2 depthwise layers.
+// Usage: selfxit-kernelbench [threads] [batch...]   (defaults: 2 threads, batches 1 and 32)
+import Foundation
+import SelfXit
+
+func geometry(_ c: Int, _ h: Int, _ oc: Int, k: Int, s: Int, groups: Int = 1) -> Conv2DGeometry {
+    let pad = k / 2
+    let o = (h + 2 * pad - k) / s + 1
+    return Conv2DGeometry(inChannels: c, inHeight: h, inWidth: h, outChannels: oc, outHeight: o, outWidth: o,
+                          kernelHeight: k, kernelWidth: k, strideH: s, strideW: s, padTop: pad, padLeft: pad, groups: groups)
+}
+
+let layers: [(String, Conv2DGeometry)] = [
+    ("r18 stem 3→64 3x3 28", geometry(3, 28, 64, k: 3, s: 1)),
+    ("r18 l1 64→64 3x3 28", geometry(64, 28, 64, k: 3, s: 1)),
+    ("r18 l2 64→128 3x3 s2 28", geometry(64, 28, 128, k: 3, s: 2)),
+    ("r18 l2 128→128 3x3 14", geometry(128, 14, 128, k: 3, s: 1)),
+    ("r18 l2 down 1x1 s2 28", geometry(64, 28, 128, k: 1, s: 2)),
+    ("r18 l3 128→256 3x3 s2 14", geometry(128, 14, 256, k: 3, s: 2)),
+    ("r18 l3 256→256 3x3 7", geometry(256, 7, 256, k: 3, s: 1)),
+    ("r18 l3 down 1x1 s2 14", geometry(128, 14, 256, k: 1, s: 2)),
+    ("r18 l4 256→512 3x3 s2 7", geometry(256, 7, 512, k: 3, s: 2)),
+    ("r18 l4 512→512 3x3 4", geometry(512, 4, 512, k: 3, s: 1)),
+    ("r18 l4 down 1x1 s2 7", geometry(256, 7, 512, k: 1, s: 2)),
+    ("mbv2 dw 32 3x3 112", geometry(32, 112, 32, k: 3, s: 1, groups: 32)),
+    ("mbv2 dw 144 3x3 s2 56", geometry(144, 56, 144, k: 3, s: 2, groups: 144)),
+    ("mbv2 pw 1x1 144→24 56", geometry(144, 56, 24, k: 1, s: 1)),
+]
+
+let args = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let threads = args.first ?? 2
+let batches = args.count > 1 ? Array(args.dropFirst()) : [1, 32]
+let pool = ThreadPool(threadCount: threads)
+
+/// Best-of-5 mean seconds per call, each sample ≥ ~50 ms of calls.
+func time(_ body: () -> Void) -> Double {
+    body()
+    var best = Double.infinity
+    for _ in 0..<5 {
+        var calls = 0
+        let start = DispatchTime.now().uptimeNanoseconds
+        var elapsed: UInt64 = 0
+        repeat {
+            body(); calls += 1
+            elapsed = DispatchTime.now().uptimeNanoseconds - start
+        } while elapsed < 50_000_000
+        best = min(best, Double(elapsed) / 1e9 / Double(calls))
+    }
+    return best
+}
+
+print("threads \(threads)")
+print("layer".padding(toLength: 28, withPad: " ", startingAt: 0) + " batch      ms   GFLOPS")
+var totals = [Int: Double]()
+for batch in batches {
+    for (name, g) in layers {
+        var rng = SystemRandomNumberGenerator()
+        let w = (0..<(g.outChannels * g.inChannels / g.groups * g.kernelHeight * g.kernelWidth)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let kernel = Conv2DKernel(geometry: g, weights: w, bias: [Float](repeating: 0.1, count: g.outChannels), activation: .relu)
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.inChannels * g.inHeight * g.inWidth)
+        x.initialize(repeating: 0.5, count: batch * g.inChannels * g.inHeight * g.inWidth)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.outChannels * g.outHeight * g.outWidth)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, threads * kernel.scratchFloatsPerThread))
+        let t = time { kernel.run(input: x, residual: nil, output: y, batch: batch, scratch: scratch, pool: pool) }
+        let gflops = 2 * Double(g.macsPerSample * batch) / t / 1e9
+        if name.hasPrefix("r18") { totals[batch, default: 0] += t }
+        print(name.padding(toLength: 28, withPad: " ", startingAt: 0)
+              + String(format: " %5d %8.3f %8.1f", batch, t * 1e3, gflops))
+        x.deallocate(); y.deallocate(); scratch.deallocate()
+    }
+}
+for batch in batches { print(String(format: "r18 unique-layer sum, batch %d: %.3f ms", batch, totals[batch]! * 1e3)) }

@@ -1,0 +1,288 @@
+/*
+ * selfxit.h — the C interface of libselfxit: ONNX classifiers with unsupervised early exits.
+ *
+ * Conventions
+ *   - Every name starts with `sx_` (types, functions) or `SX_` (constants).
+ *   - `sx_engine` is opaque; create it with sx_engine_create*, free it with sx_engine_destroy.
+ *   - Every fallible call returns an `sx_status`; SX_OK is 0. On failure, sx_last_error()
+ *     returns a message for the calling thread's most recent failure.
+ *   - Options, info and stats structs begin with `uint32_t struct_size`. Fill them with their
+ *     `_init` function (which sets struct_size and the defaults), then change fields. A caller
+ *     built against an older, shorter struct keeps working: the library reads and writes only
+ *     the first struct_size bytes and uses defaults for fields beyond them.
+ *   - Callbacks receive the caller's `void *user_data` unchanged.
+ *   - No function traps on bad arguments: they are reported as SX_ERR_INVALID_ARGUMENT (or the
+ *     code named below) and the engine stays usable.
+ *
+ * Threading
+ *   - An engine may be used from any number of threads at once unless a function says
+ *     otherwise. Callbacks run on the thread named beside each function; a callback must not
+ *     destroy the engine that called it (refused with SX_ERR_BUSY).
+ */
+#ifndef SELFXIT_H
+#define SELFXIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped when a struct layout or a function's meaning changes incompatibly. */
+#define SX_ABI_VERSION 1
+
+/* The most exits an engine reports statistics for (sx_stats.exit_samples). */
+#define SX_MAX_EXITS 32
+/* The highest input rank sx_engine_info reports (batch excluded). */
+#define SX_MAX_RANK 8
+
+typedef enum sx_status {
+    SX_OK = 0,
+    SX_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, a size out of range, a bad option */
+    SX_ERR_IO = 2,               /* a file could not be read or written */
+    SX_ERR_BAD_MODEL = 3,        /* damaged, truncated or invalid model or exit bundle */
+    SX_ERR_UNSUPPORTED_OP = 4,   /* the model uses an operator the engine does not implement */
+    SX_ERR_SHAPE_MISMATCH = 5,   /* input length or shapes do not fit the model */
+    SX_ERR_WRONG_STATE = 6,      /* e.g. saving exits before any are built */
+    SX_ERR_BUSY = 7,             /* e.g. destroying an engine from inside its own callback */
+    SX_ERR_OUT_OF_MEMORY = 8,
+    SX_ERR_TIMEOUT = 9,          /* sx_wait ran out of time; the work goes on */
+    SX_ERR_INTERNAL = 10         /* a bug in the library; please report the message */
+} sx_status;
+
+typedef struct sx_engine sx_engine;
+
+/* ---- Library ---------------------------------------------------------------------------- */
+
+/* SX_ABI_VERSION of the loaded library; compare with the header's to detect a mismatch.
+ * Thread-safe. */
+uint32_t sx_abi_version(void);
+
+/* The library version, e.g. "0.1.0". Static storage; never free it. Thread-safe. */
+const char *sx_version(void);
+
+/* A short English name for a status code. Static storage; never NULL. Thread-safe. */
+const char *sx_status_string(sx_status status);
+
+/* The message of the calling thread's most recent failed call ("" if none). Owned by the
+ * library; valid until the calling thread's next call into the library. Thread-safe. */
+const char *sx_last_error(void);
+
+/* sizeof() of a public struct as this library sees it, by name ("sx_result", "sx_stats",
+ * "sx_engine_options", "sx_update_options", "sx_info", "sx_preprocess"); 0 for an
+ * unknown name. Lets bindings check their layouts at load time. Thread-safe. */
+size_t sx_struct_size(const char *struct_name);
+
+/* ---- Engine ----------------------------------------------------------------------------- */
+
+typedef struct sx_engine_options {
+    uint32_t struct_size;
+    /* Kernel threads, the calling thread included. 0 = all cores. */
+    uint32_t threads;
+    /* Largest batch one call may submit (bounds the activation memory). Default 1024. */
+    uint32_t max_batch;
+    /* Bytes for recording unlabeled traffic to build exits from; 0 = no collection.
+     * Default 64 MiB. */
+    uint64_t collection_budget_bytes;
+    /* Seed of every random choice (collection reservoir). Default 0. */
+    uint64_t seed;
+    /* Per-sample input shape (batch excluded), for models that leave dimensions symbolic;
+     * NULL = take it from the model. Borrowed during sx_engine_create* only. */
+    const int64_t *input_shape;
+    size_t input_rank;
+    /* Queued asynchronous requests at most (sx_submit_async); beyond it, SX_ERR_BUSY.
+     * Default 64. */
+    uint32_t max_pending;
+} sx_engine_options;
+
+/* Sets struct_size and the defaults. `options` may not be NULL. */
+void sx_engine_options_init(sx_engine_options *options);
+
+/* Loads an ONNX model from a file. `options` may be NULL (defaults). On success *engine owns
+ * a new engine (free with sx_engine_destroy); on failure *engine is set to NULL.
+ * Errors: INVALID_ARGUMENT, IO, BAD_MODEL, UNSUPPORTED_OP, SHAPE_MISMATCH, OUT_OF_MEMORY. */
+sx_status sx_engine_create(const char *path, const sx_engine_options *options, sx_engine **engine);
+
+/* As sx_engine_create, from `size` bytes of a serialized model (copied; the caller keeps
+ * ownership of `bytes`). */
+sx_status sx_engine_create_from_memory(const void *bytes, size_t size, const sx_engine_options *options,
+                                       sx_engine **engine);
+
+/* Waits for the engine's queued and running asynchronous work, then frees it. NULL is fine.
+ * Returns SX_ERR_BUSY (and frees nothing) when called from one of this engine's callbacks.
+ * No other thread may use the engine during or after this call. */
+sx_status sx_engine_destroy(sx_engine *engine);
+
+typedef struct sx_info {
+    uint32_t struct_size;
+    /* Per-sample input shape (batch excluded) and its number of floats. */
+    size_t input_rank;
+    int64_t input_shape[SX_MAX_RANK];
+    size_t input_size;
+    /* Outputs per sample (classes). */
+    size_t num_classes;
+    /* FLOPs per sample of the full model (a multiply-add counts 2). */
+    uint64_t backbone_flops;
+    /* Exit candidates found in the graph, exits with trained heads, exits in service. */
+    uint32_t num_candidates;
+    uint32_t num_trained_exits;
+    uint32_t num_active_exits;
+    /* 1 when exits are switched on (sx_set_exits_enabled). */
+    uint32_t exits_enabled;
+    /* Samples recorded for the next exit build. */
+    uint64_t collected_samples;
+} sx_info;
+
+/* Fills `info` (set its struct_size first, e.g. sizeof(sx_info)). Thread-safe. */
+sx_status sx_engine_info(sx_engine *engine, sx_info *info);
+
+/* ---- Inference -------------------------------------------------------------------------- */
+
+typedef struct sx_result {
+    uint32_t struct_size;
+    /* The request: 0 for sx_submit, the ticket for sx_submit_async. */
+    uint64_t ticket;
+    /* Index of the sample in its batch. */
+    size_t sample_index;
+    /* The exit that answered (index among the engine's candidates, depth order), or -1 for
+     * the backbone's own classifier. */
+    int32_t exit_index;
+    int32_t class_index;
+    /* Calibrated probability of class_index. */
+    float confidence;
+    /* num_classes probabilities. Borrowed: valid only during the callback. */
+    const float *probabilities;
+    size_t num_classes;
+    /* FLOPs spent on this sample (backbone up to its exit plus the heads it passed). */
+    uint64_t flops;
+    /* Seconds from submission to this callback. */
+    double latency_seconds;
+} sx_result;
+
+/* Called once per sample. `result` is borrowed: valid only during the call. */
+typedef void (*sx_result_fn)(const sx_result *result, void *user_data);
+
+/* Runs `batch` samples (`input` holds batch × input_size floats, row-major, batch first)
+ * and blocks until all are answered. `callback` runs on the calling thread once per sample,
+ * as soon as that sample is resolved — an early exit answers it before the batch finishes.
+ * `input` is borrowed for the call. Samples that run the full model are recorded for exit
+ * building. Errors: INVALID_ARGUMENT (NULL, batch 0 or > max_batch), SHAPE_MISMATCH
+ * (input_len != batch × input_size). Thread-safe. */
+sx_status sx_submit(sx_engine *engine, const float *input, size_t input_len, size_t batch, sx_result_fn callback,
+                    void *user_data);
+
+/* Like sx_submit, but copies `input` and returns at once with a ticket (> 0) in *ticket.
+ * Callbacks run later on the engine's worker thread, in submission order; `user_data` must
+ * stay valid until the ticket completes (sx_wait). Errors as sx_submit, plus BUSY when
+ * max_pending requests are queued. Thread-safe. */
+sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_len, size_t batch,
+                          sx_result_fn callback, void *user_data, uint64_t *ticket);
+
+/* Waits until request `ticket` has finished (all its callbacks returned). timeout_ms < 0
+ * waits forever; 0 polls. Returns TIMEOUT if it has not finished in time, INVALID_ARGUMENT
+ * for a ticket never issued. A finished ticket stays finished. Must not be called from one
+ * of this engine's callbacks (BUSY). Thread-safe. */
+sx_status sx_wait(sx_engine *engine, uint64_t ticket, int64_t timeout_ms);
+
+/* ---- Exits ------------------------------------------------------------------------------ */
+
+typedef struct sx_update_options {
+    uint32_t struct_size;
+    /* Tolerated drop of agreement with the full model, in (0, 1). Default 0.01. */
+    double tolerance;
+    /* Architecture-search trials per candidate layer, ≥ 1. Default 4. */
+    uint32_t search_budget;
+    uint64_t seed;
+    /* Bytes the build may hold for recorded activations. Default 2 GiB. */
+    uint64_t memory_budget_bytes;
+    /* Shares of the collected samples for training and validation (the rest: held-out
+     * statistics). Defaults 0.5 and 0.2, as in the paper. */
+    double train_fraction;
+    double validation_fraction;
+    /* Fewest collected samples a build accepts. Default 200. */
+    uint32_t min_samples;
+    /* Training epochs of each chosen head. Default 30. */
+    uint32_t epochs;
+} sx_update_options;
+
+void sx_update_options_init(sx_update_options *options);
+
+/* Builds exits from the samples collected so far (search, distillation, calibration,
+ * thresholds, subset selection) and puts them in service; blocks for the build (seconds to
+ * minutes). Inference from other threads goes on meanwhile with the previous exits. On
+ * failure the previous exits stay. `options` may be NULL (defaults).
+ * Errors: INVALID_ARGUMENT (tolerance outside (0,1), zero budget …), WRONG_STATE (too few
+ * samples collected). Thread-safe. */
+sx_status sx_update_exits(sx_engine *engine, const sx_update_options *options);
+
+/* Switches early exits on (1) or off (0); off, every sample runs the full model (and is
+ * collected). Thread-safe. */
+sx_status sx_set_exits_enabled(sx_engine *engine, int enabled);
+
+/* Writes the engine's exits to `path`: a versioned bundle with the model's fingerprint and
+ * a checksum. WRONG_STATE if no exits are built. Thread-safe. */
+sx_status sx_save_exits(sx_engine *engine, const char *path);
+
+/* Loads exits saved by sx_save_exits. A bundle made for another model, of another version,
+ * or damaged is refused (BAD_MODEL) and the engine keeps its current exits. Thread-safe. */
+sx_status sx_load_exits(sx_engine *engine, const char *path);
+
+/* ---- Statistics ------------------------------------------------------------------------- */
+
+typedef struct sx_stats {
+    uint32_t struct_size;
+    /* Samples answered since creation or sx_reset_stats. */
+    uint64_t samples;
+    /* Samples answered by each exit candidate (index = exit_index), and by the backbone. */
+    uint32_t num_exits;
+    uint64_t exit_samples[SX_MAX_EXITS];
+    uint64_t backbone_samples;
+    /* Mean FLOPs per sample, and the full model's FLOPs per sample. */
+    double mean_flops;
+    double backbone_flops;
+    /* Latency from submission to callback over the recent samples, in seconds. */
+    double latency_p50;
+    double latency_p95;
+    double latency_p99;
+} sx_stats;
+
+/* Fills `stats` (set its struct_size first, e.g. sizeof(sx_stats)). Thread-safe. */
+sx_status sx_get_stats(sx_engine *engine, sx_stats *stats);
+
+/* Writes the statistics, including the last exit build's per-exit report, as a JSON object
+ * NUL-terminated into `buffer` (`capacity` bytes). *needed (if not NULL) receives the bytes
+ * required including the NUL. With a too small (or NULL, capacity 0) buffer nothing is
+ * written and INVALID_ARGUMENT is returned with *needed set. Thread-safe. */
+sx_status sx_get_stats_json(sx_engine *engine, char *buffer, size_t capacity, size_t *needed);
+
+/* Zeroes the inference statistics (not the collected samples or the exits). Thread-safe. */
+sx_status sx_reset_stats(sx_engine *engine);
+
+/* ---- Image ingest ----------------------------------------------------------------------- */
+
+typedef struct sx_preprocess {
+    uint32_t struct_size;
+    /* Pixel p (0–255) of channel c becomes (p · scale − mean[c]) / std[c].
+     * Defaults: scale 1/255, mean 0, std 1. Grayscale uses index 0. */
+    float scale;
+    float mean[3];
+    float std[3];
+} sx_preprocess;
+
+void sx_preprocess_init(sx_preprocess *preprocess);
+
+/* Decodes a JPEG or PNG image (`size` bytes) into the engine's input layout for one sample:
+ * converted to grayscale or RGB as the model's channel count asks, resized (bilinear) to the
+ * model's height and width, normalised per `preprocess` (NULL = defaults), written CHW into
+ * `out`, which must hold input_size floats (out_len). Errors: INVALID_ARGUMENT, BAD_MODEL
+ * (undecodable image), SHAPE_MISMATCH (the model's input is not [1 or 3, H, W] or out_len is
+ * wrong). Thread-safe. */
+sx_status sx_decode_image(sx_engine *engine, const void *bytes, size_t size, const sx_preprocess *preprocess,
+                          float *out, size_t out_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SELFXIT_H */

@@ -12,9 +12,12 @@ let package = Package(
     targets: [
         // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        // Image ingest (Debian: libturbojpeg0-dev, libpng-dev).
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
         .target(
             name: "SelfXit",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "CTurboJPEG", "CPNG"],
             path: "Sources/SelfXit"
         ),
         // zlib, for the gzip-compressed Fashion-MNIST files the demo and experiments read.

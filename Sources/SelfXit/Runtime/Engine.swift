@@ -38,6 +38,9 @@ public final class Engine: @unchecked Sendable {
     /// FLOPs per sample of the full model.
     public let backboneFLOPs: Int
     public let options: EngineOptions
+    /// FNV-1a hash of the model file's bytes: exit bundles carry it so they are never
+    /// loaded into an engine of another model.
+    public let modelFingerprint: UInt64
 
     let plan: ExecutionPlan
     let workspaces = WorkspacePool()
@@ -70,6 +73,7 @@ public final class Engine: @unchecked Sendable {
         do { model = try ONNXModel(serializedBytes: modelBytes) } catch let error as ModelLoadError {
             throw SelfXitError.invalidModel(error.description)
         }
+        modelFingerprint = fnv1a64(modelBytes)
         var graph = try Graph(model: model, options: .init(inputShape: options.inputShape))
         graph.fuse()
         self.options = options
@@ -144,6 +148,13 @@ public final class Engine: @unchecked Sendable {
             throw SelfXitError.shapeMismatch("input has \(input.count) floats; batch \(batch) × \(inputShape) needs \(batch * inputCount)")
         }
     }
+}
+
+/// 64-bit FNV-1a over `bytes`.
+func fnv1a64<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == UInt8 {
+    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+    return hash
 }
 
 /// Workspaces kept for reuse, so a steady stream of calls allocates nothing.

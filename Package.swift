@@ -5,7 +5,7 @@ let package = Package(
     name: "SelfXit",
     products: [
         // libselfxit.so: the engine, linked by C hosts and the Python bindings.
-        .library(name: "selfxit", type: .dynamic, targets: ["SelfXit"]),
+        .library(name: "selfxit", type: .dynamic, targets: ["SelfXitC"]),
         .executable(name: "selfxit-demo", targets: ["selfxit-demo"]),
         .executable(name: "selfxit-bench", targets: ["selfxit-bench"]),
     ],
@@ -19,6 +19,16 @@ let package = Package(
             name: "SelfXit",
             dependencies: ["CBLAS", "CTurboJPEG", "CPNG"],
             path: "Sources/SelfXit"
+        ),
+        // The C interface: include/selfxit.h seen from Swift, and the @_cdecl shell over the
+        // Swift API. The version script keeps every symbol but sx_* out of libselfxit.so.
+        .systemLibrary(name: "CSelfXitABI", path: "Sources/CSelfXitABI"),
+        .target(
+            name: "SelfXitC",
+            dependencies: ["SelfXit", "CSelfXitABI"],
+            path: "Sources/SelfXitC",
+            exclude: ["exports.map"],
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/SelfXitC/exports.map"])]
         ),
         // zlib, for the gzip-compressed Fashion-MNIST files the demo and experiments read.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),

@@ -1,0 +1,70 @@
+import CSelfXitABI
+import Foundation
+import SelfXit
+
+// sx_update_options_init, sx_update_exits, sx_set_exits_enabled, sx_save_exits, sx_load_exits.
+
+private let defaultUpdateOptions: sx_update_options = {
+    let swift = ExitBuildOptions()
+    var options = sx_update_options()
+    options.struct_size = UInt32(MemoryLayout<sx_update_options>.size)
+    options.tolerance = swift.tolerance
+    options.search_budget = UInt32(swift.searchBudget)
+    options.seed = swift.seed
+    options.memory_budget_bytes = UInt64(swift.memoryBudgetBytes)
+    options.train_fraction = swift.trainFraction
+    options.validation_fraction = swift.validationFraction
+    options.min_samples = UInt32(swift.minimumSamples)
+    options.epochs = UInt32(swift.epochs)
+    return options
+}()
+
+@_cdecl("sx_update_options_init")
+public func sx_update_options_init(_ options: UnsafeMutablePointer<sx_update_options>?) {
+    options?.pointee = defaultUpdateOptions
+}
+
+@_cdecl("sx_update_exits")
+public func sx_update_exits(_ engine: OpaquePointer?, _ options: UnsafePointer<sx_update_options>?) -> sx_status {
+    guarded("sx_update_exits") {
+        try HandleRegistry.with(engine) { handle in
+            let raw = try readVersioned(options, defaults: defaultUpdateOptions, name: "options")
+            guard raw.memory_budget_bytes <= UInt64(Int.max), raw.search_budget <= 1000 else {
+                throw CABIError.invalid("memory_budget_bytes or search_budget out of range")
+            }
+            // ExitBuildOptions.validated() checks ranges (tolerance in (0,1), budgets > 0 …).
+            try handle.engine.updateExits(ExitBuildOptions(
+                tolerance: raw.tolerance, searchBudget: Int(raw.search_budget), seed: raw.seed,
+                memoryBudgetBytes: Int(raw.memory_budget_bytes), trainFraction: raw.train_fraction,
+                validationFraction: raw.validation_fraction, minimumSamples: Int(raw.min_samples), epochs: Int(raw.epochs)))
+        }
+    }
+}
+
+@_cdecl("sx_set_exits_enabled")
+public func sx_set_exits_enabled(_ engine: OpaquePointer?, _ enabled: Int32) -> sx_status {
+    guarded("sx_set_exits_enabled") {
+        try HandleRegistry.with(engine) { $0.engine.setExitsEnabled(enabled != 0) }
+    }
+}
+
+private func fileURL(_ path: UnsafePointer<CChar>?) throws -> URL {
+    guard let path else { throw CABIError.invalid("path is NULL") }
+    let string = String(cString: path)
+    guard !string.isEmpty else { throw CABIError.invalid("path is empty") }
+    return URL(fileURLWithPath: string)
+}
+
+@_cdecl("sx_save_exits")
+public func sx_save_exits(_ engine: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> sx_status {
+    guarded("sx_save_exits") {
+        try HandleRegistry.with(engine) { try $0.engine.saveExits(to: try fileURL(path)) }
+    }
+}
+
+@_cdecl("sx_load_exits")
+public func sx_load_exits(_ engine: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> sx_status {
+    guarded("sx_load_exits") {
+        try HandleRegistry.with(engine) { try $0.engine.loadExits(from: try fileURL(path)) }
+    }
+}

@@ -28,7 +28,7 @@ let package = Package(
             dependencies: ["SelfXit", "CSelfXitABI"],
             path: "Sources/SelfXitC",
             exclude: ["exports.map"],
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/SelfXitC/exports.map"])]
+            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/SelfXitC/exports.map"])]
         ),
         // zlib, for the gzip-compressed Fashion-MNIST files the demo and experiments read.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),

@@ -102,10 +102,10 @@ private let versionCString: UnsafePointer<CChar> = UnsafePointer(strdup(SelfXit.
 @_cdecl("sx_version")
 public func sx_version() -> UnsafePointer<CChar> { versionCString }
 
-private let statusNames: [UnsafePointer<CChar>] = [
+private let statusNames: [UnsafePointer<CChar>] = ([
     "ok", "invalid argument", "I/O error", "bad model", "unsupported operator", "shape mismatch", "wrong state",
     "busy", "out of memory", "timeout", "internal error", "unknown status",
-].map { UnsafePointer(strdup($0)!) }
+] as [String]).map { UnsafePointer(strdup($0)!) }
 
 @_cdecl("sx_status_string")
 public func sx_status_string(_ status: sx_status) -> UnsafePointer<CChar> {

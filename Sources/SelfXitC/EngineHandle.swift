@@ -127,7 +127,9 @@ final class EngineHandle: @unchecked Sendable {
 enum CallbackScope {
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
-        pthread_key_create(&key) { Unmanaged<Box>.fromOpaque($0).release() }
+        pthread_key_create(&key) { raw in
+            if let raw { Unmanaged<Box>.fromOpaque(raw).release() }
+        }
         return key
     }()
 

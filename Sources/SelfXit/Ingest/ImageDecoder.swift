@@ -63,7 +63,7 @@ enum ImageDecoder {
         guard image.width > 0, image.height > 0, Int(image.width) * Int(image.height) <= maxPixels else {
             throw SelfXitError.invalidModel("PNG of \(image.width)×\(image.height) pixels is empty or too large")
         }
-        image.format = UInt32(channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB)
+        image.format = channels == 1 ? 0 : 2 // PNG_FORMAT_GRAY, PNG_FORMAT_RGB (function-like macros do not import)
         var pixels = [UInt8](repeating: 0, count: Int(image.width) * Int(image.height) * channels)
         let status = pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
         guard status != 0 else { throw SelfXitError.invalidModel("undecodable PNG: \(message(of: image))") }

@@ -52,7 +52,7 @@ public final class Engine: @unchecked Sendable {
     let statistics: EngineStatistics
     /// The exits in service (nil until built or loaded) and whether they are used.
     private let exitLock = NSLock()
-    private var installedExits: Int?
+    private var installedExits: ExitConfiguration?
     private var exitsOn = true
 
     /// Loads an ONNX file. Throws `SelfXitError` for an unreadable, damaged or unsupported model.
@@ -92,20 +92,20 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// The exits in service, or nil when none are built or they are switched off.
-    var activeExits: Int? {
+    var activeExits: ExitConfiguration? {
         exitLock.lock()
         defer { exitLock.unlock() }
         return exitsOn ? installedExits : nil
     }
 
     /// The built exits, whether or not they are switched on.
-    var exitConfiguration: Int? {
+    var exitConfiguration: ExitConfiguration? {
         exitLock.lock()
         defer { exitLock.unlock() }
         return installedExits
     }
 
-    func install(_ configuration: Int?) {
+    func install(_ configuration: ExitConfiguration?) {
         exitLock.lock()
         installedExits = configuration
         exitLock.unlock()

@@ -1,0 +1,173 @@
+import Foundation
+
+/// Building exits from collected traffic: search → train → calibrate → thresholds → subset
+/// (paper §3.2–§3.4), all on the engine's own recordings, no labels.
+extension Engine {
+    /// Builds exits from the samples collected so far and puts them in service. On any
+    /// error the engine keeps serving with its previous exits.
+    ///
+    /// Activations of each candidate layer are recomputed from the recorded inputs, one layer
+    /// after the other: the segment between two candidates runs on the previous layer's
+    /// activations, so the whole build costs one backbone pass over the samples and holds at
+    /// most two layers' activations at a time.
+    @discardableResult
+    public func updateExits(_ options: ExitBuildOptions = ExitBuildOptions()) throws -> ExitBuildReport {
+        let options = try options.validated()
+        let start = DispatchTime.now().uptimeNanoseconds
+        guard !candidates.isEmpty else { throw SelfXitError.wrongState("the model has no exit candidates (too few layers or no single-tensor cut points)") }
+        let recorded = collector.snapshot()
+        guard recorded.count >= options.minimumSamples else {
+            throw SelfXitError.wrongState("only \(recorded.count) samples collected; an exit build needs at least \(options.minimumSamples)")
+        }
+        // The largest candidate bounds how many samples fit in the memory budget (two layers held).
+        let largest = candidates.map { $0.shape.reduce(1, *) }.max() ?? 1
+        let usable = min(recorded.count, options.memoryBudgetBytes / (2 * largest * MemoryLayout<Float>.stride))
+        guard usable >= options.minimumSamples else {
+            throw SelfXitError.invalidArgument("memoryBudgetBytes \(options.memoryBudgetBytes) holds only \(usable) samples of the largest candidate layer")
+        }
+        let classes = outputCount
+        var random = SeededRandom(seed: options.seed)
+        let order = Array((0..<recorded.count).shuffled(using: &random).prefix(usable))
+        let trainCount = Int(Double(usable) * options.trainFraction)
+        let validationCount = Int(Double(usable) * options.validationFraction)
+        let split = (train: 0..<trainCount, validation: trainCount..<(trainCount + validationCount),
+                     test: (trainCount + validationCount)..<usable)
+        guard trainCount >= 1, validationCount >= 1 else { throw SelfXitError.invalidArgument("the split leaves an empty train or validation part") }
+        let teacher = order.flatMap { recorded.teacher[($0 * classes)..<(($0 + 1) * classes)] }
+        let backboneClass = (0..<usable).map { row in
+            teacher[(row * classes)..<((row + 1) * classes)].enumerated().max { $0.element < $1.element }!.offset
+        }
+        func part(_ values: [Float], width: Int, _ range: Range<Int>) -> [Float] {
+            Array(values[(range.lowerBound * width)..<(range.upperBound * width)])
+        }
+        options.progress?("exit build: \(usable) samples (train \(split.train.count), validation \(split.validation.count), test \(split.test.count)), \(candidates.count) candidate layers")
+
+        var activations = order.flatMap { recorded.inputs[($0 * inputCount)..<(($0 + 1) * inputCount)] }
+        var activationValue = plan.graph.input
+        var position = 0
+        var trained: [ExitConfiguration.Exit] = []
+        var trainedReports: [ExitBuildReport.Exit] = []
+        var validationConfidence: [[Float]] = [], validationPrediction: [[Int]] = []
+        var testConfidence: [[Float]] = [], testPrediction: [[Int]] = []
+        var config = ExitTrainingConfig()
+        config.epochs = options.epochs
+        config.seed = options.seed
+        config.threads = plan.pool.threadCount
+
+        for (index, candidate) in candidates.enumerated() {
+            activations = advance(activations, from: activationValue, position: position, to: candidate, rows: usable)
+            activationValue = candidate.value
+            position = candidate.afterNode + 1
+            let width = candidate.shape.reduce(1, *)
+            let trainData = DistillationData(features: part(activations, width: width, split.train),
+                                             teacher: part(teacher, width: classes, split.train), count: split.train.count)
+            let validationData = DistillationData(features: part(activations, width: width, split.validation),
+                                                  teacher: part(teacher, width: classes, split.validation), count: split.validation.count)
+            let name = plan.graph.values[candidate.value].name
+            options.progress?("exit build: candidate \(index) '\(name)' \(candidate.shape): searching \(options.searchBudget) heads")
+            let (found, _) = try ExitHeadSearch.search(inputShape: candidate.shape, classes: classes, train: trainData,
+                                                       validation: validationData, backboneFLOPsAfter: candidate.flopsAfter,
+                                                       budget: options.searchBudget, config: config, progress: options.progress)
+            guard let head = found else {
+                options.progress?("exit build: candidate \(index) discarded (its best head is near chance)")
+                continue
+            }
+            let predictValidation = predict(head, activations, width: width, rows: split.validation)
+            let predictTest = predict(head, activations, width: width, rows: split.test)
+            validationConfidence.append(predictValidation.confidence)
+            validationPrediction.append(predictValidation.prediction)
+            testConfidence.append(predictTest.confidence)
+            testPrediction.append(predictTest.prediction)
+            let agreement = zip(predictValidation.prediction, backboneClass[split.validation]).filter { $0 == $1 }.count
+            trained.append(.init(candidateIndex: index, candidate: candidate, head: head, threshold: .infinity))
+            trainedReports.append(.init(candidateIndex: index, tensor: name, shape: candidate.shape, architecture: head.architecture.description,
+                                        headFLOPs: head.flops, savedFLOPs: candidate.flopsAfter, threshold: .infinity,
+                                        temperature: head.temperature, active: false,
+                                        validationAgreement: Double(agreement) / Double(max(split.validation.count, 1)),
+                                        testHitRate: 0, testAgreement: 0))
+            options.progress?("exit build: candidate \(index) head \(head.architecture), validation agreement "
+                              + String(format: "%.3f", trainedReports.last!.validationAgreement))
+        }
+        guard !trained.isEmpty else { throw SelfXitError.wrongState("no candidate layer yielded a useful exit head") }
+
+        // Thresholds (Eq. 3) and subset (Eq. 4) on validation predictions, no model re-run.
+        let costs = ExitCosts(headFLOPs: trained.map(\.head.flops), savedFLOPs: trained.map(\.candidate.flopsAfter), backboneFLOPs: backboneFLOPs)
+        let validationRecord = ExitValidationRecord(backboneClass: Array(backboneClass[split.validation]),
+                                                    confidence: validationConfidence, predictedClass: validationPrediction)
+        let selection = try ExitPolicy.select(validationRecord, costs: costs, tolerance: options.tolerance)
+        var active: [ExitConfiguration.Exit] = []
+        for (position, exitIndex) in selection.active.enumerated() {
+            let exit = trained[exitIndex]
+            active.append(.init(candidateIndex: exit.candidateIndex, candidate: exit.candidate, head: exit.head, threshold: selection.thresholds[position]))
+            trainedReports[exitIndex].active = true
+            trainedReports[exitIndex].threshold = selection.thresholds[position]
+        }
+        trained = trained.enumerated().map { offset, exit in
+            .init(candidateIndex: exit.candidateIndex, candidate: exit.candidate, head: exit.head, threshold: trainedReports[offset].threshold)
+        }
+
+        // Held-out statistics on the test split, cascading as inference will.
+        var testAgreement = 1.0, flopsRatio = 1.0
+        if !split.test.isEmpty {
+            let testRecord = ExitValidationRecord(backboneClass: Array(backboneClass[split.test]), confidence: testConfidence, predictedClass: testPrediction)
+            let result = ExitPolicy.cascade(testRecord, costs: costs, active: selection.active, thresholds: selection.thresholds)
+            for (position, exitIndex) in selection.active.enumerated() {
+                let count = result.exitCounts[position]
+                trainedReports[exitIndex].testHitRate = Double(count) / Double(split.test.count)
+                trainedReports[exitIndex].testAgreement = count == 0 ? 1 : Double(result.hits[position]) / Double(count)
+            }
+            testAgreement = result.agreement
+            flopsRatio = result.meanFLOPs / Double(backboneFLOPs)
+        }
+        let report = ExitBuildReport(exits: trainedReports, samples: usable, trainSamples: split.train.count,
+                                     validationSamples: split.validation.count, testSamples: split.test.count,
+                                     testAgreement: testAgreement, testFLOPsRatio: flopsRatio,
+                                     seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        install(ExitConfiguration(trained: trained, active: active, report: report))
+        options.progress?("exit build: done in " + String(format: "%.1f s", report.seconds) + ", active exits \(active.map(\.candidateIndex))")
+        return report
+    }
+
+    /// Runs the backbone from `value` (complete after node `position − 1`) to `candidate`,
+    /// on all `rows` samples in chunks, and returns the candidate's activations.
+    private func advance(_ activations: [Float], from value: Graph.ValueID, position: Int, to candidate: Graph.ExitCandidate, rows: Int) -> [Float] {
+        let chunk = min(64, options.maxBatch)
+        let inWidth = plan.graph.values[value].elementsPerSample
+        let outWidth = candidate.shape.reduce(1, *)
+        var result = [Float](repeating: 0, count: rows * outWidth)
+        let workspace = workspaces.take(capacity: chunk) { plan.makeWorkspace(capacity: $0) }
+        defer { workspaces.give(workspace) }
+        for first in stride(from: 0, to: rows, by: chunk) {
+            let count = min(chunk, rows - first)
+            activations.withUnsafeBufferPointer {
+                plan.pointer(value, in: workspace).update(from: $0.baseAddress! + first * inWidth, count: count * inWidth)
+            }
+            plan.run(position..<(candidate.afterNode + 1), rows: count, in: workspace)
+            result.withUnsafeMutableBufferPointer {
+                ($0.baseAddress! + first * outWidth).update(from: plan.pointer(candidate.value, in: workspace), count: count * outWidth)
+            }
+        }
+        return result
+    }
+
+    /// The head's calibrated confidence and class for samples `rows` of `activations`.
+    private func predict(_ head: ExitHead, _ activations: [Float], width: Int, rows: Range<Int>) -> (confidence: [Float], prediction: [Int]) {
+        guard !rows.isEmpty else { return ([], []) }
+        let classes = outputCount
+        var probabilities = [Float](repeating: 0, count: rows.count * classes)
+        activations.withUnsafeBufferPointer { input in
+            probabilities.withUnsafeMutableBufferPointer { out in
+                head.probabilities(input.baseAddress! + rows.lowerBound * width, rows: rows.count, output: out.baseAddress!, pool: plan.pool)
+            }
+        }
+        var confidence: [Float] = [], prediction: [Int] = []
+        probabilities.withUnsafeBufferPointer { all in
+            for row in 0..<rows.count {
+                let (best, value) = Self.argmax(UnsafeBufferPointer(rebasing: all[(row * classes)..<((row + 1) * classes)]))
+                confidence.append(value)
+                prediction.append(best)
+            }
+        }
+        return (confidence, prediction)
+    }
+}

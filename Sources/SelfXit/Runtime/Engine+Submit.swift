@@ -1,0 +1,157 @@
+import Foundation
+
+/// Inference with early exits (paper, Algorithm 1).
+extension Engine {
+    /// Runs `batch` samples (batch × inputCount floats, contiguous) and calls `onResult` once
+    /// per sample, on the calling thread, as soon as that sample is resolved: samples whose
+    /// calibrated confidence at an active exit reaches its threshold are answered there, the
+    /// batch shrinks to the rest, and the backbone's classifier answers what is left.
+    ///
+    /// Samples that run the full backbone are recorded for the next exit build (within the
+    /// collection budget). Thread-safe. `onResult` must not call back into this engine's
+    /// `submit` (it would wait for the thread pool it runs on).
+    public func submit(_ input: UnsafeBufferPointer<Float>, batch: Int, onResult: (ExitResult) -> Void) throws {
+        try validate(input, batch: batch)
+        let start = DispatchTime.now().uptimeNanoseconds
+        let exits = activeExits
+        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        defer { workspaces.give(workspace) }
+        let graph = plan.graph
+        let classes = outputCount
+        let source = input.baseAddress!
+        plan.pointer(graph.input, in: workspace).update(from: source, count: batch * inputCount)
+
+        var probabilities = [Float](repeating: 0, count: batch * classes)
+        var rows = Array(0..<batch)            // original sample index of each live row
+        var position = 0                       // next node to run
+        var headFLOPs = 0                      // heads every live row has passed so far
+        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+        for exit in exits?.active ?? [] {
+            plan.run(position..<(exit.candidate.afterNode + 1), rows: rows.count, in: workspace)
+            position = exit.candidate.afterNode + 1
+            probabilities.withUnsafeMutableBufferPointer { out in
+                exit.head.probabilities(plan.pointer(exit.candidate.value, in: workspace), rows: rows.count, output: out.baseAddress!, pool: plan.pool)
+            }
+            headFLOPs += exit.head.flops
+            let flops = exit.candidate.flopsBefore + headFLOPs
+            var keep: [Int] = []
+            keep.reserveCapacity(rows.count)
+            probabilities.withUnsafeBufferPointer { all in
+                for row in rows.indices {
+                    let distribution = UnsafeBufferPointer(rebasing: all[(row * classes)..<((row + 1) * classes)])
+                    let (best, confidence) = Self.argmax(distribution)
+                    guard confidence >= exit.threshold else { keep.append(row); continue }
+                    let latency = elapsed()
+                    statistics.record(exitIndex: exit.candidateIndex, flops: flops, latency: latency)
+                    onResult(ExitResult(sampleIndex: rows[row], exitIndex: exit.candidateIndex, classIndex: best,
+                                        confidence: confidence, probabilities: distribution, flops: flops, latency: latency))
+                }
+            }
+            if keep.count < rows.count {
+                plan.compact(exit.candidate.value, keeping: keep, in: workspace)
+                rows = keep.map { rows[$0] }
+            }
+            if rows.isEmpty { return }
+        }
+
+        plan.run(position..<graph.nodes.count, rows: rows.count, in: workspace)
+        let output = plan.pointer(graph.outputs[0], in: workspace)
+        let flops = backboneFLOPs + headFLOPs
+        probabilities.withUnsafeMutableBufferPointer { all in
+            for row in rows.indices {
+                let distribution = UnsafeMutableBufferPointer(rebasing: all[(row * classes)..<((row + 1) * classes)])
+                toProbabilities(output + row * classes, into: distribution)
+            }
+        }
+        recordForTraining(rows: rows, input: source, probabilities: probabilities)
+        probabilities.withUnsafeBufferPointer { all in
+            for row in rows.indices {
+                let distribution = UnsafeBufferPointer(rebasing: all[(row * classes)..<((row + 1) * classes)])
+                let (best, confidence) = Self.argmax(distribution)
+                let latency = elapsed()
+                statistics.record(exitIndex: -1, flops: flops, latency: latency)
+                onResult(ExitResult(sampleIndex: rows[row], exitIndex: -1, classIndex: best, confidence: confidence,
+                                    probabilities: distribution, flops: flops, latency: latency))
+            }
+        }
+    }
+
+    public func submit(_ input: [Float], batch: Int, onResult: (ExitResult) -> Void) throws {
+        try input.withUnsafeBufferPointer { try submit($0, batch: batch, onResult: onResult) }
+    }
+
+    /// All-exits analysis: runs the full backbone with no early exit and reports, per
+    /// sample, every trained exit's prediction beside the backbone's answer.
+    public func analyze(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [ExitAnalysis] {
+        try validate(input, batch: batch)
+        guard let configuration = exitConfiguration else { throw SelfXitError.wrongState("no exits are built: call updateExits first") }
+        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        defer { workspaces.give(workspace) }
+        let graph = plan.graph, classes = outputCount
+        plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
+        var predictions = [[ExitAnalysis.Prediction]](repeating: [], count: batch)
+        var probabilities = [Float](repeating: 0, count: batch * classes)
+        var position = 0
+        let activeIndices = Set(configuration.active.map(\.candidateIndex))
+        for exit in configuration.trained {
+            plan.run(position..<(exit.candidate.afterNode + 1), rows: batch, in: workspace)
+            position = exit.candidate.afterNode + 1
+            probabilities.withUnsafeMutableBufferPointer { out in
+                exit.head.probabilities(plan.pointer(exit.candidate.value, in: workspace), rows: batch, output: out.baseAddress!, pool: plan.pool)
+            }
+            for row in 0..<batch {
+                let (best, confidence) = probabilities.withUnsafeBufferPointer {
+                    Self.argmax(UnsafeBufferPointer(rebasing: $0[(row * classes)..<((row + 1) * classes)]))
+                }
+                predictions[row].append(.init(exitIndex: exit.candidateIndex, classIndex: best, confidence: confidence,
+                                              wouldExit: activeIndices.contains(exit.candidateIndex) && confidence >= exit.threshold))
+            }
+        }
+        plan.run(position..<graph.nodes.count, rows: batch, in: workspace)
+        let output = plan.pointer(graph.outputs[0], in: workspace)
+        return (0..<batch).map { row in
+            var distribution = [Float](repeating: 0, count: classes)
+            distribution.withUnsafeMutableBufferPointer { toProbabilities(output + row * classes, into: $0) }
+            let (best, confidence) = distribution.withUnsafeBufferPointer { Self.argmax($0) }
+            return ExitAnalysis(sampleIndex: row, exits: predictions[row], backboneClass: best, backboneConfidence: confidence)
+        }
+    }
+
+    // MARK: - Helpers
+
+    /// Index and value of the largest entry (first on ties). Precondition: non-empty.
+    static func argmax(_ values: UnsafeBufferPointer<Float>) -> (Int, Float) {
+        var best = 0
+        for index in values.indices where values[index] > values[best] { best = index }
+        return (best, values[best])
+    }
+
+    /// The model's output row as a probability distribution (softmax of logits, unless the
+    /// model ends in Softmax already).
+    func toProbabilities(_ row: UnsafePointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
+        if outputIsProbability {
+            for i in out.indices { out[i] = row[i] }
+            return
+        }
+        var peak = -Float.infinity
+        for i in out.indices { peak = max(peak, row[i]) }
+        var sum: Float = 0
+        for i in out.indices { out[i] = expf(row[i] - peak); sum += out[i] }
+        for i in out.indices { out[i] /= sum }
+    }
+
+    /// Records samples that ran the full backbone as training data for the exits.
+    private func recordForTraining(rows: [Int], input: UnsafePointer<Float>, probabilities: [Float]) {
+        guard collector.capacity > 0, !rows.isEmpty else { return }
+        var gathered = [Float](repeating: 0, count: rows.count * inputCount)
+        for (row, sample) in rows.enumerated() {
+            for k in 0..<inputCount { gathered[row * inputCount + k] = input[sample * inputCount + k] }
+        }
+        gathered.withUnsafeBufferPointer { inputs in
+            probabilities.withUnsafeBufferPointer { teacher in
+                collector.record(inputs: inputs.baseAddress!, teacher: teacher.baseAddress!, rows: rows.count)
+            }
+        }
+    }
+}

@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "SelfXitDatasets", dependencies: ["SelfXit", "CZlib"], path: "Sources/SelfXitDatasets"),
         .executableTarget(name: "selfxit-demo", dependencies: ["SelfXit", "SelfXitDatasets"], path: "Sources/selfxit-demo"),
         .executableTarget(name: "selfxit-bench", dependencies: ["SelfXit"], path: "Sources/selfxit-bench"),
+        .executableTarget(name: "selfxit-experiment", dependencies: ["SelfXit", "SelfXitDatasets"], path: "Sources/selfxit-experiment"),
         // Kernel micro-benchmark: ResNet-18 / MobileNetV2 conv layers, GFLOPS at batch 1 and 32.
         .executableTarget(name: "selfxit-kernelbench", dependencies: ["SelfXit"], path: "Sources/selfxit-kernelbench"),
         .testTarget(

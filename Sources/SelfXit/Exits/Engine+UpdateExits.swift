@@ -81,7 +81,7 @@ extension Engine {
             let agreement = zip(predictValidation.prediction, backboneClass[split.validation]).filter { $0 == $1 }.count
             trained.append(.init(candidateIndex: index, candidate: candidate, head: head, threshold: .infinity))
             trainedReports.append(.init(candidateIndex: index, tensor: name, shape: candidate.shape, architecture: head.architecture.description,
-                                        headFLOPs: head.flops, savedFLOPs: candidate.flopsAfter, threshold: .infinity,
+                                        headFLOPs: head.flops, headBytes: head.byteCount, savedFLOPs: candidate.flopsAfter, threshold: .infinity,
                                         temperature: head.temperature, active: false,
                                         validationAgreement: Double(agreement) / Double(max(split.validation.count, 1)),
                                         testHitRate: 0, testAgreement: 0))

@@ -55,6 +55,8 @@ public struct ExitBuildReport: Sendable, Codable {
         /// Chosen head architecture, or nil when the candidate was discarded (near chance).
         public var architecture: String?
         public var headFLOPs: Int
+        /// Bytes of the head's parameters.
+        public var headBytes: Int
         /// Backbone FLOPs a sample leaving here does not spend.
         public var savedFLOPs: Int
         public var threshold: Float

@@ -37,3 +37,25 @@ func referenceActivation(_ a: Activation, _ x: Double) -> Double {
 
 let allActivations: [Activation] = [.none, .relu, .clip(min: -0.5, max: 0.7), .sigmoid, .silu,
                                     .hardSigmoid(alpha: 0.2, beta: 0.5), .hardSwish, .tanh]
+
+/// Runs `body` with base pointers of the arrays (output last, mutable).
+func withPointers(_ inputs: [[Float]], _ output: inout [Float],
+                  _ body: ([UnsafePointer<Float>], UnsafeMutablePointer<Float>) -> Void) {
+    let copies = inputs.map { a -> UnsafeMutablePointer<Float> in
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, a.count))
+        p.initialize(from: a, count: a.count)
+        return p
+    }
+    defer { copies.forEach { $0.deallocate() } }
+    output.withUnsafeMutableBufferPointer { body(copies.map { UnsafePointer($0) }, $0.baseAddress!) }
+}
+
+/// Multi-index of flat `i` in row-major `shape`.
+func unflatten(_ i: Int, _ shape: [Int]) -> [Int] {
+    var rest = i
+    var idx = [Int](repeating: 0, count: shape.count)
+    for d in stride(from: shape.count - 1, through: 0, by: -1) { idx[d] = rest % shape[d]; rest /= shape[d] }
+    return idx
+}
+
+func flatten(_ idx: [Int], _ shape: [Int]) -> Int { zip(idx, shape).reduce(0) { $0 * $1.1 + $1.0 } }

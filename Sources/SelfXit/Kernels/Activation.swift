@@ -71,3 +71,16 @@ func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
     let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
     return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
 }
+
+/// Standalone activation op: `output[i] = a(input[i])` for `i < count`, split over the pool when large.
+/// `output` may equal `input` (in place) but must not otherwise overlap it.
+func runActivation(_ a: Activation, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                   count: Int, pool: ThreadPool) {
+    let tasks = count < 32_768 ? 1 : pool.threadCount
+    let work = { (t: Int) in
+        let lo = count * t / tasks, hi = count * (t + 1) / tasks
+        if UnsafePointer(output) != input { (output + lo).update(from: input + lo, count: hi - lo) }
+        applyActivation(a, output + lo, count: hi - lo)
+    }
+    if tasks == 1 { work(0) } else { pool.parallelFor(tasks, work) }
+}

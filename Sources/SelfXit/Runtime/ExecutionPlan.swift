@@ -93,8 +93,9 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: 0)
 
         case .binary(let kind, let lhs, let rhs, let activation):
-            let outShape = graph.values[outputID].shape
-            let operation: ElementwiseOperation = {
+            // Shapes are planned per sample; a value operand advances by its per-sample size
+            // for each row, a constant stays put.
+            let operation: BinaryOp = {
                 switch kind {
                 case .add: return .add
                 case .sub: return .sub
@@ -102,18 +103,19 @@ final class ExecutionPlan {
                 case .div: return .div
                 }
             }()
-            let lhsConstant = ConstantBuffer(lhs), rhsConstant = ConstantBuffer(rhs)
-            func operandShape(_ operand: Graph.Operand, rows: Int) -> [Int] {
+            func operandShape(_ operand: Graph.Operand) -> [Int] {
                 switch operand {
-                case .value(let id): return fullShape(id, rows: rows)
-                case .constant(let c): return [1] + c.shape
+                case .value(let id): return graph.values[id].shape
+                case .constant(let c): return c.shape
                 }
             }
+            let kernel = BroadcastBinary(operation, aShape: operandShape(lhs), bShape: operandShape(rhs), activation: activation)
+            let lhsOperand = StepOperand(lhs, graph: graph), rhsOperand = StepOperand(rhs, graph: graph)
             return Step(run: { ws, rows in
-                let a = lhsConstant?.pointer ?? UnsafePointer(ptr(lhs.valueID!, ws))
-                let b = rhsConstant?.pointer ?? UnsafePointer(ptr(rhs.valueID!, ws))
-                elementwiseBinary(operation, a, shape: operandShape(lhs, rows: rows), b, shape: operandShape(rhs, rows: rows),
-                                  output: ptr(outputID, ws), shape: [rows] + outShape, activation: activation, pool: pool)
+                let (a, b, y) = (lhsOperand.pointer(ws, memory), rhsOperand.pointer(ws, memory), ptr(outputID, ws))
+                for row in 0..<rows {
+                    kernel.run(a: a + row * lhsOperand.stride, b: b + row * rhsOperand.stride, output: y + row * outputWidth, pool: pool)
+                }
             }, scratchFloatsPerThread: 0)
 
         case .activation(let activation):
@@ -124,48 +126,75 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: 0)
 
         case .maxPool(let g), .averagePool(let g):
-            let isMax: Bool = { if case .maxPool = node.operation { return true } else { return false } }()
-            let geometry = PoolGeometry(g)
+            let geometry = Pool2DGeometry(
+                channels: g.channels, inHeight: g.inHeight, inWidth: g.inWidth, outHeight: g.outHeight, outWidth: g.outWidth,
+                kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth, strideH: g.strideH, strideW: g.strideW,
+                padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight,
+                dilationH: g.dilationH, dilationW: g.dilationW)
+            if case .maxPool = node.operation {
+                return Step(run: { ws, rows in
+                    maxPool2D(geometry, input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), batch: rows, pool: pool)
+                }, scratchFloatsPerThread: 0)
+            }
             return Step(run: { ws, rows in
-                if isMax {
-                    maxPool2D(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), batch: rows, geometry: geometry, pool: pool)
-                } else {
-                    averagePool2D(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), batch: rows, geometry: geometry, pool: pool)
-                }
+                averagePool2D(geometry, countIncludePad: g.countIncludePad, input: ptr(inputIDs[0], ws), output: ptr(outputID, ws),
+                              batch: rows, pool: pool)
             }, scratchFloatsPerThread: 0)
 
         case .globalAveragePool:
             let channels = graph.values[inputIDs[0]].shape[0]
             let plane = graph.values[inputIDs[0]].elementsPerSample / max(channels, 1)
             return Step(run: { ws, rows in
-                globalAveragePool(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), batch: rows, channels: channels, plane: plane, pool: pool)
+                globalAveragePool(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), planes: rows * channels, planeSize: plane, pool: pool)
             }, scratchFloatsPerThread: 0)
 
         case .softmax(let length):
             return Step(run: { ws, rows in
-                softmaxRows(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), rows: rows * outputWidth / length, length: length)
+                softmax(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), rows: rows * outputWidth / length, n: length, pool: pool)
             }, scratchFloatsPerThread: 0)
 
         case .transpose(let permutation):
+            // The batch axis stays first (checked at import): transpose each sample.
+            let kernel = Transpose(shape: graph.values[inputIDs[0]].shape, perm: permutation.dropFirst().map { $0 - 1 })
+            let inputWidth = graph.values[inputIDs[0]].elementsPerSample
             return Step(run: { ws, rows in
-                transpose(input: ptr(inputIDs[0], ws), shape: fullShape(inputIDs[0], rows: rows), permutation: permutation, output: ptr(outputID, ws))
+                let (x, y) = (ptr(inputIDs[0], ws), ptr(outputID, ws))
+                for row in 0..<rows { kernel.run(input: x + row * inputWidth, output: y + row * outputWidth, pool: pool) }
             }, scratchFloatsPerThread: 0)
 
         case .concat(let axis):
+            // Along a non-batch axis: the batch is one more outer dimension.
+            let kernel = Concat(shapes: inputIDs.map { [1] + graph.values[$0].shape }, axis: axis)
+            let widths = inputIDs.map { graph.values[$0].elementsPerSample }
             return Step(run: { ws, rows in
-                concat(inputs: inputIDs.map { UnsafePointer(ptr($0, ws)) }, shapes: inputIDs.map { fullShape($0, rows: rows) },
-                       axis: axis, output: ptr(outputID, ws))
+                let inputs = inputIDs.map { UnsafePointer(ptr($0, ws)) }
+                let y = ptr(outputID, ws)
+                for row in 0..<rows {
+                    kernel.run(inputs: zip(inputs, widths).map { $0 + row * $1 }, output: y + row * outputWidth, pool: pool)
+                }
             }, scratchFloatsPerThread: 0)
 
         case .pad(let pads, let value):
+            // Pads of the batch axis are 0 (checked at import); the kernel pads 4-D tensors.
+            let shape = [1] + graph.values[inputIDs[0]].shape
+            guard shape.count == 4 else {
+                throw SelfXitError.unsupportedOperator(op: node.opType, node: node.name, detail: "padding is supported for 4-D tensors")
+            }
+            let kernel = ConstantPad4D(shape: shape, pads: pads, value: value)
+            let inputWidth = graph.values[inputIDs[0]].elementsPerSample
             return Step(run: { ws, rows in
-                padConstant(input: ptr(inputIDs[0], ws), shape: fullShape(inputIDs[0], rows: rows), pads: pads, value: value, output: ptr(outputID, ws))
+                let (x, y) = (ptr(inputIDs[0], ws), ptr(outputID, ws))
+                for row in 0..<rows { kernel.run(input: x + row * inputWidth, output: y + row * outputWidth, pool: pool) }
             }, scratchFloatsPerThread: 0)
 
         case .matmul:
+            let kernel = BatchedMatMul(aShape: graph.values[inputIDs[0]].shape, bShape: graph.values[inputIDs[1]].shape)
+            let (aWidth, bWidth) = (graph.values[inputIDs[0]].elementsPerSample, graph.values[inputIDs[1]].elementsPerSample)
             return Step(run: { ws, rows in
-                batchedMatMul(ptr(inputIDs[0], ws), shape: fullShape(inputIDs[0], rows: rows), ptr(inputIDs[1], ws),
-                              shape: fullShape(inputIDs[1], rows: rows), output: ptr(outputID, ws), pool: pool)
+                let (a, b, y) = (ptr(inputIDs[0], ws), ptr(inputIDs[1], ws), ptr(outputID, ws))
+                for row in 0..<rows {
+                    kernel.run(a: a + row * aWidth, b: b + row * bWidth, output: y + row * outputWidth, pool: pool)
+                }
             }, scratchFloatsPerThread: 0)
 
         case .alias:
@@ -174,24 +203,32 @@ final class ExecutionPlan {
     }
 }
 
-/// A constant operand kept at a stable address for the plan's lifetime.
-private final class ConstantBuffer {
-    let pointer: UnsafePointer<Float>
-    private let storage: UnsafeMutablePointer<Float>
+/// An elementwise operand resolved for execution: a value in the arena (advancing by its
+/// per-sample size per row) or a constant at a stable address (not advancing).
+private final class StepOperand {
+    private let value: Graph.ValueID?
+    private let constant: UnsafeMutablePointer<Float>?
+    let stride: Int
 
-    init?(_ operand: Graph.Operand) {
-        guard case .constant(let constant) = operand else { return nil }
-        storage = .allocate(capacity: max(constant.values.count, 1))
-        storage.initialize(from: constant.values, count: constant.values.count)
-        pointer = UnsafePointer(storage)
+    init(_ operand: Graph.Operand, graph: Graph) {
+        switch operand {
+        case .value(let id):
+            value = id
+            constant = nil
+            stride = graph.values[id].elementsPerSample
+        case .constant(let c):
+            value = nil
+            let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(c.values.count, 1))
+            storage.initialize(from: c.values, count: c.values.count)
+            constant = storage
+            stride = 0
+        }
     }
 
-    deinit { storage.deallocate() }
-}
+    deinit { constant?.deallocate() }
 
-extension Graph.Operand {
-    var valueID: Graph.ValueID? {
-        if case .value(let id) = self { return id }
-        return nil
+    func pointer(_ workspace: Workspace, _ memory: MemoryPlan) -> UnsafePointer<Float> {
+        if let constant { return UnsafePointer(constant) }
+        return UnsafePointer(workspace.arena + memory.offset(of: value ?? 0) * workspace.capacity)
     }
 }

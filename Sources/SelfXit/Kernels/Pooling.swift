@@ -1,0 +1,111 @@
+/// Window geometry of a 2-D pooling over one sample (NCHW). Output sizes come from the caller
+/// (which applies `ceil_mode`); windows may then overhang the bottom/right padding.
+public struct Pool2DGeometry: Equatable, Sendable {
+    public var channels, inHeight, inWidth, outHeight, outWidth: Int
+    public var kernelHeight, kernelWidth: Int
+    public var strideH, strideW: Int
+    public var padTop, padLeft, padBottom, padRight: Int
+    public var dilationH, dilationW: Int
+
+    public init(channels: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int,
+                kernelHeight: Int, kernelWidth: Int, strideH: Int = 1, strideW: Int = 1,
+                padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
+                dilationH: Int = 1, dilationW: Int = 1) {
+        self.channels = channels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.outHeight = outHeight; self.outWidth = outWidth
+        self.kernelHeight = kernelHeight; self.kernelWidth = kernelWidth
+        self.strideH = strideH; self.strideW = strideW
+        self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
+        self.dilationH = dilationH; self.dilationW = dilationW
+    }
+}
+
+/// MaxPool (with dilation) over `batch` samples; padding never wins (it is −∞).
+/// Preconditions: `input` holds `batch·C·inH·inW` floats, `output` `batch·C·outH·outW`; every
+/// window touches at least one input pixel.
+public func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                      batch: Int, pool: ThreadPool) {
+    forEachPlane(g, input, output, batch: batch, pool: pool) { x, y in
+        for oy in 0..<g.outHeight {
+            let (y0, y1) = taps(oy, g.strideH, g.padTop, g.dilationH, g.kernelHeight, g.inHeight)
+            for ox in 0..<g.outWidth {
+                let (x0, x1) = taps(ox, g.strideW, g.padLeft, g.dilationW, g.kernelWidth, g.inWidth)
+                var m = -Float.infinity
+                for ky in y0..<y1 {
+                    let row = x + (oy * g.strideH - g.padTop + ky * g.dilationH) * g.inWidth + ox * g.strideW - g.padLeft
+                    for kx in x0..<x1 { m = max(m, row[kx * g.dilationW]) }
+                }
+                y[oy * g.outWidth + ox] = m
+            }
+        }
+    }
+}
+
+/// AveragePool over `batch` samples (no dilation). With `countIncludePad` the divisor counts the
+/// padding but not the overhang past the bottom/right padding that ceil-mode sizes add (PyTorch's
+/// and ONNX Runtime's rule); without it only input pixels count.
+/// Preconditions: as `maxPool2D`; dilations are 1.
+public func averagePool2D(_ g: Pool2DGeometry, countIncludePad: Bool, input: UnsafePointer<Float>,
+                          output: UnsafeMutablePointer<Float>, batch: Int, pool: ThreadPool) {
+    precondition(g.dilationH == 1 && g.dilationW == 1, "AveragePool has no dilation")
+    forEachPlane(g, input, output, batch: batch, pool: pool) { x, y in
+        for oy in 0..<g.outHeight {
+            let (y0, y1) = taps(oy, g.strideH, g.padTop, 1, g.kernelHeight, g.inHeight)
+            let top = oy * g.strideH - g.padTop
+            let paddedRows = min(top + g.kernelHeight, g.inHeight + g.padBottom) - top
+            for ox in 0..<g.outWidth {
+                let (x0, x1) = taps(ox, g.strideW, g.padLeft, 1, g.kernelWidth, g.inWidth)
+                let left = ox * g.strideW - g.padLeft
+                var s: Float = 0
+                for ky in y0..<y1 {
+                    let row = x + (top + ky) * g.inWidth + left
+                    for kx in x0..<x1 { s += row[kx] }
+                }
+                let divisor = countIncludePad
+                    ? paddedRows * (min(left + g.kernelWidth, g.inWidth + g.padRight) - left)
+                    : (y1 - y0) * (x1 - x0)
+                y[oy * g.outWidth + ox] = s / Float(max(divisor, 1))
+            }
+        }
+    }
+}
+
+/// GlobalAveragePool: the mean of each of `planes` (= batch·C) planes of `planeSize` floats.
+public func globalAveragePool(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                              planes: Int, planeSize: Int, pool: ThreadPool) {
+    let tasks = planes * planeSize < 32_768 ? 1 : min(pool.threadCount, planes)
+    let work = { (t: Int) in
+        for p in (planes * t / tasks)..<(planes * (t + 1) / tasks) {
+            let raw = UnsafeRawPointer(input + p * planeSize)
+            var acc = SIMD16<Float>()
+            var i = 0
+            while i + 16 <= planeSize { acc += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self); i += 16 }
+            var s = acc.sum()
+            while i < planeSize { s += input[p * planeSize + i]; i += 1 }
+            output[p] = s / Float(planeSize)
+        }
+    }
+    if tasks <= 1 { work(0) } else { pool.parallelFor(tasks, work) }
+}
+
+/// Kernel taps `lo..<hi` of output position `o` that land inside `0..<size`.
+@inline(__always)
+private func taps(_ o: Int, _ stride: Int, _ pad: Int, _ dilation: Int, _ kernel: Int, _ size: Int) -> (Int, Int) {
+    let start = o * stride - pad
+    let lo = start >= 0 ? 0 : (-start + dilation - 1) / dilation
+    let hi = size - start <= 0 ? 0 : min(kernel, (size - 1 - start) / dilation + 1)
+    return (min(lo, hi), hi)
+}
+
+/// Runs `body(inputPlane, outputPlane)` for every (sample, channel), split over the pool.
+private func forEachPlane(_ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                          batch: Int, pool: ThreadPool,
+                          _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+    let planes = batch * g.channels
+    let inPlane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
+    let tasks = planes * outPlane * g.kernelHeight * g.kernelWidth < 32_768 ? 1 : min(pool.threadCount, planes)
+    func work(_ t: Int) {
+        for p in (planes * t / tasks)..<(planes * (t + 1) / tasks) { body(input + p * inPlane, output + p * outPlane) }
+    }
+    if tasks <= 1 { work(0) } else { pool.parallelFor(tasks, work) }
+}

@@ -16,23 +16,50 @@ public enum Activation: Equatable, Sendable {
 func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, count: Int) {
     switch a {
     case .none: return
-    case .relu: map(x, count) { $0.replacing(with: 0, where: $0 .< 0) }
-    case let .clip(lo, hi): map(x, count) { $0.clamped(lowerBound: SIMD16(repeating: lo), upperBound: SIMD16(repeating: hi)) }
-    case .sigmoid: map(x, count) { sigmoid16($0) }
-    case .silu: map(x, count) { $0 * sigmoid16($0) }
-    case let .hardSigmoid(alpha, beta):
-        map(x, count) { ($0 * alpha + beta).clamped(lowerBound: .zero, upperBound: .one) }
-    case .hardSwish:
-        map(x, count) { $0 * ($0 * (1 / 6) + 0.5).clamped(lowerBound: .zero, upperBound: .one) }
-    case .tanh:
-        // tanh(x) = 2·sigmoid(2x) − 1; absolute error stays at float epsilon.
-        map(x, count) { 2 * sigmoid16($0 + $0) - 1 }
+    case .relu: map(x, count, Relu())
+    case let .clip(lo, hi): map(x, count, Clip(lo: SIMD16(repeating: lo), hi: SIMD16(repeating: hi)))
+    case .sigmoid: map(x, count, Sigmoid())
+    case .silu: map(x, count, SiLU())
+    case let .hardSigmoid(alpha, beta): map(x, count, HardSigmoid(alpha: alpha, beta: beta))
+    case .hardSwish: map(x, count, HardSwish())
+    case .tanh: map(x, count, Tanh())
     }
 }
 
+/// One activation on 16 lanes. Concrete types (not closures) so each `map` is specialised and inlined.
+private protocol VectorFunction { func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> }
+
+private struct Relu: VectorFunction {
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { v.replacing(with: 0, where: v .< 0) }
+}
+private struct Clip: VectorFunction {
+    let lo, hi: SIMD16<Float>
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { v.clamped(lowerBound: lo, upperBound: hi) }
+}
+private struct Sigmoid: VectorFunction {
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { sigmoid16(v) }
+}
+private struct SiLU: VectorFunction {
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { v * sigmoid16(v) }
+}
+private struct HardSigmoid: VectorFunction {
+    let alpha, beta: Float
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> {
+        (v * alpha + beta).clamped(lowerBound: .zero, upperBound: .one)
+    }
+}
+private struct HardSwish: VectorFunction {
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> {
+        v * (v * (1 / 6) + 0.5).clamped(lowerBound: .zero, upperBound: .one)
+    }
+}
+private struct Tanh: VectorFunction {
+    // tanh(x) = 2·sigmoid(2x) − 1; absolute error stays at float epsilon.
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { 2 * sigmoid16(v + v) - 1 }
+}
+
 /// In-place `x[i] = f(x[i])` over full SIMD16 chunks plus a zero-padded tail chunk.
-@inline(__always)
-private func map(_ x: UnsafeMutablePointer<Float>, _ count: Int, _ f: (SIMD16<Float>) -> SIMD16<Float>) {
+private func map<F: VectorFunction>(_ x: UnsafeMutablePointer<Float>, _ count: Int, _ f: F) {
     let raw = UnsafeMutableRawPointer(x)
     var i = 0
     while i + 16 <= count {

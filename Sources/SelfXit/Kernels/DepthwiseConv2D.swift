@@ -1,40 +1,53 @@
 /// Direct depthwise convolution (`groups == inC == outC`), any kernel, stride, dilation and padding.
 ///
 /// Each channel plane is first copied into a zero-padded per-thread buffer so that the inner loops
-/// need no bounds checks; output rows are then computed 16 pixels at a time, all kernel taps
-/// accumulated in registers. 3×3 kernels keep their weights hoisted; strides 1 and 2 load
-/// contiguously (stride 2 by de-interleaving a 32-wide load).
+/// need no bounds checks. With horizontal stride `s` each padded row is stored as `s` phases
+/// (columns `p, p+s, p+2s, …` for phase `p`), so every kernel tap reads 16 consecutive outputs'
+/// inputs with one contiguous load. Output rows are computed 16 pixels at a time with all taps
+/// accumulated in registers; 3×3 kernels keep their nine weights hoisted.
 struct DepthwisePlan {
     let g: Conv2DGeometry
-    /// Padded plane: enough rows and columns for every tap of every (16-rounded) output pixel.
+    /// Padded rows: enough for every tap of every output row.
     let paddedH: Int
-    let paddedW: Int
+    /// Floats per phase of a padded row, and per padded row (`strideW` phases).
+    let phaseW: Int
+    let rowW: Int
+    /// Offset within a padded row of kernel column `kx`'s input for output pixel 0.
+    let tapOffsets: [Int]
 
     init(_ g: Conv2DGeometry) {
         self.g = g
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1
         let roundedW = (g.outWidth + 15) / 16 * 16
-        // +32: a stride-2 vector load reads 32 floats from its first tap.
-        paddedW = (roundedW - 1) * g.strideW + (g.kernelWidth - 1) * g.dilationW + 32
+        let phaseW = roundedW + (g.kernelWidth - 1) * g.dilationW / g.strideW + 1
+        self.phaseW = phaseW
+        rowW = phaseW * g.strideW
+        tapOffsets = (0..<g.kernelWidth).map { kx in
+            let c = kx * g.dilationW
+            return (c % g.strideW) * phaseW + c / g.strideW
+        }
     }
 
-    var scratchFloats: Int { paddedH * paddedW }
+    var scratchFloats: Int { paddedH * rowW }
 
     /// Preconditions as `Conv2DKernel.run`; `weights` is `[C][kH][kW]`, `bias` has `C` entries.
     func run(input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>,
              residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, batch: Int,
              activation: Activation, scratch: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let planes = batch * g.inChannels
-        let threads = pool.threadCount
+        let parts = min(pool.threadCount, planes)
         let taps = g.kernelHeight * g.kernelWidth
-        pool.parallelFor(min(threads, planes)) { t in
-            let parts = min(threads, planes)
+        pool.parallelFor(parts) { t in
             let buffer = scratch + t * scratchFloats
             for p in (planes * t / parts)..<(planes * (t + 1) / parts) {
                 let c = p % g.inChannels
                 fillPadded(input + p * g.inPlane, buffer)
                 let out = output + p * g.outPlane
-                computePlane(buffer, weights + c * taps, bias[c], out)
+                if g.kernelHeight == 3 && g.kernelWidth == 3 {
+                    rows3x3(buffer, weights + c * taps, bias[c], out)
+                } else {
+                    rows(buffer, weights + c * taps, bias[c], out)
+                }
                 if let residual {
                     addBiasAndResidual(out, count: g.outPlane, bias: 0, residual: residual + p * g.outPlane)
                 }
@@ -44,78 +57,91 @@ struct DepthwisePlan {
     }
 
     private func fillPadded(_ x: UnsafePointer<Float>, _ buffer: UnsafeMutablePointer<Float>) {
-        let left = min(g.padLeft, paddedW)
-        let copy = max(0, min(g.inWidth, paddedW - g.padLeft))
         for py in 0..<paddedH {
-            let dst = buffer + py * paddedW
+            let dst = buffer + py * rowW
             let iy = py - g.padTop
             guard iy >= 0 && iy < g.inHeight else {
-                dst.update(repeating: 0, count: paddedW)
+                dst.update(repeating: 0, count: rowW)
                 continue
             }
-            dst.update(repeating: 0, count: left)
-            (dst + left).update(from: x + iy * g.inWidth, count: copy)
-            (dst + left + copy).update(repeating: 0, count: paddedW - left - copy)
-        }
-    }
-
-    private func computePlane(_ buffer: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float,
-                              _ out: UnsafeMutablePointer<Float>) {
-        let is3x3 = g.kernelHeight == 3 && g.kernelWidth == 3
-        switch g.strideW {
-        case 1:
-            let load: (UnsafeRawPointer) -> SIMD16<Float> = { $0.loadUnaligned(as: SIMD16<Float>.self) }
-            if is3x3 { rows3x3(buffer, w, bias, out, load) } else { rows(buffer, w, bias, out, load) }
-        case 2:
-            let load: (UnsafeRawPointer) -> SIMD16<Float> = { $0.loadUnaligned(as: SIMD32<Float>.self).evenHalf }
-            if is3x3 { rows3x3(buffer, w, bias, out, load) } else { rows(buffer, w, bias, out, load) }
-        default:
-            let sw = g.strideW
-            rows(buffer, w, bias, out) { p in
-                let f = p.assumingMemoryBound(to: Float.self)
-                var v = SIMD16<Float>()
-                for i in 0..<16 { v[i] = f[i * sw] }
-                return v
+            let src = x + iy * g.inWidth
+            if g.strideW == 1 {
+                let left = min(g.padLeft, rowW)
+                let copy = max(0, min(g.inWidth, rowW - g.padLeft))
+                dst.update(repeating: 0, count: left)
+                (dst + left).update(from: src, count: copy)
+                (dst + left + copy).update(repeating: 0, count: rowW - left - copy)
+            } else {
+                for phase in 0..<g.strideW {
+                    // Phase columns j with input column j·s + phase − padLeft inside the image.
+                    let off = phase - g.padLeft
+                    let lo = min(phaseW, off >= 0 ? 0 : (-off + g.strideW - 1) / g.strideW)
+                    let hi = max(lo, g.inWidth - 1 - off < 0 ? 0 : min(phaseW, (g.inWidth - 1 - off) / g.strideW + 1))
+                    let d = dst + phase * phaseW
+                    d.update(repeating: 0, count: lo)
+                    if g.strideW == 2 {
+                        deinterleave(src + off, d, lo, hi)
+                    } else {
+                        for j in lo..<hi { d[j] = src[j * g.strideW + off] }
+                    }
+                    (d + hi).update(repeating: 0, count: phaseW - hi)
+                }
             }
         }
     }
 
-    /// Any kernel size. `load(p)` returns the 16 stride-spaced floats starting at `p`.
+    /// `d[j] = s[2j]` for `j` in `lo..<hi`, 16 at a time (a 32-wide load may read only valid columns).
     @inline(__always)
+    private func deinterleave(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
+        var j = lo
+        while j + 16 < hi {
+            let v = UnsafeRawPointer(s + 2 * j).loadUnaligned(as: SIMD32<Float>.self)
+            UnsafeMutableRawPointer(d + j).storeBytes(of: v.evenHalf, as: SIMD16<Float>.self)
+            j += 16
+        }
+        while j < hi { d[j] = s[2 * j]; j += 1 }
+    }
+
+    @inline(__always)
+    private func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+
+    /// Any kernel size.
     private func rows(_ buffer: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float,
-                      _ out: UnsafeMutablePointer<Float>, _ load: (UnsafeRawPointer) -> SIMD16<Float>) {
-        for oy in 0..<g.outHeight {
-            let base = buffer + oy * g.strideH * paddedW
-            var ox = 0
-            while ox < g.outWidth {
-                var acc = SIMD16<Float>(repeating: bias)
-                for ky in 0..<g.kernelHeight {
-                    let row = base + ky * g.dilationH * paddedW + ox * g.strideW
-                    for kx in 0..<g.kernelWidth {
-                        acc += w[ky * g.kernelWidth + kx] * load(UnsafeRawPointer(row + kx * g.dilationW))
+                      _ out: UnsafeMutablePointer<Float>) {
+        tapOffsets.withUnsafeBufferPointer { offsets in
+            for oy in 0..<g.outHeight {
+                let base = buffer + oy * g.strideH * rowW
+                var ox = 0
+                while ox < g.outWidth {
+                    var acc = SIMD16<Float>(repeating: bias)
+                    for ky in 0..<g.kernelHeight {
+                        let row = base + ky * g.dilationH * rowW + ox
+                        for kx in 0..<g.kernelWidth { acc += w[ky * g.kernelWidth + kx] * load(row + offsets[kx]) }
                     }
+                    store(acc, out + oy * g.outWidth + ox, g.outWidth - ox)
+                    ox += 16
                 }
-                store(acc, out + oy * g.outWidth + ox, g.outWidth - ox)
-                ox += 16
             }
         }
     }
 
     /// 3×3 with the nine weights held in registers across the plane.
-    @inline(__always)
     private func rows3x3(_ buffer: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float,
-                         _ out: UnsafeMutablePointer<Float>, _ load: (UnsafeRawPointer) -> SIMD16<Float>) {
+                         _ out: UnsafeMutablePointer<Float>) {
         let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
-        let dx = g.dilationW, dy = g.dilationH * paddedW
+        let (o0, o1, o2) = (tapOffsets[0], tapOffsets[1], tapOffsets[2])
+        let dy = g.dilationH * rowW
         for oy in 0..<g.outHeight {
-            let base = buffer + oy * g.strideH * paddedW
+            let base = buffer + oy * g.strideH * rowW
             var ox = 0
             while ox < g.outWidth {
-                let r0 = base + ox * g.strideW, r1 = r0 + dy, r2 = r1 + dy
+                let r0 = base + ox, r1 = r0 + dy, r2 = r1 + dy
                 var acc = SIMD16<Float>(repeating: bias)
-                acc += w0 * load(r0) + w1 * load(r0 + dx) + w2 * load(r0 + 2 * dx)
-                acc += w3 * load(r1) + w4 * load(r1 + dx) + w5 * load(r1 + 2 * dx)
-                acc += w6 * load(r2) + w7 * load(r2 + dx) + w8 * load(r2 + 2 * dx)
+                acc += w0 * load(r0 + o0) + w1 * load(r0 + o1) + w2 * load(r0 + o2)
+                acc += w3 * load(r1 + o0) + w4 * load(r1 + o1) + w5 * load(r1 + o2)
+                acc += w6 * load(r2 + o0) + w7 * load(r2 + o1) + w8 * load(r2 + o2)
                 store(acc, out + oy * g.outWidth + ox, g.outWidth - ox)
                 ox += 16
             }

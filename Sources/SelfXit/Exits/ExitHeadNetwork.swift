@@ -24,6 +24,10 @@ final class ExitHeadNetwork {
     private var dHid: [UnsafeMutablePointer<Float>] = []
     private let cols: UnsafeMutablePointer<Float>            // threads × colFloats
     private let colFloats: Int
+    /// Samples per batched im2col/sgemm, per conv.
+    private let convChunks: [Int]
+    /// Target size of one thread's im2col chunk.
+    static let chunkFloats = 1 << 20
     private let convGrads: UnsafeMutablePointer<Float>       // threads × convParamCount
     private let convParamCount: Int
     private var owned: [UnsafeMutablePointer<Float>] = []
@@ -42,8 +46,16 @@ final class ExitHeadNetwork {
         for d in plan.denses {
             hid.append(alloc(self.capacity * d.outF)); dHid.append(alloc(self.capacity * d.outF))
         }
-        // Two col-sized regions per thread: the im2col matrix and the column gradient.
-        colFloats = 2 * (plan.convs.map { $0.colRows * $0.outPlane }.max() ?? 0)
+        // Per thread: im2col matrix and column gradient for a chunk of samples side by side
+        // (`colRows × chunk·outPlane`), plus a `outC × chunk·outPlane` output/gradient tile.
+        var chunks: [Int] = [], floats = 0
+        for c in plan.convs {
+            let chunk = max(1, min(self.capacity, ExitHeadNetwork.chunkFloats / max(1, c.colRows * c.outPlane)))
+            chunks.append(chunk)
+            floats = max(floats, chunk * c.outPlane * (2 * c.colRows + c.outC))
+        }
+        convChunks = chunks
+        colFloats = floats
         cols = alloc(pool.threadCount * colFloats)
         convParamCount = plan.denses.first?.wOffset ?? 0
         convGrads = alloc(pool.threadCount * convParamCount)
@@ -75,18 +87,26 @@ final class ExitHeadNetwork {
         for (l, c) in plan.convs.enumerated() {
             let out = acts[l]
             let src = input
+            let chunk = convChunks[l]
             pool.parallelFor(pool.threadCount) { t in
                 let col = self.cols + t * self.colFloats
-                for s in self.threadSlice(batch, t) {
-                    let xs = src + s * c.inSize
-                    let b: UnsafePointer<Float>
-                    if c.isPointwise { b = xs } else { ExitOps.im2col(xs, col, c); b = UnsafePointer(col) }
-                    let y = out + s * c.outSize
-                    let n = c.outPlane
-                    for o in 0..<c.outC { (y + o * n).update(repeating: params[c.bOffset + o], count: n) }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(c.outC), Int32(n), Int32(c.colRows),
-                                1, params + c.wOffset, Int32(c.colRows), b, Int32(n), 1, y, Int32(n))
-                    applyActivation(.relu, y, count: c.outSize)
+                let n = c.outPlane
+                let r = self.threadSlice(batch, t)
+                var s0 = r.lowerBound
+                while s0 < r.upperBound {
+                    let cs = min(chunk, r.upperBound - s0), ld = cs * n
+                    let tile = col + 2 * c.colRows * ld
+                    for j in 0..<cs { ExitOps.im2col(src + (s0 + j) * c.inSize, col + j * n, c, ld: ld) }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(c.outC), Int32(ld), Int32(c.colRows),
+                                1, params + c.wOffset, Int32(c.colRows), col, Int32(ld), 0, tile, Int32(ld))
+                    for j in 0..<cs {
+                        let y = out + (s0 + j) * c.outSize
+                        for o in 0..<c.outC {
+                            let b = params[c.bOffset + o], srcRow = tile + o * ld + j * n, dst = y + o * n
+                            for i in 0..<n { dst[i] = max(0, srcRow[i] + b) }
+                        }
+                    }
+                    s0 += cs
                 }
             }
             input = UnsafePointer(out)
@@ -193,37 +213,43 @@ final class ExitHeadNetwork {
             let dOut = UnsafePointer(dActs[l])
             let dIn: UnsafeMutablePointer<Float>? = l > 0 ? dActs[l - 1] : nil
             let wCount = c.outC * c.colRows
+            let chunk = convChunks[l]
             pool.parallelFor(threads) { t in
                 let gW = self.convGrads + t * self.convParamCount + c.wOffset
                 let gB = self.convGrads + t * self.convParamCount + c.bOffset
                 gW.update(repeating: 0, count: wCount); gB.update(repeating: 0, count: c.outC)
                 let col = self.cols + t * self.colFloats
-                let dcol = col + self.colFloats / 2
                 let n = c.outPlane
-                for s in self.threadSlice(batch, t) {
-                    let xs = xIn + s * c.inSize
-                    let dy = dOut + s * c.outSize
-                    let b: UnsafePointer<Float>
-                    if c.isPointwise { b = xs } else { ExitOps.im2col(xs, col, c); b = UnsafePointer(col) }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(c.outC), Int32(c.colRows), Int32(n),
-                                1, dy, Int32(n), b, Int32(n), 1, gW, Int32(c.colRows))
+                let r = self.threadSlice(batch, t)
+                var s0 = r.lowerBound
+                while s0 < r.upperBound {
+                    let cs = min(chunk, r.upperBound - s0), ld = cs * n
+                    let dcol = col + c.colRows * ld, tile = col + 2 * c.colRows * ld
+                    for j in 0..<cs {
+                        ExitOps.im2col(xIn + (s0 + j) * c.inSize, col + j * n, c, ld: ld)
+                        let dy = dOut + (s0 + j) * c.outSize
+                        for o in 0..<c.outC { (tile + o * ld + j * n).update(from: dy + o * n, count: n) }
+                    }
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(c.outC), Int32(c.colRows), Int32(ld),
+                                1, tile, Int32(ld), col, Int32(ld), 1, gW, Int32(c.colRows))
                     for o in 0..<c.outC {
                         var sum: Float = 0
-                        let row = dy + o * n
-                        for i in 0..<n { sum += row[i] }
+                        let row = tile + o * ld
+                        for i in 0..<ld { sum += row[i] }
                         gB[o] += sum
                     }
                     if let dIn {
-                        let dx = dIn + s * c.inSize
-                        let target = c.isPointwise ? dx : dcol
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(c.colRows), Int32(n), Int32(c.outC),
-                                    1, params + c.wOffset, Int32(c.colRows), dy, Int32(n), 0, target, Int32(n))
-                        if !c.isPointwise {
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(c.colRows), Int32(ld), Int32(c.outC),
+                                    1, params + c.wOffset, Int32(c.colRows), tile, Int32(ld), 0, dcol, Int32(ld))
+                        for j in 0..<cs {
+                            let s = s0 + j
+                            let dx = dIn + s * c.inSize, xs = xIn + s * c.inSize
                             dx.update(repeating: 0, count: c.inSize)
-                            ExitOps.col2im(dcol, dx, c)
+                            ExitOps.col2im(dcol + j * n, dx, c, ld: ld)
+                            for i in 0..<c.inSize where xs[i] <= 0 { dx[i] = 0 }
                         }
-                        for i in 0..<c.inSize where xs[i] <= 0 { dx[i] = 0 }
                     }
+                    s0 += cs
                 }
             }
             let total = wCount + c.outC

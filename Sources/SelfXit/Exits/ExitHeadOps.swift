@@ -51,9 +51,9 @@ enum ExitOps {
         }
     }
 
-    /// im2col of one sample: `col` is `(C·k·k) × (outH·outW)`.
-    static func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ExitHeadPlan.Conv) {
-        let k = g.kernel, n = g.outPlane
+    /// im2col of one sample: `col` is `(C·k·k) × (outH·outW)` with row stride `ld` (default: outH·outW).
+    static func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, _ g: ExitHeadPlan.Conv, ld: Int? = nil) {
+        let k = g.kernel, n = ld ?? g.outPlane
         for c in 0..<g.inC {
             let src = x + c * g.inH * g.inW
             for ky in 0..<k {
@@ -75,8 +75,8 @@ enum ExitOps {
     }
 
     /// Adjoint of `im2col`: accumulates `col` into `x` (which the caller zeroes).
-    static func col2im(_ col: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ g: ExitHeadPlan.Conv) {
-        let k = g.kernel, n = g.outPlane
+    static func col2im(_ col: UnsafePointer<Float>, _ x: UnsafeMutablePointer<Float>, _ g: ExitHeadPlan.Conv, ld: Int? = nil) {
+        let k = g.kernel, n = ld ?? g.outPlane
         for c in 0..<g.inC {
             let dstPlane = x + c * g.inH * g.inW
             for ky in 0..<k {

@@ -55,7 +55,11 @@ final class EngineHandle: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard ticket >= 1, ticket < nextTicket else { throw CABIError.invalid("ticket \(ticket) was never issued by this engine") }
-        let deadline = timeoutMilliseconds < 0 ? Date.distantFuture : Date(timeIntervalSinceNow: Double(timeoutMilliseconds) / 1000)
+        if timeoutMilliseconds < 0 {
+            while finishedThrough < ticket { condition.wait() }
+            return true
+        }
+        let deadline = Date(timeIntervalSinceNow: Double(min(timeoutMilliseconds, 1 << 40)) / 1000)
         while finishedThrough < ticket {
             if !condition.wait(until: deadline) { return finishedThrough >= ticket }
         }

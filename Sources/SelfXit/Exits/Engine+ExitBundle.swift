@@ -6,6 +6,19 @@ import Foundation
 /// fingerprint, UInt64 payload length, the payload (JSON of the exits), UInt64 FNV-1a
 /// checksum of the payload. A bundle of another model, another format version, or with any
 /// damaged byte is refused and the engine keeps the exits it has.
+/// Thresholds of exits out of service are +∞, which JSON cannot hold as a number.
+private let bundleEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return encoder
+}()
+
+private let bundleDecoder: JSONDecoder = {
+    let decoder = JSONDecoder()
+    decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return decoder
+}()
+
 extension Engine {
     static let bundleMagic = Array("SXEXITS\0".utf8)
     static let bundleVersion: UInt32 = 1
@@ -32,7 +45,7 @@ extension Engine {
                       threshold: $0.threshold, active: activeIndices.contains($0.candidateIndex), head: $0.head)
             },
             report: configuration.report)
-        let json = try JSONEncoder().encode(payload)
+        let json = try bundleEncoder.encode(payload)
         var bytes = Self.bundleMagic
         func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
         append(Self.bundleVersion)
@@ -74,7 +87,7 @@ extension Engine {
             throw SelfXitError.invalidModel("the exit bundle is damaged (checksum mismatch)")
         }
         let payload: BundlePayload
-        do { payload = try JSONDecoder().decode(BundlePayload.self, from: Data(json)) } catch {
+        do { payload = try bundleDecoder.decode(BundlePayload.self, from: Data(json)) } catch {
             throw SelfXitError.invalidModel("the exit bundle's contents cannot be read: \(error)")
         }
         var trained: [ExitConfiguration.Exit] = [], active: [ExitConfiguration.Exit] = []
@@ -85,7 +98,6 @@ extension Engine {
                   exit.head.classes == outputCount, exit.threshold.isFinite || exit.threshold == .infinity else {
                 throw SelfXitError.invalidModel("exit bundle's head at candidate \(exit.candidateIndex) does not fit the model")
             }
-            try exit.head.validate()
             let built = ExitConfiguration.Exit(candidateIndex: exit.candidateIndex, candidate: candidate, head: exit.head, threshold: exit.threshold)
             trained.append(built)
             if exit.active { active.append(built) }

@@ -21,6 +21,26 @@ public struct EngineStats: Sendable, Codable {
     public var lastBuild: ExitBuildReport?
 }
 
+/// camelCase → snake_case, keeping "FLOPs" one word ("meanFLOPs" → "mean_flops").
+private struct SnakeCaseKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ camel: String) {
+        var result = ""
+        for character in camel.replacingOccurrences(of: "FLOPs", with: "Flops") {
+            if character.isUppercase {
+                if !result.isEmpty { result += "_" }
+                result += character.lowercased()
+            } else {
+                result.append(character)
+            }
+        }
+        stringValue = result
+    }
+    init?(stringValue: String) { self.init(stringValue) }
+    init?(intValue: Int) { nil }
+}
+
 extension Engine {
     public func stats() -> EngineStats {
         let snapshot = statistics.snapshot()
@@ -35,7 +55,7 @@ extension Engine {
     /// `stats()` as a JSON object (snake_case keys).
     public func statsJSON() -> String {
         let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.keyEncodingStrategy = .custom { path in SnakeCaseKey(path.last?.stringValue ?? "") }
         encoder.outputFormatting = [.sortedKeys]
         encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         guard let data = try? encoder.encode(stats()) else { return "{}" }

@@ -1,0 +1,647 @@
+"""`Engine`, `Error` and the callback plumbing over the C ABI."""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import itertools
+import json
+import math
+import os
+import threading
+import time
+import weakref
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from . import _lib
+from ._lib import RESULT_FN, Status, lib
+
+
+class Error(Exception):
+    """A failed SelfXit call.
+
+    `status` is the `sx_status` code (a `Status` member when known), `message` the library's
+    message (`sx_last_error()` of the failing call) or the bindings' own message for errors
+    detected on the Python side (closed engine, bad array shape …).
+    """
+
+    def __init__(self, status: int, message: str = ""):
+        try:
+            status = Status(status)
+        except ValueError:
+            pass
+        self.status = status
+        self.message = message
+        super().__init__(status, message)
+
+    def __str__(self) -> str:
+        name = self.status.name if isinstance(self.status, Status) else str(int(self.status))
+        return f"[{name}] {self.message}" if self.message else f"[{name}] {_lib.status_string(self.status)}"
+
+
+def _check(rc: int, context: str = "") -> None:
+    if rc != Status.OK:
+        message = _lib.last_error() or _lib.status_string(rc)
+        raise Error(rc, f"{context}: {message}" if context and not message.startswith(context) else message)
+
+
+def _uint(name: str, value: Any, bits: int) -> int:
+    v = int(value)
+    if v < 0 or v >= 1 << bits:
+        raise Error(Status.INVALID_ARGUMENT, f"{name} must be in [0, 2^{bits}), got {value!r}")
+    return v
+
+
+# ---- callback plumbing ----------------------------------------------------------------------
+#
+# One trampoline (a module-level RESULT_FN instance, so never garbage-collected) serves every
+# request. `user_data` is an integer key into `_requests`; the request holds the Python
+# handler, the input array and the first exception a handler raised. A result whose key is no
+# longer registered is ignored, so a late or stray callback can never reach freed Python state.
+
+_requests: dict[int, "_Request"] = {}
+_requests_lock = threading.Lock()
+_keys = itertools.count(1)
+_tls = threading.local()  # .engines: tokens of the engines whose callback this thread is in
+
+
+class _Request:
+    __slots__ = ("key", "engine_token", "handler", "input", "error", "ticket", "user_callback", "delivered")
+
+    def __init__(self, engine_token: int, handler: Callable[[_lib.sx_result], None], input_array, user_callback):
+        self.key = next(_keys)
+        self.engine_token = engine_token
+        self.handler = handler
+        self.input = input_array  # kept alive for the request's lifetime
+        self.user_callback = user_callback
+        self.error: Optional[BaseException] = None
+        self.ticket = 0
+        self.delivered = 0  # results received (including ones dropped after an error)
+
+    def finish(self) -> None:
+        """Re-raises the handler's exception, or reports results the library never delivered."""
+        if self.error is not None:
+            err, self.error = self.error, None
+            raise err
+        n = self.input.shape[0]
+        if self.delivered != n:
+            what = f"ticket {self.ticket}" if self.ticket else "the request"
+            raise Error(
+                Status.INTERNAL,
+                f"{what} finished with {self.delivered} of {n} results and no error reported by the library",
+            )
+
+
+def _register(req: _Request) -> None:
+    with _requests_lock:
+        _requests[req.key] = req
+
+
+def _unregister(req: _Request) -> None:
+    with _requests_lock:
+        _requests.pop(req.key, None)
+
+
+def _in_callback_of(token: int) -> bool:
+    return token in getattr(_tls, "engines", ())
+
+
+@RESULT_FN
+def _trampoline(result_p, user_data):  # runs on a library thread; must never raise into C
+    req = _requests.get(user_data or 0)
+    if req is None:
+        return
+    req.delivered += 1
+    if req.error is not None:
+        return  # unknown request, or its handler already failed: drop the rest
+    stack = getattr(_tls, "engines", None)
+    if stack is None:
+        stack = _tls.engines = []
+    stack.append(req.engine_token)
+    try:
+        req.handler(result_p.contents)
+    except BaseException as e:  # noqa: BLE001 — stored, re-raised by submit()/wait()
+        req.error = e
+    finally:
+        stack.pop()
+
+
+def _result_dict(r: _lib.sx_result) -> dict:
+    n = int(r.num_classes)
+    if r.probabilities and n:
+        probs = np.ctypeslib.as_array(r.probabilities, shape=(n,)).copy()
+    else:
+        probs = np.empty(0, dtype=np.float32)
+    return {
+        "sample_index": int(r.sample_index),
+        "exit_index": int(r.exit_index),
+        "class_index": int(r.class_index),
+        "confidence": float(r.confidence),
+        "probabilities": probs,
+        "flops": int(r.flops),
+        "latency_seconds": float(r.latency_seconds),
+        "ticket": int(r.ticket),
+    }
+
+
+# ---- engine ---------------------------------------------------------------------------------
+
+_live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+_tokens = itertools.count(1)
+_WAIT_SLICE_MS = 200
+
+
+@atexit.register
+def _close_all() -> None:
+    # Pending asynchronous work must not call into a finalising interpreter.
+    for engine in list(_live_engines):
+        try:
+            engine.close()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class Engine:
+    """An ONNX classifier loaded into libselfxit, with unsupervised early exits.
+
+    `path_or_bytes` is a file path (str / os.PathLike) or the model's bytes (bytes,
+    bytearray, memoryview). The keyword arguments are `sx_engine_options`' fields; `threads=0`
+    means all cores, `input_shape` (batch excluded) is only needed for models with symbolic
+    dimensions.
+
+    Thread-safe like the library. `close()` waits for calls in progress on other threads and
+    for outstanding asynchronous work; it must not be called from one of this engine's
+    callbacks (Error BUSY).
+    """
+
+    def __init__(
+        self,
+        path_or_bytes,
+        threads: int = 0,
+        max_batch: int = 1024,
+        collection_budget_bytes: int = 64 << 20,
+        seed: int = 0,
+        input_shape: Optional[Sequence[int]] = None,
+        max_pending: int = 64,
+    ):
+        self._handle: Optional[int] = None
+        self._token = next(_tokens)
+        self._cond = threading.Condition()
+        self._active = 0
+        self._closing = False
+        self._pending: dict[int, _Request] = {}  # ticket -> request, until wait() or close()
+
+        opts = _lib.sx_engine_options()
+        lib.sx_engine_options_init(ctypes.byref(opts))
+        opts.threads = _uint("threads", threads, 32)
+        opts.max_batch = _uint("max_batch", max_batch, 32)
+        opts.collection_budget_bytes = _uint("collection_budget_bytes", collection_budget_bytes, 64)
+        opts.seed = _uint("seed", seed, 64)
+        opts.max_pending = _uint("max_pending", max_pending, 32)
+        shape_buf = None
+        if input_shape is not None:
+            dims = [int(d) for d in input_shape]
+            shape_buf = (ctypes.c_int64 * max(len(dims), 1))(*dims)
+            opts.input_shape = ctypes.cast(shape_buf, ctypes.POINTER(ctypes.c_int64))
+            opts.input_rank = len(dims)
+
+        handle = ctypes.c_void_p()
+        if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
+            data = bytes(path_or_bytes)
+            rc = lib.sx_engine_create_from_memory(data, len(data), ctypes.byref(opts), ctypes.byref(handle))
+        elif isinstance(path_or_bytes, (str, os.PathLike)):
+            rc = lib.sx_engine_create(os.fsencode(path_or_bytes), ctypes.byref(opts), ctypes.byref(handle))
+        else:
+            raise Error(
+                Status.INVALID_ARGUMENT,
+                f"Engine() takes a path or the model's bytes, not {type(path_or_bytes).__name__}",
+            )
+        _check(rc)
+        if not handle.value:
+            raise Error(Status.INTERNAL, "sx_engine_create returned SX_OK without an engine")
+        self._handle = handle.value
+        self._max_batch = opts.max_batch or 1024
+        _live_engines.add(self)
+
+        info = self.info
+        self._input_shape: tuple[int, ...] = info["input_shape"]
+        self._input_size: int = info["input_size"]
+        self._num_classes: int = info["num_classes"]
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def _enter(self) -> int:
+        with self._cond:
+            if self._closing or self._handle is None:
+                raise Error(Status.WRONG_STATE, "the engine is closed")
+            self._active += 1
+            return self._handle
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._active == 0:
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Waits for calls in progress and asynchronous work, then frees the engine.
+
+        Idempotent. From inside one of this engine's callbacks: Error BUSY (nothing freed).
+        Requests never waited for are released; their callback exceptions are discarded.
+        """
+        if _in_callback_of(self._token):
+            raise Error(Status.BUSY, "close() called from one of this engine's callbacks")
+        with self._cond:
+            if self._handle is None or self._closing:
+                # Closed, or another thread is closing it: wait for that to finish.
+                while self._handle is not None:
+                    self._cond.wait()
+                return
+            self._closing = True
+            while self._active:
+                self._cond.wait()
+            handle = self._handle
+        try:
+            rc = lib.sx_engine_destroy(handle)
+            _check(rc, "sx_engine_destroy")
+        except BaseException:
+            with self._cond:
+                self._closing = False
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._handle = None
+            self._closing = False
+            pending, self._pending = self._pending, {}
+            self._cond.notify_all()
+        for req in pending.values():
+            _unregister(req)
+        _live_engines.discard(self)
+
+    def __del__(self):
+        if getattr(self, "_handle", None) is None:
+            return
+        if _in_callback_of(self._token):
+            # Last reference dropped inside one of our own callbacks: sx_engine_destroy would be
+            # refused there, so free the engine from another thread once the callback returns.
+            handle, self._handle = self._handle, None
+            threading.Thread(target=lib.sx_engine_destroy, args=(handle,), daemon=True).start()
+            return
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 — nothing sensible to do in a finaliser
+            pass
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    # -- properties ----------------------------------------------------------------------
+
+    @property
+    def info(self) -> dict:
+        """`sx_engine_info` as a dict (fresh on every access)."""
+        info = _lib.sx_info()
+        info.struct_size = ctypes.sizeof(info)
+        h = self._enter()
+        try:
+            _check(lib.sx_engine_info(h, ctypes.byref(info)))
+        finally:
+            self._leave()
+        rank = int(info.input_rank)
+        return {
+            "input_shape": tuple(int(info.input_shape[i]) for i in range(min(rank, _lib.SX_MAX_RANK))),
+            "input_size": int(info.input_size),
+            "num_classes": int(info.num_classes),
+            "backbone_flops": int(info.backbone_flops),
+            "num_candidates": int(info.num_candidates),
+            "num_trained_exits": int(info.num_trained_exits),
+            "num_active_exits": int(info.num_active_exits),
+            "exits_enabled": bool(info.exits_enabled),
+            "collected_samples": int(info.collected_samples),
+        }
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-sample input shape (batch excluded)."""
+        return self._input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+    # -- inference -----------------------------------------------------------------------
+
+    def _as_batch(self, x) -> np.ndarray:
+        """float32 C-contiguous (N, *input_shape); a single sample (*input_shape) becomes N=1."""
+        a = np.asarray(x)
+        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+            raise Error(Status.INVALID_ARGUMENT, f"input must be numeric, got dtype {a.dtype}")
+        shape = self._input_shape
+        if a.ndim == len(shape) and a.shape == shape:
+            a = a.reshape((1,) + shape)
+        elif a.ndim != len(shape) + 1 or a.shape[1:] != shape:
+            raise Error(
+                Status.SHAPE_MISMATCH,
+                f"input shape {a.shape} is neither (N, {', '.join(map(str, shape))}) nor {shape}",
+            )
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def _run(self, batch: np.ndarray, handler, user_callback=None) -> None:
+        """Blocking sx_submit of `batch` (already validated) with `handler(sx_result)`."""
+        req = _Request(self._token, handler, batch, user_callback)
+        _register(req)
+        try:
+            h = self._enter()
+            try:
+                rc = lib.sx_submit(
+                    h, batch.ctypes.data, batch.size, batch.shape[0], _trampoline, req.key
+                )
+            finally:
+                self._leave()
+            _check(rc)
+        finally:
+            _unregister(req)
+        req.finish()
+
+    def infer(self, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Classifies a batch (N, *input_shape) or one sample (*input_shape).
+
+        Returns (labels int64[N], confidences float32[N], exit_indices int64[N]); an exit index
+        of -1 means the backbone's own classifier answered. Batches larger than `max_batch` are
+        split into several sx_submit calls.
+        """
+        batch = self._as_batch(x)
+        n = batch.shape[0]
+        labels = np.full(n, -1, dtype=np.int64)
+        confidences = np.zeros(n, dtype=np.float32)
+        exits = np.full(n, -1, dtype=np.int64)
+        step = max(1, self._max_batch)
+        for start in range(0, max(n, 1), step):
+            chunk = batch[start:start + step]
+
+            def handler(r, start=start):
+                i = start + r.sample_index
+                labels[i] = r.class_index
+                confidences[i] = r.confidence
+                exits[i] = r.exit_index
+
+            self._run(chunk, handler)
+        return labels, confidences, exits
+
+    def submit(self, x, callback: Callable[[dict], Any]) -> None:
+        """Runs a batch and blocks; `callback(result)` runs on this thread once per sample, in
+        resolution order (early exits first). `result` keys: sample_index, exit_index,
+        class_index, confidence, probabilities (numpy copy), flops, latency_seconds, ticket.
+
+        An exception raised by `callback` stops delivery of the batch's remaining results and is
+        re-raised here once the library call returns.
+        """
+        batch = self._as_batch(x)
+        self._run(batch, lambda r: callback(_result_dict(r)), callback)
+
+    def submit_async(self, x, callback: Callable[[dict], Any]) -> int:
+        """Queues a batch and returns its ticket (> 0) at once. `callback(result)` runs later on
+        the engine's worker thread, once per sample, requests in submission order.
+
+        The callback and input stay referenced until `wait(ticket)` succeeds or the engine is
+        closed. An exception raised by `callback` stops delivery of that request's remaining
+        results and is re-raised by `wait(ticket)`. Error BUSY when `max_pending` requests are
+        already queued.
+        """
+        batch = self._as_batch(x)
+        req = _Request(self._token, lambda r: callback(_result_dict(r)), batch, callback)
+        ticket = ctypes.c_uint64(0)
+        _register(req)
+        try:
+            h = self._enter()
+            try:
+                rc = lib.sx_submit_async(
+                    h, batch.ctypes.data, batch.size, batch.shape[0], _trampoline, req.key,
+                    ctypes.byref(ticket),
+                )
+                _check(rc)
+                req.ticket = int(ticket.value)
+                with self._cond:
+                    self._pending[req.ticket] = req
+            finally:
+                self._leave()
+        except BaseException:
+            _unregister(req)
+            raise
+        return req.ticket
+
+    def wait(self, ticket: int, timeout_ms: int = -1) -> bool:
+        """Waits for request `ticket` (all its callbacks returned). `timeout_ms` < 0 waits
+        forever, 0 polls. Returns False on timeout (the work goes on), True when finished; then
+        releases the request and re-raises the first exception its callback raised, if any.
+        Waiting again for a finished ticket returns True."""
+        ticket = _uint("ticket", ticket, 64)
+        timeout_ms = int(timeout_ms)
+        # Waited in slices so that signals (Ctrl-C) are handled while waiting: a ctypes call
+        # cannot be interrupted, Python runs its signal handlers between the slices.
+        deadline = None if timeout_ms < 0 else time.monotonic() + timeout_ms / 1000.0
+        h = self._enter()
+        try:
+            while True:
+                if deadline is None:
+                    step = _WAIT_SLICE_MS
+                else:
+                    step = max(0, min(_WAIT_SLICE_MS, math.ceil((deadline - time.monotonic()) * 1000.0)))
+                rc = lib.sx_wait(h, ticket, step)
+                if rc != Status.TIMEOUT or (deadline is not None and time.monotonic() >= deadline):
+                    break
+        finally:
+            self._leave()
+        if rc == Status.TIMEOUT:
+            return False
+        _check(rc)
+        with self._cond:
+            req = self._pending.pop(int(ticket), None)
+        if req is not None:
+            _unregister(req)
+            req.finish()
+        return True
+
+    @property
+    def pending_tickets(self) -> list[int]:
+        """Tickets submitted with submit_async and not yet released by wait()."""
+        with self._cond:
+            return sorted(self._pending)
+
+    # -- exits ---------------------------------------------------------------------------
+
+    def update_exits(
+        self,
+        tolerance: float = 0.01,
+        search_budget: int = 4,
+        seed: int = 0,
+        memory_budget_bytes: int = 2 << 30,
+        train_fraction: float = 0.5,
+        validation_fraction: float = 0.2,
+        min_samples: int = 200,
+        epochs: int = 30,
+    ) -> dict:
+        """Builds exits from the collected samples and puts them in service (blocks).
+
+        Returns the build report: the `last_build` object of `stats()` (the whole stats JSON if
+        the library reports no such key)."""
+        opts = _lib.sx_update_options()
+        lib.sx_update_options_init(ctypes.byref(opts))
+        opts.tolerance = float(tolerance)
+        opts.search_budget = _uint("search_budget", search_budget, 32)
+        opts.seed = _uint("seed", seed, 64)
+        opts.memory_budget_bytes = _uint("memory_budget_bytes", memory_budget_bytes, 64)
+        opts.train_fraction = float(train_fraction)
+        opts.validation_fraction = float(validation_fraction)
+        opts.min_samples = _uint("min_samples", min_samples, 32)
+        opts.epochs = _uint("epochs", epochs, 32)
+        h = self._enter()
+        try:
+            _check(lib.sx_update_exits(h, ctypes.byref(opts)))
+        finally:
+            self._leave()
+        stats = self.stats()
+        report = stats.get("last_build")
+        return report if isinstance(report, dict) else stats
+
+    def set_exits_enabled(self, enabled: bool) -> None:
+        h = self._enter()
+        try:
+            _check(lib.sx_set_exits_enabled(h, 1 if enabled else 0))
+        finally:
+            self._leave()
+
+    def save_exits(self, path) -> None:
+        h = self._enter()
+        try:
+            _check(lib.sx_save_exits(h, os.fsencode(path)))
+        finally:
+            self._leave()
+
+    def load_exits(self, path) -> None:
+        h = self._enter()
+        try:
+            _check(lib.sx_load_exits(h, os.fsencode(path)))
+        finally:
+            self._leave()
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        """`sx_get_stats_json`, parsed: inference statistics plus the last exit build's report."""
+        h = self._enter()
+        try:
+            needed = ctypes.c_size_t(0)
+            rc = lib.sx_get_stats_json(h, None, 0, ctypes.byref(needed))
+            if rc not in (Status.OK, Status.INVALID_ARGUMENT) or needed.value == 0:
+                _check(rc if rc != Status.OK else Status.INTERNAL, "sx_get_stats_json")
+            for _ in range(8):  # statistics may grow between the query and the fill
+                capacity = needed.value + 256
+                buf = ctypes.create_string_buffer(capacity)
+                rc = lib.sx_get_stats_json(h, buf, capacity, ctypes.byref(needed))
+                if rc == Status.OK:
+                    return _nonfinite_to_float(json.loads(buf.value.decode()))
+                if rc != Status.INVALID_ARGUMENT or needed.value <= capacity:
+                    _check(rc, "sx_get_stats_json")
+            raise Error(Status.INTERNAL, "sx_get_stats_json: the needed size kept growing")
+        finally:
+            self._leave()
+
+    def stats_struct(self) -> dict:
+        """`sx_get_stats` (the fixed-size struct) as a dict."""
+        s = _lib.sx_stats()
+        s.struct_size = ctypes.sizeof(s)
+        h = self._enter()
+        try:
+            _check(lib.sx_get_stats(h, ctypes.byref(s)))
+        finally:
+            self._leave()
+        n = min(int(s.num_exits), _lib.SX_MAX_EXITS)
+        return {
+            "samples": int(s.samples),
+            "num_exits": int(s.num_exits),
+            "exit_samples": [int(s.exit_samples[i]) for i in range(n)],
+            "backbone_samples": int(s.backbone_samples),
+            "mean_flops": float(s.mean_flops),
+            "backbone_flops": float(s.backbone_flops),
+            "latency_p50": float(s.latency_p50),
+            "latency_p95": float(s.latency_p95),
+            "latency_p99": float(s.latency_p99),
+        }
+
+    def reset_stats(self) -> None:
+        h = self._enter()
+        try:
+            _check(lib.sx_reset_stats(h))
+        finally:
+            self._leave()
+
+    # -- images --------------------------------------------------------------------------
+
+    def decode_image(
+        self,
+        data: bytes,
+        scale: float = 1.0 / 255.0,
+        mean: Sequence[float] | float = (0.0, 0.0, 0.0),
+        std: Sequence[float] | float = (1.0, 1.0, 1.0),
+    ) -> np.ndarray:
+        """Decodes a PNG or JPEG into one input sample (float32, `input_shape`): converted to the
+        model's channels, resized to its height and width, (p·scale − mean[c]) / std[c]. A single
+        mean/std value applies to every channel."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise Error(Status.INVALID_ARGUMENT, f"decode_image takes bytes, not {type(data).__name__}")
+        data = bytes(data)
+        pre = _lib.sx_preprocess()
+        lib.sx_preprocess_init(ctypes.byref(pre))
+        pre.scale = float(scale)
+        pre.mean[:] = _three("mean", mean)
+        pre.std[:] = _three("std", std)
+        out = np.empty(self._input_shape, dtype=np.float32)
+        h = self._enter()
+        try:
+            rc = lib.sx_decode_image(h, data, len(data), ctypes.byref(pre), out.ctypes.data, out.size)
+        finally:
+            self._leave()
+        _check(rc)
+        return out
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<selfxit.Engine closed>"
+        return f"<selfxit.Engine input_shape={self._input_shape} num_classes={self._num_classes}>"
+
+
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+_TEXT_KEYS = frozenset({"tensor", "architecture"})
+
+
+def _nonfinite_to_float(obj, key: str = ""):
+    """The library writes non-finite numbers as the strings "inf", "-inf", "nan" (e.g. the
+    threshold of an exit that is trained but not in service); make them floats again."""
+    if isinstance(obj, dict):
+        return {k: _nonfinite_to_float(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_nonfinite_to_float(v, key) for v in obj]
+    if isinstance(obj, str) and key not in _TEXT_KEYS and obj in _NONFINITE:
+        return _NONFINITE[obj]
+    return obj
+
+
+def _three(name: str, v) -> list[float]:
+    if np.ndim(v) == 0:
+        return [float(v)] * 3
+    vals = [float(x) for x in v]
+    if len(vals) == 1:
+        return vals * 3
+    if len(vals) != 3:
+        raise Error(Status.INVALID_ARGUMENT, f"{name} takes 1 or 3 values, got {len(vals)}")
+    return vals

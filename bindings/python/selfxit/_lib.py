@@ -1,0 +1,276 @@
+"""Loading libselfxit and mirroring `include/selfxit.h` in ctypes.
+
+Everything here follows the header (the contract); `_check_abi()` compares the
+loaded library's ABI version and struct sizes with these mirrors at import.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import enum
+import os
+from pathlib import Path
+
+# ---- constants of selfxit.h ---------------------------------------------------------------
+
+SX_ABI_VERSION = 1
+SX_MAX_EXITS = 32
+SX_MAX_RANK = 8
+
+
+class Status(enum.IntEnum):
+    """`sx_status`."""
+
+    OK = 0
+    INVALID_ARGUMENT = 1
+    IO = 2
+    BAD_MODEL = 3
+    UNSUPPORTED_OP = 4
+    SHAPE_MISMATCH = 5
+    WRONG_STATE = 6
+    BUSY = 7
+    OUT_OF_MEMORY = 8
+    TIMEOUT = 9
+    INTERNAL = 10
+
+
+# ---- struct mirrors -------------------------------------------------------------------------
+# ctypes applies the platform C alignment rules, so plain field lists reproduce the header's
+# layouts (padding included); the import-time size check guards against drift.
+
+
+class sx_engine_options(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("threads", ctypes.c_uint32),
+        ("max_batch", ctypes.c_uint32),
+        ("collection_budget_bytes", ctypes.c_uint64),
+        ("seed", ctypes.c_uint64),
+        ("input_shape", ctypes.POINTER(ctypes.c_int64)),
+        ("input_rank", ctypes.c_size_t),
+        ("max_pending", ctypes.c_uint32),
+    ]
+
+
+class sx_info(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("input_rank", ctypes.c_size_t),
+        ("input_shape", ctypes.c_int64 * SX_MAX_RANK),
+        ("input_size", ctypes.c_size_t),
+        ("num_classes", ctypes.c_size_t),
+        ("backbone_flops", ctypes.c_uint64),
+        ("num_candidates", ctypes.c_uint32),
+        ("num_trained_exits", ctypes.c_uint32),
+        ("num_active_exits", ctypes.c_uint32),
+        ("exits_enabled", ctypes.c_uint32),
+        ("collected_samples", ctypes.c_uint64),
+    ]
+
+
+class sx_result(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("ticket", ctypes.c_uint64),
+        ("sample_index", ctypes.c_size_t),
+        ("exit_index", ctypes.c_int32),
+        ("class_index", ctypes.c_int32),
+        ("confidence", ctypes.c_float),
+        ("probabilities", ctypes.POINTER(ctypes.c_float)),
+        ("num_classes", ctypes.c_size_t),
+        ("flops", ctypes.c_uint64),
+        ("latency_seconds", ctypes.c_double),
+    ]
+
+
+class sx_update_options(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("tolerance", ctypes.c_double),
+        ("search_budget", ctypes.c_uint32),
+        ("seed", ctypes.c_uint64),
+        ("memory_budget_bytes", ctypes.c_uint64),
+        ("train_fraction", ctypes.c_double),
+        ("validation_fraction", ctypes.c_double),
+        ("min_samples", ctypes.c_uint32),
+        ("epochs", ctypes.c_uint32),
+    ]
+
+
+class sx_stats(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("samples", ctypes.c_uint64),
+        ("num_exits", ctypes.c_uint32),
+        ("exit_samples", ctypes.c_uint64 * SX_MAX_EXITS),
+        ("backbone_samples", ctypes.c_uint64),
+        ("mean_flops", ctypes.c_double),
+        ("backbone_flops", ctypes.c_double),
+        ("latency_p50", ctypes.c_double),
+        ("latency_p95", ctypes.c_double),
+        ("latency_p99", ctypes.c_double),
+    ]
+
+
+class sx_preprocess(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("scale", ctypes.c_float),
+        ("mean", ctypes.c_float * 3),
+        ("std", ctypes.c_float * 3),
+    ]
+
+
+STRUCTS = (sx_result, sx_stats, sx_engine_options, sx_update_options, sx_info, sx_preprocess)
+
+# The one CFUNCTYPE type for `sx_result_fn`: void (*)(const sx_result *, void *user_data).
+RESULT_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(sx_result), ctypes.c_void_p)
+
+# ---- locating the library -----------------------------------------------------------------
+
+_LIB_NAME = "libselfxit.so"
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _candidates() -> list[tuple[str, str]]:
+    """(description, path-or-name) in lookup order."""
+    out: list[tuple[str, str]] = []
+    env = os.environ.get("SELFXIT_LIBRARY")
+    if env:
+        out.append(("$SELFXIT_LIBRARY", env))
+        return out  # an explicit choice is never second-guessed
+    out.append(("inside the package", str(_PACKAGE_DIR / _LIB_NAME)))
+    # Editable/develop install: the package source is <repo>/bindings/python/selfxit, and the
+    # Swift build puts the library in <repo>/.build/release.
+    out.append(("repository build", str(_PACKAGE_DIR.parents[2] / ".build" / "release" / _LIB_NAME)))
+    found = ctypes.util.find_library("selfxit")
+    if found:
+        out.append(("ctypes.util.find_library", found))
+    return out
+
+
+def _load() -> tuple[ctypes.CDLL, str]:
+    tried = []
+    env = os.environ.get("SELFXIT_LIBRARY")
+    for what, path in _candidates():
+        is_file_path = os.sep in path
+        if is_file_path and not os.path.isfile(path):
+            tried.append(f"  {what}: {path} (no such file)")
+            continue
+        try:
+            return ctypes.CDLL(path), path
+        except OSError as e:
+            tried.append(f"  {what}: {path} ({e})")
+    if not env:
+        tried.append("  ctypes.util.find_library('selfxit'): not found")
+    raise ImportError(
+        "selfxit: cannot load libselfxit.so. Set SELFXIT_LIBRARY to its full path "
+        "(e.g. <repo>/.build/release/libselfxit.so after `swift build -c release`). Tried:\n"
+        + "\n".join(tried)
+    )
+
+
+lib, library_path = _load()
+
+# ---- prototypes ---------------------------------------------------------------------------
+
+_p = ctypes.POINTER
+_engine_p = ctypes.c_void_p  # sx_engine * (opaque)
+_status = ctypes.c_int  # sx_status (an int-sized C enum)
+
+_PROTOTYPES = {
+    "sx_abi_version": (ctypes.c_uint32, []),
+    "sx_version": (ctypes.c_char_p, []),
+    "sx_status_string": (ctypes.c_char_p, [_status]),
+    "sx_last_error": (ctypes.c_char_p, []),
+    "sx_struct_size": (ctypes.c_size_t, [ctypes.c_char_p]),
+    "sx_engine_options_init": (None, [_p(sx_engine_options)]),
+    "sx_engine_create": (_status, [ctypes.c_char_p, _p(sx_engine_options), _p(_engine_p)]),
+    "sx_engine_create_from_memory": (
+        _status,
+        [ctypes.c_char_p, ctypes.c_size_t, _p(sx_engine_options), _p(_engine_p)],
+    ),
+    "sx_engine_destroy": (_status, [_engine_p]),
+    "sx_engine_info": (_status, [_engine_p, _p(sx_info)]),
+    "sx_submit": (
+        _status,
+        [_engine_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, RESULT_FN, ctypes.c_void_p],
+    ),
+    "sx_submit_async": (
+        _status,
+        [
+            _engine_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, RESULT_FN, ctypes.c_void_p,
+            _p(ctypes.c_uint64),
+        ],
+    ),
+    "sx_wait": (_status, [_engine_p, ctypes.c_uint64, ctypes.c_int64]),
+    "sx_update_options_init": (None, [_p(sx_update_options)]),
+    "sx_update_exits": (_status, [_engine_p, _p(sx_update_options)]),
+    "sx_set_exits_enabled": (_status, [_engine_p, ctypes.c_int]),
+    "sx_save_exits": (_status, [_engine_p, ctypes.c_char_p]),
+    "sx_load_exits": (_status, [_engine_p, ctypes.c_char_p]),
+    "sx_get_stats": (_status, [_engine_p, _p(sx_stats)]),
+    "sx_get_stats_json": (
+        _status,
+        [_engine_p, ctypes.c_void_p, ctypes.c_size_t, _p(ctypes.c_size_t)],
+    ),
+    "sx_reset_stats": (_status, [_engine_p]),
+    "sx_preprocess_init": (None, [_p(sx_preprocess)]),
+    "sx_decode_image": (
+        _status,
+        [_engine_p, ctypes.c_char_p, ctypes.c_size_t, _p(sx_preprocess), ctypes.c_void_p, ctypes.c_size_t],
+    ),
+}
+
+
+def _bind() -> None:
+    missing = []
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        try:
+            fn = getattr(lib, name)
+        except AttributeError:
+            missing.append(name)
+            continue
+        fn.restype = restype
+        fn.argtypes = argtypes
+    if missing:
+        raise ImportError(f"selfxit: {library_path} lacks the symbols {', '.join(missing)}")
+
+
+def _check_abi() -> None:
+    abi = lib.sx_abi_version()
+    if abi != SX_ABI_VERSION:
+        raise ImportError(
+            f"selfxit: {library_path} has ABI version {abi}, these bindings were written for "
+            f"{SX_ABI_VERSION}"
+        )
+    wrong = []
+    for struct in STRUCTS:
+        theirs = lib.sx_struct_size(struct.__name__.encode())
+        ours = ctypes.sizeof(struct)
+        if theirs != ours:
+            wrong.append(f"{struct.__name__}: library {theirs} bytes, bindings {ours}")
+    if wrong:
+        raise ImportError(f"selfxit: struct layouts differ from {library_path}: " + "; ".join(wrong))
+
+
+_bind()
+_check_abi()
+
+
+def version() -> str:
+    """The library's version string (`sx_version()`)."""
+    return lib.sx_version().decode()
+
+
+def status_string(status: int) -> str:
+    """`sx_status_string()`."""
+    s = lib.sx_status_string(int(status))
+    return s.decode() if s else f"status {status}"
+
+
+def last_error() -> str:
+    """`sx_last_error()` of the calling thread."""
+    s = lib.sx_last_error()
+    return s.decode(errors="replace") if s else ""

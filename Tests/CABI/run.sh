@@ -1,0 +1,51 @@
+#!/bin/sh
+# Builds Tests/CABI/test_capi.c against a built libselfxit and runs it from the repository root.
+#
+#   Tests/CABI/run.sh [REPO_ROOT] [LIB_DIR]
+#
+# REPO_ROOT: default, the repository holding this script. LIB_DIR: the folder with
+# libselfxit.so, absolute or relative to REPO_ROOT; default .build/release.
+# Environment: CC (default cc), CFLAGS (extra flags), FASHION_MNIST_DIR, SX_TEST_TIMEOUT,
+# SX_TEST_THREADS (see test_capi.c).
+# Exits non-zero if the build or any check fails. Also builds examples/camera_loop.c, so that
+# `make test` keeps the example compiling.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=${1:-$(cd "$here/../.." && pwd)}
+root=$(cd "$root" && pwd)
+libdir=${2:-.build/release}
+case "$libdir" in
+/*) ;;
+*) libdir="$root/$libdir" ;;
+esac
+if [ ! -f "$libdir/libselfxit.so" ]; then
+    echo "run.sh: $libdir/libselfxit.so not found (build it: swift build -c release)" >&2
+    exit 2
+fi
+libdir=$(cd "$libdir" && pwd)
+
+cc=${CC:-cc}
+out="$root/.build/cabi"
+mkdir -p "$out"
+
+png_cflags=$(pkg-config --cflags libpng 2>/dev/null || true)
+png_libs=$(pkg-config --libs libpng 2>/dev/null || echo -lpng)
+tj_libs=$(pkg-config --libs libturbojpeg 2>/dev/null || echo -lturbojpeg)
+warn="-std=c99 -Wall -Wextra -Werror -pedantic"
+
+echo "run.sh: building $out/test_capi against $libdir"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" $png_cflags "$here/test_capi.c" -o "$out/test_capi" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" $png_libs $tj_libs -lz -lpthread -lm
+
+if [ -f "$root/examples/camera_loop.c" ]; then
+    echo "run.sh: building $out/camera_loop"
+    # shellcheck disable=SC2086
+    $cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$root/examples/camera_loop.c" -o "$out/camera_loop" \
+        -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lpthread -lm
+fi
+
+cd "$root"
+echo "run.sh: running test_capi in $root"
+"$out/test_capi" "$root"

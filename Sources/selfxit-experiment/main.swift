@@ -43,7 +43,7 @@ do {
     let engine = try Engine(contentsOf: URL(fileURLWithPath: modelPath),
                             options: EngineOptions(threads: threads, collectionBudgetBytes: 64 << 20, seed: seed))
     let data = try FashionMNIST(split: "t10k")
-    var generator = SeededGeneratorForExperiment(seed: seed)
+    var generator = SeededRandom(seed: seed)
     let order = Array(0..<data.count).shuffled(using: &generator)
     let inference = Array(order[0..<7000]), heldOut = Array(order[7000...])
     let pixels = FashionMNIST.pixelsPerImage
@@ -141,15 +141,3 @@ do {
     exit(1)
 }
 
-/// SplitMix64 for the seeded split.
-struct SeededGeneratorForExperiment: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

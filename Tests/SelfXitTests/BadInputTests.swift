@@ -32,7 +32,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testRandomBytesAreRefused() {
-        var generator = SeededGenerator(seed: 7)
+        var generator = SeededRandom(seed: 7)
         for trial in 0..<200 {
             let bytes = (0..<(1 + trial * 13)).map { _ in UInt8.random(in: 0...255, using: &generator) }
             XCTAssertNotNil(loadError(bytes), "random bytes (trial \(trial)) were accepted as a model")
@@ -85,15 +85,3 @@ final class BadInputTests: XCTestCase {
     }
 }
 
-/// A small deterministic generator (SplitMix64) for reproducible test data.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

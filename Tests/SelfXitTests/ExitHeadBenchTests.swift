@@ -33,7 +33,7 @@ final class ExitHeadBenchTests: XCTestCase {
     /// Features: per-sample channel offsets (the signal) plus per-element noise, ReLU'd like a
     /// backbone activation; teacher = softmax(3 · A · GAP(features) over the first 32 channels).
     static func data(shape: [Int], classes: Int, seed: UInt64, counts: (Int, Int)) -> (DistillationData, DistillationData) {
-        var rng = ExitRandom(seed: seed &+ 1000)
+        var rng = SeededRandom(seed: seed &+ 1000)
         let c = shape[0], plane = shape[1] * shape[2]
         let used = min(c, 32)
         let a = (0..<(classes * used)).map { _ in rng.normal() }

@@ -6,8 +6,8 @@ private typealias Conv = ExitHeadArchitecture.ConvLayer
 
 /// Deterministic Gaussian-ish data for exit-head tests.
 private struct ExitTestRandom {
-    var rng: ExitRandom
-    init(_ seed: UInt64) { rng = ExitRandom(seed: seed) }
+    var rng: SeededRandom
+    init(_ seed: UInt64) { rng = SeededRandom(seed: seed) }
     mutating func normal() -> Float { rng.normal() }
     mutating func normals(_ n: Int) -> [Float] { (0..<n).map { _ in rng.normal() } }
 }
@@ -71,7 +71,7 @@ final class ExitHeadTests: XCTestCase {
         for (arch, shape) in cases {
             let plan = try ExitHeadPlan(arch, inputShape: shape, classes: classes)
             var r = ExitTestRandom(42)
-            var rng = ExitRandom(seed: 7)
+            var rng = SeededRandom(seed: 7)
             var params = ExitHeadTrainer.initialParameters(plan, rng: &rng)
             for i in params.indices { params[i] += 0.05 * r.normal() }  // non-zero biases
             let x = r.normals(batch * plan.stageInputSize)
@@ -157,7 +157,7 @@ final class ExitHeadTests: XCTestCase {
         var r = ExitTestRandom(5)
         let a = r.normals(classes * c)
         var features: [Float] = [], teacher: [Float] = []
-        var rng = ExitRandom(seed: 99)
+        var rng = SeededRandom(seed: 99)
         for _ in 0..<n {
             let x = r.normals(c)
             features += x
@@ -237,7 +237,7 @@ final class ExitHeadTests: XCTestCase {
         let pool = ThreadPool(threadCount: 2)
         for (arch, shape) in cases {
             let plan = try ExitHeadPlan(arch, inputShape: shape, classes: classes)
-            var rng = ExitRandom(seed: 1)
+            var rng = SeededRandom(seed: 1)
             var r = ExitTestRandom(2)
             let params = ExitHeadTrainer.initialParameters(plan, rng: &rng).map { $0 + 0.05 * r.normal() }
             let mean = r.normals(shape[0]).map { $0 * 0.1 }, invStd = r.normals(shape[0]).map { 1 + 0.2 * abs($0) }

@@ -2,28 +2,12 @@ import Foundation
 import XCTest
 @testable import SelfXit
 
-/// Deterministic generator for synthetic validation tables.
-private struct PolicyRNG {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
-    mutating func int(_ range: ClosedRange<Int>) -> Int {
-        range.lowerBound + Int(next() % UInt64(range.upperBound - range.lowerBound + 1))
-    }
-}
 
 /// A synthetic table: deeper exits are more accurate and more confident when right; confidences
 /// are quantised to 1/`levels` so ties occur.
 private func syntheticTable(exits m: Int, samples n: Int, seed: UInt64, levels: Int = 40)
     -> (ExitValidationRecord, ExitCosts) {
-    var rng = PolicyRNG(seed: seed)
+    var rng = SeededRandom(seed: seed)
     let classes = 10
     let backbone = (0..<n).map { _ in rng.int(0...(classes - 1)) }
     var confidence: [[Float]] = []
@@ -204,7 +188,7 @@ final class ExitPolicyTests: XCTestCase {
     }
 
     func testThresholdMatchesDefinitionOnRandomTables() {
-        var rng = PolicyRNG(seed: 7)
+        var rng = SeededRandom(seed: 7)
         for trial in 0..<60 {
             let n = rng.int(1...60)
             let conf = (0..<n).map { _ in Float(rng.int(0...12)) / 12 }
@@ -226,7 +210,7 @@ final class ExitPolicyTests: XCTestCase {
     func testCascadeMatchesPerSampleLoop() {
         for seed in UInt64(1)...6 {
             let (r, c) = syntheticTable(exits: 5, samples: 50 + 97 * Int(seed), seed: seed)
-            var rng = PolicyRNG(seed: seed &* 31)
+            var rng = SeededRandom(seed: seed &* 31)
             for _ in 0..<20 {
                 let active = (0..<5).filter { _ in rng.uniform() < 0.6 }
                 let thresholds: [Float] = active.map { e in

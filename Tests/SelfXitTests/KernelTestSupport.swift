@@ -1,15 +1,10 @@
 import XCTest
 @testable import SelfXit
 
-/// Deterministic xorshift data for kernel tests.
-struct SeededRandom {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed &* 0x9E3779B97F4A7C15 | 1 }
-    mutating func next() -> Float {
-        state ^= state << 13; state ^= state >> 7; state ^= state << 17
-        return Float(state >> 40) / Float(1 << 24) * 2 - 1
-    }
-    mutating func array(_ n: Int) -> [Float] { (0..<n).map { _ in next() } }
+extension SeededRandom {
+    init(_ seed: UInt64) { self.init(seed: seed) }
+    /// `n` uniform values in [−1, 1), deterministic kernel-test data.
+    mutating func array(_ n: Int) -> [Float] { (0..<n).map { _ in Float(uniform() * 2 - 1) } }
 }
 
 /// Asserts `max|a−b| ≤ tol · max(1, max|b|)`.

@@ -132,17 +132,6 @@ func defaultWriterModel() -> [UInt8] {
 let pythonFixture: [UInt8] = Array(Data(base64Encoded:
     "CAgSDWZpeHR1cmUtbWFrZXI6uAMKOQoBWAoBVwoBQhIBWRoFZ2VtbTAiBEdlbW0qDwoFYWxwaGEVAAAAP6ABASoNCgZ0cmFuc0IYAaABAgrEAQoBWRIBWhoCYzAiBkN1c3RvbSoLCgFmFQAAoD+gAQEqFQoGZmxvYXRzPQAAgD89AAAAQKABBioNCgFnMgUSA3N1YqABBSoRCgFpGPn//////////wGgAQIqGAoEaW50c0ABQP///////////wFAA6ABByoNCgFzIgVoZWxsb6ABAyoUCgdzdHJpbmdzSgFhSgNiw6mgAQgqHgoBdCoWCAMQBioMAf7//////////wEDQgJ0dqABBDoLY29tLmV4YW1wbGUSB2ZpeHR1cmUqGwgCCAIQAUIBV0oQAADAPwAAAMAAAIA+AABAQCoRCAIQASIIAAAAPwAAAL9CAUIqFAgCEAc6C////////////wECQgFTKhUIBhAKQgFISgwAPADBAQAAfAD8/3sqDwgCEAoqBYB4gIIDQgJIVFoYCgFYEhMKEQgBEg0KBxIFYmF0Y2gKAggCYhYKAVoSEQoPCAESCwoHEgViYXRjaAoAagsKAVkSBgoECAoSAEIECgAQEUIPCgtjb20uZXhhbXBsZRAC")!)
 
-/// Deterministic PRNG (SplitMix64) so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 func loadError(_ bytes: [UInt8]) -> ModelLoadError? {
     do {
@@ -278,7 +267,7 @@ final class ONNXReaderTests: XCTestCase {
     }
 
     func testRandomByteStringsNeverCrash() {
-        var rng = SplitMix64(state: 0x5E1F_0000)
+        var rng = SeededRandom(seed: 0x5E1F_0000)
         var parsed = 0
         for _ in 0 ..< 10_000 {
             let n = Int.random(in: 0 ... 256, using: &rng)
@@ -303,7 +292,7 @@ final class ONNXReaderTests: XCTestCase {
                 if (try? ONNXModel(serializedBytes: b)) != nil { outcomes[0] += 1 } else { outcomes[1] += 1 }
             }
         }
-        var rng = SplitMix64(state: 42)
+        var rng = SeededRandom(seed: 42)
         let model = defaultWriterModel()
         for i in 0 ..< model.count {
             var b = model

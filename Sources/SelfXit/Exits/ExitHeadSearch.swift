@@ -63,7 +63,7 @@ enum ExitHeadSearch {
         guard budget < list.count else { return list }
         guard budget > 0 else { return [] }
         var rest = Array(1..<list.count)
-        var rng = ExitRandom(seed: seed ^ 0x5E1F_C0DE)
+        var rng = SeededRandom(seed: seed ^ 0x5E1F_C0DE)
         rng.shuffle(&rest)
         let chosen = Set([0] + rest.prefix(budget - 1))
         return list.indices.filter { chosen.contains($0) }.map { list[$0] }

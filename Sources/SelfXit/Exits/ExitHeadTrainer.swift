@@ -115,7 +115,7 @@ enum ExitHeadTrainer {
         let valStage = StageData(validation, plan: plan, pool: pool)
         valStage.standardize(mean: mean, invStd: invStd)
 
-        var rng = ExitRandom(seed: config.seed)
+        var rng = SeededRandom(seed: config.seed)
         var params = initialParameters(plan, rng: &rng)
         var best = params
         let net = ExitHeadNetwork(plan: plan, capacity: batch, pool: pool)
@@ -182,7 +182,7 @@ enum ExitHeadTrainer {
     }
 
     /// He-normal weights (std √(2/fanIn)) for ReLU layers, √(1/fanIn) for the logit layer; zero biases.
-    static func initialParameters(_ plan: ExitHeadPlan, rng: inout ExitRandom) -> [Float] {
+    static func initialParameters(_ plan: ExitHeadPlan, rng: inout SeededRandom) -> [Float] {
         var p = [Float](repeating: 0, count: plan.parameterCount)
         for c in plan.convs {
             let s = (2 / Float(c.colRows)).squareRoot()

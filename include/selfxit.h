@@ -181,8 +181,10 @@ sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_le
 
 /* Waits until request `ticket` has finished (all its callbacks returned). timeout_ms < 0
  * waits forever; 0 polls. Returns TIMEOUT if it has not finished in time, INVALID_ARGUMENT
- * for a ticket never issued. A finished ticket stays finished. Must not be called from one
- * of this engine's callbacks (BUSY). Thread-safe. */
+ * for a ticket never issued, and — if the request failed while running (its callbacks then
+ * did not all run) — that failure's status and message (the last 1024 failures are kept).
+ * A finished ticket stays finished. Must not be called from one of this engine's callbacks
+ * (BUSY). Thread-safe. */
 sx_status sx_wait(sx_engine *engine, uint64_t ticket, int64_t timeout_ms);
 
 /* ---- Exits ------------------------------------------------------------------------------ */

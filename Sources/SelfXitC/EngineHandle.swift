@@ -23,6 +23,11 @@ final class EngineHandle: @unchecked Sendable {
     /// Requests are served in ticket order, so "finished" is one number.
     private var finishedThrough: UInt64 = 0
     private var stopping = false
+    /// Requests that failed while running, so `sx_wait` can report them; the oldest are
+    /// forgotten beyond `maxRememberedFailures`.
+    private var failures: [UInt64: CABIError] = [:]
+    private var failureOrder: [UInt64] = []
+    private let maxRememberedFailures = 1024
     private var worker: Thread?
 
     init(engine: Engine, maxPending: Int) {
@@ -51,18 +56,21 @@ final class EngineHandle: @unchecked Sendable {
     }
 
     /// Waits until `ticket` has finished; false on timeout. timeoutMilliseconds < 0: forever.
+    /// Throws the request's own error if it failed while running.
     func wait(ticket: UInt64, timeoutMilliseconds: Int64) throws -> Bool {
         condition.lock()
         defer { condition.unlock() }
         guard ticket >= 1, ticket < nextTicket else { throw CABIError.invalid("ticket \(ticket) was never issued by this engine") }
         if timeoutMilliseconds < 0 {
             while finishedThrough < ticket { condition.wait() }
-            return true
+        } else {
+            let deadline = Date(timeIntervalSinceNow: Double(min(timeoutMilliseconds, 1 << 40)) / 1000)
+            while finishedThrough < ticket {
+                if !condition.wait(until: deadline) { break }
+            }
+            if finishedThrough < ticket { return false }
         }
-        let deadline = Date(timeIntervalSinceNow: Double(min(timeoutMilliseconds, 1 << 40)) / 1000)
-        while finishedThrough < ticket {
-            if !condition.wait(until: deadline) { return finishedThrough >= ticket }
-        }
+        if let failure = failures[ticket] { throw failure }
         return true
     }
 
@@ -85,13 +93,20 @@ final class EngineHandle: @unchecked Sendable {
     }
 
     private func run(_ request: Request) {
-        // Errors of an async request go to the worker thread's error slot; its callbacks
-        // simply do not run. Inputs were validated when the request was queued.
-        _ = guarded("sx_submit_async") {
+        // Inputs were validated when the request was queued; a failure while running is kept
+        // for `sx_wait` on that ticket.
+        let status = guarded("sx_submit_async") {
             try request.input.withUnsafeBufferPointer { input in
                 try deliver(input: input, batch: request.batch, ticket: request.ticket, callback: request.callback, userData: request.userData)
             }
         }
+        guard status != SX_OK else { return }
+        let failure = CABIError(status: status, message: "request \(request.ticket) failed: " + String(cString: lastErrorPointer()))
+        condition.lock()
+        failures[request.ticket] = failure
+        failureOrder.append(request.ticket)
+        if failureOrder.count > maxRememberedFailures { failures[failureOrder.removeFirst()] = nil }
+        condition.unlock()
     }
 
     /// Runs a batch and calls the C callback per sample, marking this thread as inside

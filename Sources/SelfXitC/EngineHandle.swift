@@ -216,7 +216,7 @@ enum HandleRegistry {
                 break
             }
             lock.unlock()
-            idle.wait(until: Date(timeIntervalSinceNow: 0.01))
+            _ = idle.wait(until: Date(timeIntervalSinceNow: 0.01))
         }
         idle.unlock()
         Unmanaged<EngineHandle>.fromOpaque(key).release()

@@ -27,6 +27,20 @@ let inputShape = argument("--input-shape").map { $0.split(separator: ",").compac
 do {
     let engine = try Engine(contentsOf: URL(fileURLWithPath: modelPath),
                             options: EngineOptions(threads: threads, inputShape: inputShape, maxBatch: max(batch, 1)))
+    if CommandLine.arguments.contains("--profile") {
+        // Time per operator type (best of the iterations per node), largest first.
+        var byOp: [String: (Double, Int)] = [:]
+        let nodes = try engine.profile(batch: batch, iterations: iterations)
+        for node in nodes { byOp[node.op, default: (0, 0)].0 += node.milliseconds; byOp[node.op, default: (0, 0)].1 += 1 }
+        for (op, (ms, count)) in byOp.sorted(by: { $0.value.0 > $1.value.0 }) {
+            print(String(format: "%-20@ %4d nodes %9.3f ms", op, count, ms))
+        }
+        print(String(format: "total %.3f ms; slowest nodes:", nodes.map(\.milliseconds).reduce(0, +)))
+        for node in nodes.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(8) {
+            print(String(format: "  %9.3f ms  %@ (%@)", node.milliseconds, node.node, node.op))
+        }
+        exit(0)
+    }
     var generator = SystemRandomNumberGenerator()
     let input = (0..<(batch * engine.inputCount)).map { _ in Float.random(in: -1...1, using: &generator) }
     for _ in 0..<warmup { _ = try engine.infer(input, batch: batch) }

@@ -26,6 +26,15 @@ func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, count: I
     }
 }
 
+/// `min(max(v, lo), hi)` per lane. Written with masks on purpose: the standard library's
+/// `clamped(lowerBound:upperBound:)` and `pointwiseMin/Max` on SIMD16 are not specialised
+/// here and run ~50× slower (19 ms instead of 0.4 ms for a 1.2 M-float ReLU6).
+@inline(__always)
+func clamp16(_ v: SIMD16<Float>, _ lo: SIMD16<Float>, _ hi: SIMD16<Float>) -> SIMD16<Float> {
+    let low = v.replacing(with: lo, where: v .< lo)
+    return low.replacing(with: hi, where: low .> hi)
+}
+
 /// One activation on 16 lanes. Concrete types (not closures) so each `map` is specialised and inlined.
 private protocol VectorFunction { func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> }
 
@@ -34,7 +43,7 @@ private struct Relu: VectorFunction {
 }
 private struct Clip: VectorFunction {
     let lo, hi: SIMD16<Float>
-    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { v.clamped(lowerBound: lo, upperBound: hi) }
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { clamp16(v, lo, hi) }
 }
 private struct Sigmoid: VectorFunction {
     @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { sigmoid16(v) }
@@ -45,12 +54,12 @@ private struct SiLU: VectorFunction {
 private struct HardSigmoid: VectorFunction {
     let alpha, beta: Float
     @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> {
-        (v * alpha + beta).clamped(lowerBound: .zero, upperBound: .one)
+        clamp16(v * alpha + beta, .zero, .one)
     }
 }
 private struct HardSwish: VectorFunction {
     @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> {
-        v * (v * (1 / 6) + 0.5).clamped(lowerBound: .zero, upperBound: .one)
+        v * clamp16(v * (1 / 6) + 0.5, .zero, .one)
     }
 }
 private struct Tanh: VectorFunction {
@@ -83,7 +92,7 @@ func sigmoid16(_ x: SIMD16<Float>) -> SIMD16<Float> {
 /// Vector `e^x` (Cephes-style: 2^n · P(r), |r| ≤ ln2/2), relative error ~2 ulp; saturates outside ±88.
 @inline(__always)
 func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    let x = x.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.3))
+    let x = clamp16(x, SIMD16(repeating: -87.3), SIMD16(repeating: 88.3))
     let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
     var r = x - n * 0.693359375
     r = r + n * 2.12194440e-4

@@ -15,7 +15,7 @@ private func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Flo
     let rx = UnsafeRawPointer(x), ry = UnsafeMutableRawPointer(y)
     var vmax = SIMD16<Float>(repeating: -.infinity)
     var i = 0
-    while i + 16 <= n { vmax = pointwiseMax(vmax, rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)); i += 16 }
+    while i + 16 <= n { let v = rx.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self); vmax = vmax.replacing(with: v, where: v .> vmax); i += 16 }
     var m = vmax.max()
     while i < n { m = max(m, x[i]); i += 1 }
 

@@ -141,6 +141,22 @@ public final class Engine: @unchecked Sendable {
         try input.withUnsafeBufferPointer { try infer($0, batch: batch) }
     }
 
+    /// Per-node time of the full model on random input at `batch`, best of `iterations`
+    /// runs: (node name, operator, milliseconds), in execution order.
+    public func profile(batch: Int, iterations: Int = 10) throws -> [(node: String, op: String, milliseconds: Double)] {
+        guard (1...options.maxBatch).contains(batch), iterations >= 1 else { throw SelfXitError.invalidArgument("bad batch or iterations") }
+        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        defer { workspaces.give(workspace) }
+        var random = SeededRandom(seed: 1)
+        let input = plan.pointer(plan.graph.input, in: workspace)
+        for i in 0..<(batch * inputCount) { input[i] = Float(random.uniform() * 2 - 1) }
+        var best = [Double](repeating: .infinity, count: plan.graph.nodes.count)
+        for _ in 0..<iterations {
+            for (index, seconds) in plan.profile(rows: batch, in: workspace).enumerated() { best[index] = min(best[index], seconds) }
+        }
+        return plan.graph.nodes.enumerated().map { ($1.name, $1.opType, best[$0] * 1000) }
+    }
+
     func validate(_ input: UnsafeBufferPointer<Float>, batch: Int) throws {
         guard batch >= 1 else { throw SelfXitError.invalidArgument("batch must be at least 1, got \(batch)") }
         guard batch <= options.maxBatch else { throw SelfXitError.invalidArgument("batch \(batch) exceeds maxBatch \(options.maxBatch)") }

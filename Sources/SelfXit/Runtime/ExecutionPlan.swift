@@ -1,3 +1,5 @@
+import Foundation
+
 /// A graph compiled for execution: kernels built (weights packed) once, memory planned once,
 /// and the node list runnable in *segments* — any contiguous range of nodes, on any number of
 /// leading batch rows. Early exits (paper, Algorithm 1) run the backbone segment by segment,
@@ -43,6 +45,15 @@ final class ExecutionPlan {
     /// Precondition: 1 ≤ rows ≤ workspace.capacity, and the inputs of the range are in place.
     func run(_ range: Range<Int>, rows: Int, in workspace: Workspace) {
         for index in range { steps[index].run(workspace, rows) }
+    }
+
+    /// Runs every node once on `rows` rows and returns each node's wall time in seconds.
+    func profile(rows: Int, in workspace: Workspace) -> [Double] {
+        steps.map { step in
+            let start = DispatchTime.now().uptimeNanoseconds
+            step.run(workspace, rows)
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        }
     }
 
     /// Moves the rows listed in `keep` (ascending) of `value` to the front, in order, so the

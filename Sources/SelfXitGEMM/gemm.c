@@ -10,6 +10,11 @@
 #include <immintrin.h>
 #endif
 
+#if SX_X86
+#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+#define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
+#endif
+
 #define NR SX_GEMM_NR
 #define MR_MAX 16
 #define MR_AVX512 16
@@ -107,7 +112,7 @@ static inline void put_run(float *dst, int k, int r, int col, const float *src, 
         float *d = dst + (size_t)(col / NR) * NR * k + (size_t)r * NR + off;
         if (src) {
             if (l == NR) memcpy(d, src, NR * sizeof(float));
-            else for (int i = 0; i < l; i++) d[i] = src[i];
+            else memcpy(d, src, (size_t)l * sizeof(float));
             src += l;
         } else {
             if (l == NR) memset(d, 0, NR * sizeof(float));
@@ -128,37 +133,131 @@ void sx_gemm_pack_b_zero_tail(int n, int k, int r0, int r1, float *dst) {
     for (int r = r0; r < r1; r++) put_run(dst, k, r, n, NULL, padded - n);
 }
 
-void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
-    const int kArea = g->kernel_h * g->kernel_w;
-    const int k = g->channels * kArea;
+#define IM2COL_BUF 4096
+
+/// Pixels `p0..<p1` (of the output rows `oy0...`) of im2col row `r` into `out`.
+static void im2col_segment(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0, int p0, int p1, float *out) {
     const int ow = g->out_w;
-    float gather[256];
-    for (int r = r0; r < r1; r++) {
-        int c = r / kArea, ky = (r / g->kernel_w) % g->kernel_h, kx = r % g->kernel_w;
-        const float *src = x + (size_t)c * g->in_h * g->in_w;
-        int off = kx * g->dilation_w - g->pad_left;
-        // Output columns whose input column lies inside the image: lo..<hi.
-        int lo = off >= 0 ? 0 : (-off + g->stride_w - 1) / g->stride_w;
-        if (lo > ow) lo = ow;
-        int hi = g->in_w - 1 - off < 0 ? 0 : (g->in_w - 1 - off) / g->stride_w + 1;
-        if (hi > ow) hi = ow;
-        if (hi < lo) hi = lo;
-        for (int oy = oy0; oy < oy1; oy++) {
-            int col = col0 + (oy - oy0) * ow;
-            int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
-            if (iy < 0 || iy >= g->in_h) { put_run(dst, k, r, col, NULL, ow); continue; }
-            if (lo > 0) put_run(dst, k, r, col, NULL, lo);
+    const float *src = x + (size_t)c * g->in_h * g->in_w;
+    int off = kx * g->dilation_w - g->pad_left;
+    // Output columns whose input column lies inside the image: lo..<hi.
+    int lo = off >= 0 ? 0 : (-off + g->stride_w - 1) / g->stride_w;
+    if (lo > ow) lo = ow;
+    int hi = g->in_w - 1 - off < 0 ? 0 : (g->in_w - 1 - off) / g->stride_w + 1;
+    if (hi > ow) hi = ow;
+    if (hi < lo) hi = lo;
+    int p = p0;
+    while (p < p1) {
+        int oy = oy0 + p / ow, ox0 = p % ow;
+        int ox1 = ow < ox0 + (p1 - p) ? ow : ox0 + (p1 - p);
+        float *d = out + (p - p0) - ox0;  // d[ox] for ox in ox0..<ox1
+        int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
+        if (iy < 0 || iy >= g->in_h) {
+            for (int i = ox0; i < ox1; i++) d[i] = 0.0f;
+        } else {
             const float *row = src + (size_t)iy * g->in_w + off;
-            if (g->stride_w == 1) {
-                put_run(dst, k, r, col + lo, row + lo, hi - lo);
-            } else {
-                for (int x0 = lo; x0 < hi; x0 += 256) {
-                    int cnt = hi - x0 < 256 ? hi - x0 : 256;
-                    for (int i = 0; i < cnt; i++) gather[i] = row[(ptrdiff_t)(x0 + i) * g->stride_w];
-                    put_run(dst, k, r, col + x0, gather, cnt);
-                }
+            int a = ox0 > lo ? ox0 : lo, b = ox1 < hi ? ox1 : hi;
+            if (a > b) a = b;
+            int i = ox0;
+            for (; i < a; i++) d[i] = 0.0f;
+            if (g->stride_w == 1) for (; i < b; i++) d[i] = row[i];
+            else for (; i < b; i++) d[i] = row[(ptrdiff_t)i * g->stride_w];
+            for (; i < ox1; i++) d[i] = 0.0f;
+        }
+        p += ox1 - ox0;
+    }
+}
+
+#if SX_X86
+/// `im2col_segment` for stride-1 rows with AVX-512 masked loads (padding lanes masked off, never read).
+AVX512_TARGET
+static void im2col_segment_avx512(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0, int p0, int p1, float *out) {
+    const int ow = g->out_w;
+    const float *src = x + (size_t)c * g->in_h * g->in_w;
+    int off = kx * g->dilation_w - g->pad_left;
+    int lo = off >= 0 ? 0 : -off;
+    if (lo > ow) lo = ow;
+    int hi = g->in_w - off < ow ? g->in_w - off : ow;
+    if (hi < lo) hi = lo;
+    int p = p0;
+    int oy = oy0, ox0 = p0;
+    if (p0 >= ow) { oy += p0 / ow; ox0 = p0 % ow; }
+    while (p < p1) {
+        int ox1 = ow < ox0 + (p1 - p) ? ow : ox0 + (p1 - p);
+        float *d = out + (p - p0) - ox0;
+        int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
+        if (iy < 0 || iy >= g->in_h) {
+            for (int ox = ox0; ox < ox1; ox += 16) {
+                int n = ox1 - ox < 16 ? ox1 - ox : 16;
+                _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << n) - 1u), _mm512_setzero_ps());
             }
-            if (hi < ow) put_run(dst, k, r, col + hi, NULL, ow - hi);
+        } else {
+            const float *row = src + (ptrdiff_t)iy * g->in_w + off;
+            for (int ox = ox0; ox < ox1; ox += 16) {
+                int n = ox1 - ox < 16 ? ox1 - ox : 16;
+                // Lanes i with lo <= ox + i < hi are inside the image.
+                int a = lo - ox, b = hi - ox;
+                if (a < 0) a = 0;
+                if (b > 16) b = 16;
+                __mmask16 valid = b > a ? (__mmask16)(((1u << b) - 1u) & ~((1u << a) - 1u)) : 0;
+                __m512 v = _mm512_maskz_loadu_ps(valid, row + ox);
+                _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << n) - 1u), v);
+            }
+        }
+        p += ox1 - ox0;
+        oy++;
+        ox0 = 0;
+    }
+}
+#endif
+
+typedef void (*segment_fn)(const float *, const sx_im2col_geom *, int, int, int, int, int, int, float *);
+
+static segment_fn segment_for(const sx_im2col_geom *g) {
+#if SX_X86
+    if (g->stride_w == 1 && sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) return im2col_segment_avx512;
+#endif
+    (void)g;
+    return im2col_segment;
+}
+
+#define IM2COL_CW 256
+
+void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
+    const int k = g->channels * g->kernel_h * g->kernel_w;
+    const int npix = (oy1 - oy0) * g->out_w;
+    float buf[NR * IM2COL_CW] __attribute__((aligned(64)));
+    segment_fn im2col_segment = segment_for(g);
+    if (col0 % NR != 0) {
+        // Columns not panel-aligned (a sample starting mid-panel): row by row.
+        for (int r = r0; r < r1; r++) {
+            int kArea = g->kernel_h * g->kernel_w;
+            int c = r / kArea, ky = (r / g->kernel_w) % g->kernel_h, kx = r % g->kernel_w;
+            for (int p = 0; p < npix; p += NR * IM2COL_CW) {
+                int cnt = npix - p < NR * IM2COL_CW ? npix - p : NR * IM2COL_CW;
+                im2col_segment(x, g, c, ky, kx, oy0, p, p + cnt, buf);
+                put_run(dst, k, r, col0 + p, buf, cnt);
+            }
+        }
+        return;
+    }
+    // 16 rows × 256 pixels at a time, then each panel's 16×16 block is one contiguous 1 KB write.
+    for (int rb = r0; rb < r1; rb += NR) {
+        int rows = r1 - rb < NR ? r1 - rb : NR;
+        for (int p = 0; p < npix; p += IM2COL_CW) {
+            int cnt = npix - p < IM2COL_CW ? npix - p : IM2COL_CW;
+            int kArea = g->kernel_h * g->kernel_w;
+            int c = rb / kArea, ky = (rb / g->kernel_w) % g->kernel_h, kx = rb % g->kernel_w;
+            for (int i = 0; i < rows; i++) {
+                im2col_segment(x, g, c, ky, kx, oy0, p, p + cnt, buf + i * IM2COL_CW);
+                if (++kx == g->kernel_w) { kx = 0; if (++ky == g->kernel_h) { ky = 0; c++; } }
+            }
+            for (int q = 0; q < cnt; q += NR) {
+                int len = cnt - q < NR ? cnt - q : NR;
+                float *d = dst + (size_t)((col0 + p + q) / NR) * NR * k + (size_t)rb * NR;
+                if (len == NR) for (int i = 0; i < rows; i++) memcpy(d + i * NR, buf + i * IM2COL_CW + q, NR * sizeof(float));
+                else for (int i = 0; i < rows; i++) memcpy(d + i * NR, buf + i * IM2COL_CW + q, (size_t)len * sizeof(float));
+            }
         }
     }
 }
@@ -199,8 +298,6 @@ static void kernel_scalar(int k, const float *a, const float *b, float *c, ptrdi
 }
 
 #if SX_X86
-#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
-#define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
 
 AVX512_TARGET
 static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
@@ -213,6 +310,7 @@ static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdi
     for (int p = 0; p < k; p++) {
         __m512 bv = _mm512_loadu_ps(b + (size_t)p * NR);
         const float *ap = a + (size_t)p * MR;
+        _mm_prefetch((const char *)(ap + 16 * MR), _MM_HINT_T0);
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), bv, acc[r]);
     }

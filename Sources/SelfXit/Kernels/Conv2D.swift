@@ -1,5 +1,6 @@
 import CBLAS
 import SelfXitGEMM
+import Synchronization
 
 /// Shape of a 2-D convolution over one sample (NCHW). `padBottom`/`padRight` are implied by
 /// `outHeight`/`outWidth`; the caller computes output sizes.
@@ -237,14 +238,20 @@ public final class Conv2DKernel {
         }
         let mPanels = packedA[0].panels
 
+        // Work is handed out dynamically (the two cores of a shared machine rarely run at the same
+        // speed): threads pull sample chunks, K-row slices and panel tiles from counters.
         if batch >= threads || threads == 1 {
             // Each thread runs whole samples, several at a time as one product with a longer N.
+            let chunk = min(samplesPerChunk, max(1, (batch + 3 * threads - 1) / (3 * threads)))
+            let chunks = (batch + chunk - 1) / chunk
+            let next = TaskCounter()
             pool.parallelFor(threads) { t in
                 let pb = scratch + t * perThread
-                var s = batch * t / threads
-                let end = batch * (t + 1) / threads
-                while s < end {
-                    let count = min(samplesPerChunk, end - s)
+                while true {
+                    let c = next.take()
+                    if c >= chunks { break }
+                    let s = c * chunk
+                    let count = min(chunk, batch - s)
                     let cols = count * n
                     for grp in 0..<g.groups {
                         for i in 0..<count { pack(s + i, grp, rows: 0..<k, col0: i * n, into: pb) }
@@ -252,49 +259,29 @@ public final class Conv2DKernel {
                         compute(pb, cols: cols, sample: s, group: grp, mp: 0..<mPanels, np: 0..<((cols + nr - 1) / nr))
                     }
                     if act.separate { applyActivation(activation, output + s * outSample, count: count * outSample) }
-                    s += count
-                }
-            }
-        } else if n >= 64 * threads && g.outHeight >= threads {
-            // Small batch, many pixels: each thread packs and multiplies its own band of output rows.
-            for s in 0..<batch {
-                pool.parallelFor(threads) { t in
-                    let pb = scratch + t * perThread
-                    let oy = (g.outHeight * t / threads)..<(g.outHeight * (t + 1) / threads)
-                    let cols = oy.count * g.outWidth
-                    for grp in 0..<g.groups {
-                        pack(s, grp, rows: 0..<k, oy: oy, col0: 0, into: pb)
-                        sx_gemm_pack_b_zero_tail(Int32(cols), Int32(k), 0, Int32(k), pb)
-                        compute(pb, cols: cols, sample: s, pixel0: oy.lowerBound * g.outWidth, group: grp,
-                                mp: 0..<mPanels, np: 0..<((cols + nr - 1) / nr))
-                    }
-                    if act.separate {
-                        for c in 0..<g.outChannels {
-                            applyActivation(activation, output + s * outSample + c * n + oy.lowerBound * g.outWidth, count: cols)
-                        }
-                    }
                 }
             }
         } else {
-            // Small batch, few pixels: pack one sample's B together (split over its rows), then split
-            // the product's A panels (or B panels, when A has too few to share evenly) over the threads.
+            // Small batch: pack one sample's B together (K-row slices), then share its product out
+            // as tiles of A panels × B panel blocks.
             let nPanels = (n + nr - 1) / nr
-            let splitRows = mPanels % threads == 0 || mPanels >= 4 * threads || nPanels < threads
+            let rowSlice = max(16, (k / (8 * threads) + 15) / 16 * 16)
+            let rowTasks = (k + rowSlice - 1) / rowSlice
+            // About 8 tiles per thread: split A panels first, then B panels.
+            let mTiles = min(mPanels, 8 * threads)
+            let nTiles = min(nPanels, max(1, (8 * threads + mTiles - 1) / mTiles))
             for s in 0..<batch {
                 for grp in 0..<g.groups {
-                    pool.parallelFor(threads) { t in
-                        let rows = (k * t / threads)..<(k * (t + 1) / threads)
+                    pool.parallelFor(rowTasks) { t in
+                        let rows = (t * rowSlice)..<min(k, (t + 1) * rowSlice)
                         pack(s, grp, rows: rows, col0: 0, into: scratch)
                         sx_gemm_pack_b_zero_tail(Int32(n), Int32(k), Int32(rows.lowerBound), Int32(rows.upperBound), scratch)
                     }
-                    pool.parallelFor(threads) { t in
-                        if splitRows {
-                            compute(scratch, cols: n, sample: s, group: grp,
-                                    mp: (mPanels * t / threads)..<(mPanels * (t + 1) / threads), np: 0..<nPanels)
-                        } else {
-                            compute(scratch, cols: n, sample: s, group: grp,
-                                    mp: 0..<mPanels, np: (nPanels * t / threads)..<(nPanels * (t + 1) / threads))
-                        }
+                    pool.parallelFor(mTiles * nTiles) { t in
+                        let mt = t / nTiles, nt = t % nTiles
+                        compute(scratch, cols: n, sample: s, group: grp,
+                                mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
+                                np: (nPanels * nt / nTiles)..<(nPanels * (nt + 1) / nTiles))
                     }
                 }
                 if act.separate {
@@ -365,6 +352,13 @@ func slice(_ count: Int, _ t: Int, _ parts: Int) -> Range<Int> {
     let blocks = (count + 15) / 16
     let lo = min(count, blocks * t / parts * 16), hi = min(count, blocks * (t + 1) / parts * 16)
     return lo..<hi
+}
+
+/// A shared counter threads take work items from.
+final class TaskCounter: @unchecked Sendable {
+    private let value = Atomic<Int>(0)
+    /// The next item (0, 1, 2, …).
+    func take() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
 
 /// `row[i] += bias (+ residual[i])` for `i < count`.

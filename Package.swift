@@ -15,9 +15,11 @@ let package = Package(
         // Image ingest (Debian: libturbojpeg0-dev, libpng-dev).
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        // Packed SGEMM with AVX-512 / AVX2 / scalar micro-kernels picked at run time (C, intrinsics).
+        .target(name: "SelfXitGEMM", path: "Sources/SelfXitGEMM"),
         .target(
             name: "SelfXit",
-            dependencies: ["CBLAS", "CTurboJPEG", "CPNG"],
+            dependencies: ["CBLAS", "CTurboJPEG", "CPNG", "SelfXitGEMM"],
             path: "Sources/SelfXit"
         ),
         // The C interface: include/selfxit.h seen from Swift, and the @_cdecl shell over the

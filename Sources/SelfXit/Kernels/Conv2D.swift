@@ -1,4 +1,6 @@
 import CBLAS
+import SelfXitGEMM
+import Synchronization
 
 /// Shape of a 2-D convolution over one sample (NCHW). `padBottom`/`padRight` are implied by
 /// `outHeight`/`outWidth`; the caller computes output sizes.
@@ -49,6 +51,10 @@ public final class Conv2DKernel {
     private let m: Int  // output channels per group
     private let k: Int  // (inC / groups) · kH · kW
     private let n: Int  // output pixels
+    /// Per group, the weights packed for SelfXit's SGEMM; empty when OpenBLAS runs the products.
+    private let packedA: [PackedMatrixA]
+    /// Samples whose columns share one packed B (short rows at late layers: longer N per product).
+    private let samplesPerChunk: Int
 
     /// Precondition: `geometry` is consistent (channels divisible by `groups`, output sizes match
     /// the padding), `weights.count == outC · inC/groups · kH · kW`, `bias` (if any) has `outC` entries.
@@ -75,6 +81,21 @@ public final class Conv2DKernel {
         } else {
             algorithm = .im2col
         }
+        if case .depthwise = algorithm {
+            packedA = []
+            samplesPerChunk = 1
+        } else if let isa = PackedGEMM.currentISA {
+            let (m, k) = (self.m, self.k)
+            let w = UnsafePointer(self.weights)
+            packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k) }
+            // Aim for ≥ 256 columns per product, with packed B at most 8 MB per thread.
+            let byWidth = max(1, 256 / max(1, n))
+            let byMemory = max(1, (2 << 20) / max(1, k * n))
+            samplesPerChunk = max(1, min(byWidth, byMemory))
+        } else {
+            packedA = []
+            samplesPerChunk = 1
+        }
     }
 
     deinit {
@@ -84,6 +105,10 @@ public final class Conv2DKernel {
 
     /// Floats of scratch each thread needs; `run` takes `pool.threadCount` times this.
     public var scratchFloatsPerThread: Int {
+        if !packedA.isEmpty {
+            let nr = PackedGEMM.nr
+            return (samplesPerChunk * n + nr - 1) / nr * nr * k
+        }
         switch algorithm {
         case .pointwise: return 0
         case .im2col: return k * n
@@ -102,6 +127,10 @@ public final class Conv2DKernel {
         if case let .depthwise(plan) = algorithm {
             plan.run(input: input, weights: weights, bias: bias, residual: residual, output: output,
                      batch: batch, activation: activation, scratch: scratch, pool: pool)
+            return
+        }
+        if !packedA.isEmpty {
+            runPacked(input: input, residual: residual, output: output, batch: batch, scratch: scratch, pool: pool)
             return
         }
         let g = geometry
@@ -156,6 +185,110 @@ public final class Conv2DKernel {
                             gemmTile(b, sample: s, group: grp, rows: 0..<m, cols: slice(n, t, threads),
                                      residual: residual, output: output, outSample: outSample)
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `run` on SelfXit's packed SGEMM: B (im2col or the input itself) is packed per product,
+    /// the epilogue (bias, residual, relu/clip) is fused into the micro-kernel's store.
+    private func runPacked(input: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                           batch: Int, scratch: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        let g = geometry
+        let threads = pool.threadCount
+        let inSample = g.inChannels * g.inPlane, outSample = g.outChannels * n
+        let groupInput = (g.inChannels / g.groups) * g.inPlane
+        let perThread = scratchFloatsPerThread
+        let pointwise: Bool = { if case .pointwise = algorithm { return true } else { return false } }()
+        let (m, k, n) = (self.m, self.k, self.n)
+        let nr = PackedGEMM.nr
+        let act = PackedGEMM.fused(activation)
+        var geom = sx_im2col_geom(channels: Int32(g.inChannels / g.groups), in_h: Int32(g.inHeight), in_w: Int32(g.inWidth),
+                                  out_h: Int32(g.outHeight), out_w: Int32(g.outWidth),
+                                  kernel_h: Int32(g.kernelHeight), kernel_w: Int32(g.kernelWidth),
+                                  stride_h: Int32(g.strideH), stride_w: Int32(g.strideW),
+                                  dilation_h: Int32(g.dilationH), dilation_w: Int32(g.dilationW),
+                                  pad_top: Int32(g.padTop), pad_left: Int32(g.padLeft))
+
+        /// Packs rows `rows` (output pixel rows `oy`) of sample `s`'s (group `grp`) B into columns `col0...` of `pb`.
+        func pack(_ s: Int, _ grp: Int, rows: Range<Int>, oy: Range<Int>? = nil, col0: Int, into pb: UnsafeMutablePointer<Float>) {
+            guard !rows.isEmpty else { return }
+            let oy = oy ?? 0..<g.outHeight
+            let x = input + s * inSample + grp * groupInput
+            if pointwise {
+                sx_gemm_pack_b(x + oy.lowerBound * g.outWidth, n, Int32(oy.count * g.outWidth), Int32(k),
+                               Int32(rows.lowerBound), Int32(rows.upperBound), Int32(col0), pb)
+            } else {
+                sx_im2col_packed(x, &geom, Int32(rows.lowerBound), Int32(rows.upperBound),
+                                 Int32(oy.lowerBound), Int32(oy.upperBound), Int32(col0), pb)
+            }
+        }
+        /// A panels `mp` × B panels `np` of the product whose columns start at pixel `pixel0` of sample `s`.
+        func compute(_ pb: UnsafePointer<Float>, cols: Int, sample s: Int, pixel0: Int = 0, group grp: Int, mp: Range<Int>, np: Range<Int>) {
+            guard !mp.isEmpty && !np.isEmpty else { return }
+            let a = packedA[grp]
+            let off = s * outSample + grp * m * n + pixel0
+            var out = sx_gemm_out(c: output + off, ldc: n, c_sample_stride: outSample,
+                                  residual: residual.map { $0 + off }, ldr: n, r_sample_stride: outSample,
+                                  bias: UnsafePointer(bias + grp * m), cols_per_sample: Int32(n),
+                                  act: act.code, lo: act.lo, hi: act.hi)
+            sx_gemm_compute(a.isa, a.data, Int32(m), Int32(k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                            pb, Int32(cols), Int32(np.lowerBound), Int32(np.upperBound), &out)
+        }
+        let mPanels = packedA[0].panels
+
+        // Work is handed out dynamically (the two cores of a shared machine rarely run at the same
+        // speed): threads pull sample chunks, K-row slices and panel tiles from counters.
+        if batch >= threads || threads == 1 {
+            // Each thread runs whole samples, several at a time as one product with a longer N.
+            let chunk = min(samplesPerChunk, max(1, (batch + 3 * threads - 1) / (3 * threads)))
+            let chunks = (batch + chunk - 1) / chunk
+            let next = TaskCounter()
+            pool.parallelFor(threads) { t in
+                let pb = scratch + t * perThread
+                while true {
+                    let c = next.take()
+                    if c >= chunks { break }
+                    let s = c * chunk
+                    let count = min(chunk, batch - s)
+                    let cols = count * n
+                    for grp in 0..<g.groups {
+                        for i in 0..<count { pack(s + i, grp, rows: 0..<k, col0: i * n, into: pb) }
+                        sx_gemm_pack_b_zero_tail(Int32(cols), Int32(k), 0, Int32(k), pb)
+                        compute(pb, cols: cols, sample: s, group: grp, mp: 0..<mPanels, np: 0..<((cols + nr - 1) / nr))
+                    }
+                    if act.separate { applyActivation(activation, output + s * outSample, count: count * outSample) }
+                }
+            }
+        } else {
+            // Small batch: pack one sample's B together (K-row slices), then share its product out
+            // as tiles of A panels × B panel blocks.
+            let nPanels = (n + nr - 1) / nr
+            let rowSlice = max(16, (k / (8 * threads) + 15) / 16 * 16)
+            let rowTasks = (k + rowSlice - 1) / rowSlice
+            // About 8 tiles per thread: split A panels first, then B panels.
+            let mTiles = min(mPanels, 8 * threads)
+            let nTiles = min(nPanels, max(1, (8 * threads + mTiles - 1) / mTiles))
+            for s in 0..<batch {
+                for grp in 0..<g.groups {
+                    pool.parallelFor(rowTasks) { t in
+                        let rows = (t * rowSlice)..<min(k, (t + 1) * rowSlice)
+                        pack(s, grp, rows: rows, col0: 0, into: scratch)
+                        sx_gemm_pack_b_zero_tail(Int32(n), Int32(k), Int32(rows.lowerBound), Int32(rows.upperBound), scratch)
+                    }
+                    pool.parallelFor(mTiles * nTiles) { t in
+                        let mt = t / nTiles, nt = t % nTiles
+                        compute(scratch, cols: n, sample: s, group: grp,
+                                mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
+                                np: (nPanels * nt / nTiles)..<(nPanels * (nt + 1) / nTiles))
+                    }
+                }
+                if act.separate {
+                    let y = output + s * outSample
+                    pool.parallelFor(threads) { t in
+                        let lo = outSample * t / threads, hi = outSample * (t + 1) / threads
+                        applyActivation(activation, y + lo, count: hi - lo)
                     }
                 }
             }
@@ -219,6 +352,13 @@ func slice(_ count: Int, _ t: Int, _ parts: Int) -> Range<Int> {
     let blocks = (count + 15) / 16
     let lo = min(count, blocks * t / parts * 16), hi = min(count, blocks * (t + 1) / parts * 16)
     return lo..<hi
+}
+
+/// A shared counter threads take work items from.
+final class TaskCounter: @unchecked Sendable {
+    private let value = Atomic<Int>(0)
+    /// The next item (0, 1, 2, …).
+    func take() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue }
 }
 
 /// `row[i] += bias (+ residual[i])` for `i < count`.

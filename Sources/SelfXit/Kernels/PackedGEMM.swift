@@ -1,0 +1,63 @@
+import SelfXitGEMM
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Selects the SGEMM used by convolutions: SelfXit's own packed micro-kernels (`SelfXitGEMM`,
+/// AVX-512 / AVX2+FMA / scalar, picked from CPUID) or OpenBLAS.
+///
+/// `SELFXIT_GEMM_ISA=avx512|avx2|scalar` caps the micro-kernel ISA; `SELFXIT_GEMM_ISA=blas`
+/// routes convolutions through OpenBLAS `cblas_sgemm` instead (for comparisons).
+enum PackedGEMM {
+    /// Tests force one ISA (or `nil` for OpenBLAS) for kernels created while it is set.
+    nonisolated(unsafe) static var isaOverride: Int32??
+
+    /// The ISA a kernel created now uses; `nil` means OpenBLAS.
+    static var currentISA: Int32? {
+        if let forced = isaOverride { return forced }
+        return defaultISA
+    }
+
+    private static let defaultISA: Int32? = {
+        if let env = getenv("SELFXIT_GEMM_ISA"), String(cString: env) == "blas" { return nil }
+        return sx_gemm_default_isa()
+    }()
+
+    static func isSupported(_ isa: Int32) -> Bool { sx_gemm_isa_supported(isa) != 0 }
+
+    static let scalar = Int32(SX_GEMM_ISA_SCALAR)
+    static let avx2 = Int32(SX_GEMM_ISA_AVX2)
+    static let avx512 = Int32(SX_GEMM_ISA_AVX512)
+    static let nr = Int(SX_GEMM_NR)
+
+    /// The activation the micro-kernel epilogue applies, and whether `a` needs a separate pass.
+    static func fused(_ a: Activation) -> (code: Int32, lo: Float, hi: Float, separate: Bool) {
+        switch a {
+        case .none: return (Int32(SX_GEMM_ACT_NONE), 0, 0, false)
+        case .relu: return (Int32(SX_GEMM_ACT_RELU), 0, 0, false)
+        case let .clip(lo, hi): return (Int32(SX_GEMM_ACT_CLIP), lo, hi, false)
+        default: return (Int32(SX_GEMM_ACT_NONE), 0, 0, true)
+        }
+    }
+}
+
+/// A constant `m×k` row-major matrix packed once into the micro-kernel's A panels.
+final class PackedMatrixA {
+    let isa: Int32
+    let m: Int, k: Int
+    let panels: Int
+    let data: UnsafeMutablePointer<Float>
+
+    init(isa: Int32, rows a: UnsafePointer<Float>, lda: Int, m: Int, k: Int) {
+        precondition(m > 0 && k > 0 && m <= Int(Int32.max) && k <= Int(Int32.max))
+        self.isa = isa
+        self.m = m
+        self.k = k
+        let mr = Int(sx_gemm_mr(isa))
+        panels = (m + mr - 1) / mr
+        data = allocateFloats(Int(sx_gemm_packed_a_floats(isa, Int32(m), Int32(k))))
+        sx_gemm_pack_a(isa, a, lda, Int32(m), Int32(k), data)
+    }
+
+    deinit { data.deallocate() }
+}

@@ -1,0 +1,443 @@
+#include "selfxit_gemm.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SX_X86 1
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
+#if SX_X86
+#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+#define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
+#endif
+
+#define NR SX_GEMM_NR
+#define MR_MAX 16
+#define MR_AVX512 16
+#define MR_AVX2 6
+#define MR_SCALAR 4
+
+/* ---------------------------------------------------------------- CPU detection */
+
+#if SX_X86
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+static int detect_isa(void) {
+#if SX_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return SX_GEMM_ISA_SCALAR;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!(fma && osxsave && avx)) return SX_GEMM_ISA_SCALAR;
+    uint64_t xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return SX_GEMM_ISA_SCALAR;  // XMM and YMM state
+    if (__get_cpuid_max(0, 0) < 7) return SX_GEMM_ISA_SCALAR;
+    __cpuid_count(7, 0, a, b, c, d);
+    int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512vl = (b >> 31) & 1;
+    if (avx512f && avx512dq && avx512vl && (xcr0 & 0xE6) == 0xE6) return SX_GEMM_ISA_AVX512;
+    if (avx2) return SX_GEMM_ISA_AVX2;
+#endif
+    return SX_GEMM_ISA_SCALAR;
+}
+
+static int hardware_isa(void) {
+    static int cached = -1;  // benign race: every thread computes the same value
+    if (cached < 0) cached = detect_isa();
+    return cached;
+}
+
+int sx_gemm_isa_supported(int isa) {
+    return isa >= SX_GEMM_ISA_SCALAR && isa <= hardware_isa();
+}
+
+int sx_gemm_default_isa(void) {
+    int isa = hardware_isa();
+    const char *env = getenv("SELFXIT_GEMM_ISA");
+    if (env) {
+        int want = isa;
+        if (!strcmp(env, "scalar")) want = SX_GEMM_ISA_SCALAR;
+        else if (!strcmp(env, "avx2")) want = SX_GEMM_ISA_AVX2;
+        else if (!strcmp(env, "avx512")) want = SX_GEMM_ISA_AVX512;
+        if (want < isa) isa = want;
+    }
+    return isa;
+}
+
+int sx_gemm_mr(int isa) {
+    switch (isa) {
+    case SX_GEMM_ISA_AVX512: return MR_AVX512;
+    case SX_GEMM_ISA_AVX2: return MR_AVX2;
+    default: return MR_SCALAR;
+    }
+}
+
+/* ---------------------------------------------------------------- packing */
+
+size_t sx_gemm_packed_a_floats(int isa, int m, int k) {
+    size_t mr = (size_t)sx_gemm_mr(isa);
+    return ((size_t)m + mr - 1) / mr * mr * (size_t)k;
+}
+
+void sx_gemm_pack_a(int isa, const float *a, ptrdiff_t lda, int m, int k, float *dst) {
+    int mr = sx_gemm_mr(isa);
+    int panels = (m + mr - 1) / mr;
+    for (int p = 0; p < panels; p++) {
+        float *d = dst + (size_t)p * mr * k;
+        for (int kk = 0; kk < k; kk++) {
+            for (int r = 0; r < mr; r++) {
+                int row = p * mr + r;
+                d[(size_t)kk * mr + r] = row < m ? a[(ptrdiff_t)row * lda + kk] : 0.0f;
+            }
+        }
+    }
+}
+
+size_t sx_gemm_packed_b_floats(int n, int k) {
+    return ((size_t)n + NR - 1) / NR * NR * (size_t)k;
+}
+
+/// Copies `len` floats from `src` (zeros when NULL) into row `r` of packed B, starting at column `col`.
+static inline void put_run(float *dst, int k, int r, int col, const float *src, int len) {
+    while (len > 0) {
+        int off = col & (NR - 1);
+        int l = NR - off < len ? NR - off : len;
+        float *d = dst + (size_t)(col / NR) * NR * k + (size_t)r * NR + off;
+        if (src) {
+            if (l == NR) memcpy(d, src, NR * sizeof(float));
+            else memcpy(d, src, (size_t)l * sizeof(float));
+            src += l;
+        } else {
+            if (l == NR) memset(d, 0, NR * sizeof(float));
+            else for (int i = 0; i < l; i++) d[i] = 0.0f;
+        }
+        col += l;
+        len -= l;
+    }
+}
+
+void sx_gemm_pack_b(const float *b, ptrdiff_t ldb, int ncols, int k, int r0, int r1, int col0, float *dst) {
+    for (int r = r0; r < r1; r++) put_run(dst, k, r, col0, b + (ptrdiff_t)r * ldb, ncols);
+}
+
+void sx_gemm_pack_b_zero_tail(int n, int k, int r0, int r1, float *dst) {
+    int padded = (n + NR - 1) / NR * NR;
+    if (padded == n) return;
+    for (int r = r0; r < r1; r++) put_run(dst, k, r, n, NULL, padded - n);
+}
+
+#define IM2COL_BUF 4096
+
+/// Pixels `p0..<p1` (of the output rows `oy0...`) of im2col row `r` into `out`.
+static void im2col_segment(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0, int p0, int p1, float *out) {
+    const int ow = g->out_w;
+    const float *src = x + (size_t)c * g->in_h * g->in_w;
+    int off = kx * g->dilation_w - g->pad_left;
+    // Output columns whose input column lies inside the image: lo..<hi.
+    int lo = off >= 0 ? 0 : (-off + g->stride_w - 1) / g->stride_w;
+    if (lo > ow) lo = ow;
+    int hi = g->in_w - 1 - off < 0 ? 0 : (g->in_w - 1 - off) / g->stride_w + 1;
+    if (hi > ow) hi = ow;
+    if (hi < lo) hi = lo;
+    int p = p0;
+    while (p < p1) {
+        int oy = oy0 + p / ow, ox0 = p % ow;
+        int ox1 = ow < ox0 + (p1 - p) ? ow : ox0 + (p1 - p);
+        float *d = out + (p - p0) - ox0;  // d[ox] for ox in ox0..<ox1
+        int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
+        if (iy < 0 || iy >= g->in_h) {
+            for (int i = ox0; i < ox1; i++) d[i] = 0.0f;
+        } else {
+            const float *row = src + (size_t)iy * g->in_w + off;
+            int a = ox0 > lo ? ox0 : lo, b = ox1 < hi ? ox1 : hi;
+            if (a > b) a = b;
+            int i = ox0;
+            for (; i < a; i++) d[i] = 0.0f;
+            if (g->stride_w == 1) for (; i < b; i++) d[i] = row[i];
+            else for (; i < b; i++) d[i] = row[(ptrdiff_t)i * g->stride_w];
+            for (; i < ox1; i++) d[i] = 0.0f;
+        }
+        p += ox1 - ox0;
+    }
+}
+
+#if SX_X86
+/// `im2col_segment` for stride-1 rows with AVX-512 masked loads (padding lanes masked off, never read).
+AVX512_TARGET
+static void im2col_segment_avx512(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0, int p0, int p1, float *out) {
+    const int ow = g->out_w;
+    const float *src = x + (size_t)c * g->in_h * g->in_w;
+    int off = kx * g->dilation_w - g->pad_left;
+    int lo = off >= 0 ? 0 : -off;
+    if (lo > ow) lo = ow;
+    int hi = g->in_w - off < ow ? g->in_w - off : ow;
+    if (hi < lo) hi = lo;
+    int p = p0;
+    int oy = oy0, ox0 = p0;
+    if (p0 >= ow) { oy += p0 / ow; ox0 = p0 % ow; }
+    while (p < p1) {
+        int ox1 = ow < ox0 + (p1 - p) ? ow : ox0 + (p1 - p);
+        float *d = out + (p - p0) - ox0;
+        int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
+        if (iy < 0 || iy >= g->in_h) {
+            for (int ox = ox0; ox < ox1; ox += 16) {
+                int n = ox1 - ox < 16 ? ox1 - ox : 16;
+                _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << n) - 1u), _mm512_setzero_ps());
+            }
+        } else {
+            const float *row = src + (ptrdiff_t)iy * g->in_w + off;
+            for (int ox = ox0; ox < ox1; ox += 16) {
+                int n = ox1 - ox < 16 ? ox1 - ox : 16;
+                // Lanes i with lo <= ox + i < hi are inside the image.
+                int a = lo - ox, b = hi - ox;
+                if (a < 0) a = 0;
+                if (b > 16) b = 16;
+                __mmask16 valid = b > a ? (__mmask16)(((1u << b) - 1u) & ~((1u << a) - 1u)) : 0;
+                __m512 v = _mm512_maskz_loadu_ps(valid, row + ox);
+                _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << n) - 1u), v);
+            }
+        }
+        p += ox1 - ox0;
+        oy++;
+        ox0 = 0;
+    }
+}
+#endif
+
+typedef void (*segment_fn)(const float *, const sx_im2col_geom *, int, int, int, int, int, int, float *);
+
+static segment_fn segment_for(const sx_im2col_geom *g) {
+#if SX_X86
+    if (g->stride_w == 1 && sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) return im2col_segment_avx512;
+#endif
+    (void)g;
+    return im2col_segment;
+}
+
+#define IM2COL_CW 256
+
+void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
+    const int k = g->channels * g->kernel_h * g->kernel_w;
+    const int npix = (oy1 - oy0) * g->out_w;
+    float buf[NR * IM2COL_CW] __attribute__((aligned(64)));
+    segment_fn im2col_segment = segment_for(g);
+    if (col0 % NR != 0) {
+        // Columns not panel-aligned (a sample starting mid-panel): row by row.
+        for (int r = r0; r < r1; r++) {
+            int kArea = g->kernel_h * g->kernel_w;
+            int c = r / kArea, ky = (r / g->kernel_w) % g->kernel_h, kx = r % g->kernel_w;
+            for (int p = 0; p < npix; p += NR * IM2COL_CW) {
+                int cnt = npix - p < NR * IM2COL_CW ? npix - p : NR * IM2COL_CW;
+                im2col_segment(x, g, c, ky, kx, oy0, p, p + cnt, buf);
+                put_run(dst, k, r, col0 + p, buf, cnt);
+            }
+        }
+        return;
+    }
+    // 16 rows × 256 pixels at a time, then each panel's 16×16 block is one contiguous 1 KB write.
+    for (int rb = r0; rb < r1; rb += NR) {
+        int rows = r1 - rb < NR ? r1 - rb : NR;
+        for (int p = 0; p < npix; p += IM2COL_CW) {
+            int cnt = npix - p < IM2COL_CW ? npix - p : IM2COL_CW;
+            int kArea = g->kernel_h * g->kernel_w;
+            int c = rb / kArea, ky = (rb / g->kernel_w) % g->kernel_h, kx = rb % g->kernel_w;
+            for (int i = 0; i < rows; i++) {
+                im2col_segment(x, g, c, ky, kx, oy0, p, p + cnt, buf + i * IM2COL_CW);
+                if (++kx == g->kernel_w) { kx = 0; if (++ky == g->kernel_h) { ky = 0; c++; } }
+            }
+            for (int q = 0; q < cnt; q += NR) {
+                int len = cnt - q < NR ? cnt - q : NR;
+                float *d = dst + (size_t)((col0 + p + q) / NR) * NR * k + (size_t)rb * NR;
+                if (len == NR) for (int i = 0; i < rows; i++) memcpy(d + i * NR, buf + i * IM2COL_CW + q, NR * sizeof(float));
+                else for (int i = 0; i < rows; i++) memcpy(d + i * NR, buf + i * IM2COL_CW + q, (size_t)len * sizeof(float));
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- micro-kernels */
+
+/// Computes an MR×16 tile over `k` and stores rows `< mv`, columns `< nv` of
+/// act(acc + bias[r] + res[r, :]) at `c` (row stride `ldc`). `bias`/`res` may be NULL.
+typedef void (*kernel_fn)(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi);
+
+static inline float act1(float v, int act, float lo, float hi) {
+    if (act == SX_GEMM_ACT_RELU) return v > 0 ? v : 0;
+    if (act == SX_GEMM_ACT_CLIP) return v < lo ? lo : (v > hi ? hi : v);
+    return v;
+}
+
+static void kernel_scalar(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi) {
+    float acc[MR_SCALAR][NR];
+    memset(acc, 0, sizeof acc);
+    for (int p = 0; p < k; p++) {
+        const float *bp = b + (size_t)p * NR;
+        const float *ap = a + (size_t)p * MR_SCALAR;
+        for (int r = 0; r < MR_SCALAR; r++) {
+            float av = ap[r];
+            for (int j = 0; j < NR; j++) acc[r][j] += av * bp[j];
+        }
+    }
+    for (int r = 0; r < mv; r++) {
+        float bv = bias ? bias[r] : 0.0f;
+        for (int j = 0; j < nv; j++) {
+            float v = acc[r][j] + bv;
+            if (res) v += res[(ptrdiff_t)r * ldr + j];
+            c[(ptrdiff_t)r * ldc + j] = act1(v, act, lo, hi);
+        }
+    }
+}
+
+#if SX_X86
+
+AVX512_TARGET
+static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi) {
+    enum { MR = MR_AVX512 };
+    __m512 acc[MR];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
+#pragma clang loop unroll_count(2)
+    for (int p = 0; p < k; p++) {
+        __m512 bv = _mm512_loadu_ps(b + (size_t)p * NR);
+        const float *ap = a + (size_t)p * MR;
+        _mm_prefetch((const char *)(ap + 16 * MR), _MM_HINT_T0);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), bv, acc[r]);
+    }
+    __mmask16 mask = (__mmask16)((1u << nv) - 1u);
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) {
+        if (r < mv) {
+            __m512 v = acc[r];
+            if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
+            if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res + (ptrdiff_t)r * ldr));
+            if (act == SX_GEMM_ACT_RELU) v = _mm512_max_ps(v, zero);
+            else if (act == SX_GEMM_ACT_CLIP) v = _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
+            _mm512_mask_storeu_ps(c + (ptrdiff_t)r * ldc, mask, v);
+        }
+    }
+}
+
+AVX2_TARGET
+static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
+    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(v, _mm256_setzero_ps());
+    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+    return v;
+}
+
+AVX2_TARGET
+static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                        const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi) {
+    enum { MR = MR_AVX2 };
+    __m256 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+#pragma clang loop unroll_count(2)
+    for (int p = 0; p < k; p++) {
+        __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
+        const float *ap = a + (size_t)p * MR;
+#pragma clang loop unroll(full)
+        for (int r = 0; r < MR; r++) {
+            __m256 av = _mm256_broadcast_ss(ap + r);
+            acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+        }
+    }
+    __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) {
+        if (r < mv) {
+            __m256 v0 = acc0[r], v1 = acc1[r];
+            if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
+            float *cr = c + (ptrdiff_t)r * ldc;
+            if (nv == NR) {
+                if (res) {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr + 8));
+                }
+                _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
+                _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
+            } else {
+                float t[NR];
+                _mm256_storeu_ps(t, v0);
+                _mm256_storeu_ps(t + 8, v1);
+                for (int j = 0; j < nv; j++) {
+                    float v = t[j];
+                    if (res) v += res[(ptrdiff_t)r * ldr + j];
+                    cr[j] = act1(v, act, lo, hi);
+                }
+            }
+        }
+    }
+}
+#endif
+
+static kernel_fn kernel_for(int isa) {
+#if SX_X86
+    if (isa == SX_GEMM_ISA_AVX512 && sx_gemm_isa_supported(isa)) return kernel_avx512;
+    if (isa == SX_GEMM_ISA_AVX2 && sx_gemm_isa_supported(isa)) return kernel_avx2;
+#endif
+    (void)isa;
+    return kernel_scalar;
+}
+
+/* ---------------------------------------------------------------- driver */
+
+void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
+                     const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
+    kernel_fn kern = kernel_for(isa);
+    const int mr = sx_gemm_mr(isa);
+    const int cps = out->cols_per_sample;
+    // B panels per block: keep a block of packed B (k×16 per panel) within ~256 KB of L2,
+    // so each A panel (in L1) is reused over the block's panels.
+    int ppb = (int)((64 * 1024) / ((size_t)k * NR));
+    if (ppb < 1) ppb = 1;
+    for (int nb = np0; nb < np1; nb += ppb) {
+        int ne = nb + ppb < np1 ? nb + ppb : np1;
+        for (int mp = mp0; mp < mp1; mp++) {
+            const float *ap = pa + (size_t)mp * mr * k;
+            int row0 = mp * mr;
+            int mv = m - row0 < mr ? m - row0 : mr;
+            const float *bias = out->bias ? out->bias + row0 : NULL;
+            for (int np = nb; np < ne; np++) {
+                const float *bp = pb + (size_t)np * NR * k;
+                int col0 = np * NR;
+                int nv = n - col0 < NR ? n - col0 : NR;
+                int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
+                if (s0 == s1) {
+                    int pix = col0 - s0 * cps;
+                    float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+                    const float *res = out->residual
+                        ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+                    kern(k, ap, bp, c, out->ldc, mv, nv, bias, res, out->ldr, out->act, out->lo, out->hi);
+                } else {
+                    // The panel straddles samples: compute into a tile, then scatter.
+                    float tile[MR_MAX * NR];
+                    kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0);
+                    for (int j = 0; j < nv; j++) {
+                        int col = col0 + j, s = col / cps, pix = col - s * cps;
+                        float *c = out->c + s * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+                        const float *res = out->residual
+                            ? out->residual + s * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+                        for (int r = 0; r < mv; r++) {
+                            float v = tile[r * NR + j] + (bias ? bias[r] : 0.0f);
+                            if (res) v += res[(ptrdiff_t)r * out->ldr];
+                            c[(ptrdiff_t)r * out->ldc] = act1(v, out->act, out->lo, out->hi);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

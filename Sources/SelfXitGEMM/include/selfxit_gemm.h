@@ -1,0 +1,80 @@
+// Packed single-precision GEMM for SelfXit's convolutions.
+//
+// C[m, n] = act(A[m, k] · B[k, n] + bias[m] + residual[m, n])
+//
+// A (the weights) is packed once into MR-row panels, k-major (for each k, MR consecutive rows,
+// zero-padded to a multiple of MR). B (im2col matrix or the input of a 1×1 conv) is packed per call
+// into 16-column panels, k-major, zero-padded to a multiple of 16 columns. Micro-kernels:
+// AVX-512 (MR = 16, NR = 16), AVX2+FMA (MR = 6, NR = 16), portable scalar (MR = 4, NR = 16),
+// picked at run time from CPUID (overridable with SELFXIT_GEMM_ISA=avx512|avx2|scalar).
+#ifndef SELFXIT_GEMM_H
+#define SELFXIT_GEMM_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { SX_GEMM_ISA_SCALAR = 0, SX_GEMM_ISA_AVX2 = 1, SX_GEMM_ISA_AVX512 = 2 };
+enum { SX_GEMM_ACT_NONE = 0, SX_GEMM_ACT_RELU = 1, SX_GEMM_ACT_CLIP = 2 };
+#define SX_GEMM_NR 16
+
+/// Best ISA this CPU (and OS) supports, lowered to SELFXIT_GEMM_ISA when that is set.
+int sx_gemm_default_isa(void);
+/// Whether `isa` runs on this machine.
+int sx_gemm_isa_supported(int isa);
+/// Rows per A panel for `isa`.
+int sx_gemm_mr(int isa);
+
+/// Floats of a packed `m×k` A for `isa`.
+size_t sx_gemm_packed_a_floats(int isa, int m, int k);
+/// Packs row-major `a` (`m×k`, row stride `lda`) into `dst`.
+void sx_gemm_pack_a(int isa, const float *a, ptrdiff_t lda, int m, int k, float *dst);
+
+/// Floats of a packed `k×n` B.
+size_t sx_gemm_packed_b_floats(int n, int k);
+/// Copies rows `r0..<r1` of row-major `b` (`ncols` columns, row stride `ldb`) into columns
+/// `col0..<col0+ncols` of packed B (`k` rows in all).
+void sx_gemm_pack_b(const float *b, ptrdiff_t ldb, int ncols, int k, int r0, int r1, int col0, float *dst);
+/// Zeroes rows `r0..<r1` of the padding columns `n..<roundup(n, 16)` of packed B.
+void sx_gemm_pack_b_zero_tail(int n, int k, int r0, int r1, float *dst);
+
+/// One convolution group's geometry for `sx_im2col_packed`.
+typedef struct sx_im2col_geom {
+    int channels, in_h, in_w;
+    int out_h, out_w;
+    int kernel_h, kernel_w;
+    int stride_h, stride_w;
+    int dilation_h, dilation_w;
+    int pad_top, pad_left;
+} sx_im2col_geom;
+
+/// Writes rows `r0..<r1` of the im2col matrix of `x` (one sample, one group, CHW), output pixel
+/// rows `oy0..<oy1` only, into columns `col0..<col0 + (oy1 - oy0)·out_w` of packed B with
+/// `k = channels·kernel_h·kernel_w` rows.
+void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst);
+
+/// Where the product goes. Column `j` of C is pixel `j % cols_per_sample` of sample
+/// `j / cols_per_sample`: element (i, j) lives at `c + sample·c_sample_stride + i·ldc + pixel`
+/// (residual likewise with its own strides). `bias` (may be NULL) has one entry per row.
+typedef struct sx_gemm_out {
+    float *c;
+    ptrdiff_t ldc, c_sample_stride;
+    const float *residual;
+    ptrdiff_t ldr, r_sample_stride;
+    const float *bias;
+    int cols_per_sample;
+    int act;
+    float lo, hi;
+} sx_gemm_out;
+
+/// Computes the A panels `mp0..<mp1` against the B panels `np0..<np1` (`m×k` packed A,
+/// `k×n` packed B) with the fused epilogue. Sizes must be positive; panels in range.
+void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
+                     const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -70,7 +70,7 @@ public func sx_decode_image(_ engine: OpaquePointer?, _ bytes: UnsafeRawPointer?
     guarded("sx_decode_image") {
         try HandleRegistry.with(engine) { handle in
             guard let bytes, size > 0 else { throw CABIError.invalid("image bytes are NULL or empty") }
-            guard let out else { throw CABIError.invalid("out is NULL") }
+            guard let out, outLength > 0 else { throw CABIError.invalid("out is NULL or out_len is 0") }
             let raw = try readVersioned(preprocess, defaults: defaultPreprocess, name: "preprocess")
             let settings = ImagePreprocess(scale: raw.scale, mean: [raw.mean.0, raw.mean.1, raw.mean.2], std: [raw.std.0, raw.std.1, raw.std.2])
             try handle.engine.decodeImage(UnsafeRawBufferPointer(start: bytes, count: size), preprocess: settings,

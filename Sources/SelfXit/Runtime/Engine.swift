@@ -44,6 +44,8 @@ public final class Engine: @unchecked Sendable {
 
     let plan: ExecutionPlan
     let workspaces = WorkspacePool()
+    /// Activation memory one pass may plan for (16 GiB of floats).
+    static let maxArenaFloats = 1 << 32
     /// Where exits may attach (paper §3.1), depth order.
     let candidates: [Graph.ExitCandidate]
     /// Whether the model's output already is a probability distribution (ends in Softmax).
@@ -78,6 +80,11 @@ public final class Engine: @unchecked Sendable {
         graph.fuse()
         self.options = options
         plan = try ExecutionPlan(graph: graph, pool: ThreadPool(threadCount: options.threads))
+        // The arena for the largest allowed batch must be addressable and of sane size.
+        let (arenaFloats, overflow) = plan.memory.floatsPerSample.multipliedReportingOverflow(by: options.maxBatch)
+        guard !overflow, arenaFloats <= Self.maxArenaFloats else {
+            throw SelfXitError.invalidArgument("maxBatch \(options.maxBatch) needs more than \(Self.maxArenaFloats * 4 >> 30) GiB of activations for this model; lower it")
+        }
         backboneFLOPs = graph.totalFLOPs
         candidates = graph.exitCandidates()
         if let last = graph.nodes.last, case .softmax = last.operation, last.output == graph.outputs[0] {

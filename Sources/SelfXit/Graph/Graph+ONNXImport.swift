@@ -116,6 +116,11 @@ private struct GraphImporter {
         }
         if allConstant { throw node.unsupported("operator on constant inputs cannot be folded") }
         let (operation, inputIDs, shape) = try lower(node, inputs)
+        // Kernels take up to 6-D tensors and never see an empty or absurdly large one.
+        guard shape.count <= 5, shape.allSatisfy({ $0 > 0 }), shape.reduce(1.0, { $0 * Double($1) }) < Double(1 << 28),
+              inputIDs.allSatisfy({ graph.values[$0].shape.count <= 5 }) else {
+            throw node.unsupported("output shape \(shape) (per sample) is empty, above rank 6 with the batch, or too large")
+        }
         let output = graph.addValue(outputName, shape: shape)
         graph.nodes.append(Graph.Node(name: node.displayName, opType: node.opType, operation: operation, inputs: inputIDs, output: output))
         symbols[outputName] = .activation(output)

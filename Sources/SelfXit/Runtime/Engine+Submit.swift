@@ -30,8 +30,10 @@ extension Engine {
         for exit in exits?.active ?? [] {
             plan.run(position..<(exit.candidate.afterNode + 1), rows: rows.count, in: workspace)
             position = exit.candidate.afterNode + 1
+            let scratch = workspace.auxiliary(exit.head.scratchFloats(rows: rows.count, threads: plan.pool.threadCount))
             probabilities.withUnsafeMutableBufferPointer { out in
-                exit.head.probabilities(plan.pointer(exit.candidate.value, in: workspace), rows: rows.count, output: out.baseAddress!, pool: plan.pool)
+                exit.head.probabilities(plan.pointer(exit.candidate.value, in: workspace), rows: rows.count, output: out.baseAddress!,
+                                        scratch: scratch, pool: plan.pool)
             }
             headFLOPs += exit.head.flops
             let flops = exit.candidate.flopsBefore + headFLOPs

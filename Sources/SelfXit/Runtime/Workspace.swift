@@ -22,9 +22,24 @@ final class Workspace {
         return raw.initializeMemory(as: Float.self, repeating: 0, count: count)
     }
 
+    private var extra: UnsafeMutablePointer<Float>?
+    private var extraCount = 0
+
+    /// A buffer of at least `count` floats for work beside the plan (exit heads), kept and
+    /// grown with the workspace so that steady traffic allocates nothing.
+    func auxiliary(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if let extra, extraCount >= count { return extra }
+        extra?.deallocate()
+        extraCount = max(count, 16)
+        let buffer = Self.allocateAligned(extraCount)
+        extra = buffer
+        return buffer
+    }
+
     deinit {
         arena.deallocate()
         scratch.deallocate()
+        extra?.deallocate()
     }
 
     /// Bytes held by this workspace.

@@ -37,9 +37,16 @@ struct DepthwisePlan {
         let planes = batch * g.inChannels
         let parts = min(pool.threadCount, planes)
         let taps = g.kernelHeight * g.kernelWidth
+        // Planes are handed out dynamically in small chunks (cores of a shared machine run unevenly).
+        let chunk = max(1, planes / (8 * parts))
+        let chunks = (planes + chunk - 1) / chunk
+        let next = TaskCounter()
         pool.parallelFor(parts) { t in
             let buffer = scratch + t * scratchFloats
-            for p in (planes * t / parts)..<(planes * (t + 1) / parts) {
+            while true {
+              let ci = next.take()
+              if ci >= chunks { break }
+              for p in (ci * chunk)..<min(planes, (ci + 1) * chunk) {
                 let c = p % g.inChannels
                 fillPadded(input + p * g.inPlane, buffer)
                 let out = output + p * g.outPlane
@@ -52,6 +59,7 @@ struct DepthwisePlan {
                     addBiasAndResidual(out, count: g.outPlane, bias: 0, residual: residual + p * g.outPlane)
                 }
                 applyActivation(activation, out, count: g.outPlane)
+              }
             }
         }
     }

@@ -74,6 +74,15 @@ typedef struct sx_gemm_out {
 void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                      const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
 
+/// A spin-wait hint (x86 `pause`, Arm `yield`) for busy-wait loops.
+static inline void sx_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -423,8 +423,9 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
     const int mr = sx_gemm_mr(isa);
     const int cps = out->cols_per_sample;
     int kblocks = (k + KC_MAX - 1) / KC_MAX;
-    // Only worth it when A is re-read for several B panels.
-    if (np1 - np0 <= 1) kblocks = 1;
+    // Only worth it when A is re-read for several B panels and the A panels in use outgrow L2
+    // (otherwise the extra C traffic costs more than it saves).
+    if (np1 - np0 <= 1 || (size_t)(mp1 - mp0) * mr * k * sizeof(float) <= (1u << 20)) kblocks = 1;
     const int kc = (k + kblocks - 1) / kblocks;
     for (int kb0 = 0; kb0 < k; kb0 += kc) {
         const int klen = k - kb0 < kc ? k - kb0 : kc;

@@ -266,8 +266,9 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
 
 /// Computes an MR×16 tile over `k` and stores rows `< mv`, columns `< nv` of
 /// act(acc + bias[r] + res[r, :]) at `c` (row stride `ldc`). `bias`/`res` may be NULL.
+/// With `accum`, acc starts from the tile already in `c` (rows `< mv`, columns `< nv`), else from 0.
 typedef void (*kernel_fn)(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi);
+                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum);
 
 static inline float act1(float v, int act, float lo, float hi) {
     if (act == SX_GEMM_ACT_RELU) return v > 0 ? v : 0;
@@ -276,9 +277,12 @@ static inline float act1(float v, int act, float lo, float hi) {
 }
 
 static void kernel_scalar(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi) {
+                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
     float acc[MR_SCALAR][NR];
     memset(acc, 0, sizeof acc);
+    if (accum)
+        for (int r = 0; r < mv; r++)
+            for (int j = 0; j < nv; j++) acc[r][j] = c[(ptrdiff_t)r * ldc + j];
     for (int p = 0; p < k; p++) {
         const float *bp = b + (size_t)p * NR;
         const float *ap = a + (size_t)p * MR_SCALAR;
@@ -301,11 +305,18 @@ static void kernel_scalar(int k, const float *a, const float *b, float *c, ptrdi
 
 AVX512_TARGET
 static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi) {
+                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
     enum { MR = MR_AVX512 };
     __m512 acc[MR];
+    __mmask16 mask = (__mmask16)((1u << nv) - 1u);
+    if (accum) {
 #pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
+        for (int r = 0; r < MR; r++)
+            acc[r] = r < mv ? _mm512_maskz_loadu_ps(mask, c + (ptrdiff_t)r * ldc) : _mm512_setzero_ps();
+    } else {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
+    }
 #pragma clang loop unroll_count(2)
     for (int p = 0; p < k; p++) {
         __m512 bv = _mm512_loadu_ps(b + (size_t)p * NR);
@@ -314,7 +325,6 @@ static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdi
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), bv, acc[r]);
     }
-    __mmask16 mask = (__mmask16)((1u << nv) - 1u);
     __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
@@ -338,11 +348,19 @@ static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
 
 AVX2_TARGET
 static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                        const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi) {
+                        const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
     enum { MR = MR_AVX2 };
     __m256 acc0[MR], acc1[MR];
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    if (accum) {
+        for (int r = 0; r < mv; r++) {
+            float t[NR] = {0};
+            for (int j = 0; j < nv; j++) t[j] = c[(ptrdiff_t)r * ldc + j];
+            acc0[r] = _mm256_loadu_ps(t);
+            acc1[r] = _mm256_loadu_ps(t + 8);
+        }
+    }
 #pragma clang loop unroll_count(2)
     for (int p = 0; p < k; p++) {
         __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
@@ -394,46 +412,61 @@ static kernel_fn kernel_for(int isa) {
 
 /* ---------------------------------------------------------------- driver */
 
+/// K block for long products: A and B sub-panels of KC rows (24 KB each at MR = 16) stay in L1,
+/// and a block of B panels in L2, so the A panels of a large weight matrix are not streamed from
+/// memory once per B panel. Partial sums accumulate in C; the epilogue runs on the last block.
+#define KC_MAX 512
+
 void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                      const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
     kernel_fn kern = kernel_for(isa);
     const int mr = sx_gemm_mr(isa);
     const int cps = out->cols_per_sample;
-    // B panels per block: keep a block of packed B (k×16 per panel) within ~256 KB of L2,
-    // so each A panel (in L1) is reused over the block's panels.
-    int ppb = (int)((64 * 1024) / ((size_t)k * NR));
-    if (ppb < 1) ppb = 1;
-    for (int nb = np0; nb < np1; nb += ppb) {
-        int ne = nb + ppb < np1 ? nb + ppb : np1;
-        for (int mp = mp0; mp < mp1; mp++) {
-            const float *ap = pa + (size_t)mp * mr * k;
-            int row0 = mp * mr;
-            int mv = m - row0 < mr ? m - row0 : mr;
-            const float *bias = out->bias ? out->bias + row0 : NULL;
-            for (int np = nb; np < ne; np++) {
-                const float *bp = pb + (size_t)np * NR * k;
-                int col0 = np * NR;
-                int nv = n - col0 < NR ? n - col0 : NR;
-                int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
-                if (s0 == s1) {
-                    int pix = col0 - s0 * cps;
-                    float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
-                    const float *res = out->residual
-                        ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
-                    kern(k, ap, bp, c, out->ldc, mv, nv, bias, res, out->ldr, out->act, out->lo, out->hi);
-                } else {
-                    // The panel straddles samples: compute into a tile, then scatter.
-                    float tile[MR_MAX * NR];
-                    kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0);
-                    for (int j = 0; j < nv; j++) {
-                        int col = col0 + j, s = col / cps, pix = col - s * cps;
-                        float *c = out->c + s * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
-                        const float *res = out->residual
-                            ? out->residual + s * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
-                        for (int r = 0; r < mv; r++) {
-                            float v = tile[r * NR + j] + (bias ? bias[r] : 0.0f);
-                            if (res) v += res[(ptrdiff_t)r * out->ldr];
-                            c[(ptrdiff_t)r * out->ldc] = act1(v, out->act, out->lo, out->hi);
+    int kblocks = (k + KC_MAX - 1) / KC_MAX;
+    // Only worth it when A is re-read for several B panels and the A panels in use outgrow L2
+    // (otherwise the extra C traffic costs more than it saves).
+    if (np1 - np0 <= 1 || (size_t)(mp1 - mp0) * mr * k * sizeof(float) <= (1u << 20)) kblocks = 1;
+    const int kc = (k + kblocks - 1) / kblocks;
+    for (int kb0 = 0; kb0 < k; kb0 += kc) {
+        const int klen = k - kb0 < kc ? k - kb0 : kc;
+        const int first = kb0 == 0, last = kb0 + klen >= k;
+        // B panels per block: keep a block of packed B (klen×16 per panel) within ~256 KB of L2,
+        // so each A panel (in L1) is reused over the block's panels.
+        int ppb = (int)((64 * 1024) / ((size_t)klen * NR));
+        if (ppb < 1) ppb = 1;
+        for (int nb = np0; nb < np1; nb += ppb) {
+            int ne = nb + ppb < np1 ? nb + ppb : np1;
+            for (int mp = mp0; mp < mp1; mp++) {
+                const float *ap = pa + (size_t)mp * mr * k;
+                int row0 = mp * mr;
+                int mv = m - row0 < mr ? m - row0 : mr;
+                const float *bias = out->bias ? out->bias + row0 : NULL;
+                for (int np = nb; np < ne; np++) {
+                    const float *bp = pb + (size_t)np * NR * k;
+                    int col0 = np * NR;
+                    int nv = n - col0 < NR ? n - col0 : NR;
+                    int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
+                    if (s0 == s1) {
+                        int pix = col0 - s0 * cps;
+                        float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+                        const float *res = out->residual && last
+                            ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+                        kern(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c, out->ldc, mv, nv,
+                             last ? bias : NULL, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first);
+                    } else if (last) {
+                        // The panel straddles samples: compute (all of k) into a tile, then scatter.
+                        float tile[MR_MAX * NR];
+                        kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, 0);
+                        for (int j = 0; j < nv; j++) {
+                            int col = col0 + j, s = col / cps, pix = col - s * cps;
+                            float *c = out->c + s * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+                            const float *res = out->residual
+                                ? out->residual + s * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+                            for (int r = 0; r < mv; r++) {
+                                float v = tile[r * NR + j] + (bias ? bias[r] : 0.0f);
+                                if (res) v += res[(ptrdiff_t)r * out->ldr];
+                                c[(ptrdiff_t)r * out->ldc] = act1(v, out->act, out->lo, out->hi);
+                            }
                         }
                     }
                 }

@@ -57,3 +57,26 @@ final class KernelThreadPoolTests: XCTestCase {
         XCTAssertEqual(sums, [20_000, 40_000])
     }
 }
+
+/// Hand-off latency of `parallelFor(2)` (prints; runs only with SELFXIT_POOL_BENCH=1).
+final class ThreadPoolHandOffBench: XCTestCase {
+    func testHandOffLatency() throws {
+        guard ProcessInfo.processInfo.environment["SELFXIT_POOL_BENCH"] != nil else { throw XCTSkip("SELFXIT_POOL_BENCH not set") }
+        let pool = ThreadPool(threadCount: 2)
+        func spinWork(_ us: Double) {
+            let start = DispatchTime.now().uptimeNanoseconds
+            while Double(DispatchTime.now().uptimeNanoseconds - start) < us * 1000 {}
+        }
+        for gapUs in [0.0, 100, 300, 500, 1000] {
+            var times: [Double] = []
+            for _ in 0..<2000 {
+                spinWork(gapUs)
+                let start = DispatchTime.now().uptimeNanoseconds
+                pool.parallelFor(2) { _ in }
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1000)
+            }
+            times.sort()
+            print(String(format: "gap %5.0f us: empty parallelFor(2) median %.2f us, p90 %.2f us", gapUs, times[times.count / 2], times[times.count * 9 / 10]))
+        }
+    }
+}

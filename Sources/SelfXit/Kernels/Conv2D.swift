@@ -270,18 +270,31 @@ public final class Conv2DKernel {
             // About 8 tiles per thread: split A panels first, then B panels.
             let mTiles = min(mPanels, 8 * threads)
             let nTiles = min(nPanels, max(1, (8 * threads + mTiles - 1) / mTiles))
+            let tiles = mTiles * nTiles
             for s in 0..<batch {
                 for grp in 0..<g.groups {
-                    pool.parallelFor(rowTasks) { t in
-                        let rows = (t * rowSlice)..<min(k, (t + 1) * rowSlice)
-                        pack(s, grp, rows: rows, col0: 0, into: scratch)
-                        sx_gemm_pack_b_zero_tail(Int32(n), Int32(k), Int32(rows.lowerBound), Int32(rows.upperBound), scratch)
-                    }
-                    pool.parallelFor(mTiles * nTiles) { t in
-                        let mt = t / nTiles, nt = t % nTiles
-                        compute(scratch, cols: n, sample: s, group: grp,
-                                mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
-                                np: (nPanels * nt / nTiles)..<(nPanels * (nt + 1) / nTiles))
+                    // One job per product: threads take pack slices, wait (spinning, inside the job)
+                    // until every slice is packed, then take tiles. No deadlock: a thread only waits
+                    // for slices already taken, i.e. being packed by a thread that is running.
+                    let packNext = TaskCounter(), packed = TaskCounter(), tileNext = TaskCounter()
+                    pool.parallelFor(threads) { _ in
+                        while true {
+                            let t = packNext.take()
+                            if t >= rowTasks { break }
+                            let rows = (t * rowSlice)..<min(k, (t + 1) * rowSlice)
+                            pack(s, grp, rows: rows, col0: 0, into: scratch)
+                            sx_gemm_pack_b_zero_tail(Int32(n), Int32(k), Int32(rows.lowerBound), Int32(rows.upperBound), scratch)
+                            packed.finish()
+                        }
+                        while packed.finishedCount < rowTasks { sx_cpu_relax() }
+                        while true {
+                            let t = tileNext.take()
+                            if t >= tiles { break }
+                            let mt = t / nTiles, nt = t % nTiles
+                            compute(scratch, cols: n, sample: s, group: grp,
+                                    mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
+                                    np: (nPanels * nt / nTiles)..<(nPanels * (nt + 1) / nTiles))
+                        }
                     }
                 }
                 if act.separate {
@@ -359,6 +372,10 @@ final class TaskCounter: @unchecked Sendable {
     private let value = Atomic<Int>(0)
     /// The next item (0, 1, 2, …).
     func take() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue }
+    /// Marks one item done (release), for counters used as completion counts.
+    func finish() { value.wrappingAdd(1, ordering: .releasing) }
+    /// Items marked done so far (acquire).
+    var finishedCount: Int { value.load(ordering: .acquiring) }
 }
 
 /// `row[i] += bias (+ residual[i])` for `i < count`.

@@ -1,3 +1,5 @@
+import SelfXitGEMM
+
 /// Direct depthwise convolution (`groups == inC == outC`), any kernel, stride, dilation and padding.
 ///
 /// Each channel plane is first copied into a zero-padded per-thread buffer so that the inner loops
@@ -37,21 +39,38 @@ struct DepthwisePlan {
         let planes = batch * g.inChannels
         let parts = min(pool.threadCount, planes)
         let taps = g.kernelHeight * g.kernelWidth
+        let fused = PackedGEMM.fused(activation)
+        let offsets3 = tapOffsets.map { Int32($0) }
+        // Planes are handed out dynamically in small chunks (cores of a shared machine run unevenly).
+        let chunk = max(1, planes / (8 * parts))
+        let chunks = (planes + chunk - 1) / chunk
+        let next = TaskCounter()
         pool.parallelFor(parts) { t in
             let buffer = scratch + t * scratchFloats
-            for p in (planes * t / parts)..<(planes * (t + 1) / parts) {
+            while true {
+              let ci = next.take()
+              if ci >= chunks { break }
+              for p in (ci * chunk)..<min(planes, (ci + 1) * chunk) {
                 let c = p % g.inChannels
                 fillPadded(input + p * g.inPlane, buffer)
                 let out = output + p * g.outPlane
+                var activated = false
                 if g.kernelHeight == 3 && g.kernelWidth == 3 {
-                    rows3x3(buffer, weights + c * taps, bias[c], out)
+                    let fuse = residual == nil && !fused.separate
+                    offsets3.withUnsafeBufferPointer { off in
+                        sx_dw3x3_plane(buffer, g.strideH * rowW, g.dilationH * rowW, off.baseAddress, weights + c * taps, bias[c],
+                                       out, Int32(g.outHeight), Int32(g.outWidth),
+                                       fuse ? fused.code : Int32(SX_GEMM_ACT_NONE), fused.lo, fused.hi)
+                    }
+                    activated = fuse
                 } else {
                     rows(buffer, weights + c * taps, bias[c], out)
                 }
                 if let residual {
                     addBiasAndResidual(out, count: g.outPlane, bias: 0, residual: residual + p * g.outPlane)
                 }
-                applyActivation(activation, out, count: g.outPlane)
+                if !activated { applyActivation(activation, out, count: g.outPlane) }
+              }
             }
         }
     }
@@ -80,7 +99,7 @@ struct DepthwisePlan {
                     let d = dst + phase * phaseW
                     d.update(repeating: 0, count: lo)
                     if g.strideW == 2 {
-                        deinterleave(src + off, d, lo, hi)
+                        sx_deinterleave2(src + off, d, Int32(lo), Int32(hi))
                     } else {
                         for j in lo..<hi { d[j] = src[j * g.strideW + off] }
                     }

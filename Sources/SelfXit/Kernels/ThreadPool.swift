@@ -3,13 +3,19 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SelfXitGEMM
 import Synchronization
 
 /// A fixed set of persistent worker threads that run `parallelFor` jobs.
 ///
-/// Built on pthreads, mutexes and condition variables (not Swift concurrency), so it may be
-/// driven from arbitrary C threads. The calling thread takes part in every job. Concurrent
-/// callers from different threads are serialized: one job runs at a time.
+/// Built on pthreads and atomics (not Swift concurrency), so it may be driven from arbitrary C
+/// threads. The calling thread takes part in every job. Concurrent callers from different
+/// threads are serialized: one job runs at a time.
+///
+/// Hand-off is lock-free while workers are awake: a job is published with one atomic store, and
+/// workers spin (with a `pause` hint) for `spinMicroseconds` after each job before they sleep on
+/// a condition variable, so the back-to-back jobs of one inference never pay a wake-up.
+/// `SELFXIT_SPIN_US` overrides the spin time (default 300 µs).
 ///
 /// Precondition: `parallelFor` must not be called from inside a `body` (not reentrant).
 public final class ThreadPool: @unchecked Sendable {
@@ -24,12 +30,12 @@ public final class ThreadPool: @unchecked Sendable {
         self.threadCount = max(1, threadCount)
         state = PoolState()
         pthread_mutex_init(&callerLock, nil)
-        for _ in 1..<self.threadCount {
-            let box = Unmanaged.passRetained(state).toOpaque()
+        for worker in 0..<(self.threadCount - 1) {
+            let box = Unmanaged.passRetained(WorkerStart(state: state, id: worker)).toOpaque()
             var thread = pthread_t()
             let rc = pthread_create(&thread, nil, { arg in
-                let state = Unmanaged<PoolState>.fromOpaque(arg!).takeRetainedValue()
-                state.workerLoop()
+                let start = Unmanaged<WorkerStart>.fromOpaque(arg!).takeRetainedValue()
+                start.state.workerLoop(id: start.id)
                 return nil
             }, box)
             precondition(rc == 0, "pthread_create failed: \(rc)")
@@ -59,56 +65,76 @@ public final class ThreadPool: @unchecked Sendable {
     }
 }
 
+private final class WorkerStart {
+    let state: PoolState
+    let id: Int
+    init(state: PoolState, id: Int) { self.state = state; self.id = id }
+}
+
+@inline(__always)
+private func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
 /// Shared state between a pool and its workers; workers hold it, not the pool, so the pool can deinit.
 private final class PoolState: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     private var wake = pthread_cond_t()
-    private var finished = pthread_cond_t()
-    /// Bumped under `mutex` for each job; workers spin on it briefly before sleeping.
-    private let generation = Atomic<Int>(0)
+    /// `generation << 16 | helpers`: bumped (release) once per job after the job's fields are
+    /// written. Workers `0..<helpers` take part in that job; the others only note it.
+    private let job = Atomic<Int>(0)
     private let nextIndex = Atomic<Int>(0)
-    /// Workers still inside the current job; the caller waits for it to reach 0.
-    private let busyWorkers = Atomic<Int>(0)
+    /// Helpers still inside the current job; the caller waits for it to reach 0 before returning,
+    /// so job fields are never rewritten while a helper may read them.
+    private let busy = Atomic<Int>(0)
+    /// Workers asleep (or about to sleep) on `wake`; the caller only signals when this is nonzero.
+    private let sleepers = Atomic<Int>(0)
+    private let stopping = Atomic<Bool>(false)
     private var body: ((Int) -> Void)?
     private var count = 0
-    /// How many workers may join the current job (jobs smaller than the pool leave the rest asleep).
-    private var seats = 0
-    private var stopping = false
+    private let spinNanoseconds: UInt64
 
     init() {
         pthread_mutex_init(&mutex, nil)
         pthread_cond_init(&wake, nil)
-        pthread_cond_init(&finished, nil)
+        var us: UInt64 = 300
+        if let env = getenv("SELFXIT_SPIN_US"), let v = UInt64(String(cString: env)) { us = v }
+        spinNanoseconds = us * 1000
     }
 
     deinit {
         pthread_cond_destroy(&wake)
-        pthread_cond_destroy(&finished)
         pthread_mutex_destroy(&mutex)
     }
 
     func run(count: Int, helpers: Int, body: @escaping (Int) -> Void) {
-        pthread_mutex_lock(&mutex)
         self.body = body
         self.count = count
-        seats = helpers
         nextIndex.store(0, ordering: .relaxed)
-        busyWorkers.store(0, ordering: .relaxed)
-        generation.add(1, ordering: .releasing)
-        pthread_cond_broadcast(&wake)
-        pthread_mutex_unlock(&mutex)
+        busy.store(helpers, ordering: .relaxed)
+        let generation = (job.load(ordering: .relaxed) >> 16) &+ 1
+        job.store((generation << 16) | helpers, ordering: .sequentiallyConsistent)
+        if sleepers.load(ordering: .sequentiallyConsistent) > 0 {
+            pthread_mutex_lock(&mutex)
+            pthread_cond_broadcast(&wake)
+            pthread_mutex_unlock(&mutex)
+        }
 
         drain(body, count)
 
-        // Every index has been claimed; wait for the workers still running theirs. Spin first
-        // (they usually finish about now), then close the remaining seats and sleep.
-        var spins = 0
-        while busyWorkers.load(ordering: .acquiring) != 0 && spins < 20_000 { spins += 1 }
-        pthread_mutex_lock(&mutex)
-        seats = 0
+        // Every index has been claimed; wait for the helpers still running theirs.
+        if busy.load(ordering: .acquiring) != 0 {
+            var spins = 0
+            while busy.load(ordering: .acquiring) != 0 {
+                sx_cpu_relax()
+                spins += 1
+                // A helper that was descheduled or shares this core: let it run.
+                if spins & 255 == 0 { sched_yield() }
+            }
+        }
         self.body = nil
-        while busyWorkers.load(ordering: .acquiring) != 0 { pthread_cond_wait(&finished, &mutex) }
-        pthread_mutex_unlock(&mutex)
     }
 
     private func drain(_ body: (Int) -> Void, _ count: Int) {
@@ -119,38 +145,59 @@ private final class PoolState: @unchecked Sendable {
         }
     }
 
-    func workerLoop() {
+    func workerLoop(id: Int) {
+        // Jobs are published only after every worker exists, but a worker may start late: it must
+        // still take part in the first job, so it starts from the initial word, not the current one.
         var seen = 0
         while true {
-            // Spin a little: per-layer jobs arrive back to back, and a condvar wakeup costs tens of µs.
-            var spins = 0
-            while generation.load(ordering: .acquiring) == seen && spins < 20_000 { spins += 1 }
-            pthread_mutex_lock(&mutex)
-            while generation.load(ordering: .acquiring) == seen && !stopping {
-                pthread_cond_wait(&wake, &mutex)
+            // Spin: per-layer jobs arrive back to back, and a condvar wake-up costs tens of µs.
+            var current = job.load(ordering: .acquiring)
+            if current == seen {
+                let start = monotonicNanoseconds()
+                var spins = 0
+                while true {
+                    sx_cpu_relax()
+                    current = job.load(ordering: .acquiring)
+                    if current != seen { break }
+                    spins += 1
+                    if spins & 255 == 0 {
+                        if monotonicNanoseconds() - start > spinNanoseconds { break }
+                        // Every ~10 µs let a thread that shares this core (the caller, on a busy
+                        // machine) run: a pure spin would hold the core for a whole time slice.
+                        sched_yield()
+                    }
+                }
             }
-            if stopping { pthread_mutex_unlock(&mutex); return }
-            seen = generation.load(ordering: .acquiring)
-            guard seats > 0 else { pthread_mutex_unlock(&mutex); continue }
-            seats -= 1
-            busyWorkers.add(1, ordering: .relaxed)
+            if current == seen {
+                pthread_mutex_lock(&mutex)
+                sleepers.add(1, ordering: .sequentiallyConsistent)
+                while true {
+                    current = job.load(ordering: .sequentiallyConsistent)
+                    if current != seen || stopping.load(ordering: .relaxed) { break }
+                    pthread_cond_wait(&wake, &mutex)
+                }
+                sleepers.subtract(1, ordering: .relaxed)
+                pthread_mutex_unlock(&mutex)
+            }
+            if stopping.load(ordering: .acquiring) { return }
+            if current == seen { continue }
+            seen = current
+            guard id < (current & 0xFFFF) else { continue }
             // Held only until drained: the caller's closure must not outlive its withoutActuallyEscaping.
-            var job = body
+            var work = body
             let count = self.count
-            pthread_mutex_unlock(&mutex)
-
-            drain(job!, count)
-            job = nil
-
-            pthread_mutex_lock(&mutex)
-            if busyWorkers.subtract(1, ordering: .releasing).newValue == 0 { pthread_cond_signal(&finished) }
-            pthread_mutex_unlock(&mutex)
+            drain(work!, count)
+            work = nil
+            busy.subtract(1, ordering: .releasing)
         }
     }
 
     func shutDown() {
         pthread_mutex_lock(&mutex)
-        stopping = true
+        stopping.store(true, ordering: .releasing)
+        // Wake spinners too: a new generation with no helpers.
+        let generation = (job.load(ordering: .relaxed) >> 16) &+ 1
+        job.store(generation << 16, ordering: .sequentiallyConsistent)
         pthread_cond_broadcast(&wake)
         pthread_mutex_unlock(&mutex)
     }

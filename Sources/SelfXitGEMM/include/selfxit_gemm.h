@@ -74,6 +74,23 @@ typedef struct sx_gemm_out {
 void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                      const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
 
+/// Depthwise 3×3 over one zero-padded plane (see DepthwisePlan): output row `oy` reads rows
+/// `buf + oy·step_y + {0, dy, 2·dy}` at column offsets `off[0..2]` (+ output column), 16 columns
+/// at a time (the buffer is padded to whole vectors). Writes `act(sum + bias)` to `out` (`out_h×out_w`).
+void sx_dw3x3_plane(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, const float *w, float bias,
+                    float *out, int out_h, int out_w, int act, float lo, float hi);
+/// `d[j] = s[2j]` for `j` in `lo..<hi` (reads `s` only at even offsets up to `2·(hi−1)`, 32 at a time while `j + 16 < hi`).
+void sx_deinterleave2(const float *s, float *d, int lo, int hi);
+
+/// A spin-wait hint (x86 `pause`, Arm `yield`) for busy-wait loops.
+static inline void sx_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif

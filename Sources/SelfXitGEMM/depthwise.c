@@ -1,0 +1,89 @@
+#include "selfxit_gemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SX_X86 1
+#endif
+
+static inline float dw_act(float v, int act, float lo, float hi) {
+    if (act == SX_GEMM_ACT_RELU) return v > 0 ? v : 0;
+    if (act == SX_GEMM_ACT_CLIP) return v < lo ? lo : (v > hi ? hi : v);
+    return v;
+}
+
+static void dw3x3_scalar(const float *buf, ptrdiff_t row_w, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
+                         const float *w, float bias, float *out, int out_h, int out_w, int act, float lo, float hi) {
+    for (int oy = 0; oy < out_h; oy++) {
+        const float *r0 = buf + oy * step_y, *r1 = r0 + dy, *r2 = r1 + dy;
+        for (int ox = 0; ox < out_w; ox++) {
+            float a = bias;
+            a += w[0] * r0[ox + off[0]] + w[1] * r0[ox + off[1]] + w[2] * r0[ox + off[2]];
+            a += w[3] * r1[ox + off[0]] + w[4] * r1[ox + off[1]] + w[5] * r1[ox + off[2]];
+            a += w[6] * r2[ox + off[0]] + w[7] * r2[ox + off[1]] + w[8] * r2[ox + off[2]];
+            out[oy * out_w + ox] = dw_act(a, act, lo, hi);
+        }
+    }
+    (void)row_w;
+}
+
+#if SX_X86
+__attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+static void dw3x3_avx512(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
+                         const float *w, float bias, float *out, int out_h, int out_w, int act, float lo, float hi) {
+    const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]);
+    const __m512 w3 = _mm512_set1_ps(w[3]), w4 = _mm512_set1_ps(w[4]), w5 = _mm512_set1_ps(w[5]);
+    const __m512 w6 = _mm512_set1_ps(w[6]), w7 = _mm512_set1_ps(w[7]), w8 = _mm512_set1_ps(w[8]);
+    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    const int o0 = off[0], o1 = off[1], o2 = off[2];
+    for (int oy = 0; oy < out_h; oy++) {
+        const float *r0 = buf + oy * step_y, *r1 = r0 + dy, *r2 = r1 + dy;
+        float *o = out + (ptrdiff_t)oy * out_w;
+        for (int ox = 0; ox < out_w; ox += 16) {
+            __m512 a = _mm512_fmadd_ps(w0, _mm512_loadu_ps(r0 + ox + o0), vb);
+            __m512 b = _mm512_mul_ps(w1, _mm512_loadu_ps(r0 + ox + o1));
+            __m512 c = _mm512_mul_ps(w2, _mm512_loadu_ps(r0 + ox + o2));
+            a = _mm512_fmadd_ps(w3, _mm512_loadu_ps(r1 + ox + o0), a);
+            b = _mm512_fmadd_ps(w4, _mm512_loadu_ps(r1 + ox + o1), b);
+            c = _mm512_fmadd_ps(w5, _mm512_loadu_ps(r1 + ox + o2), c);
+            a = _mm512_fmadd_ps(w6, _mm512_loadu_ps(r2 + ox + o0), a);
+            b = _mm512_fmadd_ps(w7, _mm512_loadu_ps(r2 + ox + o1), b);
+            c = _mm512_fmadd_ps(w8, _mm512_loadu_ps(r2 + ox + o2), c);
+            a = _mm512_add_ps(a, _mm512_add_ps(b, c));
+            if (act == SX_GEMM_ACT_RELU) a = _mm512_max_ps(a, zero);
+            else if (act == SX_GEMM_ACT_CLIP) a = _mm512_min_ps(_mm512_max_ps(a, vlo), vhi);
+            int n = out_w - ox;
+            if (n >= 16) _mm512_storeu_ps(o + ox, a);
+            else _mm512_mask_storeu_ps(o + ox, (__mmask16)((1u << n) - 1u), a);
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+static void deinterleave2_avx512(const float *s, float *d, int lo, int hi) {
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    int j = lo;
+    for (; j + 16 < hi; j += 16) {
+        __m512 a = _mm512_loadu_ps(s + 2 * j), b = _mm512_loadu_ps(s + 2 * j + 16);
+        _mm512_storeu_ps(d + j, _mm512_permutex2var_ps(a, idx, b));
+    }
+    for (; j < hi; j++) d[j] = s[2 * j];
+}
+#endif
+
+void sx_dw3x3_plane(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, const float *w, float bias,
+                    float *out, int out_h, int out_w, int act, float lo, float hi) {
+#if SX_X86
+    if (sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) {
+        dw3x3_avx512(buf, step_y, dy, off, w, bias, out, out_h, out_w, act, lo, hi);
+        return;
+    }
+#endif
+    dw3x3_scalar(buf, 0, step_y, dy, off, w, bias, out, out_h, out_w, act, lo, hi);
+}
+
+void sx_deinterleave2(const float *s, float *d, int lo, int hi) {
+#if SX_X86
+    if (sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) { deinterleave2_avx512(s, d, lo, hi); return; }
+#endif
+    for (int j = lo; j < hi; j++) d[j] = s[2 * j];
+}

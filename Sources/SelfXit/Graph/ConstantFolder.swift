@@ -158,17 +158,6 @@ enum ConstantFolder {
         return (clampIndex(try node.int("start", default: 0)), clampIndex(try node.int("end", default: rank)))
     }
 
-    /// Row-major strides of `shape`.
-    static func strides(_ shape: [Int]) -> [Int] {
-        var result = [Int](repeating: 1, count: shape.count)
-        var running = 1
-        for axis in stride(from: shape.count - 1, through: 0, by: -1) {
-            result[axis] = running
-            running *= shape[axis]
-        }
-        return result
-    }
-
     static func broadcastShape(_ a: [Int], _ b: [Int], _ node: ONNXNode) throws -> [Int] {
         let rank = max(a.count, b.count)
         let pa = Array(repeating: 1, count: rank - a.count) + a
@@ -184,7 +173,7 @@ enum ConstantFolder {
     /// shape `from` that numpy broadcasting maps onto it.
     static func broadcastIndices(from: [Int], to shape: [Int]) -> [Int] {
         let padded = Array(repeating: 1, count: shape.count - from.count) + from
-        let sourceStrides = strides(padded)
+        let sourceStrides = elementStrides(padded)
         let count = shape.reduce(1, *)
         var result = [Int](repeating: 0, count: count)
         var coordinate = [Int](repeating: 0, count: shape.count)
@@ -269,7 +258,7 @@ enum ConstantFolder {
             step[axis] = stepValue
             length[axis] = stepValue > 0 ? max(0, (end - start + stepValue - 1) / stepValue) : max(0, (start - end - stepValue - 1) / -stepValue)
         }
-        let sourceStrides = strides(data.shape)
+        let sourceStrides = elementStrides(data.shape)
         var sourceIndex: [Int] = []
         let count = length.reduce(1, *)
         sourceIndex.reserveCapacity(count)
@@ -373,7 +362,7 @@ enum ConstantFolder {
         let perm = try node.ints("perm") ?? Array((0..<rank).reversed())
         guard perm.count == rank, Set(perm) == Set(0..<rank) else { throw node.invalid("bad permutation \(perm)") }
         let shape = perm.map { x.shape[$0] }
-        let sourceStrides = strides(x.shape)
+        let sourceStrides = elementStrides(x.shape)
         let permutedStrides = perm.map { sourceStrides[$0] }
         var sourceIndex: [Int] = []
         sourceIndex.reserveCapacity(x.count)

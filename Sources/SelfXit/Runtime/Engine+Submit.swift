@@ -8,8 +8,8 @@ extension Engine {
     /// batch shrinks to the rest, and the backbone's classifier answers what is left.
     ///
     /// Samples that run the full backbone are recorded for the next exit build (within the
-    /// collection budget). Thread-safe. `onResult` must not call back into this engine's
-    /// `submit` (it would wait for the thread pool it runs on).
+    /// collection budget). Thread-safe; `onResult` runs between kernel launches, so it may
+    /// itself submit work (to this engine or another).
     public func submit(_ input: UnsafeBufferPointer<Float>, batch: Int, onResult: (ExitResult) -> Void) throws {
         try validate(input, batch: batch)
         let start = DispatchTime.now().uptimeNanoseconds

@@ -75,6 +75,18 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(try engine.infer(sample, batch: 1), before, "the engine changed after refused calls")
     }
 
+    func testResultCallbacksMaySubmitAgain() throws {
+        let engine = try Engine(modelBytes: try modelBytes(), options: EngineOptions(threads: 2))
+        let input = [Float](repeating: 0.3, count: 3 * engine.inputCount)
+        var outer = 0, inner = 0
+        try engine.submit(input, batch: 3) { _ in
+            outer += 1
+            try? engine.submit(Array(input.prefix(engine.inputCount)), batch: 1) { _ in inner += 1 }
+        }
+        XCTAssertEqual(outer, 3)
+        XCTAssertEqual(inner, 3)
+    }
+
     func testBadOptionsAreRefused() throws {
         let bytes = try modelBytes()
         XCTAssertThrowsError(try Engine(modelBytes: bytes, options: EngineOptions(threads: 0)))

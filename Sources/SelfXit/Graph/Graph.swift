@@ -94,4 +94,21 @@ struct Graph {
         for (index, node) in nodes.enumerated() { result[node.output] = index }
         return result
     }
+
+    /// The same graph with convolution and dense weights dropped (geometry, biases and
+    /// shapes kept): what remains useful once kernels have packed their own copies.
+    func withoutWeights() -> Graph {
+        var copy = self
+        for index in copy.nodes.indices {
+            switch copy.nodes[index].operation {
+            case .conv(let geometry, _, let bias, let activation):
+                copy.nodes[index].operation = .conv(geometry: geometry, weights: [], bias: bias, activation: activation)
+            case .dense(let inFeatures, let outFeatures, _, let bias, let activation):
+                copy.nodes[index].operation = .dense(inFeatures: inFeatures, outFeatures: outFeatures, weights: [], bias: bias, activation: activation)
+            default:
+                break
+            }
+        }
+        return copy
+    }
 }

@@ -22,7 +22,9 @@ final class ExecutionPlan {
 
     init(graph: Graph, pool: ThreadPool) throws {
         configureBLASForExternalThreading()
-        self.graph = graph
+        // The kernels keep their own packed copies of the weights; the graph the plan keeps
+        // (for shapes, names and FLOPs) need not hold a second one.
+        self.graph = graph.withoutWeights()
         self.pool = pool
         let memory = MemoryPlan(graph: graph)
         self.memory = memory

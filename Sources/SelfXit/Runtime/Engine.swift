@@ -59,11 +59,7 @@ public final class Engine: @unchecked Sendable {
 
     /// Loads an ONNX file. Throws `SelfXitError` for an unreadable, damaged or unsupported model.
     public convenience init(contentsOf url: URL, options: EngineOptions = EngineOptions()) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw SelfXitError.io("cannot read '\(url.path)': \(error.localizedDescription)")
-        }
-        try self.init(modelBytes: [UInt8](data), options: options)
+        try self.init(modelBytes: try readFile(url), options: options)
     }
 
     /// Loads an ONNX model from memory.
@@ -171,6 +167,26 @@ public final class Engine: @unchecked Sendable {
             throw SelfXitError.shapeMismatch("input has \(input.count) floats; batch \(batch) × \(inputShape) needs \(batch * inputCount)")
         }
     }
+}
+
+/// The bytes of a file, read straight into one array (a model file is held once, not twice).
+func readFile(_ url: URL) throws -> [UInt8] {
+    guard let file = fopen(url.path, "rb") else {
+        throw SelfXitError.io("cannot read '\(url.path)': \(String(cString: strerror(errno)))")
+    }
+    defer { fclose(file) }
+    guard fseeko(file, 0, SEEK_END) == 0 else { throw SelfXitError.io("cannot read '\(url.path)': not a regular file") }
+    let size = ftello(file)
+    guard size >= 0, size < 1 << 34, fseeko(file, 0, SEEK_SET) == 0 else {
+        throw SelfXitError.io("cannot read '\(url.path)': not a regular file or too large")
+    }
+    var failed = false
+    let bytes = [UInt8](unsafeUninitializedCapacity: Int(size)) { buffer, count in
+        count = fread(buffer.baseAddress, 1, Int(size), file)
+        failed = count != Int(size)
+    }
+    guard !failed else { throw SelfXitError.io("cannot read '\(url.path)': short read") }
+    return bytes
 }
 
 /// 64-bit FNV-1a over `bytes`.

@@ -339,6 +339,68 @@ static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdi
     }
 }
 
+/// Two adjacent B panels (32 columns) per call, as two passes of 8 rows × 32 columns over the
+/// 16-row A panel: each broadcast A value feeds two FMAs (16 accumulators per pass).
+/// `b1` is the second panel (same K offset as `b`); `nv` counts valid columns over both (17..32).
+AVX512_TARGET
+static void kernel_avx512_x2(int k, const float *a, const float *b, const float *b1, float *c, ptrdiff_t ldc, int mv, int nv,
+                             const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
+    enum { MR = MR_AVX512, HR = 8 };
+    __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1u);
+    int n1 = nv - 16;
+    __mmask16 m1 = n1 >= 16 ? (__mmask16)0xFFFF : (n1 <= 0 ? (__mmask16)0 : (__mmask16)((1u << n1) - 1u));
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    for (int h = 0; h < MR; h += HR) {
+        if (h >= mv) break;
+        int hv = mv - h;
+        float *ch = c + (ptrdiff_t)h * ldc;
+        __m512 acc0[HR], acc1[HR];
+        if (accum) {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < HR; r++) {
+                acc0[r] = r < hv ? _mm512_maskz_loadu_ps(m0, ch + (ptrdiff_t)r * ldc) : _mm512_setzero_ps();
+                acc1[r] = r < hv ? _mm512_maskz_loadu_ps(m1, ch + (ptrdiff_t)r * ldc + 16) : _mm512_setzero_ps();
+            }
+        } else {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < HR; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+        }
+        const float *ah = a + h;
+#pragma clang loop unroll_count(2)
+        for (int p = 0; p < k; p++) {
+            __m512 bv0 = _mm512_loadu_ps(b + (size_t)p * NR);
+            __m512 bv1 = _mm512_loadu_ps(b1 + (size_t)p * NR);
+            const float *ap = ah + (size_t)p * MR;
+            _mm_prefetch((const char *)(ap + 16 * MR), _MM_HINT_T0);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < HR; r++) {
+                __m512 av = _mm512_set1_ps(ap[r]);
+                acc0[r] = _mm512_fmadd_ps(av, bv0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(av, bv1, acc1[r]);
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int r = 0; r < HR; r++) {
+            if (r < hv) {
+                __m512 v0 = acc0[r], v1 = acc1[r];
+                if (bias) { __m512 bb = _mm512_set1_ps(bias[h + r]); v0 = _mm512_add_ps(v0, bb); v1 = _mm512_add_ps(v1, bb); }
+                if (res) {
+                    const float *rr = res + (ptrdiff_t)(h + r) * ldr;
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, rr));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, rr + 16));
+                }
+                if (act == SX_GEMM_ACT_RELU) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
+                else if (act == SX_GEMM_ACT_CLIP) {
+                    v0 = _mm512_min_ps(_mm512_max_ps(v0, vlo), vhi);
+                    v1 = _mm512_min_ps(_mm512_max_ps(v1, vlo), vhi);
+                }
+                _mm512_mask_storeu_ps(ch + (ptrdiff_t)r * ldc, m0, v0);
+                _mm512_mask_storeu_ps(ch + (ptrdiff_t)r * ldc + 16, m1, v1);
+            }
+        }
+    }
+}
+
 AVX2_TARGET
 static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
     if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(v, _mm256_setzero_ps());
@@ -412,7 +474,7 @@ static kernel_fn kernel_for(int isa) {
 
 /* ---------------------------------------------------------------- driver */
 
-/// K block for long products: A and B sub-panels of KC rows (24 KB each at MR = 16) stay in L1,
+/// K block for long products: A and B sub-panels of KC rows (32 KB for A at MR = 16) stay in L1,
 /// and a block of B panels in L2, so the A panels of a large weight matrix are not streamed from
 /// memory once per B panel. Partial sums accumulate in C; the epilogue runs on the last block.
 #define KC_MAX 512
@@ -434,6 +496,7 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
         // so each A panel (in L1) is reused over the block's panels.
         int ppb = (int)((64 * 1024) / ((size_t)klen * NR));
         if (ppb < 1) ppb = 1;
+        if (ppb > 1) ppb &= ~1;  // pairs of panels for the AVX-512 two-panel kernel
         for (int nb = np0; nb < np1; nb += ppb) {
             int ne = nb + ppb < np1 ? nb + ppb : np1;
             for (int mp = mp0; mp < mp1; mp++) {
@@ -444,6 +507,24 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                 for (int np = nb; np < ne; np++) {
                     const float *bp = pb + (size_t)np * NR * k;
                     int col0 = np * NR;
+#if SX_X86
+                    if (kern == kernel_avx512 && np + 1 < ne) {
+                        // Two panels at once when all their columns belong to one sample.
+                        int nv2 = n - col0 < 2 * NR ? n - col0 : 2 * NR;
+                        int t0 = col0 / cps, t1 = (col0 + nv2 - 1) / cps;
+                        if (t0 == t1) {
+                            int pix = col0 - t0 * cps;
+                            float *c = out->c + t0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+                            const float *res = out->residual && last
+                                ? out->residual + t0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+                            kernel_avx512_x2(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, bp + (size_t)NR * k + (size_t)kb0 * NR,
+                                             c, out->ldc, mv, nv2, last ? bias : NULL, res, out->ldr,
+                                             last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first);
+                            np++;
+                            continue;
+                        }
+                    }
+#endif
                     int nv = n - col0 < NR ? n - col0 : NR;
                     int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
                     if (s0 == s1) {

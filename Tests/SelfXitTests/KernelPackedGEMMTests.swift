@@ -81,7 +81,8 @@ final class KernelPackedGEMMTests: XCTestCase {
 
     func testOddSizesEveryISA() {
         let sizes: [(Int, Int, Int)] = [(1, 1, 1), (1, 17, 3), (5, 1, 7), (17, 33, 1), (16, 16, 16), (13, 16, 9),
-                                        (33, 47, 65), (7, 5, 300), (64, 100, 257), (100, 3, 40)]
+                                        (33, 47, 65), (7, 5, 300), (64, 100, 257), (100, 3, 40),
+                                        (300, 70, 1000)]  // last: A over 1 MB, so K is blocked (accumulating tiles)
         for isa in isas {
             for (m, n, k) in sizes {
                 check(isa: isa, m: m, n: n, k: k, bias: false, residual: false, act: .none)

@@ -5,7 +5,7 @@
 // A (the weights) is packed once into MR-row panels, k-major (for each k, MR consecutive rows,
 // zero-padded to a multiple of MR). B (im2col matrix or the input of a 1×1 conv) is packed per call
 // into 16-column panels, k-major, zero-padded to a multiple of 16 columns. Micro-kernels:
-// AVX-512 (MR = 16, NR = 16), AVX2+FMA (MR = 6, NR = 16), portable scalar (MR = 4, NR = 16),
+// AVX-512 (MR = 16, NR = 16; adjacent B panels in pairs, 8×32 per pass), AVX2+FMA (MR = 6, NR = 16), portable scalar (MR = 4, NR = 16),
 // picked at run time from CPUID (overridable with SELFXIT_GEMM_ISA=avx512|avx2|scalar).
 #ifndef SELFXIT_GEMM_H
 #define SELFXIT_GEMM_H

@@ -158,6 +158,17 @@ enum ConstantFolder {
         return (clampIndex(try node.int("start", default: 0)), clampIndex(try node.int("end", default: rank)))
     }
 
+    /// Steps a row-major coordinate to the next element of `shape` (last axis fastest).
+    private static func advance(_ coordinate: inout [Int], within shape: [Int]) {
+        var axis = shape.count - 1
+        while axis >= 0 {
+            coordinate[axis] += 1
+            if coordinate[axis] < shape[axis] { return }
+            coordinate[axis] = 0
+            axis -= 1
+        }
+    }
+
     static func broadcastShape(_ a: [Int], _ b: [Int], _ node: ONNXNode) throws -> [Int] {
         let rank = max(a.count, b.count)
         let pa = Array(repeating: 1, count: rank - a.count) + a
@@ -181,13 +192,7 @@ enum ConstantFolder {
             var index = 0
             for axis in 0..<shape.count where padded[axis] != 1 { index += coordinate[axis] * sourceStrides[axis] }
             result[linear] = index
-            var axis = shape.count - 1
-            while axis >= 0 {
-                coordinate[axis] += 1
-                if coordinate[axis] < shape[axis] { break }
-                coordinate[axis] = 0
-                axis -= 1
-            }
+            advance(&coordinate, within: shape)
         }
         return result
     }
@@ -267,13 +272,7 @@ enum ConstantFolder {
             var index = 0
             for axis in 0..<rank { index += (begin[axis] + coordinate[axis] * step[axis]) * sourceStrides[axis] }
             sourceIndex.append(index)
-            var axis = rank - 1
-            while axis >= 0 {
-                coordinate[axis] += 1
-                if coordinate[axis] < length[axis] { break }
-                coordinate[axis] = 0
-                axis -= 1
-            }
+            advance(&coordinate, within: length)
         }
         return pick(data, sourceIndex, shape: length)
     }
@@ -369,13 +368,7 @@ enum ConstantFolder {
         var coordinate = [Int](repeating: 0, count: rank)
         for _ in 0..<x.count {
             sourceIndex.append(zip(coordinate, permutedStrides).reduce(0) { $0 + $1.0 * $1.1 })
-            var axis = rank - 1
-            while axis >= 0 {
-                coordinate[axis] += 1
-                if coordinate[axis] < shape[axis] { break }
-                coordinate[axis] = 0
-                axis -= 1
-            }
+            advance(&coordinate, within: shape)
         }
         return pick(x, sourceIndex, shape: shape)
     }

@@ -77,7 +77,6 @@ final class ExecutionPlan {
         func ptr(_ value: Graph.ValueID, _ ws: Workspace) -> UnsafeMutablePointer<Float> {
             ws.arena + memory.offset(of: value) * ws.capacity
         }
-        func fullShape(_ value: Graph.ValueID, rows: Int) -> [Int] { [rows] + graph.values[value].shape }
 
         switch node.operation {
         case .conv(let geometry, let weights, let bias, let activation):

@@ -132,15 +132,12 @@ extension Engine {
     /// The model's output row as a probability distribution (softmax of logits, unless the
     /// model ends in Softmax already).
     func toProbabilities(_ row: UnsafePointer<Float>, into out: UnsafeMutableBufferPointer<Float>) {
+        guard let target = out.baseAddress else { return }
         if outputIsProbability {
-            for i in out.indices { out[i] = row[i] }
-            return
+            target.update(from: row, count: out.count)
+        } else {
+            softmax(input: row, output: target, rows: 1, n: out.count, pool: plan.pool)
         }
-        var peak = -Float.infinity
-        for i in out.indices { peak = max(peak, row[i]) }
-        var sum: Float = 0
-        for i in out.indices { out[i] = expf(row[i] - peak); sum += out[i] }
-        for i in out.indices { out[i] /= sum }
     }
 
     /// Records samples that ran the full backbone as training data for the exits.

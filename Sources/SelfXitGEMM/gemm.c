@@ -401,6 +401,121 @@ static void kernel_avx512_x2(int k, const float *a, const float *b, const float 
     }
 }
 
+/// Where a 16-column vector of a direct product goes: the grid columns `q..q+15` whose output
+/// pixels exist (`valid`), packed to consecutive pixels from `pixel` on.
+typedef struct { __mmask16 load, valid; int pixel; } direct_vec;
+
+/// Grid columns `q..<q+16`: loads stop at `n`; a column exists when `col % grid_w < valid_w`.
+static inline direct_vec direct_vec_at(const sx_gemm_direct_b *b, int q) {
+    direct_vec v;
+    int len = b->n - q < 16 ? (b->n - q > 0 ? b->n - q : 0) : 16;
+    v.load = (__mmask16)((1u << len) - 1u);
+    if (b->grid_w == b->valid_w) {
+        v.valid = v.load;
+        v.pixel = q;
+        return v;
+    }
+    int row = q / b->grid_w, col = q - row * b->grid_w;
+    v.pixel = row * b->valid_w + (col < b->valid_w ? col : b->valid_w);
+    unsigned mask = 0;
+    for (int i = 0; i < len; i++) {
+        if (col < b->valid_w) mask |= 1u << i;
+        if (++col == b->grid_w) col = 0;
+    }
+    v.valid = (__mmask16)mask;
+    return v;
+}
+
+AVX512_TARGET
+static inline __m512 direct_load_c(const float *c, direct_vec v) {
+    return v.valid == 0xFFFF ? _mm512_loadu_ps(c + v.pixel) : _mm512_maskz_expandloadu_ps(v.valid, c + v.pixel);
+}
+
+AVX512_TARGET
+static inline void direct_store_c(float *c, direct_vec v, __m512 x) {
+    if (v.valid == 0xFFFF) { _mm512_storeu_ps(c + v.pixel, x); return; }
+    int cnt = __builtin_popcount(v.valid);
+    _mm512_mask_storeu_ps(c + v.pixel, (__mmask16)((1u << cnt) - 1u), _mm512_maskz_compress_ps(v.valid, x));
+}
+
+/// The direct product's micro-kernel: rows `< mv` of an A panel (16 rows) against grid columns
+/// `q..q+16·nvec` (nvec = 1 or 2), B element (kk, col) read in place at `x[off[kk] + col]`.
+/// Two passes of 8 rows keep 16 accumulators; the epilogue is `kernel_avx512_x2`'s.
+AVX512_TARGET
+static void kernel_avx512_direct(int k, const float *a, const float *x, const int *off, int q, int nvec,
+                                 const direct_vec *vec, float *c, ptrdiff_t ldc, int mv,
+                                 const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
+    enum { MR = MR_AVX512, HR = 8 };
+    const __mmask16 l0 = vec[0].load, l1 = nvec > 1 ? vec[1].load : 0;
+    const int full = l0 == 0xFFFF && l1 == 0xFFFF;
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    const float *xq = x + q;
+    for (int h = 0; h < MR; h += HR) {
+        if (h >= mv) break;
+        int hv = mv - h;
+        float *ch = c + (ptrdiff_t)h * ldc;
+        __m512 acc0[HR], acc1[HR];
+        if (accum) {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < HR; r++) {
+                acc0[r] = r < hv ? direct_load_c(ch + (ptrdiff_t)r * ldc, vec[0]) : zero;
+                acc1[r] = r < hv && nvec > 1 ? direct_load_c(ch + (ptrdiff_t)r * ldc, vec[1]) : zero;
+            }
+        } else {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < HR; r++) { acc0[r] = zero; acc1[r] = zero; }
+        }
+        const float *ah = a + h;
+        if (full) {
+#pragma clang loop unroll_count(2)
+            for (int p = 0; p < k; p++) {
+                const float *bp = xq + off[p];
+                __m512 bv0 = _mm512_loadu_ps(bp), bv1 = _mm512_loadu_ps(bp + 16);
+                const float *ap = ah + (size_t)p * MR;
+#pragma clang loop unroll(full)
+                for (int r = 0; r < HR; r++) {
+                    __m512 av = _mm512_set1_ps(ap[r]);
+                    acc0[r] = _mm512_fmadd_ps(av, bv0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(av, bv1, acc1[r]);
+                }
+            }
+        } else if (nvec > 1) {
+            for (int p = 0; p < k; p++) {
+                const float *bp = xq + off[p];
+                __m512 bv0 = _mm512_maskz_loadu_ps(l0, bp), bv1 = _mm512_maskz_loadu_ps(l1, bp + 16);
+                const float *ap = ah + (size_t)p * MR;
+#pragma clang loop unroll(full)
+                for (int r = 0; r < HR; r++) {
+                    __m512 av = _mm512_set1_ps(ap[r]);
+                    acc0[r] = _mm512_fmadd_ps(av, bv0, acc0[r]);
+                    acc1[r] = _mm512_fmadd_ps(av, bv1, acc1[r]);
+                }
+            }
+        } else {
+            // One vector: all 16 rows in one pass would need 16 broadcasts per load; keep 8.
+            for (int p = 0; p < k; p++) {
+                __m512 bv0 = _mm512_maskz_loadu_ps(l0, xq + off[p]);
+                const float *ap = ah + (size_t)p * MR;
+#pragma clang loop unroll(full)
+                for (int r = 0; r < HR; r++) acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), bv0, acc0[r]);
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int r = 0; r < HR; r++) {
+            if (r < hv) {
+                for (int v = 0; v < nvec; v++) {
+                    __m512 y = v == 0 ? acc0[r] : acc1[r];
+                    if (bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[h + r]));
+                    if (res) y = _mm512_add_ps(y, direct_load_c(res + (ptrdiff_t)(h + r) * ldr, vec[v]));
+                    if (act == SX_GEMM_ACT_RELU) y = _mm512_max_ps(y, zero);
+                    else if (act == SX_GEMM_ACT_CLIP) y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
+                    direct_store_c(ch + (ptrdiff_t)r * ldc, vec[v], y);
+                }
+            }
+        }
+    }
+}
+
 AVX2_TARGET
 static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
     if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(v, _mm256_setzero_ps());
@@ -554,4 +669,42 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
             }
         }
     }
+}
+
+void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
+                            const sx_gemm_direct_b *b, int q0, int q1, const sx_gemm_out *out) {
+#if SX_X86
+    const int mr = MR_AVX512;
+    int kblocks = (k + KC_MAX - 1) / KC_MAX;
+    if (q1 - q0 <= 2 * NR || (size_t)(mp1 - mp0) * mr * k * sizeof(float) <= (1u << 20)) kblocks = 1;
+    const int kc = (k + kblocks - 1) / kblocks;
+    for (int kb0 = 0; kb0 < k; kb0 += kc) {
+        const int klen = k - kb0 < kc ? k - kb0 : kc;
+        const int first = kb0 == 0, last = kb0 + klen >= k;
+        // Columns per block: as many as keep the block's B (klen rows) within ~256 KB of L2.
+        int cpb = (int)((64 * 1024) / (size_t)klen) / (2 * NR) * (2 * NR);
+        if (cpb < 2 * NR) cpb = 2 * NR;
+        for (int qb = q0; qb < q1; qb += cpb) {
+            int qe = qb + cpb < q1 ? qb + cpb : q1;
+            for (int mp = mp0; mp < mp1; mp++) {
+                const float *ap = pa + (size_t)mp * mr * k + (size_t)kb0 * mr;
+                int row0 = mp * mr;
+                int mv = m - row0 < mr ? m - row0 : mr;
+                const float *bias = out->bias && last ? out->bias + row0 : NULL;
+                float *c = out->c + (ptrdiff_t)row0 * out->ldc;
+                const float *res = out->residual && last ? out->residual + (ptrdiff_t)row0 * out->ldr : NULL;
+                for (int q = qb; q < qe; q += 2 * NR) {
+                    int nvec = qe - q > NR ? 2 : 1;
+                    direct_vec vec[2];
+                    vec[0] = direct_vec_at(b, q);
+                    if (nvec > 1) vec[1] = direct_vec_at(b, q + NR);
+                    kernel_avx512_direct(klen, ap, b->x, b->offsets + kb0, q, nvec, vec, c, out->ldc, mv,
+                                         bias, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first);
+                }
+            }
+        }
+    }
+#else
+    (void)pa; (void)m; (void)k; (void)mp0; (void)mp1; (void)b; (void)q0; (void)q1; (void)out;
+#endif
 }

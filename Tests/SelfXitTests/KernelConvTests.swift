@@ -118,6 +118,27 @@ final class KernelConvTests: XCTestCase {
         check(geometry(c: 3, h: 6, w: 6, oc: 3, k: (3, 3), s: (1, 1), d: (2, 2), pads: (2, 2, 2, 2), groups: 3))
     }
 
+    /// Stride-1 convolutions on planes large enough run as implicit GEMMs with AVX-512: padded
+    /// grids whose extra columns are dropped, asymmetric pads, dilation, residuals, a K split into
+    /// blocks, batches below and above the thread count.
+    func testDirectImplicitGEMM() throws {
+        try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx512), "needs AVX-512")
+        let cases: [(Conv2DGeometry, Bool, Activation)] = [
+            (geometry(c: 20, h: 12, w: 16, oc: 37, k: (1, 1)), true, .relu),
+            (geometry(c: 9, h: 17, w: 23, oc: 33, k: (3, 3), pads: (1, 1, 1, 1)), false, .clip(min: 0, max: 6)),
+            (geometry(c: 7, h: 16, w: 30, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), true, .none),
+            (geometry(c: 5, h: 12, w: 40, oc: 17, k: (3, 3), d: (2, 2), pads: (2, 2, 2, 2)), false, .silu),
+            (geometry(c: 4, h: 10, w: 44, oc: 8, k: (5, 5), pads: (2, 2, 2, 2)), true, .relu),
+            (geometry(c: 600, h: 8, w: 8, oc: 460, k: (1, 1)), true, .relu),
+        ]
+        for (g, residual, act) in cases {
+            let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
+                                      bias: nil, activation: act)
+            XCTAssertTrue(kernel.isDirect, "\(g)")
+            check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])
+        }
+    }
+
     func testEveryActivationFused() {
         for act in allActivations {
             check(geometry(c: 4, h: 6, w: 6, oc: 6, k: (3, 3), pads: (1, 1, 1, 1)), residual: true, act: act, batches: [2], threads: [2])

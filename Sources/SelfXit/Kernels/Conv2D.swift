@@ -35,14 +35,15 @@ public struct Conv2DGeometry: Equatable, Sendable {
 /// Convolution with folded bias, optional residual add and fused activation:
 /// `y = act(conv(x) + bias + residual)`.
 ///
-/// The algorithm is picked at init: 1×1 stride-1 unpadded → sgemm straight on the input;
-/// depthwise (`groups == inChannels == outChannels`) → direct SIMD kernel; anything else
-/// (grouped included) → im2col + sgemm per group.
+/// The algorithm is picked at init: depthwise (`groups == inChannels == outChannels`) → direct
+/// SIMD kernel; stride-1 ungrouped on a plane large enough (with AVX-512) → implicit GEMM that
+/// reads B in place (`DirectConvPlan`); 1×1 stride-1 unpadded → sgemm on the input packed as is;
+/// anything else (grouped included) → im2col + sgemm per group.
 public final class Conv2DKernel {
     public let geometry: Conv2DGeometry
     public let activation: Activation
 
-    private enum Algorithm { case pointwise, im2col, depthwise(DepthwisePlan) }
+    private enum Algorithm { case pointwise, im2col, depthwise(DepthwisePlan), direct(DirectConvPlan) }
     private let algorithm: Algorithm
     /// `[outC][inC/groups][kH][kW]`, i.e. per group a row-major `M×K` sgemm operand.
     private let weights: UnsafeMutablePointer<Float>
@@ -75,6 +76,8 @@ public final class Conv2DKernel {
 
         if g.groups == g.inChannels && g.groups == g.outChannels {
             algorithm = .depthwise(DepthwisePlan(g))
+        } else if PackedGEMM.currentISA == PackedGEMM.avx512, let plan = DirectConvPlan(g) {
+            algorithm = .direct(plan)
         } else if g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideH == 1 && g.strideW == 1
                     && g.padTop == 0 && g.padLeft == 0 && g.outHeight == g.inHeight && g.outWidth == g.inWidth {
             algorithm = .pointwise
@@ -83,6 +86,9 @@ public final class Conv2DKernel {
         }
         if case .depthwise = algorithm {
             packedA = []
+            samplesPerChunk = 1
+        } else if case .direct = algorithm {
+            packedA = [PackedMatrixA(isa: PackedGEMM.avx512, rows: self.weights, lda: k, m: m, k: k)]
             samplesPerChunk = 1
         } else if let isa = PackedGEMM.currentISA {
             let (m, k) = (self.m, self.k)
@@ -98,6 +104,9 @@ public final class Conv2DKernel {
         }
     }
 
+    /// Whether the convolution runs as an implicit GEMM on its (padded) input.
+    var isDirect: Bool { if case .direct = algorithm { return true } else { return false } }
+
     deinit {
         weights.deallocate()
         bias.deallocate()
@@ -105,6 +114,7 @@ public final class Conv2DKernel {
 
     /// Floats of scratch each thread needs; `run` takes `pool.threadCount` times this.
     public var scratchFloatsPerThread: Int {
+        if case let .direct(plan) = algorithm { return plan.scratchFloats }
         if !packedA.isEmpty {
             let nr = PackedGEMM.nr
             return (samplesPerChunk * n + nr - 1) / nr * nr * k
@@ -113,6 +123,7 @@ public final class Conv2DKernel {
         case .pointwise: return 0
         case .im2col: return k * n
         case let .depthwise(plan): return plan.scratchFloats
+        case let .direct(plan): return plan.scratchFloats
         }
     }
 
@@ -126,6 +137,11 @@ public final class Conv2DKernel {
         guard batch > 0 else { return }
         if case let .depthwise(plan) = algorithm {
             plan.run(input: input, weights: weights, bias: bias, residual: residual, output: output,
+                     batch: batch, activation: activation, scratch: scratch, pool: pool)
+            return
+        }
+        if case let .direct(plan) = algorithm {
+            plan.run(input: input, weights: packedA[0], bias: bias, residual: residual, output: output,
                      batch: batch, activation: activation, scratch: scratch, pool: pool)
             return
         }

@@ -74,6 +74,24 @@ typedef struct sx_gemm_out {
 void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                      const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
 
+/// B of a direct ("implicit") product, read in place instead of packed: element (kk, col) is
+/// `x[offsets[kk] + col]` for grid columns `col < n`. A 1×1 convolution reads its input with
+/// `offsets[kk] = kk·plane`; a stride-1 convolution reads a zero-padded copy of its input over a
+/// grid of `grid_w`-wide rows, of which the first `valid_w` columns are output pixels (the rest
+/// are computed and dropped). Grid column `col` is output pixel `(col / grid_w)·valid_w + col % grid_w`.
+typedef struct sx_gemm_direct_b {
+    const float *x;
+    const int *offsets;
+    int n, grid_w, valid_w;
+} sx_gemm_direct_b;
+
+/// Computes A panels `mp0..<mp1` (AVX-512 packing) against grid columns `q0..<q1` (`q0` a
+/// multiple of 32) of the direct B `b`, into one sample: output pixel `p` of row `i` at
+/// `out->c + i·ldc + p` (residual likewise); `cols_per_sample` and the sample strides are unused.
+/// AVX-512 only: the caller checks `sx_gemm_isa_supported(SX_GEMM_ISA_AVX512)`.
+void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
+                            const sx_gemm_direct_b *b, int q0, int q1, const sx_gemm_out *out);
+
 /// Depthwise 3×3 over one zero-padded plane (see DepthwisePlan): output row `oy` reads rows
 /// `buf + oy·step_y + {0, dy, 2·dy}` at column offsets `off[0..2]` (+ output column), 16 columns
 /// at a time (the buffer is padded to whole vectors). Writes `act(sum + bias)` to `out` (`out_h×out_w`).

@@ -1,4 +1,5 @@
 #include "selfxit_gemm.h"
+#include "lane_masks.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -58,6 +59,67 @@ static void dw3x3_avx512(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const
     }
 }
 
+/// Output columns per call of `dw3x3_direct_avx512` (its load masks live on the stack).
+#define DW_MAX_CHUNKS (SX_DW3X3_DIRECT_MAX_WIDTH / 16)
+
+/// `sx_dw3x3_direct` for `out_w <= 16·DW_MAX_CHUNKS`. Load masks depend only on the output
+/// column chunk and the tap column, so they are computed once per plane, not per row.
+__attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+static void dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
+                                const float *w, float bias, const float *res, float *out, int out_h, int out_w,
+                                int act, float lo, float hi) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    __m512 wv[9];
+    for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
+    const int chunks = (out_w + 15) / 16;
+    // For stride 2 a tap reads 32 input columns (two loads), deinterleaved to 16.
+    __mmask16 lm[DW_MAX_CHUNKS][3][2], sm[DW_MAX_CHUNKS];
+    for (int ch = 0; ch < chunks; ch++) {
+        int ox = ch * 16, n = out_w - ox;
+        sm[ch] = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+        for (int kx = 0; kx < 3; kx++) {
+            int ix = ox * stride + kx - pad_left;
+            lm[ch][kx][0] = sx_row_mask(ix, in_w);
+            lm[ch][kx][1] = sx_row_mask(ix + 16, in_w);
+        }
+    }
+    for (int oy = 0; oy < out_h; oy++) {
+        float *o = out + (ptrdiff_t)oy * out_w;
+        const float *r = res ? res + (ptrdiff_t)oy * out_w : NULL;
+        int iy0 = oy * stride - pad_top;
+        int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < 3 ? in_h - iy0 : 3;
+        for (int ch = 0; ch < chunks; ch++) {
+            const int ox = ch * 16;
+            __m512 acc0 = vb, acc1 = zero, acc2 = zero;
+            for (int ky = ky0; ky < ky1; ky++) {
+                const float *row = x + (ptrdiff_t)(iy0 + ky) * in_w + ox * stride - pad_left;
+                __m512 v0, v1, v2;
+                if (stride == 1) {
+                    v0 = _mm512_maskz_loadu_ps(lm[ch][0][0], row);
+                    v1 = _mm512_maskz_loadu_ps(lm[ch][1][0], row + 1);
+                    v2 = _mm512_maskz_loadu_ps(lm[ch][2][0], row + 2);
+                } else {
+                    v0 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lm[ch][0][0], row),
+                                                even, _mm512_maskz_loadu_ps(lm[ch][0][1], row + 16));
+                    v1 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lm[ch][1][0], row + 1),
+                                                even, _mm512_maskz_loadu_ps(lm[ch][1][1], row + 17));
+                    v2 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lm[ch][2][0], row + 2),
+                                                even, _mm512_maskz_loadu_ps(lm[ch][2][1], row + 18));
+                }
+                acc0 = _mm512_fmadd_ps(wv[3 * ky], v0, acc0);
+                acc1 = _mm512_fmadd_ps(wv[3 * ky + 1], v1, acc1);
+                acc2 = _mm512_fmadd_ps(wv[3 * ky + 2], v2, acc2);
+            }
+            __m512 a = _mm512_add_ps(acc0, _mm512_add_ps(acc1, acc2));
+            if (r) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(sm[ch], r + ox));
+            if (act == SX_GEMM_ACT_RELU) a = _mm512_max_ps(a, zero);
+            else if (act == SX_GEMM_ACT_CLIP) a = _mm512_min_ps(_mm512_max_ps(a, vlo), vhi);
+            _mm512_mask_storeu_ps(o + ox, sm[ch], a);
+        }
+    }
+}
+
 __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
 static void deinterleave2_avx512(const float *s, float *d, int lo, int hi) {
     const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -86,4 +148,15 @@ void sx_deinterleave2(const float *s, float *d, int lo, int hi) {
     if (sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) { deinterleave2_avx512(s, d, lo, hi); return; }
 #endif
     for (int j = lo; j < hi; j++) d[j] = s[2 * j];
+}
+
+void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
+                     const float *w, float bias, const float *res, float *out, int out_h, int out_w,
+                     int act, float lo, float hi) {
+#if SX_X86
+    dw3x3_direct_avx512(x, in_h, in_w, stride, pad_top, pad_left, w, bias, res, out, out_h, out_w, act, lo, hi);
+#else
+    (void)x; (void)in_h; (void)in_w; (void)stride; (void)pad_top; (void)pad_left; (void)w; (void)bias;
+    (void)res; (void)out; (void)out_h; (void)out_w; (void)act; (void)lo; (void)hi;
+#endif
 }

@@ -1,4 +1,5 @@
 #include "selfxit_gemm.h"
+#include "lane_masks.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -169,16 +170,14 @@ static void im2col_segment(const float *x, const sx_im2col_geom *g, int c, int k
 }
 
 #if SX_X86
-/// `im2col_segment` for stride-1 rows with AVX-512 masked loads (padding lanes masked off, never read).
+/// `im2col_segment` for stride-1 and stride-2 rows with AVX-512 masked loads (padding lanes
+/// masked off, never read); stride-2 rows load 32 columns and keep the even ones.
 AVX512_TARGET
 static void im2col_segment_avx512(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0, int p0, int p1, float *out) {
-    const int ow = g->out_w;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const int ow = g->out_w, sw = g->stride_w;
     const float *src = x + (size_t)c * g->in_h * g->in_w;
     int off = kx * g->dilation_w - g->pad_left;
-    int lo = off >= 0 ? 0 : -off;
-    if (lo > ow) lo = ow;
-    int hi = g->in_w - off < ow ? g->in_w - off : ow;
-    if (hi < lo) hi = lo;
     int p = p0;
     int oy = oy0, ox0 = p0;
     if (p0 >= ow) { oy += p0 / ow; ox0 = p0 % ow; }
@@ -192,15 +191,18 @@ static void im2col_segment_avx512(const float *x, const sx_im2col_geom *g, int c
                 _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << n) - 1u), _mm512_setzero_ps());
             }
         } else {
-            const float *row = src + (ptrdiff_t)iy * g->in_w + off;
+            const float *row = src + (ptrdiff_t)iy * g->in_w;
             for (int ox = ox0; ox < ox1; ox += 16) {
                 int n = ox1 - ox < 16 ? ox1 - ox : 16;
-                // Lanes i with lo <= ox + i < hi are inside the image.
-                int a = lo - ox, b = hi - ox;
-                if (a < 0) a = 0;
-                if (b > 16) b = 16;
-                __mmask16 valid = b > a ? (__mmask16)(((1u << b) - 1u) & ~((1u << a) - 1u)) : 0;
-                __m512 v = _mm512_maskz_loadu_ps(valid, row + ox);
+                int ix = ox * sw + off;
+                __m512 v;
+                if (sw == 1) {
+                    v = _mm512_maskz_loadu_ps(sx_row_mask(ix, g->in_w), row + ix);
+                } else {
+                    __m512 a = _mm512_maskz_loadu_ps(sx_row_mask(ix, g->in_w), row + ix);
+                    __m512 b = _mm512_maskz_loadu_ps(sx_row_mask(ix + 16, g->in_w), row + ix + 16);
+                    v = _mm512_permutex2var_ps(a, even, b);
+                }
                 _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << n) - 1u), v);
             }
         }
@@ -215,7 +217,7 @@ typedef void (*segment_fn)(const float *, const sx_im2col_geom *, int, int, int,
 
 static segment_fn segment_for(const sx_im2col_geom *g) {
 #if SX_X86
-    if (g->stride_w == 1 && sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) return im2col_segment_avx512;
+    if ((g->stride_w == 1 || g->stride_w == 2) && sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) return im2col_segment_avx512;
 #endif
     (void)g;
     return im2col_segment;

@@ -7,8 +7,14 @@ import SelfXitGEMM
 /// (columns `p, p+s, p+2s, …` for phase `p`), so every kernel tap reads 16 consecutive outputs'
 /// inputs with one contiguous load. Output rows are computed 16 pixels at a time with all taps
 /// accumulated in registers; 3×3 kernels keep their nine weights hoisted.
+///
+/// 3×3 kernels with dilation 1 and stride 1 or 2 (MobileNet's) skip the padded copy on AVX-512:
+/// `sx_dw3x3_direct` reads the plane in place with masked loads, deinterleaving stride-2 rows in
+/// registers; the copy was most of the time of a stride-2 layer.
 struct DepthwisePlan {
     let g: Conv2DGeometry
+    /// Whether planes are read in place (`sx_dw3x3_direct`) rather than through the padded buffer.
+    let readsInPlace: Bool
     /// Padded rows: enough for every tap of every output row.
     let paddedH: Int
     /// Floats per phase of a padded row, and per padded row (`strideW` phases).
@@ -19,6 +25,9 @@ struct DepthwisePlan {
 
     init(_ g: Conv2DGeometry) {
         self.g = g
+        readsInPlace = g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationH == 1 && g.dilationW == 1
+            && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
+            && g.outWidth <= Int(SX_DW3X3_DIRECT_MAX_WIDTH) && sx_gemm_default_isa() == Int32(SX_GEMM_ISA_AVX512)
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1
         let roundedW = (g.outWidth + 15) / 16 * 16
         let phaseW = roundedW + (g.kernelWidth - 1) * g.dilationW / g.strideW + 1
@@ -30,7 +39,7 @@ struct DepthwisePlan {
         }
     }
 
-    var scratchFloats: Int { paddedH * rowW }
+    var scratchFloats: Int { readsInPlace ? 0 : paddedH * rowW }
 
     /// Preconditions as `Conv2DKernel.run`; `weights` is `[C][kH][kW]`, `bias` has `C` entries.
     func run(input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>,
@@ -52,6 +61,15 @@ struct DepthwisePlan {
               if ci >= chunks { break }
               for p in (ci * chunk)..<min(planes, (ci + 1) * chunk) {
                 let c = p % g.inChannels
+                if readsInPlace {
+                    let y = output + p * g.outPlane
+                    sx_dw3x3_direct(input + p * g.inPlane, Int32(g.inHeight), Int32(g.inWidth), Int32(g.strideH),
+                                    Int32(g.padTop), Int32(g.padLeft), weights + c * taps, bias[c],
+                                    residual.map { $0 + p * g.outPlane }, y, Int32(g.outHeight), Int32(g.outWidth),
+                                    fused.code, fused.lo, fused.hi)
+                    if fused.separate { applyActivation(activation, y, count: g.outPlane) }
+                    continue
+                }
                 fillPadded(input + p * g.inPlane, buffer)
                 let out = output + p * g.outPlane
                 var activated = false
@@ -109,18 +127,6 @@ struct DepthwisePlan {
         }
     }
 
-    /// `d[j] = s[2j]` for `j` in `lo..<hi`, 16 at a time (a 32-wide load may read only valid columns).
-    @inline(__always)
-    private func deinterleave(_ s: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>, _ lo: Int, _ hi: Int) {
-        var j = lo
-        while j + 16 < hi {
-            let v = UnsafeRawPointer(s + 2 * j).loadUnaligned(as: SIMD32<Float>.self)
-            UnsafeMutableRawPointer(d + j).storeBytes(of: v.evenHalf, as: SIMD16<Float>.self)
-            j += 16
-        }
-        while j < hi { d[j] = s[2 * j]; j += 1 }
-    }
-
     @inline(__always)
     private func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
         UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
@@ -142,27 +148,6 @@ struct DepthwisePlan {
                     store(acc, out + oy * g.outWidth + ox, g.outWidth - ox)
                     ox += 16
                 }
-            }
-        }
-    }
-
-    /// 3×3 with the nine weights held in registers across the plane.
-    private func rows3x3(_ buffer: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: Float,
-                         _ out: UnsafeMutablePointer<Float>) {
-        let (w0, w1, w2, w3, w4, w5, w6, w7, w8) = (w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8])
-        let (o0, o1, o2) = (tapOffsets[0], tapOffsets[1], tapOffsets[2])
-        let dy = g.dilationH * rowW
-        for oy in 0..<g.outHeight {
-            let base = buffer + oy * g.strideH * rowW
-            var ox = 0
-            while ox < g.outWidth {
-                let r0 = base + ox, r1 = r0 + dy, r2 = r1 + dy
-                var acc = SIMD16<Float>(repeating: bias)
-                acc += w0 * load(r0 + o0) + w1 * load(r0 + o1) + w2 * load(r0 + o2)
-                acc += w3 * load(r1 + o0) + w4 * load(r1 + o1) + w5 * load(r1 + o2)
-                acc += w6 * load(r2 + o0) + w7 * load(r2 + o1) + w8 * load(r2 + o2)
-                store(acc, out + oy * g.outWidth + ox, g.outWidth - ox)
-                ox += 16
             }
         }
     }

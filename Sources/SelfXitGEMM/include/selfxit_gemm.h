@@ -97,6 +97,14 @@ void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
 /// at a time (the buffer is padded to whole vectors). Writes `act(sum + bias)` to `out` (`out_h×out_w`).
 void sx_dw3x3_plane(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, const float *w, float bias,
                     float *out, int out_h, int out_w, int act, float lo, float hi);
+/// Widest output row `sx_dw3x3_direct` takes.
+#define SX_DW3X3_DIRECT_MAX_WIDTH 1024
+/// Depthwise 3×3, dilation 1, stride 1 or 2, over one plane `x` (`in_h×in_w`) read in place
+/// (out-of-image taps masked off, no padded copy): `out = act(conv + bias + res)` (`res` may be
+/// NULL). Preconditions: AVX-512 (`sx_gemm_default_isa()`), `out_w <= SX_DW3X3_DIRECT_MAX_WIDTH`.
+void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
+                     const float *w, float bias, const float *res, float *out, int out_h, int out_w,
+                     int act, float lo, float hi);
 /// `d[j] = s[2j]` for `j` in `lo..<hi` (reads `s` only at even offsets up to `2·(hi−1)`, 32 at a time while `j + 16 < hi`).
 void sx_deinterleave2(const float *s, float *d, int lo, int hi);
 

@@ -139,6 +139,13 @@ final class KernelConvTests: XCTestCase {
         }
     }
 
+    /// Planes of 512 pixels and more are packed and multiplied in blocks of output rows.
+    func testLargePlaneInRowBlocks() {
+        check(geometry(c: 3, h: 50, w: 48, oc: 21, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), act: .hardSwish, batches: [1, 3], threads: [1, 2])
+        check(geometry(c: 4, h: 24, w: 24, oc: 6, k: (1, 1), groups: 2), residual: true, act: .relu, batches: [1, 3], threads: [1, 2])
+        check(geometry(c: 3, h: 61, w: 45, oc: 17, k: (7, 7), s: (2, 2), pads: (3, 3, 3, 3)), batches: [2], threads: [2])
+    }
+
     func testEveryActivationFused() {
         for act in allActivations {
             check(geometry(c: 4, h: 6, w: 6, oc: 6, k: (3, 3), pads: (1, 1, 1, 1)), residual: true, act: act, batches: [2], threads: [2])

@@ -255,8 +255,36 @@ public final class Conv2DKernel {
         let mPanels = packedA[0].panels
 
         // Work is handed out dynamically (the two cores of a shared machine rarely run at the same
-        // speed): threads pull sample chunks, K-row slices and panel tiles from counters.
-        if batch >= threads || threads == 1 {
+        // speed): threads pull row blocks, sample chunks, K-row slices and panel tiles from counters.
+        if n >= 512 {
+            // A large plane (a stem, a strided early layer): its packed B would spill out of L2
+            // before the product reads it back. Threads take blocks of output rows instead, pack a
+            // block's B (about 128 KB) and multiply it by all of A while it is in cache.
+            let rowsPerBlock = max(1, min(32 * 1024 / max(1, k * g.outWidth), batch * g.outHeight / (4 * threads)))
+            let blocksPerSample = (g.outHeight + rowsPerBlock - 1) / rowsPerBlock
+            let next = TaskCounter()
+            pool.parallelFor(threads) { t in
+                let pb = scratch + t * perThread
+                while true {
+                    let task = next.take()
+                    if task >= batch * blocksPerSample { break }
+                    let s = task / blocksPerSample, block = task % blocksPerSample
+                    let oy = (block * rowsPerBlock)..<min(g.outHeight, (block + 1) * rowsPerBlock)
+                    let cols = oy.count * g.outWidth
+                    for grp in 0..<g.groups {
+                        pack(s, grp, rows: 0..<k, oy: oy, col0: 0, into: pb)
+                        sx_gemm_pack_b_zero_tail(Int32(cols), Int32(k), 0, Int32(k), pb)
+                        compute(pb, cols: cols, sample: s, pixel0: oy.lowerBound * g.outWidth, group: grp,
+                                mp: 0..<mPanels, np: 0..<((cols + nr - 1) / nr))
+                    }
+                    if act.separate {
+                        for c in 0..<g.outChannels {
+                            applyActivation(activation, output + s * outSample + c * n + oy.lowerBound * g.outWidth, count: cols)
+                        }
+                    }
+                }
+            }
+        } else if batch >= threads || threads == 1 {
             // Each thread runs whole samples, several at a time as one product with a longer N.
             let chunk = min(samplesPerChunk, max(1, (batch + 3 * threads - 1) / (3 * threads)))
             let chunks = (batch + chunk - 1) / chunk

@@ -120,6 +120,42 @@ static void dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, 
     }
 }
 
+/// Max pooling of one plane, dilation 1, stride 1 or 2, kernel up to 3×3 (see `sx_maxpool_direct`).
+__attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+static void maxpool_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
+                                  float *out, int out_h, int out_w) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    const int chunks = (out_w + 15) / 16;
+    __mmask16 lm[DW_MAX_CHUNKS][3][2], sm[DW_MAX_CHUNKS];
+    for (int ch = 0; ch < chunks; ch++) {
+        int ox = ch * 16, n = out_w - ox;
+        sm[ch] = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+        for (int kx = 0; kx < kw; kx++) {
+            int ix = ox * stride + kx - pad_left;
+            lm[ch][kx][0] = sx_row_mask(ix, in_w);
+            lm[ch][kx][1] = sx_row_mask(ix + 16, in_w);
+        }
+    }
+    for (int oy = 0; oy < out_h; oy++) {
+        int iy0 = oy * stride - pad_top;
+        int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < kh ? in_h - iy0 : kh;
+        for (int ch = 0; ch < chunks; ch++) {
+            const int ox = ch * 16;
+            __m512 m = ninf;
+            for (int ky = ky0; ky < ky1; ky++) {
+                const float *row = x + (ptrdiff_t)(iy0 + ky) * in_w + ox * stride - pad_left;
+                for (int kx = 0; kx < kw; kx++) {
+                    __m512 v = _mm512_mask_loadu_ps(ninf, lm[ch][kx][0], row + kx);
+                    if (stride == 2) v = _mm512_permutex2var_ps(v, even, _mm512_mask_loadu_ps(ninf, lm[ch][kx][1], row + kx + 16));
+                    m = _mm512_max_ps(m, v);
+                }
+            }
+            _mm512_mask_storeu_ps(out + (ptrdiff_t)oy * out_w + ox, sm[ch], m);
+        }
+    }
+}
+
 __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
 static void deinterleave2_avx512(const float *s, float *d, int lo, int hi) {
     const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -158,5 +194,15 @@ void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top
 #else
     (void)x; (void)in_h; (void)in_w; (void)stride; (void)pad_top; (void)pad_left; (void)w; (void)bias;
     (void)res; (void)out; (void)out_h; (void)out_w; (void)act; (void)lo; (void)hi;
+#endif
+}
+
+void sx_maxpool_direct(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
+                       float *out, int out_h, int out_w) {
+#if SX_X86
+    maxpool_direct_avx512(x, in_h, in_w, kh, kw, stride, pad_top, pad_left, out, out_h, out_w);
+#else
+    (void)x; (void)in_h; (void)in_w; (void)kh; (void)kw; (void)stride; (void)pad_top; (void)pad_left;
+    (void)out; (void)out_h; (void)out_w;
 #endif
 }

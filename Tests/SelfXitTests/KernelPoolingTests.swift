@@ -46,6 +46,8 @@ final class KernelPoolingTests: XCTestCase {
             geometry(c: 2, h: 12, w: 13, k: (2, 2), s: (2, 2), pads: (0, 0, 0, 0), ceil: true),
             geometry(c: 4, h: 8, w: 8, k: (5, 5), s: (1, 1), pads: (2, 2, 2, 2), ceil: false),
             geometry(c: 64, h: 56, w: 56, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), ceil: false),
+            geometry(c: 2, h: 7, w: 37, k: (3, 3), s: (1, 1), pads: (1, 1, 1, 1), ceil: false),
+            geometry(c: 2, h: 9, w: 71, k: (2, 3), s: (2, 2), pads: (0, 1, 1, 1), ceil: true),
         ]
         for g in geometries {
             for batch in [1, 3] {

@@ -1,3 +1,5 @@
+import SelfXitGEMM
+
 /// Window geometry of a 2-D pooling over one sample (NCHW). Output sizes come from the caller
 /// (which applies `ceil_mode`); windows may then overhang the bottom/right padding.
 public struct Pool2DGeometry: Equatable, Sendable {
@@ -25,7 +27,16 @@ public struct Pool2DGeometry: Equatable, Sendable {
 /// window touches at least one input pixel.
 public func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                       batch: Int, pool: ThreadPool) {
+    // ResNet's 3×3 stride-2 pooling and the like: masked AVX-512 loads straight from the plane.
+    let direct = g.kernelHeight <= 3 && g.kernelWidth <= 3 && g.dilationH == 1 && g.dilationW == 1
+        && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
+        && g.outWidth <= Int(SX_DW3X3_DIRECT_MAX_WIDTH) && sx_gemm_default_isa() == Int32(SX_GEMM_ISA_AVX512)
     forEachPlane(g, input, output, batch: batch, pool: pool) { x, y in
+        if direct {
+            sx_maxpool_direct(x, Int32(g.inHeight), Int32(g.inWidth), Int32(g.kernelHeight), Int32(g.kernelWidth),
+                              Int32(g.strideH), Int32(g.padTop), Int32(g.padLeft), y, Int32(g.outHeight), Int32(g.outWidth))
+            return
+        }
         for oy in 0..<g.outHeight {
             let (y0, y1) = taps(oy, g.strideH, g.padTop, g.dilationH, g.kernelHeight, g.inHeight)
             for ox in 0..<g.outWidth {

@@ -105,6 +105,11 @@ void sx_dw3x3_plane(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int 
 void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
                      const float *w, float bias, const float *res, float *out, int out_h, int out_w,
                      int act, float lo, float hi);
+/// Max pooling of one plane `x` (`in_h×in_w`) read in place, padding never winning:
+/// `kh, kw <= 3`, dilation 1, stride 1 or 2 in both directions. Preconditions as `sx_dw3x3_direct`,
+/// and every window touches at least one input pixel.
+void sx_maxpool_direct(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
+                       float *out, int out_h, int out_w);
 /// `d[j] = s[2j]` for `j` in `lo..<hi` (reads `s` only at even offsets up to `2·(hi−1)`, 32 at a time while `j + 16 < hi`).
 void sx_deinterleave2(const float *s, float *d, int lo, int hi);
 

@@ -266,6 +266,12 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
 
 /* ---------------------------------------------------------------- micro-kernels */
 
+/// How many k steps ahead the row-major kernels prefetch their A panel (64 bytes a step): far
+/// enough to cover a miss to memory when a large weight matrix streams through once.
+#ifndef A_PREFETCH
+#define A_PREFETCH 48
+#endif
+
 /// Computes an MR×16 tile over `k` and stores rows `< mv`, columns `< nv` of
 /// act(acc + bias[r] + res[r, :]) at `c` (row stride `ldc`). `bias`/`res` may be NULL.
 /// With `accum`, acc starts from the tile already in `c` (rows `< mv`, columns `< nv`), else from 0.
@@ -323,7 +329,7 @@ static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdi
     for (int p = 0; p < k; p++) {
         __m512 bv = _mm512_loadu_ps(b + (size_t)p * NR);
         const float *ap = a + (size_t)p * MR;
-        _mm_prefetch((const char *)(ap + 16 * MR), _MM_HINT_T0);
+        _mm_prefetch((const char *)(ap + A_PREFETCH * MR), _MM_HINT_T0);
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), bv, acc[r]);
     }
@@ -373,7 +379,7 @@ static void kernel_avx512_x2(int k, const float *a, const float *b, const float 
             __m512 bv0 = _mm512_loadu_ps(b + (size_t)p * NR);
             __m512 bv1 = _mm512_loadu_ps(b1 + (size_t)p * NR);
             const float *ap = ah + (size_t)p * MR;
-            _mm_prefetch((const char *)(ap + 16 * MR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ap + A_PREFETCH * MR), _MM_HINT_T0);
 #pragma clang loop unroll(full)
             for (int r = 0; r < HR; r++) {
                 __m512 av = _mm512_set1_ps(ap[r]);
@@ -474,6 +480,7 @@ static void kernel_avx512_direct(int k, const float *a, const float *x, const in
                 const float *bp = xq + off[p];
                 __m512 bv0 = _mm512_loadu_ps(bp), bv1 = _mm512_loadu_ps(bp + 16);
                 const float *ap = ah + (size_t)p * MR;
+                _mm_prefetch((const char *)(ap + A_PREFETCH * MR), _MM_HINT_T0);
 #pragma clang loop unroll(full)
                 for (int r = 0; r < HR; r++) {
                     __m512 av = _mm512_set1_ps(ap[r]);
@@ -514,6 +521,63 @@ static void kernel_avx512_direct(int k, const float *a, const float *x, const in
                     direct_store_c(ch + (ptrdiff_t)r * ldc, vec[v], y);
                 }
             }
+        }
+    }
+}
+
+/// The channel-major micro-kernel of `sx_gemm_compute_ct`: `R` pixels (broadcast from lanes
+/// `0..<R` of `px`, a packed B panel offset to the first pixel) × up to 32 output channels (one or
+/// two weight panels as vectors), so small planes waste no vector lanes on missing pixels. Each
+/// accumulator holds one pixel's 16 channels; the epilogue adds bias and residual, applies the
+/// activation and scatters it down the pixel's column of C. `cpix[r]`/`rpix[r]`: pixel `r`'s
+/// output/residual at the pair's first channel; `cm[v]` masks channels past `m`.
+#ifndef CT_PREFETCH
+#define CT_PREFETCH 48
+#endif
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void kernel_ct(const int R, int k, const float *px, const float *w0, const float *w1, int nvec,
+                             const __mmask16 *cm, float *const *cpix, ptrdiff_t ldc, const float *const *rpix, ptrdiff_t ldr,
+                             const float *bias, int act, float lo, float hi) {
+    __m512 acc0[8], acc1[8];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    if (nvec == 2) {
+#pragma clang loop unroll_count(2)
+        for (int p = 0; p < k; p++) {
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
+            // Weights stream from memory on the first pass: fetch well ahead of the hardware.
+            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            const float *xp = px + (size_t)p * NR;
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m512 b = _mm512_set1_ps(xp[r]);
+                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
+            }
+        }
+    } else {
+        for (int p = 0; p < k; p++) {
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
+            const float *xp = px + (size_t)p * NR;
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
+        }
+    }
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i cidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldc));
+    const __m512i ridx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldr));
+    for (int v = 0; v < nvec; v++) {
+        __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            __m512 y = _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv);
+            if (rpix) y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, cm[v], ridx, rpix[r] + 16 * v * ldr, 4));
+            if (act == SX_GEMM_ACT_RELU) y = _mm512_max_ps(y, zero);
+            else if (act == SX_GEMM_ACT_CLIP) y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
+            _mm512_mask_i32scatter_ps(cpix[r] + 16 * v * ldc, cm[v], cidx, y, 4);
         }
     }
 }
@@ -612,8 +676,10 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
         // B panels per block: keep a block of packed B (klen×16 per panel) within ~256 KB of L2,
         // so each A panel (in L1) is reused over the block's panels.
         int ppb = (int)((64 * 1024) / ((size_t)klen * NR));
-        if (ppb < 1) ppb = 1;
-        if (ppb > 1) ppb &= ~1;  // pairs of panels for the AVX-512 two-panel kernel
+        // At least a pair of panels for the AVX-512 two-panel kernel: one panel at a time would
+        // read each A panel once per B panel with twice the loads per FMA.
+        if (ppb < 2) ppb = 2;
+        ppb &= ~1;
         for (int nb = np0; nb < np1; nb += ppb) {
             int ne = nb + ppb < np1 ? nb + ppb : np1;
             for (int mp = mp0; mp < mp1; mp++) {
@@ -708,5 +774,69 @@ void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
     }
 #else
     (void)pa; (void)m; (void)k; (void)mp0; (void)mp1; (void)b; (void)q0; (void)q1; (void)out;
+#endif
+}
+
+size_t sx_gemm_packed_wt_floats(int m, int k) { return sx_gemm_packed_b_floats(m, k); }
+
+void sx_gemm_pack_wt(const float *w, int m, int k, float *dst) {
+    int panels = (m + NR - 1) / NR;
+    for (int p = 0; p < panels; p++)
+        for (int kk = 0; kk < k; kk++)
+            for (int j = 0; j < NR; j++) {
+                int row = p * NR + j;
+                dst[((size_t)p * k + kk) * NR + j] = row < m ? w[(size_t)row * k + kk] : 0.0f;
+            }
+}
+
+#if SX_X86
+AVX512_TARGET
+static void compute_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
+                              const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
+    const int cps = out->cols_per_sample;
+    // Channel panels in pairs (two vectors), all pixel panels of the range per pair: the pair's
+    // weights (2·k·64 bytes) stay in L2 while every pixel panel streams past them.
+    for (int cp = cp0; cp < cp1; cp += 2) {
+        int nvec = cp + 1 < cp1 ? 2 : 1;
+        int ch0 = cp * NR;
+        __mmask16 cm[2];
+        for (int v = 0; v < 2; v++) {
+            int left = m - ch0 - 16 * v;
+            cm[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
+        }
+        const float *w0 = pw + (size_t)cp * k * NR, *w1 = w0 + (size_t)k * NR;
+        const float *bias = out->bias ? out->bias + ch0 : NULL;
+        for (int np = np0; np < np1; np++) {
+            const float *panel = pb + (size_t)np * NR * k;
+            for (int r0 = 0; r0 < NR; r0 += 8) {
+                int col0 = np * NR + r0;
+                int rows = n - col0 < 8 ? n - col0 : 8;
+                if (rows <= 0) break;
+                float *cpix[8];
+                const float *rpix[8];
+                for (int r = 0; r < rows; r++) {
+                    int col = col0 + r, sample = col / cps, pixel = col - sample * cps;
+                    cpix[r] = out->c + sample * out->c_sample_stride + (ptrdiff_t)ch0 * out->ldc + pixel;
+                    rpix[r] = out->residual ? out->residual + sample * out->r_sample_stride + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
+                }
+                const float *const *rp = out->residual ? rpix : NULL;
+                const float *px = panel + r0;
+                // Fewer rows than 8 (a plane's last pixels) take a narrower kernel, not a masked 8;
+                // each case inlines the kernel with a constant row count.
+#define CT_CASE(R) case R: kernel_ct(R, k, px, w0, w1, nvec, cm, cpix, out->ldc, rp, out->ldr, bias, out->act, out->lo, out->hi); break;
+                switch (rows) { CT_CASE(8) CT_CASE(7) CT_CASE(6) CT_CASE(5) CT_CASE(4) CT_CASE(3) CT_CASE(2) CT_CASE(1) }
+#undef CT_CASE
+            }
+        }
+    }
+}
+#endif
+
+void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
+                        const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
+#if SX_X86
+    compute_ct_avx512(pw, m, k, cp0, cp1, pb, n, np0, np1, out);
+#else
+    (void)pw; (void)m; (void)k; (void)cp0; (void)cp1; (void)pb; (void)n; (void)np0; (void)np1; (void)out;
 #endif
 }

@@ -20,7 +20,7 @@ final class KernelPackedGEMMTests: XCTestCase {
     /// `act(A·B + bias + residual)` through pack A / pack B / compute, columns split into samples of
     /// `cps` columns (panels straddling samples take the scatter path).
     func check(isa: Int32, m: Int, n: Int, k: Int, cps: Int? = nil, bias: Bool, residual: Bool, act: Activation,
-               file: StaticString = #filePath, line: UInt = #line) {
+               channelMajor: Bool = false, file: StaticString = #filePath, line: UInt = #line) {
         var rng = SeededRandom(UInt64(m * 1000 + n * 10 + k))
         let a = rng.array(m * k), b = rng.array(k * n)
         let biasV = bias ? rng.array(m) : nil
@@ -39,7 +39,9 @@ final class KernelPackedGEMMTests: XCTestCase {
                 expected[o] = referenceActivation(act, s)
             }
         }
-        let packedA = a.withUnsafeBufferPointer { PackedMatrixA(isa: isa, rows: $0.baseAddress!, lda: k, m: m, k: k) }
+        let packedA = a.withUnsafeBufferPointer {
+            PackedMatrixA(isa: isa, rows: $0.baseAddress!, lda: k, m: m, k: k, channelMajor: channelMajor)
+        }
         let pb = allocateFloats(Int(sx_gemm_packed_b_floats(Int32(n), Int32(k))))
         defer { pb.deallocate() }
         // Pack in two row slices and two column slices, like the threaded callers do.
@@ -61,11 +63,11 @@ final class KernelPackedGEMMTests: XCTestCase {
                                           residual: residual ? rp.baseAddress! : nil, ldr: cps, r_sample_stride: m * cps,
                                           bias: bias ? bp.baseAddress! : nil, cols_per_sample: Int32(cps),
                                           act: fused.code, lo: fused.lo, hi: fused.hi)
-                    // Two calls over disjoint panel ranges, as two threads would.
-                    let mh = packedA.panels / 2
-                    for (m0, m1) in [(0, mh), (mh, packedA.panels)] where m1 > m0 {
-                        sx_gemm_compute(isa, packedA.data, Int32(m), Int32(k), Int32(m0), Int32(m1),
-                                        pb, Int32(n), 0, Int32(nPanels), &out)
+                    // Two calls over disjoint panel ranges, as two threads would (the first range
+                    // odd-sized where possible, so channel-major pairs end in a single panel).
+                    let mh = packedA.panels / 2 | 1
+                    for (m0, m1) in [(0, min(mh, packedA.panels)), (min(mh, packedA.panels), packedA.panels)] where m1 > m0 {
+                        packedA.compute(pb, cols: n, mp: m0..<m1, np: 0..<nPanels, &out)
                     }
                 }
             }
@@ -98,6 +100,20 @@ final class KernelPackedGEMMTests: XCTestCase {
             check(isa: isa, m: 8, n: 5 * 49, k: 30, cps: 49, bias: true, residual: false, act: .clip(min: 0, max: 6))
             check(isa: isa, m: 20, n: 4 * 16, k: 9, cps: 16, bias: false, residual: true, act: .none)
             check(isa: isa, m: 3, n: 2 * 5, k: 2, cps: 5, bias: true, residual: true, act: .sigmoid)
+        }
+    }
+
+    /// The channel-major product (`sx_gemm_compute_ct`, AVX-512): pixel rows in every tail size
+    /// 1…8, channels not a multiple of 16, samples sharing panels, K long enough to prefetch past.
+    func testChannelMajorAVX512() throws {
+        try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx512), "needs AVX-512")
+        let sizes: [(Int, Int, Int, Int?)] = [(1, 1, 1, nil), (16, 49, 64, nil), (37, 9, 300, nil), (70, 23, 17, nil),
+                                              (48, 3 * 49, 200, 49), (19, 4 * 9, 33, 9), (96, 5 * 7, 700, 7)]
+        for (m, n, k, cps) in sizes {
+            check(isa: PackedGEMM.avx512, m: m, n: n, k: k, cps: cps, bias: false, residual: false, act: .none, channelMajor: true)
+            check(isa: PackedGEMM.avx512, m: m, n: n, k: k, cps: cps, bias: true, residual: true, act: .relu, channelMajor: true)
+            check(isa: PackedGEMM.avx512, m: m, n: n, k: k, cps: cps, bias: true, residual: false,
+                  act: .clip(min: -0.5, max: 0.7), channelMajor: true)
         }
     }
 

@@ -93,7 +93,10 @@ public final class Conv2DKernel {
         } else if let isa = PackedGEMM.currentISA {
             let (m, k) = (self.m, self.k)
             let w = UnsafePointer(self.weights)
-            packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k) }
+            // Small planes whose pixel count is not a multiple of 16 (7×7, 5×5, …) run channel-major:
+            // row-major panels would compute 64 pixel lanes for a 49-pixel plane.
+            let channelMajor = isa == PackedGEMM.avx512 && n <= 64 && n % PackedGEMM.nr != 0
+            packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k, channelMajor: channelMajor) }
             // Aim for ≥ 256 columns per product, with packed B at most 8 MB per thread.
             let byWidth = max(1, 256 / max(1, n))
             let byMemory = max(1, (2 << 20) / max(1, k * n))
@@ -249,8 +252,7 @@ public final class Conv2DKernel {
                                   residual: residual.map { $0 + off }, ldr: n, r_sample_stride: outSample,
                                   bias: UnsafePointer(bias + grp * m), cols_per_sample: Int32(n),
                                   act: act.code, lo: act.lo, hi: act.hi)
-            sx_gemm_compute(a.isa, a.data, Int32(m), Int32(k), Int32(mp.lowerBound), Int32(mp.upperBound),
-                            pb, Int32(cols), Int32(np.lowerBound), Int32(np.upperBound), &out)
+            a.compute(pb, cols: cols, mp: mp, np: np, &out)
         }
         let mPanels = packedA[0].panels
 
@@ -311,8 +313,11 @@ public final class Conv2DKernel {
             let nPanels = (n + nr - 1) / nr
             let rowSlice = max(16, (k / (8 * threads) + 15) / 16 * 16)
             let rowTasks = (k + rowSlice - 1) / rowSlice
-            // About 8 tiles per thread: split A panels first, then B panels.
-            let mTiles = min(mPanels, 8 * threads)
+            // About 8 tiles per thread: split A panels first (in pairs when channel-major, whose
+            // kernel takes two panels at once), then B panels.
+            let unit = packedA[0].channelMajor ? 2 : 1
+            let mUnits = (mPanels + unit - 1) / unit
+            let mTiles = min(mUnits, 8 * threads)
             let nTiles = min(nPanels, max(1, (8 * threads + mTiles - 1) / mTiles))
             let tiles = mTiles * nTiles
             for s in 0..<batch {
@@ -336,7 +341,7 @@ public final class Conv2DKernel {
                             if t >= tiles { break }
                             let mt = t / nTiles, nt = t % nTiles
                             compute(scratch, cols: n, sample: s, group: grp,
-                                    mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
+                                    mp: min(mPanels, mUnits * mt / mTiles * unit)..<min(mPanels, mUnits * (mt + 1) / mTiles * unit),
                                     np: (nPanels * nt / nTiles)..<(nPanels * (nt + 1) / nTiles))
                         }
                     }

@@ -41,22 +41,44 @@ enum PackedGEMM {
     }
 }
 
-/// A constant `m×k` row-major matrix packed once into the micro-kernel's A panels.
+/// A constant `m×k` row-major matrix packed once into the micro-kernel's A panels, or, with
+/// `channelMajor` (AVX-512 only), into 16-row panels for `sx_gemm_compute_ct`.
 final class PackedMatrixA {
     let isa: Int32
     let m: Int, k: Int
+    /// Whether products run channel-major (`sx_gemm_compute_ct`); panels are 16 rows either way on AVX-512.
+    let channelMajor: Bool
     let panels: Int
     let data: UnsafeMutablePointer<Float>
 
-    init(isa: Int32, rows a: UnsafePointer<Float>, lda: Int, m: Int, k: Int) {
+    init(isa: Int32, rows a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, channelMajor: Bool = false) {
         precondition(m > 0 && k > 0 && m <= Int(Int32.max) && k <= Int(Int32.max))
+        precondition(!channelMajor || (isa == PackedGEMM.avx512 && lda == k))
         self.isa = isa
         self.m = m
         self.k = k
-        let mr = Int(sx_gemm_mr(isa))
-        panels = (m + mr - 1) / mr
-        data = allocateFloats(Int(sx_gemm_packed_a_floats(isa, Int32(m), Int32(k))))
-        sx_gemm_pack_a(isa, a, lda, Int32(m), Int32(k), data)
+        self.channelMajor = channelMajor
+        if channelMajor {
+            panels = (m + PackedGEMM.nr - 1) / PackedGEMM.nr
+            data = allocateFloats(Int(sx_gemm_packed_wt_floats(Int32(m), Int32(k))))
+            sx_gemm_pack_wt(a, Int32(m), Int32(k), data)
+        } else {
+            let mr = Int(sx_gemm_mr(isa))
+            panels = (m + mr - 1) / mr
+            data = allocateFloats(Int(sx_gemm_packed_a_floats(isa, Int32(m), Int32(k))))
+            sx_gemm_pack_a(isa, a, lda, Int32(m), Int32(k), data)
+        }
+    }
+
+    /// A panels `mp` × B panels `np` of packed `pb` (`cols` columns) into `out`.
+    func compute(_ pb: UnsafePointer<Float>, cols: Int, mp: Range<Int>, np: Range<Int>, _ out: inout sx_gemm_out) {
+        if channelMajor {
+            sx_gemm_compute_ct(data, Int32(m), Int32(k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                               pb, Int32(cols), Int32(np.lowerBound), Int32(np.upperBound), &out)
+        } else {
+            sx_gemm_compute(isa, data, Int32(m), Int32(k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                            pb, Int32(cols), Int32(np.lowerBound), Int32(np.upperBound), &out)
+        }
     }
 
     deinit { data.deallocate() }

@@ -92,6 +92,20 @@ typedef struct sx_gemm_direct_b {
 void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
                             const sx_gemm_direct_b *b, int q0, int q1, const sx_gemm_out *out);
 
+/// Floats of `m×k` weights packed for `sx_gemm_compute_ct`.
+size_t sx_gemm_packed_wt_floats(int m, int k);
+/// Packs row-major weights `w` (`m×k`) into 16-channel panels, k-major (the layout of packed B
+/// for `wᵀ`), zero-padded to a multiple of 16 channels; `dst` 64-byte aligned.
+void sx_gemm_pack_wt(const float *w, int m, int k, float *dst);
+
+/// The product of `sx_gemm_compute` computed channel-major, for small planes: the vectors run
+/// over 16 output channels and pixels are broadcast, so a plane of 49 pixels costs 49 pixel
+/// rows, not 64 pixel lanes. Channel panels `cp0..<cp1` (weights from `sx_gemm_pack_wt`) against
+/// pixel panels `np0..<np1` of packed B; C, residual, bias, activation as `sx_gemm_compute`.
+/// AVX-512 only; channel and residual strides (`ldc`, `ldr`) must fit 16× in an int.
+void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
+                        const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
+
 /// Depthwise 3×3 over one zero-padded plane (see DepthwisePlan): output row `oy` reads rows
 /// `buf + oy·step_y + {0, dy, 2·dy}` at column offsets `off[0..2]` (+ output column), 16 columns
 /// at a time (the buffer is padded to whole vectors). Writes `act(sum + bias)` to `out` (`out_h×out_w`).

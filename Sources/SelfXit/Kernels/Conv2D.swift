@@ -262,7 +262,10 @@ public final class Conv2DKernel {
             // A large plane (a stem, a strided early layer): its packed B would spill out of L2
             // before the product reads it back. Threads take blocks of output rows instead, pack a
             // block's B (about 128 KB) and multiply it by all of A while it is in cache.
-            let rowsPerBlock = max(1, min(32 * 1024 / max(1, k * g.outWidth), batch * g.outHeight / (4 * threads)))
+            // At least 128 columns a block (each block re-reads all of A), else about 128 KB of B,
+            // and enough blocks to go round the threads.
+            let minRows = (128 + g.outWidth - 1) / g.outWidth
+            let rowsPerBlock = min(g.outHeight, max(minRows, min(32 * 1024 / max(1, k * g.outWidth), batch * g.outHeight / (4 * threads))))
             let blocksPerSample = (g.outHeight + rowsPerBlock - 1) / rowsPerBlock
             let next = TaskCounter()
             pool.parallelFor(threads) { t in

@@ -91,10 +91,12 @@ struct DirectConvPlan {
                 return
             }
             // Small batch: pad a sample together, then share its product out as tiles of
-            // A panels × column ranges (about 8 tiles per thread, A panels split first).
+            // column ranges × A panels, about 4 per thread. Columns are split first: a tile streams
+            // its columns of B once while all of A (at most a few hundred KB) stays in L2, where
+            // a tile of one A panel would stream the whole of B once per panel.
             let chunks = (gridColumns + 31) / 32
-            let mTiles = min(mPanels, 8 * threads)
-            let nTiles = min(chunks, max(1, (8 * threads + mTiles - 1) / mTiles))
+            let nTiles = min(max(1, chunks / 4), 4 * threads)
+            let mTiles = min(mPanels, max(1, (4 * threads + nTiles - 1) / nTiles))
             for s in 0..<batch {
                 let x = input + s * inSample
                 if padded {

@@ -130,6 +130,12 @@ final class KernelConvTests: XCTestCase {
             (geometry(c: 5, h: 12, w: 40, oc: 17, k: (3, 3), d: (2, 2), pads: (2, 2, 2, 2)), false, .silu),
             (geometry(c: 4, h: 10, w: 44, oc: 8, k: (5, 5), pads: (2, 2, 2, 2)), true, .relu),
             (geometry(c: 600, h: 8, w: 8, oc: 460, k: (1, 1)), true, .relu),
+            // Stride 2: phase-split copies (only the phases the taps read).
+            (geometry(c: 5, h: 40, w: 38, oc: 19, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),
+            (geometry(c: 12, h: 30, w: 34, oc: 20, k: (1, 1), s: (2, 2)), false, .none),
+            (geometry(c: 3, h: 61, w: 61, oc: 17, k: (7, 7), s: (2, 2), pads: (3, 3, 3, 3)), false, .clip(min: 0, max: 6)),
+            (geometry(c: 4, h: 40, w: 42, oc: 9, k: (3, 3), s: (2, 2), d: (2, 2), pads: (2, 2, 2, 2)), true, .none),
+            (geometry(c: 6, h: 37, w: 41, oc: 10, k: (3, 3), s: (2, 2), pads: (0, 1, 1, 0)), false, .hardSwish),
         ]
         for (g, residual, act) in cases {
             let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
@@ -141,9 +147,9 @@ final class KernelConvTests: XCTestCase {
 
     /// Planes of 512 pixels and more are packed and multiplied in blocks of output rows.
     func testLargePlaneInRowBlocks() {
-        check(geometry(c: 3, h: 50, w: 48, oc: 21, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), act: .hardSwish, batches: [1, 3], threads: [1, 2])
+        check(geometry(c: 3, h: 50, w: 48, oc: 21, k: (3, 3), s: (2, 1), pads: (1, 1, 1, 1)), act: .hardSwish, batches: [1, 3], threads: [1, 2])
         check(geometry(c: 4, h: 24, w: 24, oc: 6, k: (1, 1), groups: 2), residual: true, act: .relu, batches: [1, 3], threads: [1, 2])
-        check(geometry(c: 3, h: 61, w: 45, oc: 17, k: (7, 7), s: (2, 2), pads: (3, 3, 3, 3)), batches: [2], threads: [2])
+        check(geometry(c: 3, h: 61, w: 45, oc: 17, k: (7, 7), s: (3, 3), pads: (3, 3, 3, 3)), batches: [2], threads: [2])
     }
 
     func testEveryActivationFused() {

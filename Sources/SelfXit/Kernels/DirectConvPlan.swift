@@ -1,46 +1,74 @@
 import SelfXitGEMM
 
-/// A stride-1, ungrouped convolution run as an implicit GEMM: the AVX-512 micro-kernel reads B
-/// straight from the input (1×1, unpadded) or from a zero-padded copy of it, instead of packing
-/// an im2col matrix. The im2col matrix of a 3×3 convolution is nine times the input, so packing
-/// it cost about a third of the convolution; the padded copy costs a ninth of that.
+/// An ungrouped stride-1 or stride-2 convolution run as an implicit GEMM: the AVX-512
+/// micro-kernel reads B straight from the input (1×1, stride 1, unpadded) or from a zero-padded
+/// copy of it, instead of packing an im2col matrix. The im2col matrix of a 3×3 convolution is nine
+/// times the input, so packing it cost about a third of the convolution; the copy costs a ninth.
 ///
-/// On the padded input, output pixels are computed over a grid of padded-width rows: the grid
-/// column `q` reads `x[offset(c, ky, kx) + q]` for every tap, and the `padLeft + padRight` columns
-/// per row that are not output pixels are computed and dropped by the micro-kernel's store.
+/// Output pixels are computed over a grid of rows as wide as the copy's rows: grid column `q`
+/// reads `x[offset(c, ky, kx) + q]` for every tap, and the columns of a row that are not output
+/// pixels are computed and dropped by the micro-kernel's store. With stride 2 the copy is split
+/// into phases (even/odd rows × even/odd columns of the padded plane, each a plane of its own),
+/// so a tap reads consecutive output pixels' inputs from consecutive floats of one phase; only
+/// the phases some tap reads are copied (one for a 1×1 stride-2 convolution).
 struct DirectConvPlan {
     let g: Conv2DGeometry
     /// Whether B is a padded copy (else the input itself).
     let padded: Bool
-    /// Padded plane: rows and row width.
+    /// Padded plane (a multiple of the stride each way) and one phase of it.
     let paddedH: Int, paddedW: Int
-    /// Grid columns: `(outH − 1)·paddedW + outW`.
+    let phaseH: Int, phaseW: Int
+    /// For each phase `py·stride + px`, its slot in the copy (phases no tap reads have none).
+    let phaseSlots: [Int?]
+    let slotCount: Int
+    /// Grid columns: `(outH − 1)·phaseW + outW`.
     let gridColumns: Int
     /// Per K row (`c, ky, kx`), where its B row starts relative to the grid column.
     let offsets: [Int32]
+    /// Widest input (channels) a stride-2 convolution runs direct with.
+    static let maxStride2Channels = 16
 
-    /// `nil` when `g` does not suit a direct product: strided, grouped, or a grid wasting more
-    /// than an eighth of its columns (small planes, whose im2col is cheap anyway).
+    /// `nil` when `g` does not suit a direct product: grouped, strides other than 1×1 or 2×2, or
+    /// a grid wasting more than an eighth of its columns (small planes, whose im2col is cheap anyway).
     init?(_ g: Conv2DGeometry) {
-        guard g.groups == 1, g.strideH == 1, g.strideW == 1 else { return nil }
-        let padRight = g.outWidth + (g.kernelWidth - 1) * g.dilationW - g.inWidth - g.padLeft
-        let padBottom = g.outHeight + (g.kernelHeight - 1) * g.dilationH - g.inHeight - g.padTop
-        guard g.padTop >= 0, g.padLeft >= 0, padRight >= 0, padBottom >= 0 else { return nil }
+        let s = g.strideH
+        guard g.groups == 1, g.strideW == s, s == 1 || s == 2, g.padTop >= 0, g.padLeft >= 0 else { return nil }
+        // Stride 2 only pays where im2col is dear relative to the product (a stem's few input
+        // channels): with many channels a 48-column chunk of B spans six phase rows per channel
+        // where stride 1 spans three, and falls out of L1.
+        guard s == 1 || g.inChannels <= DirectConvPlan.maxStride2Channels else { return nil }
+        // Rows and columns the windows reach, rounded up to whole phases.
+        let reachH = max(g.inHeight + g.padTop, (g.outHeight - 1) * s + (g.kernelHeight - 1) * g.dilationH + 1)
+        let reachW = max(g.inWidth + g.padLeft, (g.outWidth - 1) * s + (g.kernelWidth - 1) * g.dilationW + 1)
         self.g = g
-        padded = g.padTop + g.padLeft + padRight + padBottom > 0
-        paddedH = g.inHeight + g.padTop + padBottom
-        paddedW = g.inWidth + g.padLeft + padRight
-        gridColumns = (g.outHeight - 1) * paddedW + g.outWidth
+        paddedH = (reachH + s - 1) / s * s
+        paddedW = (reachW + s - 1) / s * s
+        phaseH = paddedH / s
+        phaseW = paddedW / s
+        padded = s > 1 || paddedH != g.inHeight || paddedW != g.inWidth
+        gridColumns = (g.outHeight - 1) * phaseW + g.outWidth
         let computed = (gridColumns + 15) / 16 * 16
-        guard gridColumns >= 64, 8 * g.outPlane >= 7 * computed,
-              g.inChannels * paddedH * paddedW < Int(Int32.max) else { return nil }
-        let plane = paddedH * paddedW
+        guard gridColumns >= 64, 8 * g.outPlane >= 7 * computed else { return nil }
+        var slots = [Int?](repeating: nil, count: s * s)
+        var slotCount = 0
+        for ky in 0..<g.kernelHeight {
+            for kx in 0..<g.kernelWidth {
+                let phase = (ky * g.dilationH % s) * s + kx * g.dilationW % s
+                if slots[phase] == nil { slots[phase] = slotCount; slotCount += 1 }
+            }
+        }
+        phaseSlots = slots
+        self.slotCount = slotCount
+        let phasePlane = phaseH * phaseW
+        guard g.inChannels * slotCount * phasePlane < Int(Int32.max) else { return nil }
         var offsets = [Int32]()
         offsets.reserveCapacity(g.inChannels * g.kernelHeight * g.kernelWidth)
         for c in 0..<g.inChannels {
             for ky in 0..<g.kernelHeight {
                 for kx in 0..<g.kernelWidth {
-                    offsets.append(Int32(c * plane + ky * g.dilationH * paddedW + kx * g.dilationW))
+                    let (dy, dx) = (ky * g.dilationH, kx * g.dilationW)
+                    let slot = slots[(dy % s) * s + dx % s]!
+                    offsets.append(Int32((c * slotCount + slot) * phasePlane + dy / s * phaseW + dx / s))
                 }
             }
         }
@@ -48,7 +76,7 @@ struct DirectConvPlan {
     }
 
     /// Floats of scratch per thread (the padded copy of one sample).
-    var scratchFloats: Int { padded ? g.inChannels * paddedH * paddedW : 0 }
+    var scratchFloats: Int { padded ? g.inChannels * slotCount * phaseH * phaseW : 0 }
 
     /// Preconditions as `Conv2DKernel.run`; `weights` packed for AVX-512 (`m = outC`, `k = inC·kH·kW`),
     /// `bias` has `outC` entries, and the CPU runs AVX-512.
@@ -65,7 +93,7 @@ struct DirectConvPlan {
             func compute(_ s: Int, _ src: UnsafePointer<Float>, mp: Range<Int>, q: Range<Int>) {
                 guard !mp.isEmpty && !q.isEmpty else { return }
                 var b = sx_gemm_direct_b(x: src, offsets: off.baseAddress, n: Int32(gridColumns),
-                                         grid_w: Int32(paddedW), valid_w: Int32(g.outWidth))
+                                         grid_w: Int32(phaseW), valid_w: Int32(g.outWidth))
                 var out = sx_gemm_out(c: output + s * outSample, ldc: g.outPlane, c_sample_stride: 0,
                                       residual: residual.map { $0 + s * outSample }, ldr: g.outPlane, r_sample_stride: 0,
                                       bias: bias, cols_per_sample: Int32(g.outPlane),
@@ -126,24 +154,51 @@ struct DirectConvPlan {
         }
     }
 
-    /// Copies channels `channels` of one sample `x` into the zero-padded planes of `buffer`.
+    /// Copies channels `channels` of one sample `x` into the zero-padded planes (phases) of `buffer`.
     private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
+        let s = g.strideH
+        let phasePlane = phaseH * phaseW
+        for c in channels {
+            let src = x + c * g.inPlane
+            if s == 1 {
+                fillPlane(src, buffer + c * phasePlane)
+                continue
+            }
+            for py in 0..<s {
+                for px in 0..<s {
+                    guard let slot = phaseSlots[py * s + px] else { continue }
+                    let d = buffer + (c * slotCount + slot) * phasePlane
+                    // Phase columns j read input column j·s + px − padLeft; those inside the row: lo..<hi.
+                    let off = px - g.padLeft
+                    let lo = min(phaseW, off >= 0 ? 0 : (-off + s - 1) / s)
+                    let hi = max(lo, min(phaseW, g.inWidth - 1 - off < 0 ? 0 : (g.inWidth - 1 - off) / s + 1))
+                    for r in 0..<phaseH {
+                        let row = d + r * phaseW
+                        let iy = r * s + py - g.padTop
+                        guard iy >= 0 && iy < g.inHeight else { row.update(repeating: 0, count: phaseW); continue }
+                        row.update(repeating: 0, count: lo)
+                        sx_deinterleave2(src + iy * g.inWidth + off, row, Int32(lo), Int32(hi))
+                        (row + hi).update(repeating: 0, count: phaseW - hi)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stride 1: one plane, the input rows at `padTop, padLeft` and zeros around them.
+    private func fillPlane(_ src: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>) {
         let plane = paddedH * paddedW
         let right = paddedW - g.padLeft - g.inWidth
-        for c in channels {
-            let d = buffer + c * plane
-            let src = x + c * g.inPlane
-            d.update(repeating: 0, count: g.padTop * paddedW + g.padLeft)
-            var row = d + g.padTop * paddedW + g.padLeft
-            for iy in 0..<g.inHeight {
-                row.update(from: src + iy * g.inWidth, count: g.inWidth)
-                // This row's right padding and the next row's left padding are adjacent.
-                let gap = iy + 1 < g.inHeight ? right + g.padLeft : right
-                (row + g.inWidth).update(repeating: 0, count: gap)
-                row += paddedW
-            }
-            let written = (g.padTop + g.inHeight) * paddedW
-            (d + written).update(repeating: 0, count: plane - written)
+        d.update(repeating: 0, count: g.padTop * paddedW + g.padLeft)
+        var row = d + g.padTop * paddedW + g.padLeft
+        for iy in 0..<g.inHeight {
+            row.update(from: src + iy * g.inWidth, count: g.inWidth)
+            // This row's right padding and the next row's left padding are adjacent.
+            let gap = iy + 1 < g.inHeight ? right + g.padLeft : right
+            (row + g.inWidth).update(repeating: 0, count: gap)
+            row += paddedW
         }
+        let written = (g.padTop + g.inHeight) * paddedW
+        (d + written).update(repeating: 0, count: plane - written)
     }
 }

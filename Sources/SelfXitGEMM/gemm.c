@@ -802,8 +802,9 @@ void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
         const int klen = k - kb0 < kc ? k - kb0 : kc;
         const int first = kb0 == 0, last = kb0 + klen >= k;
         // Columns per block: as many as keep the block's B (klen rows) within ~256 KB of L2.
-        int cpb = (int)((64 * 1024) / (size_t)klen) / (2 * NR) * (2 * NR);
-        if (cpb < 2 * NR) cpb = 2 * NR;
+        // Whole 48-column passes per block (the 3-vector kernel's width).
+        int cpb = (int)((64 * 1024) / (size_t)klen) / (3 * NR) * (3 * NR);
+        if (cpb < 3 * NR) cpb = 3 * NR;
         for (int qb = q0; qb < q1; qb += cpb) {
             int qe = qb + cpb < q1 ? qb + cpb : q1;
             for (int mp = mp0; mp < mp1; mp++) {

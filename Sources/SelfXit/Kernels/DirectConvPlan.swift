@@ -122,7 +122,8 @@ struct DirectConvPlan {
             // column ranges × A panels, about 4 per thread. Columns are split first: a tile streams
             // its columns of B once while all of A (at most a few hundred KB) stays in L2, where
             // a tile of one A panel would stream the whole of B once per panel.
-            let chunks = (gridColumns + 31) / 32
+            // Chunks of 48 columns, the micro-kernel's widest pass.
+            let chunks = (gridColumns + 47) / 48
             let nTiles = min(max(1, chunks / 4), 4 * threads)
             let mTiles = min(mPanels, max(1, (4 * threads + nTiles - 1) / nTiles))
             for s in 0..<batch {
@@ -140,7 +141,7 @@ struct DirectConvPlan {
                         if t >= mTiles * nTiles { break }
                         let mt = t / nTiles, nt = t % nTiles
                         compute(s, src, mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
-                                q: min(gridColumns, chunks * nt / nTiles * 32)..<min(gridColumns, chunks * (nt + 1) / nTiles * 32))
+                                q: min(gridColumns, chunks * nt / nTiles * 48)..<min(gridColumns, chunks * (nt + 1) / nTiles * 48))
                     }
                 }
                 if act.separate {

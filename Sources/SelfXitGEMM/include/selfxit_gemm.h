@@ -85,8 +85,8 @@ typedef struct sx_gemm_direct_b {
     int n, grid_w, valid_w;
 } sx_gemm_direct_b;
 
-/// Computes A panels `mp0..<mp1` (AVX-512 packing) against grid columns `q0..<q1` (`q0` a
-/// multiple of 32) of the direct B `b`, into one sample: output pixel `p` of row `i` at
+/// Computes A panels `mp0..<mp1` (AVX-512 packing) against grid columns `q0..<q1`
+/// of the direct B `b`, into one sample: output pixel `p` of row `i` at
 /// `out->c + i·ldc + p` (residual likewise); `cols_per_sample` and the sample strides are unused.
 /// AVX-512 only: the caller checks `sx_gemm_isa_supported(SX_GEMM_ISA_AVX512)`.
 void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,

@@ -225,9 +225,61 @@ static segment_fn segment_for(const sx_im2col_geom *g) {
 
 #define IM2COL_CW 256
 
+/// Small planes (at most `GATHER_MAX_PIXELS` output pixels, kernels up to 7×7): im2col rows are
+/// gathered through a per-tap table of input offsets, one AVX-512 gather per 16 pixels, instead of
+/// a call per row and output row — on a 4×4 or 7×7 plane that per-row overhead was most of the
+/// packing time.
+#define GATHER_MAX_PIXELS 64
+#define GATHER_MAX_TAPS 49
+
+#if SX_X86
+AVX512_TARGET
+static void im2col_gather_avx512(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
+    const int k = g->channels * g->kernel_h * g->kernel_w, taps = g->kernel_h * g->kernel_w;
+    const int npix = (oy1 - oy0) * g->out_w, vecs = (npix + 15) / 16;
+    const int plane = g->in_h * g->in_w;
+    int table[GATHER_MAX_TAPS][GATHER_MAX_PIXELS] __attribute__((aligned(64)));
+    for (int t = 0; t < taps; t++) {
+        int ky = t / g->kernel_w, kx = t % g->kernel_w;
+        for (int p = 0; p < vecs * 16; p++) {
+            int oy = oy0 + p / g->out_w, ox = p % g->out_w;
+            int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
+            int ix = ox * g->stride_w + kx * g->dilation_w - g->pad_left;
+            table[t][p] = p < npix && iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w ? iy * g->in_w + ix : -1;
+        }
+    }
+    const __m512i none = _mm512_set1_epi32(-1);
+    for (int r = r0; r < r1; r++) {
+        int c = r / taps, t = r % taps;
+        const float *src = x + (size_t)c * plane;
+        for (int v = 0; v < vecs; v++) {
+            __m512i idx = _mm512_load_si512((const void *)&table[t][16 * v]);
+            __mmask16 inside = _mm512_cmpneq_epi32_mask(idx, none);
+            __m512 val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, idx, src, 4);
+            int n = npix - 16 * v < 16 ? npix - 16 * v : 16;
+            int col = col0 + 16 * v, off = col & (NR - 1);
+            // Columns col..col+n−1: the rest of one panel, then the start of the next.
+            float *row = dst + (size_t)(col / NR) * NR * k + (size_t)r * NR;
+            int first = NR - off < n ? NR - off : n;
+            _mm512_mask_storeu_ps(row + off, (__mmask16)((1u << first) - 1u), val);
+            if (n > first) {
+                float *next = row + (size_t)NR * k;
+                _mm512_mask_storeu_ps(next - first, (__mmask16)(((1u << n) - 1u) & ~((1u << first) - 1u)), val);
+            }
+        }
+    }
+}
+#endif
+
 void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
     const int k = g->channels * g->kernel_h * g->kernel_w;
     const int npix = (oy1 - oy0) * g->out_w;
+#if SX_X86
+    if (npix <= GATHER_MAX_PIXELS && g->kernel_h * g->kernel_w <= GATHER_MAX_TAPS && sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) {
+        im2col_gather_avx512(x, g, r0, r1, oy0, oy1, col0, dst);
+        return;
+    }
+#endif
     float buf[NR * IM2COL_CW] __attribute__((aligned(64)));
     segment_fn im2col_segment = segment_for(g);
     if (col0 % NR != 0) {

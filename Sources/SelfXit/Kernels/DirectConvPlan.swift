@@ -119,13 +119,14 @@ struct DirectConvPlan {
                 return
             }
             // Small batch: pad a sample together, then share its product out as tiles of
-            // column ranges × A panels, about 4 per thread. Columns are split first: a tile streams
+            // column ranges × A panels, about 8 per thread (the last tile taken decides when the job
+            // ends, so tiles stay small). Columns are split first: a tile streams
             // its columns of B once while all of A (at most a few hundred KB) stays in L2, where
             // a tile of one A panel would stream the whole of B once per panel.
             // Chunks of 48 columns, the micro-kernel's widest pass.
             let chunks = (gridColumns + 47) / 48
-            let nTiles = min(max(1, chunks / 4), 4 * threads)
-            let mTiles = min(mPanels, max(1, (4 * threads + nTiles - 1) / nTiles))
+            let nTiles = min(max(1, chunks / 2), 8 * threads)
+            let mTiles = min(mPanels, max(1, (8 * threads + nTiles - 1) / nTiles))
             for s in 0..<batch {
                 let x = input + s * inSample
                 if padded {

@@ -59,63 +59,79 @@ static void dw3x3_avx512(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const
     }
 }
 
-/// Output columns per call of `dw3x3_direct_avx512` (its load masks live on the stack).
+/// Output chunks of 16 columns `maxpool_direct_avx512` takes (its load masks live on the stack).
 #define DW_MAX_CHUNKS (SX_DW3X3_DIRECT_MAX_WIDTH / 16)
 
-/// `sx_dw3x3_direct` for `out_w <= 16·DW_MAX_CHUNKS`. Load masks depend only on the output
-/// column chunk and the tap column, so they are computed once per plane, not per row.
+/// One input row's three tap vectors for 16 outputs from column `ix` (`m*`: that strip's load
+/// masks; stride 2 loads 32 columns per tap and keeps the even ones); zeros outside the image.
+__attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+static inline void dw_row_taps(const float *x, int iy, int in_h, int in_w, int ix, int stride, const __mmask16 m[3][2],
+                               __m512 *t0, __m512 *t1, __m512 *t2) {
+    if (iy < 0 || iy >= in_h) {
+        *t0 = *t1 = *t2 = _mm512_setzero_ps();
+        return;
+    }
+    const float *row = x + (ptrdiff_t)iy * in_w + ix;
+    if (stride == 1) {
+        *t0 = _mm512_maskz_loadu_ps(m[0][0], row);
+        *t1 = _mm512_maskz_loadu_ps(m[1][0], row + 1);
+        *t2 = _mm512_maskz_loadu_ps(m[2][0], row + 2);
+    } else {
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        *t0 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m[0][0], row), even, _mm512_maskz_loadu_ps(m[0][1], row + 16));
+        *t1 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m[1][0], row + 1), even, _mm512_maskz_loadu_ps(m[1][1], row + 17));
+        *t2 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(m[2][0], row + 2), even, _mm512_maskz_loadu_ps(m[2][1], row + 18));
+    }
+}
+
+/// `sx_dw3x3_direct`: 16-column strips from top to bottom, the three input rows of an output row
+/// kept in registers so each output row loads only the rows it does not share with the one
+/// above (one with stride 1, two with stride 2).
 __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
 static void dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
                                 const float *w, float bias, const float *res, float *out, int out_h, int out_w,
                                 int act, float lo, float hi) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
     __m512 wv[9];
     for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
-    const int chunks = (out_w + 15) / 16;
-    // For stride 2 a tap reads 32 input columns (two loads), deinterleaved to 16.
-    __mmask16 lm[DW_MAX_CHUNKS][3][2], sm[DW_MAX_CHUNKS];
-    for (int ch = 0; ch < chunks; ch++) {
-        int ox = ch * 16, n = out_w - ox;
-        sm[ch] = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    for (int ox = 0; ox < out_w; ox += 16) {
+        const int n = out_w - ox;
+        const __mmask16 sm = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+        const int ix = ox * stride - pad_left;
+        __mmask16 m[3][2];
         for (int kx = 0; kx < 3; kx++) {
-            int ix = ox * stride + kx - pad_left;
-            lm[ch][kx][0] = sx_row_mask(ix, in_w);
-            lm[ch][kx][1] = sx_row_mask(ix + 16, in_w);
+            m[kx][0] = sx_row_mask(ix + kx, in_w);
+            m[kx][1] = sx_row_mask(ix + kx + 16, in_w);
         }
-    }
-    for (int oy = 0; oy < out_h; oy++) {
-        float *o = out + (ptrdiff_t)oy * out_w;
-        const float *r = res ? res + (ptrdiff_t)oy * out_w : NULL;
-        int iy0 = oy * stride - pad_top;
-        int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < 3 ? in_h - iy0 : 3;
-        for (int ch = 0; ch < chunks; ch++) {
-            const int ox = ch * 16;
-            __m512 acc0 = vb, acc1 = zero, acc2 = zero;
-            for (int ky = ky0; ky < ky1; ky++) {
-                const float *row = x + (ptrdiff_t)(iy0 + ky) * in_w + ox * stride - pad_left;
-                __m512 v0, v1, v2;
-                if (stride == 1) {
-                    v0 = _mm512_maskz_loadu_ps(lm[ch][0][0], row);
-                    v1 = _mm512_maskz_loadu_ps(lm[ch][1][0], row + 1);
-                    v2 = _mm512_maskz_loadu_ps(lm[ch][2][0], row + 2);
-                } else {
-                    v0 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lm[ch][0][0], row),
-                                                even, _mm512_maskz_loadu_ps(lm[ch][0][1], row + 16));
-                    v1 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lm[ch][1][0], row + 1),
-                                                even, _mm512_maskz_loadu_ps(lm[ch][1][1], row + 17));
-                    v2 = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lm[ch][2][0], row + 2),
-                                                even, _mm512_maskz_loadu_ps(lm[ch][2][1], row + 18));
-                }
-                acc0 = _mm512_fmadd_ps(wv[3 * ky], v0, acc0);
-                acc1 = _mm512_fmadd_ps(wv[3 * ky + 1], v1, acc1);
-                acc2 = _mm512_fmadd_ps(wv[3 * ky + 2], v2, acc2);
+        int iy = -pad_top;
+        __m512 a0, a1, a2, b0, b1, b2, c0, c1, c2;
+        dw_row_taps(x, iy, in_h, in_w, ix, stride, m, &a0, &a1, &a2);
+        dw_row_taps(x, iy + 1, in_h, in_w, ix, stride, m, &b0, &b1, &b2);
+        dw_row_taps(x, iy + 2, in_h, in_w, ix, stride, m, &c0, &c1, &c2);
+        for (int oy = 0; oy < out_h; oy++) {
+            __m512 s0 = _mm512_fmadd_ps(wv[0], a0, vb), s1 = _mm512_mul_ps(wv[1], a1), s2 = _mm512_mul_ps(wv[2], a2);
+            s0 = _mm512_fmadd_ps(wv[3], b0, s0);
+            s1 = _mm512_fmadd_ps(wv[4], b1, s1);
+            s2 = _mm512_fmadd_ps(wv[5], b2, s2);
+            s0 = _mm512_fmadd_ps(wv[6], c0, s0);
+            s1 = _mm512_fmadd_ps(wv[7], c1, s1);
+            s2 = _mm512_fmadd_ps(wv[8], c2, s2);
+            __m512 y = _mm512_add_ps(s0, _mm512_add_ps(s1, s2));
+            if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(sm, res + (ptrdiff_t)oy * out_w + ox));
+            if (act == SX_GEMM_ACT_RELU) y = _mm512_max_ps(y, zero);
+            else if (act == SX_GEMM_ACT_CLIP) y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
+            _mm512_mask_storeu_ps(out + (ptrdiff_t)oy * out_w + ox, sm, y);
+            if (oy + 1 == out_h) break;
+            iy += stride;
+            if (stride == 1) {
+                a0 = b0; a1 = b1; a2 = b2;
+                b0 = c0; b1 = c1; b2 = c2;
+                dw_row_taps(x, iy + 2, in_h, in_w, ix, stride, m, &c0, &c1, &c2);
+            } else {
+                a0 = c0; a1 = c1; a2 = c2;
+                dw_row_taps(x, iy + 1, in_h, in_w, ix, stride, m, &b0, &b1, &b2);
+                dw_row_taps(x, iy + 2, in_h, in_w, ix, stride, m, &c0, &c1, &c2);
             }
-            __m512 a = _mm512_add_ps(acc0, _mm512_add_ps(acc1, acc2));
-            if (r) a = _mm512_add_ps(a, _mm512_maskz_loadu_ps(sm[ch], r + ox));
-            if (act == SX_GEMM_ACT_RELU) a = _mm512_max_ps(a, zero);
-            else if (act == SX_GEMM_ACT_CLIP) a = _mm512_min_ps(_mm512_max_ps(a, vlo), vhi);
-            _mm512_mask_storeu_ps(o + ox, sm[ch], a);
         }
     }
 }

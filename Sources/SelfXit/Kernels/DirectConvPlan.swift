@@ -120,29 +120,43 @@ struct DirectConvPlan {
             }
             // Small batch: pad a sample together, then share its product out as tiles of
             // column ranges × A panels, about 8 per thread (the last tile taken decides when the job
-            // ends, so tiles stay small). Columns are split first: a tile streams
-            // its columns of B once while all of A (at most a few hundred KB) stays in L2, where
-            // a tile of one A panel would stream the whole of B once per panel.
-            // Chunks of 48 columns, the micro-kernel's widest pass.
+            // ends, so tiles stay small). Columns are split first: a tile streams its columns of B
+            // once while all of A (at most a few hundred KB) stays in L2, where a tile of one A
+            // panel would stream the whole of B once per panel. Chunks of 48 columns, the
+            // micro-kernel's widest pass.
+            //
+            // Each thread owns a contiguous share of the rows (padding and tiles alike) and takes
+            // from the others' shares only when its own is done: consecutive layers then find most
+            // of their input in the L2 of the core that wrote it.
             let chunks = (gridColumns + 47) / 48
             let nTiles = min(max(1, chunks / 2), 8 * threads)
             let mTiles = min(mPanels, max(1, (8 * threads + nTiles - 1) / nTiles))
+            let tiles = nTiles * mTiles
             for s in 0..<batch {
                 let x = input + s * inSample
                 if padded {
                     pool.parallelFor(threads) { t in
-                        pad(x, channels: (g.inChannels * t / threads)..<(g.inChannels * (t + 1) / threads), into: scratch)
+                        if g.strideH == 1 {
+                            pad(x, rows: (paddedH * t / threads)..<(paddedH * (t + 1) / threads), into: scratch)
+                        } else {
+                            pad(x, channels: (g.inChannels * t / threads)..<(g.inChannels * (t + 1) / threads), into: scratch)
+                        }
                     }
                 }
                 let src = padded ? UnsafePointer(scratch) : x
-                let tileNext = TaskCounter()
-                pool.parallelFor(threads) { _ in
-                    while true {
-                        let t = tileNext.take()
-                        if t >= mTiles * nTiles { break }
-                        let mt = t / nTiles, nt = t % nTiles
-                        compute(s, src, mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
-                                q: min(gridColumns, chunks * nt / nTiles * 48)..<min(gridColumns, chunks * (nt + 1) / nTiles * 48))
+                let shares = (0..<threads).map { _ in TaskCounter() }
+                pool.parallelFor(threads) { t in
+                    for o in 0..<threads {
+                        let owner = (t + o) % threads
+                        let first = tiles * owner / threads, count = tiles * (owner + 1) / threads - first
+                        while true {
+                            let i = shares[owner].take()
+                            if i >= count { break }
+                            let tile = first + i
+                            let nt = tile / mTiles, mt = tile % mTiles
+                            compute(s, src, mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
+                                    q: min(gridColumns, chunks * nt / nTiles * 48)..<min(gridColumns, chunks * (nt + 1) / nTiles * 48))
+                        }
                     }
                 }
                 if act.separate {
@@ -183,6 +197,22 @@ struct DirectConvPlan {
                         (row + hi).update(repeating: 0, count: phaseW - hi)
                     }
                 }
+            }
+        }
+    }
+
+    /// Stride 1: rows `rows` of every padded plane (input rows at `padTop, padLeft`, zeros around).
+    private func pad(_ x: UnsafePointer<Float>, rows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
+        let plane = paddedH * paddedW
+        for c in 0..<g.inChannels {
+            let src = x + c * g.inPlane
+            for r in rows {
+                let d = buffer + c * plane + r * paddedW
+                let iy = r - g.padTop
+                guard iy >= 0 && iy < g.inHeight else { d.update(repeating: 0, count: paddedW); continue }
+                d.update(repeating: 0, count: g.padLeft)
+                (d + g.padLeft).update(from: src + iy * g.inWidth, count: g.inWidth)
+                (d + g.padLeft + g.inWidth).update(repeating: 0, count: paddedW - g.padLeft - g.inWidth)
             }
         }
     }

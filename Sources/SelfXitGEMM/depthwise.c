@@ -89,7 +89,7 @@ static inline void dw_row_taps(const float *x, int iy, int in_h, int in_w, int i
 /// above (one with stride 1, two with stride 2).
 __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
 static void dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
-                                const float *w, float bias, const float *res, float *out, int out_h, int out_w,
+                                const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                                 int act, float lo, float hi) {
     const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
     __m512 wv[9];
@@ -103,12 +103,12 @@ static void dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, 
             m[kx][0] = sx_row_mask(ix + kx, in_w);
             m[kx][1] = sx_row_mask(ix + kx + 16, in_w);
         }
-        int iy = -pad_top;
+        int iy = oy0 * stride - pad_top;
         __m512 a0, a1, a2, b0, b1, b2, c0, c1, c2;
         dw_row_taps(x, iy, in_h, in_w, ix, stride, m, &a0, &a1, &a2);
         dw_row_taps(x, iy + 1, in_h, in_w, ix, stride, m, &b0, &b1, &b2);
         dw_row_taps(x, iy + 2, in_h, in_w, ix, stride, m, &c0, &c1, &c2);
-        for (int oy = 0; oy < out_h; oy++) {
+        for (int oy = oy0; oy < oy1; oy++) {
             __m512 s0 = _mm512_fmadd_ps(wv[0], a0, vb), s1 = _mm512_mul_ps(wv[1], a1), s2 = _mm512_mul_ps(wv[2], a2);
             s0 = _mm512_fmadd_ps(wv[3], b0, s0);
             s1 = _mm512_fmadd_ps(wv[4], b1, s1);
@@ -121,7 +121,7 @@ static void dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, 
             if (act == SX_GEMM_ACT_RELU) y = _mm512_max_ps(y, zero);
             else if (act == SX_GEMM_ACT_CLIP) y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
             _mm512_mask_storeu_ps(out + (ptrdiff_t)oy * out_w + ox, sm, y);
-            if (oy + 1 == out_h) break;
+            if (oy + 1 == oy1) break;
             iy += stride;
             if (stride == 1) {
                 a0 = b0; a1 = b1; a2 = b2;
@@ -203,13 +203,13 @@ void sx_deinterleave2(const float *s, float *d, int lo, int hi) {
 }
 
 void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
-                     const float *w, float bias, const float *res, float *out, int out_h, int out_w,
+                     const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                      int act, float lo, float hi) {
 #if SX_X86
-    dw3x3_direct_avx512(x, in_h, in_w, stride, pad_top, pad_left, w, bias, res, out, out_h, out_w, act, lo, hi);
+    if (oy0 < oy1) dw3x3_direct_avx512(x, in_h, in_w, stride, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi);
 #else
     (void)x; (void)in_h; (void)in_w; (void)stride; (void)pad_top; (void)pad_left; (void)w; (void)bias;
-    (void)res; (void)out; (void)out_h; (void)out_w; (void)act; (void)lo; (void)hi;
+    (void)res; (void)out; (void)oy0; (void)oy1; (void)out_w; (void)act; (void)lo; (void)hi;
 #endif
 }
 

@@ -50,6 +50,20 @@ struct DepthwisePlan {
         let taps = g.kernelHeight * g.kernelWidth
         let fused = PackedGEMM.fused(activation)
         let offsets3 = tapOffsets.map { Int32($0) }
+        if readsInPlace && batch < pool.threadCount {
+            // Small batch: each thread owns a share of the rows of every plane (the rows the
+            // convolutions around it give the same thread), planes handed out in chunks.
+            let threads = pool.threadCount
+            let chunk = max(1, planes / 8)
+            pool.parallelForShares(itemsPerShare: (planes + chunk - 1) / chunk) { share, item in
+                let rows = (g.outHeight * share / threads)..<(g.outHeight * (share + 1) / threads)
+                for p in (item * chunk)..<min(planes, (item + 1) * chunk) {
+                    direct3x3(plane: p, rows: rows, input: input, weights: weights, bias: bias, residual: residual,
+                              output: output, activation: activation)
+                }
+            }
+            return
+        }
         // Planes are handed out dynamically in small chunks (cores of a shared machine run unevenly).
         let chunk = max(1, planes / (8 * parts))
         let chunks = (planes + chunk - 1) / chunk
@@ -62,12 +76,8 @@ struct DepthwisePlan {
               for p in (ci * chunk)..<min(planes, (ci + 1) * chunk) {
                 let c = p % g.inChannels
                 if readsInPlace {
-                    let y = output + p * g.outPlane
-                    sx_dw3x3_direct(input + p * g.inPlane, Int32(g.inHeight), Int32(g.inWidth), Int32(g.strideH),
-                                    Int32(g.padTop), Int32(g.padLeft), weights + c * taps, bias[c],
-                                    residual.map { $0 + p * g.outPlane }, y, Int32(g.outHeight), Int32(g.outWidth),
-                                    fused.code, fused.lo, fused.hi)
-                    if fused.separate { applyActivation(activation, y, count: g.outPlane) }
+                    direct3x3(plane: p, rows: 0..<g.outHeight, input: input, weights: weights, bias: bias, residual: residual,
+                              output: output, activation: activation)
                     continue
                 }
                 fillPadded(input + p * g.inPlane, buffer)
@@ -91,6 +101,20 @@ struct DepthwisePlan {
               }
             }
         }
+    }
+
+    /// Rows `rows` of plane `p` by `sx_dw3x3_direct` (requires `readsInPlace`).
+    private func direct3x3(plane p: Int, rows: Range<Int>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                           bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                           activation: Activation) {
+        let c = p % g.inChannels
+        let fused = PackedGEMM.fused(activation)
+        let y = output + p * g.outPlane
+        sx_dw3x3_direct(input + p * g.inPlane, Int32(g.inHeight), Int32(g.inWidth), Int32(g.strideH),
+                        Int32(g.padTop), Int32(g.padLeft), weights + c * 9, bias[c],
+                        residual.map { $0 + p * g.outPlane }, y, Int32(rows.lowerBound), Int32(rows.upperBound), Int32(g.outWidth),
+                        fused.code, fused.lo, fused.hi)
+        if fused.separate { applyActivation(activation, y + rows.lowerBound * g.outWidth, count: rows.count * g.outWidth) }
     }
 
     private func fillPadded(_ x: UnsafePointer<Float>, _ buffer: UnsafeMutablePointer<Float>) {

@@ -144,20 +144,13 @@ struct DirectConvPlan {
                     }
                 }
                 let src = padded ? UnsafePointer(scratch) : x
-                let shares = (0..<threads).map { _ in TaskCounter() }
-                pool.parallelFor(threads) { t in
-                    for o in 0..<threads {
-                        let owner = (t + o) % threads
-                        let first = tiles * owner / threads, count = tiles * (owner + 1) / threads - first
-                        while true {
-                            let i = shares[owner].take()
-                            if i >= count { break }
-                            let tile = first + i
-                            let nt = tile / mTiles, mt = tile % mTiles
-                            compute(s, src, mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
-                                    q: min(gridColumns, chunks * nt / nTiles * 48)..<min(gridColumns, chunks * (nt + 1) / nTiles * 48))
-                        }
-                    }
+                let tilesPerShare = (tiles + threads - 1) / threads
+                pool.parallelForShares(itemsPerShare: tilesPerShare) { share, item in
+                    let tile = share * tilesPerShare + item
+                    guard tile < tiles else { return }
+                    let nt = tile / mTiles, mt = tile % mTiles
+                    compute(s, src, mp: (mPanels * mt / mTiles)..<(mPanels * (mt + 1) / mTiles),
+                            q: min(gridColumns, chunks * nt / nTiles * 48)..<min(gridColumns, chunks * (nt + 1) / nTiles * 48))
                 }
                 if act.separate {
                     let y = output + s * outSample

@@ -114,10 +114,11 @@ void sx_dw3x3_plane(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int 
 /// Widest output row `sx_dw3x3_direct` takes.
 #define SX_DW3X3_DIRECT_MAX_WIDTH 1024
 /// Depthwise 3×3, dilation 1, stride 1 or 2, over one plane `x` (`in_h×in_w`) read in place
-/// (out-of-image taps masked off, no padded copy): `out = act(conv + bias + res)` (`res` may be
-/// NULL). Preconditions: AVX-512 (`sx_gemm_default_isa()`), `out_w <= SX_DW3X3_DIRECT_MAX_WIDTH`.
+/// (out-of-image taps masked off, no padded copy): output rows `oy0..<oy1` of `out` (`out_w`
+/// wide, row 0 at `out`) get `act(conv + bias + res)` (`res`, laid out as `out`, may be NULL).
+/// Preconditions: AVX-512 (`sx_gemm_default_isa()`), `out_w <= SX_DW3X3_DIRECT_MAX_WIDTH`.
 void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
-                     const float *w, float bias, const float *res, float *out, int out_h, int out_w,
+                     const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                      int act, float lo, float hi);
 /// Max pooling of one plane `x` (`in_h×in_w`) read in place, padding never winning:
 /// `kh, kw <= 3`, dilation 1, stride 1 or 2 in both directions. Preconditions as `sx_dw3x3_direct`,

@@ -642,10 +642,19 @@ __attribute__((always_inline))
 AVX512_TARGET
 static inline void kernel_ct(const int R, int k, const float *px, const float *w0, const float *w1, int nvec,
                              const __mmask16 *cm, float *const *cpix, ptrdiff_t ldc, const float *const *rpix, ptrdiff_t ldr,
-                             const float *bias, int act, float lo, float hi) {
+                             const float *bias, int act, float lo, float hi, int accum) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i cidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldc));
     __m512 acc0[8], acc1[8];
 #pragma clang loop unroll(full)
     for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    if (accum) {
+        // A later K block: start from the partial sums the earlier blocks left in C.
+        for (int r = 0; r < R; r++) {
+            acc0[r] = _mm512_mask_i32gather_ps(acc0[r], cm[0], cidx, cpix[r], 4);
+            if (nvec > 1) acc1[r] = _mm512_mask_i32gather_ps(acc1[r], cm[1], cidx, cpix[r] + 16 * ldc, 4);
+        }
+    }
     if (nvec == 2) {
 #pragma clang loop unroll_count(2)
         for (int p = 0; p < k; p++) {
@@ -670,8 +679,6 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
         }
     }
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i cidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldc));
     const __m512i ridx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldr));
     for (int v = 0; v < nvec; v++) {
         __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
@@ -906,37 +913,47 @@ static void compute_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
                               const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
     const int cps = out->cols_per_sample;
     // Channel panels in pairs (two vectors), all pixel panels of the range per pair: the pair's
-    // weights (2·k·64 bytes) stay in L2 while every pixel panel streams past them.
-    for (int cp = cp0; cp < cp1; cp += 2) {
-        int nvec = cp + 1 < cp1 ? 2 : 1;
-        int ch0 = cp * NR;
-        __mmask16 cm[2];
-        for (int v = 0; v < 2; v++) {
-            int left = m - ch0 - 16 * v;
-            cm[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
-        }
-        const float *w0 = pw + (size_t)cp * k * NR, *w1 = w0 + (size_t)k * NR;
-        const float *bias = out->bias ? out->bias + ch0 : NULL;
-        for (int np = np0; np < np1; np++) {
-            const float *panel = pb + (size_t)np * NR * k;
-            for (int r0 = 0; r0 < NR; r0 += 8) {
-                int col0 = np * NR + r0;
-                int rows = n - col0 < 8 ? n - col0 : 8;
-                if (rows <= 0) break;
-                float *cpix[8];
-                const float *rpix[8];
-                for (int r = 0; r < rows; r++) {
-                    int col = col0 + r, sample = col / cps, pixel = col - sample * cps;
-                    cpix[r] = out->c + sample * out->c_sample_stride + (ptrdiff_t)ch0 * out->ldc + pixel;
-                    rpix[r] = out->residual ? out->residual + sample * out->r_sample_stride + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
+    // weights (2·k·64 bytes) stay in L2 while every pixel panel streams past them. When the pixel
+    // panels outgrow ~1 MB (several samples of a deep layer) K is split into blocks, so a block of
+    // them stays in L2 for every pair and the weights stream once, not once per sample; partial
+    // sums wait in C (gathered back at the next block).
+    int kblocks = (size_t)(np1 - np0) * NR * k * sizeof(float) > (1u << 20) ? (k + KC_MAX - 1) / KC_MAX : 1;
+    const int kc = (k + kblocks - 1) / kblocks;
+    for (int kb0 = 0; kb0 < k; kb0 += kc) {
+        const int klen = k - kb0 < kc ? k - kb0 : kc;
+        const int first = kb0 == 0, last = kb0 + klen >= k;
+        for (int cp = cp0; cp < cp1; cp += 2) {
+            int nvec = cp + 1 < cp1 ? 2 : 1;
+            int ch0 = cp * NR;
+            __mmask16 cm[2];
+            for (int v = 0; v < 2; v++) {
+                int left = m - ch0 - 16 * v;
+                cm[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
+            }
+            const float *w0 = pw + (size_t)cp * k * NR + (size_t)kb0 * NR, *w1 = w0 + (size_t)k * NR;
+            const float *bias = out->bias && last ? out->bias + ch0 : NULL;
+            for (int np = np0; np < np1; np++) {
+                const float *panel = pb + (size_t)np * NR * k + (size_t)kb0 * NR;
+                for (int r0 = 0; r0 < NR; r0 += 8) {
+                    int col0 = np * NR + r0;
+                    int rows = n - col0 < 8 ? n - col0 : 8;
+                    if (rows <= 0) break;
+                    float *cpix[8];
+                    const float *rpix[8];
+                    for (int r = 0; r < rows; r++) {
+                        int col = col0 + r, sample = col / cps, pixel = col - sample * cps;
+                        cpix[r] = out->c + sample * out->c_sample_stride + (ptrdiff_t)ch0 * out->ldc + pixel;
+                        rpix[r] = out->residual ? out->residual + sample * out->r_sample_stride + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
+                    }
+                    const float *const *rp = out->residual && last ? rpix : NULL;
+                    const int act = last ? out->act : SX_GEMM_ACT_NONE;
+                    const float *px = panel + r0;
+                    // Fewer rows than 8 (a plane's last pixels) take a narrower kernel, not a masked 8;
+                    // each case inlines the kernel with a constant row count.
+    #define CT_CASE(R) case R: kernel_ct(R, klen, px, w0, w1, nvec, cm, cpix, out->ldc, rp, out->ldr, bias, act, out->lo, out->hi, !first); break;
+                    switch (rows) { CT_CASE(8) CT_CASE(7) CT_CASE(6) CT_CASE(5) CT_CASE(4) CT_CASE(3) CT_CASE(2) CT_CASE(1) }
+    #undef CT_CASE
                 }
-                const float *const *rp = out->residual ? rpix : NULL;
-                const float *px = panel + r0;
-                // Fewer rows than 8 (a plane's last pixels) take a narrower kernel, not a masked 8;
-                // each case inlines the kernel with a constant row count.
-#define CT_CASE(R) case R: kernel_ct(R, k, px, w0, w1, nvec, cm, cpix, out->ldc, rp, out->ldr, bias, out->act, out->lo, out->hi); break;
-                switch (rows) { CT_CASE(8) CT_CASE(7) CT_CASE(6) CT_CASE(5) CT_CASE(4) CT_CASE(3) CT_CASE(2) CT_CASE(1) }
-#undef CT_CASE
             }
         }
     }

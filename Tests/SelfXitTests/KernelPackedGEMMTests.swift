@@ -104,11 +104,13 @@ final class KernelPackedGEMMTests: XCTestCase {
     }
 
     /// The channel-major product (`sx_gemm_compute_ct`, AVX-512): pixel rows in every tail size
-    /// 1…8, channels not a multiple of 16, samples sharing panels, K long enough to prefetch past.
+    /// 1…8, channels not a multiple of 16, samples sharing panels, K long enough to prefetch past
+    /// and, with several samples, split into blocks.
     func testChannelMajorAVX512() throws {
         try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx512), "needs AVX-512")
         let sizes: [(Int, Int, Int, Int?)] = [(1, 1, 1, nil), (16, 49, 64, nil), (37, 9, 300, nil), (70, 23, 17, nil),
-                                              (48, 3 * 49, 200, 49), (19, 4 * 9, 33, 9), (96, 5 * 7, 700, 7)]
+                                              (48, 3 * 49, 200, 49), (19, 4 * 9, 33, 9), (96, 5 * 7, 700, 7),
+                                              (40, 5 * 49, 1200, 49)]  // last: B over 1 MB, so K is blocked
         for (m, n, k, cps) in sizes {
             check(isa: PackedGEMM.avx512, m: m, n: n, k: k, cps: cps, bias: false, residual: false, act: .none, channelMajor: true)
             check(isa: PackedGEMM.avx512, m: m, n: n, k: k, cps: cps, bias: true, residual: true, act: .relu, channelMajor: true)

@@ -99,9 +99,7 @@ public final class Conv2DKernel {
             packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k, channelMajor: channelMajor) }
             // Aim for ≥ 256 columns per product, with packed B at most 8 MB per thread.
             let byWidth = max(1, 256 / max(1, n))
-            // Channel-major products have no K blocking: every weight panel pair streams the
-            // whole packed B, so keep it within L2 (1 MB); row-major ones block K and take 8 MB.
-            let byMemory = max(1, (channelMajor ? 1 << 18 : 2 << 20) / max(1, k * n))
+            let byMemory = max(1, (2 << 20) / max(1, k * n))
             samplesPerChunk = max(1, min(byWidth, byMemory))
         } else {
             packedA = []

@@ -99,7 +99,10 @@ public final class Conv2DKernel {
             packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k, channelMajor: channelMajor) }
             // Aim for ≥ 256 columns per product, with packed B at most 8 MB per thread.
             let byWidth = max(1, 256 / max(1, n))
-            let byMemory = max(1, (2 << 20) / max(1, k * n))
+            // Channel-major products over more than 1 MB of packed B split K into blocks (partial
+            // sums gathered back from C), which pays only when it saves streaming large weights
+            // once per sample: with under 4 MB of weights keep B within 1 MB instead.
+            let byMemory = max(1, (channelMajor && m * k < 1 << 20 ? 1 << 18 : 2 << 20) / max(1, k * n))
             samplesPerChunk = max(1, min(byWidth, byMemory))
         } else {
             packedA = []

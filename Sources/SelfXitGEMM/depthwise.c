@@ -60,7 +60,7 @@ static void dw3x3_avx512(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const
 }
 
 /// Output chunks of 16 columns `maxpool_direct_avx512` takes (its load masks live on the stack).
-#define DW_MAX_CHUNKS (SX_DW3X3_DIRECT_MAX_WIDTH / 16)
+#define DW_MAX_CHUNKS (SX_MAXPOOL_DIRECT_MAX_WIDTH / 16)
 
 /// One input row's three tap vectors for 16 outputs from column `ix` (`m*`: that strip's load
 /// masks; stride 2 loads 32 columns per tap and keeps the even ones); zeros outside the image.

@@ -27,7 +27,7 @@ struct DepthwisePlan {
         self.g = g
         readsInPlace = g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationH == 1 && g.dilationW == 1
             && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
-            && g.outWidth <= Int(SX_DW3X3_DIRECT_MAX_WIDTH) && sx_gemm_default_isa() == Int32(SX_GEMM_ISA_AVX512)
+            && sx_gemm_default_isa() == Int32(SX_GEMM_ISA_AVX512)
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1
         let roundedW = (g.outWidth + 15) / 16 * 16
         let phaseW = roundedW + (g.kernelWidth - 1) * g.dilationW / g.strideW + 1

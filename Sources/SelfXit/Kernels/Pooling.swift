@@ -30,7 +30,7 @@ public func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output: 
     // ResNet's 3×3 stride-2 pooling and the like: masked AVX-512 loads straight from the plane.
     let direct = g.kernelHeight <= 3 && g.kernelWidth <= 3 && g.dilationH == 1 && g.dilationW == 1
         && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
-        && g.outWidth <= Int(SX_DW3X3_DIRECT_MAX_WIDTH) && sx_gemm_default_isa() == Int32(SX_GEMM_ISA_AVX512)
+        && g.outWidth <= Int(SX_MAXPOOL_DIRECT_MAX_WIDTH) && sx_gemm_default_isa() == Int32(SX_GEMM_ISA_AVX512)
     forEachPlane(g, input, output, batch: batch, pool: pool) { x, y in
         if direct {
             sx_maxpool_direct(x, Int32(g.inHeight), Int32(g.inWidth), Int32(g.kernelHeight), Int32(g.kernelWidth),

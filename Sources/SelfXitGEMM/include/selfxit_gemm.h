@@ -111,18 +111,18 @@ void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
 /// at a time (the buffer is padded to whole vectors). Writes `act(sum + bias)` to `out` (`out_h×out_w`).
 void sx_dw3x3_plane(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, const float *w, float bias,
                     float *out, int out_h, int out_w, int act, float lo, float hi);
-/// Widest output row `sx_dw3x3_direct` takes.
-#define SX_DW3X3_DIRECT_MAX_WIDTH 1024
 /// Depthwise 3×3, dilation 1, stride 1 or 2, over one plane `x` (`in_h×in_w`) read in place
 /// (out-of-image taps masked off, no padded copy): output rows `oy0..<oy1` of `out` (`out_w`
 /// wide, row 0 at `out`) get `act(conv + bias + res)` (`res`, laid out as `out`, may be NULL).
-/// Preconditions: AVX-512 (`sx_gemm_default_isa()`), `out_w <= SX_DW3X3_DIRECT_MAX_WIDTH`.
+/// Precondition: AVX-512 (`sx_gemm_default_isa()`).
 void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
                      const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                      int act, float lo, float hi);
+/// Widest output row `sx_maxpool_direct` takes (its load masks live on the stack).
+#define SX_MAXPOOL_DIRECT_MAX_WIDTH 1024
 /// Max pooling of one plane `x` (`in_h×in_w`) read in place, padding never winning:
-/// `kh, kw <= 3`, dilation 1, stride 1 or 2 in both directions. Preconditions as `sx_dw3x3_direct`,
-/// and every window touches at least one input pixel.
+/// `kh, kw <= 3`, dilation 1, stride 1 or 2 in both directions. Preconditions: AVX-512,
+/// `out_w <= SX_MAXPOOL_DIRECT_MAX_WIDTH`, and every window touches at least one input pixel.
 void sx_maxpool_direct(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                        float *out, int out_h, int out_w);
 /// `d[j] = s[2j]` for `j` in `lo..<hi` (reads `s` only at even offsets up to `2·(hi−1)`, 32 at a time while `j + 16 < hi`).

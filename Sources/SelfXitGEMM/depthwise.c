@@ -1,5 +1,5 @@
 #include "selfxit_gemm.h"
-#include "lane_masks.h"
+#include "avx512_helpers.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -34,7 +34,7 @@ static void dw3x3_avx512(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const
     const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]);
     const __m512 w3 = _mm512_set1_ps(w[3]), w4 = _mm512_set1_ps(w[4]), w5 = _mm512_set1_ps(w[5]);
     const __m512 w6 = _mm512_set1_ps(w[6]), w7 = _mm512_set1_ps(w[7]), w8 = _mm512_set1_ps(w[8]);
-    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     const int o0 = off[0], o1 = off[1], o2 = off[2];
     for (int oy = 0; oy < out_h; oy++) {
         const float *r0 = buf + oy * step_y, *r1 = r0 + dy, *r2 = r1 + dy;
@@ -50,8 +50,7 @@ static void dw3x3_avx512(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const
             b = _mm512_fmadd_ps(w7, _mm512_loadu_ps(r2 + ox + o1), b);
             c = _mm512_fmadd_ps(w8, _mm512_loadu_ps(r2 + ox + o2), c);
             a = _mm512_add_ps(a, _mm512_add_ps(b, c));
-            if (act == SX_GEMM_ACT_RELU) a = _mm512_max_ps(a, zero);
-            else if (act == SX_GEMM_ACT_CLIP) a = _mm512_min_ps(_mm512_max_ps(a, vlo), vhi);
+            a = sx_act512(a, act, vlo, vhi);
             int n = out_w - ox;
             if (n >= 16) _mm512_storeu_ps(o + ox, a);
             else _mm512_mask_storeu_ps(o + ox, (__mmask16)((1u << n) - 1u), a);
@@ -91,7 +90,7 @@ __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
 static void dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
                                 const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                                 int act, float lo, float hi) {
-    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    const __m512 vb = _mm512_set1_ps(bias), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     __m512 wv[9];
     for (int t = 0; t < 9; t++) wv[t] = _mm512_set1_ps(w[t]);
     for (int ox = 0; ox < out_w; ox += 16) {
@@ -118,8 +117,7 @@ static void dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, 
             s2 = _mm512_fmadd_ps(wv[8], c2, s2);
             __m512 y = _mm512_add_ps(s0, _mm512_add_ps(s1, s2));
             if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(sm, res + (ptrdiff_t)oy * out_w + ox));
-            if (act == SX_GEMM_ACT_RELU) y = _mm512_max_ps(y, zero);
-            else if (act == SX_GEMM_ACT_CLIP) y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
+            y = sx_act512(y, act, vlo, vhi);
             _mm512_mask_storeu_ps(out + (ptrdiff_t)oy * out_w + ox, sm, y);
             if (oy + 1 == oy1) break;
             iy += stride;

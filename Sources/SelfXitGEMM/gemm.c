@@ -1,5 +1,5 @@
 #include "selfxit_gemm.h"
-#include "lane_masks.h"
+#include "avx512_helpers.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -385,15 +385,14 @@ static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdi
 #pragma clang loop unroll(full)
         for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), bv, acc[r]);
     }
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) {
         if (r < mv) {
             __m512 v = acc[r];
             if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
             if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res + (ptrdiff_t)r * ldr));
-            if (act == SX_GEMM_ACT_RELU) v = _mm512_max_ps(v, zero);
-            else if (act == SX_GEMM_ACT_CLIP) v = _mm512_min_ps(_mm512_max_ps(v, vlo), vhi);
+            v = sx_act512(v, act, vlo, vhi);
             _mm512_mask_storeu_ps(c + (ptrdiff_t)r * ldc, mask, v);
         }
     }
@@ -409,7 +408,7 @@ static void kernel_avx512_x2(int k, const float *a, const float *b, const float 
     __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1u);
     int n1 = nv - 16;
     __mmask16 m1 = n1 >= 16 ? (__mmask16)0xFFFF : (n1 <= 0 ? (__mmask16)0 : (__mmask16)((1u << n1) - 1u));
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     for (int h = 0; h < MR; h += HR) {
         if (h >= mv) break;
         int hv = mv - h;
@@ -449,11 +448,8 @@ static void kernel_avx512_x2(int k, const float *a, const float *b, const float 
                     v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, rr));
                     v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, rr + 16));
                 }
-                if (act == SX_GEMM_ACT_RELU) { v0 = _mm512_max_ps(v0, zero); v1 = _mm512_max_ps(v1, zero); }
-                else if (act == SX_GEMM_ACT_CLIP) {
-                    v0 = _mm512_min_ps(_mm512_max_ps(v0, vlo), vhi);
-                    v1 = _mm512_min_ps(_mm512_max_ps(v1, vlo), vhi);
-                }
+                v0 = sx_act512(v0, act, vlo, vhi);
+                v1 = sx_act512(v1, act, vlo, vhi);
                 _mm512_mask_storeu_ps(ch + (ptrdiff_t)r * ldc, m0, v0);
                 _mm512_mask_storeu_ps(ch + (ptrdiff_t)r * ldc + 16, m1, v1);
             }
@@ -539,8 +535,7 @@ static void kernel_avx512_direct3(int k, const float *a, const float *x, const i
                     __m512 y = acc[v][r];
                     if (bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[h + r]));
                     if (res) y = _mm512_add_ps(y, direct_load_c(res + (ptrdiff_t)(h + r) * ldr, vec[v]));
-                    if (act == SX_GEMM_ACT_RELU) y = _mm512_max_ps(y, zero);
-                    else if (act == SX_GEMM_ACT_CLIP) y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
+                    y = sx_act512(y, act, vlo, vhi);
                     direct_store_c(ch + (ptrdiff_t)r * ldc, vec[v], y);
                 }
             }
@@ -620,8 +615,7 @@ static void kernel_avx512_direct(int k, const float *a, const float *x, const in
                     __m512 y = v == 0 ? acc0[r] : acc1[r];
                     if (bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[h + r]));
                     if (res) y = _mm512_add_ps(y, direct_load_c(res + (ptrdiff_t)(h + r) * ldr, vec[v]));
-                    if (act == SX_GEMM_ACT_RELU) y = _mm512_max_ps(y, zero);
-                    else if (act == SX_GEMM_ACT_CLIP) y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
+                    y = sx_act512(y, act, vlo, vhi);
                     direct_store_c(ch + (ptrdiff_t)r * ldc, vec[v], y);
                 }
             }
@@ -686,8 +680,7 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
         for (int r = 0; r < R; r++) {
             __m512 y = _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv);
             if (rpix) y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, cm[v], ridx, rpix[r] + 16 * v * ldr, 4));
-            if (act == SX_GEMM_ACT_RELU) y = _mm512_max_ps(y, zero);
-            else if (act == SX_GEMM_ACT_CLIP) y = _mm512_min_ps(_mm512_max_ps(y, vlo), vhi);
+            y = sx_act512(y, act, vlo, vhi);
             _mm512_mask_i32scatter_ps(cpix[r] + 16 * v * ldc, cm[v], cidx, y, 4);
         }
     }

@@ -270,25 +270,20 @@ public final class Conv2DKernel {
             let minRows = (128 + g.outWidth - 1) / g.outWidth
             let rowsPerBlock = min(g.outHeight, max(minRows, min(32 * 1024 / max(1, k * g.outWidth), batch * g.outHeight / (4 * threads))))
             let blocksPerSample = (g.outHeight + rowsPerBlock - 1) / rowsPerBlock
-            let next = TaskCounter()
-            pool.parallelFor(threads) { t in
+            pool.parallelForItems(batch * blocksPerSample) { t, task in
                 let pb = scratch + t * perThread
-                while true {
-                    let task = next.take()
-                    if task >= batch * blocksPerSample { break }
-                    let s = task / blocksPerSample, block = task % blocksPerSample
-                    let oy = (block * rowsPerBlock)..<min(g.outHeight, (block + 1) * rowsPerBlock)
-                    let cols = oy.count * g.outWidth
-                    for grp in 0..<g.groups {
-                        pack(s, grp, rows: 0..<k, oy: oy, col0: 0, into: pb)
-                        sx_gemm_pack_b_zero_tail(Int32(cols), Int32(k), 0, Int32(k), pb)
-                        compute(pb, cols: cols, sample: s, pixel0: oy.lowerBound * g.outWidth, group: grp,
-                                mp: 0..<mPanels, np: 0..<((cols + nr - 1) / nr))
-                    }
-                    if act.separate {
-                        for c in 0..<g.outChannels {
-                            applyActivation(activation, output + s * outSample + c * n + oy.lowerBound * g.outWidth, count: cols)
-                        }
+                let s = task / blocksPerSample, block = task % blocksPerSample
+                let oy = (block * rowsPerBlock)..<min(g.outHeight, (block + 1) * rowsPerBlock)
+                let cols = oy.count * g.outWidth
+                for grp in 0..<g.groups {
+                    pack(s, grp, rows: 0..<k, oy: oy, col0: 0, into: pb)
+                    sx_gemm_pack_b_zero_tail(Int32(cols), Int32(k), 0, Int32(k), pb)
+                    compute(pb, cols: cols, sample: s, pixel0: oy.lowerBound * g.outWidth, group: grp,
+                            mp: 0..<mPanels, np: 0..<((cols + nr - 1) / nr))
+                }
+                if act.separate {
+                    for c in 0..<g.outChannels {
+                        applyActivation(activation, output + s * outSample + c * n + oy.lowerBound * g.outWidth, count: cols)
                     }
                 }
             }
@@ -296,22 +291,17 @@ public final class Conv2DKernel {
             // Each thread runs whole samples, several at a time as one product with a longer N.
             let chunk = min(samplesPerChunk, max(1, (batch + 3 * threads - 1) / (3 * threads)))
             let chunks = (batch + chunk - 1) / chunk
-            let next = TaskCounter()
-            pool.parallelFor(threads) { t in
+            pool.parallelForItems(chunks) { t, c in
                 let pb = scratch + t * perThread
-                while true {
-                    let c = next.take()
-                    if c >= chunks { break }
-                    let s = c * chunk
-                    let count = min(chunk, batch - s)
-                    let cols = count * n
-                    for grp in 0..<g.groups {
-                        for i in 0..<count { pack(s + i, grp, rows: 0..<k, col0: i * n, into: pb) }
-                        sx_gemm_pack_b_zero_tail(Int32(cols), Int32(k), 0, Int32(k), pb)
-                        compute(pb, cols: cols, sample: s, group: grp, mp: 0..<mPanels, np: 0..<((cols + nr - 1) / nr))
-                    }
-                    if act.separate { applyActivation(activation, output + s * outSample, count: count * outSample) }
+                let s = c * chunk
+                let count = min(chunk, batch - s)
+                let cols = count * n
+                for grp in 0..<g.groups {
+                    for i in 0..<count { pack(s + i, grp, rows: 0..<k, col0: i * n, into: pb) }
+                    sx_gemm_pack_b_zero_tail(Int32(cols), Int32(k), 0, Int32(k), pb)
+                    compute(pb, cols: cols, sample: s, group: grp, mp: 0..<mPanels, np: 0..<((cols + nr - 1) / nr))
                 }
+                if act.separate { applyActivation(activation, output + s * outSample, count: count * outSample) }
             }
         } else {
             // Small batch: pack one sample's B together (K-row slices), then share its product out
@@ -354,10 +344,7 @@ public final class Conv2DKernel {
                 }
                 if act.separate {
                     let y = output + s * outSample
-                    pool.parallelFor(threads) { t in
-                        let lo = outSample * t / threads, hi = outSample * (t + 1) / threads
-                        applyActivation(activation, y + lo, count: hi - lo)
-                    }
+                    runActivation(activation, input: y, output: y, count: outSample, pool: pool)
                 }
             }
         }

@@ -67,13 +67,9 @@ struct DepthwisePlan {
         // Planes are handed out dynamically in small chunks (cores of a shared machine run unevenly).
         let chunk = max(1, planes / (8 * parts))
         let chunks = (planes + chunk - 1) / chunk
-        let next = TaskCounter()
-        pool.parallelFor(parts) { t in
+        pool.parallelForItems(chunks, slots: parts) { t, ci in
             let buffer = scratch + t * scratchFloats
-            while true {
-              let ci = next.take()
-              if ci >= chunks { break }
-              for p in (ci * chunk)..<min(planes, (ci + 1) * chunk) {
+            for p in (ci * chunk)..<min(planes, (ci + 1) * chunk) {
                 let c = p % g.inChannels
                 if readsInPlace {
                     direct3x3(plane: p, rows: 0..<g.outHeight, input: input, weights: weights, bias: bias, residual: residual,
@@ -98,7 +94,6 @@ struct DepthwisePlan {
                     addBiasAndResidual(out, count: g.outPlane, bias: 0, residual: residual + p * g.outPlane)
                 }
                 if !activated { applyActivation(activation, out, count: g.outPlane) }
-              }
             }
         }
     }

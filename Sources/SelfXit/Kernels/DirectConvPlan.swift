@@ -108,17 +108,12 @@ struct DirectConvPlan {
             let sampleFLOPs = 2 * weights.m * weights.k * gridColumns
             if threads == 1 || batch >= 8 * threads || (batch >= threads && sampleFLOPs < 50_000_000) {
                 // Each sample padded into the thread's own scratch.
-                let next = TaskCounter()
-                pool.parallelFor(threads) { t in
+                pool.parallelForItems(batch) { t, s in
                     let buffer = scratch + t * scratchFloats
-                    while true {
-                        let s = next.take()
-                        if s >= batch { break }
-                        let x = input + s * inSample
-                        if padded { pad(x, channels: 0..<g.inChannels, into: buffer) }
-                        compute(s, padded ? UnsafePointer(buffer) : x, mp: 0..<mPanels, q: 0..<gridColumns)
-                        if act.separate { applyActivation(activation, output + s * outSample, count: outSample) }
-                    }
+                    let x = input + s * inSample
+                    if padded { pad(x, channels: 0..<g.inChannels, into: buffer) }
+                    compute(s, padded ? UnsafePointer(buffer) : x, mp: 0..<mPanels, q: 0..<gridColumns)
+                    if act.separate { applyActivation(activation, output + s * outSample, count: outSample) }
                 }
                 return
             }
@@ -158,10 +153,7 @@ struct DirectConvPlan {
                 }
                 if act.separate {
                     let y = output + s * outSample
-                    pool.parallelFor(threads) { t in
-                        let lo = outSample * t / threads, hi = outSample * (t + 1) / threads
-                        applyActivation(activation, y + lo, count: hi - lo)
-                    }
+                    runActivation(activation, input: y, output: y, count: outSample, pool: pool)
                 }
             }
         }

@@ -1,4 +1,21 @@
 extension ThreadPool {
+    /// Calls `body(slot, item)` for every `item` in `0..<count` and returns when all calls have
+    /// finished. Items are handed out one at a time as workers free up (the cores of a shared
+    /// machine rarely run at the same speed) to `slots` workers (at most `threadCount`; all by
+    /// default); `slot` is the worker's job index, so a worker's scratch can be picked by it.
+    /// Precondition as `parallelFor`: not called from inside a `body`.
+    func parallelForItems(_ count: Int, slots: Int? = nil, _ body: (_ slot: Int, _ item: Int) -> Void) {
+        guard count > 0 else { return }
+        let next = TaskCounter()
+        parallelFor(slots ?? threadCount) { slot in
+            while true {
+                let item = next.take()
+                if item >= count { break }
+                body(slot, item)
+            }
+        }
+    }
+
     /// Calls `body(share, item)` for every `item` in `0..<itemsPerShare` of each of `threadCount`
     /// shares, and returns when all calls have finished.
     ///

@@ -136,7 +136,7 @@ struct DirectConvPlan {
                 if padded {
                     pool.parallelFor(threads) { t in
                         if g.strideH == 1 {
-                            pad(x, rows: (paddedH * t / threads)..<(paddedH * (t + 1) / threads), into: scratch)
+                            pad(x, channels: 0..<g.inChannels, rows: (paddedH * t / threads)..<(paddedH * (t + 1) / threads), into: scratch)
                         } else {
                             pad(x, channels: (g.inChannels * t / threads)..<(g.inChannels * (t + 1) / threads), into: scratch)
                         }
@@ -162,13 +162,10 @@ struct DirectConvPlan {
     /// Copies channels `channels` of one sample `x` into the zero-padded planes (phases) of `buffer`.
     private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         let s = g.strideH
+        if s == 1 { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
         let phasePlane = phaseH * phaseW
         for c in channels {
             let src = x + c * g.inPlane
-            if s == 1 {
-                fillPlane(src, buffer + c * phasePlane)
-                continue
-            }
             for py in 0..<s {
                 for px in 0..<s {
                     guard let slot = phaseSlots[py * s + px] else { continue }
@@ -190,10 +187,10 @@ struct DirectConvPlan {
         }
     }
 
-    /// Stride 1: rows `rows` of every padded plane (input rows at `padTop, padLeft`, zeros around).
-    private func pad(_ x: UnsafePointer<Float>, rows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
+    /// Stride 1: rows `rows` of padded planes `channels` (input rows at `padTop, padLeft`, zeros around).
+    private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, rows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         let plane = paddedH * paddedW
-        for c in 0..<g.inChannels {
+        for c in channels {
             let src = x + c * g.inPlane
             for r in rows {
                 let d = buffer + c * plane + r * paddedW
@@ -204,22 +201,5 @@ struct DirectConvPlan {
                 (d + g.padLeft + g.inWidth).update(repeating: 0, count: paddedW - g.padLeft - g.inWidth)
             }
         }
-    }
-
-    /// Stride 1: one plane, the input rows at `padTop, padLeft` and zeros around them.
-    private func fillPlane(_ src: UnsafePointer<Float>, _ d: UnsafeMutablePointer<Float>) {
-        let plane = paddedH * paddedW
-        let right = paddedW - g.padLeft - g.inWidth
-        d.update(repeating: 0, count: g.padTop * paddedW + g.padLeft)
-        var row = d + g.padTop * paddedW + g.padLeft
-        for iy in 0..<g.inHeight {
-            row.update(from: src + iy * g.inWidth, count: g.inWidth)
-            // This row's right padding and the next row's left padding are adjacent.
-            let gap = iy + 1 < g.inHeight ? right + g.padLeft : right
-            (row + g.inWidth).update(repeating: 0, count: gap)
-            row += paddedW
-        }
-        let written = (g.padTop + g.inHeight) * paddedW
-        (d + written).update(repeating: 0, count: plane - written)
     }
 }

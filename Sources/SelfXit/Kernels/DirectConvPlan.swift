@@ -105,8 +105,9 @@ struct DirectConvPlan {
             // Whole samples per thread when there are many samples a thread, or cheap ones: with a
             // few costly samples the last one taken leaves the other threads idle for most of a
             // sample (measured: ResNet-50 at batch 8 faster shared, MobileNetV2 at batch 8 slower).
-            let sampleFLOPs = 2 * weights.m * weights.k * gridColumns
-            if threads == 1 || batch >= 8 * threads || (batch >= threads && sampleFLOPs < 50_000_000) {
+            // In Double: for a model-supplied geometry the Int product could overflow (and trap).
+            let sampleFLOPs = 2 * Double(weights.m) * Double(weights.k) * Double(gridColumns)
+            if threads == 1 || batch >= 8 * threads || (batch >= threads && sampleFLOPs < 50e6) {
                 // Each sample padded into the thread's own scratch.
                 pool.parallelForItems(batch) { t, s in
                     let buffer = scratch + t * scratchFloats

@@ -1,4 +1,6 @@
 #include "selfxit_gemm.h"
+
+#include <string.h>
 #include "avx512_helpers.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -178,7 +180,13 @@ static void deinterleave2_avx512(const float *s, float *d, int lo, int hi) {
         __m512 a = _mm512_loadu_ps(s + 2 * j), b = _mm512_loadu_ps(s + 2 * j + 16);
         _mm512_storeu_ps(d + j, _mm512_permutex2var_ps(a, idx, b));
     }
-    for (; j < hi; j++) d[j] = s[2 * j];
+    if (j < hi) {
+        // The last 1..16: loads masked to the floats read (up to s[2·(hi−1)]).
+        int reach = 2 * (hi - j) - 1;
+        __m512 a = _mm512_maskz_loadu_ps(sx_row_mask(0, reach), s + 2 * j);
+        __m512 b = _mm512_maskz_loadu_ps(sx_row_mask(0, reach - 16), s + 2 * j + 16);
+        _mm512_mask_storeu_ps(d + j, sx_row_mask(0, hi - j), _mm512_permutex2var_ps(a, idx, b));
+    }
 }
 #endif
 
@@ -198,6 +206,23 @@ void sx_deinterleave2(const float *s, float *d, int lo, int hi) {
     if (sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) { deinterleave2_avx512(s, d, lo, hi); return; }
 #endif
     for (int j = lo; j < hi; j++) d[j] = s[2 * j];
+}
+
+void sx_subsample2_plane(const float *x, int in_h, int in_w, int row0, int col0, float *dst, int plane_h, int plane_w) {
+    // Plane columns j read input column 2j + col0; those inside the row: lo..<hi.
+    int lo = col0 >= 0 ? 0 : (-col0 + 1) / 2;
+    if (lo > plane_w) lo = plane_w;
+    int hi = in_w - 1 - col0 < 0 ? 0 : (in_w - 1 - col0) / 2 + 1;
+    if (hi > plane_w) hi = plane_w;
+    if (hi < lo) hi = lo;
+    for (int i = 0; i < plane_h; i++) {
+        float *row = dst + (size_t)i * plane_w;
+        int iy = 2 * i + row0;
+        if (iy < 0 || iy >= in_h) { memset(row, 0, sizeof(float) * (size_t)plane_w); continue; }
+        memset(row, 0, sizeof(float) * (size_t)lo);
+        sx_deinterleave2(x + (size_t)iy * in_w + col0, row, lo, hi);
+        memset(row + hi, 0, sizeof(float) * (size_t)(plane_w - hi));
+    }
 }
 
 void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,

@@ -59,7 +59,7 @@ int sx_gemm_isa_supported(int isa) {
     return isa >= SX_GEMM_ISA_SCALAR && isa <= hardware_isa();
 }
 
-int sx_gemm_default_isa(void) {
+static int lowered_isa(void) {
     int isa = hardware_isa();
     const char *env = getenv("SELFXIT_GEMM_ISA");
     if (env) {
@@ -70,6 +70,13 @@ int sx_gemm_default_isa(void) {
         if (want < isa) isa = want;
     }
     return isa;
+}
+
+int sx_gemm_default_isa(void) {
+    // Read once: kernels ask per plane and per row, and getenv scans the whole environment.
+    static int cached = -1;  // benign race, as hardware_isa
+    if (cached < 0) cached = lowered_isa();
+    return cached;
 }
 
 int sx_gemm_mr(int isa) {
@@ -759,6 +766,11 @@ static kernel_fn kernel_for(int isa) {
 
 /* ---------------------------------------------------------------- driver */
 
+/// Whether the residual is C itself: the product is then accumulated into C from the first K block on.
+static inline int residual_in_place(const sx_gemm_out *out) {
+    return out->residual != NULL && out->residual == out->c;
+}
+
 /// K block for long products: A and B sub-panels of KC rows (32 KB for A at MR = 16) stay in L1,
 /// and a block of B panels in L2, so the A panels of a large weight matrix are not streamed from
 /// memory once per B panel. Partial sums accumulate in C; the epilogue runs on the last block.
@@ -769,6 +781,7 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
     kernel_fn kern = kernel_for(isa);
     const int mr = sx_gemm_mr(isa);
     const int cps = out->cols_per_sample;
+    const int in_place = residual_in_place(out);
     int kblocks = (k + KC_MAX - 1) / KC_MAX;
     // Only worth it when A is re-read for several B panels and the A panels in use outgrow L2
     // (otherwise the extra C traffic costs more than it saves).
@@ -802,11 +815,11 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                         if (t0 == t1) {
                             int pix = col0 - t0 * cps;
                             float *c = out->c + t0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
-                            const float *res = out->residual && last
+                            const float *res = out->residual && last && !in_place
                                 ? out->residual + t0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
                             kernel_avx512_x2(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, bp + (size_t)NR * k + (size_t)kb0 * NR,
                                              c, out->ldc, mv, nv2, last ? bias : NULL, res, out->ldr,
-                                             last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first);
+                                             last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
                             np++;
                             continue;
                         }
@@ -817,12 +830,13 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                     if (s0 == s1) {
                         int pix = col0 - s0 * cps;
                         float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
-                        const float *res = out->residual && last
+                        const float *res = out->residual && last && !in_place
                             ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
                         kern(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c, out->ldc, mv, nv,
-                             last ? bias : NULL, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first);
+                             last ? bias : NULL, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
                     } else if (last) {
-                        // The panel straddles samples: compute (all of k) into a tile, then scatter.
+                        // The panel straddles samples: compute (all of k) into a tile, then scatter
+                        // (a residual in place is read just before its element is written).
                         float tile[MR_MAX * NR];
                         kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, 0);
                         for (int j = 0; j < nv; j++) {
@@ -847,6 +861,7 @@ void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
                             const sx_gemm_direct_b *b, int q0, int q1, const sx_gemm_out *out) {
 #if SX_X86
     const int mr = MR_AVX512;
+    const int in_place = residual_in_place(out);
     int kblocks = (k + KC_MAX - 1) / KC_MAX;
     if (q1 - q0 <= 2 * NR || (size_t)(mp1 - mp0) * mr * k * sizeof(float) <= (1u << 20)) kblocks = 1;
     const int kc = (k + kblocks - 1) / kblocks;
@@ -865,12 +880,12 @@ void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
                 int mv = m - row0 < mr ? m - row0 : mr;
                 const float *bias = out->bias && last ? out->bias + row0 : NULL;
                 float *c = out->c + (ptrdiff_t)row0 * out->ldc;
-                const float *res = out->residual && last ? out->residual + (ptrdiff_t)row0 * out->ldr : NULL;
+                const float *res = out->residual && last && !in_place ? out->residual + (ptrdiff_t)row0 * out->ldr : NULL;
                 int q = qb;
                 for (; q + 3 * NR <= qe && q + 3 * NR <= b->n; q += 3 * NR) {
                     direct_vec vec[3] = {direct_vec_at(b, q), direct_vec_at(b, q + NR), direct_vec_at(b, q + 2 * NR)};
                     kernel_avx512_direct3(klen, ap, b->x, b->offsets + kb0, q, vec, c, out->ldc, mv,
-                                          bias, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first);
+                                          bias, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
                 }
                 for (; q < qe; q += 2 * NR) {
                     int nvec = qe - q > NR ? 2 : 1;
@@ -878,7 +893,7 @@ void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
                     vec[0] = direct_vec_at(b, q);
                     if (nvec > 1) vec[1] = direct_vec_at(b, q + NR);
                     kernel_avx512_direct(klen, ap, b->x, b->offsets + kb0, q, nvec, vec, c, out->ldc, mv,
-                                         bias, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first);
+                                         bias, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
                 }
             }
         }
@@ -905,6 +920,7 @@ AVX512_TARGET
 static void compute_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
                               const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
     const int cps = out->cols_per_sample;
+    const int in_place = residual_in_place(out);
     // Channel panels in pairs (two vectors), all pixel panels of the range per pair: the pair's
     // weights (2·k·64 bytes) stay in L2 while every pixel panel streams past them. When the pixel
     // panels outgrow ~1 MB (several samples of a deep layer) K is split into blocks, so a block of
@@ -938,12 +954,12 @@ static void compute_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
                         cpix[r] = out->c + sample * out->c_sample_stride + (ptrdiff_t)ch0 * out->ldc + pixel;
                         rpix[r] = out->residual ? out->residual + sample * out->r_sample_stride + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
                     }
-                    const float *const *rp = out->residual && last ? rpix : NULL;
+                    const float *const *rp = out->residual && last && !in_place ? rpix : NULL;
                     const int act = last ? out->act : SX_GEMM_ACT_NONE;
                     const float *px = panel + r0;
                     // Fewer rows than 8 (a plane's last pixels) take a narrower kernel, not a masked 8;
                     // each case inlines the kernel with a constant row count.
-    #define CT_CASE(R) case R: kernel_ct(R, klen, px, w0, w1, nvec, cm, cpix, out->ldc, rp, out->ldr, bias, act, out->lo, out->hi, !first); break;
+    #define CT_CASE(R) case R: kernel_ct(R, klen, px, w0, w1, nvec, cm, cpix, out->ldc, rp, out->ldr, bias, act, out->lo, out->hi, !first || in_place); break;
                     switch (rows) { CT_CASE(8) CT_CASE(7) CT_CASE(6) CT_CASE(5) CT_CASE(4) CT_CASE(3) CT_CASE(2) CT_CASE(1) }
     #undef CT_CASE
                 }

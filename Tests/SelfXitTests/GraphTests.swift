@@ -68,6 +68,34 @@ final class GraphTests: XCTestCase {
         }
     }
 
+    /// A convolution's fused residual sum is written over the residual when nothing reads the
+    /// residual afterwards (and never over the graph input).
+    func testResidualSumsWrittenInPlaceOnlyOverDeadValues() throws {
+        for file in ["resnet18_w4.onnx", "resnet50_w4.onnx", "mobilenetv2_x0.25.onnx"] {
+            let graph = try graph(file)
+            let plan = MemoryPlan(graph: graph)
+            var producer = [Int](repeating: -1, count: graph.values.count)
+            var lastRead = [Int](repeating: -1, count: graph.values.count)
+            for (index, node) in graph.nodes.enumerated() {
+                producer[node.output] = index
+                for input in node.inputs { lastRead[input] = index }
+            }
+            for output in graph.outputs { lastRead[output] = graph.nodes.count }
+            var inPlace = 0
+            for (index, node) in graph.nodes.enumerated() where node.opType == "Conv" && node.inputs.count > 1 {
+                let r = plan.root[node.output]
+                guard r == plan.root[node.inputs[1]] else { continue }
+                inPlace += 1
+                XCTAssertNotEqual(r, plan.root[graph.input], "\(file): \(node.name) overwrites the input")
+                XCTAssertNotEqual(r, plan.root[node.inputs[0]], "\(file): \(node.name) overwrites its own input")
+                for value in graph.values.indices where plan.root[value] == r && producer[value] < index && value != graph.input {
+                    XCTAssertLessThanOrEqual(lastRead[value], index, "\(file): \(node.name) overwrites \(graph.values[value].name), read later")
+                }
+            }
+            XCTAssertGreaterThan(inPlace, 0, "\(file): no residual sum in place")
+        }
+    }
+
     func testArithmeticOnTheBatchSizeIsRefused() {
         let node = ONNXNode(name: "scale_batch", opType: "Mul", inputs: ["s", "k"], outputs: ["y"])
         let shape = ConstantTensor(shape: [2], ints: [1, 10], batchSymbolic: [true, false])

@@ -46,7 +46,9 @@ final class KernelConvTests: XCTestCase {
                               dilationH: d.0, dilationW: d.1, padTop: pads.0, padLeft: pads.1, groups: groups)
     }
 
-    func check(_ g: Conv2DGeometry, bias: Bool = true, residual: Bool = false, act: Activation = .none,
+    /// `inPlace`: the residual is the output buffer itself (as the memory plan lays out a
+    /// ResNet's expanding convolutions), else a buffer of its own.
+    func check(_ g: Conv2DGeometry, bias: Bool = true, residual: Bool = false, inPlace: Bool = false, act: Activation = .none,
                batches: [Int] = [1, 5], threads: [Int] = [1, 2, 3], seed: UInt64 = 7,
                file: StaticString = #filePath, line: UInt = #line) {
         var rng = SeededRandom(seed)
@@ -60,12 +62,15 @@ final class KernelConvTests: XCTestCase {
             let expected = reference(g, x, w, b, r, act, batch: batch)
             for t in threads {
                 let pool = ThreadPool(threadCount: t)
-                var y = [Float](repeating: .nan, count: outCount)
+                var y = inPlace ? r! : [Float](repeating: .nan, count: outCount)
                 var scratch = [Float](repeating: .nan, count: max(1, t * kernel.scratchFloatsPerThread))
                 x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { yp in
                         scratch.withUnsafeMutableBufferPointer { sp in
-                            if let r {
+                            if inPlace {
+                                kernel.run(input: xp.baseAddress!, residual: UnsafePointer(yp.baseAddress!), output: yp.baseAddress!,
+                                           batch: batch, scratch: sp.baseAddress!, pool: pool)
+                            } else if let r {
                                 r.withUnsafeBufferPointer { rp in
                                     kernel.run(input: xp.baseAddress!, residual: rp.baseAddress!, output: yp.baseAddress!,
                                                batch: batch, scratch: sp.baseAddress!, pool: pool)
@@ -77,7 +82,7 @@ final class KernelConvTests: XCTestCase {
                         }
                     }
                 }
-                assertClose(y, expected, "\(g) batch \(batch) threads \(t) \(act)", file: file, line: line)
+                assertClose(y, expected, "\(g) batch \(batch) threads \(t) \(act)\(inPlace ? " in place" : "")", file: file, line: line)
             }
         }
     }
@@ -136,12 +141,36 @@ final class KernelConvTests: XCTestCase {
             (geometry(c: 3, h: 61, w: 61, oc: 17, k: (7, 7), s: (2, 2), pads: (3, 3, 3, 3)), false, .clip(min: 0, max: 6)),
             (geometry(c: 4, h: 40, w: 42, oc: 9, k: (3, 3), s: (2, 2), d: (2, 2), pads: (2, 2, 2, 2)), true, .none),
             (geometry(c: 6, h: 37, w: 41, oc: 10, k: (3, 3), s: (2, 2), pads: (0, 1, 1, 0)), false, .hardSwish),
+            // Stride 2 with more channels: a plane per row phase and kernel column.
+            (geometry(c: 20, h: 30, w: 34, oc: 24, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),
+            (geometry(c: 24, h: 29, w: 31, oc: 10, k: (1, 1), s: (2, 2)), false, .none),
+            (geometry(c: 17, h: 33, w: 36, oc: 9, k: (3, 3), s: (2, 2), d: (2, 2), pads: (2, 2, 2, 2)), true, .none),
+            (geometry(c: 18, h: 37, w: 41, oc: 10, k: (3, 3), s: (2, 2), pads: (0, 1, 1, 0)), false, .hardSwish),
+            (geometry(c: 19, h: 31, w: 30, oc: 12, k: (5, 5), s: (2, 2), pads: (2, 2, 2, 2)), true, .clip(min: 0, max: 6)),
         ]
         for (g, residual, act) in cases {
             let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
                                       bias: nil, activation: act)
             XCTAssertTrue(kernel.isDirect, "\(g)")
             check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])
+        }
+    }
+
+    /// A residual that is the output buffer itself: every ungrouped path (direct, packed,
+    /// channel-major, row blocks, products split into K blocks) adds the product onto it.
+    func testResidualInPlace() {
+        let cases: [Conv2DGeometry] = [
+            geometry(c: 20, h: 12, w: 16, oc: 37, k: (1, 1)),                          // direct 1×1
+            geometry(c: 9, h: 17, w: 23, oc: 33, k: (3, 3), pads: (1, 1, 1, 1)),       // direct 3×3 (padded grid)
+            geometry(c: 600, h: 8, w: 8, oc: 460, k: (1, 1)),                          // > 1 MB of weights: K blocks
+            geometry(c: 24, h: 14, w: 14, oc: 20, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), // packed im2col
+            geometry(c: 32, h: 7, w: 7, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)),        // channel-major (49 pixels)
+            geometry(c: 700, h: 5, w: 5, oc: 400, k: (1, 1)),                          // channel-major, K blocks
+            geometry(c: 20, h: 50, w: 48, oc: 21, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), // direct, stride-2 planes
+            geometry(c: 5, h: 80, w: 80, oc: 21, k: (3, 3), s: (3, 3), pads: (1, 1, 1, 1)),  // large plane, row blocks
+        ]
+        for g in cases {
+            check(g, residual: true, inPlace: true, act: .relu, batches: [1, 3, 9], threads: [1, 2])
         }
     }
 

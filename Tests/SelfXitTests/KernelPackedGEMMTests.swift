@@ -136,6 +136,7 @@ final class KernelPackedGEMMTests: XCTestCase {
         conv.testDilation()
         conv.testAsymmetricPads()
         conv.testGrouped()
+        conv.testResidualInPlace()
         // Late-layer shapes: few pixels (several samples per product), and many (row bands at batch 1).
         conv.check(conv.geometry(c: 32, h: 4, w: 4, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)), residual: true, act: .relu,
                    batches: [1, 2, 7, 33], threads: [1, 2, 3])

@@ -137,7 +137,8 @@ public final class Conv2DKernel {
     ///
     /// Preconditions: `input` holds `batch·inC·inH·inW` floats, `output` (and `residual`, if any)
     /// `batch·outC·outH·outW`; `scratch` holds `pool.threadCount · scratchFloatsPerThread`;
-    /// `output` aliases none of `input`, `residual`, `scratch`.
+    /// `output` aliases neither `input` nor `scratch`. `residual` may be `output` itself when
+    /// `groups == 1` (the sum is accumulated in place); otherwise it aliases nothing either.
     public func run(input: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
                     batch: Int, scratch: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         guard batch > 0 else { return }
@@ -359,11 +360,13 @@ public final class Conv2DKernel {
         let channel0 = grp * m + rows.lowerBound
         let offset = s * outSample + channel0 * n + cols.lowerBound
         let c = output + offset
+        // A residual in place is already in C: accumulate onto it (beta 1).
+        let inPlace = residual == UnsafePointer(output)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(cols.count), Int32(k),
-                    1, weights + channel0 * k, Int32(k), b + cols.lowerBound, Int32(n), 0, c, Int32(n))
+                    1, weights + channel0 * k, Int32(k), b + cols.lowerBound, Int32(n), inPlace ? 1 : 0, c, Int32(n))
         for r in 0..<rows.count {
             let row = c + r * n
-            addBiasAndResidual(row, count: cols.count, bias: bias[channel0 + r], residual: residual.map { $0 + offset + r * n })
+            addBiasAndResidual(row, count: cols.count, bias: bias[channel0 + r], residual: inPlace ? nil : residual.map { $0 + offset + r * n })
             applyActivation(activation, row, count: cols.count)
         }
     }

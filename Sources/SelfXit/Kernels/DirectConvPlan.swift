@@ -7,76 +7,97 @@ import SelfXitGEMM
 ///
 /// Output pixels are computed over a grid of rows as wide as the copy's rows: grid column `q`
 /// reads `x[offset(c, ky, kx) + q]` for every tap, and the columns of a row that are not output
-/// pixels are computed and dropped by the micro-kernel's store. With stride 2 the copy is split
-/// into phases (even/odd rows × even/odd columns of the padded plane, each a plane of its own),
-/// so a tap reads consecutive output pixels' inputs from consecutive floats of one phase; only
-/// the phases some tap reads are copied (one for a 1×1 stride-2 convolution).
+/// pixels are computed and dropped by the micro-kernel's store.
+///
+/// With stride 2 the copy is a set of subsampled planes, plane `(py, cx)` holding input rows
+/// `2i + py` and columns `2j + cx` (shifted by the padding), so that a tap reads consecutive
+/// output pixels' inputs from consecutive floats of one plane:
+/// - few input channels (a stem): the four phases (`cx` = 0, 1) of the padded plane, rows a
+///   little wider than the output's; the copy is the input's size.
+/// - many channels: one plane per row phase and kernel column (`cx = kx`), rows exactly as wide
+///   as the output's, so no grid column is wasted and a 48-column chunk of B stays within a few
+///   rows per tap (phases' rows would hold it across six rows a channel and spill out of L1);
+///   the copy is 1.5× the input for a 3×3 kernel, against 2.25× for im2col.
+/// Only the planes some tap reads are copied (one for a 1×1 stride-2 convolution).
 struct DirectConvPlan {
     let g: Conv2DGeometry
     /// Whether B is a padded copy (else the input itself).
     let padded: Bool
-    /// Padded plane (a multiple of the stride each way) and one phase of it.
+    /// Stride 1: the padded plane.
     let paddedH: Int, paddedW: Int
-    let phaseH: Int, phaseW: Int
-    /// For each phase `py·stride + px`, its slot in the copy (phases no tap reads have none).
-    let phaseSlots: [Int?]
-    let slotCount: Int
-    /// Grid columns: `(outH − 1)·phaseW + outW`.
+    /// Stride 2: the subsampled planes, each `planeH × planeW`; `planes[slot]` is the row phase
+    /// and the (padded) input column of its first column.
+    let planeH: Int, planeW: Int
+    let planes: [(rowPhase: Int, column: Int)]
+    /// Width of the grid's rows (`paddedW` or `planeW`) and its columns: `(outH − 1)·gridW + outW`.
+    let gridW: Int
     let gridColumns: Int
     /// Per K row (`c, ky, kx`), where its B row starts relative to the grid column.
     let offsets: [Int32]
-    /// Widest input (channels) a stride-2 convolution runs direct with.
-    static let maxStride2Channels = 16
+    /// Widest input (channels) a stride-2 convolution copies as phases; wider ones copy a plane per kernel column.
+    static let maxPhaseSplitChannels = 16
 
     /// `nil` when `g` does not suit a direct product: grouped, strides other than 1×1 or 2×2, or
     /// a grid wasting more than an eighth of its columns (small planes, whose im2col is cheap anyway).
     init?(_ g: Conv2DGeometry) {
         let s = g.strideH
         guard g.groups == 1, g.strideW == s, s == 1 || s == 2, g.padTop >= 0, g.padLeft >= 0 else { return nil }
-        // Stride 2 only pays where im2col is dear relative to the product (a stem's few input
-        // channels): with many channels a 48-column chunk of B spans six phase rows per channel
-        // where stride 1 spans three, and falls out of L1.
-        guard s == 1 || g.inChannels <= DirectConvPlan.maxStride2Channels else { return nil }
-        // Rows and columns the windows reach, rounded up to whole phases.
+        self.g = g
+        // Rows and columns the windows reach.
         let reachH = max(g.inHeight + g.padTop, (g.outHeight - 1) * s + (g.kernelHeight - 1) * g.dilationH + 1)
         let reachW = max(g.inWidth + g.padLeft, (g.outWidth - 1) * s + (g.kernelWidth - 1) * g.dilationW + 1)
-        self.g = g
-        paddedH = (reachH + s - 1) / s * s
-        paddedW = (reachW + s - 1) / s * s
-        phaseH = paddedH / s
-        phaseW = paddedW / s
-        padded = s > 1 || paddedH != g.inHeight || paddedW != g.inWidth
-        gridColumns = (g.outHeight - 1) * phaseW + g.outWidth
+        var planes: [(rowPhase: Int, column: Int)] = []
+        /// Slot of the plane a tap at padded offset (`dy`, `dx`) reads, and its offset in that plane.
+        var tap: (Int, Int) -> (slot: Int, offset: Int)
+        if s == 1 {
+            (paddedH, paddedW) = (reachH, reachW)
+            (planeH, planeW) = (0, 0)
+            padded = paddedH != g.inHeight || paddedW != g.inWidth
+            gridW = paddedW
+            tap = { dy, dx in (0, dy * reachW + dx) }
+        } else if g.inChannels <= DirectConvPlan.maxPhaseSplitChannels {
+            (paddedH, paddedW) = (0, 0)
+            planeH = (reachH + s - 1) / s
+            planeW = (reachW + s - 1) / s
+            padded = true
+            gridW = planeW
+            tap = { [planeW] dy, dx in
+                let key = (rowPhase: dy % s, column: dx % s)
+                let slot = planes.firstIndex { $0 == key } ?? { planes.append(key); return planes.count - 1 }()
+                return (slot, dy / s * planeW + dx / s)
+            }
+        } else {
+            (paddedH, paddedW) = (0, 0)
+            planeH = g.outHeight + (g.kernelHeight - 1) * g.dilationH / s
+            planeW = g.outWidth
+            padded = true
+            gridW = planeW
+            tap = { [planeW] dy, dx in
+                let key = (rowPhase: dy % s, column: dx)
+                let slot = planes.firstIndex { $0 == key } ?? { planes.append(key); return planes.count - 1 }()
+                return (slot, dy / s * planeW)
+            }
+        }
+        gridColumns = (g.outHeight - 1) * gridW + g.outWidth
         let computed = (gridColumns + 15) / 16 * 16
         guard gridColumns >= 64, 8 * g.outPlane >= 7 * computed else { return nil }
-        var slots = [Int?](repeating: nil, count: s * s)
-        var slotCount = 0
+        // Per channel: the taps' (slot, offset), the same for every channel.
+        var taps: [(slot: Int, offset: Int)] = []
         for ky in 0..<g.kernelHeight {
-            for kx in 0..<g.kernelWidth {
-                let phase = (ky * g.dilationH % s) * s + kx * g.dilationW % s
-                if slots[phase] == nil { slots[phase] = slotCount; slotCount += 1 }
-            }
+            for kx in 0..<g.kernelWidth { taps.append(tap(ky * g.dilationH, kx * g.dilationW)) }
         }
-        phaseSlots = slots
-        self.slotCount = slotCount
-        let phasePlane = phaseH * phaseW
-        guard g.inChannels * slotCount * phasePlane < Int(Int32.max) else { return nil }
-        var offsets = [Int32]()
-        offsets.reserveCapacity(g.inChannels * g.kernelHeight * g.kernelWidth)
-        for c in 0..<g.inChannels {
-            for ky in 0..<g.kernelHeight {
-                for kx in 0..<g.kernelWidth {
-                    let (dy, dx) = (ky * g.dilationH, kx * g.dilationW)
-                    let slot = slots[(dy % s) * s + dx % s]!
-                    offsets.append(Int32((c * slotCount + slot) * phasePlane + dy / s * phaseW + dx / s))
-                }
-            }
-        }
-        self.offsets = offsets
+        self.planes = planes
+        let channelFloats = s == 1 ? paddedH * paddedW : planes.count * planeH * planeW
+        guard g.inChannels * channelFloats < Int(Int32.max) else { return nil }
+        let plane = s == 1 ? 0 : planeH * planeW
+        offsets = (0..<g.inChannels).flatMap { c in taps.map { Int32(c * channelFloats + $0.slot * plane + $0.offset) } }
     }
 
     /// Floats of scratch per thread (the padded copy of one sample).
-    var scratchFloats: Int { padded ? g.inChannels * slotCount * phaseH * phaseW : 0 }
+    var scratchFloats: Int {
+        guard padded else { return 0 }
+        return g.inChannels * (g.strideH == 1 ? paddedH * paddedW : planes.count * planeH * planeW)
+    }
 
     /// Preconditions as `Conv2DKernel.run`; `weights` packed for AVX-512 (`m = outC`, `k = inC·kH·kW`),
     /// `bias` has `outC` entries, and the CPU runs AVX-512.
@@ -93,7 +114,7 @@ struct DirectConvPlan {
             func compute(_ s: Int, _ src: UnsafePointer<Float>, mp: Range<Int>, q: Range<Int>) {
                 guard !mp.isEmpty && !q.isEmpty else { return }
                 var b = sx_gemm_direct_b(x: src, offsets: off.baseAddress, n: Int32(gridColumns),
-                                         grid_w: Int32(phaseW), valid_w: Int32(g.outWidth))
+                                         grid_w: Int32(gridW), valid_w: Int32(g.outWidth))
                 var out = sx_gemm_out(c: output + s * outSample, ldc: g.outPlane, c_sample_stride: 0,
                                       residual: residual.map { $0 + s * outSample }, ldr: g.outPlane, r_sample_stride: 0,
                                       bias: bias, cols_per_sample: Int32(g.outPlane),
@@ -160,30 +181,17 @@ struct DirectConvPlan {
         }
     }
 
-    /// Copies channels `channels` of one sample `x` into the zero-padded planes (phases) of `buffer`.
+    /// Copies channels `channels` of one sample `x` into the zero-padded plane (stride 1) or the
+    /// subsampled planes (stride 2) of `buffer`.
     private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         let s = g.strideH
         if s == 1 { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
-        let phasePlane = phaseH * phaseW
+        let plane = planeH * planeW
         for c in channels {
             let src = x + c * g.inPlane
-            for py in 0..<s {
-                for px in 0..<s {
-                    guard let slot = phaseSlots[py * s + px] else { continue }
-                    let d = buffer + (c * slotCount + slot) * phasePlane
-                    // Phase columns j read input column j·s + px − padLeft; those inside the row: lo..<hi.
-                    let off = px - g.padLeft
-                    let lo = min(phaseW, off >= 0 ? 0 : (-off + s - 1) / s)
-                    let hi = max(lo, min(phaseW, g.inWidth - 1 - off < 0 ? 0 : (g.inWidth - 1 - off) / s + 1))
-                    for r in 0..<phaseH {
-                        let row = d + r * phaseW
-                        let iy = r * s + py - g.padTop
-                        guard iy >= 0 && iy < g.inHeight else { row.update(repeating: 0, count: phaseW); continue }
-                        row.update(repeating: 0, count: lo)
-                        sx_deinterleave2(src + iy * g.inWidth + off, row, Int32(lo), Int32(hi))
-                        (row + hi).update(repeating: 0, count: phaseW - hi)
-                    }
-                }
+            for (slot, (py, column)) in planes.enumerated() {
+                sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop), Int32(column - g.padLeft),
+                                    buffer + (c * planes.count + slot) * plane, Int32(planeH), Int32(planeW))
             }
         }
     }

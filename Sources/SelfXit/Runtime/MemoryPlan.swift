@@ -15,8 +15,24 @@ struct MemoryPlan {
 
     init(graph: Graph) {
         var root = Array(graph.values.indices)
-        for node in graph.nodes {
-            if case .alias = node.operation { root[node.output] = root[node.inputs[0]] }
+        // Last node reading each value (graph outputs: read after every node).
+        var lastRead = [Int](repeating: -1, count: graph.values.count)
+        for (index, node) in graph.nodes.enumerated() {
+            for input in node.inputs { lastRead[input] = index }
+        }
+        for output in graph.outputs { lastRead[output] = graph.nodes.count }
+        // Last read of each buffer so far, over the values sharing it.
+        var bufferLastRead = lastRead
+        for (index, node) in graph.nodes.enumerated() {
+            if case .alias = node.operation {
+                root[node.output] = root[node.inputs[0]]
+            } else if Self.writesResidualInPlace(node, graph: graph, root: root, bufferLastRead: bufferLastRead, at: index) {
+                root[node.output] = root[node.inputs[1]]
+            } else {
+                continue
+            }
+            let r = root[node.output]
+            bufferLastRead[r] = max(bufferLastRead[r], lastRead[node.output])
         }
         // Lifetime of each buffer in node positions: [first write, last read]; the input is
         // written before node 0, graph outputs are read after the last node.
@@ -54,6 +70,20 @@ struct MemoryPlan {
         self.root = root
         self.offset = offset
         self.floatsPerSample = total
+    }
+
+    /// Whether a convolution with a fused residual writes its sum over the residual, which no
+    /// later node reads: the kernel then adds the product into a buffer it reads anyway, instead
+    /// of reading the residual from one buffer and filling another (a third less memory traffic
+    /// on a ResNet's expanding 1×1 convolutions). The graph input keeps its own buffer.
+    private static func writesResidualInPlace(_ node: Graph.Node, graph: Graph, root: [Graph.ValueID],
+                                              bufferLastRead: [Int], at index: Int) -> Bool {
+        // Ungrouped only: their GEMM kernels accumulate into C; the grouped ones write before adding.
+        guard case .conv(let geometry, _, _, _) = node.operation, geometry.groups == 1, node.inputs.count > 1 else { return false }
+        let residual = root[node.inputs[1]]
+        return residual != root[graph.input] && residual != root[node.inputs[0]]
+            && bufferLastRead[residual] == index
+            && graph.values[residual].elementsPerSample == graph.values[node.output].elementsPerSample
     }
 
     /// Buffers start on 64-byte boundaries (16 floats) for aligned vector loads.

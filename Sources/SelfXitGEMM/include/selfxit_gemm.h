@@ -20,7 +20,7 @@ enum { SX_GEMM_ISA_SCALAR = 0, SX_GEMM_ISA_AVX2 = 1, SX_GEMM_ISA_AVX512 = 2 };
 enum { SX_GEMM_ACT_NONE = 0, SX_GEMM_ACT_RELU = 1, SX_GEMM_ACT_CLIP = 2 };
 #define SX_GEMM_NR 16
 
-/// Best ISA this CPU (and OS) supports, lowered to SELFXIT_GEMM_ISA when that is set.
+/// Best ISA this CPU (and OS) supports, lowered to SELFXIT_GEMM_ISA when that is set (read at the first call).
 int sx_gemm_default_isa(void);
 /// Whether `isa` runs on this machine.
 int sx_gemm_isa_supported(int isa);
@@ -58,6 +58,7 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
 /// Where the product goes. Column `j` of C is pixel `j % cols_per_sample` of sample
 /// `j / cols_per_sample`: element (i, j) lives at `c + sample·c_sample_stride + i·ldc + pixel`
 /// (residual likewise with its own strides). `bias` (may be NULL) has one entry per row.
+/// `residual` may be `c` itself (with the same strides): the product is then added to C in place.
 typedef struct sx_gemm_out {
     float *c;
     ptrdiff_t ldc, c_sample_stride;
@@ -125,8 +126,11 @@ void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top
 /// `out_w <= SX_MAXPOOL_DIRECT_MAX_WIDTH`, and every window touches at least one input pixel.
 void sx_maxpool_direct(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                        float *out, int out_h, int out_w);
-/// `d[j] = s[2j]` for `j` in `lo..<hi` (reads `s` only at even offsets up to `2·(hi−1)`, 32 at a time while `j + 16 < hi`).
+/// `d[j] = s[2j]` for `j` in `lo..<hi` (reads `s` only at offsets `2·lo ... 2·(hi−1)`).
 void sx_deinterleave2(const float *s, float *d, int lo, int hi);
+/// A stride-2 subsampled plane: `dst[i][j] = x[2i + row0][2j + col0]` (`plane_h × plane_w`, rows
+/// packed), zero where that falls outside `x` (`in_h × in_w`).
+void sx_subsample2_plane(const float *x, int in_h, int in_w, int row0, int col0, float *dst, int plane_h, int plane_w);
 
 /// A spin-wait hint (x86 `pause`, Arm `yield`) for busy-wait loops.
 static inline void sx_cpu_relax(void) {

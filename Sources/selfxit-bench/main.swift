@@ -17,7 +17,7 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-guard let modelPath = argument("--model") else { fail("usage: selfxit-bench --model PATH [--batch N] [--threads T] [--iters K] [--warmup W] [--json] [--profile [--top N]]") }
+guard let modelPath = argument("--model") else { fail("usage: selfxit-bench --model PATH [--batch N] [--threads T] [--iters K] [--warmup W] [--json] [--profile [--top N | --plan-order]]") }
 let batch = Int(argument("--batch") ?? "1") ?? 1
 let threads = Int(argument("--threads") ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
 let iterations = max(Int(argument("--iters") ?? "50") ?? 50, 1)
@@ -36,7 +36,10 @@ do {
             print(String(format: "%-20@ %4d nodes %9.3f ms", op, count, ms))
         }
         print(String(format: "total %.3f ms; slowest nodes:", nodes.map(\.milliseconds).reduce(0, +)))
-        for node in nodes.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(argument("--top").flatMap { Int($0) } ?? 8) {
+        // --plan-order lists every node in execution order (to line up with another engine's profile).
+        let listed = CommandLine.arguments.contains("--plan-order")
+            ? nodes : Array(nodes.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(argument("--top").flatMap { Int($0) } ?? 8))
+        for node in listed {
             print(String(format: "  %9.3f ms  %@ (%@)", node.milliseconds, node.node, node.op))
         }
         exit(0)

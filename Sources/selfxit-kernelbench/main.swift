@@ -1,5 +1,6 @@
 // Times conv layers of ResNet-18 (width 64, 28×28 input) and MobileNetV2 depthwise layers.
-// Usage: selfxit-kernelbench [threads] [batch...]   (defaults: 2 threads, batches 1 and 32)
+// Usage: selfxit-kernelbench [r50] [threads] [batch...]   (defaults: 2 threads, batches 1 and 32;
+// `r50`: ResNet-50's bottleneck layers at 224×224 instead, "+res" ones adding a residual in place)
 import Foundation
 import SelfXit
 
@@ -10,7 +11,24 @@ func geometry(_ c: Int, _ h: Int, _ oc: Int, k: Int, s: Int, groups: Int = 1) ->
                           kernelHeight: k, kernelWidth: k, strideH: s, strideW: s, padTop: pad, padLeft: pad, groups: groups)
 }
 
-let layers: [(String, Conv2DGeometry)] = [
+let resnet50Layers: [(String, Conv2DGeometry)] = [
+    ("r50 l1 1x1 256→64 56", geometry(256, 56, 64, k: 1, s: 1)),
+    ("r50 l1 3x3 64→64 56", geometry(64, 56, 64, k: 3, s: 1)),
+    ("r50 l1 1x1 64→256 56 +res", geometry(64, 56, 256, k: 1, s: 1)),
+    ("r50 l1 1x1 64→256 56", geometry(64, 56, 256, k: 1, s: 1)),
+    ("r50 l2 3x3 s2 128 56", geometry(128, 56, 128, k: 3, s: 2)),
+    ("r50 l2 1x1 s2 256→512 56", geometry(256, 56, 512, k: 1, s: 2)),
+    ("r50 l2 1x1 512→128 28", geometry(512, 28, 128, k: 1, s: 1)),
+    ("r50 l2 3x3 128→128 28", geometry(128, 28, 128, k: 3, s: 1)),
+    ("r50 l2 1x1 128→512 28 +res", geometry(128, 28, 512, k: 1, s: 1)),
+    ("r50 l3 1x1 1024→256 14", geometry(1024, 14, 256, k: 1, s: 1)),
+    ("r50 l3 3x3 256→256 14", geometry(256, 14, 256, k: 3, s: 1)),
+    ("r50 l3 1x1 256→1024 14 +res", geometry(256, 14, 1024, k: 1, s: 1)),
+    ("r50 l4 3x3 512→512 7", geometry(512, 7, 512, k: 3, s: 1)),
+    ("r50 l4 1x1 512→2048 7 +res", geometry(512, 7, 2048, k: 1, s: 1)),
+]
+
+let resnet18Layers: [(String, Conv2DGeometry)] = [
     ("r18 stem 3→64 3x3 28", geometry(3, 28, 64, k: 3, s: 1)),
     ("r18 l1 64→64 3x3 28", geometry(64, 28, 64, k: 3, s: 1)),
     ("r18 l2 64→128 3x3 s2 28", geometry(64, 28, 128, k: 3, s: 2)),
@@ -27,6 +45,7 @@ let layers: [(String, Conv2DGeometry)] = [
     ("mbv2 pw 1x1 144→24 56", geometry(144, 56, 24, k: 1, s: 1)),
 ]
 
+let layers = CommandLine.arguments.contains("r50") ? resnet50Layers : resnet18Layers
 let args = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let threads = args.first ?? 2
 let batches = args.count > 1 ? Array(args.dropFirst()) : [1, 32]
@@ -60,12 +79,15 @@ for batch in batches {
         x.initialize(repeating: 0.5, count: batch * g.inChannels * g.inHeight * g.inWidth)
         let y = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.outChannels * g.outHeight * g.outWidth)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, threads * kernel.scratchFloatsPerThread))
-        let t = time { kernel.run(input: x, residual: nil, output: y, batch: batch, scratch: scratch, pool: pool) }
+        // "+res": the residual summed in place into the output, as the memory plan lays it out.
+        y.initialize(repeating: 0.25, count: batch * g.outChannels * g.outHeight * g.outWidth)
+        let residual = name.hasSuffix("+res") ? UnsafePointer(y) : nil
+        let t = time { kernel.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool) }
         let gflops = 2 * Double(g.macsPerSample * batch) / t / 1e9
-        if name.hasPrefix("r18") { totals[batch, default: 0] += t }
+        if !name.hasPrefix("mbv2") { totals[batch, default: 0] += t }
         print(name.padding(toLength: 28, withPad: " ", startingAt: 0)
               + String(format: " %5d %8.3f %8.1f", batch, t * 1e3, gflops))
         x.deallocate(); y.deallocate(); scratch.deallocate()
     }
 }
-for batch in batches { print(String(format: "r18 unique-layer sum, batch %d: %.3f ms", batch, totals[batch]! * 1e3)) }
+for batch in batches { print(String(format: "unique-layer sum, batch %d: %.3f ms", batch, totals[batch]! * 1e3)) }

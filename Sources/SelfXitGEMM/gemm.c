@@ -651,6 +651,7 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
     for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
     if (accum) {
         // A later K block: start from the partial sums the earlier blocks left in C.
+#pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) {
             acc0[r] = _mm512_mask_i32gather_ps(acc0[r], cm[0], cidx, cpix[r], 4);
             if (nvec > 1) acc1[r] = _mm512_mask_i32gather_ps(acc1[r], cm[1], cidx, cpix[r] + 16 * ldc, 4);
@@ -969,11 +970,147 @@ static void compute_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
 }
 #endif
 
+#if SX_X86
+/// The micro-kernel of `sx_gemm_compute_ctd`: `R` (≤ 14) consecutive output pixels of one row,
+/// B read in place (pixel `r`'s element of K row `kk` at `xr[off[kk] + r]`, broadcast) × up to 32
+/// output channels (one or two weight panels as vectors): 28 accumulators, 16 loads per 28 FMAs.
+/// `c`/`res`: the first pixel's output/residual at the pair's first channel; the epilogue is
+/// `kernel_ct`'s (gathered residual, scattered stores down the pixels' columns).
+#define CTD_MAX_PIXELS 14
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void kernel_ctd(const int R, int k, const float *xr, const int *off, const float *w0, const float *w1, int nvec,
+                              const __mmask16 *cm, float *c, ptrdiff_t ldc, const float *res, ptrdiff_t ldr,
+                              const float *bias, int act, float lo, float hi, int accum, float *partial, int first, int last) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i cidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldc));
+    __m512 acc0[CTD_MAX_PIXELS], acc1[CTD_MAX_PIXELS];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < CTD_MAX_PIXELS; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    if (!first) {
+        // A later K block: the sums so far wait in `partial` (pixel-major, 32 channels a pixel).
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { acc0[r] = _mm512_load_ps(partial + 32 * r); acc1[r] = _mm512_load_ps(partial + 32 * r + 16); }
+    } else if (accum) {
+        // A residual in place: start from the sums already in C. (Every loop over the pixels is
+        // unrolled: an array indexed at run time would live on the stack, not in registers.)
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            acc0[r] = _mm512_mask_i32gather_ps(acc0[r], cm[0], cidx, c + r, 4);
+            if (nvec > 1) acc1[r] = _mm512_mask_i32gather_ps(acc1[r], cm[1], cidx, c + 16 * ldc + r, 4);
+        }
+    }
+    if (nvec == 2) {
+        for (int p = 0; p < k; p++) {
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
+            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m512 b = _mm512_set1_ps(xp[r]);
+                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
+            }
+        }
+    } else {
+        for (int p = 0; p < k; p++) {
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
+            const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
+        }
+    }
+    if (!last) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { _mm512_store_ps(partial + 32 * r, acc0[r]); _mm512_store_ps(partial + 32 * r + 16, acc1[r]); }
+        return;
+    }
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    const __m512i ridx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldr));
+    for (int v = 0; v < nvec; v++) {
+        __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            __m512 y = _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv);
+            if (res) y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, cm[v], ridx, res + 16 * v * ldr + r, 4));
+            y = sx_act512(y, act, vlo, vhi);
+            _mm512_mask_i32scatter_ps(c + 16 * v * ldc + r, cm[v], cidx, y, 4);
+        }
+    }
+}
+
+/// Row segments a channel-major K-blocked pass keeps partial sums for (on the stack, 1.75 KB each).
+#define CTD_GROUP_SEGMENTS 32
+/// K rows per block when a channel pair's weights outgrow ~64 KB: 32 KB of them then stay in L1
+/// while every row segment of the group passes, instead of streaming once per row from L3.
+#define CTD_KC 256
+
+AVX512_TARGET
+static void compute_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
+                               int oy0, int oy1, const sx_gemm_out *out) {
+    const int in_place = residual_in_place(out);
+    const int out_w = b->valid_w;
+    const int segments = (out_w + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS;
+    const int kc = (size_t)k * 2 * NR * sizeof(float) > 64 * 1024 ? CTD_KC : k;
+    const int group_rows = CTD_GROUP_SEGMENTS / segments > 0 ? CTD_GROUP_SEGMENTS / segments : 1;
+    __attribute__((aligned(64))) float partial[CTD_GROUP_SEGMENTS * CTD_MAX_PIXELS * 2 * NR];
+    // Channel panels in pairs; for each pair groups of rows, K in blocks whose weights stay in L1
+    // while the group's row segments pass (partial sums wait in `partial`).
+    for (int cp = cp0; cp < cp1; cp += 2) {
+        int nvec = cp + 1 < cp1 ? 2 : 1;
+        int ch0 = cp * NR;
+        __mmask16 cm[2];
+        for (int v = 0; v < 2; v++) {
+            int left = m - ch0 - 16 * v;
+            cm[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
+        }
+        const float *w0 = pw + (size_t)cp * k * NR, *w1 = w0 + (size_t)k * NR;
+        const float *bias = out->bias ? out->bias + ch0 : NULL;
+        for (int g0 = oy0; g0 < oy1; g0 += group_rows) {
+            int g1 = g0 + group_rows < oy1 ? g0 + group_rows : oy1;
+            for (int kb0 = 0; kb0 < k; kb0 += kc) {
+                const int klen = k - kb0 < kc ? k - kb0 : kc;
+                const int first = kb0 == 0, last = kb0 + klen >= k;
+                const float *wk0 = w0 + (size_t)kb0 * NR, *wk1 = w1 + (size_t)kb0 * NR;
+                const int *offk = b->offsets + kb0;
+                for (int oy = g0; oy < g1; oy++) {
+                    for (int sg = 0; sg < segments; sg++) {
+                        // Near-equal segments of the row (a 28-pixel row: two of 14).
+                        int ox0 = out_w * sg / segments, ox1 = out_w * (sg + 1) / segments;
+                        const float *xr = b->x + (ptrdiff_t)oy * b->grid_w + ox0;
+                        ptrdiff_t pixel = (ptrdiff_t)oy * out_w + ox0;
+                        float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
+                        const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
+                        float *part = partial + (size_t)((oy - g0) * segments + sg) * CTD_MAX_PIXELS * 2 * NR;
+    #define CTD_CASE(R) case R: kernel_ctd(R, klen, xr, offk, wk0, wk1, nvec, cm, c, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+                        switch (ox1 - ox0) {
+                            CTD_CASE(14) CTD_CASE(13) CTD_CASE(12) CTD_CASE(11) CTD_CASE(10) CTD_CASE(9) CTD_CASE(8)
+                            CTD_CASE(7) CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1)
+                        }
+    #undef CTD_CASE
+                    }
+                }
+            }
+        }
+    }
+}
+#endif
+
 void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
                         const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
 #if SX_X86
     compute_ct_avx512(pw, m, k, cp0, cp1, pb, n, np0, np1, out);
 #else
     (void)pw; (void)m; (void)k; (void)cp0; (void)cp1; (void)pb; (void)n; (void)np0; (void)np1; (void)out;
+#endif
+}
+
+void sx_gemm_compute_ctd(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
+                         int oy0, int oy1, const sx_gemm_out *out) {
+#if SX_X86
+    compute_ctd_avx512(pw, m, k, cp0, cp1, b, oy0, oy1, out);
+#else
+    (void)pw; (void)m; (void)k; (void)cp0; (void)cp1; (void)b; (void)oy0; (void)oy1; (void)out;
 #endif
 }

@@ -141,7 +141,9 @@ final class KernelConvTests: XCTestCase {
             (geometry(c: 3, h: 61, w: 61, oc: 17, k: (7, 7), s: (2, 2), pads: (3, 3, 3, 3)), false, .clip(min: 0, max: 6)),
             (geometry(c: 4, h: 40, w: 42, oc: 9, k: (3, 3), s: (2, 2), d: (2, 2), pads: (2, 2, 2, 2)), true, .none),
             (geometry(c: 6, h: 37, w: 41, oc: 10, k: (3, 3), s: (2, 2), pads: (0, 1, 1, 0)), false, .hardSwish),
-            // Stride 2 with more channels: a plane per row phase and kernel column.
+            // Stride 2 with more channels: a plane per row phase and kernel column on the grid
+            // (rows over 28 pixels, or a short K), phases when channel-major.
+            (geometry(c: 20, h: 70, w: 66, oc: 12, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),
             (geometry(c: 20, h: 30, w: 34, oc: 24, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),
             (geometry(c: 24, h: 29, w: 31, oc: 10, k: (1, 1), s: (2, 2)), false, .none),
             (geometry(c: 17, h: 33, w: 36, oc: 9, k: (3, 3), s: (2, 2), d: (2, 2), pads: (2, 2, 2, 2)), true, .none),
@@ -171,6 +173,36 @@ final class KernelConvTests: XCTestCase {
         ]
         for g in cases {
             check(g, residual: true, inPlace: true, act: .relu, batches: [1, 3, 9], threads: [1, 2])
+        }
+    }
+
+    /// Direct products on short rows (7 to 28 output pixels) run channel-major: rows split into
+    /// segments of up to 14 pixels, odd channel panels, residuals (also in place), stride-2 phases,
+    /// K in blocks (partial sums kept between them) and rows in groups.
+    func testDirectChannelMajor() throws {
+        try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx512), "needs AVX-512")
+        let cases: [(Conv2DGeometry, Bool, Activation)] = [
+            (geometry(c: 40, h: 14, w: 14, oc: 37, k: (3, 3), pads: (1, 1, 1, 1)), true, .relu),
+            (geometry(c: 72, h: 14, w: 14, oc: 35, k: (3, 3), pads: (1, 1, 1, 1)), true, .relu),  // K in blocks
+            (geometry(c: 160, h: 9, w: 11, oc: 40, k: (1, 1)), true, .none),
+            (geometry(c: 16, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)), false, .clip(min: 0, max: 6)),  // row groups
+            (geometry(c: 6, h: 12, w: 19, oc: 19, k: (5, 5), pads: (2, 2, 2, 2)), true, .silu),
+            (geometry(c: 16, h: 10, w: 9, oc: 33, k: (3, 3), d: (2, 2), pads: (2, 1, 2, 1)), false, .none),
+            (geometry(c: 20, h: 30, w: 34, oc: 24, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),
+            (geometry(c: 32, h: 7, w: 7, oc: 50, k: (3, 3), pads: (1, 1, 1, 1)), false, .relu),
+        ]
+        for (g, residual, act) in cases {
+            let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
+                                      bias: nil, activation: act)
+            XCTAssertTrue(kernel.isDirectChannelMajor, "\(g)")
+            check(g, residual: residual, act: act, batches: [1, 3, 17], threads: [1, 2])
+            if residual { check(g, residual: true, inPlace: true, act: act, batches: [2], threads: [2]) }
+        }
+        // Wide rows, short K, and 1×1 products with fewer inputs than outputs stay on the grid.
+        for g in [geometry(c: 17, h: 16, w: 30, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), geometry(c: 9, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)),
+                  geometry(c: 160, h: 12, w: 12, oc: 200, k: (1, 1))] {
+            XCTAssertFalse(Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
+                                        bias: nil, activation: .none).isDirectChannelMajor, "\(g)")
         }
     }
 

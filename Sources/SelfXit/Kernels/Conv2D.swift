@@ -87,8 +87,8 @@ public final class Conv2DKernel {
         if case .depthwise = algorithm {
             packedA = []
             samplesPerChunk = 1
-        } else if case .direct = algorithm {
-            packedA = [PackedMatrixA(isa: PackedGEMM.avx512, rows: self.weights, lda: k, m: m, k: k)]
+        } else if case let .direct(plan) = algorithm {
+            packedA = [PackedMatrixA(isa: PackedGEMM.avx512, rows: self.weights, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
             samplesPerChunk = 1
         } else if let isa = PackedGEMM.currentISA {
             let (m, k) = (self.m, self.k)
@@ -112,6 +112,8 @@ public final class Conv2DKernel {
 
     /// Whether the convolution runs as an implicit GEMM on its (padded) input.
     var isDirect: Bool { if case .direct = algorithm { return true } else { return false } }
+    /// Whether that implicit GEMM runs channel-major (short rows).
+    var isDirectChannelMajor: Bool { if case let .direct(plan) = algorithm { return plan.channelMajor } else { return false } }
 
     deinit {
         weights.deallocate()

@@ -107,6 +107,16 @@ void sx_gemm_pack_wt(const float *w, int m, int k, float *dst);
 void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
                         const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
 
+/// A direct product computed channel-major, for planes with short rows: output rows `oy0..<oy1`
+/// (`b->valid_w` pixels each, taken ≤ 14 at a time; B element (kk, pixel (oy, ox)) read in place at
+/// `b->x[b->offsets[kk] + oy·b->grid_w + ox]` and broadcast) × channel panels `cp0..<cp1` of
+/// weights packed by `sx_gemm_pack_wt`, vectors over 16 output channels. No grid column is
+/// computed for padding, and 14 pixels × 32 channels keep 28 accumulators busy. C, residual
+/// (in place allowed), bias, activation as `sx_gemm_compute_direct`. AVX-512 only; `ldc`, `ldr`
+/// must fit 16× in an int.
+void sx_gemm_compute_ctd(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
+                         int oy0, int oy1, const sx_gemm_out *out);
+
 /// Depthwise 3×3 over one zero-padded plane (see DepthwisePlan): output row `oy` reads rows
 /// `buf + oy·step_y + {0, dy, 2·dy}` at column offsets `off[0..2]` (+ output column), 16 columns
 /// at a time (the buffer is padded to whole vectors). Writes `act(sum + bias)` to `out` (`out_h×out_w`).

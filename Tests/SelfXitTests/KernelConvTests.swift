@@ -198,6 +198,11 @@ final class KernelConvTests: XCTestCase {
             check(g, residual: residual, act: act, batches: [1, 3, 17], threads: [1, 2])
             if residual { check(g, residual: true, inPlace: true, act: act, batches: [2], threads: [2]) }
         }
+        // A costly sample (over 50 MFLOP) at a batch below 8 per thread: the threads share each
+        // sample's copy and product (split by channel pairs).
+        let costly = geometry(c: 128, h: 14, w: 14, oc: 128, k: (3, 3), pads: (1, 1, 1, 1))
+        check(costly, residual: true, act: .relu, batches: [3, 6], threads: [2])
+        check(costly, residual: true, inPlace: true, act: .relu, batches: [5], threads: [2])
         // Wide rows, short K, and 1×1 products with fewer inputs than outputs stay on the grid.
         for g in [geometry(c: 17, h: 16, w: 30, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), geometry(c: 9, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)),
                   geometry(c: 160, h: 12, w: 12, oc: 200, k: (1, 1))] {

@@ -13,12 +13,21 @@ final class ExecutionPlan {
     private let steps: [Step]
     /// Scratch floats a workspace needs (per-thread kernel buffers, all threads).
     let scratchFloats: Int
+    /// The largest scratch any step needs on one thread.
+    private let scratchFloatsPerThread: Int
+    /// Runs each thread's share of a sample-parallel pass inline.
+    private let serialPool = ThreadPool(threadCount: 1)
 
-    /// A compiled node: runs on `rows` batch rows of a workspace.
+    /// A compiled node: runs on the batch rows, scratch and threads of a `StepContext`.
     struct Step {
-        let run: (Workspace, Int) -> Void
+        let run: (StepContext) -> Void
         let scratchFloatsPerThread: Int
     }
+
+    /// Per value: the node writing it (−1: the graph input) and the last node reading it
+    /// (`graph.nodes.count` for graph outputs).
+    private let producer: [Int]
+    private let lastRead: [Int]
 
     init(graph: Graph, pool: ThreadPool) throws {
         configureBLASForExternalThreading()
@@ -28,9 +37,19 @@ final class ExecutionPlan {
         self.pool = pool
         let memory = MemoryPlan(graph: graph)
         self.memory = memory
-        let steps = try graph.nodes.map { try Self.compile($0, graph: graph, memory: memory, pool: pool) }
+        let steps = try graph.nodes.map { try Self.compile($0, graph: graph, memory: memory) }
         self.steps = steps
-        scratchFloats = (steps.map(\.scratchFloatsPerThread).max() ?? 0) * pool.threadCount
+        scratchFloatsPerThread = steps.map(\.scratchFloatsPerThread).max() ?? 0
+        scratchFloats = scratchFloatsPerThread * pool.threadCount
+        var producer = [Int](repeating: -1, count: graph.values.count)
+        var lastRead = [Int](repeating: -1, count: graph.values.count)
+        for (index, node) in graph.nodes.enumerated() {
+            producer[node.output] = index
+            for input in node.inputs { lastRead[input] = index }
+        }
+        for output in graph.outputs { lastRead[output] = graph.nodes.count }
+        self.producer = producer
+        self.lastRead = lastRead
     }
 
     func makeWorkspace(capacity: Int) -> Workspace {
@@ -45,15 +64,88 @@ final class ExecutionPlan {
 
     /// Runs nodes `range` (positions in `graph.nodes`) on the first `rows` rows.
     /// Precondition: 1 ≤ rows ≤ workspace.capacity, and the inputs of the range are in place.
+    ///
+    /// With at least as many rows as threads, the threads run the range sample-parallel: each
+    /// takes one sample at a time through every node on its own, single-threaded, in a private
+    /// one-sample workspace (the range's inputs copied in, its outputs copied back), so no node
+    /// waits for the others and each core works in its own cache. Splitting every node of a batch
+    /// across the cores instead streams each layer's batch through the shared cache (ResNet-50 at
+    /// batch 8: 15–20 % slower per image than at batch 1). Rows that do not go round
+    /// (`rows % threads`) then run node by node on all threads.
     func run(_ range: Range<Int>, rows: Int, in workspace: Workspace) {
-        for index in range { steps[index].run(workspace, rows) }
+        let threads = pool.threadCount
+        let parallelRows = threads > 1 ? rows / threads * threads : 0
+        if parallelRows > 0 {
+            let (liveIn, liveOut) = boundary(of: range)
+            let own = workspace.threadWorkspaces(threads) {
+                Workspace(capacity: 1, floatsPerSample: memory.floatsPerSample, scratchFloats: scratchFloatsPerThread)
+            }
+            // The range's outputs wait in a staging buffer until every sample is done: written
+            // straight back they could land on a buffer the plan reuses, such as the input rows
+            // of samples other threads have not read yet.
+            let outWidth = liveOut.map(\.1).reduce(0, +)
+            let staging = workspace.staging(parallelRows * outWidth)
+            let capacity = workspace.capacity
+            pool.parallelForItems(parallelRows) { slot, row in
+                let sample = own[slot]
+                for (offset, width) in liveIn {
+                    (sample.arena + offset).update(from: workspace.arena + offset * capacity + row * width, count: width)
+                }
+                let context = StepContext(workspace: sample, firstRow: 0, rows: 1, scratch: sample.scratch, pool: serialPool)
+                for index in range { steps[index].run(context) }
+                var target = staging + row * outWidth
+                for (offset, width) in liveOut {
+                    target.update(from: sample.arena + offset, count: width)
+                    target += width
+                }
+            }
+            // Rows that do not go round run node by node on all threads while the main workspace
+            // still holds only the range's inputs, then the staged outputs go back.
+            if parallelRows < rows {
+                let context = StepContext(workspace: workspace, firstRow: parallelRows, rows: rows - parallelRows,
+                                          scratch: workspace.scratch, pool: pool)
+                for index in range { steps[index].run(context) }
+            }
+            pool.parallelFor(threads) { t in
+                for row in (parallelRows * t / threads)..<(parallelRows * (t + 1) / threads) {
+                    var source = UnsafePointer(staging + row * outWidth)
+                    for (offset, width) in liveOut {
+                        (workspace.arena + offset * capacity + row * width).update(from: source, count: width)
+                        source += width
+                    }
+                }
+            }
+            return
+        }
+        let context = StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool)
+        for index in range { steps[index].run(context) }
+    }
+
+    /// The buffers (per-sample offset and width) a run of `range` reads from before it and
+    /// leaves for after it: inputs of its nodes written earlier, and values it writes that are
+    /// read later (or are graph outputs).
+    private func boundary(of range: Range<Int>) -> (in: [(Int, Int)], out: [(Int, Int)]) {
+        var seenIn = Set<Graph.ValueID>(), seenOut = Set<Graph.ValueID>()
+        var liveIn: [(Int, Int)] = [], liveOut: [(Int, Int)] = []
+        for index in range {
+            let node = graph.nodes[index]
+            for input in node.inputs where producer[input] < range.lowerBound {
+                let root = memory.root[input]
+                if seenIn.insert(root).inserted { liveIn.append((memory.offset(of: root), graph.values[root].elementsPerSample)) }
+            }
+            if lastRead[node.output] >= range.upperBound {
+                let root = memory.root[node.output]
+                if seenOut.insert(root).inserted { liveOut.append((memory.offset(of: root), graph.values[root].elementsPerSample)) }
+            }
+        }
+        return (liveIn, liveOut)
     }
 
     /// Runs every node once on `rows` rows and returns each node's wall time in seconds.
     func profile(rows: Int, in workspace: Workspace) -> [Double] {
         steps.map { step in
             let start = DispatchTime.now().uptimeNanoseconds
-            step.run(workspace, rows)
+            step.run(StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool))
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         }
     }
@@ -70,21 +162,21 @@ final class ExecutionPlan {
 
     // MARK: - Compiling nodes to kernels
 
-    private static func compile(_ node: Graph.Node, graph: Graph, memory: MemoryPlan, pool: ThreadPool) throws -> Step {
+    private static func compile(_ node: Graph.Node, graph: Graph, memory: MemoryPlan) throws -> Step {
         let outputID = node.output
         let outputWidth = graph.values[outputID].elementsPerSample
         let inputIDs = node.inputs
-        func ptr(_ value: Graph.ValueID, _ ws: Workspace) -> UnsafeMutablePointer<Float> {
-            ws.arena + memory.offset(of: value) * ws.capacity
+        func ptr(_ value: Graph.ValueID, _ ctx: StepContext) -> UnsafeMutablePointer<Float> {
+            ctx.workspace.arena + memory.offset(of: value) * ctx.workspace.capacity + ctx.firstRow * graph.values[value].elementsPerSample
         }
 
         switch node.operation {
         case .conv(let geometry, let weights, let bias, let activation):
             let kernel = Conv2DKernel(geometry: geometry, weights: weights, bias: bias, activation: activation)
             let hasResidual = inputIDs.count > 1
-            return Step(run: { ws, rows in
-                kernel.run(input: ptr(inputIDs[0], ws), residual: hasResidual ? UnsafePointer(ptr(inputIDs[1], ws)) : nil,
-                           output: ptr(outputID, ws), batch: rows, scratch: ws.scratch, pool: pool)
+            return Step(run: { ctx in
+                kernel.run(input: ptr(inputIDs[0], ctx), residual: hasResidual ? UnsafePointer(ptr(inputIDs[1], ctx)) : nil,
+                           output: ptr(outputID, ctx), batch: ctx.rows, scratch: ctx.scratch, pool: ctx.pool)
             }, scratchFloatsPerThread: kernel.scratchFloatsPerThread)
 
         case .dense(let inFeatures, let outFeatures, let weights, let bias, let activation):
@@ -92,16 +184,16 @@ final class ExecutionPlan {
             let rowsPerSample = outputWidth / outFeatures
             let kernel = DenseKernel(weights: weights, k: inFeatures, n: outFeatures, transposed: true,
                                      bias: bias.map { .row($0) } ?? .none, activation: activation)
-            return Step(run: { ws, rows in
-                kernel.run(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), rows: rows * rowsPerSample, pool: pool)
+            return Step(run: { ctx in
+                kernel.run(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), rows: ctx.rows * rowsPerSample, pool: ctx.pool)
             }, scratchFloatsPerThread: 0)
 
         case .channelAffine(let scale, let shift, let activation):
             let channels = scale.count
             let plane = outputWidth / max(channels, 1)
-            return Step(run: { ws, rows in
-                channelAffine(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), scale: scale, shift: shift,
-                              batch: rows, channels: channels, plane: plane, activation: activation, pool: pool)
+            return Step(run: { ctx in
+                channelAffine(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), scale: scale, shift: shift,
+                              batch: ctx.rows, channels: channels, plane: plane, activation: activation, pool: ctx.pool)
             }, scratchFloatsPerThread: 0)
 
         case .binary(let kind, let lhs, let rhs, let activation):
@@ -123,18 +215,18 @@ final class ExecutionPlan {
             }
             let kernel = BroadcastBinary(operation, aShape: operandShape(lhs), bShape: operandShape(rhs), activation: activation)
             let lhsOperand = StepOperand(lhs, graph: graph), rhsOperand = StepOperand(rhs, graph: graph)
-            return Step(run: { ws, rows in
-                let (a, b, y) = (lhsOperand.pointer(ws, memory), rhsOperand.pointer(ws, memory), ptr(outputID, ws))
-                for row in 0..<rows {
-                    kernel.run(a: a + row * lhsOperand.stride, b: b + row * rhsOperand.stride, output: y + row * outputWidth, pool: pool)
+            return Step(run: { ctx in
+                let (a, b, y) = (lhsOperand.pointer(ctx, memory), rhsOperand.pointer(ctx, memory), ptr(outputID, ctx))
+                for row in 0..<ctx.rows {
+                    kernel.run(a: a + row * lhsOperand.stride, b: b + row * rhsOperand.stride, output: y + row * outputWidth, pool: ctx.pool)
                 }
             }, scratchFloatsPerThread: 0)
 
         case .activation(let activation):
-            return Step(run: { ws, rows in
-                let (x, y) = (ptr(inputIDs[0], ws), ptr(outputID, ws))
-                y.update(from: x, count: rows * outputWidth)
-                applyActivation(activation, y, count: rows * outputWidth)
+            return Step(run: { ctx in
+                let (x, y) = (ptr(inputIDs[0], ctx), ptr(outputID, ctx))
+                y.update(from: x, count: ctx.rows * outputWidth)
+                applyActivation(activation, y, count: ctx.rows * outputWidth)
             }, scratchFloatsPerThread: 0)
 
         case .maxPool(let g), .averagePool(let g):
@@ -144,45 +236,45 @@ final class ExecutionPlan {
                 padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight,
                 dilationH: g.dilationH, dilationW: g.dilationW)
             if case .maxPool = node.operation {
-                return Step(run: { ws, rows in
-                    maxPool2D(geometry, input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), batch: rows, pool: pool)
+                return Step(run: { ctx in
+                    maxPool2D(geometry, input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), batch: ctx.rows, pool: ctx.pool)
                 }, scratchFloatsPerThread: 0)
             }
-            return Step(run: { ws, rows in
-                averagePool2D(geometry, countIncludePad: g.countIncludePad, input: ptr(inputIDs[0], ws), output: ptr(outputID, ws),
-                              batch: rows, pool: pool)
+            return Step(run: { ctx in
+                averagePool2D(geometry, countIncludePad: g.countIncludePad, input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx),
+                              batch: ctx.rows, pool: ctx.pool)
             }, scratchFloatsPerThread: 0)
 
         case .globalAveragePool:
             let channels = graph.values[inputIDs[0]].shape[0]
             let plane = graph.values[inputIDs[0]].elementsPerSample / max(channels, 1)
-            return Step(run: { ws, rows in
-                globalAveragePool(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), planes: rows * channels, planeSize: plane, pool: pool)
+            return Step(run: { ctx in
+                globalAveragePool(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), planes: ctx.rows * channels, planeSize: plane, pool: ctx.pool)
             }, scratchFloatsPerThread: 0)
 
         case .softmax(let length):
-            return Step(run: { ws, rows in
-                softmax(input: ptr(inputIDs[0], ws), output: ptr(outputID, ws), rows: rows * outputWidth / length, n: length, pool: pool)
+            return Step(run: { ctx in
+                softmax(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), rows: ctx.rows * outputWidth / length, n: length, pool: ctx.pool)
             }, scratchFloatsPerThread: 0)
 
         case .transpose(let permutation):
             // The batch axis stays first (checked at import): transpose each sample.
             let kernel = Transpose(shape: graph.values[inputIDs[0]].shape, perm: permutation.dropFirst().map { $0 - 1 })
             let inputWidth = graph.values[inputIDs[0]].elementsPerSample
-            return Step(run: { ws, rows in
-                let (x, y) = (ptr(inputIDs[0], ws), ptr(outputID, ws))
-                for row in 0..<rows { kernel.run(input: x + row * inputWidth, output: y + row * outputWidth, pool: pool) }
+            return Step(run: { ctx in
+                let (x, y) = (ptr(inputIDs[0], ctx), ptr(outputID, ctx))
+                for row in 0..<ctx.rows { kernel.run(input: x + row * inputWidth, output: y + row * outputWidth, pool: ctx.pool) }
             }, scratchFloatsPerThread: 0)
 
         case .concat(let axis):
             // Along a non-batch axis: the batch is one more outer dimension.
             let kernel = Concat(shapes: inputIDs.map { [1] + graph.values[$0].shape }, axis: axis)
             let widths = inputIDs.map { graph.values[$0].elementsPerSample }
-            return Step(run: { ws, rows in
-                let inputs = inputIDs.map { UnsafePointer(ptr($0, ws)) }
-                let y = ptr(outputID, ws)
-                for row in 0..<rows {
-                    kernel.run(inputs: zip(inputs, widths).map { $0 + row * $1 }, output: y + row * outputWidth, pool: pool)
+            return Step(run: { ctx in
+                let inputs = inputIDs.map { UnsafePointer(ptr($0, ctx)) }
+                let y = ptr(outputID, ctx)
+                for row in 0..<ctx.rows {
+                    kernel.run(inputs: zip(inputs, widths).map { $0 + row * $1 }, output: y + row * outputWidth, pool: ctx.pool)
                 }
             }, scratchFloatsPerThread: 0)
 
@@ -194,25 +286,35 @@ final class ExecutionPlan {
             }
             let kernel = ConstantPad4D(shape: shape, pads: pads, value: value)
             let inputWidth = graph.values[inputIDs[0]].elementsPerSample
-            return Step(run: { ws, rows in
-                let (x, y) = (ptr(inputIDs[0], ws), ptr(outputID, ws))
-                for row in 0..<rows { kernel.run(input: x + row * inputWidth, output: y + row * outputWidth, pool: pool) }
+            return Step(run: { ctx in
+                let (x, y) = (ptr(inputIDs[0], ctx), ptr(outputID, ctx))
+                for row in 0..<ctx.rows { kernel.run(input: x + row * inputWidth, output: y + row * outputWidth, pool: ctx.pool) }
             }, scratchFloatsPerThread: 0)
 
         case .matmul:
             let kernel = BatchedMatMul(aShape: graph.values[inputIDs[0]].shape, bShape: graph.values[inputIDs[1]].shape)
             let (aWidth, bWidth) = (graph.values[inputIDs[0]].elementsPerSample, graph.values[inputIDs[1]].elementsPerSample)
-            return Step(run: { ws, rows in
-                let (a, b, y) = (ptr(inputIDs[0], ws), ptr(inputIDs[1], ws), ptr(outputID, ws))
-                for row in 0..<rows {
-                    kernel.run(a: a + row * aWidth, b: b + row * bWidth, output: y + row * outputWidth, pool: pool)
+            return Step(run: { ctx in
+                let (a, b, y) = (ptr(inputIDs[0], ctx), ptr(inputIDs[1], ctx), ptr(outputID, ctx))
+                for row in 0..<ctx.rows {
+                    kernel.run(a: a + row * aWidth, b: b + row * bWidth, output: y + row * outputWidth, pool: ctx.pool)
                 }
             }, scratchFloatsPerThread: 0)
 
         case .alias:
-            return Step(run: { _, _ in }, scratchFloatsPerThread: 0)
+            return Step(run: { _ in }, scratchFloatsPerThread: 0)
         }
     }
+}
+
+/// What a compiled step runs on: batch rows `firstRow..<firstRow + rows` of a workspace, with
+/// `scratch` (`pool.threadCount` times the step's per-thread scratch) and `pool`'s threads.
+struct StepContext {
+    let workspace: Workspace
+    let firstRow: Int
+    let rows: Int
+    let scratch: UnsafeMutablePointer<Float>
+    let pool: ThreadPool
 }
 
 /// An elementwise operand resolved for execution: a value in the arena (advancing by its
@@ -239,8 +341,8 @@ private final class StepOperand {
 
     deinit { constant?.deallocate() }
 
-    func pointer(_ workspace: Workspace, _ memory: MemoryPlan) -> UnsafePointer<Float> {
+    func pointer(_ ctx: StepContext, _ memory: MemoryPlan) -> UnsafePointer<Float> {
         if let constant { return UnsafePointer(constant) }
-        return UnsafePointer(workspace.arena + memory.offset(of: value ?? 0) * workspace.capacity)
+        return UnsafePointer(ctx.workspace.arena + memory.offset(of: value ?? 0) * ctx.workspace.capacity + ctx.firstRow * stride)
     }
 }

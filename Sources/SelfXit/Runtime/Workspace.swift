@@ -22,6 +22,29 @@ final class Workspace {
         return raw.initializeMemory(as: Float.self, repeating: 0, count: count)
     }
 
+    private var perThread: [Workspace] = []
+
+    /// `count` one-sample workspaces for the threads of a sample-parallel run (made by `make`
+    /// the first time, then kept with this workspace).
+    func threadWorkspaces(_ count: Int, make: () -> Workspace) -> [Workspace] {
+        while perThread.count < count { perThread.append(make()) }
+        return perThread
+    }
+
+    private var stagingBuffer: UnsafeMutablePointer<Float>?
+    private var stagingCount = 0
+
+    /// A buffer of at least `count` floats for a sample-parallel run's outputs, kept and grown
+    /// with the workspace (at most the batch × the widest outputs of a segment).
+    func staging(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if let stagingBuffer, stagingCount >= count { return stagingBuffer }
+        stagingBuffer?.deallocate()
+        stagingCount = max(count, 16)
+        let buffer = Self.allocateAligned(stagingCount)
+        stagingBuffer = buffer
+        return buffer
+    }
+
     private var extra: UnsafeMutablePointer<Float>?
     private var extraCount = 0
 
@@ -40,8 +63,9 @@ final class Workspace {
         arena.deallocate()
         scratch.deallocate()
         extra?.deallocate()
+        stagingBuffer?.deallocate()
     }
 
     /// Bytes held by this workspace.
-    var byteCount: Int { (arenaCount + scratchCount) * MemoryLayout<Float>.stride }
+    var byteCount: Int { (arenaCount + scratchCount + stagingCount) * MemoryLayout<Float>.stride + perThread.map(\.byteCount).reduce(0, +) }
 }

@@ -56,7 +56,9 @@ struct DirectConvPlan {
         // most 14 pixels with at least as many inputs as outputs (measured slower otherwise).
         let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
         let k = g.inChannels * g.kernelHeight * g.kernelWidth
+        // (Its gathers and scatters index 16 channels of a plane with Int32 lane offsets.)
         channelMajor = g.outWidth >= 7 && g.outWidth <= (pointwise ? 14 : 28) && k >= 128 && (!pointwise || k >= g.outChannels)
+            && g.outPlane < Int(Int32.max) / 16
         // Rows and columns the windows reach.
         let reachH = max(g.inHeight + g.padTop, (g.outHeight - 1) * s + (g.kernelHeight - 1) * g.dilationH + 1)
         let reachW = max(g.inWidth + g.padLeft, (g.outWidth - 1) * s + (g.kernelWidth - 1) * g.dilationW + 1)

@@ -31,41 +31,39 @@ final class Workspace {
         return perThread
     }
 
-    private var stagingBuffer: UnsafeMutablePointer<Float>?
-    private var stagingCount = 0
+    /// A kept, grow-only buffer (so that steady traffic allocates nothing).
+    private struct Spare {
+        var buffer: UnsafeMutablePointer<Float>?
+        var count = 0
 
-    /// A buffer of at least `count` floats for a sample-parallel run's outputs, kept and grown
-    /// with the workspace (at most the batch × the widest outputs of a segment).
-    func staging(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if let stagingBuffer, stagingCount >= count { return stagingBuffer }
-        stagingBuffer?.deallocate()
-        stagingCount = max(count, 16)
-        let buffer = Self.allocateAligned(stagingCount)
-        stagingBuffer = buffer
-        return buffer
+        /// At least `needed` floats (the old contents are not kept when it grows).
+        mutating func reserve(_ needed: Int) -> UnsafeMutablePointer<Float> {
+            if let buffer, count >= needed { return buffer }
+            buffer?.deallocate()
+            count = max(needed, 16)
+            let grown = Workspace.allocateAligned(count)
+            buffer = grown
+            return grown
+        }
     }
+    private var stagingSpare = Spare()
+    private var auxiliarySpare = Spare()
 
-    private var extra: UnsafeMutablePointer<Float>?
-    private var extraCount = 0
+    /// A buffer of at least `count` floats for a sample-parallel run's outputs (at most the
+    /// batch × the widest outputs of a segment), kept and grown with the workspace.
+    func staging(_ count: Int) -> UnsafeMutablePointer<Float> { stagingSpare.reserve(count) }
 
     /// A buffer of at least `count` floats for work beside the plan (exit heads), kept and
-    /// grown with the workspace so that steady traffic allocates nothing.
-    func auxiliary(_ count: Int) -> UnsafeMutablePointer<Float> {
-        if let extra, extraCount >= count { return extra }
-        extra?.deallocate()
-        extraCount = max(count, 16)
-        let buffer = Self.allocateAligned(extraCount)
-        extra = buffer
-        return buffer
-    }
+    /// grown with the workspace.
+    func auxiliary(_ count: Int) -> UnsafeMutablePointer<Float> { auxiliarySpare.reserve(count) }
 
     deinit {
         arena.deallocate()
         scratch.deallocate()
-        extra?.deallocate()
-        stagingBuffer?.deallocate()
+        auxiliarySpare.buffer?.deallocate()
+        stagingSpare.buffer?.deallocate()
     }
 
     /// Bytes held by this workspace.
-    var byteCount: Int { (arenaCount + scratchCount + stagingCount) * MemoryLayout<Float>.stride + perThread.map(\.byteCount).reduce(0, +) }
+    var byteCount: Int { (arenaCount + scratchCount + stagingSpare.count + auxiliarySpare.count) * MemoryLayout<Float>.stride + perThread.map(\.byteCount).reduce(0, +) }
 }

@@ -639,6 +639,43 @@ static void kernel_avx512_direct(int k, const float *a, const float *x, const in
 #ifndef CT_PREFETCH
 #define CT_PREFETCH 48
 #endif
+/// Starts channel-major accumulators from the sums already in C: pixel `r`'s channels run down
+/// the column at `cpix[r]` (`ldc` apart, lane offsets `cidx`), 16 in `acc0` and 16 more in `acc1`.
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void ct_gather_c(const int R, __m512 *acc0, __m512 *acc1, int nvec, const __mmask16 *cm,
+                               float *const *cpix, __m512i cidx, ptrdiff_t ldc) {
+    // Every loop over the pixels is unrolled: an array indexed at run time would live on the
+    // stack, not in registers (SwiftPM builds C at -O2).
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        acc0[r] = _mm512_mask_i32gather_ps(acc0[r], cm[0], cidx, cpix[r], 4);
+        if (nvec > 1) acc1[r] = _mm512_mask_i32gather_ps(acc1[r], cm[1], cidx, cpix[r] + 16 * ldc, 4);
+    }
+}
+
+/// The channel-major kernels' epilogue: bias, the residual at `rpix[r]` (gathered; `rpix` may
+/// be NULL), the activation, then pixel `r`'s channels scattered down its column at `cpix[r]`.
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void ct_store(const int R, const __m512 *acc0, const __m512 *acc1, int nvec, const __mmask16 *cm,
+                            float *const *cpix, __m512i cidx, ptrdiff_t ldc, const float *const *rpix, ptrdiff_t ldr,
+                            const float *bias, int act, float lo, float hi) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    const __m512i ridx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldr));
+    for (int v = 0; v < nvec; v++) {
+        __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            __m512 y = _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv);
+            if (rpix) y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, cm[v], ridx, rpix[r] + 16 * v * ldr, 4));
+            y = sx_act512(y, act, vlo, vhi);
+            _mm512_mask_i32scatter_ps(cpix[r] + 16 * v * ldc, cm[v], cidx, y, 4);
+        }
+    }
+}
+
 __attribute__((always_inline))
 AVX512_TARGET
 static inline void kernel_ct(const int R, int k, const float *px, const float *w0, const float *w1, int nvec,
@@ -649,14 +686,8 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
     __m512 acc0[8], acc1[8];
 #pragma clang loop unroll(full)
     for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-    if (accum) {
-        // A later K block: start from the partial sums the earlier blocks left in C.
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            acc0[r] = _mm512_mask_i32gather_ps(acc0[r], cm[0], cidx, cpix[r], 4);
-            if (nvec > 1) acc1[r] = _mm512_mask_i32gather_ps(acc1[r], cm[1], cidx, cpix[r] + 16 * ldc, 4);
-        }
-    }
+    // A later K block: start from the partial sums the earlier blocks left in C.
+    if (accum) ct_gather_c(R, acc0, acc1, nvec, cm, cpix, cidx, ldc);
     if (nvec == 2) {
 #pragma clang loop unroll_count(2)
         for (int p = 0; p < k; p++) {
@@ -680,18 +711,7 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
             for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
         }
     }
-    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
-    const __m512i ridx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldr));
-    for (int v = 0; v < nvec; v++) {
-        __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            __m512 y = _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv);
-            if (rpix) y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, cm[v], ridx, rpix[r] + 16 * v * ldr, 4));
-            y = sx_act512(y, act, vlo, vhi);
-            _mm512_mask_i32scatter_ps(cpix[r] + 16 * v * ldc, cm[v], cidx, y, 4);
-        }
-    }
+    ct_store(R, acc0, acc1, nvec, cm, cpix, cidx, ldc, rpix, ldr, bias, act, lo, hi);
 }
 
 AVX2_TARGET
@@ -985,20 +1005,22 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i cidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldc));
     __m512 acc0[CTD_MAX_PIXELS], acc1[CTD_MAX_PIXELS];
+    float *cpix[CTD_MAX_PIXELS];
+    const float *rpix[CTD_MAX_PIXELS];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < CTD_MAX_PIXELS; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    for (int r = 0; r < CTD_MAX_PIXELS; r++) {
+        acc0[r] = _mm512_setzero_ps();
+        acc1[r] = _mm512_setzero_ps();
+        cpix[r] = c + r;
+        rpix[r] = res ? res + r : NULL;
+    }
     if (!first) {
         // A later K block: the sums so far wait in `partial` (pixel-major, 32 channels a pixel).
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) { acc0[r] = _mm512_load_ps(partial + 32 * r); acc1[r] = _mm512_load_ps(partial + 32 * r + 16); }
     } else if (accum) {
-        // A residual in place: start from the sums already in C. (Every loop over the pixels is
-        // unrolled: an array indexed at run time would live on the stack, not in registers.)
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            acc0[r] = _mm512_mask_i32gather_ps(acc0[r], cm[0], cidx, c + r, 4);
-            if (nvec > 1) acc1[r] = _mm512_mask_i32gather_ps(acc1[r], cm[1], cidx, c + 16 * ldc + r, 4);
-        }
+        // A residual in place: start from the sums already in C.
+        ct_gather_c(R, acc0, acc1, nvec, cm, cpix, cidx, ldc);
     }
     if (nvec == 2) {
         for (int p = 0; p < k; p++) {
@@ -1026,18 +1048,7 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
         for (int r = 0; r < R; r++) { _mm512_store_ps(partial + 32 * r, acc0[r]); _mm512_store_ps(partial + 32 * r + 16, acc1[r]); }
         return;
     }
-    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
-    const __m512i ridx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldr));
-    for (int v = 0; v < nvec; v++) {
-        __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            __m512 y = _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv);
-            if (res) y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, cm[v], ridx, res + 16 * v * ldr + r, 4));
-            y = sx_act512(y, act, vlo, vhi);
-            _mm512_mask_i32scatter_ps(c + 16 * v * ldc + r, cm[v], cidx, y, 4);
-        }
-    }
+    ct_store(R, acc0, acc1, nvec, cm, cpix, cidx, ldc, res ? rpix : NULL, ldr, bias, act, lo, hi);
 }
 
 /// Row segments a channel-major K-blocked pass keeps partial sums for (on the stack, 1.75 KB each).

@@ -24,11 +24,6 @@ final class ExecutionPlan {
         let scratchFloatsPerThread: Int
     }
 
-    /// Per value: the node writing it (−1: the graph input) and the last node reading it
-    /// (`graph.nodes.count` for graph outputs).
-    private let producer: [Int]
-    private let lastRead: [Int]
-
     init(graph: Graph, pool: ThreadPool) throws {
         configureBLASForExternalThreading()
         // The kernels keep their own packed copies of the weights; the graph the plan keeps
@@ -41,15 +36,6 @@ final class ExecutionPlan {
         self.steps = steps
         scratchFloatsPerThread = steps.map(\.scratchFloatsPerThread).max() ?? 0
         scratchFloats = scratchFloatsPerThread * pool.threadCount
-        var producer = [Int](repeating: -1, count: graph.values.count)
-        var lastRead = [Int](repeating: -1, count: graph.values.count)
-        for (index, node) in graph.nodes.enumerated() {
-            producer[node.output] = index
-            for input in node.inputs { lastRead[input] = index }
-        }
-        for output in graph.outputs { lastRead[output] = graph.nodes.count }
-        self.producer = producer
-        self.lastRead = lastRead
     }
 
     func makeWorkspace(capacity: Int) -> Workspace {
@@ -129,11 +115,11 @@ final class ExecutionPlan {
         var liveIn: [(Int, Int)] = [], liveOut: [(Int, Int)] = []
         for index in range {
             let node = graph.nodes[index]
-            for input in node.inputs where producer[input] < range.lowerBound {
+            for input in node.inputs where memory.producer[input] < range.lowerBound {
                 let root = memory.root[input]
                 if seenIn.insert(root).inserted { liveIn.append((memory.offset(of: root), graph.values[root].elementsPerSample)) }
             }
-            if lastRead[node.output] >= range.upperBound {
+            if memory.lastRead[node.output] >= range.upperBound {
                 let root = memory.root[node.output]
                 if seenOut.insert(root).inserted { liveOut.append((memory.offset(of: root), graph.values[root].elementsPerSample)) }
             }

@@ -12,15 +12,22 @@ struct MemoryPlan {
     let offset: [Int]
     /// Per-sample floats of the arena.
     let floatsPerSample: Int
+    /// Per value: the node writing it (−1: the graph input) and the last node reading it
+    /// (`graph.nodes.count` for graph outputs, −1 if none).
+    let producer: [Int]
+    let lastRead: [Int]
 
     init(graph: Graph) {
         var root = Array(graph.values.indices)
-        // Last node reading each value (graph outputs: read after every node).
+        var producer = [Int](repeating: -1, count: graph.values.count)
         var lastRead = [Int](repeating: -1, count: graph.values.count)
         for (index, node) in graph.nodes.enumerated() {
+            producer[node.output] = index
             for input in node.inputs { lastRead[input] = index }
         }
         for output in graph.outputs { lastRead[output] = graph.nodes.count }
+        self.producer = producer
+        self.lastRead = lastRead
         // Last read of each buffer so far, over the values sharing it.
         var bufferLastRead = lastRead
         for (index, node) in graph.nodes.enumerated() {

@@ -1108,6 +1108,65 @@ static void compute_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, 
 }
 #endif
 
+#if SX_X86
+/// `sx_gemm_small_rows` for `R` rows and the 32 columns from `c0` (masks `m0`, `m1`): B streams
+/// once from memory, a row per K step, fetched `SMALL_ROWS_PREFETCH` rows ahead (the rows are
+/// `ldb` apart, a stride the hardware prefetchers follow late or not at all).
+#define SMALL_ROWS_PREFETCH 12
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void small_rows_block(const int R, int k, float alpha, const float *x, ptrdiff_t ldx, const float *b,
+                                    ptrdiff_t ldb, __mmask16 m0, __mmask16 m1, float *y, ptrdiff_t ldy) {
+    __m512 acc0[8], acc1[8];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    for (int p = 0; p < k; p++) {
+        const float *bp = b + (ptrdiff_t)p * ldb;
+        _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb + 31), _MM_HINT_T0);
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            __m512 xv = _mm512_set1_ps(x[(ptrdiff_t)r * ldx + p]);
+            acc0[r] = _mm512_fmadd_ps(xv, b0, acc0[r]);
+            acc1[r] = _mm512_fmadd_ps(xv, b1, acc1[r]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        _mm512_mask_storeu_ps(y + (ptrdiff_t)r * ldy, m0, _mm512_mul_ps(va, acc0[r]));
+        _mm512_mask_storeu_ps(y + (ptrdiff_t)r * ldy + 16, m1, _mm512_mul_ps(va, acc1[r]));
+    }
+}
+
+AVX512_TARGET
+static void small_rows_avx512(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
+                              const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
+    for (int c0 = 0; c0 < n; c0 += 32) {
+        int left = n - c0;
+        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left <= 16 ? (__mmask16)0 : (__mmask16)((1u << (left - 16)) - 1u));
+        // Each row count inlines the block with a constant R (its loops unrolled, accumulators in registers).
+#define SMALL_ROWS_CASE(R) case R: small_rows_block(R, k, alpha, x, ldx, b + c0, ldb, m0, m1, y + c0, ldy); break;
+        switch (rows) {
+            SMALL_ROWS_CASE(1) SMALL_ROWS_CASE(2) SMALL_ROWS_CASE(3) SMALL_ROWS_CASE(4)
+            SMALL_ROWS_CASE(5) SMALL_ROWS_CASE(6) SMALL_ROWS_CASE(7) SMALL_ROWS_CASE(8)
+        }
+#undef SMALL_ROWS_CASE
+    }
+}
+#endif
+
+void sx_gemm_small_rows(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
+                        const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
+#if SX_X86
+    if (rows >= 1 && rows <= 8 && n > 0 && k > 0) small_rows_avx512(rows, n, k, alpha, x, ldx, b, ldb, y, ldy);
+#else
+    (void)rows; (void)n; (void)k; (void)alpha; (void)x; (void)ldx; (void)b; (void)ldb; (void)y; (void)ldy;
+#endif
+}
+
 void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
                         const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
 #if SX_X86

@@ -33,4 +33,55 @@ final class ExecutionPlanTests: XCTestCase {
             }
         }
     }
+
+    /// A dense layer with large weights runs once on the whole batch between two sample-parallel
+    /// stretches (`Step.prefersWholeBatch`); the outputs match one thread in one piece.
+    func testWholeBatchStepBetweenSampleParallelStretches() throws {
+        // 64 → 64 → 4096 (262 144 weights: whole batch) → 10, Relu between.
+        let layers: [(k: Int, n: Int)] = [(64, 64), (64, 4096), (4096, 10)]
+        var rng = SeededRandom(11)
+        let bytes = denseChainModel(layers) { rng.array($0).map { $0 * 0.2 } }
+        let parallel = try Engine(modelBytes: bytes, options: EngineOptions(threads: 2, seed: 1))
+        let serial = try Engine(modelBytes: bytes, options: EngineOptions(threads: 1, seed: 1))
+        let plan = parallel.plan
+        XCTAssertEqual(plan.graph.nodes.count, 3)
+        XCTAssertEqual((0..<3).map { plan.prefersWholeBatch($0) }, [false, true, false])
+        for batch in [1, 2, 5, 8] {
+            let input = rng.array(batch * 64)
+            let expected = try serial.infer(input, batch: batch).map(Double.init)
+            assertClose(try parallel.infer(input, batch: batch), expected, tol: 1e-5, "batch \(batch)")
+        }
+    }
+
+    /// An ONNX model of Gemm layers (`transB = 1`, bias) with Relu between them, input `[batch, k0]`.
+    private func denseChainModel(_ layers: [(k: Int, n: Int)], weights: (Int) -> [Float]) -> [UInt8] {
+        var m = PBWriter()
+        m.int(1, 9)
+        m.message(8) { o in o.string(1, ""); o.int(2, 18) }
+        m.message(7) { g in
+            var value = "X"
+            for (i, layer) in layers.enumerated() {
+                let gemmOut = "g\(i)", out = i + 1 < layers.count ? "r\(i)" : "Y"
+                g.message(1) { n in
+                    n.string(1, value); n.string(1, "W\(i)"); n.string(1, "B\(i)")
+                    n.string(2, i + 1 < layers.count ? gemmOut : out)
+                    n.string(3, "gemm\(i)"); n.string(4, "Gemm")
+                    n.message(5) { a in a.string(1, "transB"); a.int(3, 1); a.int(20, 2) }
+                }
+                if i + 1 < layers.count {
+                    g.message(1) { n in n.string(1, gemmOut); n.string(2, out); n.string(3, "relu\(i)"); n.string(4, "Relu") }
+                }
+                value = out
+            }
+            g.string(2, "dense-chain")
+            for (i, layer) in layers.enumerated() {
+                let w = weights(layer.n * layer.k), b = weights(layer.n)
+                g.message(5, tensorProto("W\(i)", .float, dims: [Int64(layer.n), Int64(layer.k)]) { $0.data(9, rawBytes(w)) })
+                g.message(5, tensorProto("B\(i)", .float, dims: [Int64(layer.n)]) { $0.data(9, rawBytes(b)) })
+            }
+            g.message(11, valueInfo("X", .float, ["batch", layers[0].k]))
+            g.message(12, valueInfo("Y", .float, ["batch", layers[layers.count - 1].n]))
+        }
+        return m.bytes
+    }
 }

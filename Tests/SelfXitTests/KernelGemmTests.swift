@@ -4,7 +4,10 @@ import XCTest
 final class KernelGemmTests: XCTestCase {
     func testDenseVariants() {
         var rng = SeededRandom(3)
-        for (rows, k, n) in [(1, 7, 5), (1, 300, 1000), (5, 64, 10), (37, 33, 70)] {
+        // Up to 8 rows take the small-rows kernel (AVX-512): every row count, column tails of
+        // 1–31 past whole 32-column blocks; 9 and more rows go to BLAS.
+        for (rows, k, n) in [(1, 7, 5), (1, 300, 1000), (5, 64, 10), (37, 33, 70), (2, 40, 33), (3, 5, 47),
+                             (4, 17, 64), (6, 9, 95), (7, 3, 16), (8, 129, 47), (9, 20, 17)] {
             let w = rng.array(k * n)
             for transposed in [false, true] {
                 let biases: [GemmBias] = [.none, .scalar(0.3), .row(rng.array(n)), .full(rng.array(rows * n))]

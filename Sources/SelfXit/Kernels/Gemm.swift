@@ -1,4 +1,5 @@
 import CBLAS
+import SelfXitGEMM
 
 /// The `C` operand of an ONNX Gemm, broadcast onto `[rows, n]`.
 public enum GemmBias: Equatable, Sendable {
@@ -23,6 +24,8 @@ public final class DenseKernel {
     private let bias: UnsafeMutablePointer<Float>?
     private let biasRows: Int
     private let scalarBias: Float
+    /// Whether products of up to 8 rows run on `sx_gemm_small_rows` (AVX-512), not BLAS.
+    private let smallRows = PackedGEMM.currentISA == PackedGEMM.avx512
 
     /// - Parameters:
     ///   - weights: `B`, `[n, k]` when `transposed` (ONNX `transB = 1`), else `[k, n]`.
@@ -66,7 +69,7 @@ public final class DenseKernel {
         precondition(biasRows <= 1 || biasRows == rows, "Gemm [M, N] bias needs rows == M")
         let threads = pool.threadCount
         // Split rows when there are plenty; otherwise columns (each thread then streams its part of B).
-        let splitRows = rows >= 4 * threads
+        let splitRows = rows >= 4 * threads && !(rows <= 8 && smallRows)
         pool.parallelFor(threads) { t in
             let r = splitRows ? (rows * t / threads)..<(rows * (t + 1) / threads) : 0..<rows
             let c = splitRows ? 0..<n : slice(n, t, threads)
@@ -78,8 +81,14 @@ public final class DenseKernel {
     private func tile(_ a: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Range<Int>, cols: Range<Int>) {
         guard !rows.isEmpty && !cols.isEmpty else { return }
         let out = y + rows.lowerBound * n + cols.lowerBound
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(cols.count), Int32(k),
-                    alpha, a + rows.lowerBound * k, Int32(k), packed + cols.lowerBound, Int32(n), 0, out, Int32(n))
+        if smallRows && rows.count <= 8 {
+            // A few rows (a classifier at a small batch): BLAS would copy all of B for them.
+            sx_gemm_small_rows(Int32(rows.count), Int32(cols.count), Int32(k), alpha, a + rows.lowerBound * k, k,
+                               packed + cols.lowerBound, n, out, n)
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(cols.count), Int32(k),
+                        alpha, a + rows.lowerBound * k, Int32(k), packed + cols.lowerBound, Int32(n), 0, out, Int32(n))
+        }
         for r in 0..<rows.count {
             let row = out + r * n
             if let bias {

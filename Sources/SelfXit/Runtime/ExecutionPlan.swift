@@ -22,6 +22,9 @@ final class ExecutionPlan {
     struct Step {
         let run: (StepContext) -> Void
         let scratchFloatsPerThread: Int
+        /// Whether the step runs faster once on all rows than once per row, because its weights
+        /// outweigh its work per row (a classifier's dense layer).
+        var prefersWholeBatch = false
     }
 
     init(graph: Graph, pool: ThreadPool) throws {
@@ -61,50 +64,70 @@ final class ExecutionPlan {
     func run(_ range: Range<Int>, rows: Int, in workspace: Workspace) {
         let threads = pool.threadCount
         let parallelRows = threads > 1 ? rows / threads * threads : 0
-        if parallelRows > 0 {
-            let (liveIn, liveOut) = boundary(of: range)
-            let own = workspace.threadWorkspaces(threads) {
-                Workspace(capacity: 1, floatsPerSample: memory.floatsPerSample, scratchFloats: scratchFloatsPerThread)
-            }
-            // The range's outputs wait in a staging buffer until every sample is done: written
-            // straight back they could land on a buffer the plan reuses, such as the input rows
-            // of samples other threads have not read yet.
-            let outWidth = liveOut.map(\.1).reduce(0, +)
-            let staging = workspace.staging(parallelRows * outWidth)
-            let capacity = workspace.capacity
-            pool.parallelForItems(parallelRows) { slot, row in
-                let sample = own[slot]
-                for (offset, width) in liveIn {
-                    (sample.arena + offset).update(from: workspace.arena + offset * capacity + row * width, count: width)
-                }
-                let context = StepContext(workspace: sample, firstRow: 0, rows: 1, scratch: sample.scratch, pool: serialPool)
-                for index in range { steps[index].run(context) }
-                var target = staging + row * outWidth
-                for (offset, width) in liveOut {
-                    target.update(from: sample.arena + offset, count: width)
-                    target += width
-                }
-            }
-            // Rows that do not go round run node by node on all threads while the main workspace
-            // still holds only the range's inputs, then the staged outputs go back.
-            if parallelRows < rows {
-                let context = StepContext(workspace: workspace, firstRow: parallelRows, rows: rows - parallelRows,
-                                          scratch: workspace.scratch, pool: pool)
-                for index in range { steps[index].run(context) }
-            }
-            pool.parallelFor(threads) { t in
-                for row in (parallelRows * t / threads)..<(parallelRows * (t + 1) / threads) {
-                    var source = UnsafePointer(staging + row * outWidth)
-                    for (offset, width) in liveOut {
-                        (workspace.arena + offset * capacity + row * width).update(from: source, count: width)
-                        source += width
-                    }
-                }
-            }
+        guard parallelRows > 0 else {
+            let context = StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool)
+            for index in range { steps[index].run(context) }
             return
         }
-        let context = StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool)
-        for index in range { steps[index].run(context) }
+        // Steps whose weights outweigh their per-row work (a classifier's dense layer) run once
+        // on all rows between the sample-parallel stretches: run per sample, each would stream
+        // its weights once a sample.
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let end = range[start...].first { steps[$0].prefersWholeBatch } ?? range.upperBound
+            if start < end { runSampleParallel(start..<end, parallelRows: parallelRows, rows: rows, in: workspace) }
+            if end < range.upperBound {
+                steps[end].run(StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool))
+            }
+            start = end + 1
+        }
+    }
+
+    /// Whether node `index` runs on the whole batch between sample-parallel stretches.
+    func prefersWholeBatch(_ index: Int) -> Bool { steps[index].prefersWholeBatch }
+
+    /// `run` with the first `parallelRows` rows (a multiple of the thread count) sample-parallel.
+    private func runSampleParallel(_ range: Range<Int>, parallelRows: Int, rows: Int, in workspace: Workspace) {
+        let threads = pool.threadCount
+        let (liveIn, liveOut) = boundary(of: range)
+        let own = workspace.threadWorkspaces(threads) {
+            Workspace(capacity: 1, floatsPerSample: memory.floatsPerSample, scratchFloats: scratchFloatsPerThread)
+        }
+        // The range's outputs wait in a staging buffer until every sample is done: written
+        // straight back they could land on a buffer the plan reuses, such as the input rows
+        // of samples other threads have not read yet.
+        let outWidth = liveOut.map(\.1).reduce(0, +)
+        let staging = workspace.staging(parallelRows * outWidth)
+        let capacity = workspace.capacity
+        pool.parallelForItems(parallelRows) { slot, row in
+            let sample = own[slot]
+            for (offset, width) in liveIn {
+                (sample.arena + offset).update(from: workspace.arena + offset * capacity + row * width, count: width)
+            }
+            let context = StepContext(workspace: sample, firstRow: 0, rows: 1, scratch: sample.scratch, pool: serialPool)
+            for index in range { steps[index].run(context) }
+            var target = staging + row * outWidth
+            for (offset, width) in liveOut {
+                target.update(from: sample.arena + offset, count: width)
+                target += width
+            }
+        }
+        // Rows that do not go round run node by node on all threads while the main workspace
+        // still holds only the range's inputs, then the staged outputs go back.
+        if parallelRows < rows {
+            let context = StepContext(workspace: workspace, firstRow: parallelRows, rows: rows - parallelRows,
+                                      scratch: workspace.scratch, pool: pool)
+            for index in range { steps[index].run(context) }
+        }
+        pool.parallelFor(threads) { t in
+            for row in (parallelRows * t / threads)..<(parallelRows * (t + 1) / threads) {
+                var source = UnsafePointer(staging + row * outWidth)
+                for (offset, width) in liveOut {
+                    (workspace.arena + offset * capacity + row * width).update(from: source, count: width)
+                    source += width
+                }
+            }
+        }
     }
 
     /// The buffers (per-sample offset and width) a run of `range` reads from before it and
@@ -170,9 +193,11 @@ final class ExecutionPlan {
             let rowsPerSample = outputWidth / outFeatures
             let kernel = DenseKernel(weights: weights, k: inFeatures, n: outFeatures, transposed: true,
                                      bias: bias.map { .row($0) } ?? .none, activation: activation)
+            // One output row per sample reads every weight once for a multiply-add: over ~1 MB
+            // of weights, a sample at a time would stream them from memory once a sample.
             return Step(run: { ctx in
                 kernel.run(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), rows: ctx.rows * rowsPerSample, pool: ctx.pool)
-            }, scratchFloatsPerThread: 0)
+            }, scratchFloatsPerThread: 0, prefersWholeBatch: rowsPerSample == 1 && inFeatures * outFeatures >= 1 << 18)
 
         case .channelAffine(let scale, let shift, let activation):
             let channels = scale.count

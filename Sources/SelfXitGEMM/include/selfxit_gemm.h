@@ -117,6 +117,13 @@ void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
 void sx_gemm_compute_ctd(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
                          int oy0, int oy1, const sx_gemm_out *out);
 
+/// `y[r, c] = alpha · Σ_kk x[r, kk] · b[kk, c]` for rows `r < rows` (1 to 8) and columns `c < n`:
+/// a product with a few rows (a classifier at a small batch) reads row-major B once, in place,
+/// 32 columns at a time for all rows, where a packed GEMM would copy all of B for a handful of
+/// rows. AVX-512 only (callers check `sx_gemm_isa_supported`); `ldx`, `ldb`, `ldy` in floats.
+void sx_gemm_small_rows(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
+                        const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);
+
 /// Depthwise 3×3 over one zero-padded plane (see DepthwisePlan): output row `oy` reads rows
 /// `buf + oy·step_y + {0, dy, 2·dy}` at column offsets `off[0..2]` (+ output column), 16 columns
 /// at a time (the buffer is padded to whole vectors). Writes `act(sum + bias)` to `out` (`out_h×out_w`).

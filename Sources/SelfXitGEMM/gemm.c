@@ -634,11 +634,90 @@ static void kernel_avx512_direct(int k, const float *a, const float *x, const in
 /// `0..<R` of `px`, a packed B panel offset to the first pixel) × up to 32 output channels (one or
 /// two weight panels as vectors), so small planes waste no vector lanes on missing pixels. Each
 /// accumulator holds one pixel's 16 channels; the epilogue adds bias and residual, applies the
-/// activation and scatters it down the pixel's column of C. `cpix[r]`/`rpix[r]`: pixel `r`'s
-/// output/residual at the pair's first channel; `cm[v]` masks channels past `m`.
+/// activation and writes each channel's pixels as one row (`ct_store_rows`) when the pixels are
+/// consecutive in C, else scatters each pixel down its column (`ct_store`). `cpix[r]`/`rpix[r]`:
+/// pixel `r`'s output/residual at the pair's first channel; `cm[v]` masks channels past `m`.
 #ifndef CT_PREFETCH
 #define CT_PREFETCH 48
 #endif
+/// Transposes 16 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`): 32-bit then 64-bit
+/// interleaves within 128-bit lanes, then two rounds of 128-bit lane shuffles (64 shuffles).
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void transpose16(__m512 *v) {
+    __m512 t[16], u[16];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    // u[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
+#pragma clang loop unroll(full)
+    for (int g = 0; g < 4; g++) {
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 4; j++) {
+        __m512 x0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), x1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+        __m512 y0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), y1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+        v[j] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        v[4 + j] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
+        v[8 + j] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        v[12 + j] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
+    }
+}
+
+/// `ct_gather_c` when the `R` pixels are consecutive in C (one row segment of one sample): each
+/// channel's `R` sums are one masked load, and a transpose turns them into the pixels' vectors.
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void ct_load_c_rows(const int R, __m512 *acc0, __m512 *acc1, int nvec, const __mmask16 *cm,
+                                  const float *c, ptrdiff_t ldc) {
+    const __mmask16 pixels = (__mmask16)((1u << R) - 1u);
+    for (int v = 0; v < nvec; v++) {
+        __m512 rows[16];
+#pragma clang loop unroll(full)
+        for (int ch = 0; ch < 16; ch++)
+            rows[ch] = _mm512_maskz_loadu_ps((cm[v] >> ch) & 1 ? pixels : 0, c + (16 * v + ch) * ldc);
+        transpose16(rows);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            if (v == 0) acc0[r] = rows[r]; else acc1[r] = rows[r];
+        }
+    }
+}
+
+/// `ct_store` when the `R` pixels are consecutive in C and in the residual: bias added to the
+/// pixels' vectors, a transpose, then per channel the residual's row added (one masked load),
+/// the activation and one masked store — 16 stores a vector instead of a 16-lane scatter.
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void ct_store_rows(const int R, const __m512 *acc0, const __m512 *acc1, int nvec, const __mmask16 *cm,
+                                 float *c, ptrdiff_t ldc, const float *res, ptrdiff_t ldr,
+                                 const float *bias, int act, float lo, float hi) {
+    const __mmask16 pixels = (__mmask16)((1u << R) - 1u);
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    for (int v = 0; v < nvec; v++) {
+        __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
+        __m512 rows[16];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 16; r++) rows[r] = r < R ? _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv) : zero;
+        transpose16(rows);
+#pragma clang loop unroll(full)
+        for (int ch = 0; ch < 16; ch++) {
+            if (!((cm[v] >> ch) & 1)) break;  // channels past m (a prefix of the lanes is valid)
+            __m512 y = rows[ch];
+            if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(pixels, res + (16 * v + ch) * ldr));
+            _mm512_mask_storeu_ps(c + (16 * v + ch) * ldc, pixels, sx_act512(y, act, vlo, vhi));
+        }
+    }
+}
+
 /// Starts channel-major accumulators from the sums already in C: pixel `r`'s channels run down
 /// the column at `cpix[r]` (`ldc` apart, lane offsets `cidx`), 16 in `acc0` and 16 more in `acc1`.
 __attribute__((always_inline))
@@ -686,8 +765,14 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
     __m512 acc0[8], acc1[8];
 #pragma clang loop unroll(full)
     for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    // Pixels of one sample's plane lie side by side in C (and in the residual): per-channel rows
+    // instead of gathers and scatters. A group that runs into the next sample scatters.
+    const int consecutive = cpix[R - 1] == cpix[0] + (R - 1);
     // A later K block: start from the partial sums the earlier blocks left in C.
-    if (accum) ct_gather_c(R, acc0, acc1, nvec, cm, cpix, cidx, ldc);
+    if (accum) {
+        if (consecutive) ct_load_c_rows(R, acc0, acc1, nvec, cm, cpix[0], ldc);
+        else ct_gather_c(R, acc0, acc1, nvec, cm, cpix, cidx, ldc);
+    }
     if (nvec == 2) {
 #pragma clang loop unroll_count(2)
         for (int p = 0; p < k; p++) {
@@ -711,7 +796,8 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
             for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
         }
     }
-    ct_store(R, acc0, acc1, nvec, cm, cpix, cidx, ldc, rpix, ldr, bias, act, lo, hi);
+    if (consecutive) ct_store_rows(R, acc0, acc1, nvec, cm, cpix[0], ldc, rpix ? rpix[0] : NULL, ldr, bias, act, lo, hi);
+    else ct_store(R, acc0, acc1, nvec, cm, cpix, cidx, ldc, rpix, ldr, bias, act, lo, hi);
 }
 
 AVX2_TARGET
@@ -994,33 +1080,24 @@ static void compute_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
 /// The micro-kernel of `sx_gemm_compute_ctd`: `R` (≤ 14) consecutive output pixels of one row,
 /// B read in place (pixel `r`'s element of K row `kk` at `xr[off[kk] + r]`, broadcast) × up to 32
 /// output channels (one or two weight panels as vectors): 28 accumulators, 16 loads per 28 FMAs.
-/// `c`/`res`: the first pixel's output/residual at the pair's first channel; the epilogue is
-/// `kernel_ct`'s (gathered residual, scattered stores down the pixels' columns).
+/// `c`/`res`: the first pixel's output/residual at the pair's first channel; the pixels are
+/// consecutive in both, so the epilogue is `ct_store_rows` (a transpose, then per-channel rows).
 #define CTD_MAX_PIXELS 14
 __attribute__((always_inline))
 AVX512_TARGET
 static inline void kernel_ctd(const int R, int k, const float *xr, const int *off, const float *w0, const float *w1, int nvec,
                               const __mmask16 *cm, float *c, ptrdiff_t ldc, const float *res, ptrdiff_t ldr,
                               const float *bias, int act, float lo, float hi, int accum, float *partial, int first, int last) {
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i cidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldc));
     __m512 acc0[CTD_MAX_PIXELS], acc1[CTD_MAX_PIXELS];
-    float *cpix[CTD_MAX_PIXELS];
-    const float *rpix[CTD_MAX_PIXELS];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < CTD_MAX_PIXELS; r++) {
-        acc0[r] = _mm512_setzero_ps();
-        acc1[r] = _mm512_setzero_ps();
-        cpix[r] = c + r;
-        rpix[r] = res ? res + r : NULL;
-    }
+    for (int r = 0; r < CTD_MAX_PIXELS; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
     if (!first) {
         // A later K block: the sums so far wait in `partial` (pixel-major, 32 channels a pixel).
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) { acc0[r] = _mm512_load_ps(partial + 32 * r); acc1[r] = _mm512_load_ps(partial + 32 * r + 16); }
     } else if (accum) {
         // A residual in place: start from the sums already in C.
-        ct_gather_c(R, acc0, acc1, nvec, cm, cpix, cidx, ldc);
+        ct_load_c_rows(R, acc0, acc1, nvec, cm, c, ldc);
     }
     if (nvec == 2) {
         for (int p = 0; p < k; p++) {
@@ -1048,7 +1125,7 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
         for (int r = 0; r < R; r++) { _mm512_store_ps(partial + 32 * r, acc0[r]); _mm512_store_ps(partial + 32 * r + 16, acc1[r]); }
         return;
     }
-    ct_store(R, acc0, acc1, nvec, cm, cpix, cidx, ldc, res ? rpix : NULL, ldr, bias, act, lo, hi);
+    ct_store_rows(R, acc0, acc1, nvec, cm, c, ldc, res, ldr, bias, act, lo, hi);
 }
 
 /// Row segments a channel-major K-blocked pass keeps partial sums for (on the stack, 1.75 KB each).

@@ -121,6 +121,11 @@ final class KernelConvTests: XCTestCase {
         check(geometry(c: 4, h: 14, w: 14, oc: 4, k: (5, 5), s: (2, 2), pads: (2, 2, 2, 2), groups: 4), bias: false)
         check(geometry(c: 3, h: 15, w: 20, oc: 3, k: (3, 3), s: (3, 3), d: (2, 2), pads: (2, 2, 2, 2), groups: 3))
         check(geometry(c: 3, h: 6, w: 6, oc: 3, k: (3, 3), s: (1, 1), d: (2, 2), pads: (2, 2, 2, 2), groups: 3))
+        // Planes of at most 256 pixels: a batch below the thread count splits the planes, in
+        // shares that may be short or empty (4 planes over 3 threads).
+        check(geometry(c: 4, h: 7, w: 7, oc: 4, k: (3, 3), pads: (1, 1, 1, 1), groups: 4), act: .relu)
+        check(geometry(c: 17, h: 14, w: 14, oc: 17, k: (3, 3), pads: (1, 1, 1, 1), groups: 17), residual: true)
+        check(geometry(c: 9, h: 14, w: 14, oc: 9, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 9), act: .clip(min: 0, max: 6))
     }
 
     /// Stride-1 convolutions on planes large enough run as implicit GEMMs with AVX-512: padded

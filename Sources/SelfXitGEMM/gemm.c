@@ -1139,12 +1139,17 @@ static void compute_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, 
                                int oy0, int oy1, const sx_gemm_out *out) {
     const int in_place = residual_in_place(out);
     const int out_w = b->valid_w;
-    const int segments = (out_w + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS;
+    // Where the grid is as wide as the output (a 1×1 product on an unpadded plane) the rows'
+    // pixels run on from one row to the next in B and in C: the pixels of all the rows are cut
+    // into segments as one run, so a 7-pixel row does not leave half the micro-kernel idle.
+    const int dense = b->grid_w == out_w;
+    const int segments = (out_w + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS;  // a row's, when not dense
+    const ptrdiff_t run0 = (ptrdiff_t)oy0 * out_w, run = (ptrdiff_t)(oy1 - oy0) * out_w;
+    const int total = dense ? (int)((run + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS) : (oy1 - oy0) * segments;
     const int kc = (size_t)k * 2 * NR * sizeof(float) > 64 * 1024 ? CTD_KC : k;
-    const int group_rows = CTD_GROUP_SEGMENTS / segments > 0 ? CTD_GROUP_SEGMENTS / segments : 1;
     __attribute__((aligned(64))) float partial[CTD_GROUP_SEGMENTS * CTD_MAX_PIXELS * 2 * NR];
-    // Channel panels in pairs; for each pair groups of rows, K in blocks whose weights stay in L1
-    // while the group's row segments pass (partial sums wait in `partial`).
+    // Channel panels in pairs; for each pair groups of segments, K in blocks whose weights stay
+    // in L1 while the group's segments pass (partial sums wait in `partial`).
     for (int cp = cp0; cp < cp1; cp += 2) {
         int nvec = cp + 1 < cp1 ? 2 : 1;
         int ch0 = cp * NR;
@@ -1155,29 +1160,39 @@ static void compute_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, 
         }
         const float *w0 = pw + (size_t)cp * k * NR, *w1 = w0 + (size_t)k * NR;
         const float *bias = out->bias ? out->bias + ch0 : NULL;
-        for (int g0 = oy0; g0 < oy1; g0 += group_rows) {
-            int g1 = g0 + group_rows < oy1 ? g0 + group_rows : oy1;
+        for (int s0 = 0; s0 < total; s0 += CTD_GROUP_SEGMENTS) {
+            int s1 = s0 + CTD_GROUP_SEGMENTS < total ? s0 + CTD_GROUP_SEGMENTS : total;
             for (int kb0 = 0; kb0 < k; kb0 += kc) {
                 const int klen = k - kb0 < kc ? k - kb0 : kc;
                 const int first = kb0 == 0, last = kb0 + klen >= k;
                 const float *wk0 = w0 + (size_t)kb0 * NR, *wk1 = w1 + (size_t)kb0 * NR;
                 const int *offk = b->offsets + kb0;
-                for (int oy = g0; oy < g1; oy++) {
-                    for (int sg = 0; sg < segments; sg++) {
-                        // Near-equal segments of the row (a 28-pixel row: two of 14).
+                for (int si = s0; si < s1; si++) {
+                    // Near-equal segments of the run, or of each row (a 28-pixel row: two of 14).
+                    ptrdiff_t pixel;
+                    int len;
+                    const float *xr;
+                    if (dense) {
+                        ptrdiff_t p0 = run0 + run * si / total, p1 = run0 + run * (si + 1) / total;
+                        pixel = p0;
+                        len = (int)(p1 - p0);
+                        xr = b->x + p0;
+                    } else {
+                        int oy = oy0 + si / segments, sg = si % segments;
                         int ox0 = out_w * sg / segments, ox1 = out_w * (sg + 1) / segments;
-                        const float *xr = b->x + (ptrdiff_t)oy * b->grid_w + ox0;
-                        ptrdiff_t pixel = (ptrdiff_t)oy * out_w + ox0;
-                        float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
-                        const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
-                        float *part = partial + (size_t)((oy - g0) * segments + sg) * CTD_MAX_PIXELS * 2 * NR;
-    #define CTD_CASE(R) case R: kernel_ctd(R, klen, xr, offk, wk0, wk1, nvec, cm, c, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
-                        switch (ox1 - ox0) {
-                            CTD_CASE(14) CTD_CASE(13) CTD_CASE(12) CTD_CASE(11) CTD_CASE(10) CTD_CASE(9) CTD_CASE(8)
-                            CTD_CASE(7) CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1)
-                        }
-    #undef CTD_CASE
+                        pixel = (ptrdiff_t)oy * out_w + ox0;
+                        len = ox1 - ox0;
+                        xr = b->x + (ptrdiff_t)oy * b->grid_w + ox0;
                     }
+                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
+                    const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
+                    float *part = partial + (size_t)(si - s0) * CTD_MAX_PIXELS * 2 * NR;
+    #define CTD_CASE(R) case R: kernel_ctd(R, klen, xr, offk, wk0, wk1, nvec, cm, c, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+                    switch (len) {
+                        CTD_CASE(14) CTD_CASE(13) CTD_CASE(12) CTD_CASE(11) CTD_CASE(10) CTD_CASE(9) CTD_CASE(8)
+                        CTD_CASE(7) CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1)
+                    }
+    #undef CTD_CASE
                 }
             }
         }

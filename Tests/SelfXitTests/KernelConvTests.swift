@@ -140,6 +140,10 @@ final class KernelConvTests: XCTestCase {
             (geometry(c: 5, h: 12, w: 40, oc: 17, k: (3, 3), d: (2, 2), pads: (2, 2, 2, 2)), false, .silu),
             (geometry(c: 4, h: 10, w: 44, oc: 8, k: (5, 5), pads: (2, 2, 2, 2)), true, .relu),
             (geometry(c: 600, h: 8, w: 8, oc: 460, k: (1, 1)), true, .relu),
+            // Channel-major 1×1 on a plane as wide as its grid: the rows' pixels cut as one run
+            // (63 pixels into segments of 12 and 13; a subsampled 7×7 plane).
+            (geometry(c: 130, h: 7, w: 9, oc: 50, k: (1, 1)), true, .clip(min: 0, max: 6)),
+            (geometry(c: 160, h: 14, w: 14, oc: 48, k: (1, 1), s: (2, 2)), false, .relu),
             // Stride 2: phase-split copies (only the phases the taps read).
             (geometry(c: 5, h: 40, w: 38, oc: 19, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),
             (geometry(c: 12, h: 30, w: 34, oc: 20, k: (1, 1), s: (2, 2)), false, .none),
@@ -159,6 +163,7 @@ final class KernelConvTests: XCTestCase {
             let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
                                       bias: nil, activation: act)
             XCTAssertTrue(kernel.isDirect, "\(g)")
+            if g.inChannels >= 130 { XCTAssertTrue(kernel.isDirectChannelMajor, "\(g)") }
             check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])
         }
     }

@@ -143,6 +143,7 @@ final class KernelConvTests: XCTestCase {
             // Channel-major 1×1 on a plane as wide as its grid: the rows' pixels cut as one run
             // (63 pixels into segments of 12 and 13; a subsampled 7×7 plane).
             (geometry(c: 130, h: 7, w: 9, oc: 50, k: (1, 1)), true, .clip(min: 0, max: 6)),
+            (geometry(c: 130, h: 7, w: 7, oc: 200, k: (1, 1)), true, .relu),  // fewer inputs than outputs
             (geometry(c: 160, h: 14, w: 14, oc: 48, k: (1, 1), s: (2, 2)), false, .relu),
             // Stride 2: phase-split copies (only the phases the taps read).
             (geometry(c: 5, h: 40, w: 38, oc: 19, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),

@@ -112,8 +112,8 @@ void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
 /// `b->x[b->offsets[kk] + oy·b->grid_w + ox]` and broadcast) × channel panels `cp0..<cp1` of
 /// weights packed by `sx_gemm_pack_wt`, vectors over 16 output channels. No grid column is
 /// computed for padding, and 14 pixels × 32 channels keep 28 accumulators busy. C, residual
-/// (in place allowed), bias, activation as `sx_gemm_compute_direct`. AVX-512 only; `ldc`, `ldr`
-/// must fit 16× in an int.
+/// (in place allowed), bias, activation as `sx_gemm_compute_direct`. Where `b->grid_w ==
+/// b->valid_w` the rows' pixels are taken as one run. AVX-512 only.
 void sx_gemm_compute_ctd(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
                          int oy0, int oy1, const sx_gemm_out *out);
 

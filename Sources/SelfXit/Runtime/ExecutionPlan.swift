@@ -60,7 +60,8 @@ final class ExecutionPlan {
     /// waits for the others and each core works in its own cache. Splitting every node of a batch
     /// across the cores instead streams each layer's batch through the shared cache (ResNet-50 at
     /// batch 8: 15–20 % slower per image than at batch 1). Rows that do not go round
-    /// (`rows % threads`) then run node by node on all threads.
+    /// (`rows % threads`) then run node by node on all threads. A step that prefers the whole
+    /// batch (`Step.prefersWholeBatch`) runs on all rows at once between sample-parallel stretches.
     func run(_ range: Range<Int>, rows: Int, in workspace: Workspace) {
         let threads = pool.threadCount
         let parallelRows = threads > 1 ? rows / threads * threads : 0

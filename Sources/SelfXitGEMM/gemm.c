@@ -1237,8 +1237,7 @@ static void small_rows_avx512(int rows, int n, int k, float alpha, const float *
                               const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
     for (int c0 = 0; c0 < n; c0 += 32) {
         int left = n - c0;
-        __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-        __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : (left <= 16 ? (__mmask16)0 : (__mmask16)((1u << (left - 16)) - 1u));
+        __mmask16 m0 = sx_row_mask(0, left), m1 = sx_row_mask(0, left - 16);
         // Each row count inlines the block with a constant R (its loops unrolled, accumulators in registers).
 #define SMALL_ROWS_CASE(R) case R: small_rows_block(R, k, alpha, x, ldx, b + c0, ldb, m0, m1, y + c0, ldy); break;
         switch (rows) {

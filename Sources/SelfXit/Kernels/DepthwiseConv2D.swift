@@ -54,32 +54,23 @@ struct DepthwisePlan {
         let taps = g.kernelHeight * g.kernelWidth
         let fused = PackedGEMM.fused(activation)
         let offsets3 = tapOffsets.map { Int32($0) }
-        if readsInPlace && batch < pool.threadCount && g.outPlane <= DepthwisePlan.maxPlaneSplitByChannels {
-            // Small batch, small planes (14×14 and less): each thread owns a contiguous share of
-            // the planes, whole, as the 1×1 convolutions around them split their channels; split
-            // by rows, a 7-row plane left each thread a few rows a call (measured 40 % slower).
+        if readsInPlace && batch < pool.threadCount {
+            // Small batch: each thread owns a share of the work, planes handed out in chunks.
+            // Large planes: a share of the rows of every plane (the rows the convolutions around
+            // it give the same thread). Small planes (14×14 and less): a contiguous share of the
+            // planes, whole, as the 1×1 convolutions around them split their channels; split by
+            // rows, a 7-row plane left each thread a few rows a call (measured 40 % slower).
             let threads = pool.threadCount
-            let perShare = (planes + threads - 1) / threads
+            let byPlanes = g.outPlane <= DepthwisePlan.maxPlaneSplitByChannels
+            let perShare = byPlanes ? (planes + threads - 1) / threads : planes
             let chunk = max(1, perShare / 8)
             pool.parallelForShares(itemsPerShare: (perShare + chunk - 1) / chunk) { share, item in
-                let first = share * perShare + item * chunk
-                let end = min(planes, (share + 1) * perShare, first + chunk)
+                let shareStart = byPlanes ? share * perShare : 0
+                let first = shareStart + item * chunk
+                let end = min(planes, shareStart + perShare, first + chunk)
                 guard first < end else { return }  // the last shares may be short or empty
+                let rows = byPlanes ? 0..<g.outHeight : (g.outHeight * share / threads)..<(g.outHeight * (share + 1) / threads)
                 for p in first..<end {
-                    direct3x3(plane: p, rows: 0..<g.outHeight, input: input, weights: weights, bias: bias, residual: residual,
-                              output: output, activation: activation)
-                }
-            }
-            return
-        }
-        if readsInPlace && batch < pool.threadCount {
-            // Small batch: each thread owns a share of the rows of every plane (the rows the
-            // convolutions around it give the same thread), planes handed out in chunks.
-            let threads = pool.threadCount
-            let chunk = max(1, planes / 8)
-            pool.parallelForShares(itemsPerShare: (planes + chunk - 1) / chunk) { share, item in
-                let rows = (g.outHeight * share / threads)..<(g.outHeight * (share + 1) / threads)
-                for p in (item * chunk)..<min(planes, (item + 1) * chunk) {
                     direct3x3(plane: p, rows: rows, input: input, weights: weights, bias: bias, residual: residual,
                               output: output, activation: activation)
                 }

@@ -37,6 +37,8 @@ struct DirectConvPlan {
     /// Whether the product runs channel-major (`sx_gemm_compute_ctd`: output rows ≤ 14 pixels at
     /// a time broadcast against vectors of 16 output channels) instead of over the grid's columns.
     let channelMajor: Bool
+    /// Whether the kernel is 1×1.
+    let pointwise: Bool
     /// Per K row (`c, ky, kx`), where its B row starts relative to the grid column.
     let offsets: [Int32]
     /// Widest input (channels) a stride-2 convolution copies as phases; wider ones copy a plane per kernel column.
@@ -55,7 +57,7 @@ struct DirectConvPlan {
         // transposing epilogue is spread. A 1×1 product only on rows of at most 14 pixels, and
         // with fewer inputs than outputs only on planes too small for the grid (under 64 pixels,
         // where the packed product measured 4–20 % slower); the grid was faster otherwise.
-        let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
+        pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
         let k = g.inChannels * g.kernelHeight * g.kernelWidth
         channelMajor = g.outWidth >= 7 && g.outWidth <= (pointwise ? 14 : 28) && k >= 128
             && (!pointwise || k >= g.outChannels || g.outPlane < 64)
@@ -182,7 +184,6 @@ struct DirectConvPlan {
             let panelUnit = channelMajor ? 2 : 1
             let mUnits = (mPanels + panelUnit - 1) / panelUnit
             let weightFloats = Double(weights.m) * Double(weights.k), inputFloats = Double(g.inChannels) * Double(g.inPlane)
-            let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
             let nTiles: Int, mTiles: Int
             if weightFloats >= (channelMajor && pointwise ? 2 : 1) * inputFloats {
                 mTiles = min(mUnits, 8 * threads)

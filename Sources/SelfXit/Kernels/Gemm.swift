@@ -27,6 +27,9 @@ public final class DenseKernel {
     /// Whether products of up to 8 rows run on `sx_gemm_small_rows` (AVX-512), not BLAS.
     private let smallRows = PackedGEMM.currentISA == PackedGEMM.avx512
 
+    /// Whether a product of `rows` rows runs on `sx_gemm_small_rows` (which takes 1 to 8).
+    private func usesSmallRows(_ rows: Int) -> Bool { smallRows && rows <= 8 }
+
     /// - Parameters:
     ///   - weights: `B`, `[n, k]` when `transposed` (ONNX `transB = 1`), else `[k, n]`.
     /// Precondition: `weights.count == k · n`; a `.row` bias has `n` entries, a `.full` one a multiple of `n`.
@@ -69,7 +72,7 @@ public final class DenseKernel {
         precondition(biasRows <= 1 || biasRows == rows, "Gemm [M, N] bias needs rows == M")
         let threads = pool.threadCount
         // Split rows when there are plenty; otherwise columns (each thread then streams its part of B).
-        let splitRows = rows >= 4 * threads && !(rows <= 8 && smallRows)
+        let splitRows = rows >= 4 * threads && !usesSmallRows(rows)
         pool.parallelFor(threads) { t in
             let r = splitRows ? (rows * t / threads)..<(rows * (t + 1) / threads) : 0..<rows
             let c = splitRows ? 0..<n : slice(n, t, threads)
@@ -81,7 +84,7 @@ public final class DenseKernel {
     private func tile(_ a: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Range<Int>, cols: Range<Int>) {
         guard !rows.isEmpty && !cols.isEmpty else { return }
         let out = y + rows.lowerBound * n + cols.lowerBound
-        if smallRows && rows.count <= 8 {
+        if usesSmallRows(rows.count) {
             // A few rows (a classifier at a small batch): BLAS would copy all of B for them.
             sx_gemm_small_rows(Int32(rows.count), Int32(cols.count), Int32(k), alpha, a + rows.lowerBound * k, k,
                                packed + cols.lowerBound, n, out, n)

@@ -65,9 +65,9 @@ final class ExecutionPlan {
     func run(_ range: Range<Int>, rows: Int, in workspace: Workspace) {
         let threads = pool.threadCount
         let parallelRows = threads > 1 ? rows / threads * threads : 0
+        let wholeBatch = StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool)
         guard parallelRows > 0 else {
-            let context = StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool)
-            for index in range { steps[index].run(context) }
+            for index in range { steps[index].run(wholeBatch) }
             return
         }
         // Steps whose weights outweigh their per-row work (a classifier's dense layer) run once
@@ -78,7 +78,7 @@ final class ExecutionPlan {
             let end = range[start...].first { steps[$0].prefersWholeBatch } ?? range.upperBound
             if start < end { runSampleParallel(start..<end, parallelRows: parallelRows, rows: rows, in: workspace) }
             if end < range.upperBound {
-                steps[end].run(StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool))
+                steps[end].run(wholeBatch)
             }
             start = end + 1
         }

@@ -180,8 +180,20 @@ final class ExecutionPlan {
             ctx.workspace.arena + memory.offset(of: value) * ctx.workspace.capacity + ctx.firstRow * graph.values[value].elementsPerSample
         }
 
+        // The kernels take 32-bit sizes (BLAS, the C micro-kernels): a convolution or dense layer
+        // whose weights or per-sample tensors outgrow them is refused here rather than trapping
+        // on a conversion during a call.
+        func refuseOver32Bit(_ weightCount: Int) throws {
+            let widths = [outputWidth] + inputIDs.map { graph.values[$0].elementsPerSample }
+            guard weightCount < Int(Int32.max), widths.allSatisfy({ $0 < Int(Int32.max) }) else {
+                throw SelfXitError.unsupportedOperator(op: node.opType, node: node.name,
+                                                       detail: "weights or per-sample tensors of 2^31 elements or more")
+            }
+        }
+
         switch node.operation {
         case .conv(let geometry, let weights, let bias, let activation):
+            try refuseOver32Bit(weights.count)
             let kernel = Conv2DKernel(geometry: geometry, weights: weights, bias: bias, activation: activation)
             let hasResidual = inputIDs.count > 1
             return Step(run: { ctx in
@@ -190,6 +202,7 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: kernel.scratchFloatsPerThread)
 
         case .dense(let inFeatures, let outFeatures, let weights, let bias, let activation):
+            try refuseOver32Bit(weights.count)
             // Applied to the last axis: leading per-sample dims fold into the rows.
             let rowsPerSample = outputWidth / outFeatures
             let kernel = DenseKernel(weights: weights, k: inFeatures, n: outFeatures, transposed: true,

@@ -10,12 +10,18 @@ Rows (name: model file, batch):
     resnet50-b1, resnet50-b8       resnet50-224.onnx
     mobilenetv2-b1, mobilenetv2-b8 mobilenetv2-224.onnx
 
-For each row ORT (bench/ort_bench.py) and SelfXit (`selfxit-bench --model
-PATH --batch N --threads T --iters K --warmup W --json`, which prints
-{"median_ms", "p90_ms", "peak_rss_mb"}) each run in their own fresh
-subprocess, alternately (ORT, ours, ORT, ours, ... for --repeats rounds), with
-the same thread count.  The reported latency is the median of the per-run
-medians.  Prints a Markdown table; --json-out also saves the raw results.
+For each row ORT (`bench/ort_bench.py --child --serve`) and SelfXit (`selfxit-bench
+--model PATH --batch N --threads T --warmup W --serve`) run in two worker processes
+started side by side, each warmed up, and the driver lets them take turns (ORT, ours,
+ours, ORT, ...: each engine goes first half the time), with the same thread count.  A
+turn is a burst of 5 batches back to back, the first untimed (it finds the caches
+full of the other engine's data and its threads asleep), after a 1 ms pause (so
+neither engine's idle threads spin into the other's turn).  --repeats starts a fresh
+pair of workers per round, with at least --iters timed batches each per round.  An
+engine's latency is the median of all its timed batches; the ratio compares two
+medians taken over the same stretch of time, so the machine's drift (10-40 % within
+minutes on a shared VM) moves both alike.  Peak RSS is
+each worker's own.  Prints a Markdown table; --json-out also saves the raw results.
 If the selfxit binary is missing the table is produced with ORT only.
 """
 
@@ -24,10 +30,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -44,17 +53,72 @@ ROWS = {
 }
 
 
-def run_selfxit(binary, model, batch, threads, iters, warmup, timeout):
-    cmd = [binary, "--model", model, "--batch", str(batch), "--threads", str(threads),
-           "--iters", str(iters), "--warmup", str(warmup), "--json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
-    for line in reversed(proc.stdout.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError(f"{' '.join(cmd)} printed no JSON object:\n{proc.stdout[-2000:]}")
+class Worker:
+    """A `--serve` benchmark worker: prints `ready`, times K batches per `run K`, JSON at `quit`."""
+
+    def __init__(self, name, cmd, env, timeout):
+        self.name, self.cmd, self.timeout = name, cmd, timeout
+        # stderr to a file: a chatty worker must not block on a full pipe nobody reads.
+        self.stderr = tempfile.TemporaryFile(mode="w+")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr, text=True, env=env)
+        self._expect_line("ready")
+
+    def _read_line(self):
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.proc.kill()
+            self.proc.wait()
+            self.stderr.seek(0)
+            err = self.stderr.read()[-2000:] if ready else "(timed out)"
+            raise RuntimeError(f"{' '.join(self.cmd)} stopped answering:\n{err.strip()}")
+        return line.strip()
+
+    def _expect_line(self, expected):
+        line = self._read_line()
+        if line != expected:
+            raise RuntimeError(f"{' '.join(self.cmd)} printed {line!r}, expected {expected!r}")
+
+    def run(self, count):
+        """Milliseconds of each of `count` batches run back to back."""
+        self.proc.stdin.write(f"run {count}\n")
+        self.proc.stdin.flush()
+        return [float(ms) for ms in self._read_line().split()]
+
+    def finish(self):
+        """The worker's closing JSON object (peak RSS)."""
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.flush()
+        summary = json.loads(self._read_line())
+        self.proc.wait(timeout=self.timeout)
+        return summary
+
+
+# Batches per turn (the first of them untimed).
+BURST = 5
+
+
+def measure_round(model, batch, threads, iters, warmup, binary, timeout):
+    """One round: fresh workers, `iters` batches each, interleaved. Returns {engine: (times, summary)}."""
+    cmd, env = ort_bench.serve_command(model, batch, threads, warmup)
+    workers = [Worker("ort", cmd, env, timeout)]
+    if binary:
+        workers.append(Worker("ours", [binary, "--model", model, "--batch", str(batch), "--threads", str(threads),
+                                       "--warmup", str(warmup), "--serve"], dict(os.environ), timeout))
+    times = {w.name: [] for w in workers}
+    try:
+        for i in range((iters + BURST - 2) // (BURST - 1)):
+            for w in (workers if i % 2 == 0 else workers[::-1]):
+                time.sleep(0.001)
+                # The burst's first batch finds the caches holding the other engine's data and
+                # its threads asleep: run, not timed.
+                times[w.name] += w.run(BURST)[1:]
+        return {w.name: (times[w.name], w.finish()) for w in workers}
+    finally:
+        for w in workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
 
 
 def fmt(v, digits=2):
@@ -66,13 +130,13 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--repeats", type=int, default=1, help="alternating rounds per engine and row")
+    p.add_argument("--repeats", type=int, default=1, help="rounds per row, each with fresh workers")
     p.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), metavar="ROW",
                    help="subset of rows: " + ", ".join(ROWS))
     p.add_argument("--models-dir", default=os.path.join(ROOT, ".cache", "models"))
     p.add_argument("--selfxit-bin", default=os.path.join(ROOT, ".build", "release", "selfxit-bench"))
     p.add_argument("--ort-only", action="store_true", help="skip SelfXit even if the binary exists")
-    p.add_argument("--timeout", type=float, default=900, help="seconds per subprocess")
+    p.add_argument("--timeout", type=float, default=900, help="seconds a worker may take to answer")
     p.add_argument("--json-out", help="also write raw results here")
     args = p.parse_args(argv)
 
@@ -97,37 +161,39 @@ def main(argv=None):
     for row in args.rows:
         label, fname, batch = ROWS[row]
         model = os.path.join(args.models_dir, fname)
-        ort_runs, our_runs, our_error = [], [], None
+        ort_times, our_times, ort_rss, our_rss, round_ratios = [], [], [], [], []
         for _ in range(args.repeats):
-            ort_runs.append(ort_bench.measure(model, batch, args.threads, args.iters, args.warmup,
-                                              timeout=args.timeout))
-            if binary and our_error is None:
-                try:
-                    our_runs.append(run_selfxit(binary, model, batch, args.threads, args.iters,
-                                                args.warmup, args.timeout))
-                except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError) as e:
-                    our_error = str(e)
-                    print(f"WARNING: selfxit-bench failed on {row}: {e}", file=sys.stderr)
-        ort_ms = statistics.median(r["median_ms"] for r in ort_runs)
-        ort_rss = max(r["peak_rss_mb"] for r in ort_runs)
-        our_ms = statistics.median(r["median_ms"] for r in our_runs) if our_runs else None
-        our_rss = max(r.get("peak_rss_mb", 0.0) for r in our_runs) if our_runs else None
+            try:
+                measured = measure_round(model, batch, args.threads, args.iters, args.warmup, binary, args.timeout)
+            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, ValueError) as e:
+                raise SystemExit(f"{row}: {e}")
+            ort_times += measured["ort"][0]
+            ort_rss.append(measured["ort"][1]["peak_rss_mb"])
+            baseline_rss = measured["ort"][1].get("baseline_rss_mb", 0.0)
+            if "ours" in measured:
+                our_times += measured["ours"][0]
+                our_rss.append(measured["ours"][1]["peak_rss_mb"])
+                round_ratios.append(statistics.median(measured["ours"][0]) / statistics.median(measured["ort"][0]))
+        ort_ms = statistics.median(ort_times)
+        our_ms = statistics.median(our_times) if our_times else None
         res = {"row": row, "model": label, "file": fname, "batch": batch, "threads": args.threads,
                "ort_ms": ort_ms, "ours_ms": our_ms,
                "ratio": (our_ms / ort_ms) if our_ms is not None else None,
-               "ort_rss_mb": ort_rss, "ours_rss_mb": our_rss,
-               "ort_runs": ort_runs, "ours_runs": our_runs, "ours_error": our_error}
+               "round_ratios": round_ratios,
+               "ort_rss_mb": max(ort_rss), "ours_rss_mb": max(our_rss) if our_rss else None,
+               "baseline_rss_mb": baseline_rss, "ort_times_ms": ort_times, "ours_times_ms": our_times}
         results.append(res)
-        print(f"  {row}: ORT {ort_ms:.2f} ms, ours {fmt(our_ms)} ms", file=sys.stderr, flush=True)
+        print(f"  {row}: ORT {ort_ms:.2f} ms, ours {fmt(our_ms)} ms, ratio per round "
+              f"{' '.join(f'{r:.2f}' for r in round_ratios) or 'n/a'}", file=sys.stderr, flush=True)
 
     print(f"\nThreads: {args.threads}, iters: {args.iters}, warmup: {args.warmup}, repeats: {args.repeats}; "
-          f"latency = median per batch.\n")
+          f"latency = median per batch, engines interleaved batch by batch.\n")
     print("| model | batch | ORT ms | ours ms | ours/ORT | ORT peak RSS MB | ours peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['model']} | {r['batch']} | {fmt(r['ort_ms'])} | {fmt(r['ours_ms'])} | "
               f"{fmt(r['ratio'])} | {fmt(r['ort_rss_mb'], 0)} | {fmt(r['ours_rss_mb'], 0)} |")
-    base = max((run.get("baseline_rss_mb", 0.0) for r in results for run in r["ort_runs"]), default=0.0)
+    base = max((r["baseline_rss_mb"] for r in results), default=0.0)
     print(f"\nORT peak RSS includes ~{base:.0f} MB for the Python interpreter + numpy + onnxruntime "
           f"import (before any model is loaded).")
     if args.json_out:

@@ -1,8 +1,12 @@
 // Times the SelfXit engine on one ONNX model; bench/compare.py runs it beside ONNX Runtime.
 //
 //   selfxit-bench --model PATH [--batch N] [--threads T] [--iters K] [--warmup W] [--input-shape 3,33,33] [--json]
+//   selfxit-bench --model PATH [--batch N] [--threads T] [--warmup W] --serve
 //
 // Prints median and p90 latency of one batch in ms, and the process's peak resident memory.
+// `--serve` is for a driver that interleaves engines batch by batch (bench/compare.py): after the
+// warm-up it prints `ready`, then for each line `run K` on stdin runs K batches back to back and
+// prints their ms on one line; at `quit` (or end of input) it prints the peak-memory JSON object.
 import Foundation
 import SelfXit
 
@@ -17,7 +21,14 @@ func fail(_ message: String) -> Never {
     exit(2)
 }
 
-guard let modelPath = argument("--model") else { fail("usage: selfxit-bench --model PATH [--batch N] [--threads T] [--iters K] [--warmup W] [--json] [--profile [--top N | --plan-order]]") }
+/// The process's peak resident memory so far, in MB.
+func peakResidentMB() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}
+
+guard let modelPath = argument("--model") else { fail("usage: selfxit-bench --model PATH [--batch N] [--threads T] [--iters K] [--warmup W] [--json | --serve] [--profile [--top N | --plan-order]]") }
 let batch = Int(argument("--batch") ?? "1") ?? 1
 let threads = Int(argument("--threads") ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
 let iterations = max(Int(argument("--iters") ?? "50") ?? 50, 1)
@@ -47,6 +58,27 @@ do {
     var generator = SystemRandomNumberGenerator()
     let input = (0..<(batch * engine.inputCount)).map { _ in Float.random(in: -1...1, using: &generator) }
     for _ in 0..<warmup { _ = try engine.infer(input, batch: batch) }
+    if CommandLine.arguments.contains("--serve") {
+        print("ready")
+        fflush(stdout)
+        // `run K`: K batches back to back, each one's ms printed on one line.
+        while let line = readLine(), line != "quit" {
+            let words = line.split(separator: " ")
+            guard words.count == 2, words[0] == "run", let count = Int(words[1]), count > 0 else {
+                fail("--serve: expected 'run K' or 'quit', got '\(line)'")
+            }
+            var times: [String] = []
+            for _ in 0..<count {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try engine.infer(input, batch: batch)
+                times.append(String(format: "%.4f", Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6))
+            }
+            print(times.joined(separator: " "))
+            fflush(stdout)
+        }
+        print(String(format: "{\"peak_rss_mb\": %.1f, \"gflops_per_sample\": %.4f}", peakResidentMB(), Double(engine.backboneFLOPs) / 1e9))
+        exit(0)
+    }
     var times: [Double] = []
     for _ in 0..<iterations {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -55,9 +87,7 @@ do {
     }
     times.sort()
     let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    let peakMB = Double(usage.ru_maxrss) / 1024
+    let peakMB = peakResidentMB()
     if CommandLine.arguments.contains("--json") {
         print(String(format: "{\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"peak_rss_mb\": %.1f, \"gflops_per_sample\": %.4f}",
                      median, p90, times[0], peakMB, Double(engine.backboneFLOPs) / 1e9))

@@ -45,8 +45,10 @@ public final class Conv2DKernel {
 
     private enum Algorithm { case pointwise, im2col, depthwise(DepthwisePlan), direct(DirectConvPlan) }
     private let algorithm: Algorithm
-    /// `[outC][inC/groups][kH][kW]`, i.e. per group a row-major `M×K` sgemm operand.
-    private let weights: UnsafeMutablePointer<Float>
+    /// The weights as given, `[outC][inC/groups][kH][kW]` (per group a row-major `M×K` operand),
+    /// kept only where a kernel reads them unpacked: depthwise, and OpenBLAS (`packedA` empty).
+    /// A packed product keeps its packed copy alone (ResNet-50 would otherwise hold 100 MB twice).
+    private let unpackedWeights: UnsafeMutablePointer<Float>?
     /// One per output channel; zeros when the model has none.
     private let bias: UnsafeMutablePointer<Float>
     private let m: Int  // output channels per group
@@ -69,8 +71,9 @@ public final class Conv2DKernel {
         m = g.outChannels / g.groups
         k = (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth
         n = g.outPlane
-        self.weights = allocateFloats(weights.count)
-        self.weights.initialize(from: weights, count: weights.count)
+        // Packing reads this copy; it is freed at the end when the kernels read only packed weights.
+        let unpacked = allocateFloats(weights.count)
+        unpacked.initialize(from: weights, count: weights.count)
         self.bias = allocateFloats(g.outChannels)
         if let bias { self.bias.initialize(from: bias, count: bias.count) } else { self.bias.initialize(repeating: 0, count: g.outChannels) }
 
@@ -88,11 +91,11 @@ public final class Conv2DKernel {
             packedA = []
             samplesPerChunk = 1
         } else if case let .direct(plan) = algorithm {
-            packedA = [PackedMatrixA(isa: PackedGEMM.avx512, rows: self.weights, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
+            packedA = [PackedMatrixA(isa: PackedGEMM.avx512, rows: unpacked, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
             samplesPerChunk = 1
         } else if let isa = PackedGEMM.currentISA {
             let (m, k) = (self.m, self.k)
-            let w = UnsafePointer(self.weights)
+            let w = UnsafePointer(unpacked)
             // Small planes whose pixel count is not a multiple of 16 (7×7, 5×5, …) run channel-major:
             // row-major panels would compute 64 pixel lanes for a 49-pixel plane.
             let channelMajor = isa == PackedGEMM.avx512 && n <= 64 && n % PackedGEMM.nr != 0
@@ -108,6 +111,14 @@ public final class Conv2DKernel {
             packedA = []
             samplesPerChunk = 1
         }
+        if case .depthwise = algorithm {
+            unpackedWeights = unpacked
+        } else if packedA.isEmpty {
+            unpackedWeights = unpacked
+        } else {
+            unpacked.deallocate()
+            unpackedWeights = nil
+        }
     }
 
     /// Whether the convolution runs as an implicit GEMM on its (padded) input.
@@ -116,7 +127,7 @@ public final class Conv2DKernel {
     var isDirectChannelMajor: Bool { if case let .direct(plan) = algorithm { return plan.channelMajor } else { return false } }
 
     deinit {
-        weights.deallocate()
+        unpackedWeights?.deallocate()
         bias.deallocate()
     }
 
@@ -144,7 +155,7 @@ public final class Conv2DKernel {
     public func run(input: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
                     batch: Int, scratch: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         guard batch > 0 else { return }
-        if case let .depthwise(plan) = algorithm {
+        if case let .depthwise(plan) = algorithm, let weights = unpackedWeights {
             plan.run(input: input, weights: weights, bias: bias, residual: residual, output: output,
                      batch: batch, activation: activation, scratch: scratch, pool: pool)
             return
@@ -154,7 +165,7 @@ public final class Conv2DKernel {
                      batch: batch, activation: activation, scratch: scratch, pool: pool)
             return
         }
-        if !packedA.isEmpty {
+        guard let weights = unpackedWeights else {
             runPacked(input: input, residual: residual, output: output, batch: batch, scratch: scratch, pool: pool)
             return
         }
@@ -172,7 +183,7 @@ public final class Conv2DKernel {
                     for grp in 0..<g.groups {
                         let x = input + s * inSample + grp * (g.inChannels / g.groups) * g.inPlane
                         if !pointwise { im2col(x, col, rows: 0..<k) }
-                        gemmTile(pointwise ? x : UnsafePointer(col), sample: s, group: grp, rows: 0..<m, cols: 0..<n,
+                        gemmTile(weights, pointwise ? x : UnsafePointer(col), sample: s, group: grp, rows: 0..<m, cols: 0..<n,
                                  residual: residual, output: output, outSample: outSample)
                     }
                 }
@@ -185,7 +196,7 @@ public final class Conv2DKernel {
                     for grp in (g.groups * t / threads)..<(g.groups * (t + 1) / threads) {
                         let x = input + s * inSample + grp * (g.inChannels / g.groups) * g.inPlane
                         if !pointwise { im2col(x, col, rows: 0..<k) }
-                        gemmTile(pointwise ? x : UnsafePointer(col), sample: s, group: grp, rows: 0..<m, cols: 0..<n,
+                        gemmTile(weights, pointwise ? x : UnsafePointer(col), sample: s, group: grp, rows: 0..<m, cols: 0..<n,
                                  residual: residual, output: output, outSample: outSample)
                     }
                 }
@@ -204,10 +215,10 @@ public final class Conv2DKernel {
                     let b = pointwise ? x : UnsafePointer(scratch)
                     pool.parallelFor(threads) { t in
                         if splitRows {
-                            gemmTile(b, sample: s, group: grp, rows: slice(m, t, threads), cols: 0..<n,
+                            gemmTile(weights, b, sample: s, group: grp, rows: slice(m, t, threads), cols: 0..<n,
                                      residual: residual, output: output, outSample: outSample)
                         } else {
-                            gemmTile(b, sample: s, group: grp, rows: 0..<m, cols: slice(n, t, threads),
+                            gemmTile(weights, b, sample: s, group: grp, rows: 0..<m, cols: slice(n, t, threads),
                                      residual: residual, output: output, outSample: outSample)
                         }
                     }
@@ -356,7 +367,7 @@ public final class Conv2DKernel {
     /// sgemm of weight rows `rows` against columns `cols` of `b` (`k×n`), then the fused
     /// bias/residual/activation epilogue on that tile while it is in cache.
     @inline(__always)
-    private func gemmTile(_ b: UnsafePointer<Float>, sample s: Int, group grp: Int, rows: Range<Int>, cols: Range<Int>,
+    private func gemmTile(_ weights: UnsafePointer<Float>, _ b: UnsafePointer<Float>, sample s: Int, group grp: Int, rows: Range<Int>, cols: Range<Int>,
                           residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, outSample: Int) {
         guard !rows.isEmpty && !cols.isEmpty else { return }
         let channel0 = grp * m + rows.lowerBound

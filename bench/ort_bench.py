@@ -15,11 +15,11 @@ Python interpreter, numpy and the onnxruntime import; that part is reported
 separately as baseline_rss_mb (peak RSS before the session is created).  --json prints one JSON
 object: {"median_ms", "p90_ms", "ms_per_image", "peak_rss_mb", ...}.
 
-`--child --serve` is the worker bench/compare.py drives batch by batch, interleaved with
-SelfXit's: after the warm-up it prints `ready`, then per `run K` line on stdin runs K batches
-back to back (printing their ms on one line) until `quit`, and prints the JSON object (peak RSS) last.  Its session stops
-its threads' spinning when a run ends (`session.force_spinning_stop`), so that an idle ORT
-does not take cycles from the engine timed next; spinning within a run is unchanged.
+`--child --serve` is the worker bench/compare.py drives in turns with SelfXit's: after the
+warm-up it prints `ready`, then per `run K` line on stdin runs K batches back to back (printing
+their ms on one line) until `quit`, and prints the JSON object (peak RSS) last.  Its session
+stops its threads' spinning when a run ends (`session.force_spinning_stop`), so that an idle
+ORT does not take cycles from the engine timed next; spinning within a run is unchanged.
 """
 
 from __future__ import annotations

@@ -111,9 +111,7 @@ public final class Conv2DKernel {
             packedA = []
             samplesPerChunk = 1
         }
-        if case .depthwise = algorithm {
-            unpackedWeights = unpacked
-        } else if packedA.isEmpty {
+        if packedA.isEmpty {  // depthwise, or OpenBLAS
             unpackedWeights = unpacked
         } else {
             unpacked.deallocate()

@@ -187,7 +187,7 @@ def main(argv=None):
               f"{' '.join(f'{r:.2f}' for r in round_ratios) or 'n/a'}", file=sys.stderr, flush=True)
 
     print(f"\nThreads: {args.threads}, iters: {args.iters}, warmup: {args.warmup}, repeats: {args.repeats}; "
-          f"latency = median per batch, engines interleaved batch by batch.\n")
+          f"latency = median per batch, the engines taking turns of {BURST} batches (the first untimed).\n")
     print("| model | batch | ORT ms | ours ms | ours/ORT | ORT peak RSS MB | ours peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:

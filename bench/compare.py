@@ -139,6 +139,8 @@ def main(argv=None):
     p.add_argument("--timeout", type=float, default=900, help="seconds a worker may take to answer")
     p.add_argument("--json-out", help="also write raw results here")
     args = p.parse_args(argv)
+    if args.iters < 1 or args.repeats < 1 or args.threads < 1:
+        p.error("--iters, --repeats and --threads must be at least 1")
 
     missing = sorted({ROWS[r][1] for r in args.rows if not os.path.exists(os.path.join(args.models_dir, ROWS[r][1]))})
     if missing:

@@ -630,16 +630,12 @@ static void kernel_avx512_direct(int k, const float *a, const float *x, const in
     }
 }
 
-/// The channel-major micro-kernel of `sx_gemm_compute_ct`: `R` pixels (broadcast from lanes
-/// `0..<R` of `px`, a packed B panel offset to the first pixel) × up to 32 output channels (one or
-/// two weight panels as vectors), so small planes waste no vector lanes on missing pixels. Each
-/// accumulator holds one pixel's 16 channels; the epilogue adds bias and residual, applies the
-/// activation and writes each channel's pixels as one row (`ct_store_rows`) when the pixels are
-/// consecutive in C, else scatters each pixel down its column (`ct_store`). `cpix[r]`/`rpix[r]`:
-/// pixel `r`'s output/residual at the pair's first channel; `cm[v]` masks channels past `m`.
+/// K steps ahead that the channel-major kernels fetch their weights (streamed from memory on
+/// the first pass, ahead of the hardware prefetchers).
 #ifndef CT_PREFETCH
 #define CT_PREFETCH 48
 #endif
+
 /// Transposes 16 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`): 32-bit then 64-bit
 /// interleaves within 128-bit lanes, then two rounds of 128-bit lane shuffles (64 shuffles).
 __attribute__((always_inline))
@@ -755,6 +751,13 @@ static inline void ct_store(const int R, const __m512 *acc0, const __m512 *acc1,
     }
 }
 
+/// The channel-major micro-kernel of `sx_gemm_compute_ct`: `R` pixels (broadcast from lanes
+/// `0..<R` of `px`, a packed B panel offset to the first pixel) × up to 32 output channels (one or
+/// two weight panels as vectors), so small planes waste no vector lanes on missing pixels. Each
+/// accumulator holds one pixel's 16 channels; the epilogue adds bias and residual, applies the
+/// activation and writes each channel's pixels as one row (`ct_store_rows`) when the pixels are
+/// consecutive in C, else scatters each pixel down its column (`ct_store`). `cpix[r]`/`rpix[r]`:
+/// pixel `r`'s output/residual at the pair's first channel; `cm[v]` masks channels past `m`.
 __attribute__((always_inline))
 AVX512_TARGET
 static inline void kernel_ct(const int R, int k, const float *px, const float *w0, const float *w1, int nvec,

@@ -23,7 +23,8 @@ final class ExecutionPlan {
         let run: (StepContext) -> Void
         let scratchFloatsPerThread: Int
         /// Whether the step runs faster once on all rows than once per row, because its weights
-        /// outweigh its work per row (a classifier's dense layer).
+        /// outweigh its work per row (a classifier's dense layer): run per sample, it would stream
+        /// its weights from memory once a sample.
         var prefersWholeBatch = false
     }
 
@@ -70,9 +71,6 @@ final class ExecutionPlan {
             for index in range { steps[index].run(wholeBatch) }
             return
         }
-        // Steps whose weights outweigh their per-row work (a classifier's dense layer) run once
-        // on all rows between the sample-parallel stretches: run per sample, each would stream
-        // its weights once a sample.
         var start = range.lowerBound
         while start < range.upperBound {
             let end = range[start...].first { steps[$0].prefersWholeBatch } ?? range.upperBound

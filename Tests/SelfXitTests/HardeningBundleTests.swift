@@ -195,7 +195,7 @@ final class HardeningBundleTests: XCTestCase {
         }
 
         // Element values inside the weight arrays.
-        let head = ((root as! [String: Any])["exits"] as! [Any])[0] as! [String: Any]
+        let head = (((root as! [String: Any])["exits"] as! [Any])[0] as! [String: Any])["head"] as! [String: Any]
         for (key, bad) in [("parameters", "nan"), ("parameters", "inf"), ("inputMean", "-inf"), ("inputInvStd", "nan")] as [(String, Any)] {
             var values = head[key] as! [Any]
             values[values.count - 1] = bad
@@ -239,6 +239,56 @@ final class HardeningBundleTests: XCTestCase {
         // And the saved bundle still loads into it.
         try engine.loadExits(from: saved)
         XCTAssertEqual(try answers(engine), reference)
+    }
+
+    /// Every leaf and container of a parsed JSON value, as key paths.
+    private func paths(_ object: Any, _ prefix: [Any] = []) -> [[Any]] {
+        var result: [[Any]] = [prefix]
+        if let dictionary = object as? [String: Any] {
+            for key in dictionary.keys.sorted() { result += paths(dictionary[key]!, prefix + [key]) }
+        } else if let array = object as? [Any] {
+            // A few elements of long arrays (parameters) are enough.
+            for index in Set([0, 1, array.count / 2, array.count - 1]).sorted() where array.indices.contains(index) {
+                result += paths(array[index], prefix + [index])
+            }
+        }
+        return result
+    }
+
+    /// The testers' campaign, seeded: 1 500 bundles with one field replaced by a hostile value
+    /// (and the checksum recomputed). Each load either succeeds (the value happened to be
+    /// valid) and the engine keeps answering, or is refused with invalidData — never a trap.
+    func testRandomForgeriesNeverTrap() throws {
+        let engine = try engineWithExits()
+        let saved = directory.appendingPathComponent("exits.sxx")
+        try engine.saveExits(to: saved)
+        let root = try JSONSerialization.jsonObject(with: Data(try payload(of: saved)))
+        let targets = paths(root).filter { !$0.isEmpty }
+        let hostile: [Any] = [Int64.max, Int64.min, -1, 0, 1, 2, 7, 4097, 65_536, 1 << 40, 0.5, -0.5, 1e-40, 1e38, 1e300, -1e300,
+                              "nan", "inf", "-inf", "", "x", true, false, NSNull(), [Any](), [0], [Int64.max, 1, 1], [-1, -1, -1],
+                              [String: Any](), ["kernel": 3], String(repeating: "[", count: 10)]
+        var random = SeededRandom(seed: 2026)
+        var accepted = 0, refused = 0
+        for round in 0..<1500 {
+            let path = targets[random.below(targets.count)]
+            let value = hostile[random.below(hostile.count)]
+            let object = edited(root, ArraySlice(path), random.below(12) == 0 ? nil : value)
+            let json = [UInt8](try JSONSerialization.data(withJSONObject: object))
+            let url = directory.appendingPathComponent("random.sxx")
+            try bundle(json: json, fingerprint: engine.modelFingerprint).write(to: url)
+            do {
+                try engine.loadExits(from: url)
+                accepted += 1
+                XCTAssertEqual(try answers(engine).count, 16, "round \(round): \(path) = \(value)")
+            } catch SelfXitError.invalidData {
+                refused += 1
+            } catch {
+                XCTFail("round \(round): \(path) = \(value): expected invalidData, got \(error)")
+            }
+        }
+        XCTAssertGreaterThan(refused, 1000, "accepted \(accepted)")
+        // The untouched bundle still loads after all that.
+        try engine.loadExits(from: saved)
     }
 
     func testNonRegularPathsAreRefusedWithoutBlocking() throws {

@@ -42,19 +42,21 @@ extension Engine {
     /// head, no plan) before every field was checked against this engine's model — a bundle is
     /// a file anyone can write, its checksum only catches accidental damage.
     private struct DecodedPayload: Decodable {
+        // Real numbers are read as Double: a value beyond Float's range (1e300) then reaches
+        // the checks below, which name its field, instead of failing the whole decode.
         struct Head: Decodable {
             var architecture: ExitHeadArchitecture
             var inputShape: [Int]
             var classes: Int
-            var temperature: Float
-            var parameters: [Float]
-            var inputMean: [Float]
-            var inputInvStd: [Float]
+            var temperature: Double
+            var parameters: [Double]
+            var inputMean: [Double]
+            var inputInvStd: [Double]
         }
         struct Exit: Decodable {
             var candidateIndex: Int
             var tensor: String
-            var threshold: Float
+            var threshold: Double
             var active: Bool
             var head: Head
         }
@@ -135,7 +137,8 @@ extension Engine {
         case .typeMismatch(let type, let context): return "\(path(context.codingPath)): expected \(type): \(context.debugDescription)"
         case .valueNotFound(let type, let context): return "\(path(context.codingPath)): missing \(type) value: \(context.debugDescription)"
         case .keyNotFound(let key, let context): return "\(path(context.codingPath + [key])): missing field"
-        case .dataCorrupted(let context): return "\(path(context.codingPath)): \(context.debugDescription)"
+        case .dataCorrupted(let context):
+            return "\(path(context.codingPath)): \(context.debugDescription)" + (context.underlyingError.map { " (\($0))" } ?? "")
         @unknown default: return "\(error)"
         }
     }
@@ -144,7 +147,7 @@ extension Engine {
     /// configuration from it. Each refusal names the field ("exits[1].head.temperature").
     private func validated(_ payload: DecodedPayload, refuse: (String) -> SelfXitError) throws -> ExitConfiguration {
         // No trained head comes near these magnitudes; larger values would only make inf/NaN.
-        let maxMagnitude: Float = 1e8
+        let maxMagnitude = 1e8
         guard payload.exits.count <= candidates.count else {
             throw refuse("exits: \(payload.exits.count) exits, the model has \(candidates.count) candidate layers")
         }
@@ -202,16 +205,18 @@ extension Engine {
             if let bad = head.inputInvStd.firstIndex(where: { !($0 > 0 && $0 <= maxMagnitude) }) {
                 throw refuse("\(field).head.inputInvStd[\(bad)] is \(head.inputInvStd[bad]); values must be in (0, 1e8]")
             }
+            // Every value was checked to lie within Float's range: the conversions are exact enough and cannot trap.
             let built: ExitHead
             do {
                 built = try ExitHead(architecture: head.architecture, inputShape: candidate.shape, classes: outputCount,
-                                     parameters: head.parameters, inputMean: head.inputMean, inputInvStd: head.inputInvStd,
-                                     temperature: head.temperature)
+                                     parameters: head.parameters.map { Float($0) }, inputMean: head.inputMean.map { Float($0) },
+                                     inputInvStd: head.inputInvStd.map { Float($0) }, temperature: Float(head.temperature))
             } catch {
                 let message = (error as? SelfXitError).map { "\($0)" } ?? "\(error)"
                 throw refuse("\(field).head: \(message)")
             }
-            let exitConfiguration = ExitConfiguration.Exit(candidateIndex: exit.candidateIndex, candidate: candidate, head: built, threshold: exit.threshold)
+            let exitConfiguration = ExitConfiguration.Exit(candidateIndex: exit.candidateIndex, candidate: candidate, head: built,
+                                                           threshold: Float(exit.threshold))
             trained.append(exitConfiguration)
             if exit.active { active.append(exitConfiguration) }
         }

@@ -351,4 +351,17 @@ final class HardeningBundleTests: XCTestCase {
         }
         XCTAssertEqual(try answers(engine), reference)
     }
+
+    /// Valid ONNX the reader does not handle (external tensor data) is reported as unsupported
+    /// (SX_ERR_UNSUPPORTED_OP at the C boundary), not flattened into a damaged model.
+    func testUnsupportedModelFeatureIsNotABadModel() {
+        let external = makeModel(initializers: [tensorProto("EXT", .float, dims: [2]) { w in
+            w.message(13) { kv in kv.string(1, "location"); kv.string(2, "weights.bin") }
+            w.int(14, 1)
+        }])
+        XCTAssertThrowsError(try Engine(modelBytes: external, options: EngineOptions(threads: 1))) { error in
+            guard case SelfXitError.unsupportedModel(let message) = error else { return XCTFail("expected unsupportedModel, got \(error)") }
+            XCTAssertTrue(message.contains("tensor 'EXT'") && message.contains("external"), message)
+        }
+    }
 }

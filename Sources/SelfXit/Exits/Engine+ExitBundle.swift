@@ -5,7 +5,9 @@ import Foundation
 /// File layout (little-endian): magic "SXEXITS\0", UInt32 format version, UInt64 model
 /// fingerprint, UInt64 payload length, the payload (JSON of the exits), UInt64 FNV-1a
 /// checksum of the payload. A bundle of another model, another format version, or with any
-/// damaged byte is refused and the engine keeps the exits it has.
+/// damaged byte is refused and the engine keeps the exits it has. The checksum only catches
+/// accidents: anyone can edit a field and recompute it, so loading also checks every field
+/// against the model before anything is built from it (`validated`).
 /// Thresholds of exits out of service are +∞, which JSON cannot hold as a number.
 private let bundleEncoder: JSONEncoder = {
     let encoder = JSONEncoder()

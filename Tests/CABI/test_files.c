@@ -170,6 +170,13 @@ int main(int argc, char **argv) {
         return 2;
     }
 
+    printf("== status names\n");
+    check(strcmp(sx_status_string(SX_ERR_INVALID_DATA), "invalid data") == 0, "sx_status_string(SX_ERR_INVALID_DATA) = '%s'%s",
+          sx_status_string(SX_ERR_INVALID_DATA), "");
+    check(strcmp(sx_status_string(SX_ERR_INTERNAL), "internal error") == 0 &&
+              strcmp(sx_status_string((sx_status)12), "unknown status") == 0,
+          "INTERNAL keeps its name, 12 is '%s'%s", sx_status_string((sx_status)12), "");
+
     printf("== sx_engine_create on paths that are not regular files (each must return at once)\n");
     alarm(20);
     expect("sx_engine_create", sx_engine_create(fifo, NULL, &e), SX_ERR_IO, "FIFO", "sx_engine_create(FIFO)");

@@ -13,6 +13,15 @@
  *   - Callbacks receive the caller's `void *user_data` unchanged.
  *   - No function traps on bad arguments: they are reported as SX_ERR_INVALID_ARGUMENT (or the
  *     code named below) and the engine stays usable.
+ *   - Each function's "Errors:" line lists every status it returns (without the SX_ERR_
+ *     prefix); INVALID_ARGUMENT includes a NULL or destroyed engine. Any function may also
+ *     return SX_ERR_INTERNAL (a bug). tools/check_error_docs.py checks these lines against the
+ *     code.
+ *
+ * Files
+ *   - Paths name regular files (symbolic links to them are followed when reading). A FIFO, a
+ *     device, a socket or a directory is refused with SX_ERR_IO without blocking; reading
+ *     is capped (a model at 16 GiB, an exit bundle at 1 GiB).
  *
  * Threading
  *   - An engine may be used from any number of threads at once unless a function says
@@ -41,14 +50,18 @@ typedef enum sx_status {
     SX_OK = 0,
     SX_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, a size out of range, a bad option */
     SX_ERR_IO = 2,               /* a file could not be read or written */
-    SX_ERR_BAD_MODEL = 3,        /* damaged, truncated or invalid model or exit bundle */
-    SX_ERR_UNSUPPORTED_OP = 4,   /* the model uses an operator the engine does not implement */
+    SX_ERR_BAD_MODEL = 3,        /* damaged, truncated or invalid model (not images or bundles:
+                                    those are SX_ERR_INVALID_DATA) */
+    SX_ERR_UNSUPPORTED_OP = 4,   /* the model uses an operator (or a feature: external tensor
+                                    data, sparse initializers …) the engine does not implement */
     SX_ERR_SHAPE_MISMATCH = 5,   /* input length or shapes do not fit the model */
     SX_ERR_WRONG_STATE = 6,      /* e.g. saving exits before any are built */
     SX_ERR_BUSY = 7,             /* e.g. destroying an engine from inside its own callback */
     SX_ERR_OUT_OF_MEMORY = 8,
     SX_ERR_TIMEOUT = 9,          /* sx_wait ran out of time; the work goes on */
-    SX_ERR_INTERNAL = 10         /* a bug in the library; please report the message */
+    SX_ERR_INTERNAL = 10,        /* a bug in the library; please report the message */
+    SX_ERR_INVALID_DATA = 11     /* data that is not a model is unusable: an undecodable or
+                                    oversized image, a damaged, forged or foreign exit bundle */
 } sx_status;
 
 typedef struct sx_engine sx_engine;
@@ -101,17 +114,21 @@ void sx_engine_options_init(sx_engine_options *options);
 
 /* Loads an ONNX model from a file. `options` may be NULL (defaults). On success *engine owns
  * a new engine (free with sx_engine_destroy); on failure *engine is set to NULL.
- * Errors: INVALID_ARGUMENT, IO, BAD_MODEL, UNSUPPORTED_OP, SHAPE_MISMATCH, OUT_OF_MEMORY. */
+ * Errors: INVALID_ARGUMENT, IO (unreadable; not a regular file; over 16 GiB), BAD_MODEL,
+ * UNSUPPORTED_OP (an operator or ONNX feature the engine does not implement), SHAPE_MISMATCH,
+ * OUT_OF_MEMORY. */
 sx_status sx_engine_create(const char *path, const sx_engine_options *options, sx_engine **engine);
 
 /* As sx_engine_create, from `size` bytes of a serialized model (copied; the caller keeps
- * ownership of `bytes`). */
+ * ownership of `bytes`). Errors: INVALID_ARGUMENT, BAD_MODEL, UNSUPPORTED_OP, SHAPE_MISMATCH,
+ * OUT_OF_MEMORY. */
 sx_status sx_engine_create_from_memory(const void *bytes, size_t size, const sx_engine_options *options,
                                        sx_engine **engine);
 
 /* Waits for the engine's queued and running asynchronous work, then frees it. NULL is fine.
  * Returns SX_ERR_BUSY (and frees nothing) when called from one of this engine's callbacks.
- * No other thread may use the engine during or after this call. */
+ * No other thread may use the engine during or after this call. Errors: INVALID_ARGUMENT,
+ * BUSY. */
 sx_status sx_engine_destroy(sx_engine *engine);
 
 typedef struct sx_info {
@@ -134,7 +151,8 @@ typedef struct sx_info {
     uint64_t collected_samples;
 } sx_info;
 
-/* Fills `info` (set its struct_size first, e.g. sizeof(sx_info)). Thread-safe. */
+/* Fills `info` (set its struct_size first, e.g. sizeof(sx_info)). Errors: INVALID_ARGUMENT.
+ * Thread-safe. */
 sx_status sx_engine_info(sx_engine *engine, sx_info *info);
 
 /* ---- Inference -------------------------------------------------------------------------- */
@@ -175,7 +193,7 @@ sx_status sx_submit(sx_engine *engine, const float *input, size_t input_len, siz
 /* Like sx_submit, but copies `input` and returns at once with a ticket (> 0) in *ticket.
  * Callbacks run later on the engine's worker thread, in submission order; `user_data` must
  * stay valid until the ticket completes (sx_wait). Errors as sx_submit, plus BUSY when
- * max_pending requests are queued. Thread-safe. */
+ * max_pending requests are queued, WRONG_STATE while the engine is being destroyed. Thread-safe. */
 sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_len, size_t batch,
                           sx_result_fn callback, void *user_data, uint64_t *ticket);
 
@@ -184,7 +202,7 @@ sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_le
  * for a ticket never issued, and — if the request failed while running (its callbacks then
  * did not all run) — that failure's status and message (the last 1024 failures are kept).
  * A finished ticket stays finished. Must not be called from one of this engine's callbacks
- * (BUSY). Thread-safe. */
+ * (BUSY). Errors: INVALID_ARGUMENT, TIMEOUT, BUSY, and those of sx_submit. Thread-safe. */
 sx_status sx_wait(sx_engine *engine, uint64_t ticket, int64_t timeout_ms);
 
 /* ---- Exits ------------------------------------------------------------------------------ */
@@ -219,15 +237,22 @@ void sx_update_options_init(sx_update_options *options);
 sx_status sx_update_exits(sx_engine *engine, const sx_update_options *options);
 
 /* Switches early exits on (1) or off (0); off, every sample runs the full model (and is
- * collected). Thread-safe. */
+ * collected). Errors: INVALID_ARGUMENT. Thread-safe. */
 sx_status sx_set_exits_enabled(sx_engine *engine, int enabled);
 
 /* Writes the engine's exits to `path`: a versioned bundle with the model's fingerprint and
- * a checksum. WRONG_STATE if no exits are built. Thread-safe. */
+ * a checksum. A regular file at `path` is replaced atomically (written beside it, then
+ * renamed over it); a symbolic link, directory, FIFO, device or socket at `path` is refused
+ * (IO) and left as it is — to write through a link, pass its target. Errors:
+ * INVALID_ARGUMENT, WRONG_STATE (no exits are built), IO. Thread-safe. */
 sx_status sx_save_exits(sx_engine *engine, const char *path);
 
-/* Loads exits saved by sx_save_exits. A bundle made for another model, of another version,
- * or damaged is refused (BAD_MODEL) and the engine keeps its current exits. Thread-safe. */
+/* Loads exits saved by sx_save_exits. A bundle is checked whole before it is used: one made
+ * for another model, of another format version, damaged, or with any field that does not fit
+ * the model (indices, shapes, counts, thresholds, temperatures, non-finite values …) is
+ * refused and the engine keeps its current exits. Errors: INVALID_ARGUMENT, IO (unreadable;
+ * not a regular file; over 1 GiB), INVALID_DATA (not a valid bundle for this model; the
+ * message names the field). Thread-safe. */
 sx_status sx_load_exits(sx_engine *engine, const char *path);
 
 /* ---- Statistics ------------------------------------------------------------------------- */
@@ -249,16 +274,19 @@ typedef struct sx_stats {
     double latency_p99;
 } sx_stats;
 
-/* Fills `stats` (set its struct_size first, e.g. sizeof(sx_stats)). Thread-safe. */
+/* Fills `stats` (set its struct_size first, e.g. sizeof(sx_stats)). Errors: INVALID_ARGUMENT.
+ * Thread-safe. */
 sx_status sx_get_stats(sx_engine *engine, sx_stats *stats);
 
 /* Writes the statistics, including the last exit build's per-exit report, as a JSON object
  * NUL-terminated into `buffer` (`capacity` bytes). *needed (if not NULL) receives the bytes
  * required including the NUL. With a too small (or NULL, capacity 0) buffer nothing is
- * written and INVALID_ARGUMENT is returned with *needed set. Thread-safe. */
+ * written and INVALID_ARGUMENT is returned with *needed set. Errors: INVALID_ARGUMENT.
+ * Thread-safe. */
 sx_status sx_get_stats_json(sx_engine *engine, char *buffer, size_t capacity, size_t *needed);
 
-/* Zeroes the inference statistics (not the collected samples or the exits). Thread-safe. */
+/* Zeroes the inference statistics (not the collected samples or the exits). Errors:
+ * INVALID_ARGUMENT. Thread-safe. */
 sx_status sx_reset_stats(sx_engine *engine);
 
 /* ---- Image ingest ----------------------------------------------------------------------- */
@@ -277,9 +305,11 @@ void sx_preprocess_init(sx_preprocess *preprocess);
 /* Decodes a JPEG or PNG image (`size` bytes) into the engine's input layout for one sample:
  * converted to grayscale or RGB as the model's channel count asks, resized (bilinear) to the
  * model's height and width, normalised per `preprocess` (NULL = defaults), written CHW into
- * `out`, which must hold input_size floats (out_len). Errors: INVALID_ARGUMENT, BAD_MODEL
- * (undecodable image), SHAPE_MISMATCH (the model's input is not [1 or 3, H, W] or out_len is
- * wrong). Thread-safe. */
+ * `out`, which must hold input_size floats (out_len). Images whose header claims more than
+ * 2^26 pixels are refused before anything is allocated; JPEGs that libjpeg-turbo decodes
+ * with a warning only (e.g. a missing end-of-image marker) are accepted. Errors:
+ * INVALID_ARGUMENT, INVALID_DATA (undecodable, empty or oversized image), SHAPE_MISMATCH (the
+ * model's input is not [1 or 3, H, W] or out_len is wrong). Thread-safe. */
 sx_status sx_decode_image(sx_engine *engine, const void *bytes, size_t size, const sx_preprocess *preprocess,
                           float *out, size_t out_len);
 

@@ -15,6 +15,12 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
     case wrongState(String)
     /// Something the engine should have prevented; a bug.
     case internalError(String)
+    /// Data that is not a model is unusable: an undecodable or oversized image, an exit bundle
+    /// that is damaged, forged, of another format or made for another model.
+    case invalidData(String)
+    /// Valid ONNX that the reader does not handle (external tensor data, sparse initializers,
+    /// string tensors …): reported like an unsupported operator, not as a damaged model.
+    case unsupportedModel(String)
 
     public var description: String {
         switch self {
@@ -26,6 +32,8 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
         case .shapeMismatch(let m): return "shape mismatch: \(m)"
         case .wrongState(let m): return "wrong state: \(m)"
         case .internalError(let m): return "internal error: \(m)"
+        case .invalidData(let m): return "invalid data: \(m)"
+        case .unsupportedModel(let m): return "unsupported ONNX model feature: \(m)"
         }
     }
 }

@@ -24,6 +24,8 @@ extension SelfXitError {
         case .shapeMismatch: return SX_ERR_SHAPE_MISMATCH
         case .wrongState: return SX_ERR_WRONG_STATE
         case .internalError: return SX_ERR_INTERNAL
+        case .invalidData: return SX_ERR_INVALID_DATA
+        case .unsupportedModel: return SX_ERR_UNSUPPORTED_OP
         }
     }
 }
@@ -104,7 +106,7 @@ public func sx_version() -> UnsafePointer<CChar> { versionCString }
 
 private let statusNames: [UnsafePointer<CChar>] = ([
     "ok", "invalid argument", "I/O error", "bad model", "unsupported operator", "shape mismatch", "wrong state",
-    "busy", "out of memory", "timeout", "internal error", "unknown status",
+    "busy", "out of memory", "timeout", "internal error", "invalid data", "unknown status",
 ] as [String]).map { UnsafePointer(strdup($0)!) }
 
 @_cdecl("sx_status_string")

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds Tests/CABI/test_capi.c against a built libselfxit and runs it from the repository root.
+# Builds Tests/CABI/test_capi.c and test_files.c against a built libselfxit and runs them from the
+# repository root, after tools/check_error_docs.py (the header's Errors: lines vs the C shell).
 #
 #   Tests/CABI/run.sh [REPO_ROOT] [LIB_DIR]
 #
@@ -46,6 +47,15 @@ if [ -f "$root/examples/camera_loop.c" ]; then
         -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lpthread -lm
 fi
 
+echo "run.sh: building $out/test_files"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_files.c" -o "$out/test_files" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" $tj_libs -lz -lpthread -lm
+
 cd "$root"
+echo "run.sh: checking the header's Errors: lines against the C shell"
+python3 "$root/tools/check_error_docs.py" "$root"
+echo "run.sh: running test_files in $root"
+"$out/test_files" "$root"
 echo "run.sh: running test_capi in $root"
 "$out/test_capi" "$root"

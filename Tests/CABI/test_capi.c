@@ -91,6 +91,7 @@ static const char *status_name(sx_status s) {
     case SX_ERR_OUT_OF_MEMORY: return "SX_ERR_OUT_OF_MEMORY";
     case SX_ERR_TIMEOUT: return "SX_ERR_TIMEOUT";
     case SX_ERR_INTERNAL: return "SX_ERR_INTERNAL";
+    case SX_ERR_INVALID_DATA: return "SX_ERR_INVALID_DATA";
     }
     return "(unknown status)";
 }
@@ -1283,7 +1284,7 @@ static int test_exits(sx_engine *e, const sx_info *info0, const char *bundle) {
     {
         sx_info before, afterwards;
         get_info(e, &before);
-        EXPECT_D(sx_load_exits(e, damaged), SX_ERR_BAD_MODEL, "sx_load_exits(damaged copy)");
+        EXPECT_D(sx_load_exits(e, damaged), SX_ERR_INVALID_DATA, "sx_load_exits(damaged copy)");
         g_got = get_info(e, &afterwards);
         check(g_got && afterwards.num_active_exits == before.num_active_exits &&
                   afterwards.num_trained_exits == before.num_trained_exits,
@@ -1293,15 +1294,15 @@ static int test_exits(sx_engine *e, const sx_info *info0, const char *bundle) {
               "  … and answers 64 samples exactly as before (class and exit)");
         tmp_path(truncated, sizeof truncated, "truncated.sxe");
         truncate_copy(bundle, truncated, 2, 3);
-        EXPECT_D(sx_load_exits(e, truncated), SX_ERR_BAD_MODEL, "sx_load_exits(truncated copy)");
+        EXPECT_D(sx_load_exits(e, truncated), SX_ERR_INVALID_DATA, "sx_load_exits(truncated copy)");
         truncate_copy(bundle, truncated, 0, 1);
-        EXPECT_D(sx_load_exits(e, truncated), SX_ERR_BAD_MODEL, "sx_load_exits(empty file)");
+        EXPECT_D(sx_load_exits(e, truncated), SX_ERR_INVALID_DATA, "sx_load_exits(empty file)");
         g_got = get_info(e, &afterwards);
         check(g_got && afterwards.num_active_exits == before.num_active_exits,
               "  … exits still in service (%u active)", (unsigned)afterwards.num_active_exits);
         check(g_exit_ref_set && answers_differ(e, &g_exit_ref) == 0, "  … answering exactly as before");
         root_path(path, sizeof path, "models/fmnist-resnet18-w16.onnx");
-        EXPECT_D(sx_load_exits(e, path), SX_ERR_BAD_MODEL, "sx_load_exits(an ONNX file, not a bundle)");
+        EXPECT_D(sx_load_exits(e, path), SX_ERR_INVALID_DATA, "sx_load_exits(an ONNX file, not a bundle)");
     }
     return 2;
 }
@@ -1356,7 +1357,7 @@ static void test_foreign_bundle(sx_engine *e, const char *bundle, uint64_t backb
     if (!w) return;
     get_info(w, &winfo);
     check(winfo.input_size == 784, "second model takes 1x28x28 too (%lu floats)", (unsigned long)winfo.input_size);
-    EXPECT_D(sx_load_exits(w, bundle), SX_ERR_BAD_MODEL, "sx_load_exits(fmnist bundle) on resnet18_w4");
+    EXPECT_D(sx_load_exits(w, bundle), SX_ERR_INVALID_DATA, "sx_load_exits(fmnist bundle) on resnet18_w4");
     g_got = get_info(w, &afterwards);
     check(g_got && afterwards.num_trained_exits == 0 && afterwards.num_active_exits == 0,
           "  … resnet18_w4 still has no exits");
@@ -1378,7 +1379,7 @@ static void test_foreign_bundle(sx_engine *e, const char *bundle, uint64_t backb
     results_free(&r);
     if (have_wbundle) {
         get_info(e, &before);
-        EXPECT_D(sx_load_exits(e, wbundle), SX_ERR_BAD_MODEL, "sx_load_exits(resnet18_w4 bundle) on the fmnist engine");
+        EXPECT_D(sx_load_exits(e, wbundle), SX_ERR_INVALID_DATA, "sx_load_exits(resnet18_w4 bundle) on the fmnist engine");
         g_got = get_info(e, &afterwards);
         check(g_got && afterwards.num_active_exits == before.num_active_exits &&
                   afterwards.num_trained_exits == before.num_trained_exits,
@@ -1862,12 +1863,12 @@ static void test_decode(sx_engine *e, const sx_info *info) {
     {
         unsigned char garbage[300];
         for (i = 0; i < sizeof garbage; i++) garbage[i] = (unsigned char)(i * 37 + 11);
-        EXPECT_D(sx_decode_image(e, garbage, sizeof garbage, &pp, out, 784), SX_ERR_BAD_MODEL,
+        EXPECT_D(sx_decode_image(e, garbage, sizeof garbage, &pp, out, 784), SX_ERR_INVALID_DATA,
                  "sx_decode_image(garbage bytes)");
-        EXPECT_D(sx_decode_image(e, png, png_size / 2, &pp, out, 784), SX_ERR_BAD_MODEL,
+        EXPECT_D(sx_decode_image(e, png, png_size / 2, &pp, out, 784), SX_ERR_INVALID_DATA,
                  "sx_decode_image(truncated PNG)");
-        EXPECT_D(sx_decode_image(e, jpg, 20, &pp, out, 784), SX_ERR_BAD_MODEL, "sx_decode_image(truncated JPEG)");
-        EXPECT2(sx_decode_image(e, garbage, 0, &pp, out, 784), SX_ERR_INVALID_ARGUMENT, SX_ERR_BAD_MODEL);
+        EXPECT_D(sx_decode_image(e, jpg, 20, &pp, out, 784), SX_ERR_INVALID_DATA, "sx_decode_image(truncated JPEG)");
+        EXPECT2(sx_decode_image(e, garbage, 0, &pp, out, 784), SX_ERR_INVALID_ARGUMENT, SX_ERR_INVALID_DATA);
     }
     EXPECT_D(sx_decode_image(e, NULL, png_size, &pp, out, 784), SX_ERR_INVALID_ARGUMENT, "sx_decode_image(NULL bytes)");
     EXPECT_D(sx_decode_image(e, png, png_size, &pp, NULL, 784), SX_ERR_INVALID_ARGUMENT, "sx_decode_image(NULL out)");

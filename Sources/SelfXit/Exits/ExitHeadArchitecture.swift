@@ -91,7 +91,16 @@ struct ExitHeadPlan {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
             throw bad("input shape must be [C, H, W] with positive sizes, got \(inputShape)")
         }
-        guard classes >= 2 else { throw bad("needs at least 2 classes, got \(classes)") }
+        // Bounded before any arithmetic on it: with C·H·W ≤ 2^32 (and the layer limits below)
+        // every size, offset and FLOP count of the plan fits in Int. A shape read from a file
+        // (an exit bundle) may hold anything, up to Int.max.
+        var elements = 1
+        for size in inputShape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: size)
+            guard !overflow, product <= 1 << 32 else { throw bad("input shape \(inputShape) has more than 2^32 elements") }
+            elements = product
+        }
+        guard classes >= 2, classes <= 4096 else { throw bad("needs 2...4096 classes, got \(classes)") }
         guard (1...64).contains(a.inputPool) else { throw bad("inputPool must be in 1...64, got \(a.inputPool)") }
         guard a.convs.count <= 2 else { throw bad("at most 2 conv layers, got \(a.convs.count)") }
         guard a.hidden.count <= 2 else { throw bad("at most 2 hidden dense layers, got \(a.hidden.count)") }

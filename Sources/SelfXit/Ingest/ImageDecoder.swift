@@ -27,12 +27,27 @@ enum ImageDecoder {
     static let maxPixels = 1 << 26
 
     /// Decodes JPEG (FF D8) or PNG (89 'PNG') bytes into `channels` (1 = gray, 3 = RGB).
+    /// Every refusal is `invalidData`; the pixel count a header claims is checked before any
+    /// pixel memory is allocated.
     static func decode(_ bytes: UnsafeRawBufferPointer, channels: Int) throws -> Pixels {
-        guard let base = bytes.baseAddress, bytes.count >= 8 else { throw SelfXitError.invalidModel("image data is empty or too short") }
+        guard let base = bytes.baseAddress, bytes.count >= 8 else {
+            throw SelfXitError.invalidData("image data is empty or too short (\(bytes.count) bytes)")
+        }
         let b = bytes.bindMemory(to: UInt8.self)
         if b[0] == 0xFF && b[1] == 0xD8 { return try decodeJPEG(base, count: bytes.count, channels: channels) }
         if b[0] == 0x89 && b[1] == 0x50 && b[2] == 0x4E && b[3] == 0x47 { return try decodePNG(base, count: bytes.count, channels: channels) }
-        throw SelfXitError.invalidModel("image data is neither JPEG nor PNG")
+        throw SelfXitError.invalidData("image data is neither JPEG nor PNG (it starts with neither FF D8 nor 89 'PNG')")
+    }
+
+    /// Refuses a claimed size of zero or above `maxPixels`, before anything is allocated for it.
+    private static func checkSize(_ format: String, width: Int, height: Int) throws {
+        guard width > 0, height > 0 else {
+            throw SelfXitError.invalidData("\(format) header claims \(width)×\(height) pixels: an empty image")
+        }
+        let (pixels, overflow) = width.multipliedReportingOverflow(by: height)
+        guard !overflow, pixels <= maxPixels else {
+            throw SelfXitError.invalidData("\(format) header claims \(width)×\(height) pixels, above the limit of \(maxPixels) pixels; refused before decoding")
+        }
     }
 
     private static func decodeJPEG(_ base: UnsafeRawPointer, count: Int, channels: Int) throws -> Pixels {
@@ -40,33 +55,37 @@ enum ImageDecoder {
         defer { tjDestroy(handle) }
         let buffer = base.assumingMemoryBound(to: UInt8.self)
         var width: Int32 = 0, height: Int32 = 0, subsampling: Int32 = 0, colorspace: Int32 = 0
-        guard tjDecompressHeader3(handle, buffer, UInt(count), &width, &height, &subsampling, &colorspace) == 0,
-              width > 0, height > 0, Int(width) * Int(height) <= maxPixels else {
-            throw SelfXitError.invalidModel("undecodable JPEG: \(String(cString: tjGetErrorStr2(handle)))")
+        guard tjDecompressHeader3(handle, buffer, UInt(count), &width, &height, &subsampling, &colorspace) == 0 else {
+            throw SelfXitError.invalidData("undecodable JPEG header: \(String(cString: tjGetErrorStr2(handle)))")
         }
+        try checkSize("JPEG", width: Int(width), height: Int(height))
         var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
         let format = channels == 1 ? Int32(TJPF_GRAY.rawValue) : Int32(TJPF_RGB.rawValue)
         let status = pixels.withUnsafeMutableBufferPointer {
             tjDecompress2(handle, buffer, UInt(count), $0.baseAddress, width, 0, height, format, 0)
         }
-        guard status == 0 else { throw SelfXitError.invalidModel("undecodable JPEG: \(String(cString: tjGetErrorStr2(handle)))") }
+        // -1 with TJERR_WARNING: libjpeg-turbo decoded the image but noticed something (e.g. a
+        // missing end-of-image marker, extraneous bytes); without TJFLAG_STOPONWARNING it
+        // decodes to the end, so the pixels are usable — as in every common viewer.
+        guard status == 0 || tjGetErrorCode(handle) == Int32(TJERR_WARNING.rawValue) else {
+            throw SelfXitError.invalidData("undecodable JPEG: \(String(cString: tjGetErrorStr2(handle)))")
+        }
         return Pixels(width: Int(width), height: Int(height), channels: channels, bytes: pixels)
     }
 
     private static func decodePNG(_ base: UnsafeRawPointer, count: Int, channels: Int) throws -> Pixels {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
+        // Reads the header only (IHDR and the chunks before the image data).
         guard png_image_begin_read_from_memory(&image, base, count) != 0 else {
-            throw SelfXitError.invalidModel("undecodable PNG: \(message(of: image))")
+            throw SelfXitError.invalidData("undecodable PNG: \(message(of: image))")
         }
         defer { png_image_free(&image) }
-        guard image.width > 0, image.height > 0, Int(image.width) * Int(image.height) <= maxPixels else {
-            throw SelfXitError.invalidModel("PNG of \(image.width)×\(image.height) pixels is empty or too large")
-        }
+        try checkSize("PNG", width: Int(image.width), height: Int(image.height))
         image.format = channels == 1 ? 0 : 2 // PNG_FORMAT_GRAY, PNG_FORMAT_RGB (function-like macros do not import)
         var pixels = [UInt8](repeating: 0, count: Int(image.width) * Int(image.height) * channels)
         let status = pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, 0, nil) }
-        guard status != 0 else { throw SelfXitError.invalidModel("undecodable PNG: \(message(of: image))") }
+        guard status != 0 else { throw SelfXitError.invalidData("undecodable PNG: \(message(of: image))") }
         return Pixels(width: Int(image.width), height: Int(image.height), channels: channels, bytes: pixels)
     }
 

@@ -69,6 +69,8 @@ public final class Engine: @unchecked Sendable {
         guard options.collectionBudgetBytes >= 0 else { throw SelfXitError.invalidArgument("collectionBudgetBytes must not be negative") }
         let model: ONNXModel
         do { model = try ONNXModel(serializedBytes: modelBytes) } catch let error as ModelLoadError {
+            // Valid ONNX the reader does not handle is not a damaged model: keep the distinction.
+            if case .unsupported(let message) = error { throw SelfXitError.unsupportedModel(message) }
             throw SelfXitError.invalidModel(error.description)
         }
         modelFingerprint = fnv1a64(modelBytes)
@@ -169,24 +171,11 @@ public final class Engine: @unchecked Sendable {
     }
 }
 
-/// The bytes of a file, read straight into one array (a model file is held once, not twice).
+/// The bytes of a model file, read straight into one array (a model file is held once, not
+/// twice). Only a regular file of at most 16 GiB is read: a FIFO, device or directory is refused
+/// without blocking (see `RegularFile.read`).
 func readFile(_ url: URL) throws -> [UInt8] {
-    guard let file = fopen(url.path, "rb") else {
-        throw SelfXitError.io("cannot read '\(url.path)': \(String(cString: strerror(errno)))")
-    }
-    defer { fclose(file) }
-    guard fseeko(file, 0, SEEK_END) == 0 else { throw SelfXitError.io("cannot read '\(url.path)': not a regular file") }
-    let size = ftello(file)
-    guard size >= 0, size < 1 << 34, fseeko(file, 0, SEEK_SET) == 0 else {
-        throw SelfXitError.io("cannot read '\(url.path)': not a regular file or too large")
-    }
-    var failed = false
-    let bytes = [UInt8](unsafeUninitializedCapacity: Int(size)) { buffer, count in
-        count = fread(buffer.baseAddress, 1, Int(size), file)
-        failed = count != Int(size)
-    }
-    guard !failed else { throw SelfXitError.io("cannot read '\(url.path)': short read") }
-    return bytes
+    try RegularFile.read(url.path, limit: 1 << 34, what: "model")
 }
 
 /// 64-bit FNV-1a over `bytes`.

@@ -33,6 +33,7 @@ class Status(enum.IntEnum):
     OUT_OF_MEMORY = 8
     TIMEOUT = 9
     INTERNAL = 10
+    INVALID_DATA = 11
 
 
 # ---- struct mirrors -------------------------------------------------------------------------

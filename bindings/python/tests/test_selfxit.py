@@ -540,11 +540,14 @@ def test_save_load_exits(exit_engine, fmnist, tmp_path):
         bad.write_bytes(bytes(corrupted))
         with pytest.raises(Error) as err:
             other.load_exits(bad)
-        assert err.value.status == Status.BAD_MODEL and err.value.message
+        assert err.value.status == Status.INVALID_DATA and err.value.message
         bad.write_bytes(data[: len(data) // 3])
         with pytest.raises(Error) as err:
             other.load_exits(bad)
-        assert err.value.status == Status.BAD_MODEL
+        assert err.value.status == Status.INVALID_DATA
+        with pytest.raises(Error) as err:
+            other.load_exits(tmp_path)  # a directory: refused, not read
+        assert err.value.status == Status.IO and "directory" in err.value.message
         with pytest.raises(Error) as err:
             other.load_exits(tmp_path / "missing.sxe")
         assert err.value.status == Status.IO
@@ -577,7 +580,7 @@ def test_decode_image_png(engine, fmnist):
 def test_decode_image_errors(engine):
     with pytest.raises(Error) as info:
         engine.decode_image(b"\x89PNG\r\n\x1a\n garbage")
-    assert info.value.status == Status.BAD_MODEL
+    assert info.value.status == Status.INVALID_DATA
     with pytest.raises(Error) as info:
         engine.decode_image(b"")
     assert info.value.status == Status.INVALID_ARGUMENT

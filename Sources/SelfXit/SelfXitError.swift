@@ -15,6 +15,9 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
     case wrongState(String)
     /// Something the engine should have prevented; a bug.
     case internalError(String)
+    /// Memory (or a thread) the call needs could not be had: an allocation failed or the OS
+    /// refused a thread. Nothing was changed; the call may succeed later or with less.
+    case outOfMemory(String)
 
     public var description: String {
         switch self {
@@ -26,6 +29,7 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
         case .shapeMismatch(let m): return "shape mismatch: \(m)"
         case .wrongState(let m): return "wrong state: \(m)"
         case .internalError(let m): return "internal error: \(m)"
+        case .outOfMemory(let m): return "out of memory: \(m)"
         }
     }
 }

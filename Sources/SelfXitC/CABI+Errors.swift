@@ -24,6 +24,7 @@ extension SelfXitError {
         case .shapeMismatch: return SX_ERR_SHAPE_MISMATCH
         case .wrongState: return SX_ERR_WRONG_STATE
         case .internalError: return SX_ERR_INTERNAL
+        case .outOfMemory: return SX_ERR_OUT_OF_MEMORY
         }
     }
 }

@@ -14,7 +14,7 @@ extension Engine {
         try validate(input, batch: batch)
         let start = DispatchTime.now().uptimeNanoseconds
         let exits = activeExits
-        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         let graph = plan.graph
         let classes = outputCount
@@ -30,7 +30,7 @@ extension Engine {
         for exit in exits?.active ?? [] {
             plan.run(position..<(exit.candidate.afterNode + 1), rows: rows.count, in: workspace)
             position = exit.candidate.afterNode + 1
-            let scratch = workspace.auxiliary(exit.head.scratchFloats(rows: rows.count, threads: plan.pool.threadCount))
+            let scratch = try workspace.auxiliary(exit.head.scratchFloats(rows: rows.count, threads: plan.pool.threadCount))
             probabilities.withUnsafeMutableBufferPointer { out in
                 exit.head.probabilities(plan.pointer(exit.candidate.value, in: workspace), rows: rows.count, output: out.baseAddress!,
                                         scratch: scratch, pool: plan.pool)
@@ -88,7 +88,7 @@ extension Engine {
     public func analyze(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [ExitAnalysis] {
         try validate(input, batch: batch)
         guard let configuration = exitConfiguration else { throw SelfXitError.wrongState("no exits are built: call updateExits first") }
-        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         let graph = plan.graph, classes = outputCount
         plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)

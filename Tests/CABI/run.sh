@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds Tests/CABI/test_capi.c against a built libselfxit and runs it from the repository root.
+# Builds Tests/CABI/test_capi.c and test_resources.c against a built libselfxit and runs them
+# from the repository root (both run even if the first fails).
 #
 #   Tests/CABI/run.sh [REPO_ROOT] [LIB_DIR]
 #
@@ -46,6 +47,16 @@ if [ -f "$root/examples/camera_loop.c" ]; then
         -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lpthread -lm
 fi
 
+echo "run.sh: building $out/test_resources"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_resources.c" -o "$out/test_resources" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lpthread
+
 cd "$root"
+status=0
 echo "run.sh: running test_capi in $root"
-"$out/test_capi" "$root"
+"$out/test_capi" "$root" || status=1
+# Out-of-memory and cross-engine deadlock cases, each in a forked child with a watchdog.
+echo "run.sh: running test_resources in $root"
+"$out/test_resources" "$root" || status=1
+exit $status

@@ -371,7 +371,7 @@ static int run_pair(pair *p, cross_kind kind, const int calls[2], int rendezvous
     pthread_cond_broadcast(&p->cv);
     if (!wait_until(p, both_done)) {
         pthread_mutex_unlock(&p->mu);
-        check(0, "%s: both callbacks returned within 20 s (a deadlock; the watchdog ends this case)", name);
+        check(0, "%s: both callbacks return within 20 s (they did not: a deadlock; the watchdog ends this case)", name);
         pause();
         return 0;
     }

@@ -70,6 +70,8 @@ final class Workspace {
     }
     private var stagingSpare = Spare()
     private var auxiliarySpare = Spare()
+    private var resultsSpare = Spare()
+    private var gatherSpare = Spare()
 
     /// A buffer of at least `count` floats for a sample-parallel run's outputs (at most the
     /// batch × the widest outputs of a segment), kept and grown with the workspace; nil when it
@@ -82,15 +84,32 @@ final class Workspace {
         try auxiliarySpare.reserve(count, for: "exit-head scratch")
     }
 
+    /// `count` floats for the per-sample probabilities a pass hands to its callbacks (batch ×
+    /// classes), kept and grown with the workspace. Throws `outOfMemory`.
+    func results(_ count: Int) throws -> UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: try resultsSpare.reserve(count, for: "the probabilities of a batch"), count: count)
+    }
+
+    /// At least `count` floats for gathering the inputs of the samples a pass records for exit
+    /// building, kept and grown with the workspace. Throws `outOfMemory`.
+    func gathering(_ count: Int) throws -> UnsafeMutablePointer<Float> {
+        try gatherSpare.reserve(count, for: "the inputs recorded for exit building")
+    }
+
     deinit {
         free(arena)
         free(scratch)
         free(auxiliarySpare.buffer)
         free(stagingSpare.buffer)
+        free(resultsSpare.buffer)
+        free(gatherSpare.buffer)
     }
 
     /// Bytes held by this workspace.
-    var byteCount: Int { (arenaCount + scratchCount + stagingSpare.count + auxiliarySpare.count) * MemoryLayout<Float>.stride + perThread.map(\.byteCount).reduce(0, +) }
+    var byteCount: Int {
+        (arenaCount + scratchCount + stagingSpare.count + auxiliarySpare.count + resultsSpare.count + gatherSpare.count) * MemoryLayout<Float>.stride
+            + perThread.map(\.byteCount).reduce(0, +)
+    }
 }
 
 /// `count` zeroed floats, 64-byte aligned, to be released with `free`. Throws

@@ -50,7 +50,7 @@ typedef enum sx_status {
     SX_ERR_SHAPE_MISMATCH = 5,   /* input length or shapes do not fit the model */
     SX_ERR_WRONG_STATE = 6,      /* e.g. saving exits before any are built */
     SX_ERR_BUSY = 7,             /* e.g. destroying an engine from inside its own callback */
-    SX_ERR_OUT_OF_MEMORY = 8,    /* memory, or a thread, could not be had; nothing was changed */
+    SX_ERR_OUT_OF_MEMORY = 8,    /* memory, or a thread, could not be had; the engine stays usable */
     SX_ERR_TIMEOUT = 9,          /* sx_wait ran out of time; the work goes on */
     SX_ERR_INTERNAL = 10         /* a bug in the library; please report the message */
 } sx_status;
@@ -178,9 +178,10 @@ typedef void (*sx_result_fn)(const sx_result *result, void *user_data);
  * as soon as that sample is resolved — an early exit answers it before the batch finishes.
  * `input` is borrowed for the call. Samples that run the full model are recorded for exit
  * building. Errors: INVALID_ARGUMENT (NULL, batch 0 or > max_batch), SHAPE_MISMATCH
- * (input_len != batch × input_size), OUT_OF_MEMORY (the activations of this batch could not
- * be allocated; no callback ran, the engine stays usable and a smaller batch may fit).
- * Thread-safe. */
+ * (input_len != batch × input_size), OUT_OF_MEMORY (memory for this batch could not be
+ * allocated — its activations, checked before any callback, or exit-head and collection
+ * buffers later, after which the samples not yet answered get no callback; the engine stays
+ * usable and a smaller batch may fit). Thread-safe. */
 sx_status sx_submit(sx_engine *engine, const float *input, size_t input_len, size_t batch, sx_result_fn callback,
                     void *user_data);
 

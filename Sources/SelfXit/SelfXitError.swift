@@ -16,7 +16,7 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
     /// Something the engine should have prevented; a bug.
     case internalError(String)
     /// Memory (or a thread) the call needs could not be had: an allocation failed or the OS
-    /// refused a thread. Nothing was changed; the call may succeed later or with less.
+    /// refused a thread. The engine stays usable; the call may succeed later or with less.
     case outOfMemory(String)
 
     public var description: String {

@@ -27,6 +27,10 @@
  *   - An engine may be used from any number of threads at once unless a function says
  *     otherwise. Callbacks run on the thread named beside each function; a callback must not
  *     destroy the engine that called it (refused with SX_ERR_BUSY).
+ *   - A callback may call into another engine, including sx_wait and sx_engine_destroy. On an
+ *     engine's worker (sx_submit_async callbacks) a call that would wait for a worker that is
+ *     itself waiting, directly or through other engines, for this one is refused with
+ *     SX_ERR_BUSY instead of deadlocking both (see sx_wait).
  */
 #ifndef SELFXIT_H
 #define SELFXIT_H
@@ -57,7 +61,7 @@ typedef enum sx_status {
     SX_ERR_SHAPE_MISMATCH = 5,   /* input length or shapes do not fit the model */
     SX_ERR_WRONG_STATE = 6,      /* e.g. saving exits before any are built */
     SX_ERR_BUSY = 7,             /* e.g. destroying an engine from inside its own callback */
-    SX_ERR_OUT_OF_MEMORY = 8,
+    SX_ERR_OUT_OF_MEMORY = 8,    /* memory, or a thread, could not be had; the engine stays usable */
     SX_ERR_TIMEOUT = 9,          /* sx_wait ran out of time; the work goes on */
     SX_ERR_INTERNAL = 10,        /* a bug in the library; please report the message */
     SX_ERR_INVALID_DATA = 11     /* data that is not a model is unusable: an undecodable or
@@ -91,7 +95,8 @@ size_t sx_struct_size(const char *struct_name);
 
 typedef struct sx_engine_options {
     uint32_t struct_size;
-    /* Kernel threads, the calling thread included. 0 = all cores. */
+    /* Kernel threads, the calling thread included. 0 = all cores (capped at 256). More than
+     * 256 is INVALID_ARGUMENT. */
     uint32_t threads;
     /* Largest batch one call may submit (bounds the activation memory). Default 1024. */
     uint32_t max_batch;
@@ -116,7 +121,8 @@ void sx_engine_options_init(sx_engine_options *options);
  * a new engine (free with sx_engine_destroy); on failure *engine is set to NULL.
  * Errors: INVALID_ARGUMENT, IO (unreadable; not a regular file; over 16 GiB), BAD_MODEL,
  * UNSUPPORTED_OP (an operator or ONNX feature the engine does not implement), SHAPE_MISMATCH,
- * OUT_OF_MEMORY. */
+ * OUT_OF_MEMORY (the OS refused a kernel thread — those already started are stopped — or
+ * memory ran out). */
 sx_status sx_engine_create(const char *path, const sx_engine_options *options, sx_engine **engine);
 
 /* As sx_engine_create, from `size` bytes of a serialized model (copied; the caller keeps
@@ -126,9 +132,13 @@ sx_status sx_engine_create_from_memory(const void *bytes, size_t size, const sx_
                                        sx_engine **engine);
 
 /* Waits for the engine's queued and running asynchronous work, then frees it. NULL is fine.
- * Returns SX_ERR_BUSY (and frees nothing) when called from one of this engine's callbacks.
- * No other thread may use the engine during or after this call. Errors: INVALID_ARGUMENT,
- * BUSY. */
+ * Returns SX_ERR_BUSY (and frees nothing) when called from one of this engine's callbacks, or
+ * from a callback of another engine B's sx_submit_async (on B's worker) while this engine's
+ * worker is blocked, directly or through other engines' workers, waiting for B's worker — in
+ * sx_wait(B, …) or sx_engine_destroy(B): that wait would never end. Of two async callbacks
+ * that destroy each other's engines, the later is refused and the earlier completes once the
+ * later's callback returns. No other thread may use the engine during or after this call.
+ * Errors: INVALID_ARGUMENT, BUSY. */
 sx_status sx_engine_destroy(sx_engine *engine);
 
 typedef struct sx_info {
@@ -186,14 +196,20 @@ typedef void (*sx_result_fn)(const sx_result *result, void *user_data);
  * as soon as that sample is resolved — an early exit answers it before the batch finishes.
  * `input` is borrowed for the call. Samples that run the full model are recorded for exit
  * building. Errors: INVALID_ARGUMENT (NULL, batch 0 or > max_batch), SHAPE_MISMATCH
- * (input_len != batch × input_size). Thread-safe. */
+ * (input_len != batch × input_size), OUT_OF_MEMORY (memory for this batch could not be
+ * allocated — its activations, checked before any callback, or exit-head and collection
+ * buffers later, after which the samples not yet answered get no callback; the engine stays
+ * usable and a smaller batch may fit). Thread-safe. */
 sx_status sx_submit(sx_engine *engine, const float *input, size_t input_len, size_t batch, sx_result_fn callback,
                     void *user_data);
 
 /* Like sx_submit, but copies `input` and returns at once with a ticket (> 0) in *ticket.
  * Callbacks run later on the engine's worker thread, in submission order; `user_data` must
  * stay valid until the ticket completes (sx_wait). Errors as sx_submit, plus BUSY when
- * max_pending requests are queued, WRONG_STATE while the engine is being destroyed. Thread-safe. */
+ * max_pending requests are queued, WRONG_STATE while the engine is being destroyed,
+ * OUT_OF_MEMORY when the input cannot be copied or the OS refuses the worker thread (started
+ * with the first request); nothing is queued then. A request that runs out of memory while
+ * running reports OUT_OF_MEMORY through sx_wait. Thread-safe. */
 sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_len, size_t batch,
                           sx_result_fn callback, void *user_data, uint64_t *ticket);
 
@@ -202,7 +218,11 @@ sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_le
  * for a ticket never issued, and — if the request failed while running (its callbacks then
  * did not all run) — that failure's status and message (the last 1024 failures are kept).
  * A finished ticket stays finished. Must not be called from one of this engine's callbacks
- * (BUSY). Errors: INVALID_ARGUMENT, TIMEOUT, BUSY, and those of sx_submit. Thread-safe. */
+ * (BUSY). From a callback of another engine B's sx_submit_async (on B's worker), a wait that
+ * could block (timeout_ms != 0, ticket unfinished) returns BUSY at once when this engine's
+ * worker is blocked, directly or through other engines' workers, waiting for B's worker
+ * (sx_wait or sx_engine_destroy on B): neither wait could end. Other cross-engine waits wait.
+ * Errors: INVALID_ARGUMENT, TIMEOUT, BUSY, and those of sx_submit. Thread-safe. */
 sx_status sx_wait(sx_engine *engine, uint64_t ticket, int64_t timeout_ms);
 
 /* ---- Exits ------------------------------------------------------------------------------ */
@@ -233,7 +253,8 @@ void sx_update_options_init(sx_update_options *options);
  * minutes). Inference from other threads goes on meanwhile with the previous exits. On
  * failure the previous exits stay. `options` may be NULL (defaults).
  * Errors: INVALID_ARGUMENT (tolerance outside (0,1), zero budget …), WRONG_STATE (too few
- * samples collected). Thread-safe. */
+ * samples collected), OUT_OF_MEMORY (a workspace or a training thread could not be had).
+ * Thread-safe. */
 sx_status sx_update_exits(sx_engine *engine, const sx_update_options *options);
 
 /* Switches early exits on (1) or off (0); off, every sample runs the full model (and is

@@ -29,14 +29,17 @@ CASE_STATUS = {
     "invalidArgument": "INVALID_ARGUMENT", "io": "IO", "invalidModel": "BAD_MODEL",
     "unsupportedOperator": "UNSUPPORTED_OP", "shapeMismatch": "SHAPE_MISMATCH", "wrongState": "WRONG_STATE",
     "internalError": "INTERNAL", "invalidData": "INVALID_DATA", "unsupportedModel": "UNSUPPORTED_OP",
+    "outOfMemory": "OUT_OF_MEMORY",
 }
 
 # Swift API entry points the shell calls → SelfXitError cases they can throw.
 SWIFT_API = {
-    "Engine(contentsOf": {"invalidArgument", "io", "invalidModel", "unsupportedOperator", "unsupportedModel", "shapeMismatch"},
-    "Engine(modelBytes": {"invalidArgument", "invalidModel", "unsupportedOperator", "unsupportedModel", "shapeMismatch"},
-    "submit": {"invalidArgument", "shapeMismatch"},
-    "updateExits": {"invalidArgument", "wrongState"},
+    "Engine(contentsOf": {"invalidArgument", "io", "invalidModel", "unsupportedOperator", "unsupportedModel", "shapeMismatch",
+                          "outOfMemory"},
+    "Engine(modelBytes": {"invalidArgument", "invalidModel", "unsupportedOperator", "unsupportedModel", "shapeMismatch",
+                          "outOfMemory"},
+    "submit": {"invalidArgument", "shapeMismatch", "outOfMemory"},
+    "updateExits": {"invalidArgument", "wrongState", "outOfMemory"},
     "setExitsEnabled": set(),
     "saveExits": {"wrongState", "io"},
     "loadExits": {"io", "invalidData"},

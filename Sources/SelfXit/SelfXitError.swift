@@ -21,6 +21,9 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
     /// Valid ONNX that the reader does not handle (external tensor data, sparse initializers,
     /// string tensors …): reported like an unsupported operator, not as a damaged model.
     case unsupportedModel(String)
+    /// Memory (or a thread) the call needs could not be had: an allocation failed or the OS
+    /// refused a thread. The engine stays usable; the call may succeed later or with less.
+    case outOfMemory(String)
 
     public var description: String {
         switch self {
@@ -34,6 +37,7 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
         case .internalError(let m): return "internal error: \(m)"
         case .invalidData(let m): return "invalid data: \(m)"
         case .unsupportedModel(let m): return "unsupported ONNX model feature: \(m)"
+        case .outOfMemory(let m): return "out of memory: \(m)"
         }
     }
 }

@@ -27,7 +27,7 @@ private func makeEngine(_ options: UnsafePointer<sx_engine_options>?, _ out: Uns
     guard let out else { throw CABIError.invalid("engine (the out-pointer) is NULL") }
     out.pointee = nil
     let raw = try readVersioned(options, defaults: defaultEngineOptions, name: "options")
-    guard raw.threads <= 256 else { throw CABIError.invalid("threads must be at most 256, got \(raw.threads)") }
+    guard raw.threads <= ThreadPool.maxThreads else { throw CABIError.invalid("threads must be at most \(ThreadPool.maxThreads), got \(raw.threads)") }
     guard raw.max_batch >= 1, raw.max_batch <= 1 << 20 else { throw CABIError.invalid("max_batch must be in 1...1048576, got \(raw.max_batch)") }
     guard raw.max_pending >= 1, raw.max_pending <= 1 << 16 else { throw CABIError.invalid("max_pending must be in 1...65536, got \(raw.max_pending)") }
     guard raw.collection_budget_bytes <= UInt64(Int.max) else { throw CABIError.invalid("collection_budget_bytes is too large") }
@@ -42,7 +42,7 @@ private func makeEngine(_ options: UnsafePointer<sx_engine_options>?, _ out: Uns
         }
     }
     let threads = raw.threads == 0 ? ProcessInfo.processInfo.activeProcessorCount : Int(raw.threads)
-    let engineOptions = EngineOptions(threads: max(1, min(threads, 256)), inputShape: inputShape, maxBatch: Int(raw.max_batch),
+    let engineOptions = EngineOptions(threads: max(1, min(threads, ThreadPool.maxThreads)), inputShape: inputShape, maxBatch: Int(raw.max_batch),
                                       collectionBudgetBytes: Int(raw.collection_budget_bytes), seed: raw.seed)
     let engine = try load(engineOptions)
     out.pointee = HandleRegistry.register(EngineHandle(engine: engine, maxPending: Int(raw.max_pending)))
@@ -79,7 +79,9 @@ public func sx_engine_destroy(_ engine: OpaquePointer?) -> sx_status {
             guard !CallbackScope.contains(handle) else { throw CABIError.busy("an engine cannot be destroyed from inside its own callback") }
             return handle
         }
-        handle.drainAndStop()
+        // BUSY (nothing freed) when this thread is another engine's worker that this engine's
+        // worker is waiting for: the drain would deadlock both (see WaitGraph).
+        try handle.drainAndStop()
         HandleRegistry.unregister(engine, ownCalls: 0)
     }
 }

@@ -26,6 +26,7 @@ extension SelfXitError {
         case .internalError: return SX_ERR_INTERNAL
         case .invalidData: return SX_ERR_INVALID_DATA
         case .unsupportedModel: return SX_ERR_UNSUPPORTED_OP
+        case .outOfMemory: return SX_ERR_OUT_OF_MEMORY
         }
     }
 }

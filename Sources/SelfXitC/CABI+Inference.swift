@@ -37,7 +37,7 @@ public func sx_submit_async(_ engine: OpaquePointer?, _ input: UnsafePointer<Flo
         try HandleRegistry.with(engine) { handle in
             guard let ticket else { throw CABIError.invalid("ticket is NULL") }
             let (buffer, function) = try checkBatch(handle, input, inputLength, batch, callback)
-            ticket.pointee = try handle.enqueue(input: Array(buffer), batch: batch, callback: function, userData: userData)
+            ticket.pointee = try handle.enqueue(input: buffer, batch: batch, callback: function, userData: userData)
         }
     }
 }

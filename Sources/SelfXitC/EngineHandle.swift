@@ -5,13 +5,18 @@ import SelfXit
 /// What an `sx_engine *` points to: the Swift engine plus the C-side machinery — the async
 /// request queue and its worker thread, and the bookkeeping that lets `sx_engine_destroy`
 /// wait for in-flight work and refuse to run inside the engine's own callbacks.
+///
+/// The worker is a joinable pthread (not a Foundation `Thread`, which cannot report that the
+/// OS refused to start it): `drainAndStop` joins it, so the handle outlives its worker.
 final class EngineHandle: @unchecked Sendable {
     let engine: Engine
     let maxPending: Int
 
     private struct Request {
         let ticket: UInt64
-        let input: [Float]
+        /// A copy of the caller's input (`count` floats, malloc'd; freed once the request ran).
+        let input: UnsafeMutablePointer<Float>
+        let count: Int
         let batch: Int
         let callback: sx_result_fn
         let userData: UnsafeMutableRawPointer?
@@ -28,53 +33,96 @@ final class EngineHandle: @unchecked Sendable {
     private var failures: [UInt64: CABIError] = [:]
     private var failureOrder: [UInt64] = []
     private let maxRememberedFailures = 1024
-    private var worker: Thread?
+    private var worker: pthread_t?
 
     init(engine: Engine, maxPending: Int) {
         self.engine = engine
         self.maxPending = maxPending
     }
 
+    deinit {
+        // Only reached after drainAndStop (sx_engine_destroy) or for a handle never registered.
+        for request in queue { free(request.input) }
+    }
+
     // MARK: Async requests
 
-    func enqueue(input: [Float], batch: Int, callback: @escaping sx_result_fn, userData: UnsafeMutableRawPointer?) throws -> UInt64 {
+    /// Queues a copy of `input`. Throws OUT_OF_MEMORY when the copy cannot be allocated or the
+    /// OS refuses the worker thread (started with the first request); nothing is queued then.
+    func enqueue(input: UnsafeBufferPointer<Float>, batch: Int, callback: @escaping sx_result_fn, userData: UnsafeMutableRawPointer?) throws -> UInt64 {
+        // Copied before taking the lock: a large batch must not hold up the worker or sx_wait.
+        let (bytes, overflow) = max(input.count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
+        guard !overflow, let raw = malloc(bytes) else {
+            throw CABIError(status: SX_ERR_OUT_OF_MEMORY, message: "could not allocate \(overflow ? "the" : "\(bytes) bytes for a") copy of the input of a batch of \(batch)")
+        }
+        let copy = raw.bindMemory(to: Float.self, capacity: max(input.count, 1))
+        if let source = input.baseAddress { copy.update(from: source, count: input.count) }
+        var queued = false
+        defer { if !queued { free(copy) } }
+
         condition.lock()
         defer { condition.unlock() }
         guard !stopping else { throw CABIError(status: SX_ERR_WRONG_STATE, message: "the engine is being destroyed") }
         guard queue.count < maxPending else { throw CABIError.busy("\(maxPending) requests are already queued (max_pending)") }
-        if worker == nil {
-            let thread = Thread { [unowned self] in self.serve() }
-            thread.name = "selfxit-worker"
-            worker = thread
-            thread.start()
-        }
+        if worker == nil { worker = try startWorker() }
         let ticket = nextTicket
         nextTicket += 1
-        queue.append(Request(ticket: ticket, input: input, batch: batch, callback: callback, userData: userData))
+        queue.append(Request(ticket: ticket, input: copy, count: input.count, batch: batch, callback: callback, userData: userData))
+        queued = true
         condition.broadcast()
         return ticket
     }
 
+    private func startWorker() throws -> pthread_t {
+        var thread = pthread_t()
+        // Unretained: the handle is released only after drainAndStop has joined this thread.
+        let rc = pthread_create(&thread, nil, { arg in
+            Unmanaged<EngineHandle>.fromOpaque(arg!).takeUnretainedValue().serve()
+            return nil
+        }, Unmanaged.passUnretained(self).toOpaque())
+        guard rc == 0 else {
+            throw CABIError(status: SX_ERR_OUT_OF_MEMORY, message: "could not start the engine's worker thread: pthread_create failed (\(String(cString: strerror(rc))))")
+        }
+        return thread
+    }
+
     /// Waits until `ticket` has finished; false on timeout. timeoutMilliseconds < 0: forever.
-    /// Throws the request's own error if it failed while running.
+    /// Throws the request's own error if it failed while running, and BUSY (waiting nowhere)
+    /// when called on another engine's worker that this engine's worker is waiting for,
+    /// directly or through other engines' workers — the wait would never end (`WaitGraph`).
     func wait(ticket: UInt64, timeoutMilliseconds: Int64) throws -> Bool {
         condition.lock()
-        defer { condition.unlock() }
-        guard ticket >= 1, ticket < nextTicket else { throw CABIError.invalid("ticket \(ticket) was never issued by this engine") }
-        if timeoutMilliseconds < 0 {
-            while finishedThrough < ticket { condition.wait() }
-        } else {
-            let deadline = Date(timeIntervalSinceNow: Double(min(timeoutMilliseconds, 1 << 40)) / 1000)
-            while finishedThrough < ticket {
-                if !condition.wait(until: deadline) { break }
-            }
-            if finishedThrough < ticket { return false }
+        guard ticket >= 1, ticket < nextTicket else {
+            condition.unlock()
+            throw CABIError.invalid("ticket \(ticket) was never issued by this engine")
         }
+        let done = finishedThrough >= ticket
+        condition.unlock()
+        if !done {
+            guard timeoutMilliseconds != 0 else { return false }
+            let finished = try WaitGraph.blocking(on: self, "sx_wait") { () -> Bool in
+                condition.lock()
+                defer { condition.unlock() }
+                if timeoutMilliseconds < 0 {
+                    while finishedThrough < ticket { condition.wait() }
+                } else {
+                    let deadline = Date(timeIntervalSinceNow: Double(min(timeoutMilliseconds, 1 << 40)) / 1000)
+                    while finishedThrough < ticket {
+                        if !condition.wait(until: deadline) { break }
+                    }
+                }
+                return finishedThrough >= ticket
+            }
+            if !finished { return false }
+        }
+        condition.lock()
+        defer { condition.unlock() }
         if let failure = failures[ticket] { throw failure }
         return true
     }
 
     private func serve() {
+        WaitGraph.enterWorker(self)
         while true {
             condition.lock()
             while queue.isEmpty && !stopping { condition.wait() }
@@ -85,6 +133,7 @@ final class EngineHandle: @unchecked Sendable {
             let request = queue.removeFirst()
             condition.unlock()
             run(request)
+            free(request.input)
             condition.lock()
             finishedThrough = request.ticket
             condition.broadcast()
@@ -96,9 +145,8 @@ final class EngineHandle: @unchecked Sendable {
         // Inputs were validated when the request was queued; a failure while running is kept
         // for `sx_wait` on that ticket.
         let status = guarded("sx_submit_async") {
-            try request.input.withUnsafeBufferPointer { input in
-                try deliver(input: input, batch: request.batch, ticket: request.ticket, callback: request.callback, userData: request.userData)
-            }
+            try deliver(input: UnsafeBufferPointer(start: request.input, count: request.count), batch: request.batch,
+                        ticket: request.ticket, callback: request.callback, userData: request.userData)
         }
         guard status != SX_OK else { return }
         let failure = CABIError(status: status, message: "request \(request.ticket) failed: " + String(cString: lastErrorPointer()))
@@ -130,19 +178,27 @@ final class EngineHandle: @unchecked Sendable {
         }
     }
 
-    /// Stops the worker after the queue drains and waits for it.
-    func drainAndStop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        let last = nextTicket - 1
-        while finishedThrough < last { condition.wait() }
-        condition.unlock()
+    /// Stops the worker after the queue drains and joins it. Throws BUSY, changing nothing,
+    /// when the calling thread is another engine's worker that this engine's worker is
+    /// (directly or through others) waiting for (`WaitGraph`): the drain would never end.
+    func drainAndStop() throws {
+        try WaitGraph.blocking(on: self, "sx_engine_destroy") {
+            condition.lock()
+            stopping = true
+            condition.broadcast()
+            let last = nextTicket - 1
+            while finishedThrough < last { condition.wait() }
+            let thread = worker
+            worker = nil
+            condition.unlock()
+            // The queue is empty and stopping is set: the worker is on its way out.
+            if let thread { pthread_join(thread, nil) }
+        }
     }
 }
 
 /// Which engines' callbacks are running on the current thread (a callback may itself
-/// submit to another engine, so it is a list).
+/// submit to another engine, so it is a list), and whose worker the thread is.
 enum CallbackScope {
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
@@ -152,7 +208,10 @@ enum CallbackScope {
         return key
     }()
 
-    private final class Box { var handles: [ObjectIdentifier] = [] }
+    private final class Box {
+        var handles: [ObjectIdentifier] = []
+        var workerOf: ObjectIdentifier?
+    }
 
     private static var box: Box {
         if let raw = pthread_getspecific(key) { return Unmanaged<Box>.fromOpaque(raw).takeUnretainedValue() }
@@ -164,6 +223,56 @@ enum CallbackScope {
     static func enter(_ handle: EngineHandle) { box.handles.append(ObjectIdentifier(handle)) }
     static func leave(_ handle: EngineHandle) { _ = box.handles.popLast() }
     static func contains(_ handle: EngineHandle) -> Bool { box.handles.contains(ObjectIdentifier(handle)) }
+
+    /// The engine whose async worker the current thread is (nil on any other thread).
+    static var workerOf: ObjectIdentifier? {
+        get { box.workerOf }
+        set { box.workerOf = newValue }
+    }
+}
+
+/// Which engine workers are blocked waiting for which other engine's worker, so that a wait
+/// that would close a cycle — and so never end — is refused with SX_ERR_BUSY instead.
+///
+/// Only worker threads get an edge: a worker runs `sx_submit_async` callbacks, and a callback
+/// may call `sx_wait` or `sx_engine_destroy` on another engine, blocking the worker until that
+/// engine's worker gets through its queue. If that worker is itself (directly or through
+/// others) blocked on the first, neither ever moves on. Any other thread — a host thread,
+/// even one inside an `sx_submit` callback — holds nothing a worker waits for, so its waits
+/// need no edge and are never refused. The check and the edge are made under one lock, so
+/// of two workers that would wait on each other the second is refused and the first waits
+/// until the second's callback returns.
+enum WaitGraph {
+    private static let lock = NSLock()
+    private static var waitingOn: [ObjectIdentifier: ObjectIdentifier] = [:]
+
+    /// Marks the current thread as `handle`'s worker (called once, when it starts).
+    static func enterWorker(_ handle: EngineHandle) { CallbackScope.workerOf = ObjectIdentifier(handle) }
+
+    /// Runs `wait` (which blocks until `target`'s worker makes progress) unless the calling
+    /// worker would then wait on itself; `function` names the call in the BUSY message.
+    static func blocking<T>(on target: EngineHandle, _ function: String, _ wait: () throws -> T) throws -> T {
+        guard let me = CallbackScope.workerOf else { return try wait() }
+        let them = ObjectIdentifier(target)
+        lock.lock()
+        var cursor: ObjectIdentifier? = them
+        while let engine = cursor {
+            if engine == me {
+                lock.unlock()
+                throw CABIError.busy("\(function) from inside an sx_submit_async callback would deadlock: the engine waited on "
+                    + "is itself waiting (inside its own callback) for the engine whose callback this is")
+            }
+            cursor = waitingOn[engine]
+        }
+        waitingOn[me] = them
+        lock.unlock()
+        defer {
+            lock.lock()
+            waitingOn[me] = nil
+            lock.unlock()
+        }
+        return try wait()
+    }
 }
 
 /// Live handles, so a NULL, destroyed or foreign pointer is an error and not a crash (as far

@@ -49,7 +49,7 @@ let layers = CommandLine.arguments.contains("r50") ? resnet50Layers : resnet18La
 let args = CommandLine.arguments.dropFirst().compactMap { Int($0) }
 let threads = args.first ?? 2
 let batches = args.count > 1 ? Array(args.dropFirst()) : [1, 32]
-let pool = ThreadPool(threadCount: threads)
+let pool = try ThreadPool(threads: threads)
 
 /// Best-of-5 mean seconds per call, each sample ≥ ~50 ms of calls.
 func time(_ body: () -> Void) -> Double {

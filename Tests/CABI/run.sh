@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds Tests/CABI/test_capi.c and test_files.c against a built libselfxit and runs them from the
-# repository root, after tools/check_error_docs.py (the header's Errors: lines vs the C shell).
+# Builds Tests/CABI/test_capi.c, test_files.c and test_resources.c against a built libselfxit
+# and runs them from the repository root (each runs even if an earlier one fails), after
+# tools/check_error_docs.py (the header's Errors: lines vs the C shell).
 #
 #   Tests/CABI/run.sh [REPO_ROOT] [LIB_DIR]
 #
@@ -52,10 +53,20 @@ echo "run.sh: building $out/test_files"
 $cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_files.c" -o "$out/test_files" \
     -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" $tj_libs -lz -lpthread -lm
 
+echo "run.sh: building $out/test_resources"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_resources.c" -o "$out/test_resources" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lpthread
+
 cd "$root"
+status=0
 echo "run.sh: checking the header's Errors: lines against the C shell"
-python3 "$root/tools/check_error_docs.py" "$root"
+python3 "$root/tools/check_error_docs.py" "$root" || status=1
 echo "run.sh: running test_files in $root"
-"$out/test_files" "$root"
+"$out/test_files" "$root" || status=1
 echo "run.sh: running test_capi in $root"
-"$out/test_capi" "$root"
+"$out/test_capi" "$root" || status=1
+# Out-of-memory and cross-engine deadlock cases, each in a forked child with a watchdog.
+echo "run.sh: running test_resources in $root"
+"$out/test_resources" "$root" || status=1
+exit $status

@@ -21,7 +21,7 @@ final class ExecutionPlanTests: XCTestCase {
             let expected = try serial.infer(input, batch: batch).map(Double.init)
             assertClose(try parallel.infer(input, batch: batch), expected, tol: 1e-5, "batch \(batch), one segment")
             for cuts in [[n / 3], [1, n / 2, n - 2], Array(1..<n)] {
-                let workspace = plan.makeWorkspace(capacity: batch)
+                let workspace = try plan.makeWorkspace(capacity: batch)
                 input.withUnsafeBufferPointer { plan.pointer(plan.graph.input, in: workspace).update(from: $0.baseAddress!, count: input.count) }
                 var start = 0
                 for end in cuts + [n] {

@@ -55,7 +55,7 @@ extension Engine {
         config.threads = plan.pool.threadCount
 
         for (index, candidate) in candidates.enumerated() {
-            activations = advance(activations, from: activationValue, position: position, to: candidate, rows: usable)
+            activations = try advance(activations, from: activationValue, position: position, to: candidate, rows: usable)
             activationValue = candidate.value
             position = candidate.afterNode + 1
             let width = candidate.shape.reduce(1, *)
@@ -130,12 +130,12 @@ extension Engine {
 
     /// Runs the backbone from `value` (complete after node `position − 1`) to `candidate`,
     /// on all `rows` samples in chunks, and returns the candidate's activations.
-    private func advance(_ activations: [Float], from value: Graph.ValueID, position: Int, to candidate: Graph.ExitCandidate, rows: Int) -> [Float] {
+    private func advance(_ activations: [Float], from value: Graph.ValueID, position: Int, to candidate: Graph.ExitCandidate, rows: Int) throws -> [Float] {
         let chunk = min(64, options.maxBatch)
         let inWidth = plan.graph.values[value].elementsPerSample
         let outWidth = candidate.shape.reduce(1, *)
         var result = [Float](repeating: 0, count: rows * outWidth)
-        let workspace = workspaces.take(capacity: chunk) { plan.makeWorkspace(capacity: $0) }
+        let workspace = try workspaces.take(capacity: chunk) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         for first in stride(from: 0, to: rows, by: chunk) {
             let count = min(chunk, rows - first)

@@ -105,7 +105,7 @@ enum ExitHeadTrainer {
         let inSize = inputShape.reduce(1, *)
         try train.validate("training", inputSize: inSize, classes: classes)
         try validation.validate("validation", inputSize: inSize, classes: classes)
-        let pool = ThreadPool(threadCount: config.threads)
+        let pool = try ThreadPool(threads: config.threads)
         let batch = min(config.batchSize, train.count)
 
         // Parameter-free prefix, precomputed once for both sets.
@@ -221,7 +221,8 @@ enum ExitHeadTrainer {
     static func calibrate(_ head: ExitHead, on validation: DistillationData) -> Float {
         guard (try? validation.validate("validation", inputSize: head.inputSize, classes: head.classes)) != nil else { return 1 }
         let classes = head.classes, rows = validation.count
-        let pool = ThreadPool(threadCount: 2)
+        // Two threads if the OS gives them, else inline: calibration cannot report a failure.
+        let pool = (try? ThreadPool(threads: 2)) ?? ThreadPool.serial()
         var logits = [Float](repeating: 0, count: rows * classes)
         let chunk = 256
         let scratch = allocateFloats(head.scratchFloats(rows: chunk, threads: pool.threadCount))

@@ -24,13 +24,29 @@ public final class ThreadPool: @unchecked Sendable {
     private let state: PoolState
     private var callerLock = pthread_mutex_t()
 
-    /// Creates a pool of `threadCount` threads (clamped to at least 1); `threadCount - 1`
-    /// workers are spawned, so a pool of 1 runs every job inline and spawns nothing.
-    public init(threadCount: Int) {
-        self.threadCount = max(1, threadCount)
+    /// The most threads a pool may have (the caller included). Beyond a few per core, threads
+    /// only add hand-off cost; the cap keeps a bad option from asking the OS for thousands of
+    /// 8 MiB stacks (and keeps the helper count inside the 16 bits `PoolState` gives it).
+    public static let maxThreads = 256
+
+    /// Creates a pool of `threads` threads (clamped to at least 1); `threads - 1` workers are
+    /// spawned, so a pool of 1 runs every job inline and spawns nothing.
+    ///
+    /// Throws `SelfXitError.invalidArgument` above `maxThreads`, and `SelfXitError.outOfMemory`
+    /// when the OS refuses a thread (`pthread_create` fails: no memory for its stack, or a
+    /// process or cgroup thread limit); the workers already started are then stopped and
+    /// joined before it throws, so nothing is left running.
+    public init(threads: Int) throws {
+        guard threads <= Self.maxThreads else {
+            throw SelfXitError.invalidArgument("threads must be at most \(Self.maxThreads), got \(threads)")
+        }
+        threadCount = max(1, threads)
         state = PoolState()
         pthread_mutex_init(&callerLock, nil)
-        for worker in 0..<(self.threadCount - 1) {
+        // Joinable until every worker exists, so a failure can wait for the started ones to go.
+        var started: [pthread_t] = []
+        started.reserveCapacity(threadCount - 1)
+        for worker in 0..<(threadCount - 1) {
             let box = Unmanaged.passRetained(WorkerStart(state: state, id: worker)).toOpaque()
             var thread = pthread_t()
             let rc = pthread_create(&thread, nil, { arg in
@@ -38,9 +54,25 @@ public final class ThreadPool: @unchecked Sendable {
                 start.state.workerLoop(id: start.id)
                 return nil
             }, box)
-            precondition(rc == 0, "pthread_create failed: \(rc)")
-            pthread_detach(thread)
+            guard rc == 0 else {
+                Unmanaged<WorkerStart>.fromOpaque(box).release()
+                state.shutDown()
+                for thread in started { pthread_join(thread, nil) }
+                throw SelfXitError.outOfMemory("could not start kernel thread \(worker + 2) of \(threadCount): "
+                    + "pthread_create failed (\(String(cString: strerror(rc)))); \(started.count + 1) threads were running")
+            }
+            started.append(thread)
         }
+        for thread in started { pthread_detach(thread) }
+    }
+
+    /// A pool of one thread: runs every job on the calling thread; starts nothing, so it cannot fail.
+    public static func serial() -> ThreadPool { ThreadPool(serial: ()) }
+
+    private init(serial: ()) {
+        threadCount = 1
+        state = PoolState()
+        pthread_mutex_init(&callerLock, nil)
     }
 
     deinit {

@@ -14,14 +14,16 @@ extension Engine {
         try validate(input, batch: batch)
         let start = DispatchTime.now().uptimeNanoseconds
         let exits = activeExits
-        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         let graph = plan.graph
         let classes = outputCount
         let source = input.baseAddress!
         plan.pointer(graph.input, in: workspace).update(from: source, count: batch * inputCount)
 
-        var probabilities = [Float](repeating: 0, count: batch * classes)
+        // Caller-sized, so from the workspace (checked, kept) rather than a Swift array, whose
+        // allocation would abort the process when memory runs out.
+        let probabilities = try workspace.results(batch * classes)
         var rows = Array(0..<batch)            // original sample index of each live row
         var position = 0                       // next node to run
         var headFLOPs = 0                      // heads every live row has passed so far
@@ -30,25 +32,21 @@ extension Engine {
         for exit in exits?.active ?? [] {
             plan.run(position..<(exit.candidate.afterNode + 1), rows: rows.count, in: workspace)
             position = exit.candidate.afterNode + 1
-            let scratch = workspace.auxiliary(exit.head.scratchFloats(rows: rows.count, threads: plan.pool.threadCount))
-            probabilities.withUnsafeMutableBufferPointer { out in
-                exit.head.probabilities(plan.pointer(exit.candidate.value, in: workspace), rows: rows.count, output: out.baseAddress!,
-                                        scratch: scratch, pool: plan.pool)
-            }
+            let scratch = try workspace.auxiliary(exit.head.scratchFloats(rows: rows.count, threads: plan.pool.threadCount))
+            exit.head.probabilities(plan.pointer(exit.candidate.value, in: workspace), rows: rows.count, output: probabilities.baseAddress!,
+                                    scratch: scratch, pool: plan.pool)
             headFLOPs += exit.head.flops
             let flops = exit.candidate.flopsBefore + headFLOPs
             var keep: [Int] = []
             keep.reserveCapacity(rows.count)
-            probabilities.withUnsafeBufferPointer { all in
-                for row in rows.indices {
-                    let distribution = UnsafeBufferPointer(rebasing: all[(row * classes)..<((row + 1) * classes)])
-                    let (best, confidence) = Self.argmax(distribution)
-                    guard confidence >= exit.threshold else { keep.append(row); continue }
-                    let latency = elapsed()
-                    statistics.record(exitIndex: exit.candidateIndex, flops: flops, latency: latency)
-                    onResult(ExitResult(sampleIndex: rows[row], exitIndex: exit.candidateIndex, classIndex: best,
-                                        confidence: confidence, probabilities: distribution, flops: flops, latency: latency))
-                }
+            for row in rows.indices {
+                let distribution = UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
+                let (best, confidence) = Self.argmax(distribution)
+                guard confidence >= exit.threshold else { keep.append(row); continue }
+                let latency = elapsed()
+                statistics.record(exitIndex: exit.candidateIndex, flops: flops, latency: latency)
+                onResult(ExitResult(sampleIndex: rows[row], exitIndex: exit.candidateIndex, classIndex: best,
+                                    confidence: confidence, probabilities: distribution, flops: flops, latency: latency))
             }
             if keep.count < rows.count {
                 plan.compact(exit.candidate.value, keeping: keep, in: workspace)
@@ -60,22 +58,18 @@ extension Engine {
         plan.run(position..<graph.nodes.count, rows: rows.count, in: workspace)
         let output = plan.pointer(graph.outputs[0], in: workspace)
         let flops = backboneFLOPs + headFLOPs
-        probabilities.withUnsafeMutableBufferPointer { all in
-            for row in rows.indices {
-                let distribution = UnsafeMutableBufferPointer(rebasing: all[(row * classes)..<((row + 1) * classes)])
-                toProbabilities(output + row * classes, into: distribution)
-            }
+        for row in rows.indices {
+            let distribution = UnsafeMutableBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
+            toProbabilities(output + row * classes, into: distribution)
         }
-        recordForTraining(rows: rows, input: source, probabilities: probabilities)
-        probabilities.withUnsafeBufferPointer { all in
-            for row in rows.indices {
-                let distribution = UnsafeBufferPointer(rebasing: all[(row * classes)..<((row + 1) * classes)])
-                let (best, confidence) = Self.argmax(distribution)
-                let latency = elapsed()
-                statistics.record(exitIndex: -1, flops: flops, latency: latency)
-                onResult(ExitResult(sampleIndex: rows[row], exitIndex: -1, classIndex: best, confidence: confidence,
-                                    probabilities: distribution, flops: flops, latency: latency))
-            }
+        try recordForTraining(rows: rows, input: source, probabilities: probabilities.baseAddress!, in: workspace)
+        for row in rows.indices {
+            let distribution = UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
+            let (best, confidence) = Self.argmax(distribution)
+            let latency = elapsed()
+            statistics.record(exitIndex: -1, flops: flops, latency: latency)
+            onResult(ExitResult(sampleIndex: rows[row], exitIndex: -1, classIndex: best, confidence: confidence,
+                                probabilities: distribution, flops: flops, latency: latency))
         }
     }
 
@@ -88,7 +82,7 @@ extension Engine {
     public func analyze(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [ExitAnalysis] {
         try validate(input, batch: batch)
         guard let configuration = exitConfiguration else { throw SelfXitError.wrongState("no exits are built: call updateExits first") }
-        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         let graph = plan.graph, classes = outputCount
         plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
@@ -141,16 +135,15 @@ extension Engine {
     }
 
     /// Records samples that ran the full backbone as training data for the exits.
-    private func recordForTraining(rows: [Int], input: UnsafePointer<Float>, probabilities: [Float]) {
+    /// `probabilities` holds the rows' teacher distributions, row-major. Throws `outOfMemory`
+    /// when the workspace cannot hold the gathered inputs.
+    private func recordForTraining(rows: [Int], input: UnsafePointer<Float>, probabilities: UnsafePointer<Float>,
+                                   in workspace: Workspace) throws {
         guard collector.capacity > 0, !rows.isEmpty else { return }
-        var gathered = [Float](repeating: 0, count: rows.count * inputCount)
+        let gathered = try workspace.gathering(rows.count * inputCount)
         for (row, sample) in rows.enumerated() {
-            for k in 0..<inputCount { gathered[row * inputCount + k] = input[sample * inputCount + k] }
+            (gathered + row * inputCount).update(from: input + sample * inputCount, count: inputCount)
         }
-        gathered.withUnsafeBufferPointer { inputs in
-            probabilities.withUnsafeBufferPointer { teacher in
-                collector.record(inputs: inputs.baseAddress!, teacher: teacher.baseAddress!, rows: rows.count)
-            }
-        }
+        collector.record(inputs: gathered, teacher: probabilities, rows: rows.count)
     }
 }

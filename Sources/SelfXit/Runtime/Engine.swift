@@ -64,7 +64,9 @@ public final class Engine: @unchecked Sendable {
 
     /// Loads an ONNX model from memory.
     public init(modelBytes: [UInt8], options: EngineOptions = EngineOptions()) throws {
-        guard (1...256).contains(options.threads) else { throw SelfXitError.invalidArgument("threads must be in 1...256, got \(options.threads)") }
+        guard (1...ThreadPool.maxThreads).contains(options.threads) else {
+            throw SelfXitError.invalidArgument("threads must be in 1...\(ThreadPool.maxThreads), got \(options.threads)")
+        }
         guard (1...1 << 20).contains(options.maxBatch) else { throw SelfXitError.invalidArgument("maxBatch must be in 1...1048576, got \(options.maxBatch)") }
         guard options.collectionBudgetBytes >= 0 else { throw SelfXitError.invalidArgument("collectionBudgetBytes must not be negative") }
         let model: ONNXModel
@@ -77,11 +79,16 @@ public final class Engine: @unchecked Sendable {
         var graph = try Graph(model: model, options: .init(inputShape: options.inputShape))
         graph.fuse()
         self.options = options
-        plan = try ExecutionPlan(graph: graph, pool: ThreadPool(threadCount: options.threads))
+        // Throws outOfMemory when the OS refuses a kernel thread (the started ones are joined).
+        plan = try ExecutionPlan(graph: graph, pool: ThreadPool(threads: options.threads))
         // The arena for the largest allowed batch must be addressable and of sane size.
-        let (arenaFloats, overflow) = plan.memory.floatsPerSample.multipliedReportingOverflow(by: options.maxBatch)
+        let floatsPerSample = plan.memory.floatsPerSample
+        let (arenaFloats, overflow) = floatsPerSample.multipliedReportingOverflow(by: options.maxBatch)
         guard !overflow, arenaFloats <= Self.maxArenaFloats else {
-            throw SelfXitError.invalidArgument("maxBatch \(options.maxBatch) needs more than \(Self.maxArenaFloats * 4 >> 30) GiB of activations for this model; lower it")
+            let limit = describeBytes(Self.maxArenaFloats * MemoryLayout<Float>.stride)
+            let needed = overflow ? "more than \(limit)" : describeBytes(arenaFloats * MemoryLayout<Float>.stride)
+            throw SelfXitError.invalidArgument("maxBatch \(options.maxBatch) needs \(needed) of activations for this model "
+                + "(\(floatsPerSample) floats a sample); the limit is \(limit): lower maxBatch to at most \(Self.maxArenaFloats / max(floatsPerSample, 1))")
         }
         backboneFLOPs = graph.totalFLOPs
         candidates = graph.exitCandidates()
@@ -134,7 +141,7 @@ public final class Engine: @unchecked Sendable {
     /// floats) and returns the first output (batch × outputCount floats).
     public func infer(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [Float] {
         try validate(input, batch: batch)
-        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         let graph = plan.graph
         plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
@@ -150,7 +157,7 @@ public final class Engine: @unchecked Sendable {
     /// runs: (node name, operator, milliseconds), in execution order.
     public func profile(batch: Int, iterations: Int = 10) throws -> [(node: String, op: String, milliseconds: Double)] {
         guard (1...options.maxBatch).contains(batch), iterations >= 1 else { throw SelfXitError.invalidArgument("bad batch or iterations") }
-        let workspace = workspaces.take(capacity: batch) { plan.makeWorkspace(capacity: $0) }
+        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         var random = SeededRandom(seed: 1)
         let input = plan.pointer(plan.graph.input, in: workspace)
@@ -191,7 +198,9 @@ final class WorkspacePool: @unchecked Sendable {
     private var idle: [Workspace] = []
 
     /// A workspace with room for at least `capacity` rows (the largest idle one, or a new one).
-    func take(capacity: Int, make: (Int) -> Workspace) -> Workspace {
+    /// When `make` runs out of memory, the idle workspaces (all too small) are dropped and it
+    /// is tried once more; if that fails too, its error is thrown.
+    func take(capacity: Int, make: (Int) throws -> Workspace) throws -> Workspace {
         lock.lock()
         if let index = idle.indices.max(by: { idle[$0].capacity < idle[$1].capacity }), idle[index].capacity >= capacity {
             let workspace = idle.remove(at: index)
@@ -199,7 +208,17 @@ final class WorkspacePool: @unchecked Sendable {
             return workspace
         }
         lock.unlock()
-        return make(capacity)
+        do {
+            return try make(capacity)
+        } catch let error as SelfXitError {
+            guard case .outOfMemory = error else { throw error }
+            lock.lock()
+            let hadIdle = !idle.isEmpty
+            idle.removeAll()
+            lock.unlock()
+            guard hadIdle else { throw error }
+            return try make(capacity)
+        }
     }
 
     func give(_ workspace: Workspace) {

@@ -16,7 +16,7 @@ final class ExecutionPlan {
     /// The largest scratch any step needs on one thread.
     private let scratchFloatsPerThread: Int
     /// Runs each thread's share of a sample-parallel pass inline.
-    private let serialPool = ThreadPool(threadCount: 1)
+    private let serialPool = ThreadPool.serial()
 
     /// A compiled node: runs on the batch rows, scratch and threads of a `StepContext`.
     struct Step {
@@ -42,8 +42,9 @@ final class ExecutionPlan {
         scratchFloats = scratchFloatsPerThread * pool.threadCount
     }
 
-    func makeWorkspace(capacity: Int) -> Workspace {
-        Workspace(capacity: capacity, floatsPerSample: memory.floatsPerSample, scratchFloats: scratchFloats)
+    /// Throws `outOfMemory` when the workspace for `capacity` rows cannot be allocated.
+    func makeWorkspace(capacity: Int) throws -> Workspace {
+        try Workspace(capacity: capacity, floatsPerSample: memory.floatsPerSample, scratchFloats: scratchFloats)
     }
 
     /// Pointer to the first row of `value` in `workspace`.
@@ -74,7 +75,10 @@ final class ExecutionPlan {
         var start = range.lowerBound
         while start < range.upperBound {
             let end = range[start...].first { steps[$0].prefersWholeBatch } ?? range.upperBound
-            if start < end { runSampleParallel(start..<end, parallelRows: parallelRows, rows: rows, in: workspace) }
+            if start < end, !runSampleParallel(start..<end, parallelRows: parallelRows, rows: rows, in: workspace) {
+                // Its per-thread buffers could not be allocated: the same nodes node by node.
+                for index in start..<end { steps[index].run(wholeBatch) }
+            }
             if end < range.upperBound {
                 steps[end].run(wholeBatch)
             }
@@ -86,17 +90,19 @@ final class ExecutionPlan {
     func prefersWholeBatch(_ index: Int) -> Bool { steps[index].prefersWholeBatch }
 
     /// `run` with the first `parallelRows` rows (a multiple of the thread count) sample-parallel.
-    private func runSampleParallel(_ range: Range<Int>, parallelRows: Int, rows: Int, in workspace: Workspace) {
+    /// Returns false, having run nothing, when the per-thread workspaces or the staging buffer
+    /// cannot be allocated (the caller then runs the range node by node, which needs neither).
+    private func runSampleParallel(_ range: Range<Int>, parallelRows: Int, rows: Int, in workspace: Workspace) -> Bool {
         let threads = pool.threadCount
         let (liveIn, liveOut) = boundary(of: range)
-        let own = workspace.threadWorkspaces(threads) {
-            Workspace(capacity: 1, floatsPerSample: memory.floatsPerSample, scratchFloats: scratchFloatsPerThread)
-        }
+        guard let own = workspace.threadWorkspaces(threads, make: {
+            try Workspace(capacity: 1, floatsPerSample: memory.floatsPerSample, scratchFloats: scratchFloatsPerThread)
+        }) else { return false }
         // The range's outputs wait in a staging buffer until every sample is done: written
         // straight back they could land on a buffer the plan reuses, such as the input rows
         // of samples other threads have not read yet.
         let outWidth = liveOut.map(\.1).reduce(0, +)
-        let staging = workspace.staging(parallelRows * outWidth)
+        guard let staging = workspace.staging(parallelRows * outWidth) else { return false }
         let capacity = workspace.capacity
         pool.parallelForItems(parallelRows) { slot, row in
             let sample = own[slot]
@@ -127,6 +133,7 @@ final class ExecutionPlan {
                 }
             }
         }
+        return true
     }
 
     /// The buffers (per-sample offset and width) a run of `range` reads from before it and

@@ -49,3 +49,10 @@ fi
 cd "$root"
 echo "run.sh: running test_capi in $root"
 "$out/test_capi" "$root"
+
+# NaN / inf / huge inputs through the C interface (hardening: defined behaviour for every float).
+echo "run.sh: building and running $out/test_nonfinite"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_nonfinite.c" -o "$out/test_nonfinite" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lm
+"$out/test_nonfinite" "$root"

@@ -185,8 +185,10 @@ int main(int argc, char **argv) {
     status = sx_submit_async(engine, input, n_in, MAX_BATCH, on_result, &r, &ticket);
     if (status == SX_OK) status = sx_wait(engine, ticket, -1);
     check(status == SX_OK && matches(&r, reference, classes, -1), "and so does sx_submit_async");
+    memset(&info, 0, sizeof info);
     info.struct_size = sizeof info;
-    check(sx_engine_info(engine, &info) == SX_OK && info.collected_samples == 2 * MAX_BATCH,
+    status = sx_engine_info(engine, &info);
+    check(status == SX_OK && info.collected_samples == 2 * MAX_BATCH,
           "only the good batches were collected (%lu)", (unsigned long)info.collected_samples);
 
     /* ---- huge finite inputs: a result or a clear error, never a crash ---- */
@@ -245,8 +247,10 @@ int main(int argc, char **argv) {
     if (status == SX_OK) status = sx_wait(propagate, ticket, -1);
     check(status == SX_OK && (r.flags[3] & SX_RESULT_NON_FINITE) && r.class_index[3] == -1 && matches(&r, reference, classes, 0),
           "sx_submit_async: the same");
+    memset(&info, 0, sizeof info);
     info.struct_size = sizeof info;
-    check(sx_engine_info(propagate, &info) == SX_OK && info.collected_samples == 2 * (MAX_BATCH - 2),
+    status = sx_engine_info(propagate, &info);
+    check(status == SX_OK && info.collected_samples == 2 * (MAX_BATCH - 2),
           "flagged samples are not collected (%lu collected of 16)", (unsigned long)info.collected_samples);
     sx_engine_destroy(propagate);
 

@@ -59,9 +59,8 @@ extension Engine {
         // found only after a hit.
         guard let index = firstNonFinite(base, count: batch * n) else { return }
         throw SelfXitError.invalidArgument(
-            "input sample \(index / n), element \(index % n) is \(nonFiniteName(base[index])); "
-                + "non-finite inputs are refused (EngineOptions.nonFiniteInputs = .propagate, "
-                + "sx_engine_options.non_finite_inputs = 1 accepts them)")
+            "input sample \(index / n), element \(index % n) is \(nonFiniteName(base[index])) "
+                + "(non-finite inputs are refused unless the engine option non_finite_inputs / nonFiniteInputs is set to propagate)")
     }
 
     /// Per sample, whether its input holds a NaN or ±inf; nil when none does (or when

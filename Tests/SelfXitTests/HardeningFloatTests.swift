@@ -178,7 +178,8 @@ final class HardeningFloatTests: XCTestCase {
         let copy = seconds { out.update(from: source, count: count) }
         let scan = seconds { _ = firstNonFinite(source, count: count) }
         func line(_ name: String, _ s: Double) -> String {
-            String(format: "  %-34@ %7.3f ms  %6.0f Mfloat/s", name as NSString, s * 1e3, Double(count) / s / 1e6)
+            "  " + name.padding(toLength: 36, withPad: " ", startingAt: 0)
+                + String(format: "%8.3f ms  %6.0f Mfloat/s", s * 1e3, Double(count) / s / 1e6)
         }
         print(["[HardeningFloatTests] 2^20 floats in [-20, 20], best of 7:",
                line("exp16 (total, bit-trick 2^n)", newExp), line("exp16 before (checked Int32(n))", oldExp),

@@ -112,6 +112,11 @@ typedef struct sx_engine_options {
     /* Queued asynchronous requests at most (sx_submit_async); beyond it, SX_ERR_BUSY.
      * Default 64. */
     uint32_t max_pending;
+    /* NaN / +-inf in a submitted input. 0 (default): the call fails with INVALID_ARGUMENT,
+     * naming the sample and element ("input sample 3, element 127 is NaN"), before anything
+     * runs. 1: the sample runs; NaN propagates as in ONNX Runtime and its result has
+     * SX_RESULT_NON_FINITE set (see sx_result). Other values: INVALID_ARGUMENT. */
+    uint32_t non_finite_inputs;
 } sx_engine_options;
 
 /* Sets struct_size and the defaults. `options` may not be NULL. */
@@ -186,7 +191,15 @@ typedef struct sx_result {
     uint64_t flops;
     /* Seconds from submission to this callback. */
     double latency_seconds;
+    /* SX_RESULT_* bits. SX_RESULT_NON_FINITE: the sample's input held NaN/+-inf (accepted only
+     * with non_finite_inputs = 1) or its output is not finite (a finite input so large the
+     * activations overflowed). Then class_index is -1, confidence is 0, exit_index is -1 (such
+     * a sample never leaves early and is never recorded for exit building) and probabilities
+     * hold what the model computed (NaN where ONNX Runtime gives NaN). */
+    uint32_t flags;
 } sx_result;
+
+#define SX_RESULT_NON_FINITE 1u
 
 /* Called once per sample. `result` is borrowed: valid only during the call. */
 typedef void (*sx_result_fn)(const sx_result *result, void *user_data);
@@ -195,7 +208,8 @@ typedef void (*sx_result_fn)(const sx_result *result, void *user_data);
  * and blocks until all are answered. `callback` runs on the calling thread once per sample,
  * as soon as that sample is resolved — an early exit answers it before the batch finishes.
  * `input` is borrowed for the call. Samples that run the full model are recorded for exit
- * building. Errors: INVALID_ARGUMENT (NULL, batch 0 or > max_batch), SHAPE_MISMATCH
+ * building. Errors: INVALID_ARGUMENT (NULL, batch 0 or > max_batch, or a NaN/+-inf input
+ * value unless non_finite_inputs = 1; no callback runs then), SHAPE_MISMATCH
  * (input_len != batch × input_size), OUT_OF_MEMORY (memory for this batch could not be
  * allocated — its activations, checked before any callback, or exit-head and collection
  * buffers later, after which the samples not yet answered get no callback; the engine stays
@@ -205,11 +219,12 @@ sx_status sx_submit(sx_engine *engine, const float *input, size_t input_len, siz
 
 /* Like sx_submit, but copies `input` and returns at once with a ticket (> 0) in *ticket.
  * Callbacks run later on the engine's worker thread, in submission order; `user_data` must
- * stay valid until the ticket completes (sx_wait). Errors as sx_submit, plus BUSY when
- * max_pending requests are queued, WRONG_STATE while the engine is being destroyed,
- * OUT_OF_MEMORY when the input cannot be copied or the OS refuses the worker thread (started
- * with the first request); nothing is queued then. A request that runs out of memory while
- * running reports OUT_OF_MEMORY through sx_wait. Thread-safe. */
+ * stay valid until the ticket completes (sx_wait). Errors as sx_submit (a NaN/+-inf input is
+ * refused here, not later at sx_wait), plus BUSY when max_pending requests are queued,
+ * WRONG_STATE while the engine is being destroyed, OUT_OF_MEMORY when the input cannot be
+ * copied or the OS refuses the worker thread (started with the first request); nothing is
+ * queued then. A request that runs out of memory while running reports OUT_OF_MEMORY through
+ * sx_wait. Thread-safe. */
 sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_len, size_t batch,
                           sx_result_fn callback, void *user_data, uint64_t *ticket);
 

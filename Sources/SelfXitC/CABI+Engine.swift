@@ -14,6 +14,7 @@ private let defaultEngineOptions: sx_engine_options = {
     options.input_shape = nil
     options.input_rank = 0
     options.max_pending = 64
+    options.non_finite_inputs = 0
     return options
 }()
 
@@ -31,6 +32,9 @@ private func makeEngine(_ options: UnsafePointer<sx_engine_options>?, _ out: Uns
     guard raw.max_batch >= 1, raw.max_batch <= 1 << 20 else { throw CABIError.invalid("max_batch must be in 1...1048576, got \(raw.max_batch)") }
     guard raw.max_pending >= 1, raw.max_pending <= 1 << 16 else { throw CABIError.invalid("max_pending must be in 1...65536, got \(raw.max_pending)") }
     guard raw.collection_budget_bytes <= UInt64(Int.max) else { throw CABIError.invalid("collection_budget_bytes is too large") }
+    guard raw.non_finite_inputs <= 1 else {
+        throw CABIError.invalid("non_finite_inputs must be 0 (refuse) or 1 (propagate), got \(raw.non_finite_inputs)")
+    }
     var inputShape: [Int]?
     if raw.input_rank > 0 {
         guard let shape = raw.input_shape, raw.input_rank <= Int(SX_MAX_RANK) else {
@@ -43,7 +47,8 @@ private func makeEngine(_ options: UnsafePointer<sx_engine_options>?, _ out: Uns
     }
     let threads = raw.threads == 0 ? ProcessInfo.processInfo.activeProcessorCount : Int(raw.threads)
     let engineOptions = EngineOptions(threads: max(1, min(threads, ThreadPool.maxThreads)), inputShape: inputShape, maxBatch: Int(raw.max_batch),
-                                      collectionBudgetBytes: Int(raw.collection_budget_bytes), seed: raw.seed)
+                                      collectionBudgetBytes: Int(raw.collection_budget_bytes), seed: raw.seed,
+                                      nonFiniteInputs: raw.non_finite_inputs == 1 ? .propagate : .refuse)
     let engine = try load(engineOptions)
     out.pointee = HandleRegistry.register(EngineHandle(engine: engine, maxPending: Int(raw.max_pending)))
 }

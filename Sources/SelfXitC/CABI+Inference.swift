@@ -37,6 +37,8 @@ public func sx_submit_async(_ engine: OpaquePointer?, _ input: UnsafePointer<Flo
         try HandleRegistry.with(engine) { handle in
             guard let ticket else { throw CABIError.invalid("ticket is NULL") }
             let (buffer, function) = try checkBatch(handle, input, inputLength, batch, callback)
+            // Refused here, synchronously, like every other bad input (not later via sx_wait).
+            try handle.engine.checkInput(buffer, batch: batch)
             ticket.pointee = try handle.enqueue(input: buffer, batch: batch, callback: function, userData: userData)
         }
     }

@@ -172,6 +172,7 @@ final class EngineHandle: @unchecked Sendable {
             record.num_classes = result.probabilities.count
             record.flops = UInt64(max(result.flops, 0))
             record.latency_seconds = result.latency
+            record.flags = result.nonFinite ? SX_RESULT_NON_FINITE : 0
             CallbackScope.enter(self)
             callback(&record, userData)
             CallbackScope.leave(self)

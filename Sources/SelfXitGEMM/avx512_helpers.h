@@ -17,10 +17,13 @@ static inline __mmask16 sx_row_mask(int ix, int in_w) {
 }
 
 /// `act` (`SX_GEMM_ACT_*`) of `v`; `lo`/`hi` are the Clip bounds, broadcast.
+/// NaN stays NaN (as ONNX Runtime's Relu/Clip): `max_ps(a, b)` is `a > b ? a : b`, so it
+/// returns b when either is NaN — the value goes second. (With `v` first, a NaN became 0 and
+/// a NaN pixel a confident-looking answer.) -0 stays -0 like ORT's Relu.
 __attribute__((target("avx512f"), always_inline))
 static inline __m512 sx_act512(__m512 v, int act, __m512 lo, __m512 hi) {
-    if (act == SX_GEMM_ACT_RELU) return _mm512_max_ps(v, _mm512_setzero_ps());
-    if (act == SX_GEMM_ACT_CLIP) return _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    if (act == SX_GEMM_ACT_RELU) return _mm512_max_ps(_mm512_setzero_ps(), v);
+    if (act == SX_GEMM_ACT_CLIP) return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
     return v;
 }
 #endif

@@ -8,8 +8,9 @@
 #define SX_X86 1
 #endif
 
+/* NaN in, NaN out (as ONNX Runtime): every comparison with NaN is false, so NaN falls through. */
 static inline float dw_act(float v, int act, float lo, float hi) {
-    if (act == SX_GEMM_ACT_RELU) return v > 0 ? v : 0;
+    if (act == SX_GEMM_ACT_RELU) return v < 0 ? 0 : v;
     if (act == SX_GEMM_ACT_CLIP) return v < lo ? lo : (v > hi ? hi : v);
     return v;
 }
@@ -159,14 +160,19 @@ static void maxpool_direct_avx512(const float *x, int in_h, int in_w, int kh, in
         for (int ch = 0; ch < chunks; ch++) {
             const int ox = ch * 16;
             __m512 m = ninf;
+            /* A window holding NaN gives NaN (as ONNX Runtime): max_ps alone drops a NaN on
+             * one side or the other, so NaN lanes are tracked and put back at the end. */
+            __mmask16 nan = 0;
             for (int ky = ky0; ky < ky1; ky++) {
                 const float *row = x + (ptrdiff_t)(iy0 + ky) * in_w + ox * stride - pad_left;
                 for (int kx = 0; kx < kw; kx++) {
                     __m512 v = _mm512_mask_loadu_ps(ninf, lm[ch][kx][0], row + kx);
                     if (stride == 2) v = _mm512_permutex2var_ps(v, even, _mm512_mask_loadu_ps(ninf, lm[ch][kx][1], row + kx + 16));
                     m = _mm512_max_ps(m, v);
+                    nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
                 }
             }
+            m = _mm512_mask_mov_ps(m, nan, _mm512_set1_ps(__builtin_nanf("")));
             _mm512_mask_storeu_ps(out + (ptrdiff_t)oy * out_w + ox, sm[ch], m);
         }
     }

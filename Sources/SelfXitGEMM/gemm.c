@@ -337,8 +337,9 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
 typedef void (*kernel_fn)(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
                           const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum);
 
+/* NaN in, NaN out (as ONNX Runtime): every comparison with NaN is false, so NaN falls through. */
 static inline float act1(float v, int act, float lo, float hi) {
-    if (act == SX_GEMM_ACT_RELU) return v > 0 ? v : 0;
+    if (act == SX_GEMM_ACT_RELU) return v < 0 ? 0 : v;
     if (act == SX_GEMM_ACT_CLIP) return v < lo ? lo : (v > hi ? hi : v);
     return v;
 }
@@ -805,8 +806,9 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
 
 AVX2_TARGET
 static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
-    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(v, _mm256_setzero_ps());
-    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+    /* v second: max_ps/min_ps return their second operand for NaN (see sx_act512). */
+    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);
+    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));
     return v;
 }
 

@@ -69,4 +69,10 @@ echo "run.sh: running test_capi in $root"
 # Out-of-memory and cross-engine deadlock cases, each in a forked child with a watchdog.
 echo "run.sh: running test_resources in $root"
 "$out/test_resources" "$root" || status=1
+# NaN / inf / huge inputs through the C interface (hardening: defined behaviour for every float).
+echo "run.sh: building and running $out/test_nonfinite"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_nonfinite.c" -o "$out/test_nonfinite" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lm
+"$out/test_nonfinite" "$root" || status=1
 exit $status

@@ -14,6 +14,11 @@ public struct ExitResult {
     public let flops: Int
     /// Seconds from submission to this callback.
     public let latency: Double
+    /// The sample's input held NaN/±inf (only accepted with `NonFiniteInputs.propagate`) or
+    /// its output distribution is not finite (activations overflowed). Then `classIndex` is
+    /// −1, `confidence` is 0, `exitIndex` is −1 (never an early exit) and `probabilities`
+    /// hold what the model computed (NaN where ONNX Runtime gives NaN).
+    public let nonFinite: Bool
 }
 
 /// What every exit head predicts for one sample, with the backbone's answer (the

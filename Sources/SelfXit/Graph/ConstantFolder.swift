@@ -101,15 +101,13 @@ enum ConstantFolder {
             if start.isFloat {
                 let (s, l, d) = (start.floats.first ?? 0, limit.floats.first ?? 0, delta.floats.first ?? 1)
                 guard d != 0 else { throw node.invalid("delta is zero") }
-                let n = max(Int((Double(l - s) / Double(d)).rounded(.up)), 0)
-                guard n <= 1 << 24 else { throw node.invalid("range too long") }
+                let n = try rangeLength(Double(l) - Double(s), Double(d), node)
                 return ConstantTensor(shape: [n], floats: (0..<n).map { s + Float($0) * d })
             }
             let (s, l, d) = (start.ints.first ?? 0, limit.ints.first ?? 0, delta.ints.first ?? 1)
             guard d != 0 else { throw node.invalid("delta is zero") }
-            let n = max(Int((Double(l - s) / Double(d)).rounded(.up)), 0)
-            guard n <= 1 << 24 else { throw node.invalid("range too long") }
-            return ConstantTensor(shape: [n], ints: (0..<n).map { s + Int64($0) * d })
+            let n = try rangeLength(Double(l) - Double(s), Double(d), node)
+            return ConstantTensor(shape: [n], ints: (0..<n).map { s &+ Int64($0) &* d })
         case "Expand":
             let (x, shapeTensor) = (try input(0), try input(1))
             try refuseSymbolic([x, shapeTensor])
@@ -410,7 +408,7 @@ enum ConstantFolder {
                 if node.opType == "Div" { return x / y }
                 let r = x % y
                 return r != 0 && (r < 0) != (y < 0) ? r + y : r
-            case "Pow": return Int64(clamping: Int(pow(Double(x), Double(y))))
+            case "Pow": return saturatingInt64(pow(Double(x), Double(y)))
             case "Max": return max(x, y)
             case "Min": return min(x, y)
             case "Equal": return x == y ? 1 : 0
@@ -454,4 +452,23 @@ extension ConstantTensor {
         self.storage = storage
         self.batchSymbolic = batchSymbolic.contains(true) ? batchSymbolic : []
     }
+}
+
+/// ONNX Range's element count `max(ceil(span / delta), 0)`, refusing non-finite spans (a
+/// float limit of ±inf or NaN) and ranges over 2^24 before any float → int conversion (a
+/// checked `Int(_:)` of inf or NaN traps).
+private func rangeLength(_ span: Double, _ delta: Double, _ node: ONNXNode) throws -> Int {
+    let steps = (span / delta).rounded(.up)
+    guard !steps.isNaN else { throw node.invalid("range bounds are not finite") }
+    guard steps <= Double(1 << 24) else { throw node.invalid("range too long") }
+    return steps > 0 ? Int(steps) : 0
+}
+
+/// `v` truncated toward zero and clamped to Int64's range; NaN gives 0. Total, unlike
+/// `Int64(_:)`, which traps outside the range.
+func saturatingInt64(_ v: Double) -> Int64 {
+    if v.isNaN { return 0 }
+    if v >= 9.223372036854775807e18 { return .max }
+    if v <= -9.223372036854775808e18 { return .min }
+    return Int64(v)
 }

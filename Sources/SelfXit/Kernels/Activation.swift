@@ -63,8 +63,12 @@ private struct HardSwish: VectorFunction {
     }
 }
 private struct Tanh: VectorFunction {
-    // tanh(x) = 2·sigmoid(2x) − 1; absolute error stays at float epsilon.
-    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> { 2 * sigmoid16(v + v) - 1 }
+    // tanh(x) = 2·sigmoid(2x) − 1; absolute error stays at float epsilon. Below |x| = 4e-4,
+    // tanh(x) = x to within x³/3 < half an ulp, and the identity would cancel to 0 (ORT keeps
+    // tanh(1e-40) = 1e-40), so those lanes take x itself. ±inf → ±1, NaN → NaN.
+    @inline(__always) func callAsFunction(_ v: SIMD16<Float>) -> SIMD16<Float> {
+        (2 * sigmoid16(v + v) - 1).replacing(with: v, where: v * v .< 1.6e-7)
+    }
 }
 
 /// In-place `x[i] = f(x[i])` over full SIMD16 chunks plus a zero-padded tail chunk.
@@ -84,17 +88,32 @@ private func map<F: VectorFunction>(_ x: UnsafeMutablePointer<Float>, _ count: I
     }
 }
 
+/// `1 / (1 + e^−x)`: NaN → NaN, +inf → 1, −inf → 0 (exp16's limits make it total).
 @inline(__always)
 func sigmoid16(_ x: SIMD16<Float>) -> SIMD16<Float> {
     1 / (1 + exp16(-x))
 }
 
-/// Vector `e^x` (Cephes-style: 2^n · P(r), |r| ≤ ln2/2), relative error ~2 ulp; saturates outside ±88.
+/// Vector `e^x` (Cephes-style: 2^n · P(r), |r| ≤ ln2/2), relative error ~2 ulp on
+/// [−87.3, 88.3]. Total over every float, like ONNX Runtime's Exp:
+///   - NaN → NaN: the clamp below is mask-based, so NaN passes it, and NaN stays NaN through
+///     the polynomial and the final scaling;
+///   - x > 88.7228 (where e^x exceeds Float.greatestFiniteMagnitude), +inf included → +inf;
+///     (88.3, 88.7228] saturates at e^88.3 ≈ 2.0e38 — only an Exp of that band would see it
+///     (sigmoid, SiLU, tanh and softmax results do not change);
+///   - x < −87.3365 (e^x below the smallest normal float), −inf included → 0.
+/// No float → int conversion happens: n = round(x/ln2) comes from adding 1.5·2^23 (the float
+/// then holds n in its low mantissa bits, rounded to nearest-even by the add itself), and 2^n
+/// is built from that bit pattern with wrapping integer ops. A checked `Int32(_:)` conversion
+/// here used to trap on NaN (SIGILL in the host) and cost a per-lane range check (5× slower
+/// SiLU on AVX2).
 @inline(__always)
 func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
-    let x = clamp16(x, SIMD16(repeating: -87.3), SIMD16(repeating: 88.3))
-    let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
-    var r = x - n * 0.693359375
+    let xc = clamp16(x, SIMD16(repeating: -87.3), SIMD16(repeating: 88.3))
+    let magic = SIMD16<Float>(repeating: 12_582_912)  // 1.5 · 2^23
+    let t = xc * 1.44269504088896341 + magic          // bits(t) = 0x4B40_0000 + n for |n| < 2^22
+    let n = t - magic
+    var r = xc - n * 0.693359375
     r = r + n * 2.12194440e-4
     var p = SIMD16<Float>(repeating: 1.9875691500e-4)
     p = p * r + 1.3981999507e-3
@@ -103,9 +122,12 @@ func exp16(_ x: SIMD16<Float>) -> SIMD16<Float> {
     p = p * r + 1.6666665459e-1
     p = p * r + 5.0000001201e-1
     p = p * (r * r) + r + 1
-    // Scale by 2^n through the exponent bits; n ∈ [-126, 127] after the clamp above.
-    let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-    return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
+    // 2^n through the exponent bits; n ∈ [−126, 127] after the clamp, so the biased exponent
+    // is in [1, 254]. For NaN lanes the bits are garbage, but p is NaN there and so is p · 2^n.
+    let bits = (unsafeBitCast(t, to: SIMD16<Int32>.self) &- 0x4B40_0000 &+ 127) &<< 23
+    let y = p * unsafeBitCast(bits, to: SIMD16<Float>.self)
+    return y.replacing(with: .infinity, where: x .> 88.72283935546875)
+            .replacing(with: 0, where: x .< -87.33654022216797)
 }
 
 /// Standalone activation op: `output[i] = a(input[i])` for `i < count`, split over the pool when large.

@@ -44,7 +44,8 @@ public func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output: 
                 var m = -Float.infinity
                 for ky in y0..<y1 {
                     let row = x + (oy * g.strideH - g.padTop + ky * g.dilationH) * g.inWidth + ox * g.strideW - g.padLeft
-                    for kx in x0..<x1 { m = max(m, row[kx * g.dilationW]) }
+                    // NaN-sticky (as ONNX Runtime): `max` would drop a NaN that comes second.
+                    for kx in x0..<x1 { let v = row[kx * g.dilationW]; if v > m || v.isNaN { m = v } }
                 }
                 y[oy * g.outWidth + ox] = m
             }

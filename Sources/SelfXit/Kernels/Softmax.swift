@@ -1,6 +1,9 @@
 /// Numerically stable softmax over the last axis of a `[rows, n]` view:
 /// `y[r, i] = exp(x[r, i] − max_r) / Σ_j exp(x[r, j] − max_r)`.
 /// Preconditions: `n > 0`; `output` holds `rows · n` floats and may equal `input`.
+/// Non-finite values behave as in ONNX Runtime: a row holding NaN or +inf (or only −inf) comes
+/// out all NaN (inf − inf); −inf entries among finite ones get probability 0; finite values of
+/// any magnitude never trap (differences that overflow to −inf give 0).
 public func softmax(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, n: Int, pool: ThreadPool) {
     guard rows > 0 else { return }
     precondition(n > 0)

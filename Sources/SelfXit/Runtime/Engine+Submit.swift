@@ -8,11 +8,18 @@ extension Engine {
     /// batch shrinks to the rest, and the backbone's classifier answers what is left.
     ///
     /// Samples that run the full backbone are recorded for the next exit build (within the
-    /// collection budget). Thread-safe; `onResult` runs between kernel launches, so it may
+    /// collection budget). A sample whose input holds NaN/±inf (accepted only with
+    /// `EngineOptions.nonFiniteInputs = .propagate`, refused otherwise) or whose output
+    /// distribution is not finite (e.g. a finite input so large the activations overflow) is
+    /// answered by the backbone only, with `nonFinite` set, class −1 and confidence 0, and is
+    /// never recorded. Thread-safe; `onResult` runs between kernel launches, so it may
     /// itself submit work (to this engine or another).
     public func submit(_ input: UnsafeBufferPointer<Float>, batch: Int, onResult: (ExitResult) -> Void) throws {
         try validate(input, batch: batch)
         let start = DispatchTime.now().uptimeNanoseconds
+        // Per sample, whether its input holds NaN/±inf (nil: none does, the common case).
+        let nonFiniteInput = nonFiniteSamples(input, batch: batch)
+        func inputIsNonFinite(_ sample: Int) -> Bool { nonFiniteInput?[sample] ?? false }
         let exits = activeExits
         let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
@@ -42,11 +49,13 @@ extension Engine {
             for row in rows.indices {
                 let distribution = UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
                 let (best, confidence) = Self.argmax(distribution)
-                guard confidence >= exit.threshold else { keep.append(row); continue }
+                // A non-finite sample (or head output: argmax gives −1) never leaves early.
+                guard best >= 0, confidence >= exit.threshold, !inputIsNonFinite(rows[row]) else { keep.append(row); continue }
                 let latency = elapsed()
                 statistics.record(exitIndex: exit.candidateIndex, flops: flops, latency: latency)
                 onResult(ExitResult(sampleIndex: rows[row], exitIndex: exit.candidateIndex, classIndex: best,
-                                    confidence: confidence, probabilities: distribution, flops: flops, latency: latency))
+                                    confidence: confidence, probabilities: distribution, flops: flops, latency: latency,
+                                    nonFinite: false))
             }
             if keep.count < rows.count {
                 plan.compact(exit.candidate.value, keeping: keep, in: workspace)
@@ -62,14 +71,18 @@ extension Engine {
             let distribution = UnsafeMutableBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
             toProbabilities(output + row * classes, into: distribution)
         }
-        try recordForTraining(rows: rows, input: source, probabilities: probabilities.baseAddress!, in: workspace)
+        // Which live rows are non-finite (input or output); they get no class and are not recorded.
+        let nonFinite = rows.indices.map { row in
+            inputIsNonFinite(rows[row]) || !allFinite(UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)]))
+        }
+        try recordForTraining(rows: rows, input: source, probabilities: probabilities.baseAddress!, skip: nonFinite, in: workspace)
         for row in rows.indices {
             let distribution = UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
-            let (best, confidence) = Self.argmax(distribution)
+            let (best, confidence) = nonFinite[row] ? (-1, 0) : Self.argmax(distribution)
             let latency = elapsed()
             statistics.record(exitIndex: -1, flops: flops, latency: latency)
             onResult(ExitResult(sampleIndex: rows[row], exitIndex: -1, classIndex: best, confidence: confidence,
-                                probabilities: distribution, flops: flops, latency: latency))
+                                probabilities: distribution, flops: flops, latency: latency, nonFinite: nonFinite[row]))
         }
     }
 
@@ -78,7 +91,8 @@ extension Engine {
     }
 
     /// All-exits analysis: runs the full backbone with no early exit and reports, per
-    /// sample, every trained exit's prediction beside the backbone's answer.
+    /// sample, every trained exit's prediction beside the backbone's answer. A prediction
+    /// from a non-finite distribution (or input) has class −1 and confidence 0, never `wouldExit`.
     public func analyze(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [ExitAnalysis] {
         try validate(input, batch: batch)
         guard let configuration = exitConfiguration else { throw SelfXitError.wrongState("no exits are built: call updateExits first") }
@@ -86,6 +100,7 @@ extension Engine {
         defer { workspaces.give(workspace) }
         let graph = plan.graph, classes = outputCount
         plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
+        let nonFiniteInput = nonFiniteSamples(input, batch: batch)
         var predictions = [[ExitAnalysis.Prediction]](repeating: [], count: batch)
         var probabilities = [Float](repeating: 0, count: batch * classes)
         var position = 0
@@ -101,7 +116,8 @@ extension Engine {
                     Self.argmax(UnsafeBufferPointer(rebasing: $0[(row * classes)..<((row + 1) * classes)]))
                 }
                 predictions[row].append(.init(exitIndex: exit.candidateIndex, classIndex: best, confidence: confidence,
-                                              wouldExit: activeIndices.contains(exit.candidateIndex) && confidence >= exit.threshold))
+                                              wouldExit: activeIndices.contains(exit.candidateIndex) && best >= 0
+                                                  && confidence >= exit.threshold && !(nonFiniteInput?[row] ?? false)))
             }
         }
         plan.run(position..<graph.nodes.count, rows: batch, in: workspace)
@@ -109,15 +125,18 @@ extension Engine {
         return (0..<batch).map { row in
             var distribution = [Float](repeating: 0, count: classes)
             distribution.withUnsafeMutableBufferPointer { toProbabilities(output + row * classes, into: $0) }
-            let (best, confidence) = distribution.withUnsafeBufferPointer { Self.argmax($0) }
+            let (best, confidence) = nonFiniteInput?[row] ?? false ? (-1, 0) : distribution.withUnsafeBufferPointer { Self.argmax($0) }
             return ExitAnalysis(sampleIndex: row, exits: predictions[row], backboneClass: best, backboneConfidence: confidence)
         }
     }
 
     // MARK: - Helpers
 
-    /// Index and value of the largest entry (first on ties). Precondition: non-empty.
+    /// Index and value of the largest entry (first on ties); (−1, 0) when any entry is NaN or
+    /// ±inf — no class of such a distribution can be trusted (comparisons with NaN are false,
+    /// so a plain argmax would pick a class anyway). Precondition: non-empty.
     static func argmax(_ values: UnsafeBufferPointer<Float>) -> (Int, Float) {
+        guard allFinite(values) else { return (-1, 0) }
         var best = 0
         for index in values.indices where values[index] > values[best] { best = index }
         return (best, values[best])
@@ -134,16 +153,28 @@ extension Engine {
         }
     }
 
-    /// Records samples that ran the full backbone as training data for the exits.
+    /// Records samples that ran the full backbone as training data for the exits, except the
+    /// rows marked in `skip` (non-finite: NaN teachers or inputs would poison exit training).
     /// `probabilities` holds the rows' teacher distributions, row-major. Throws `outOfMemory`
     /// when the workspace cannot hold the gathered inputs.
     private func recordForTraining(rows: [Int], input: UnsafePointer<Float>, probabilities: UnsafePointer<Float>,
-                                   in workspace: Workspace) throws {
+                                   skip: [Bool], in workspace: Workspace) throws {
         guard collector.capacity > 0, !rows.isEmpty else { return }
-        let gathered = try workspace.gathering(rows.count * inputCount)
-        for (row, sample) in rows.enumerated() {
-            (gathered + row * inputCount).update(from: input + sample * inputCount, count: inputCount)
+        let kept = rows.indices.filter { !skip[$0] }
+        guard !kept.isEmpty else { return }
+        let gathered = try workspace.gathering(kept.count * inputCount)
+        for (slot, row) in kept.enumerated() {
+            (gathered + slot * inputCount).update(from: input + rows[row] * inputCount, count: inputCount)
         }
-        collector.record(inputs: gathered, teacher: probabilities, rows: rows.count)
+        if kept.count == rows.count {
+            collector.record(inputs: gathered, teacher: probabilities, rows: rows.count)
+        } else {
+            // Teachers of the kept rows are not contiguous: one row at a time (rare: only
+            // batches holding a non-finite sample take this path).
+            let classes = outputCount
+            for (slot, row) in kept.enumerated() {
+                collector.record(inputs: gathered + slot * inputCount, teacher: probabilities + row * classes, rows: 1)
+            }
+        }
     }
 }

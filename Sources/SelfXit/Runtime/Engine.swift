@@ -14,14 +14,17 @@ public struct EngineOptions: Sendable {
     public var collectionBudgetBytes: Int
     /// Seed of the collector's reservoir sampling.
     public var seed: UInt64
+    /// NaN / ±inf in an input: refused (default) or propagated (see `NonFiniteInputs`).
+    public var nonFiniteInputs: NonFiniteInputs
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, inputShape: [Int]? = nil, maxBatch: Int = 1024,
-                collectionBudgetBytes: Int = 64 << 20, seed: UInt64 = 0) {
+                collectionBudgetBytes: Int = 64 << 20, seed: UInt64 = 0, nonFiniteInputs: NonFiniteInputs = .refuse) {
         self.threads = threads
         self.inputShape = inputShape
         self.maxBatch = maxBatch
         self.collectionBudgetBytes = collectionBudgetBytes
         self.seed = seed
+        self.nonFiniteInputs = nonFiniteInputs
     }
 }
 
@@ -175,6 +178,7 @@ public final class Engine: @unchecked Sendable {
         guard input.baseAddress != nil, input.count == batch * inputCount else {
             throw SelfXitError.shapeMismatch("input has \(input.count) floats; batch \(batch) × \(inputShape) needs \(batch * inputCount)")
         }
+        try refuseNonFinite(input, batch: batch)
     }
 }
 

@@ -143,6 +143,7 @@ def _result_dict(r: _lib.sx_result) -> dict:
         "flops": int(r.flops),
         "latency_seconds": float(r.latency_seconds),
         "ticket": int(r.ticket),
+        "non_finite": bool(r.flags & _lib.SX_RESULT_NON_FINITE),
     }
 
 
@@ -169,7 +170,9 @@ class Engine:
     `path_or_bytes` is a file path (str / os.PathLike) or the model's bytes (bytes,
     bytearray, memoryview). The keyword arguments are `sx_engine_options`' fields; `threads=0`
     means all cores, `input_shape` (batch excluded) is only needed for models with symbolic
-    dimensions.
+    dimensions. `non_finite_inputs="refuse"` (default) makes a NaN/inf in an input an
+    Error(INVALID_ARGUMENT) naming the sample and element; `"propagate"` runs such samples
+    (NaN propagates as in ONNX Runtime) and marks their results `non_finite` (class -1).
 
     Thread-safe like the library. `close()` waits for calls in progress on other threads and
     for outstanding asynchronous work; it must not be called from one of this engine's
@@ -185,6 +188,7 @@ class Engine:
         seed: int = 0,
         input_shape: Optional[Sequence[int]] = None,
         max_pending: int = 64,
+        non_finite_inputs: str = "refuse",
     ):
         self._handle: Optional[int] = None
         self._token = next(_tokens)
@@ -200,6 +204,13 @@ class Engine:
         opts.collection_budget_bytes = _uint("collection_budget_bytes", collection_budget_bytes, 64)
         opts.seed = _uint("seed", seed, 64)
         opts.max_pending = _uint("max_pending", max_pending, 32)
+        modes = {"refuse": 0, "propagate": 1}
+        if non_finite_inputs not in modes:
+            raise Error(
+                Status.INVALID_ARGUMENT,
+                f"non_finite_inputs must be 'refuse' or 'propagate', got {non_finite_inputs!r}",
+            )
+        opts.non_finite_inputs = modes[non_finite_inputs]
         shape_buf = None
         if input_shape is not None:
             dims = [int(d) for d in input_shape]
@@ -376,7 +387,8 @@ class Engine:
         """Classifies a batch (N, *input_shape) or one sample (*input_shape).
 
         Returns (labels int64[N], confidences float32[N], exit_indices int64[N]); an exit index
-        of -1 means the backbone's own classifier answered. Batches larger than `max_batch` are
+        of -1 means the backbone's own classifier answered; a label of -1 (confidence 0) marks
+        a non-finite sample (only with non_finite_inputs="propagate", or overflowing inputs). Batches larger than `max_batch` are
         split into several sx_submit calls.
         """
         batch = self._as_batch(x)
@@ -400,7 +412,8 @@ class Engine:
     def submit(self, x, callback: Callable[[dict], Any]) -> None:
         """Runs a batch and blocks; `callback(result)` runs on this thread once per sample, in
         resolution order (early exits first). `result` keys: sample_index, exit_index,
-        class_index, confidence, probabilities (numpy copy), flops, latency_seconds, ticket.
+        class_index, confidence, probabilities (numpy copy), flops, latency_seconds, ticket,
+        non_finite (NaN/inf input or output: class_index -1, confidence 0).
 
         An exception raised by `callback` stops delivery of the batch's remaining results and is
         re-raised here once the library call returns.

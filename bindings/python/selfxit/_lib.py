@@ -17,6 +17,7 @@ from pathlib import Path
 SX_ABI_VERSION = 1
 SX_MAX_EXITS = 32
 SX_MAX_RANK = 8
+SX_RESULT_NON_FINITE = 1
 
 
 class Status(enum.IntEnum):
@@ -51,6 +52,7 @@ class sx_engine_options(ctypes.Structure):
         ("input_shape", ctypes.POINTER(ctypes.c_int64)),
         ("input_rank", ctypes.c_size_t),
         ("max_pending", ctypes.c_uint32),
+        ("non_finite_inputs", ctypes.c_uint32),
     ]
 
 
@@ -82,6 +84,7 @@ class sx_result(ctypes.Structure):
         ("num_classes", ctypes.c_size_t),
         ("flops", ctypes.c_uint64),
         ("latency_seconds", ctypes.c_double),
+        ("flags", ctypes.c_uint32),
     ]
 
 

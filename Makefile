@@ -45,6 +45,7 @@ experiment: build
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 .build/release/libselfxit.so $(DESTDIR)$(PREFIX)/lib/
+	install -D -m 755 .build/release/selfxit-cli $(DESTDIR)$(PREFIX)/bin/selfxit
 	install -m 644 include/selfxit.h $(DESTDIR)$(PREFIX)/include/
 	sed 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|' tools/selfxit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/selfxit.pc
 

@@ -106,9 +106,10 @@ struct ReportContent {
         body += "</div>\n"
 
         body += "<h2>Agreement with the full model vs FLOPs</h2>\n"
-        body += "<p class=\"note\">Each exit used alone: samples whose calibrated confidence reaches the threshold leave there, the rest run the full model. "
-        body += data == nil ? "One point per exit (the build's held-out test split; no threshold sweep without <code>&lt;bundle&gt;.json</code>)." :
-            "Lines sweep the threshold from 0 (left, everything leaves) to 1 (right); the ringed point is the build's threshold. Diamonds: the whole cascade at each tolerance."
+        body += "<p class=\"note\">"
+        body += data == nil ? "Without <code>&lt;bundle&gt;.json</code> (written by <code>selfxit build</code>) there is no threshold sweep: one ring per exit in service, placed by its share and agreement on the build's held-out test split in the cascade." :
+            "Each exit used alone: samples whose calibrated confidence reaches the threshold leave there, the rest run the full model. "
+            + "Lines sweep the threshold from 0 (left, everything leaves) to 1 (right); the ringed point is the build's threshold. Diamonds: the whole cascade at each tolerance."
         body += " Paper, Fig. 2.</p>\n"
         body += accuracyFigure()
         figureCount += 1
@@ -138,7 +139,7 @@ struct ReportContent {
             .card .k { font-size: 12px; color: #666; } .card .v { font-size: 20px; font-weight: 600; }
             .row { display: flex; gap: 28px; flex-wrap: wrap; }
             table { border-collapse: collapse; font-size: 13px; } th, td { border-bottom: 1px solid #e3e3e3; padding: 4px 10px; text-align: right; }
-            th { background: #f4f4f4; } td.l, th.l { text-align: left; } tr.off td { color: #999; }
+            th { background: #f4f4f4; } td.l, th.l { text-align: left; } td { white-space: nowrap; } tr.off td { color: #999; }
             svg text { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; }
             </style></head>
             <body>
@@ -166,7 +167,7 @@ struct ReportContent {
                                                                                   tip: "exit \(exit.candidateIndex) at its threshold \(fmt(chosen.threshold)): hit rate \(pct(chosen.hitRate, 1)), agreement \(pct(chosen.agreement, 2))")],
                                         line: false, marker: .ring, dashed: false))
                 }
-            } else {
+            } else if exit.active {
                 // The bundle's own numbers: held-out hit rate and agreement of the exit in the cascade.
                 let before = flopsBefore(exit.candidateIndex)
                 let flops = (Double(before + exit.headFLOPs) + (1 - exit.testHitRate) * Double(exit.savedFLOPs)) / Double(max(modelFLOPs, 1))
@@ -187,7 +188,7 @@ struct ReportContent {
             }
         }
         if cascades.isEmpty { cascades = [(100 * build.testFLOPsRatio, 100 * build.testAgreement, "cascade")] }
-        series.append(.init(name: "cascade (per tolerance)", color: "#111", points: cascades.map {
+        series.append(.init(name: data == nil ? "cascade" : "cascade (per tolerance)", color: "#111", points: cascades.map {
             .init(x: $0.0, y: $0.1, tip: "cascade, \($0.2): agreement \(String(format: "%.2f", $0.1)) %, FLOPs \(String(format: "%.1f", $0.0)) %", label: $0.2)
         }, line: false, marker: .diamond, dashed: false))
         series.append(.init(name: "full model", color: "#111", points: [.init(x: 100, y: 100, tip: "full model: 100 % FLOPs, agreement 100 %")],

@@ -45,6 +45,9 @@ experiment: build
 install: build
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 .build/release/libselfxit.so $(DESTDIR)$(PREFIX)/lib/
+	@# bin/selfxit: the Swift runtime linked in statically (runs without the toolchain), a second build under .build/static.
+	$(SWIFT) build -c release --static-swift-stdlib --product selfxit-cli --scratch-path .build/static
+	install -D -s -m 755 .build/static/release/selfxit-cli $(DESTDIR)$(PREFIX)/bin/selfxit
 	install -m 644 include/selfxit.h $(DESTDIR)$(PREFIX)/include/
 	sed 's|@PREFIX@|$(PREFIX)|; s|@VERSION@|$(VERSION)|' tools/selfxit.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/selfxit.pc
 

@@ -8,6 +8,14 @@ let package = Package(
         .library(name: "selfxit", type: .dynamic, targets: ["SelfXitC"]),
         .executable(name: "selfxit-demo", targets: ["selfxit-demo"]),
         .executable(name: "selfxit-bench", targets: ["selfxit-bench"]),
+        // `selfxit inspect|run|build|report|bench`: the command a user points at their own model and
+        // images. Built as selfxit-cli (a product may not share the library's name "selfxit");
+        // `make install` installs it as bin/selfxit.
+        .executable(name: "selfxit-cli", targets: ["selfxit-cli"]),
+    ],
+    dependencies: [
+        // Flag parsing for the executables (--help, typed values: `--batch abc` is an error).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
@@ -35,11 +43,12 @@ let package = Package(
         // zlib, for the gzip-compressed Fashion-MNIST files the demo and experiments read.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "SelfXitDatasets", dependencies: ["SelfXit", "CZlib"], path: "Sources/SelfXitDatasets"),
-        .executableTarget(name: "selfxit-demo", dependencies: ["SelfXit", "SelfXitDatasets"], path: "Sources/selfxit-demo"),
-        .executableTarget(name: "selfxit-bench", dependencies: ["SelfXit"], path: "Sources/selfxit-bench"),
-        .executableTarget(name: "selfxit-experiment", dependencies: ["SelfXit", "SelfXitDatasets"], path: "Sources/selfxit-experiment"),
+        .executableTarget(name: "selfxit-demo", dependencies: ["SelfXit", "SelfXitDatasets", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-demo"),
+        .executableTarget(name: "selfxit-bench", dependencies: ["SelfXit", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-bench"),
+        .executableTarget(name: "selfxit-experiment", dependencies: ["SelfXit", "SelfXitDatasets", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-experiment"),
         // Kernel micro-benchmark: ResNet-18 / MobileNetV2 conv layers, GFLOPS at batch 1 and 32.
-        .executableTarget(name: "selfxit-kernelbench", dependencies: ["SelfXit"], path: "Sources/selfxit-kernelbench"),
+        .executableTarget(name: "selfxit-kernelbench", dependencies: ["SelfXit", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-kernelbench"),
+        .executableTarget(name: "selfxit-cli", dependencies: ["SelfXit", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-cli"),
         .testTarget(
             name: "SelfXitTests",
             dependencies: ["SelfXit", "SelfXitDatasets"],

@@ -4,9 +4,12 @@
  *   camera_loop --model models/fmnist-resnet18-w16.onnx --frames DIR
  *               [--fps 500] [--collect 3000] [--tolerance 0.01] [--quiet]
  *               [--threads 0] [--search-budget 4] [--epochs 30] [--save-exits PATH]
+ *               [--mean 0.286] [--std 0.353] [--scale 0.00392157]
  *
  * The frames (PNG or JPEG, e.g. from tools/write_frames.py) are read in name order, decoded
- * with sx_decode_image (Fashion-MNIST normalisation) and submitted one by one with
+ * with sx_decode_image — pixel p of channel c becomes (p · scale − mean[c]) / std[c]; the
+ * defaults are Fashion-MNIST's; --mean/--std take one value for every channel or three,
+ * comma-separated (ImageNet: --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225) — and submitted one by one with
  * sx_submit_async at --fps frames per second. Results are printed as they arrive.
  *
  *   1. The first --collect frames run with exits off: every frame runs the full model and is
@@ -173,7 +176,42 @@ static int fail(const char *what, sx_status s) {
 static void usage(FILE *to) {
     fprintf(to, "usage: camera_loop --model MODEL.onnx --frames DIR [--fps 500] [--collect 3000]\n"
                 "                   [--tolerance 0.01] [--quiet] [--threads 0] [--search-budget 4]\n"
-                "                   [--epochs 30] [--save-exits PATH]\n");
+                "                   [--epochs 30] [--save-exits PATH]\n"
+                "                   [--mean M[,M,M]] [--std S[,S,S]] [--scale SCALE]\n"
+                "  --mean/--std: per-channel normalisation after --scale (defaults: Fashion-MNIST's\n"
+                "  0.286 and 0.353, scale 1/255); one value applies to every channel.\n");
+}
+
+/* One finite number filling all of `v` ("0.5"); 0 when it is not a number. */
+static int parse_number(const char *v, double *out) {
+    char *end = NULL;
+    double x = strtod(v, &end);
+    if (end == v || *end != '\0' || !(x == x) || x > 1e30 || x < -1e30) return 0;
+    *out = x;
+    return 1;
+}
+
+/* "m" (every channel) or "m1,m2,m3" into out[3]; 0 when malformed. */
+static int parse_channels(const char *v, float out[3]) {
+    double x[3];
+    int count = 0;
+    const char *p = v;
+    while (count < 3) {
+        char *end = NULL;
+        x[count] = strtod(p, &end);
+        if (end == p || !(x[count] == x[count]) || x[count] > 1e30 || x[count] < -1e30) return 0;
+        count++;
+        if (*end == '\0') break;
+        if (*end != ',') return 0;
+        p = end + 1;
+    }
+    if (*p == '\0' || (count == 3 && strchr(p, ',') != NULL)) return 0;
+    if (count == 1) x[1] = x[2] = x[0];
+    else if (count != 3) return 0;
+    out[0] = (float)x[0];
+    out[1] = (float)x[1];
+    out[2] = (float)x[2];
+    return 1;
 }
 
 /* Waits for every submitted frame in [from, to). */
@@ -224,6 +262,9 @@ int main(int argc, char **argv) {
     float *input;
     int updated = 0, status = 0;
     double period, t_start, t_phase;
+    /* Fashion-MNIST normalisation unless --mean/--std/--scale say otherwise. */
+    float mean[3] = {0.2860f, 0.2860f, 0.2860f}, stdev[3] = {0.3530f, 0.3530f, 0.3530f};
+    double scale = 1.0 / 255.0;
 
     for (i = 1; i < (size_t)argc; i++) {
         const char *a = argv[i];
@@ -249,7 +290,19 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--search-budget") == 0) search_budget = (unsigned)atoi(v);
         else if (strcmp(a, "--epochs") == 0) epochs = (unsigned)atoi(v);
         else if (strcmp(a, "--save-exits") == 0) save_path = v;
-        else {
+        else if (strcmp(a, "--mean") == 0 || strcmp(a, "--std") == 0) {
+            float *target = strcmp(a, "--mean") == 0 ? mean : stdev;
+            if (!parse_channels(v, target) || (target == stdev && (stdev[0] == 0 || stdev[1] == 0 || stdev[2] == 0))) {
+                fprintf(stderr, "camera_loop: %s needs one number or three separated by commas%s, got '%s'\n", a,
+                        target == stdev ? " (non-zero)" : "", v);
+                return 2;
+            }
+        } else if (strcmp(a, "--scale") == 0) {
+            if (!parse_number(v, &scale) || scale == 0) {
+                fprintf(stderr, "camera_loop: --scale needs a non-zero number, got '%s'\n", v);
+                return 2;
+            }
+        } else {
             usage(stderr);
             return 2;
         }
@@ -300,9 +353,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     sx_preprocess_init(&pp);
-    pp.scale = 1.0f / 255.0f;
-    pp.mean[0] = pp.mean[1] = pp.mean[2] = 0.2860f;
-    pp.std[0] = pp.std[1] = pp.std[2] = 0.3530f;
+    pp.scale = (float)scale;
+    for (i = 0; i < 3; i++) {
+        pp.mean[i] = mean[i];
+        pp.std[i] = stdev[i];
+    }
 
     s = sx_set_exits_enabled(e, 0);
     if (s != SX_OK) return fail("sx_set_exits_enabled", s);

@@ -3,6 +3,8 @@
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
 packages=(libopenblas-dev libturbojpeg0-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config python3 python3-venv)
+# Headless Chromium opens the HTML report of `selfxit report` in tools/test_cli.sh.
+packages+=(chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -25,6 +25,9 @@ if [ -x Tests/CABI/run.sh ]; then
   Tests/CABI/run.sh "$PWD" .build/release
 fi
 
+echo "== selfxit command line (inspect, build, report + headless Chromium, run, bench, flags)"
+tools/test_cli.sh
+
 echo "== Python bindings (fresh virtual environment)"
 venv=.build/pyvenv
 rm -rf "$venv"

@@ -7,13 +7,45 @@
 // `--serve` is for a driver that interleaves engines batch by batch (bench/compare.py): after the
 // warm-up it prints `ready`, then for each line `run K` on stdin runs K batches back to back and
 // prints their ms on one line; at `quit` (or end of input) it prints the peak-memory JSON object.
+import ArgumentParser
 import Foundation
 import SelfXit
 
-func argument(_ name: String) -> String? {
-    let args = CommandLine.arguments
-    guard let index = args.firstIndex(of: name), index + 1 < args.count else { return nil }
-    return args[index + 1]
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selfxit-bench",
+        abstract: "Time the SelfXit engine on one ONNX model: median and p90 latency of one batch, peak resident memory.",
+        discussion: "--serve: after the warm-up print 'ready', then for each 'run K' line on stdin run K batches and print their ms; 'quit' prints the peak-memory JSON.")
+
+    @Option(help: "The ONNX model.") var model: String
+    @Option(help: "Samples per batch.") var batch = 1
+    @Option(help: "Worker threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Timed batches (or profiling iterations).") var iters = 50
+    @Option(help: "Untimed batches first.") var warmup = 5
+    @Option(name: .customLong("input-shape"), help: ArgumentHelp("Per-sample input shape for models with symbolic dimensions.", valueName: "C,H,W"))
+    var inputShape: String?
+    @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Serve 'run K' requests on stdin (bench/compare.py).") var serve = false
+    @Flag(help: "Time per operator type and the slowest nodes.") var profile = false
+    @Option(help: "With --profile: how many of the slowest nodes to list.") var top = 8
+    @Flag(name: .customLong("plan-order"), help: "With --profile: list every node in execution order.") var planOrder = false
+
+    func validate() throws {
+        guard (1...(1 << 20)).contains(batch) else { throw ValidationError("--batch must be in 1...1048576, got \(batch)") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must not be negative, got \(warmup)") }
+        guard top >= 0 else { throw ValidationError("--top must not be negative, got \(top)") }
+        if let inputShape, parsedShape(inputShape) == nil {
+            throw ValidationError("--input-shape must be positive integers separated by commas (3,33,33), got '\(inputShape)'")
+        }
+        guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("model file '\(model)' does not exist") }
+    }
+}
+
+func parsedShape(_ text: String) -> [Int]? {
+    let values = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+    guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else { return nil }
+    return values.map { $0! }
 }
 
 func fail(_ message: String) -> Never {
@@ -28,17 +60,18 @@ func peakResidentMB() -> Double {
     return Double(usage.ru_maxrss) / 1024
 }
 
-guard let modelPath = argument("--model") else { fail("usage: selfxit-bench --model PATH [--batch N] [--threads T] [--iters K] [--warmup W] [--json | --serve] [--profile [--top N | --plan-order]]") }
-let batch = Int(argument("--batch") ?? "1") ?? 1
-let threads = Int(argument("--threads") ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
-let iterations = max(Int(argument("--iters") ?? "50") ?? 50, 1)
-let warmup = Int(argument("--warmup") ?? "5") ?? 5
-let inputShape = argument("--input-shape").map { $0.split(separator: ",").compactMap { Int($0) } }
+let command = BenchCommand.parseOrExit()
+let modelPath = command.model
+let batch = command.batch
+let threads = command.threads
+let iterations = max(command.iters, 1)
+let warmup = command.warmup
+let inputShape = command.inputShape.flatMap(parsedShape)
 
 do {
     let engine = try Engine(contentsOf: URL(fileURLWithPath: modelPath),
                             options: EngineOptions(threads: threads, inputShape: inputShape, maxBatch: max(batch, 1)))
-    if CommandLine.arguments.contains("--profile") {
+    if command.profile {
         // Time per operator type (best of the iterations per node), largest first.
         var byOp: [String: (Double, Int)] = [:]
         let nodes = try engine.profile(batch: batch, iterations: iterations)
@@ -48,8 +81,8 @@ do {
         }
         print(String(format: "total %.3f ms; slowest nodes:", nodes.map(\.milliseconds).reduce(0, +)))
         // --plan-order lists every node in execution order (to line up with another engine's profile).
-        let listed = CommandLine.arguments.contains("--plan-order")
-            ? nodes : Array(nodes.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(argument("--top").flatMap { Int($0) } ?? 8))
+        let listed = command.planOrder
+            ? nodes : Array(nodes.sorted(by: { $0.milliseconds > $1.milliseconds }).prefix(command.top))
         for node in listed {
             print(String(format: "  %9.3f ms  %@ (%@)", node.milliseconds, node.node, node.op))
         }
@@ -58,7 +91,7 @@ do {
     var generator = SystemRandomNumberGenerator()
     let input = (0..<(batch * engine.inputCount)).map { _ in Float.random(in: -1...1, using: &generator) }
     for _ in 0..<warmup { _ = try engine.infer(input, batch: batch) }
-    if CommandLine.arguments.contains("--serve") {
+    if command.serve {
         print("ready")
         fflush(stdout)
         // `run K`: K batches back to back, each one's ms printed on one line.
@@ -88,7 +121,7 @@ do {
     times.sort()
     let median = times[times.count / 2], p90 = times[min(times.count - 1, times.count * 9 / 10)]
     let peakMB = peakResidentMB()
-    if CommandLine.arguments.contains("--json") {
+    if command.json {
         print(String(format: "{\"median_ms\": %.4f, \"p90_ms\": %.4f, \"min_ms\": %.4f, \"peak_rss_mb\": %.1f, \"gflops_per_sample\": %.4f}",
                      median, p90, times[0], peakMB, Double(engine.backboneFLOPs) / 1e9))
     } else {

@@ -2,19 +2,31 @@
 // images and prints accuracy and latency.
 //
 //   selfxit-demo [--model models/fmnist-resnet18-w16.onnx] [--threads T] [--batch N]
+import ArgumentParser
 import Foundation
 import SelfXit
 import SelfXitDatasets
 
-func argument(_ name: String) -> String? {
-    let args = CommandLine.arguments
-    guard let index = args.firstIndex(of: name), index + 1 < args.count else { return nil }
-    return args[index + 1]
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selfxit-demo",
+        abstract: "Classify the 10 000 Fashion-MNIST test images with the full model: accuracy, batch-1 latency, throughput.")
+
+    @Option(help: "The ONNX model (input [1, 28, 28], 10 classes).") var model = "models/fmnist-resnet18-w16.onnx"
+    @Option(help: "Worker threads (default: all cores).") var threads = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Images per batch for the throughput pass.") var batch = 32
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard (1...1024).contains(batch) else { throw ValidationError("--batch must be in 1...1024, got \(batch)") }
+        guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("model file '\(model)' does not exist") }
+    }
 }
 
-let modelPath = argument("--model") ?? "models/fmnist-resnet18-w16.onnx"
-let threads = Int(argument("--threads") ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
-let batchSize = Int(argument("--batch") ?? "32") ?? 32
+let command = DemoCommand.parseOrExit()
+let modelPath = command.model
+let threads = command.threads
+let batchSize = command.batch
 
 do {
     let engine = try Engine(contentsOf: URL(fileURLWithPath: modelPath), options: EngineOptions(threads: threads))

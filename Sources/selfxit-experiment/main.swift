@@ -6,25 +6,51 @@
 //                      [--threads 2] [--seed 0] [--search-budget 4] [--epochs 30] [--json]
 //
 // bench/paper_experiment.py runs it beside ONNX Runtime and formats the tables.
+import ArgumentParser
 import Foundation
 import SelfXit
 import SelfXitDatasets
 
-func argument(_ name: String) -> String? {
-    let args = CommandLine.arguments
-    guard let index = args.firstIndex(of: name), index + 1 < args.count else { return nil }
-    return args[index + 1]
+struct ExperimentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selfxit-experiment",
+        abstract: "The paper's Fashion-MNIST experiment on one model: exits built from 70 % of the test set (no labels), scored on the other 30 %; JSON on stdout.")
+
+    @Option(help: "The ONNX model (input [1, 28, 28], 10 classes).") var model = ".cache/models/fmnist-resnet18-w64.onnx"
+    @Option(help: "Worker threads.") var threads = 2
+    @Option(help: "Seed of the split and of the builds.") var seed: UInt64 = 0
+    @Option(help: ArgumentHelp("Tolerances to build at, comma-separated.", valueName: "t[,t...]")) var tolerances = "0.005,0.01,0.02"
+    @Option(name: .customLong("search-budget"), help: "Head architectures tried per candidate layer.") var searchBudget = 4
+    @Option(help: "Training epochs of the chosen heads.") var epochs = 30
+    @Flag(help: "Accepted for compatibility: the output always is JSON.") var json = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard parsedTolerances(tolerances) != nil else {
+            throw ValidationError("--tolerances must be numbers in (0, 1) separated by commas, got '\(tolerances)'")
+        }
+        guard searchBudget >= 1 else { throw ValidationError("--search-budget must be at least 1, got \(searchBudget)") }
+        guard (1...1000).contains(epochs) else { throw ValidationError("--epochs must be in 1...1000, got \(epochs)") }
+        guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("model file '\(model)' does not exist") }
+    }
+}
+
+func parsedTolerances(_ text: String) -> [Double]? {
+    let values = text.split(separator: ",").map { Double($0) }
+    guard !values.isEmpty, values.allSatisfy({ $0.map { $0 > 0 && $0 < 1 } ?? false }) else { return nil }
+    return values.map { $0! }
 }
 
 func log(_ message: String) { FileHandle.standardError.write(Data((message + "\n").utf8)) }
 func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-let modelPath = argument("--model") ?? ".cache/models/fmnist-resnet18-w64.onnx"
-let threads = Int(argument("--threads") ?? "2") ?? 2
-let seed = UInt64(argument("--seed") ?? "0") ?? 0
-let tolerances = (argument("--tolerances") ?? "0.005,0.01,0.02").split(separator: ",").compactMap { Double($0) }
-let searchBudget = Int(argument("--search-budget") ?? "4") ?? 4
-let epochs = Int(argument("--epochs") ?? "30") ?? 30
+let command = ExperimentCommand.parseOrExit()
+let modelPath = command.model
+let threads = command.threads
+let seed = command.seed
+let tolerances = parsedTolerances(command.tolerances)!
+let searchBudget = command.searchBudget
+let epochs = command.epochs
 
 struct Row: Codable {
     var exitIndex: Int, tensor: String, head: String, headFLOPs: Int, savedFLOPs: Int, threshold: Float

@@ -1,8 +1,32 @@
 // Times conv layers of ResNet-18 (width 64, 28×28 input) and MobileNetV2 depthwise layers.
 // Usage: selfxit-kernelbench [r50] [threads] [batch...]   (defaults: 2 threads, batches 1 and 32;
 // `r50`: ResNet-50's bottleneck layers at 224×224 instead, "+res" ones adding a residual in place)
+import ArgumentParser
 import Foundation
 import SelfXit
+
+struct KernelBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selfxit-kernelbench",
+        abstract: "Time ResNet-18 (width 64, 28×28) and MobileNetV2 conv layers, or ResNet-50's bottleneck layers at 224×224 (r50): ms and GFLOPS.",
+        usage: "selfxit-kernelbench [r50] [threads] [batch...]")
+
+    @Argument(help: ArgumentHelp("[r50] [threads] [batch...]: r50 picks ResNet-50's layers; then the thread count (default 2) and batch sizes (default 1 32).", valueName: "r50|threads|batch"))
+    var words: [String] = []
+
+    var resnet50: Bool { words.contains("r50") }
+    var numbers: [Int] { words.filter { $0 != "r50" }.compactMap { Int($0) } }
+
+    func validate() throws {
+        for word in words where word != "r50" {
+            guard let value = Int(word), value >= 1 else {
+                throw ValidationError("'\(word)' is neither r50 nor a positive number (threads, then batch sizes)")
+            }
+        }
+    }
+}
+
+let command = KernelBenchCommand.parseOrExit()
 
 func geometry(_ c: Int, _ h: Int, _ oc: Int, k: Int, s: Int, groups: Int = 1) -> Conv2DGeometry {
     let pad = k / 2
@@ -45,8 +69,8 @@ let resnet18Layers: [(String, Conv2DGeometry)] = [
     ("mbv2 pw 1x1 144→24 56", geometry(144, 56, 24, k: 1, s: 1)),
 ]
 
-let layers = CommandLine.arguments.contains("r50") ? resnet50Layers : resnet18Layers
-let args = CommandLine.arguments.dropFirst().compactMap { Int($0) }
+let layers = command.resnet50 ? resnet50Layers : resnet18Layers
+let args = command.numbers
 let threads = args.first ?? 2
 let batches = args.count > 1 ? Array(args.dropFirst()) : [1, 32]
 let pool = try ThreadPool(threads: threads)

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// SplitMix64: small, fast and seedable. Every random choice of the engine (collection
 /// reservoir, data splits, head initialisation, shuffling, search sampling) goes through it,

@@ -1,7 +1,9 @@
 #if canImport(FoundationEssentials)
 import FoundationEssentials
+import Glibc
 #else
-import Foundation
+import FoundationEssentials
+import Glibc
 #endif
 
 // Field numbers below are those of onnx.proto as shipped with onnx 1.23

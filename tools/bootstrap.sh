@@ -2,7 +2,7 @@
 # Installs the Debian packages SelfXit builds, tests and demos with, when they are missing.
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
-packages=(libopenblas-dev libturbojpeg0-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config python3 python3-venv)
+packages=(libopenblas-dev libturbojpeg0-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config python3 python3-venv cmake)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

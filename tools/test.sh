@@ -10,6 +10,11 @@ cd "$(dirname "$0")/.."
 echo "== Swift build (release)"
 swift build -c release
 
+# Before `swift test`, which rebuilds with testability on; make install's `swift build` would then
+# rebuild once more.
+echo "== Installed library: make install to a temporary prefix, ldd, size, pkg-config, CMake, toolchain hidden"
+tools/test_install.sh
+
 echo "== Swift tests (release)"
 swift test -c release
 
@@ -46,9 +51,6 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check numpy pytest
 "$venv/bin/pip" install -q --disable-pip-version-check ./bindings/python
 SELFXIT_LIBRARY="$PWD/.build/release/libselfxit.so" "$venv/bin/python" -m pytest -q bindings/python/tests
-
-echo "== Installed library: make install to a temporary prefix, ldd, size, pkg-config, CMake, toolchain hidden"
-tools/test_install.sh
 
 echo "== The README's Swift snippet in an external SwiftPM package"
 tools/test_swift_package.sh

@@ -125,15 +125,15 @@ run_in_chroot() {
 }
 
 echo "-- both, toolchain hidden"
-way=${SELFXIT_HIDE:-}
+way=${SELFXIT_HIDE:-} why="SELFXIT_HIDE=${SELFXIT_HIDE:-}"
 if [ -z "$way" ]; then
-  if unshare --mount --propagation private -- true 2>/dev/null && [ -d "$toolchain" ]; then way=namespace
-  elif [ "$(id -u)" -eq 0 ] && chroot / true 2>/dev/null; then way=chroot
+  if unshare --mount --propagation private -- true 2>/dev/null; then way=namespace why="unshare -m is permitted"
+  elif chroot / true 2>/dev/null; then way=chroot why="unshare -m is not permitted here"
   fi
 fi
 case "$way" in
-  namespace) echo "hidden-toolchain check: mount namespace (unshare -m, tmpfs over $toolchain)"; run_in_namespace ;;
-  chroot) echo "hidden-toolchain check: chroot (unshare -m is not permitted here)"; run_in_chroot ;;
-  *) echo "hidden-toolchain check: skipped: neither unshare -m nor chroot is permitted (not root, or no CAP_SYS_ADMIN/CAP_SYS_CHROOT)" ;;
+  namespace) echo "hidden-toolchain check: mount namespace (tmpfs over $toolchain; $why)"; run_in_namespace ;;
+  chroot) echo "hidden-toolchain check: chroot ($why)"; run_in_chroot ;;
+  *) echo "hidden-toolchain check: skipped: the toolchain could not be hidden because neither unshare -m nor chroot is permitted here (not root, or no CAP_SYS_ADMIN / CAP_SYS_CHROOT)" ;;
 esac
 echo "installed library: ok"

@@ -1248,7 +1248,7 @@ static int test_exits(sx_engine *e, const sx_info *info0, const char *bundle) {
     {
         size_t needed = 0;
         char *buf;
-        check(sx_get_stats_json(e, NULL, 0, &needed) == SX_OK, "sx_get_stats_json(NULL, 0) reports the size needed");
+        check(sx_get_stats_json(e, NULL, 0, &needed) == SX_ERR_INVALID_ARGUMENT, "sx_get_stats_json(NULL, 0): INVALID_ARGUMENT, with the size needed");
         if (needed > 0 && needed < (64u << 20)) {
             buf = xmalloc(needed);
             if (sx_get_stats_json(e, buf, needed, NULL) == SX_OK) note("  stats JSON after the build: %.600s%s", buf,

@@ -99,6 +99,12 @@ run_in_namespace() {
     mount -t tmpfs -o size=1m,mode=0755 selfxit-hidden "$hide"
     if [ -n "$(ls -A "$hide")" ] || [ -e "$runtime/libswiftCore.so" ]; then echo "the toolchain is still visible" >&2; exit 3; fi
     echo "mount namespace: $hide is now an empty tmpfs (no $runtime/libswiftCore.so)"
+    # Control: a program linked to the toolchain'"'"'s runtime (selfxit-bench) must not find it here.
+    control=.build/release/selfxit-bench
+    if [ -x "$control" ]; then
+      if ldd "$control" | grep -q "libswiftCore.so => not found"; then echo "control: $control cannot find libswiftCore.so in here"
+      else echo "control: $control still finds the Swift runtime: the toolchain is not hidden" >&2; exit 3; fi
+    fi
     ldd "$work/check_pkgconfig" | sed "s/^/  /"
     "$work/check_pkgconfig" "$@"
     "$work/check_cmake" "$@" | tail -1
@@ -127,8 +133,10 @@ run_in_chroot() {
 echo "-- both, toolchain hidden"
 way=${SELFXIT_HIDE:-} why="SELFXIT_HIDE=${SELFXIT_HIDE:-}"
 if [ -z "$way" ]; then
-  if unshare --mount --propagation private -- true 2>/dev/null; then way=namespace why="unshare -m is permitted"
-  elif chroot / true 2>/dev/null; then way=chroot why="unshare -m is not permitted here"
+  # The probe mounts too: some containers allow the namespace but not the mount.
+  if unshare --mount --propagation private -- mount -t tmpfs -o size=1m selfxit-probe "$toolchain" 2>/dev/null; then
+    way=namespace why="unshare -m and mount are permitted"
+  elif chroot / true 2>/dev/null; then way=chroot why="unshare -m or a mount in it is not permitted here"
   fi
 fi
 case "$way" in

@@ -34,6 +34,11 @@ echo "== Exported symbols: only sx_*"
 ours=$(nm -D --defined-only .build/release/libselfxit.so | awk '{print $3}' | grep -v '^sx_' || true)
 if [ -n "$ours" ]; then echo "libselfxit.so exports more than sx_*:"; echo "$ours"; exit 1; fi
 
+echo "== The library imports FoundationEssentials, never full Foundation (ICU, 75 MiB, into libselfxit.so)"
+if grep -rnE '^\s*(@_exported\s+)?import\s+(Foundation|FoundationInternationalization|FoundationNetworking|FoundationXML|Dispatch)\b' Sources/SelfXit Sources/SelfXitC; then
+  echo "use FoundationEssentials (+ Glibc / Synchronization) in Sources/SelfXit and Sources/SelfXitC"; exit 1
+fi
+
 echo "== SONAME: libselfxit.so.<SX_ABI_VERSION>"
 major=$(sed -n 's/^#define SX_ABI_VERSION \([0-9]*\).*/\1/p' include/selfxit.h)
 readelf -d .build/release/libselfxit.so | grep -q "(SONAME).*\[libselfxit.so.$major\]" \

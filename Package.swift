@@ -1,11 +1,33 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// How libselfxit.so is linked (these flags reach only that product: nothing else links SelfXitC).
+// - The version script keeps every symbol but sx_* out of it.
+// - `-static-stdlib`: the Swift runtime, FoundationEssentials and their shims are linked in
+//   (no RUNPATH into the toolchain, runs where no Swift is installed); the library imports
+//   FoundationEssentials only, never Foundation (which would pull ICU's 41 MB).
+// - `-z defs`: an unresolved symbol is a link error, not a .so that fails when loaded (lld
+//   otherwise accepts one silently, e.g. when a runtime library is missing from the line,
+//   as the two -l flags below once were).
+// - SONAME libselfxit.so.<SX_ABI_VERSION>: keep in step with include/selfxit.h (tools/test.sh checks).
+let selfxitABIMajor = 1
+let selfxitSharedLibraryFlags = [
+    "-use-ld=lld",
+    "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/SelfXitC/exports.map",
+    "-static-stdlib",
+    "-Xlinker", "-z", "-Xlinker", "defs",
+    // FoundationEssentials' own dependencies, which its module does not autolink statically.
+    "-l_FoundationCollections", "-l_FoundationCShims",
+    "-Xlinker", "-soname=libselfxit.so.\(selfxitABIMajor)",
+]
+
 let package = Package(
     name: "SelfXit",
     products: [
         // libselfxit.so: the engine, linked by C hosts and the Python bindings.
         .library(name: "selfxit", type: .dynamic, targets: ["SelfXitC"]),
+        // The Swift API (`import SelfXit`) for other SwiftPM packages.
+        .library(name: "SelfXit", targets: ["SelfXit"]),
         .executable(name: "selfxit-demo", targets: ["selfxit-demo"]),
         .executable(name: "selfxit-bench", targets: ["selfxit-bench"]),
         // `selfxit inspect|run|build|report|bench`: the command a user points at their own model and
@@ -38,7 +60,7 @@ let package = Package(
             dependencies: ["SelfXit", "CSelfXitABI"],
             path: "Sources/SelfXitC",
             exclude: ["exports.map"],
-            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/SelfXitC/exports.map"])]
+            linkerSettings: [.unsafeFlags(selfxitSharedLibraryFlags)]
         ),
         // zlib, for the gzip-compressed Fashion-MNIST files the demo and experiments read.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),

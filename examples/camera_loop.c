@@ -379,7 +379,8 @@ int main(int argc, char **argv) {
             s = wait_frames(e, frames, 0, i);
             if (s != SX_OK) return fail("sx_wait", s);
             stats_collect.struct_size = sizeof stats_collect;
-            sx_get_stats(e, &stats_collect);
+            s = sx_get_stats(e, &stats_collect);
+            if (s != SX_OK) return fail("sx_get_stats", s);
             sx_update_options_init(&u);
             u.tolerance = tolerance;
             u.search_budget = search_budget;
@@ -387,7 +388,7 @@ int main(int argc, char **argv) {
             t0 = now_seconds();
             s = sx_update_exits(e, &u);
             if (s == SX_OK) {
-                sx_engine_info(e, &info);
+                if ((s = sx_engine_info(e, &info)) != SX_OK) return fail("sx_engine_info", s);
                 printf("-- sx_update_exits: %.2f s; %u exits trained, %u in service\n", now_seconds() - t0,
                        (unsigned)info.num_trained_exits, (unsigned)info.num_active_exits);
                 updated = 1;
@@ -401,8 +402,8 @@ int main(int argc, char **argv) {
                         now_seconds() - t0, sx_status_string(s), sx_last_error());
                 status = 1;
             }
-            sx_set_exits_enabled(e, 1);
-            sx_reset_stats(e);
+            if ((s = sx_set_exits_enabled(e, 1)) != SX_OK) return fail("sx_set_exits_enabled", s);
+            if ((s = sx_reset_stats(e)) != SX_OK) return fail("sx_reset_stats", s);
             t_phase = now_seconds();
             phase_start = i;
         }
@@ -435,7 +436,11 @@ int main(int argc, char **argv) {
             /* The queue is full: the engine is slower than the camera. Wait for the oldest frame. */
             busy_waits++;
             while (oldest < i && frames[oldest].ticket == 0) oldest++;
-            if (oldest < i) sx_wait(e, frames[oldest++].ticket, -1);
+            if (oldest < i) {
+                /* Only frees a queue slot: a frame that failed is reported by wait_frames at the end. */
+                sx_status waited = sx_wait(e, frames[oldest++].ticket, -1);
+                (void)waited;
+            }
         }
         if (s != SX_OK) {
             f->ticket = 0;
@@ -449,7 +454,8 @@ int main(int argc, char **argv) {
     if (s != SX_OK) return fail("sx_wait", s);
     memset(&stats_after, 0, sizeof stats_after);
     stats_after.struct_size = sizeof stats_after;
-    sx_get_stats(e, &stats_after);
+    s = sx_get_stats(e, &stats_after);
+    if (s != SX_OK) return fail("sx_get_stats", s);
 
     printf("\n== %lu frames submitted in %.2f s (%lu skipped, %lu waits on a full queue) ==\n",
            (unsigned long)submitted, now_seconds() - t_start, (unsigned long)skipped, (unsigned long)busy_waits);

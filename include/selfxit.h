@@ -42,6 +42,34 @@
 extern "C" {
 #endif
 
+/* SX_API marks every function of the library (exported with default visibility; on Windows a
+ * DLL import, or an export when SX_BUILDING_DLL is defined). SX_NODISCARD marks every function
+ * returning sx_status: ignoring the status is a compiler warning ([[nodiscard]] in C++17 and
+ * C23, warn_unused_result on GCC/Clang otherwise; GCC warns even through a (void) cast, so
+ * test the status). Define SX_NODISCARD empty before including this header to opt out. */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#  if defined(SX_BUILDING_DLL)
+#    define SX_API __declspec(dllexport)
+#  else
+#    define SX_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__) || defined(__clang__)
+#  define SX_API __attribute__((visibility("default")))
+#else
+#  define SX_API
+#endif
+#ifndef SX_NODISCARD
+#  if defined(__cplusplus) && __cplusplus >= 201703L
+#    define SX_NODISCARD [[nodiscard]]
+#  elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L
+#    define SX_NODISCARD [[nodiscard]]
+#  elif defined(__GNUC__) || defined(__clang__)
+#    define SX_NODISCARD __attribute__((warn_unused_result))
+#  else
+#    define SX_NODISCARD
+#  endif
+#endif
+
 /* Bumped when a struct layout or a function's meaning changes incompatibly. */
 #define SX_ABI_VERSION 1
 
@@ -74,22 +102,22 @@ typedef struct sx_engine sx_engine;
 
 /* SX_ABI_VERSION of the loaded library; compare with the header's to detect a mismatch.
  * Thread-safe. */
-uint32_t sx_abi_version(void);
+SX_API uint32_t sx_abi_version(void);
 
 /* The library version, e.g. "0.1.0". Static storage; never free it. Thread-safe. */
-const char *sx_version(void);
+SX_API const char *sx_version(void);
 
 /* A short English name for a status code. Static storage; never NULL. Thread-safe. */
-const char *sx_status_string(sx_status status);
+SX_API const char *sx_status_string(sx_status status);
 
 /* The message of the calling thread's most recent failed call ("" if none). Owned by the
  * library; valid until the calling thread's next call into the library. Thread-safe. */
-const char *sx_last_error(void);
+SX_API const char *sx_last_error(void);
 
 /* sizeof() of a public struct as this library sees it, by name ("sx_result", "sx_stats",
  * "sx_engine_options", "sx_update_options", "sx_info", "sx_preprocess"); 0 for an
  * unknown name. Lets bindings check their layouts at load time. Thread-safe. */
-size_t sx_struct_size(const char *struct_name);
+SX_API size_t sx_struct_size(const char *struct_name);
 
 /* ---- Engine ----------------------------------------------------------------------------- */
 
@@ -120,7 +148,7 @@ typedef struct sx_engine_options {
 } sx_engine_options;
 
 /* Sets struct_size and the defaults. `options` may not be NULL. */
-void sx_engine_options_init(sx_engine_options *options);
+SX_API void sx_engine_options_init(sx_engine_options *options);
 
 /* Loads an ONNX model from a file. `options` may be NULL (defaults). On success *engine owns
  * a new engine (free with sx_engine_destroy); on failure *engine is set to NULL.
@@ -128,12 +156,12 @@ void sx_engine_options_init(sx_engine_options *options);
  * UNSUPPORTED_OP (an operator or ONNX feature the engine does not implement), SHAPE_MISMATCH,
  * OUT_OF_MEMORY (the OS refused a kernel thread — those already started are stopped — or
  * memory ran out). */
-sx_status sx_engine_create(const char *path, const sx_engine_options *options, sx_engine **engine);
+SX_NODISCARD SX_API sx_status sx_engine_create(const char *path, const sx_engine_options *options, sx_engine **engine);
 
 /* As sx_engine_create, from `size` bytes of a serialized model (copied; the caller keeps
  * ownership of `bytes`). Errors: INVALID_ARGUMENT, BAD_MODEL, UNSUPPORTED_OP, SHAPE_MISMATCH,
  * OUT_OF_MEMORY. */
-sx_status sx_engine_create_from_memory(const void *bytes, size_t size, const sx_engine_options *options,
+SX_NODISCARD SX_API sx_status sx_engine_create_from_memory(const void *bytes, size_t size, const sx_engine_options *options,
                                        sx_engine **engine);
 
 /* Waits for the engine's queued and running asynchronous work, then frees it. NULL is fine.
@@ -144,7 +172,7 @@ sx_status sx_engine_create_from_memory(const void *bytes, size_t size, const sx_
  * that destroy each other's engines, the later is refused and the earlier completes once the
  * later's callback returns. No other thread may use the engine during or after this call.
  * Errors: INVALID_ARGUMENT, BUSY. */
-sx_status sx_engine_destroy(sx_engine *engine);
+SX_NODISCARD SX_API sx_status sx_engine_destroy(sx_engine *engine);
 
 typedef struct sx_info {
     uint32_t struct_size;
@@ -168,7 +196,7 @@ typedef struct sx_info {
 
 /* Fills `info` (set its struct_size first, e.g. sizeof(sx_info)). Errors: INVALID_ARGUMENT.
  * Thread-safe. */
-sx_status sx_engine_info(sx_engine *engine, sx_info *info);
+SX_NODISCARD SX_API sx_status sx_engine_info(sx_engine *engine, sx_info *info);
 
 /* ---- Inference -------------------------------------------------------------------------- */
 
@@ -214,7 +242,7 @@ typedef void (*sx_result_fn)(const sx_result *result, void *user_data);
  * allocated — its activations, checked before any callback, or exit-head and collection
  * buffers later, after which the samples not yet answered get no callback; the engine stays
  * usable and a smaller batch may fit). Thread-safe. */
-sx_status sx_submit(sx_engine *engine, const float *input, size_t input_len, size_t batch, sx_result_fn callback,
+SX_NODISCARD SX_API sx_status sx_submit(sx_engine *engine, const float *input, size_t input_len, size_t batch, sx_result_fn callback,
                     void *user_data);
 
 /* Like sx_submit, but copies `input` and returns at once with a ticket (> 0) in *ticket.
@@ -225,7 +253,7 @@ sx_status sx_submit(sx_engine *engine, const float *input, size_t input_len, siz
  * copied or the OS refuses the worker thread (started with the first request); nothing is
  * queued then. A request that runs out of memory while running reports OUT_OF_MEMORY through
  * sx_wait. Thread-safe. */
-sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_len, size_t batch,
+SX_NODISCARD SX_API sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_len, size_t batch,
                           sx_result_fn callback, void *user_data, uint64_t *ticket);
 
 /* Waits until request `ticket` has finished (all its callbacks returned). timeout_ms < 0
@@ -238,7 +266,7 @@ sx_status sx_submit_async(sx_engine *engine, const float *input, size_t input_le
  * worker is blocked, directly or through other engines' workers, waiting for B's worker
  * (sx_wait or sx_engine_destroy on B): neither wait could end. Other cross-engine waits wait.
  * Errors: INVALID_ARGUMENT, TIMEOUT, BUSY, and those of sx_submit. Thread-safe. */
-sx_status sx_wait(sx_engine *engine, uint64_t ticket, int64_t timeout_ms);
+SX_NODISCARD SX_API sx_status sx_wait(sx_engine *engine, uint64_t ticket, int64_t timeout_ms);
 
 /* ---- Exits ------------------------------------------------------------------------------ */
 
@@ -261,7 +289,7 @@ typedef struct sx_update_options {
     uint32_t epochs;
 } sx_update_options;
 
-void sx_update_options_init(sx_update_options *options);
+SX_API void sx_update_options_init(sx_update_options *options);
 
 /* Builds exits from the samples collected so far (search, distillation, calibration,
  * thresholds, subset selection) and puts them in service; blocks for the build (seconds to
@@ -270,18 +298,18 @@ void sx_update_options_init(sx_update_options *options);
  * Errors: INVALID_ARGUMENT (tolerance outside (0,1), zero budget …), WRONG_STATE (too few
  * samples collected), OUT_OF_MEMORY (a workspace or a training thread could not be had).
  * Thread-safe. */
-sx_status sx_update_exits(sx_engine *engine, const sx_update_options *options);
+SX_NODISCARD SX_API sx_status sx_update_exits(sx_engine *engine, const sx_update_options *options);
 
 /* Switches early exits on (1) or off (0); off, every sample runs the full model (and is
  * collected). Errors: INVALID_ARGUMENT. Thread-safe. */
-sx_status sx_set_exits_enabled(sx_engine *engine, int enabled);
+SX_NODISCARD SX_API sx_status sx_set_exits_enabled(sx_engine *engine, int enabled);
 
 /* Writes the engine's exits to `path`: a versioned bundle with the model's fingerprint and
  * a checksum. A regular file at `path` is replaced atomically (written beside it, then
  * renamed over it); a symbolic link, directory, FIFO, device or socket at `path` is refused
  * (IO) and left as it is — to write through a link, pass its target. Errors:
  * INVALID_ARGUMENT, WRONG_STATE (no exits are built), IO. Thread-safe. */
-sx_status sx_save_exits(sx_engine *engine, const char *path);
+SX_NODISCARD SX_API sx_status sx_save_exits(sx_engine *engine, const char *path);
 
 /* Loads exits saved by sx_save_exits. A bundle is checked whole before it is used: one made
  * for another model, of another format version, damaged, or with any field that does not fit
@@ -289,7 +317,7 @@ sx_status sx_save_exits(sx_engine *engine, const char *path);
  * refused and the engine keeps its current exits. Errors: INVALID_ARGUMENT, IO (unreadable;
  * not a regular file; over 1 GiB), INVALID_DATA (not a valid bundle for this model; the
  * message names the field). Thread-safe. */
-sx_status sx_load_exits(sx_engine *engine, const char *path);
+SX_NODISCARD SX_API sx_status sx_load_exits(sx_engine *engine, const char *path);
 
 /* ---- Statistics ------------------------------------------------------------------------- */
 
@@ -312,18 +340,18 @@ typedef struct sx_stats {
 
 /* Fills `stats` (set its struct_size first, e.g. sizeof(sx_stats)). Errors: INVALID_ARGUMENT.
  * Thread-safe. */
-sx_status sx_get_stats(sx_engine *engine, sx_stats *stats);
+SX_NODISCARD SX_API sx_status sx_get_stats(sx_engine *engine, sx_stats *stats);
 
 /* Writes the statistics, including the last exit build's per-exit report, as a JSON object
  * NUL-terminated into `buffer` (`capacity` bytes). *needed (if not NULL) receives the bytes
  * required including the NUL. With a too small (or NULL, capacity 0) buffer nothing is
  * written and INVALID_ARGUMENT is returned with *needed set. Errors: INVALID_ARGUMENT.
  * Thread-safe. */
-sx_status sx_get_stats_json(sx_engine *engine, char *buffer, size_t capacity, size_t *needed);
+SX_NODISCARD SX_API sx_status sx_get_stats_json(sx_engine *engine, char *buffer, size_t capacity, size_t *needed);
 
 /* Zeroes the inference statistics (not the collected samples or the exits). Errors:
  * INVALID_ARGUMENT. Thread-safe. */
-sx_status sx_reset_stats(sx_engine *engine);
+SX_NODISCARD SX_API sx_status sx_reset_stats(sx_engine *engine);
 
 /* ---- Image ingest ----------------------------------------------------------------------- */
 
@@ -336,7 +364,7 @@ typedef struct sx_preprocess {
     float std[3];
 } sx_preprocess;
 
-void sx_preprocess_init(sx_preprocess *preprocess);
+SX_API void sx_preprocess_init(sx_preprocess *preprocess);
 
 /* Decodes a JPEG or PNG image (`size` bytes) into the engine's input layout for one sample:
  * converted to grayscale or RGB as the model's channel count asks, resized (bilinear) to the
@@ -346,7 +374,7 @@ void sx_preprocess_init(sx_preprocess *preprocess);
  * with a warning only (e.g. a missing end-of-image marker) are accepted. Errors:
  * INVALID_ARGUMENT, INVALID_DATA (undecodable, empty or oversized image), SHAPE_MISMATCH (the
  * model's input is not [1 or 3, H, W] or out_len is wrong). Thread-safe. */
-sx_status sx_decode_image(sx_engine *engine, const void *bytes, size_t size, const sx_preprocess *preprocess,
+SX_NODISCARD SX_API sx_status sx_decode_image(sx_engine *engine, const void *bytes, size_t size, const sx_preprocess *preprocess,
                           float *out, size_t out_len);
 
 #ifdef __cplusplus

@@ -2,7 +2,7 @@
 # Installs the Debian packages SelfXit builds, tests and demos with, when they are missing.
 # Idempotent; needs root (or sudo) only when something is missing.
 set -euo pipefail
-packages=(libopenblas-dev libturbojpeg0-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config python3 python3-venv)
+packages=(libopenblas-dev libturbojpeg0-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config python3 python3-venv cmake)
 # Headless Chromium opens the HTML report of `selfxit report` in tools/test_cli.sh.
 packages+=(chromium)
 missing=()

@@ -83,7 +83,7 @@ def main():
 
     # Documented statuses per function: the comment right above each `sx_status sx_name(`.
     documented = {}
-    for m in re.finditer(r"/\*((?:(?!\*/).)*)\*/\s*sx_status\s+(sx_\w+)\s*\(", header, re.S):
+    for m in re.finditer(r"/\*((?:(?!\*/).)*)\*/\s*(?:SX_NODISCARD\s+)?(?:SX_API\s+)?sx_status\s+(sx_\w+)\s*\(", header, re.S):
         comment, name = m.group(1), m.group(2)
         at = comment.find("Errors")
         if at < 0:

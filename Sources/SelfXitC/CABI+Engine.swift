@@ -1,5 +1,6 @@
 import CSelfXitABI
-import Foundation
+import FoundationEssentials
+import Glibc
 import SelfXit
 
 // sx_engine_options_init, sx_engine_create*, sx_engine_destroy, sx_engine_info.

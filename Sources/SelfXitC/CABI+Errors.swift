@@ -1,5 +1,6 @@
 import CSelfXitABI
-import Foundation
+import FoundationEssentials
+import Glibc
 import SelfXit
 
 // Status codes, the per-thread error message, and the guard every exported function runs

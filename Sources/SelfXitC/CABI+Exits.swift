@@ -1,5 +1,6 @@
 import CSelfXitABI
-import Foundation
+import FoundationEssentials
+import Glibc
 import SelfXit
 
 // sx_update_options_init, sx_update_exits, sx_set_exits_enabled, sx_save_exits, sx_load_exits.

@@ -1,5 +1,6 @@
 import CSelfXitABI
-import Foundation
+import FoundationEssentials
+import Glibc
 import SelfXit
 
 // sx_get_stats, sx_get_stats_json, sx_reset_stats, sx_preprocess_init, sx_decode_image.

@@ -1,5 +1,6 @@
 import CSelfXitABI
-import Foundation
+import FoundationEssentials
+import Glibc
 import SelfXit
 
 /// What an `sx_engine *` points to: the Swift engine plus the C-side machinery — the async
@@ -22,7 +23,7 @@ final class EngineHandle: @unchecked Sendable {
         let userData: UnsafeMutableRawPointer?
     }
 
-    private let condition = NSCondition()
+    private let condition = PosixCondition()
     private var queue: [Request] = []
     private var nextTicket: UInt64 = 1
     /// Requests are served in ticket order, so "finished" is one number.
@@ -106,9 +107,9 @@ final class EngineHandle: @unchecked Sendable {
                 if timeoutMilliseconds < 0 {
                     while finishedThrough < ticket { condition.wait() }
                 } else {
-                    let deadline = Date(timeIntervalSinceNow: Double(min(timeoutMilliseconds, 1 << 40)) / 1000)
+                    let deadline = MonotonicClock.deadline(afterMilliseconds: timeoutMilliseconds)
                     while finishedThrough < ticket {
-                        if !condition.wait(until: deadline) { break }
+                        if !condition.wait(untilNanoseconds: deadline) { break }
                     }
                 }
                 return finishedThrough >= ticket
@@ -244,7 +245,7 @@ enum CallbackScope {
 /// of two workers that would wait on each other the second is refused and the first waits
 /// until the second's callback returns.
 enum WaitGraph {
-    private static let lock = NSLock()
+    private static let lock = PosixLock()
     private static var waitingOn: [ObjectIdentifier: ObjectIdentifier] = [:]
 
     /// Marks the current thread as `handle`'s worker (called once, when it starts).
@@ -279,9 +280,9 @@ enum WaitGraph {
 /// Live handles, so a NULL, destroyed or foreign pointer is an error and not a crash (as far
 /// as a C library can tell: a pointer is checked against the engines it handed out).
 enum HandleRegistry {
-    private static let lock = NSLock()
+    private static let lock = PosixLock()
     private static var live: [UnsafeMutableRawPointer: (handle: EngineHandle, calls: Int)] = [:]
-    private static let idle = NSCondition()
+    private static let idle = PosixCondition()
 
     static func register(_ handle: EngineHandle) -> OpaquePointer {
         let pointer = Unmanaged.passRetained(handle).toOpaque()
@@ -326,7 +327,7 @@ enum HandleRegistry {
                 break
             }
             lock.unlock()
-            _ = idle.wait(until: Date(timeIntervalSinceNow: 0.01))
+            idle.wait(untilNanoseconds: MonotonicClock.deadline(afterMilliseconds: 10))
         }
         idle.unlock()
         Unmanaged<EngineHandle>.fromOpaque(key).release()

@@ -26,6 +26,10 @@ if [ ! -f "$libdir/libselfxit.so" ]; then
     exit 2
 fi
 libdir=$(cd "$libdir" && pwd)
+# libselfxit.so carries the SONAME libselfxit.so.<SX_ABI_VERSION>, which is what the programs
+# below record and look for at run time: give the build tree that name too (make install does).
+major=$(sed -n 's/^#define SX_ABI_VERSION \([0-9]*\).*/\1/p' "$root/include/selfxit.h")
+[ -e "$libdir/libselfxit.so.$major" ] || ln -s libselfxit.so "$libdir/libselfxit.so.$major"
 
 cc=${CC:-cc}
 out="$root/.build/cabi"

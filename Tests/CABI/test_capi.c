@@ -827,7 +827,7 @@ static void test_create_errors(void) {
         e = NULL;
         EXPECT_D(sx_engine_create(path, &opt, &e), SX_ERR_SHAPE_MISMATCH,
                  "sx_engine_create(input_shape 3x32x32 on a 1x28x28 model)");
-        if (e) sx_engine_destroy(e);
+        if (e) check(sx_engine_destroy(e) == SX_OK, "  … sx_engine_destroy");
     }
     {
         int64_t shape[3] = {1, 28, 28};
@@ -844,7 +844,7 @@ static void test_create_errors(void) {
             check(g_got && info.input_rank == 3 && info.input_shape[0] == 1 &&
                       info.input_shape[1] == 28 && info.input_shape[2] == 28,
                   "  … input shape 1x28x28 kept after the caller's array changed");
-            sx_engine_destroy(e);
+            check(sx_engine_destroy(e) == SX_OK, "  … sx_engine_destroy");
         }
     }
     copy_last_error(err, sizeof err);
@@ -910,7 +910,7 @@ static void test_old_options(void) {
                                      "%d accepted, %d BUSY",
               okc, busy);
         for (i = 0; i < 8; i++)
-            if (t[i]) sx_wait(e, t[i], -1);
+            if (t[i]) check(sx_wait(e, t[i], -1) == SX_OK, "  … sx_wait(ticket %llu)", (unsigned long long)t[i]);
         check(count_not_once(&r, 0, (size_t)okc * 16) == 0, "  … every sample answered once");
         results_free(&r);
     }
@@ -1248,7 +1248,7 @@ static int test_exits(sx_engine *e, const sx_info *info0, const char *bundle) {
     {
         size_t needed = 0;
         char *buf;
-        sx_get_stats_json(e, NULL, 0, &needed);
+        check(sx_get_stats_json(e, NULL, 0, &needed) == SX_ERR_INVALID_ARGUMENT, "sx_get_stats_json(NULL, 0): INVALID_ARGUMENT, with the size needed");
         if (needed > 0 && needed < (64u << 20)) {
             buf = xmalloc(needed);
             if (sx_get_stats_json(e, buf, needed, NULL) == SX_OK) note("  stats JSON after the build: %.600s%s", buf,
@@ -1319,7 +1319,7 @@ static void test_bundle_on_fresh_engine(sx_engine *e, const char *bundle) {
     f = create_engine("models/fmnist-resnet18-w16.onnx", NULL, "fresh");
     if (!f) return;
     if (EXPECT_D(sx_load_exits(f, bundle), SX_OK, "sx_load_exits(bundle) on a fresh engine") != SX_OK) {
-        sx_engine_destroy(f);
+        check(sx_engine_destroy(f) == SX_OK, "  … sx_engine_destroy");
         return;
     }
     get_info(e, &info_e);
@@ -1496,7 +1496,7 @@ static void test_threads(sx_engine *e, const sx_info *info) {
             if (ref.exit_index[i] >= 0) early++;
         note("  reference: %lu of 256 answered early", (unsigned long)early);
     }
-    sx_reset_stats(e);
+    check(sx_reset_stats(e) == SX_OK, "sx_reset_stats");
     for (t = 0; t < 4; t++) {
         jobs[t].engine = e;
         jobs[t].batch = batches[t];
@@ -1650,7 +1650,7 @@ static void test_max_pending(void) {
                                       "%s)",
           busy, status_name(s[0]), status_name(s[1]), status_name(s[2]), status_name(s[3]));
     for (k = 0; k < 4; k++)
-        if (s[k] == SX_OK) sx_wait(e, t[k], -1);
+        if (s[k] == SX_OK) check(sx_wait(e, t[k], -1) == SX_OK, "  … sx_wait(ticket %llu)", (unsigned long long)t[k]);
     for (k = 0; k < 4; k++)
         if (s[k] == SX_OK && q[k].calls != q[k].batch) busy = -100;
     check(busy >= 0, "  … the accepted requests completed");
@@ -1904,7 +1904,7 @@ static void test_no_collection(const sx_info *info) {
     opt.collection_budget_bytes = 0;
     e = create_engine("models/fmnist-resnet18-w16.onnx", &opt, "no collection");
     if (!e) return;
-    sx_set_exits_enabled(e, 0);
+    check(sx_set_exits_enabled(e, 0) == SX_OK, "sx_set_exits_enabled(0)");
     results_init(&r, 300, 10, info->backbone_flops);
     EXPECT_D(run_sync(e, g_ds.x, g_ds.pixels, 300, 100, &r), SX_OK, "300 samples, exits off");
     g_got = get_info(e, &after);

@@ -207,7 +207,7 @@ int main(int argc, char **argv) {
 
     printf("== exits: a quick build on structured synthetic traffic\n");
     input = malloc(sizeof(float) * 784 * 100);
-    sx_set_exits_enabled(e, 0);
+    check(sx_set_exits_enabled(e, 0) == SX_OK, "sx_set_exits_enabled(0)%s%s", "", "");
     for (i = 0; i < 4; i++) {
         size_t s, p;
         for (s = 0; s < 100; s++)
@@ -216,9 +216,9 @@ int main(int argc, char **argv) {
                 input[s * 784 + p] = (float)(0.5 + 0.5 * sin((double)(k + 1) * (double)(x + (k % 3) * y) / 9.0) +
                                              0.05 * sin((double)(s * 7 + p)));
             }
-        sx_submit(e, input, 784 * 100, 100, ignore_result, NULL);
+        check(sx_submit(e, input, 784 * 100, 100, ignore_result, NULL) == SX_OK, "sx_submit (collecting)%s%s", "", "");
     }
-    sx_set_exits_enabled(e, 1);
+    check(sx_set_exits_enabled(e, 1) == SX_OK, "sx_set_exits_enabled(1)%s%s", "", "");
     sx_update_options_init(&uo);
     uo.search_budget = 1;
     uo.epochs = 3;
@@ -271,7 +271,7 @@ int main(int argc, char **argv) {
         uint64_t sum;
         sx_info before, after;
         before.struct_size = after.struct_size = sizeof(sx_info);
-        sx_engine_info(bare, &before);
+        check(sx_engine_info(bare, &before) == SX_OK, "sx_engine_info before%s%s", "", "");
         bytes[size - 1] = 0; /* checksum bytes: strstr below stays inside the JSON */
         at = strstr(json, "\"classes\":10");
         check(at != NULL, "  the bundle's JSON has \"classes\":10%s%s", "", "");
@@ -287,7 +287,7 @@ int main(int argc, char **argv) {
             write_file(forged, bytes, size);
             expect("sx_load_exits", sx_load_exits(bare, forged), SX_ERR_INVALID_DATA, "checksum", "sx_load_exits(damaged checksum)");
         }
-        sx_engine_info(bare, &after);
+        check(sx_engine_info(bare, &after) == SX_OK, "sx_engine_info after%s%s", "", "");
         check(after.num_trained_exits == before.num_trained_exits && after.num_active_exits == before.num_active_exits,
               "  … refused bundles leave the exits in service%s%s", "", "");
     }
@@ -349,8 +349,8 @@ int main(int argc, char **argv) {
                "sx_decode_image(out_len 783)");
     }
 
-    sx_engine_destroy(e);
-    sx_engine_destroy(bare);
+    check(sx_engine_destroy(e) == SX_OK, "sx_engine_destroy%s%s", "", "");
+    check(sx_engine_destroy(bare) == SX_OK, "sx_engine_destroy%s%s", "", "");
     free(input);
     unlink(fifo);
     unlink(link_path);

@@ -216,7 +216,7 @@ int main(int argc, char **argv) {
     memset(&r, 0, sizeof r);
     check(sx_submit(engine, input, n_in, MAX_BATCH, on_result, &r) == SX_OK && matches(&r, reference, classes, -1),
           "after huge inputs, still ONNX Runtime's answer");
-    sx_engine_destroy(engine);
+    check(sx_engine_destroy(engine) == SX_OK, "sx_engine_destroy");
 
     /* ---- propagated and flagged on request ---- */
     propagate = make_engine(root, "silu_se_net.onnx", 1, 64u << 20);
@@ -252,7 +252,7 @@ int main(int argc, char **argv) {
     status = sx_engine_info(propagate, &info);
     check(status == SX_OK && info.collected_samples == 2 * (MAX_BATCH - 2),
           "flagged samples are not collected (%lu collected of 16)", (unsigned long)info.collected_samples);
-    sx_engine_destroy(propagate);
+    check(sx_engine_destroy(propagate) == SX_OK, "sx_engine_destroy");
 
     /* ---- the option's own checks ---- */
     {
@@ -276,7 +276,7 @@ int main(int argc, char **argv) {
             memset(&r, 0, sizeof r);
             status = sx_submit(e, bad, n_in, MAX_BATCH, on_result, &r);
             check(status == SX_ERR_INVALID_ARGUMENT, "and refuses non-finite inputs (the default)");
-            sx_engine_destroy(e);
+            check(sx_engine_destroy(e) == SX_OK, "sx_engine_destroy");
         }
     }
 
@@ -296,7 +296,7 @@ int main(int argc, char **argv) {
                   "resnet18_w4: a NaN pixel gives NaN probabilities and no class (ReLU keeps NaN, as ORT)");
             free(rin);
         }
-        sx_engine_destroy(engine);
+        check(sx_engine_destroy(engine) == SX_OK, "sx_engine_destroy");
     }
 
     free(bad);

@@ -190,7 +190,7 @@ static void case_out_of_memory(void) {
     check(strstr(sx_last_error(), "pthread_create") != NULL, "oom: the message names pthread_create: %s", sx_last_error());
     check(threads_after == threads_before, "oom: the threads already started were joined (%d threads before, %d after)",
           threads_before, threads_after);
-    if (engine) sx_engine_destroy(engine);
+    if (engine) check(sx_engine_destroy(engine) == SX_OK, "sx_engine_destroy");
 
     /* A batch whose activations are far beyond the limit. */
     unlimit_address_space();
@@ -254,12 +254,12 @@ static void case_limits(void) {
           sx_status_string(status));
     check(strstr(message, "98.0 GiB") != NULL && strstr(message, "16.0 GiB") != NULL && strstr(message, " 0 GiB") == NULL,
           "limits: the message names the size asked and the limit: %s", message);
-    if (engine) sx_engine_destroy(engine);
+    if (engine) check(sx_engine_destroy(engine) == SX_OK, "sx_engine_destroy");
 
     engine = make_engine(256, 8, &status);
     check(status == SX_OK, "limits: threads 256 is accepted without a memory limit (%s: %s)", sx_status_string(status),
           sx_last_error());
-    if (engine) sx_engine_destroy(engine);
+    if (engine) check(sx_engine_destroy(engine) == SX_OK, "sx_engine_destroy");
 }
 
 /* ---- Cases: engines whose callbacks destroy or wait on each other --------------------------- */

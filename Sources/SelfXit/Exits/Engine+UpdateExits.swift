@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Building exits from collected traffic: search → train → calibrate → thresholds → subset
 /// (paper §3.2–§3.4), all on the engine's own recordings, no labels.
@@ -13,7 +14,7 @@ extension Engine {
     @discardableResult
     public func updateExits(_ options: ExitBuildOptions = ExitBuildOptions()) throws -> ExitBuildReport {
         let options = try options.validated()
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = MonotonicClock.nanoseconds()
         guard !candidates.isEmpty else { throw SelfXitError.wrongState("the model has no exit candidates (too few layers or no single-tensor cut points)") }
         let recorded = collector.snapshot()
         guard recorded.count >= options.minimumSamples else {
@@ -86,7 +87,7 @@ extension Engine {
                                         validationAgreement: Double(agreement) / Double(max(split.validation.count, 1)),
                                         testHitRate: 0, testAgreement: 0))
             options.progress?("exit build: candidate \(index) head \(head.architecture), validation agreement "
-                              + String(format: "%.3f", trainedReports.last!.validationAgreement))
+                              + Double(trainedReports.last!.validationAgreement).fixed(3))
         }
         guard !trained.isEmpty else { throw SelfXitError.wrongState("no candidate layer yielded a useful exit head") }
 
@@ -122,9 +123,9 @@ extension Engine {
         let report = ExitBuildReport(exits: trainedReports, samples: usable, trainSamples: split.train.count,
                                      validationSamples: split.validation.count, testSamples: split.test.count,
                                      testAgreement: testAgreement, testFLOPsRatio: flopsRatio,
-                                     seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                                     seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
         install(ExitConfiguration(trained: trained, active: active, report: report))
-        options.progress?("exit build: done in " + String(format: "%.1f s", report.seconds) + ", active exits \(active.map(\.candidateIndex))")
+        options.progress?("exit build: done in " + report.seconds.fixed(1) + " s" + ", active exits \(active.map(\.candidateIndex))")
         return report
     }
 

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The "medial data set" (paper Eq. 1) recorded from live traffic: per sample, its input
 /// and the backbone's output distribution — all exit training needs, without labels.
@@ -14,7 +15,7 @@ final class SampleCollector: @unchecked Sendable {
     let inputCount: Int
     let classes: Int
     let capacity: Int
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var inputs: [Float] = []
     private var teacher: [Float] = []
     private(set) var seen = 0

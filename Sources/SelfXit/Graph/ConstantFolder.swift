@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Evaluates ONNX nodes whose inputs are all known at load time. This is what makes the
 /// shape sub-graphs of PyTorch/TF exports (Shape → Gather → Concat → Reshape, timm-style

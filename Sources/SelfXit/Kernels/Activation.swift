@@ -1,5 +1,5 @@
 /// A pointwise activation fused into a kernel's epilogue or run as a standalone op.
-public enum Activation: Equatable, Sendable {
+package enum Activation: Equatable, Sendable {
     case none
     case relu
     case clip(min: Float, max: Float)

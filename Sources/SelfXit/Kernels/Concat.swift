@@ -1,11 +1,11 @@
 /// Concatenation along `axis` of inputs whose shapes agree on every other axis (ONNX Concat).
-public struct Concat: Equatable, Sendable {
-    public let outputShape: [Int]
+package struct Concat: Equatable, Sendable {
+    package let outputShape: [Int]
     /// Product of the dims before `axis`, and each input's contiguous chunk per outer index.
     private let outer: Int, chunks: [Int]
 
     /// Precondition: `shapes` non-empty, same rank, equal except along `axis` (already non-negative).
-    public init(shapes: [[Int]], axis: Int) {
+    package init(shapes: [[Int]], axis: Int) {
         precondition(!shapes.isEmpty && axis >= 0 && axis < shapes[0].count)
         for s in shapes {
             precondition(s.count == shapes[0].count && s.indices.allSatisfy { $0 == axis || s[$0] == shapes[0][$0] })
@@ -18,7 +18,7 @@ public struct Concat: Equatable, Sendable {
     }
 
     /// Preconditions: `inputs[i]` holds shape `i`'s element count, `output` the output's; no overlap.
-    public func run(inputs: [UnsafePointer<Float>], output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    package func run(inputs: [UnsafePointer<Float>], output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         precondition(inputs.count == chunks.count)
         let row = chunks.reduce(0, +)
         let tasks = outer * row < 65_536 ? 1 : min(pool.threadCount, outer)

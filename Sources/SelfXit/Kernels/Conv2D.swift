@@ -4,16 +4,16 @@ import Synchronization
 
 /// Shape of a 2-D convolution over one sample (NCHW). `padBottom`/`padRight` are implied by
 /// `outHeight`/`outWidth`; the caller computes output sizes.
-public struct Conv2DGeometry: Equatable, Sendable {
-    public var inChannels, inHeight, inWidth: Int
-    public var outChannels, outHeight, outWidth: Int
-    public var kernelHeight, kernelWidth: Int
-    public var strideH, strideW: Int
-    public var dilationH, dilationW: Int
-    public var padTop, padLeft: Int
-    public var groups: Int
+package struct Conv2DGeometry: Equatable, Sendable {
+    package var inChannels, inHeight, inWidth: Int
+    package var outChannels, outHeight, outWidth: Int
+    package var kernelHeight, kernelWidth: Int
+    package var strideH, strideW: Int
+    package var dilationH, dilationW: Int
+    package var padTop, padLeft: Int
+    package var groups: Int
 
-    public init(inChannels: Int, inHeight: Int, inWidth: Int,
+    package init(inChannels: Int, inHeight: Int, inWidth: Int,
                 outChannels: Int, outHeight: Int, outWidth: Int,
                 kernelHeight: Int, kernelWidth: Int,
                 strideH: Int = 1, strideW: Int = 1, dilationH: Int = 1, dilationW: Int = 1,
@@ -29,7 +29,7 @@ public struct Conv2DGeometry: Equatable, Sendable {
     var inPlane: Int { inHeight * inWidth }
     var outPlane: Int { outHeight * outWidth }
     /// Multiply-adds per sample.
-    public var macsPerSample: Int { outChannels * outPlane * (inChannels / groups) * kernelHeight * kernelWidth }
+    package var macsPerSample: Int { outChannels * outPlane * (inChannels / groups) * kernelHeight * kernelWidth }
 }
 
 /// Convolution with folded bias, optional residual add and fused activation:
@@ -39,9 +39,9 @@ public struct Conv2DGeometry: Equatable, Sendable {
 /// SIMD kernel; stride-1 ungrouped on a plane large enough (with AVX-512) → implicit GEMM that
 /// reads B in place (`DirectConvPlan`); 1×1 stride-1 unpadded → sgemm on the input packed as is;
 /// anything else (grouped included) → im2col + sgemm per group.
-public final class Conv2DKernel {
-    public let geometry: Conv2DGeometry
-    public let activation: Activation
+package final class Conv2DKernel {
+    package let geometry: Conv2DGeometry
+    package let activation: Activation
 
     private enum Algorithm { case pointwise, im2col, depthwise(DepthwisePlan), direct(DirectConvPlan) }
     private let algorithm: Algorithm
@@ -61,7 +61,7 @@ public final class Conv2DKernel {
 
     /// Precondition: `geometry` is consistent (channels divisible by `groups`, output sizes match
     /// the padding), `weights.count == outC · inC/groups · kH · kW`, `bias` (if any) has `outC` entries.
-    public init(geometry g: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation) {
+    package init(geometry g: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation) {
         precondition(g.groups >= 1 && g.inChannels % g.groups == 0 && g.outChannels % g.groups == 0)
         precondition(weights.count == g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth)
         precondition(bias == nil || bias!.count == g.outChannels)
@@ -130,7 +130,7 @@ public final class Conv2DKernel {
     }
 
     /// Floats of scratch each thread needs; `run` takes `pool.threadCount` times this.
-    public var scratchFloatsPerThread: Int {
+    package var scratchFloatsPerThread: Int {
         if case let .direct(plan) = algorithm { return plan.scratchFloats }
         if !packedA.isEmpty {
             let nr = PackedGEMM.nr
@@ -150,7 +150,7 @@ public final class Conv2DKernel {
     /// `batch·outC·outH·outW`; `scratch` holds `pool.threadCount · scratchFloatsPerThread`;
     /// `output` aliases neither `input` nor `scratch`. `residual` may be `output` itself when
     /// `groups == 1` (the sum is accumulated in place); otherwise it aliases nothing either.
-    public func run(input: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+    package func run(input: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
                     batch: Int, scratch: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         guard batch > 0 else { return }
         if case let .depthwise(plan) = algorithm, let weights = unpackedWeights {

@@ -1,22 +1,22 @@
 /// An elementwise binary arithmetic op.
-public enum BinaryOp: Equatable, Sendable { case add, sub, mul, div }
+package enum BinaryOp: Equatable, Sendable { case add, sub, mul, div }
 
 /// `y = act(a op b)` with numpy/ONNX multidirectional broadcasting (rank ≤ 6 after coalescing).
 ///
 /// At init the shapes are right-aligned, size-1 axes dropped and adjacent axes merged where both
 /// operands are laid out alike, so the common cases (same shape, scalar, `[C,1,1]` or `[N,C,1,1]`
 /// against `[N,C,H,W]`) reduce to a vectorised inner loop over contiguous or broadcast operands.
-public struct BroadcastBinary: Equatable, Sendable {
-    public let op: BinaryOp
-    public let activation: Activation
-    public let outputShape: [Int]
+package struct BroadcastBinary: Equatable, Sendable {
+    package let op: BinaryOp
+    package let activation: Activation
+    package let outputShape: [Int]
     /// Coalesced outer dims (outermost first) and each operand's element strides over them.
     private let outer: [Int], aOuter: [Int], bOuter: [Int]
     /// Innermost coalesced dim; each operand's stride there is 0 (broadcast) or 1.
     private let inner: Int, aInner: Int, bInner: Int
 
     /// Precondition: every axis pair (right-aligned) is equal or has a 1.
-    public init(_ op: BinaryOp, aShape: [Int], bShape: [Int], activation: Activation = .none) {
+    package init(_ op: BinaryOp, aShape: [Int], bShape: [Int], activation: Activation = .none) {
         self.op = op
         self.activation = activation
         let rank = max(aShape.count, bShape.count)
@@ -47,7 +47,7 @@ public struct BroadcastBinary: Equatable, Sendable {
 
     /// Preconditions: `a`, `b` hold their shapes' element counts and `output` the output's;
     /// `output` may alias an operand that has the output's shape.
-    public func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    package func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let rows = outer.reduce(1, *)
         let total = rows * inner
         guard total > 0 else { return }

@@ -2,7 +2,7 @@ import CBLAS
 import SelfXitGEMM
 
 /// The `C` operand of an ONNX Gemm, broadcast onto `[rows, n]`.
-public enum GemmBias: Equatable, Sendable {
+package enum GemmBias: Equatable, Sendable {
     case none
     case scalar(Float)
     /// Shape `[n]` or `[1, n]`.
@@ -14,10 +14,10 @@ public enum GemmBias: Equatable, Sendable {
 /// `y[rows, n] = act(alpha · A · B + beta · C)` for an activation `A` of shape `[rows, k]` and a
 /// constant `B`, packed at init into row-major `[k, n]`. Also serves MatMul of an activation
 /// `[..., M, k]` with a constant `[k, n]`: flatten the leading dims into `rows`.
-public final class DenseKernel {
-    public let k: Int
-    public let n: Int
-    public let activation: Activation
+package final class DenseKernel {
+    package let k: Int
+    package let n: Int
+    package let activation: Activation
     private let alpha: Float
     private let packed: UnsafeMutablePointer<Float>
     /// `beta · C`, pre-scaled; empty unless `.row` / `.full`.
@@ -33,7 +33,7 @@ public final class DenseKernel {
     /// - Parameters:
     ///   - weights: `B`, `[n, k]` when `transposed` (ONNX `transB = 1`), else `[k, n]`.
     /// Precondition: `weights.count == k · n`; a `.row` bias has `n` entries, a `.full` one a multiple of `n`.
-    public init(weights: [Float], k: Int, n: Int, transposed: Bool, alpha: Float = 1,
+    package init(weights: [Float], k: Int, n: Int, transposed: Bool, alpha: Float = 1,
                 bias: GemmBias = .none, beta: Float = 1, activation: Activation = .none) {
         precondition(k > 0 && n > 0 && weights.count == k * n)
         configureBLASForExternalThreading()
@@ -67,7 +67,7 @@ public final class DenseKernel {
 
     /// Preconditions: `input` holds `rows · k` floats, `output` `rows · n` (not aliasing `input`);
     /// with a `.full` bias, `rows` equals its row count.
-    public func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, pool: ThreadPool) {
+    package func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, pool: ThreadPool) {
         guard rows > 0 else { return }
         precondition(biasRows <= 1 || biasRows == rows, "Gemm [M, N] bias needs rows == M")
         let threads = pool.threadCount
@@ -107,15 +107,15 @@ public final class DenseKernel {
 
 /// MatMul of two activations with numpy semantics: 1-D operands are promoted (and the promoted
 /// axis dropped from the result), leading batch dims broadcast.
-public struct BatchedMatMul: Equatable, Sendable {
-    public let outputShape: [Int]
+package struct BatchedMatMul: Equatable, Sendable {
+    package let outputShape: [Int]
     private let m: Int, k: Int, n: Int
     private let batchShape: [Int]
     /// Element strides of each operand's matrices over `batchShape` (0 where broadcast).
     private let aBatchStrides: [Int], bBatchStrides: [Int]
 
     /// Precondition: both shapes non-empty, inner dims agree, batch dims broadcast.
-    public init(aShape: [Int], bShape: [Int]) {
+    package init(aShape: [Int], bShape: [Int]) {
         precondition(!aShape.isEmpty && !bShape.isEmpty)
         let a = aShape.count == 1 ? [1] + aShape : aShape
         let b = bShape.count == 1 ? bShape + [1] : bShape
@@ -138,7 +138,7 @@ public struct BatchedMatMul: Equatable, Sendable {
     }
 
     /// Preconditions: buffers hold their shapes' element counts; `output` aliases neither input.
-    public func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    package func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         configureBLASForExternalThreading()
         let count = batchShape.reduce(1, *)
         guard count > 0 && m > 0 && n > 0 else { return }

@@ -1,14 +1,14 @@
 /// Constant-value padding of a 4-D tensor (ONNX Pad, mode "constant"). Negative pads crop.
-public struct ConstantPad4D: Equatable, Sendable {
-    public let inputShape: [Int]
-    public let outputShape: [Int]
+package struct ConstantPad4D: Equatable, Sendable {
+    package let inputShape: [Int]
+    package let outputShape: [Int]
     /// Leading pads per axis (ONNX `pads[0..<4]`).
     private let begin: [Int]
-    public let value: Float
+    package let value: Float
 
     /// - Parameter pads: ONNX order `[b0, b1, b2, b3, e0, e1, e2, e3]`.
     /// Precondition: `shape.count == 4`, `pads.count == 8`, no output axis negative.
-    public init(shape: [Int], pads: [Int], value: Float) {
+    package init(shape: [Int], pads: [Int], value: Float) {
         precondition(shape.count == 4 && pads.count == 8)
         inputShape = shape
         outputShape = (0..<4).map { shape[$0] + pads[$0] + pads[$0 + 4] }
@@ -18,7 +18,7 @@ public struct ConstantPad4D: Equatable, Sendable {
     }
 
     /// Preconditions: `input` holds `inputShape`'s element count, `output` `outputShape`'s; no overlap.
-    public func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    package func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let o = outputShape, s = inputShape
         let rows = o[0] * o[1] * o[2], width = o[3]
         guard rows * width > 0 else { return }

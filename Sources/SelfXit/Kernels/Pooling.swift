@@ -2,14 +2,14 @@ import SelfXitGEMM
 
 /// Window geometry of a 2-D pooling over one sample (NCHW). Output sizes come from the caller
 /// (which applies `ceil_mode`); windows may then overhang the bottom/right padding.
-public struct Pool2DGeometry: Equatable, Sendable {
-    public var channels, inHeight, inWidth, outHeight, outWidth: Int
-    public var kernelHeight, kernelWidth: Int
-    public var strideH, strideW: Int
-    public var padTop, padLeft, padBottom, padRight: Int
-    public var dilationH, dilationW: Int
+package struct Pool2DGeometry: Equatable, Sendable {
+    package var channels, inHeight, inWidth, outHeight, outWidth: Int
+    package var kernelHeight, kernelWidth: Int
+    package var strideH, strideW: Int
+    package var padTop, padLeft, padBottom, padRight: Int
+    package var dilationH, dilationW: Int
 
-    public init(channels: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int,
+    package init(channels: Int, inHeight: Int, inWidth: Int, outHeight: Int, outWidth: Int,
                 kernelHeight: Int, kernelWidth: Int, strideH: Int = 1, strideW: Int = 1,
                 padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
                 dilationH: Int = 1, dilationW: Int = 1) {
@@ -25,7 +25,7 @@ public struct Pool2DGeometry: Equatable, Sendable {
 /// MaxPool (with dilation) over `batch` samples; padding never wins (it is −∞).
 /// Preconditions: `input` holds `batch·C·inH·inW` floats, `output` `batch·C·outH·outW`; every
 /// window touches at least one input pixel.
-public func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+package func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                       batch: Int, pool: ThreadPool) {
     // ResNet's 3×3 stride-2 pooling and the like: masked AVX-512 loads straight from the plane.
     let direct = g.kernelHeight <= 3 && g.kernelWidth <= 3 && g.dilationH == 1 && g.dilationW == 1
@@ -57,7 +57,7 @@ public func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output: 
 /// padding but not the overhang past the bottom/right padding that ceil-mode sizes add (PyTorch's
 /// and ONNX Runtime's rule); without it only input pixels count.
 /// Preconditions: as `maxPool2D`; dilations are 1.
-public func averagePool2D(_ g: Pool2DGeometry, countIncludePad: Bool, input: UnsafePointer<Float>,
+package func averagePool2D(_ g: Pool2DGeometry, countIncludePad: Bool, input: UnsafePointer<Float>,
                           output: UnsafeMutablePointer<Float>, batch: Int, pool: ThreadPool) {
     precondition(g.dilationH == 1 && g.dilationW == 1, "AveragePool has no dilation")
     forEachPlane(g, input, output, batch: batch, pool: pool) { x, y in
@@ -83,7 +83,7 @@ public func averagePool2D(_ g: Pool2DGeometry, countIncludePad: Bool, input: Uns
 }
 
 /// GlobalAveragePool: the mean of each of `planes` (= batch·C) planes of `planeSize` floats.
-public func globalAveragePool(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+package func globalAveragePool(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                               planes: Int, planeSize: Int, pool: ThreadPool) {
     let tasks = planes * planeSize < 32_768 ? 1 : min(pool.threadCount, planes)
     let work = { (t: Int) in

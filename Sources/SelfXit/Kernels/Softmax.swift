@@ -4,7 +4,7 @@
 /// Non-finite values behave as in ONNX Runtime: a row holding NaN or +inf (or only −inf) comes
 /// out all NaN (inf − inf); −inf entries among finite ones get probability 0; finite values of
 /// any magnitude never trap (differences that overflow to −inf give 0).
-public func softmax(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, n: Int, pool: ThreadPool) {
+package func softmax(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int, n: Int, pool: ThreadPool) {
     guard rows > 0 else { return }
     precondition(n > 0)
     let tasks = rows * n < 16_384 ? 1 : min(pool.threadCount, rows)

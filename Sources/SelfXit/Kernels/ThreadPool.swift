@@ -18,16 +18,16 @@ import Synchronization
 /// `SELFXIT_SPIN_US` overrides the spin time (default 300 µs).
 ///
 /// Precondition: `parallelFor` must not be called from inside a `body` (not reentrant).
-public final class ThreadPool: @unchecked Sendable {
+package final class ThreadPool: @unchecked Sendable {
     /// Number of threads that execute a job, the caller included.
-    public let threadCount: Int
+    package let threadCount: Int
     private let state: PoolState
     private var callerLock = pthread_mutex_t()
 
     /// The most threads a pool may have (the caller included). Beyond a few per core, threads
     /// only add hand-off cost; the cap keeps a bad option from asking the OS for thousands of
     /// 8 MiB stacks (and keeps the helper count inside the 16 bits `PoolState` gives it).
-    public static let maxThreads = 256
+    package static let maxThreads = 256
 
     /// Creates a pool of `threads` threads (clamped to at least 1); `threads - 1` workers are
     /// spawned, so a pool of 1 runs every job inline and spawns nothing.
@@ -36,7 +36,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// when the OS refuses a thread (`pthread_create` fails: no memory for its stack, or a
     /// process or cgroup thread limit); the workers already started are then stopped and
     /// joined before it throws, so nothing is left running.
-    public init(threads: Int) throws {
+    package init(threads: Int) throws {
         guard threads <= Self.maxThreads else {
             throw SelfXitError.invalidArgument("threads must be at most \(Self.maxThreads), got \(threads)")
         }
@@ -67,7 +67,7 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// A pool of one thread: runs every job on the calling thread; starts nothing, so it cannot fail.
-    public static func serial() -> ThreadPool { ThreadPool(serial: ()) }
+    package static func serial() -> ThreadPool { ThreadPool(serial: ()) }
 
     private init(serial: ()) {
         threadCount = 1
@@ -83,7 +83,7 @@ public final class ThreadPool: @unchecked Sendable {
     /// Calls `body(i)` exactly once for every `i` in `0..<count`, spread over the pool's threads,
     /// and returns when all calls have finished. Indices are handed out dynamically, so callers
     /// that need per-thread scratch should use the index (not the executing thread) to pick it.
-    public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+    package func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         if count <= 0 { return }
         if threadCount == 1 || count == 1 {
             for i in 0..<count { body(i) }

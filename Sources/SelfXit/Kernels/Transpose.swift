@@ -2,13 +2,13 @@
 ///
 /// Axes that stay adjacent and in order are merged at init; when the innermost axis is kept the
 /// inner loop is a contiguous copy, otherwise a strided gather.
-public struct Transpose: Equatable, Sendable {
-    public let outputShape: [Int]
+package struct Transpose: Equatable, Sendable {
+    package let outputShape: [Int]
     /// Coalesced output dims (outermost first) and the input element stride of each.
     private let dims: [Int], inStrides: [Int]
 
     /// Precondition: `perm` is a permutation of `0..<shape.count`, `shape.count ≤ 6`.
-    public init(shape: [Int], perm: [Int]) {
+    package init(shape: [Int], perm: [Int]) {
         precondition(shape.count <= 6 && perm.count == shape.count && Set(perm) == Set(0..<shape.count))
         outputShape = perm.map { shape[$0] }
         let strides = elementStrides(shape)
@@ -25,7 +25,7 @@ public struct Transpose: Equatable, Sendable {
     }
 
     /// Preconditions: buffers hold `shape`'s element count; `output` does not overlap `input`.
-    public func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+    package func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let inner = dims[dims.count - 1], innerStride = inStrides[dims.count - 1]
         let rows = dims.dropLast().reduce(1, *)
         guard rows * inner > 0 else { return }

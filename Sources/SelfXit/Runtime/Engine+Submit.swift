@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Inference with early exits (paper, Algorithm 1).
 extension Engine {
@@ -16,7 +17,7 @@ extension Engine {
     /// itself submit work (to this engine or another).
     public func submit(_ input: UnsafeBufferPointer<Float>, batch: Int, onResult: (ExitResult) -> Void) throws {
         try validate(input, batch: batch)
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = MonotonicClock.nanoseconds()
         // Per sample, whether its input holds NaN/±inf (nil: none does, the common case).
         let nonFiniteInput = nonFiniteSamples(input, batch: batch)
         func inputIsNonFinite(_ sample: Int) -> Bool { nonFiniteInput?[sample] ?? false }
@@ -34,7 +35,7 @@ extension Engine {
         var rows = Array(0..<batch)            // original sample index of each live row
         var position = 0                       // next node to run
         var headFLOPs = 0                      // heads every live row has passed so far
-        func elapsed() -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        func elapsed() -> Double { Double(MonotonicClock.nanoseconds() - start) / 1e9 }
 
         for exit in exits?.active ?? [] {
             plan.run(position..<(exit.candidate.afterNode + 1), rows: rows.count, in: workspace)

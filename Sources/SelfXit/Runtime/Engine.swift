@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Options for loading a model.
 public struct EngineOptions: Sendable {
@@ -56,7 +57,7 @@ public final class Engine: @unchecked Sendable {
     let collector: SampleCollector
     let statistics: EngineStatistics
     /// The exits in service (nil until built or loaded) and whether they are used.
-    private let exitLock = NSLock()
+    private let exitLock = PosixLock()
     private var installedExits: ExitConfiguration?
     private var exitsOn = true
 
@@ -198,7 +199,7 @@ func fnv1a64<Bytes: Sequence>(_ bytes: Bytes) -> UInt64 where Bytes.Element == U
 
 /// Workspaces kept for reuse, so a steady stream of calls allocates nothing.
 final class WorkspacePool: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var idle: [Workspace] = []
 
     /// A workspace with room for at least `capacity` rows (the largest idle one, or a new one).

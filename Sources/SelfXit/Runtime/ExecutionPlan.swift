@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A graph compiled for execution: kernels built (weights packed) once, memory planned once,
 /// and the node list runnable in *segments* — any contiguous range of nodes, on any number of
@@ -159,9 +160,9 @@ final class ExecutionPlan {
     /// Runs every node once on `rows` rows and returns each node's wall time in seconds.
     func profile(rows: Int, in workspace: Workspace) -> [Double] {
         steps.map { step in
-            let start = DispatchTime.now().uptimeNanoseconds
+            let start = MonotonicClock.nanoseconds()
             step.run(StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool))
-            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            return Double(MonotonicClock.nanoseconds() - start) / 1e9
         }
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -128,6 +128,6 @@ func tryAllocateFloats(_ count: Int, for purpose: @autoclosure () -> String) thr
 /// `bytes` for a message: exact below 1 MiB, else in MiB or GiB with one decimal.
 func describeBytes(_ bytes: Int) -> String {
     if bytes < 1 << 20 { return "\(bytes) bytes" }
-    if bytes < 1 << 30 { return String(format: "%.1f MiB", Double(bytes) / Double(1 << 20)) }
-    return String(format: "%.1f GiB", Double(bytes) / Double(1 << 30))
+    if bytes < 1 << 30 { return (Double(bytes) / Double(1 << 20)).fixed(1) + " MiB" }
+    return (Double(bytes) / Double(1 << 30)).fixed(1) + " GiB"
 }

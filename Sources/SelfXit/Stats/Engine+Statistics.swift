@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Public view of an engine's running statistics and its last exit build.
 public struct EngineStats: Sendable, Codable {
@@ -27,7 +28,7 @@ private struct SnakeCaseKey: CodingKey {
     var intValue: Int? { nil }
     init(_ camel: String) {
         var result = ""
-        for character in camel.replacingOccurrences(of: "FLOPs", with: "Flops") {
+        for character in camel.replacing("FLOPs", with: "Flops") {
             if character.isUppercase {
                 if !result.isEmpty { result += "_" }
                 result += character.lowercased()

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Running statistics of an engine's inference: samples, where they left, FLOPs, and the
 /// latency from submission to callback. Latencies are kept in a fixed ring (the most recent
@@ -16,7 +17,7 @@ final class EngineStatistics: @unchecked Sendable {
         var meanFLOPs: Double { samples == 0 ? 0 : totalFLOPs / Double(samples) }
     }
 
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var state: Snapshot
     private var latencies: [Double]
     private var latencyCount = 0

@@ -2,7 +2,7 @@
 ///
 /// Every message names the field (and, where known, the node, tensor or value) involved
 /// and, for wire-format problems, the absolute byte offset in the input.
-public enum ModelLoadError: Error, CustomStringConvertible, Equatable, Sendable {
+package enum ModelLoadError: Error, CustomStringConvertible, Equatable, Sendable {
     /// The input ends inside a field (or a length runs past the end of its enclosing message).
     case truncated(String)
     /// Bad wire type, bad varint, invalid UTF-8, element-count mismatch, negative dims, missing graph, ...
@@ -13,7 +13,7 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable, Sendable 
     /// The file could not be read.
     case io(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .truncated(let m): return "truncated ONNX model: \(m)"
         case .malformed(let m): return "malformed ONNX model: \(m)"
@@ -23,7 +23,7 @@ public enum ModelLoadError: Error, CustomStringConvertible, Equatable, Sendable 
     }
 
     /// The message without the category prefix.
-    public var message: String {
+    package var message: String {
         switch self {
         case .truncated(let m), .malformed(let m), .unsupported(let m), .io(let m): return m
         }

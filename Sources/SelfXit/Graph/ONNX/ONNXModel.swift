@@ -3,7 +3,7 @@
 // OperatorSetIdProto) that the engine needs. Parsed by ONNXParser.swift.
 
 /// `TensorProto.DataType` from onnx.proto (onnx 1.23).
-public enum ONNXDataType: Int32, Sendable, CaseIterable {
+package enum ONNXDataType: Int32, Sendable, CaseIterable {
     case float = 1, uint8 = 2, int8 = 3, uint16 = 4, int16 = 5, int32 = 6, int64 = 7
     case string = 8, bool = 9, float16 = 10, double = 11, uint32 = 12, uint64 = 13
     case complex64 = 14, complex128 = 15, bfloat16 = 16
@@ -13,11 +13,11 @@ public enum ONNXDataType: Int32, Sendable, CaseIterable {
 }
 
 /// A decoded tensor payload.
-public enum ONNXTensorData: Equatable, Sendable {
+package enum ONNXTensorData: Equatable, Sendable {
     case float([Float])
     case int64([Int64])
 
-    public var count: Int {
+    package var count: Int {
         switch self {
         case .float(let v): return v.count
         case .int64(let v): return v.count
@@ -25,15 +25,15 @@ public enum ONNXTensorData: Equatable, Sendable {
     }
 }
 
-public struct ONNXTensor: Equatable, Sendable {
-    public var name: String
-    public var dims: [Int]
-    public var dataType: ONNXDataType
+package struct ONNXTensor: Equatable, Sendable {
+    package var name: String
+    package var dims: [Int]
+    package var dataType: ONNXDataType
     /// Decoded payload: float, float16, bfloat16, double → `.float`;
     /// int64, int32, int16, int8, uint8, uint16, uint32, uint64 (values ≤ Int64.max), bool → `.int64`.
-    public var data: ONNXTensorData
+    package var data: ONNXTensorData
 
-    public init(name: String, dims: [Int], dataType: ONNXDataType, data: ONNXTensorData) {
+    package init(name: String, dims: [Int], dataType: ONNXDataType, data: ONNXTensorData) {
         self.name = name
         self.dims = dims
         self.dataType = dataType
@@ -41,7 +41,7 @@ public struct ONNXTensor: Equatable, Sendable {
     }
 }
 
-public enum ONNXAttributeValue: Equatable, Sendable {
+package enum ONNXAttributeValue: Equatable, Sendable {
     case float(Float)
     case int(Int64)
     case string(String)
@@ -56,17 +56,17 @@ public enum ONNXAttributeValue: Equatable, Sendable {
     case unparsed(attributeType: Int32)
 }
 
-public struct ONNXNode: Equatable, Sendable {
-    public var name: String
-    public var opType: String
+package struct ONNXNode: Equatable, Sendable {
+    package var name: String
+    package var opType: String
     /// "" for the default ai.onnx domain (as written in the file; not normalised or checked here).
-    public var domain: String
+    package var domain: String
     /// Input names in order; "" marks an omitted optional input.
-    public var inputs: [String]
-    public var outputs: [String]
-    public var attributes: [String: ONNXAttributeValue]
+    package var inputs: [String]
+    package var outputs: [String]
+    package var attributes: [String: ONNXAttributeValue]
 
-    public init(name: String = "", opType: String, domain: String = "", inputs: [String], outputs: [String],
+    package init(name: String = "", opType: String, domain: String = "", inputs: [String], outputs: [String],
                 attributes: [String: ONNXAttributeValue] = [:]) {
         self.name = name
         self.opType = opType
@@ -77,35 +77,35 @@ public struct ONNXNode: Equatable, Sendable {
     }
 }
 
-public enum ONNXDimension: Equatable, Sendable {
+package enum ONNXDimension: Equatable, Sendable {
     case value(Int)
     case symbol(String)
     case unknown
 }
 
-public struct ONNXValueInfo: Equatable, Sendable {
-    public var name: String
+package struct ONNXValueInfo: Equatable, Sendable {
+    package var name: String
     /// nil when the type is absent, not a tensor type, or UNDEFINED.
-    public var elementType: ONNXDataType?
+    package var elementType: ONNXDataType?
     /// nil when the rank is unknown (no shape); [] for a scalar.
-    public var shape: [ONNXDimension]?
+    package var shape: [ONNXDimension]?
 
-    public init(name: String, elementType: ONNXDataType?, shape: [ONNXDimension]?) {
+    package init(name: String, elementType: ONNXDataType?, shape: [ONNXDimension]?) {
         self.name = name
         self.elementType = elementType
         self.shape = shape
     }
 }
 
-public struct ONNXGraph: Equatable, Sendable {
-    public var name: String
-    public var nodes: [ONNXNode]
-    public var initializers: [ONNXTensor]
-    public var inputs: [ONNXValueInfo]
-    public var outputs: [ONNXValueInfo]
-    public var valueInfo: [ONNXValueInfo]
+package struct ONNXGraph: Equatable, Sendable {
+    package var name: String
+    package var nodes: [ONNXNode]
+    package var initializers: [ONNXTensor]
+    package var inputs: [ONNXValueInfo]
+    package var outputs: [ONNXValueInfo]
+    package var valueInfo: [ONNXValueInfo]
 
-    public init(name: String = "", nodes: [ONNXNode] = [], initializers: [ONNXTensor] = [],
+    package init(name: String = "", nodes: [ONNXNode] = [], initializers: [ONNXTensor] = [],
                 inputs: [ONNXValueInfo] = [], outputs: [ONNXValueInfo] = [], valueInfo: [ONNXValueInfo] = []) {
         self.name = name
         self.nodes = nodes
@@ -116,14 +116,14 @@ public struct ONNXGraph: Equatable, Sendable {
     }
 }
 
-public struct ONNXModel: Equatable, Sendable {
-    public var irVersion: Int64
-    public var producerName: String
+package struct ONNXModel: Equatable, Sendable {
+    package var irVersion: Int64
+    package var producerName: String
     /// Operator set per domain; "" is ai.onnx (an explicit "ai.onnx" is stored as "").
-    public var opsetImports: [String: Int64]
-    public var graph: ONNXGraph
+    package var opsetImports: [String: Int64]
+    package var graph: ONNXGraph
 
-    public init(irVersion: Int64, producerName: String, opsetImports: [String: Int64], graph: ONNXGraph) {
+    package init(irVersion: Int64, producerName: String, opsetImports: [String: Int64], graph: ONNXGraph) {
         self.irVersion = irVersion
         self.producerName = producerName
         self.opsetImports = opsetImports

@@ -1,7 +1,9 @@
 #if canImport(FoundationEssentials)
 import FoundationEssentials
+import Glibc
 #else
-import Foundation
+import FoundationEssentials
+import Glibc
 #endif
 
 // Field numbers below are those of onnx.proto as shipped with onnx 1.23
@@ -26,16 +28,16 @@ import Foundation
 extension ONNXModel {
     /// Parses a serialized ModelProto. Throws `ModelLoadError`; never traps.
     /// The buffer is only borrowed for the duration of the call.
-    public init(serializedBytes bytes: UnsafeRawBufferPointer) throws {
+    package init(serializedBytes bytes: UnsafeRawBufferPointer) throws {
         self = try ONNXParser.parseModel(bytes)
     }
 
-    public init(serializedBytes bytes: [UInt8]) throws {
+    package init(serializedBytes bytes: [UInt8]) throws {
         self = try bytes.withUnsafeBytes { try ONNXParser.parseModel($0) }
     }
 
     /// Reads and parses a `.onnx` file. Read failures are `ModelLoadError.io`.
-    public init(contentsOf url: URL) throws {
+    package init(contentsOf url: URL) throws {
         let data: Data
         do {
             // Not memory-mapped: a file truncated while mapped would fault instead of throwing.

@@ -69,7 +69,7 @@ public final class Engine: @unchecked Sendable {
         guard options.collectionBudgetBytes >= 0 else { throw SelfXitError.invalidArgument("collectionBudgetBytes must not be negative") }
         let model: ONNXModel
         do { model = try ONNXModel(serializedBytes: modelBytes) } catch let error as ModelLoadError {
-            throw SelfXitError.invalidModel(error.description)
+            throw error.asSelfXitError
         }
         modelFingerprint = fnv1a64(modelBytes)
         var graph = try Graph(model: model, options: .init(inputShape: options.inputShape))

@@ -63,7 +63,7 @@ extension Graph {
         guard computeNodes.count >= 3 else { return [] }
         let limit = computeNodes[computeNodes.count - 2]
         var prefix = [0]
-        for node in nodes { prefix.append(prefix[prefix.count - 1] + flops(of: node)) }
+        for node in nodes { prefix.append(prefix[prefix.count - 1].addingSaturated(flops(of: node))) }
         let total = prefix[prefix.count - 1]
         let cuts = cutPoints().filter { $0.afterNode < limit && values[$0.value].shape.count == 3 && !outputs.contains($0.value) }
         func isBlockOutput(_ cut: (afterNode: Int, value: ValueID)) -> Bool {

@@ -345,6 +345,22 @@ final class HardeningImportTests: XCTestCase {
         expectRefused(built, .unsupportedOperator, mentioning: "cos0")
     }
 
+    /// Zero-size tensors whose other dims are huge ([2^20, 2^20, 0]) are legal and empty: their
+    /// folds must not loop over (or index) the 2^40 rows of nothing.
+    func testHugeZeroSizeTensorsFoldAtOnce() throws {
+        let concat = CraftNode("Concat", [String](repeating: "z", count: 1_000), "c", name: "concat_z", [("axis", .int(2))])
+        let model = reluAfter([
+            CraftNode("Transpose", ["z"], "t", name: "transpose_z"),
+            CraftNode("Slice", ["z", "s", "e", "a"], "sl", name: "slice_z"),
+            CraftNode("Gather", ["z", "i"], "g", name: "gather_z"),
+            concat,
+            CraftNode("Add", ["z", "c"], "sum", name: "add_z"),
+            CraftNode("Flatten", ["sum"], "f", name: "flatten_z", [("axis", .int(1))]),
+        ], [.floats("z", dims: [1 << 20, 1 << 20, 0], []), .ints("s", dims: [1], [0]), .ints("e", dims: [1], [1]),
+            .ints("a", dims: [1], [0]), .ints("i", dims: [1], [0])])
+        XCTAssertEqual(try loadAndRun(model, x), [1, 0, 3, 0])
+    }
+
     // MARK: Allocation and time bombs
 
     func testBroadcastGatherWhereAndExpandBombsAreRefused() {
@@ -484,11 +500,21 @@ final class HardeningImportTests: XCTestCase {
             for _ in 0..<Int.random(in: 1...4, using: &random) {
                 let position = Bool.random(using: &random) ? Int.random(in: 0..<bytes.count, using: &random)
                     : bytes.count - 1 - Int.random(in: 0..<min(bytes.count, 4096), using: &random)
-                switch Int.random(in: 0..<4, using: &random) {
+                switch Int.random(in: 0..<6, using: &random) {
                 case 0: bytes[position] = UInt8.random(in: 0...255, using: &random)
                 case 1: bytes[position] ^= 1 << UInt8.random(in: 0..<8, using: &random)
                 case 2: bytes[position] = [0x00, 0x01, 0x7F, 0x80, 0xFF][Int.random(in: 0..<5, using: &random)]
-                default: bytes[position] = bytes[position] &+ UInt8.random(in: 1...3, using: &random)
+                case 3: bytes[position] = bytes[position] &+ UInt8.random(in: 1...3, using: &random)
+                case 4:
+                    // An extreme varint over the bytes there: a dim, attribute or index of
+                    // Int64.min/max, -1, 2^31 or 2^62 (the values that overflow arithmetic).
+                    var w = PBWriter()
+                    w.varint(UInt64(bitPattern: [Int64.min, .max, -1, 1 << 31, 1 << 62, 0][Int.random(in: 0..<6, using: &random)]))
+                    let end = min(bytes.count, position + w.bytes.count)
+                    bytes.replaceSubrange(position..<end, with: w.bytes[0..<(end - position)])
+                default:
+                    // A byte inserted or removed: lengths and offsets shift.
+                    if Bool.random(using: &random) || bytes.count < 2 { bytes.insert(UInt8.random(in: 0...255, using: &random), at: position) } else { bytes.remove(at: position) }
                 }
             }
             if let dump { FileManager.default.createFile(atPath: dump, contents: Data(bytes)) }

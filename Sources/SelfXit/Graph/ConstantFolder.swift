@@ -260,6 +260,8 @@ enum ConstantFolder {
     /// coordinate prefix of length d + 1. Plain appends, a few ns per element (a coordinate
     /// odometer per element made large folds ten times slower).
     static func tiledIndices(_ shape: [Int], steps: [Int], base: Int = 0) -> [Int] {
+        // A zero-size shape may still have huge other dims ([2^20, 2^20, 0]): never expand those.
+        if shape.contains(0) { return [] }
         var current = [base]
         for axis in 0..<shape.count {
             let step = steps[axis]
@@ -370,8 +372,9 @@ enum ConstantFolder {
             axisLength = sum
         }
         shape[axis] = axisLength
-        _ = try outputCount(shape, node, &budget)
-        if outer == 0 {
+        // Zero elements: return before the loops, which would run outer × parts empty copies
+        // ([2^20, 0] parts have 2^20 outer rows of nothing each).
+        if try outputCount(shape, node, &budget) == 0 {
             return parts.contains(where: \.isFloat) ? ConstantTensor(shape: shape, floats: []) : ConstantTensor(shape: shape, ints: [])
         }
         if parts.contains(where: \.isFloat) {

@@ -464,16 +464,47 @@ final class HardeningImportTests: XCTestCase {
         if let path = ProcessInfo.processInfo.environment["SELFXIT_CHAIN_DUMP"] {
             FileManager.default.createFile(atPath: path, contents: Data(model))
         }
-        let start = Date()
+        // The load runs on this thread: its CPU time is the measure (wall time on a shared,
+        // loaded machine says more about the neighbours), with a loose wall-clock bound too.
+        func threadCPUSeconds() -> Double {
+            var time = timespec()
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+            return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+        }
+        let start = Date(), cpuStart = threadCPUSeconds()
         let engine = try Engine(modelBytes: model, options: options)
-        let seconds = Date().timeIntervalSince(start)
-        print("160 000-node chain: loaded in \(String(format: "%.2f", seconds)) s")
+        let cpu = threadCPUSeconds() - cpuStart, wall = Date().timeIntervalSince(start)
+        print("160 000-node chain: loaded in \(String(format: "%.2f", cpu)) s CPU, \(String(format: "%.2f", wall)) s wall")
         XCTAssertEqual(try engine.infer(x, batch: 1), [length / 2 + 1, length / 2, length / 2 + 3, length / 2].map(Float.init))
+        XCTAssertLessThan(wall, 20)
         #if DEBUG
-        XCTAssertLessThan(seconds, 30)
+        XCTAssertLessThan(cpu, 30)
         #else
-        XCTAssertLessThan(seconds, 2, "release build: a 160 000-node chain must load in 2 s")
+        XCTAssertLessThan(cpu, 2, "release build: a 160 000-node chain must load in 2 s")
         #endif
+    }
+
+    /// Every value of a 40 000-node chain listed as a graph output: 40 000 buffers live at once
+    /// (the memory planner's conflict search is quadratic in that) and 40 000 outputs to look
+    /// up. Loads within seconds; the first output is still right.
+    func testManySimultaneouslyLiveOutputsLoadQuickly() throws {
+        let length = 40_000
+        var m = PBWriter()
+        m.int(1, 8)
+        m.message(8) { o in o.string(1, ""); o.int(2, 17) }
+        m.message(7) { g in
+            for i in 0..<length {
+                g.message(1) { n in n.string(1, i == 0 ? "X" : "v\(i)"); n.string(2, "v\(i + 1)"); n.string(3, "n\(i)"); n.string(4, "Relu") }
+            }
+            g.message(11, valueInfo("X", .float, ["batch", 4]))
+            for i in 1...length { g.message(12, valueInfo("v\(i)", .float, ["batch"])) }
+        }
+        let start = Date()
+        let engine = try Engine(modelBytes: m.bytes, options: options)
+        let seconds = Date().timeIntervalSince(start)
+        print("40 000 live outputs: loaded in \(String(format: "%.2f", seconds)) s")
+        XCTAssertLessThan(seconds, 10)
+        XCTAssertEqual(try engine.infer(x, batch: 1), [1, 0, 3, 0])
     }
 
     // MARK: Mutation

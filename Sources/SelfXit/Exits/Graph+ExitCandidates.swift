@@ -65,7 +65,8 @@ extension Graph {
         var prefix = [0]
         for node in nodes { prefix.append(prefix[prefix.count - 1].addingSaturated(flops(of: node))) }
         let total = prefix[prefix.count - 1]
-        let cuts = cutPoints().filter { $0.afterNode < limit && values[$0.value].shape.count == 3 && !outputs.contains($0.value) }
+        let outputSet = Set(outputs)  // a model may list many outputs: no linear search per cut
+        let cuts = cutPoints().filter { $0.afterNode < limit && values[$0.value].shape.count == 3 && !outputSet.contains($0.value) }
         func isBlockOutput(_ cut: (afterNode: Int, value: ValueID)) -> Bool {
             let node = nodes[cut.afterNode]
             return consumers[cut.value].count >= 2 || node.inputs.count >= 2

@@ -64,16 +64,29 @@ struct MemoryPlan {
         var index = LifetimeIndex(slots: end + 2)
         var seen = [Int](repeating: -1, count: graph.values.count)
         var conflicts: [Graph.ValueID] = []
+        // The first-fit search costs the number of overlapping pairs, which is quadratic when
+        // thousands of buffers live at once (a model listing every tensor as an output, a huge
+        // fan-out). Past this many pair visits the remaining buffers are stacked above all the
+        // others instead: always correct, only less compact, and the plan stays fast to build.
+        var pairVisitsLeft = 1 << 24
         var total = 0
         for (serial, buffer) in buffers.enumerated() {
             let size = Self.paddedSize(graph.values[buffer].elementsPerSample)
-            // Buffers alive at the same time, by increasing offset; take the first gap that fits.
-            conflicts.removeAll(keepingCapacity: true)
-            index.forEachOverlapping(first[buffer] + 1, last[buffer] + 1) { other in
-                if seen[other] != serial {
-                    seen[other] = serial
-                    conflicts.append(other)
+            if pairVisitsLeft > 0 {
+                // Buffers alive at the same time, by increasing offset; take the first gap that fits.
+                conflicts.removeAll(keepingCapacity: true)
+                index.forEachOverlapping(first[buffer] + 1, last[buffer] + 1) { other in
+                    pairVisitsLeft -= 1
+                    if seen[other] != serial {
+                        seen[other] = serial
+                        conflicts.append(other)
+                    }
                 }
+            }
+            guard pairVisitsLeft > 0 else {
+                offset[buffer] = total
+                total += size
+                continue
             }
             conflicts.sort { offset[$0] < offset[$1] }
             var candidate = 0

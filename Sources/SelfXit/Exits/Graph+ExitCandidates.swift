@@ -22,12 +22,27 @@ extension Graph {
             for input in node.inputs { lastUse[memory.root[input]] = max(lastUse[memory.root[input]], index) }
         }
         for output in outputs { lastUse[memory.root[output]] = nodes.count }
-        var live = Set<ValueID>([memory.root[input]])
+        // Buffers alive after each position, kept as a count with expiry lists (a set filtered at
+        // every node cost the sum of live sizes: quadratic for wide graphs). A buffer is live
+        // after node i while its last use is later than i.
+        var expiring = [[ValueID]](repeating: [], count: nodes.count + 1)
+        var isLive = [Bool](repeating: false, count: values.count)
+        var liveCount = 0
+        func makeLive(_ buffer: ValueID, at index: Int) {
+            guard !isLive[buffer], lastUse[buffer] > index else { return }
+            isLive[buffer] = true
+            liveCount += 1
+            expiring[lastUse[buffer]].append(buffer)
+        }
+        makeLive(memory.root[input], at: -1)
         var result: [(Int, ValueID)] = []
         for (index, node) in nodes.enumerated() {
-            live.insert(memory.root[node.output])
-            live = live.filter { lastUse[$0] > index }
-            if live == [memory.root[node.output]] { result.append((index, node.output)) }
+            makeLive(memory.root[node.output], at: index)
+            for buffer in expiring[index] where isLive[buffer] {
+                isLive[buffer] = false
+                liveCount -= 1
+            }
+            if liveCount == 1 && isLive[memory.root[node.output]] { result.append((index, node.output)) }
         }
         return result
     }
@@ -48,9 +63,10 @@ extension Graph {
         guard computeNodes.count >= 3 else { return [] }
         let limit = computeNodes[computeNodes.count - 2]
         var prefix = [0]
-        for node in nodes { prefix.append(prefix[prefix.count - 1] + flops(of: node)) }
+        for node in nodes { prefix.append(prefix[prefix.count - 1].addingSaturated(flops(of: node))) }
         let total = prefix[prefix.count - 1]
-        let cuts = cutPoints().filter { $0.afterNode < limit && values[$0.value].shape.count == 3 && !outputs.contains($0.value) }
+        let outputSet = Set(outputs)  // a model may list many outputs: no linear search per cut
+        let cuts = cutPoints().filter { $0.afterNode < limit && values[$0.value].shape.count == 3 && !outputSet.contains($0.value) }
         func isBlockOutput(_ cut: (afterNode: Int, value: ValueID)) -> Bool {
             let node = nodes[cut.afterNode]
             return consumers[cut.value].count >= 2 || node.inputs.count >= 2

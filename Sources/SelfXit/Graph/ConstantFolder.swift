@@ -16,8 +16,48 @@ enum ConstantFolder {
         "Where", "ConstantOfShape", "Range", "Expand", "ReduceProd", "Dropout",
     ]
 
-    /// Evaluates `node` on constant inputs (nil for an absent optional input).
+    /// Work left to the folds of one import (elements they may still produce), so a chain of
+    /// large folds cannot hold the import for minutes. See `ImportLimits`.
+    struct Budget {
+        var elementsLeft = ImportLimits.maxFoldWork
+
+        /// Charges `count` elements (before they are computed) or throws naming the node.
+        mutating func charge(_ count: Int, _ node: ONNXNode) throws {
+            guard count <= ImportLimits.maxFoldElements else {
+                throw node.unsupported("folding this node at load time would produce \(count) elements (limit \(ImportLimits.maxFoldElements))")
+            }
+            guard count <= elementsLeft else {
+                throw node.unsupported("constant folding of this model exceeds \(ImportLimits.maxFoldWork) elements in all")
+            }
+            elementsLeft -= count
+        }
+    }
+
+    /// Evaluates `node` on constant inputs (nil for an absent optional input). Every result is
+    /// sized and charged to `budget` before it is allocated; the result is consistent (its
+    /// values match its shape).
+    static func evaluate(_ node: ONNXNode, _ inputs: [ConstantTensor?], opset: Int, budget: inout Budget) throws -> ConstantTensor {
+        let result = try evaluateUnchecked(node, inputs, opset: opset, budget: &budget)
+        try result.checkConsistent { "node '\(node.displayName)' (\(node.opType)): folded result" }
+        return result
+    }
+
+    /// `evaluate` with a budget of its own (one fold, as in tests).
     static func evaluate(_ node: ONNXNode, _ inputs: [ConstantTensor?], opset: Int) throws -> ConstantTensor {
+        var budget = Budget()
+        return try evaluate(node, inputs, opset: opset, budget: &budget)
+    }
+
+    /// Element count of `shape` for a fold's output: checked, and charged to the budget.
+    private static func outputCount(_ shape: [Int], _ node: ONNXNode, _ budget: inout Budget) throws -> Int {
+        guard let count = checkedElementCount(shape) else {
+            throw node.invalid("result shape \(shape) is invalid or its element count overflows")
+        }
+        try budget.charge(count, node)
+        return count
+    }
+
+    private static func evaluateUnchecked(_ node: ONNXNode, _ inputs: [ConstantTensor?], opset: Int, budget: inout Budget) throws -> ConstantTensor {
         func input(_ index: Int) throws -> ConstantTensor {
             guard index < inputs.count, let tensor = inputs[index] else { throw node.invalid("missing input \(index)") }
             return tensor
@@ -47,35 +87,42 @@ enum ConstantFolder {
         case "Size":
             return ConstantTensor(shape: [], ints: [Int64(try input(0).count)])
         case "Gather":
-            return try gather(node, try input(0), try input(1))
+            return try gather(node, try input(0), try input(1), &budget)
         case "Slice":
-            return try slice(node, inputs, opset: opset)
+            return try slice(node, inputs, opset: opset, &budget)
         case "Concat":
             let present = inputs.compactMap { $0 }
             guard let first = present.first else { throw node.invalid("no inputs") }
+            guard !first.shape.isEmpty else { throw node.invalid("cannot concatenate scalars") }
             let axis = try normalizedAxis(try node.int("axis", default: 0), rank: first.shape.count, node)
-            return try concat(present, axis: axis, node)
+            return try concat(present, axis: axis, node, &budget)
         case "Unsqueeze", "Squeeze", "Reshape", "Flatten":
             let x = try input(0)
             let shape = try reshapedShape(node, x, inputs, opset: opset)
+            // Same values, new shape: the element count must not change.
+            guard checkedElementCount(shape) == x.count else {
+                throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot give \(x.count) elements of shape \(x.shape) the shape \(shape)")
+            }
             return ConstantTensor(shape: shape, storage: x.storage, batchSymbolic: x.batchSymbolic)
         case "Transpose":
-            return try transpose(node, try input(0))
+            return try transpose(node, try input(0), &budget)
         case "Add", "Sub", "Mul", "Div", "Mod", "Pow", "Max", "Min", "Equal", "Less", "Greater":
             let present = inputs.compactMap { $0 }
             try refuseSymbolic(present)
             guard present.count >= 2 else { throw node.invalid("needs two inputs") }
-            var result = try binary(node, present[0], present[1])
-            for extra in present.dropFirst(2) { result = try binary(node, result, extra) }
+            var result = try binary(node, present[0], present[1], &budget)
+            for extra in present.dropFirst(2) { result = try binary(node, result, extra, &budget) }
             return result
         case "Neg", "Abs", "Sqrt", "Ceil", "Floor", "Reciprocal", "Not":
             let x = try input(0)
             try refuseSymbolic([x])
+            try budget.charge(x.count, node)
             return unary(node.opType, x)
         case "Where":
             let (c, a, b) = (try input(0), try input(1), try input(2))
             try refuseSymbolic([c, a, b])
             let shape = try broadcastShape(broadcastShape(c.shape, a.shape, node), b.shape, node)
+            _ = try outputCount(shape, node, &budget)
             let ci = broadcastIndices(from: c.shape, to: shape), ai = broadcastIndices(from: a.shape, to: shape)
             let bi = broadcastIndices(from: b.shape, to: shape)
             let cond = c.ints
@@ -89,7 +136,7 @@ enum ConstantFolder {
             let shapeTensor = try input(0)
             try refuseSymbolic([shapeTensor])
             let shape = try checkedShape(shapeTensor.ints, node)
-            let count = shape.reduce(1, *)
+            let count = try outputCount(shape, node, &budget)
             if case .tensor(let value)? = node.attributes["value"] {
                 let fill = try ConstantTensor(value)
                 if fill.isFloat { return ConstantTensor(shape: shape, floats: Array(repeating: fill.floats.first ?? 0, count: count)) }
@@ -99,20 +146,45 @@ enum ConstantFolder {
         case "Range":
             let (start, limit, delta) = (try input(0), try input(1), try input(2))
             try refuseSymbolic([start, limit, delta])
-            if start.isFloat {
-                let (s, l, d) = (start.floats.first ?? 0, limit.floats.first ?? 0, delta.floats.first ?? 1)
+            guard start.count == 1, limit.count == 1, delta.count == 1 else {
+                throw node.invalid("start, limit and delta must be scalars")
+            }
+            if start.isFloat || limit.isFloat || delta.isFloat {
+                let (s, l, d) = (start.floats[0], limit.floats[0], delta.floats[0])
+                guard s.isFinite, l.isFinite, d.isFinite else { throw node.invalid("start \(s), limit \(l) and delta \(d) must be finite") }
                 guard d != 0 else { throw node.invalid("delta is zero") }
-                let n = try rangeLength(Double(l) - Double(s), Double(d), node)
+                // In Double: the difference of two finite Floats and its quotient stay finite
+                // or become ±inf, never NaN, and are compared before any conversion to Int.
+                let steps = ((Double(l) - Double(s)) / Double(d)).rounded(.up)
+                guard steps.isFinite, steps <= Double(ImportLimits.maxFoldElements) else {
+                    throw node.unsupported("Range from \(s) to \(l) by \(d) has more than \(ImportLimits.maxFoldElements) elements")
+                }
+                let n = max(Int(steps), 0)
+                try budget.charge(n, node)
                 return ConstantTensor(shape: [n], floats: (0..<n).map { s + Float($0) * d })
             }
-            let (s, l, d) = (start.ints.first ?? 0, limit.ints.first ?? 0, delta.ints.first ?? 1)
+            let (s, l, d) = (start.ints[0], limit.ints[0], delta.ints[0])
             guard d != 0 else { throw node.invalid("delta is zero") }
-            let n = try rangeLength(Double(l) - Double(s), Double(d), node)
+            // Exact count ceil((l - s) / d) on magnitudes: l - s overflows Int64 at the limits,
+            // but when the range is not empty it fits in UInt64.
+            var count: UInt64 = 0
+            if (d > 0 && l > s) || (d < 0 && l < s) {
+                let span = d > 0 ? UInt64(bitPattern: l &- s) : UInt64(bitPattern: s &- l)
+                let (q, r) = span.quotientAndRemainder(dividingBy: d.magnitude)
+                count = q + (r == 0 ? 0 : 1)
+            }
+            guard count <= UInt64(ImportLimits.maxFoldElements) else {
+                throw node.unsupported("Range from \(s) to \(l) by \(d) has more than \(ImportLimits.maxFoldElements) elements")
+            }
+            let n = Int(count)
+            try budget.charge(n, node)
+            // Every value lies between s and l, so none overflows; wrapping arithmetic all the same.
             return ConstantTensor(shape: [n], ints: (0..<n).map { s &+ Int64($0) &* d })
         case "Expand":
             let (x, shapeTensor) = (try input(0), try input(1))
             try refuseSymbolic([x, shapeTensor])
             let shape = try broadcastShape(x.shape, checkedShape(shapeTensor.ints, node), node)
+            _ = try outputCount(shape, node, &budget)
             let indices = broadcastIndices(from: x.shape, to: shape)
             if x.isFloat { let v = x.floats; return ConstantTensor(shape: shape, floats: indices.map { v[$0] }) }
             let v = x.ints
@@ -126,6 +198,7 @@ enum ConstantFolder {
                 throw node.unsupported("ReduceProd over a subset of axes of a constant")
             }
             let shape = keep ? Array(repeating: 1, count: x.shape.count) : []
+            try budget.charge(x.count, node)
             if x.isFloat { return ConstantTensor(shape: shape, floats: [x.floats.reduce(1, *)]) }
             return ConstantTensor(shape: shape, ints: [x.ints.reduce(1, &*)])
         default:
@@ -136,36 +209,31 @@ enum ConstantFolder {
     // MARK: - Helpers
 
     static func normalizedAxis(_ axis: Int, rank: Int, _ node: ONNXNode) throws -> Int {
-        let result = axis < 0 ? axis + rank : axis
+        // `axis` may be anything a file holds (Int.min included): the sum cannot overflow for rank ≥ 0.
+        let result = axis < 0 ? axis &+ rank : axis
         guard result >= 0, result < max(rank, 1) else { throw node.invalid("axis \(axis) out of range for rank \(rank)") }
         return result
     }
 
+    /// A shape given as data (ConstantOfShape, Expand): non-negative, element count (of its
+    /// non-zero dims too) within the fold limit.
     static func checkedShape(_ dims: [Int64], _ node: ONNXNode) throws -> [Int] {
-        var total = 1
-        return try dims.map {
+        let shape = try dims.map {
             guard let dim = Int(exactly: $0), dim >= 0 else { throw node.invalid("negative or huge dimension \($0)") }
-            let (product, overflow) = total.multipliedReportingOverflow(by: dim)
-            guard !overflow, product <= 1 << 28 else { throw node.invalid("constant tensor too large") }
-            total = product
             return dim
         }
+        // The product of the non-zero dims is bounded too: a zero-size [0, 2^40, 2^40] would
+        // otherwise pass here and overflow once broadcast against a shape without the 0.
+        guard shape.count <= 64,
+              let nonZero = checkedElementCount(shape.filter { $0 != 0 }), nonZero <= ImportLimits.maxFoldElements else {
+            throw node.unsupported("constant tensor of shape \(dims) is too large to build at load time")
+        }
+        return shape
     }
 
     private static func shapeRange(_ node: ONNXNode, rank: Int) throws -> (Int, Int) {
         func clampIndex(_ value: Int) -> Int { min(max(value < 0 ? value + rank : value, 0), rank) }
         return (clampIndex(try node.int("start", default: 0)), clampIndex(try node.int("end", default: rank)))
-    }
-
-    /// Steps a row-major coordinate to the next element of `shape` (last axis fastest).
-    private static func advance(_ coordinate: inout [Int], within shape: [Int]) {
-        var axis = shape.count - 1
-        while axis >= 0 {
-            coordinate[axis] += 1
-            if coordinate[axis] < shape[axis] { return }
-            coordinate[axis] = 0
-            axis -= 1
-        }
     }
 
     static func broadcastShape(_ a: [Int], _ b: [Int], _ node: ONNXNode) throws -> [Int] {
@@ -184,19 +252,31 @@ enum ConstantFolder {
     static func broadcastIndices(from: [Int], to shape: [Int]) -> [Int] {
         let padded = Array(repeating: 1, count: shape.count - from.count) + from
         let sourceStrides = elementStrides(padded)
-        let count = shape.reduce(1, *)
-        var result = [Int](repeating: 0, count: count)
-        var coordinate = [Int](repeating: 0, count: shape.count)
-        for linear in 0..<count {
-            var index = 0
-            for axis in 0..<shape.count where padded[axis] != 1 { index += coordinate[axis] * sourceStrides[axis] }
-            result[linear] = index
-            advance(&coordinate, within: shape)
-        }
-        return result
+        return tiledIndices(shape, steps: (0..<shape.count).map { padded[$0] == 1 ? 0 : sourceStrides[$0] })
     }
 
-    private static func gather(_ node: ONNXNode, _ data: ConstantTensor, _ indicesTensor: ConstantTensor) throws -> ConstantTensor {
+    /// For every element of `shape` (row-major), `base + Σ coordinate[axis] · steps[axis]`.
+    ///
+    /// Built axis by axis from the outermost: after axis d, `current` holds the index of every
+    /// coordinate prefix of length d + 1. Plain appends, a few ns per element (a coordinate
+    /// odometer per element made large folds ten times slower).
+    static func tiledIndices(_ shape: [Int], steps: [Int], base: Int = 0) -> [Int] {
+        // A zero-size shape may still have huge other dims ([2^20, 2^20, 0]): never expand those.
+        if shape.contains(0) { return [] }
+        var current = [base]
+        for axis in 0..<shape.count {
+            let step = steps[axis]
+            var next: [Int] = []
+            next.reserveCapacity(current.count * shape[axis])
+            for start in current {
+                for i in 0..<shape[axis] { next.append(start + i * step) }
+            }
+            current = next
+        }
+        return current
+    }
+
+    private static func gather(_ node: ONNXNode, _ data: ConstantTensor, _ indicesTensor: ConstantTensor, _ budget: inout Budget) throws -> ConstantTensor {
         guard !data.shape.isEmpty else { throw node.invalid("gather from a scalar") }
         let axis = try normalizedAxis(try node.int("axis", default: 0), rank: data.shape.count, node)
         let axisLength = data.shape[axis]
@@ -206,12 +286,15 @@ enum ConstantFolder {
             }
             return value < 0 ? value + axisLength : value
         }
-        let outer = data.shape[..<axis].reduce(1, *)
-        let inner = data.shape[(axis + 1)...].reduce(1, *)
-        var sourceIndex: [Int] = []
-        sourceIndex.reserveCapacity(outer * indices.count * inner)
-        for o in 0..<outer { for i in indices { for k in 0..<inner { sourceIndex.append((o * axisLength + i) * inner + k) } } }
         let shape = Array(data.shape[..<axis]) + indicesTensor.shape + Array(data.shape[(axis + 1)...])
+        let count = try outputCount(shape, node, &budget)
+        let outer = uncheckedProduct(data.shape[..<axis])
+        let inner = uncheckedProduct(data.shape[(axis + 1)...])
+        var sourceIndex: [Int] = []
+        sourceIndex.reserveCapacity(count)
+        if count > 0 {
+            for o in 0..<outer { for i in indices { for k in 0..<inner { sourceIndex.append((o * axisLength + i) * inner + k) } } }
+        }
         return pick(data, sourceIndex, shape: shape)
     }
 
@@ -225,7 +308,7 @@ enum ConstantFolder {
         }
     }
 
-    private static func slice(_ node: ONNXNode, _ inputs: [ConstantTensor?], opset: Int) throws -> ConstantTensor {
+    private static func slice(_ node: ONNXNode, _ inputs: [ConstantTensor?], opset: Int, _ budget: inout Budget) throws -> ConstantTensor {
         guard let data = inputs.first ?? nil else { throw node.invalid("missing data") }
         let rank = data.shape.count
         var starts: [Int64], ends: [Int64], axes: [Int64]?, steps: [Int64]?
@@ -245,12 +328,20 @@ enum ConstantFolder {
         let axisList = try (axes ?? (0..<Int64(starts.count)).map { $0 }).map {
             try normalizedAxis(Int(clamping: $0), rank: rank, node)
         }
-        guard starts.count == axisList.count, ends.count == axisList.count else { throw node.invalid("starts/ends/axes lengths differ") }
+        guard starts.count == axisList.count, ends.count == axisList.count, steps.map({ $0.count == axisList.count }) ?? true else {
+            throw node.invalid("starts/ends/axes/steps lengths differ (\(starts.count), \(ends.count), \(axisList.count), \(steps?.count ?? axisList.count))")
+        }
+        guard Set(axisList).count == axisList.count else { throw node.invalid("axes \(axisList) repeat an axis") }
         var begin = [Int](repeating: 0, count: rank), step = [Int](repeating: 1, count: rank), length = data.shape
         for (k, axis) in axisList.enumerated() {
             let dim = data.shape[axis]
-            let stepValue = Int(clamping: steps?[k] ?? 1)
-            guard stepValue != 0 else { throw node.invalid("zero step") }
+            let rawStep = steps?[k] ?? 1
+            guard rawStep != 0 else { throw node.invalid("zero step") }
+            // A step longer than the axis takes one element at most: clamping its magnitude to
+            // dim + 1 changes nothing and keeps the arithmetic below far from overflow
+            // (a step of Int64.min could not even be negated).
+            let magnitude = Int(clamping: min(rawStep.magnitude, UInt64(dim) + 1))
+            let stepValue = rawStep > 0 ? magnitude : -magnitude
             func clampIndex(_ raw: Int64, low: Int, high: Int) -> Int {
                 var value = Int(clamping: raw)
                 if value < 0 { value += dim }
@@ -263,37 +354,42 @@ enum ConstantFolder {
             length[axis] = stepValue > 0 ? max(0, (end - start + stepValue - 1) / stepValue) : max(0, (start - end - stepValue - 1) / -stepValue)
         }
         let sourceStrides = elementStrides(data.shape)
-        var sourceIndex: [Int] = []
-        let count = length.reduce(1, *)
-        sourceIndex.reserveCapacity(count)
-        var coordinate = [Int](repeating: 0, count: rank)
-        for _ in 0..<count {
-            var index = 0
-            for axis in 0..<rank { index += (begin[axis] + coordinate[axis] * step[axis]) * sourceStrides[axis] }
-            sourceIndex.append(index)
-            advance(&coordinate, within: length)
-        }
+        _ = try outputCount(length, node, &budget)
+        let sourceIndex = tiledIndices(length, steps: (0..<rank).map { step[$0] * sourceStrides[$0] },
+                                       base: (0..<rank).reduce(0) { $0 + begin[$1] * sourceStrides[$1] })
         return pick(data, sourceIndex, shape: length)
     }
 
-    private static func concat(_ parts: [ConstantTensor], axis: Int, _ node: ONNXNode) throws -> ConstantTensor {
+    private static func concat(_ parts: [ConstantTensor], axis: Int, _ node: ONNXNode, _ budget: inout Budget) throws -> ConstantTensor {
         let rank = parts[0].shape.count
         for part in parts where part.shape.count != rank || (0..<rank).contains(where: { $0 != axis && part.shape[$0] != parts[0].shape[$0] }) {
             throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot concatenate \(parts.map(\.shape))")
         }
-        let outer = parts[0].shape[..<axis].reduce(1, *)
+        let outer = uncheckedProduct(parts[0].shape[..<axis])
         var shape = parts[0].shape
-        shape[axis] = parts.map { $0.shape[axis] }.reduce(0, +)
+        var axisLength = 0
+        for part in parts {
+            guard let sum = checkedAdd(axisLength, part.shape[axis]) else { throw node.invalid("concatenated length overflows") }
+            axisLength = sum
+        }
+        shape[axis] = axisLength
+        // Zero elements: return before the loops, which would run outer × parts empty copies
+        // ([2^20, 0] parts have 2^20 outer rows of nothing each).
+        if try outputCount(shape, node, &budget) == 0 {
+            return parts.contains(where: \.isFloat) ? ConstantTensor(shape: shape, floats: []) : ConstantTensor(shape: shape, ints: [])
+        }
         if parts.contains(where: \.isFloat) {
             var values: [Float] = []
-            for o in 0..<outer { for part in parts { let chunk = part.count / max(outer, 1); values += part.floats[(o * chunk)..<((o + 1) * chunk)] } }
+            let floats = parts.map(\.floats)
+            for o in 0..<outer { for (part, v) in zip(parts, floats) { let chunk = part.count / outer; values += v[(o * chunk)..<((o + 1) * chunk)] } }
             return ConstantTensor(shape: shape, floats: values)
         }
         var values: [Int64] = [], marks: [Bool] = []
+        let ints = parts.map(\.ints)
         for o in 0..<outer {
-            for part in parts {
-                let chunk = part.count / max(outer, 1)
-                values += part.ints[(o * chunk)..<((o + 1) * chunk)]
+            for (part, v) in zip(parts, ints) {
+                let chunk = part.count / outer
+                values += v[(o * chunk)..<((o + 1) * chunk)]
                 marks += part.isSymbolic ? Array(part.batchSymbolic[(o * chunk)..<((o + 1) * chunk)]) : Array(repeating: false, count: chunk)
             }
         }
@@ -313,18 +409,24 @@ enum ConstantFolder {
             if node.opType == "Squeeze" {
                 guard let axesList else { return x.shape.filter { $0 != 1 } }
                 let normalized = try Set(axesList.map { try normalizedAxis($0, rank: x.shape.count, node) })
+                // Only size-1 axes may go: squeezing a 0 (or 3) would claim values that are not there.
+                guard normalized.allSatisfy({ $0 < x.shape.count && x.shape[$0] == 1 }) else {
+                    throw SelfXitError.shapeMismatch("node '\(node.displayName)': squeezing axes \(axesList.sorted()) of shape \(x.shape), which are not all 1")
+                }
                 return x.shape.enumerated().filter { !normalized.contains($0.offset) }.map(\.element)
             }
             guard let axesList else { throw node.invalid("missing axes") }
             let outRank = x.shape.count + axesList.count
+            guard outRank <= 64 else { throw node.unsupported("unsqueeze to rank \(outRank)") }
             let normalized = try Set(axesList.map { try normalizedAxis($0, rank: outRank, node) })
+            guard normalized.count == axesList.count else { throw node.invalid("axes \(axesList) repeat an axis") }
             var remaining = x.shape[...]
             return (0..<outRank).map { normalized.contains($0) ? 1 : remaining.popFirst() ?? 1 }
         case "Flatten":
             let axis = try node.int("axis", default: 1)
-            let a = axis < 0 ? axis + x.shape.count : axis
+            let a = axis < 0 ? axis &+ x.shape.count : axis
             guard a >= 0, a <= x.shape.count else { throw node.invalid("axis out of range") }
-            return [x.shape[..<a].reduce(1, *), x.shape[a...].reduce(1, *)]
+            return [uncheckedProduct(x.shape[..<a]), uncheckedProduct(x.shape[a...])]
         default:
             guard inputs.count > 1, let target = inputs[1] else { throw node.invalid("missing shape") }
             guard !target.isSymbolic else { throw node.unsupported("reshaping a constant with the batch size") }
@@ -334,7 +436,8 @@ enum ConstantFolder {
 
     /// ONNX Reshape semantics: 0 copies the input dimension (unless allowzero), -1 is inferred.
     static func resolveReshape(_ target: [Int64], input: [Int], allowZero: Bool, _ node: ONNXNode) throws -> [Int] {
-        let total = input.reduce(1, *)
+        let total = uncheckedProduct(input)
+        guard target.count <= 64 else { throw node.unsupported("reshape to rank \(target.count)") }
         var shape = try target.enumerated().map { index, raw -> Int in
             if raw == 0 && !allowZero {
                 guard index < input.count else { throw node.invalid("reshape copies a missing dimension") }
@@ -343,7 +446,11 @@ enum ConstantFolder {
             guard raw >= -1, raw < 1 << 40 else { throw node.invalid("bad reshape dimension \(raw)") }
             return Int(raw)
         }
-        let known = shape.filter { $0 != -1 }.reduce(1, *)
+        // The product of the given dims may overflow (e.g. [2^40, 2^40]): such a target can never
+        // match the input's element count, so it is a mismatch, not a trap.
+        guard let known = checkedElementCount(shape.filter { $0 != -1 }) else {
+            throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot reshape \(input) to \(target)")
+        }
         if let inferred = shape.firstIndex(of: -1) {
             guard shape.filter({ $0 == -1 }).count == 1, known > 0, total % known == 0 else {
                 throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot reshape \(input) to \(target)")
@@ -355,69 +462,113 @@ enum ConstantFolder {
         return shape
     }
 
-    private static func transpose(_ node: ONNXNode, _ x: ConstantTensor) throws -> ConstantTensor {
+    private static func transpose(_ node: ONNXNode, _ x: ConstantTensor, _ budget: inout Budget) throws -> ConstantTensor {
         let rank = x.shape.count
         let perm = try node.ints("perm") ?? Array((0..<rank).reversed())
         guard perm.count == rank, Set(perm) == Set(0..<rank) else { throw node.invalid("bad permutation \(perm)") }
         let shape = perm.map { x.shape[$0] }
+        try budget.charge(x.count, node)
         let sourceStrides = elementStrides(x.shape)
-        let permutedStrides = perm.map { sourceStrides[$0] }
-        var sourceIndex: [Int] = []
-        sourceIndex.reserveCapacity(x.count)
-        var coordinate = [Int](repeating: 0, count: rank)
-        for _ in 0..<x.count {
-            sourceIndex.append(zip(coordinate, permutedStrides).reduce(0) { $0 + $1.0 * $1.1 })
-            advance(&coordinate, within: shape)
-        }
+        let sourceIndex = tiledIndices(shape, steps: perm.map { sourceStrides[$0] })
         return pick(x, sourceIndex, shape: shape)
     }
 
-    private static func binary(_ node: ONNXNode, _ a: ConstantTensor, _ b: ConstantTensor) throws -> ConstantTensor {
+    private static func binary(_ node: ONNXNode, _ a: ConstantTensor, _ b: ConstantTensor, _ budget: inout Budget) throws -> ConstantTensor {
         let shape = try broadcastShape(a.shape, b.shape, node)
-        let ai = broadcastIndices(from: a.shape, to: shape), bi = broadcastIndices(from: b.shape, to: shape)
+        let count = try outputCount(shape, node, &budget)
+        // Operands brought to the output's shape (same-shape ones as they are), then one tight
+        // loop per operator: a per-element operator switch or index closure made a 16 M-element
+        // fold take half a second.
+        func expanded<T>(_ values: [T], _ t: ConstantTensor) -> [T] {
+            if t.shape == shape { return values }
+            if t.count == 1 { return Array(repeating: values[0], count: count) }
+            return broadcastIndices(from: t.shape, to: shape).map { values[$0] }
+        }
         let comparison = ["Equal", "Less", "Greater"].contains(node.opType)
         if a.isFloat || b.isFloat {
-            let (av, bv) = (a.floats, b.floats)
-            let result: [Float] = (0..<ai.count).map { k in
-                let (x, y) = (av[ai[k]], bv[bi[k]])
-                switch node.opType {
-                case "Add": return x + y
-                case "Sub": return x - y
-                case "Mul": return x * y
-                case "Div": return x / y
-                case "Mod": return fmodf(x, y)
-                case "Pow": return powf(x, y)
-                case "Max": return max(x, y)
-                case "Min": return min(x, y)
-                case "Equal": return x == y ? 1 : 0
-                case "Less": return x < y ? 1 : 0
-                default: return x > y ? 1 : 0
+            let (av, bv) = (expanded(a.floats, a), expanded(b.floats, b))
+            @inline(__always)
+            func zipped(_ f: (Float, Float) -> Float) -> [Float] {
+                [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    av.withUnsafeBufferPointer { x in
+                        bv.withUnsafeBufferPointer { y in
+                            for k in 0..<count { buffer[k] = f(x[k], y[k]) }
+                        }
+                    }
+                    initialized = count
                 }
+            }
+            let result: [Float]
+            switch node.opType {
+            case "Add": result = zipped { $0 + $1 }
+            case "Sub": result = zipped { $0 - $1 }
+            case "Mul": result = zipped { $0 * $1 }
+            case "Div": result = zipped { $0 / $1 }
+            case "Mod": result = zipped { fmodf($0, $1) }
+            case "Pow": result = zipped { powf($0, $1) }
+            case "Max": result = zipped { max($0, $1) }
+            case "Min": result = zipped { min($0, $1) }
+            case "Equal": result = zipped { $0 == $1 ? 1 : 0 }
+            case "Less": result = zipped { $0 < $1 ? 1 : 0 }
+            default: result = zipped { $0 > $1 ? 1 : 0 }
             }
             return comparison ? ConstantTensor(shape: shape, ints: result.map { Int64($0) }) : ConstantTensor(shape: shape, floats: result)
         }
-        let (av, bv) = (a.ints, b.ints)
-        let result: [Int64] = try (0..<ai.count).map { k in
-            let (x, y) = (av[ai[k]], bv[bi[k]])
-            switch node.opType {
-            case "Add": return x &+ y
-            case "Sub": return x &- y
-            case "Mul": return x &* y
-            case "Div", "Mod":
-                guard y != 0, !(x == .min && y == -1) else { throw node.invalid("integer division by zero") }
+        let (av, bv) = (expanded(a.ints, a), expanded(b.ints, b))
+        let f: (Int64, Int64) throws -> Int64
+        switch node.opType {
+        case "Add": f = { $0 &+ $1 }
+        case "Sub": f = { $0 &- $1 }
+        case "Mul": f = { $0 &* $1 }
+        case "Div", "Mod":
+            let isDiv = node.opType == "Div"
+            f = { x, y in
+                guard y != 0, !(x == .min && y == -1) else { throw node.invalid("integer division by zero or overflow (\(x) / \(y))") }
                 // ONNX integer Div truncates toward zero; Mod (fmod=0) takes the divisor's sign.
-                if node.opType == "Div" { return x / y }
+                if isDiv { return x / y }
                 let r = x % y
                 return r != 0 && (r < 0) != (y < 0) ? r + y : r
-            case "Pow": return saturatingInt64(pow(Double(x), Double(y)))
-            case "Max": return max(x, y)
-            case "Min": return min(x, y)
-            case "Equal": return x == y ? 1 : 0
-            case "Less": return x < y ? 1 : 0
-            default: return x > y ? 1 : 0
+            }
+        case "Pow": f = { try integerPower($0, $1, node) }
+        case "Max": f = { max($0, $1) }
+        case "Min": f = { min($0, $1) }
+        case "Equal": f = { $0 == $1 ? 1 : 0 }
+        case "Less": f = { $0 < $1 ? 1 : 0 }
+        default: f = { $0 > $1 ? 1 : 0 }
+        }
+        var result: [Int64] = []
+        result.reserveCapacity(count)
+        for k in 0..<count { result.append(try f(av[k], bv[k])) }
+        return ConstantTensor(shape: shape, ints: result)
+    }
+
+    /// `x` to the integer power `y`, exactly; overflow is an error (not a wrap, not a trap). A
+    /// negative exponent truncates toward zero as integer division would (only ±1 survive);
+    /// 0 to a negative power is a division by zero.
+    static func integerPower(_ x: Int64, _ y: Int64, _ node: ONNXNode) throws -> Int64 {
+        if y < 0 {
+            switch x {
+            case 0: throw node.invalid("integer 0 raised to the negative power \(y)")
+            case 1: return 1
+            case -1: return y & 1 == 0 ? 1 : -1
+            default: return 0
             }
         }
-        return ConstantTensor(shape: shape, ints: result)
+        var result: Int64 = 1, base = x, exponent = y
+        while exponent > 0 {
+            if exponent & 1 == 1 {
+                let (p, overflow) = result.multipliedReportingOverflow(by: base)
+                guard !overflow else { throw node.invalid("integer power \(x)^\(y) overflows int64") }
+                result = p
+            }
+            exponent >>= 1
+            if exponent > 0 {
+                let (p, overflow) = base.multipliedReportingOverflow(by: base)
+                guard !overflow else { throw node.invalid("integer power \(x)^\(y) overflows int64") }
+                base = p
+            }
+        }
+        return result
     }
 
     private static func unary(_ op: String, _ x: ConstantTensor) -> ConstantTensor {
@@ -453,23 +604,4 @@ extension ConstantTensor {
         self.storage = storage
         self.batchSymbolic = batchSymbolic.contains(true) ? batchSymbolic : []
     }
-}
-
-/// ONNX Range's element count `max(ceil(span / delta), 0)`, refusing non-finite spans (a
-/// float limit of ±inf or NaN) and ranges over 2^24 before any float → int conversion (a
-/// checked `Int(_:)` of inf or NaN traps).
-private func rangeLength(_ span: Double, _ delta: Double, _ node: ONNXNode) throws -> Int {
-    let steps = (span / delta).rounded(.up)
-    guard !steps.isNaN else { throw node.invalid("range bounds are not finite") }
-    guard steps <= Double(1 << 24) else { throw node.invalid("range too long") }
-    return steps > 0 ? Int(steps) : 0
-}
-
-/// `v` truncated toward zero and clamped to Int64's range; NaN gives 0. Total, unlike
-/// `Int64(_:)`, which traps outside the range.
-func saturatingInt64(_ v: Double) -> Int64 {
-    if v.isNaN { return 0 }
-    if v >= 9.223372036854775807e18 { return .max }
-    if v <= -9.223372036854775808e18 { return .min }
-    return Int64(v)
 }

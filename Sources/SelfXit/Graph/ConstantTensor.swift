@@ -27,7 +27,16 @@ struct ConstantTensor: Equatable {
         self.batchSymbolic = batchSymbolic.contains(true) ? batchSymbolic : []
     }
 
-    var count: Int { shape.reduce(1, *) }
+    /// Element count. Shapes are validated (`checkedElementCount`) where tensors enter the
+    /// importer, so the product cannot overflow; wrapping arithmetic keeps it trap-free anyway.
+    var count: Int { uncheckedProduct(shape) }
+    /// Number of stored values (equal to `count` for a well-formed tensor).
+    var storedCount: Int {
+        switch storage {
+        case .float(let v): return v.count
+        case .int64(let v): return v.count
+        }
+    }
     var isSymbolic: Bool { !batchSymbolic.isEmpty }
     func isBatch(_ index: Int) -> Bool { !batchSymbolic.isEmpty && batchSymbolic[index] }
 
@@ -57,8 +66,18 @@ extension ConstantTensor {
         case .float(let values): self.init(shape: tensor.dims, floats: values)
         case .int64(let values): self.init(shape: tensor.dims, ints: values)
         }
-        guard count == (isFloat ? floats.count : ints.count) else {
-            throw SelfXitError.invalidModel("tensor '\(tensor.name)' has \(isFloat ? floats.count : ints.count) values for shape \(tensor.dims)")
+        try checkConsistent { "tensor '\(tensor.name)'" }
+    }
+
+    /// Throws `invalidModel` unless the shape is valid (no negative dimension, no overflowing
+    /// product) and the stored values (and batch marks) match it. Every constant the importer
+    /// keeps passes this check, so later code may index it by its shape without bounds worries.
+    func checkConsistent(_ what: () -> String) throws {
+        guard let expected = checkedElementCount(shape) else {
+            throw SelfXitError.invalidModel("\(what()) has an invalid or overflowing shape \(shape)")
+        }
+        guard expected == storedCount, batchSymbolic.isEmpty || batchSymbolic.count == expected else {
+            throw SelfXitError.invalidModel("\(what()) has \(storedCount) values for shape \(shape)")
         }
     }
 }

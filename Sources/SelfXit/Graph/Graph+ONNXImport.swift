@@ -30,9 +30,14 @@ private struct GraphImporter {
     /// The batch dimension written in the file when it is a fixed number (e.g. an export with
     /// batch 1): a Reshape to that number in dimension 0 then means "the batch".
     var fixedBatch: Int?
+    /// What constant folding may still compute in this import.
+    var foldBudget = ConstantFolder.Budget()
 
     init(model: ONNXModel, options: Graph.ImportOptions) throws {
         self.model = model
+        guard model.graph.nodes.count <= ImportLimits.maxNodes else {
+            throw SelfXitError.invalidModel("the graph has \(model.graph.nodes.count) nodes; at most \(ImportLimits.maxNodes) are supported")
+        }
         let version = model.opsetImports[""] ?? model.opsetImports["ai.onnx"] ?? 0
         guard (7...23).contains(version) else {
             throw SelfXitError.invalidModel("ONNX opset \(version) is not supported (supported: 7–23)")
@@ -66,7 +71,8 @@ private struct GraphImporter {
                 throw SelfXitError.invalidArgument("input '\(input.name)' dimension \(axis + 1) is symbolic: give the input shape when loading")
             }
         }
-        guard sampleShape.allSatisfy({ $0 > 0 && $0 < 1 << 20 }), sampleShape.reduce(1, *) < 1 << 28 else {
+        guard sampleShape.count <= 5, sampleShape.allSatisfy({ $0 > 0 && $0 < 1 << 20 }),
+              sampleShape.reduce(1.0, { $0 * Double($1) }) < Double(1 << 28) else {
             throw SelfXitError.shapeMismatch("input shape \(sampleShape) is empty or too large")
         }
         graph.input = graph.addValue(input.name, shape: sampleShape)
@@ -107,7 +113,7 @@ private struct GraphImporter {
         }
         let allConstant = zip(inputs, constants).allSatisfy { $0 == nil || $1 != nil }
         if allConstant && ConstantFolder.supportedOps.contains(node.opType) {
-            symbols[outputName] = .constant(try ConstantFolder.evaluate(node, constants, opset: opset))
+            symbols[outputName] = .constant(try ConstantFolder.evaluate(node, constants, opset: opset, budget: &foldBudget))
             return
         }
         if node.opType == "Shape", case .activation(let id)? = inputs.first {
@@ -233,6 +239,7 @@ private struct GraphImporter {
                 if let t = try constant(node, inputs, 1) { low = t.floats.first ?? low }
                 if let t = try constant(node, inputs, 2) { high = t.floats.first ?? high }
             }
+            guard !low.isNaN, !high.isNaN else { throw node.invalid("Clip bound is NaN (min \(low), max \(high))") }
             if low == 0 && high == .infinity { return .relu }
             return .clip(min: low, max: high)
         }
@@ -289,7 +296,8 @@ private struct GraphImporter {
         guard s.count == 3, w.shape.count == 4 else { throw node.unsupported("only 2-D convolutions (NCHW input, OIHW weights)") }
         let groups = try node.int("group", default: 1)
         let outChannels = w.shape[0]
-        guard groups >= 1, s[0] % groups == 0, outChannels % groups == 0, w.shape[1] * groups == s[0] else {
+        // `w.shape[1] * groups` may overflow for a hostile group count: compared without multiplying.
+        guard groups >= 1, s[0] % groups == 0, outChannels % groups == 0, w.shape[1] == s[0] / groups else {
             throw SelfXitError.shapeMismatch("node '\(node.displayName)': weights \(w.shape) do not fit input channels \(s[0]) with group \(groups)")
         }
         let kernelShape = try node.ints("kernel_shape") ?? [w.shape[2], w.shape[3]]
@@ -380,6 +388,20 @@ private struct GraphImporter {
             countIncludePad: try node.int("count_include_pad", default: 0) != 0)
         if node.opType == "AveragePool" && geometry.dilationH * geometry.dilationW != 1 {
             throw node.unsupported("dilated average pooling")
+        }
+        // The kernels assume every window reads at least one input pixel (a window wholly in
+        // the padding has no maximum, and its average divides by zero).
+        for (axis, size, out, stride, pad, dilation, kernel) in [
+            ("height", s[1], h.out, win.strides[0], h.padBegin, win.dilations[0], win.kernel[0]),
+            ("width", s[2], w.out, win.strides[1], w.padBegin, win.dilations[1], win.kernel[1]),
+        ] {
+            for o in 0..<out {
+                let start = o * stride - pad
+                let firstTap = start >= 0 ? 0 : (-start + dilation - 1) / dilation
+                guard firstTap < kernel, start + firstTap * dilation < size else {
+                    throw node.invalid("pooling window \(o) along the \(axis) lies wholly in the padding (pads, dilation or strides too large)")
+                }
+            }
         }
         return (node.opType == "MaxPool" ? .maxPool(geometry) : .averagePool(geometry), [x], [s[0], h.out, w.out])
     }
@@ -479,7 +501,9 @@ private struct GraphImporter {
             let axesList = opset >= 13 ? (try constant(node, inputs, 1))?.ints.map { Int(clamping: $0) } : try node.ints("axes")
             guard let axesList else { throw node.invalid("missing axes") }
             let outRank = full.count + axesList.count
+            guard outRank <= 6 else { throw node.unsupported("unsqueeze to rank \(outRank) (at most 6 with the batch)") }
             let axes = try Set(axesList.map { try ConstantFolder.normalizedAxis($0, rank: outRank, node) })
+            guard axes.count == axesList.count else { throw node.invalid("axes \(axesList) repeat an axis") }
             guard !axes.contains(0) else { throw node.unsupported("unsqueezing before the batch dimension") }
             var remaining = s[...]
             return (.alias, [x], (1..<outRank).map { axes.contains($0) ? 1 : remaining.popFirst() ?? 1 })

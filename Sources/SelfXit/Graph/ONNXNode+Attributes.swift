@@ -25,7 +25,8 @@ extension ONNXNode {
             throw SelfXitError.invalidModel("node '\(displayName)': attribute '\(key)' must be a list of ints")
         }
         return try raw.map {
-            guard let value = Int(exactly: $0), abs(value) < 1 << 40 else {
+            // Not `abs(value)`: abs(Int.min) traps, and Int64.min is one varint away in a file.
+            guard let value = Int(exactly: $0), value > -(1 << 40), value < 1 << 40 else {
                 throw SelfXitError.invalidModel("node '\(displayName)': attribute '\(key)' has an out-of-range value")
             }
             return value

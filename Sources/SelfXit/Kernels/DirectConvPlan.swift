@@ -107,8 +107,12 @@ struct DirectConvPlan {
             for kx in 0..<g.kernelWidth { taps.append(tap(ky * g.dilationH, kx * g.dilationW)) }
         }
         self.planes = planes
-        let channelFloats = s == 1 ? paddedH * paddedW : planes.count * planeH * planeW
-        guard g.inChannels * channelFloats < Int(Int32.max) else { return nil }
+        // Checked: with hostile pads or dilations these products can leave Int (the C offsets
+        // below are 32-bit anyway); such geometries go to im2col, whose scratch the plan bounds.
+        let (pH, pW, plH, plW) = (paddedH, paddedW, planeH, planeW)
+        guard let channelFloats = s == 1 ? checkedMultiply(pH, pW)
+                : checkedMultiply(planes.count, plH).flatMap({ checkedMultiply($0, plW) }),
+              let sampleFloats = checkedMultiply(g.inChannels, channelFloats), sampleFloats < Int(Int32.max) else { return nil }
         let plane = s == 1 ? 0 : planeH * planeW
         offsets = (0..<g.inChannels).flatMap { c in taps.map { Int32(c * channelFloats + $0.slot * plane + $0.offset) } }
     }

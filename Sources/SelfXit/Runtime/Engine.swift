@@ -76,8 +76,7 @@ public final class Engine: @unchecked Sendable {
         let model: ONNXModel
         do { model = try ONNXModel(serializedBytes: modelBytes) } catch let error as ModelLoadError {
             // Valid ONNX the reader does not handle is not a damaged model: keep the distinction.
-            if case .unsupported(let message) = error { throw SelfXitError.unsupportedModel(message) }
-            throw SelfXitError.invalidModel(error.description)
+            throw error.asSelfXitError
         }
         modelFingerprint = fnv1a64(modelBytes)
         var graph = try Graph(model: model, options: .init(inputShape: options.inputShape))

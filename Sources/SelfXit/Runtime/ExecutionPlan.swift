@@ -197,10 +197,42 @@ final class ExecutionPlan {
             }
         }
 
+        // The kernels' preconditions, checked here so that no model file can reach them: a
+        // failed one would trap (a host crash) or, at run time, read or write out of bounds.
+        // The importer already guarantees all of this; these checks keep a future importer bug
+        // a thrown error instead of memory corruption.
+        func require(_ condition: Bool, _ detail: @autoclosure () -> String) throws {
+            guard condition else {
+                throw SelfXitError.invalidModel("node '\(node.name)' (\(node.opType)): \(detail())")
+            }
+        }
+        func shape(_ value: Graph.ValueID) -> [Int] { graph.values[value].shape }
+        try require(inputIDs.allSatisfy { graph.values.indices.contains($0) } && graph.values.indices.contains(outputID),
+                    "refers to a value that does not exist")
+        try require(outputWidth > 0 && inputIDs.allSatisfy { graph.values[$0].elementsPerSample > 0 }, "has an empty tensor")
+
         switch node.operation {
         case .conv(let geometry, let weights, let bias, let activation):
+            let g = geometry
+            try require(inputIDs.count == 1 || inputIDs.count == 2, "convolution with \(inputIDs.count) inputs")
+            try require(g.groups >= 1 && g.inChannels > 0 && g.outChannels > 0 && g.inChannels % g.groups == 0 && g.outChannels % g.groups == 0,
+                        "channels \(g.inChannels) → \(g.outChannels) do not divide into \(g.groups) groups")
+            try require([g.kernelHeight, g.kernelWidth, g.strideH, g.strideW, g.dilationH, g.dilationW].allSatisfy { $0 > 0 }
+                        && g.padTop >= 0 && g.padLeft >= 0, "bad convolution window")
+            try require(shape(inputIDs[0]) == [g.inChannels, g.inHeight, g.inWidth] && outputWidth == g.outChannels * g.outPlane,
+                        "convolution geometry does not match its tensors")
+            try require(inputIDs.count == 1 || graph.values[inputIDs[1]].elementsPerSample == outputWidth, "residual of the wrong size")
+            let perGroup = [g.outChannels, g.inChannels / g.groups, g.kernelHeight, g.kernelWidth]
+            try require(checkedElementCount(perGroup) == weights.count, "\(weights.count) weights for \(perGroup)")
+            try require(bias == nil || bias?.count == g.outChannels, "bias of the wrong size")
             try refuseOver32Bit(weights.count)
             let kernel = Conv2DKernel(geometry: geometry, weights: weights, bias: bias, activation: activation)
+            // Pads and dilations (up to 2^16 each) can make the padded copy or the im2col matrix
+            // of one sample enormous; refuse them here rather than allocate gigabytes at the first call.
+            guard kernel.scratchFloatsPerThread <= ImportLimits.maxScratchFloats else {
+                throw SelfXitError.unsupportedOperator(op: node.opType, node: node.name,
+                                                       detail: "the convolution needs \(kernel.scratchFloatsPerThread) floats of scratch per thread (padding or dilation too large)")
+            }
             let hasResidual = inputIDs.count > 1
             return Step(run: { ctx in
                 kernel.run(input: ptr(inputIDs[0], ctx), residual: hasResidual ? UnsafePointer(ptr(inputIDs[1], ctx)) : nil,
@@ -208,6 +240,12 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: kernel.scratchFloatsPerThread)
 
         case .dense(let inFeatures, let outFeatures, let weights, let bias, let activation):
+            try require(inFeatures > 0 && outFeatures > 0 && checkedMultiply(inFeatures, outFeatures) == weights.count,
+                        "\(weights.count) weights for \(inFeatures) × \(outFeatures)")
+            try require(bias == nil || bias?.count == outFeatures, "bias of the wrong size")
+            try require(shape(inputIDs[0]).last == inFeatures && outputWidth % outFeatures == 0
+                        && graph.values[inputIDs[0]].elementsPerSample / inFeatures == outputWidth / outFeatures,
+                        "dense layer does not match its tensors")
             try refuseOver32Bit(weights.count)
             // Applied to the last axis: leading per-sample dims fold into the rows.
             let rowsPerSample = outputWidth / outFeatures
@@ -221,6 +259,8 @@ final class ExecutionPlan {
 
         case .channelAffine(let scale, let shift, let activation):
             let channels = scale.count
+            try require(channels > 0 && shift.count == channels && shape(inputIDs[0]).first == channels
+                        && outputWidth % channels == 0, "per-channel parameters do not match the tensor")
             let plane = outputWidth / max(channels, 1)
             return Step(run: { ctx in
                 channelAffine(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), scale: scale, shift: shift,
@@ -244,7 +284,20 @@ final class ExecutionPlan {
                 case .constant(let c): return c.shape
                 }
             }
-            let kernel = BroadcastBinary(operation, aShape: operandShape(lhs), bShape: operandShape(rhs), activation: activation)
+            for operand in [lhs, rhs] {
+                switch operand {
+                case .value(let id): try require(inputIDs.contains(id), "operand is not an input")
+                case .constant(let c):
+                    // A constant whose values do not fill its shape would be read past its end.
+                    try require(checkedElementCount(c.shape) == c.values.count, "constant of shape \(c.shape) holds \(c.values.count) values")
+                }
+            }
+            let (aShape, bShape) = (operandShape(lhs), operandShape(rhs))
+            let rank = max(aShape.count, bShape.count)
+            let a = [Int](repeating: 1, count: rank - aShape.count) + aShape, b = [Int](repeating: 1, count: rank - bShape.count) + bShape
+            try require(rank <= 6 && zip(a, b).allSatisfy { $0 == $1 || $0 == 1 || $1 == 1 }
+                        && zip(a, b).map { $0 == 1 ? $1 : $0 } == shape(outputID), "operands \(aShape) and \(bShape) do not broadcast to \(shape(outputID))")
+            let kernel = BroadcastBinary(operation, aShape: aShape, bShape: bShape, activation: activation)
             let lhsOperand = StepOperand(lhs, graph: graph), rhsOperand = StepOperand(rhs, graph: graph)
             return Step(run: { ctx in
                 let (a, b, y) = (lhsOperand.pointer(ctx, memory), rhsOperand.pointer(ctx, memory), ptr(outputID, ctx))
@@ -254,6 +307,7 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: 0)
 
         case .activation(let activation):
+            try require(graph.values[inputIDs[0]].elementsPerSample == outputWidth, "input and output sizes differ")
             return Step(run: { ctx in
                 let (x, y) = (ptr(inputIDs[0], ctx), ptr(outputID, ctx))
                 y.update(from: x, count: ctx.rows * outputWidth)
@@ -261,6 +315,11 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: 0)
 
         case .maxPool(let g), .averagePool(let g):
+            try require(shape(inputIDs[0]) == [g.channels, g.inHeight, g.inWidth] && shape(outputID) == [g.channels, g.outHeight, g.outWidth]
+                        && [g.kernelHeight, g.kernelWidth, g.strideH, g.strideW, g.dilationH, g.dilationW].allSatisfy { $0 > 0 }
+                        && [g.padTop, g.padLeft, g.padBottom, g.padRight].allSatisfy { $0 >= 0 },
+                        "pooling geometry does not match its tensors")
+            if case .averagePool = node.operation { try require(g.dilationH == 1 && g.dilationW == 1, "dilated average pooling") }
             let geometry = Pool2DGeometry(
                 channels: g.channels, inHeight: g.inHeight, inWidth: g.inWidth, outHeight: g.outHeight, outWidth: g.outWidth,
                 kernelHeight: g.kernelHeight, kernelWidth: g.kernelWidth, strideH: g.strideH, strideW: g.strideW,
@@ -277,6 +336,7 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: 0)
 
         case .globalAveragePool:
+            try require(!shape(inputIDs[0]).isEmpty && outputWidth == shape(inputIDs[0])[0], "global pooling does not match its tensors")
             let channels = graph.values[inputIDs[0]].shape[0]
             let plane = graph.values[inputIDs[0]].elementsPerSample / max(channels, 1)
             return Step(run: { ctx in
@@ -284,11 +344,15 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: 0)
 
         case .softmax(let length):
+            try require(length > 0 && outputWidth % length == 0, "softmax length \(length) does not divide \(outputWidth)")
             return Step(run: { ctx in
                 softmax(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), rows: ctx.rows * outputWidth / length, n: length, pool: ctx.pool)
             }, scratchFloatsPerThread: 0)
 
         case .transpose(let permutation):
+            let rank = shape(inputIDs[0]).count + 1
+            try require(rank <= 6 && permutation.count == rank && permutation.first == 0 && Set(permutation) == Set(0..<rank),
+                        "bad permutation \(permutation)")
             // The batch axis stays first (checked at import): transpose each sample.
             let kernel = Transpose(shape: graph.values[inputIDs[0]].shape, perm: permutation.dropFirst().map { $0 - 1 })
             let inputWidth = graph.values[inputIDs[0]].elementsPerSample
@@ -299,6 +363,10 @@ final class ExecutionPlan {
 
         case .concat(let axis):
             // Along a non-batch axis: the batch is one more outer dimension.
+            let first = shape(inputIDs.first ?? outputID)
+            try require(!inputIDs.isEmpty && axis >= 1 && axis <= first.count
+                        && inputIDs.allSatisfy { id in shape(id).count == first.count && shape(id).indices.allSatisfy { $0 == axis - 1 || shape(id)[$0] == first[$0] } },
+                        "inputs \(inputIDs.map(shape)) do not concatenate along axis \(axis)")
             let kernel = Concat(shapes: inputIDs.map { [1] + graph.values[$0].shape }, axis: axis)
             let widths = inputIDs.map { graph.values[$0].elementsPerSample }
             return Step(run: { ctx in
@@ -315,6 +383,7 @@ final class ExecutionPlan {
             guard shape.count == 4 else {
                 throw SelfXitError.unsupportedOperator(op: node.opType, node: node.name, detail: "padding is supported for 4-D tensors")
             }
+            try require(pads.count == 8 && (0..<4).allSatisfy { shape[$0] + pads[$0] + pads[$0 + 4] > 0 }, "bad pads \(pads)")
             let kernel = ConstantPad4D(shape: shape, pads: pads, value: value)
             let inputWidth = graph.values[inputIDs[0]].elementsPerSample
             return Step(run: { ctx in
@@ -323,6 +392,10 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: 0)
 
         case .matmul:
+            let (sa, sb) = (shape(inputIDs[0]), shape(inputIDs[1 < inputIDs.count ? 1 : 0]))
+            try require(inputIDs.count == 2 && sa.count >= 2 && sb.count == sa.count && sb[sb.count - 2] == sa[sa.count - 1]
+                        && zip(sa.dropLast(2), sb.dropLast(2)).allSatisfy { $0 == $1 || $0 == 1 || $1 == 1 },
+                        "cannot multiply \(sa) by \(sb)")
             let kernel = BatchedMatMul(aShape: graph.values[inputIDs[0]].shape, bShape: graph.values[inputIDs[1]].shape)
             let (aWidth, bWidth) = (graph.values[inputIDs[0]].elementsPerSample, graph.values[inputIDs[1]].elementsPerSample)
             return Step(run: { ctx in

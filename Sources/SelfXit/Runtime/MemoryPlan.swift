@@ -58,20 +58,44 @@ struct MemoryPlan {
         let buffers = graph.values.indices.filter { root[$0] == $0 && first[$0] != Int.max }
             .sorted { graph.values[$0].elementsPerSample > graph.values[$1].elementsPerSample }
         var offset = [Int](repeating: 0, count: graph.values.count)
-        var placed: [Graph.ValueID] = []
+        // Placed buffers indexed by lifetime, so the buffers a new one conflicts with are found
+        // without scanning every placed buffer (that scan made planning quadratic in the graph's
+        // size: 15 s for a 160 000-node chain). Lifetimes are slots first + 1 ... last + 1.
+        var index = LifetimeIndex(slots: end + 2)
+        var seen = [Int](repeating: -1, count: graph.values.count)
+        var conflicts: [Graph.ValueID] = []
+        // The first-fit search costs the number of overlapping pairs, which is quadratic when
+        // thousands of buffers live at once (a model listing every tensor as an output, a huge
+        // fan-out). Past this many pair visits the remaining buffers are stacked above all the
+        // others instead: always correct, only less compact, and the plan stays fast to build.
+        var pairVisitsLeft = 1 << 24
         var total = 0
-        for buffer in buffers {
+        for (serial, buffer) in buffers.enumerated() {
             let size = Self.paddedSize(graph.values[buffer].elementsPerSample)
-            // Buffers alive at the same time, by increasing offset; take the first gap that fits.
-            let conflicts = placed.filter { !(last[$0] < first[buffer] || last[buffer] < first[$0]) }
-                .sorted { offset[$0] < offset[$1] }
+            if pairVisitsLeft > 0 {
+                // Buffers alive at the same time, by increasing offset; take the first gap that fits.
+                conflicts.removeAll(keepingCapacity: true)
+                index.forEachOverlapping(first[buffer] + 1, last[buffer] + 1) { other in
+                    pairVisitsLeft -= 1
+                    if seen[other] != serial {
+                        seen[other] = serial
+                        conflicts.append(other)
+                    }
+                }
+            }
+            guard pairVisitsLeft > 0 else {
+                offset[buffer] = total
+                total += size
+                continue
+            }
+            conflicts.sort { offset[$0] < offset[$1] }
             var candidate = 0
             for other in conflicts {
                 if candidate + size <= offset[other] { break }
                 candidate = max(candidate, offset[other] + Self.paddedSize(graph.values[other].elementsPerSample))
             }
             offset[buffer] = candidate
-            placed.append(buffer)
+            index.insert(buffer, first[buffer] + 1, last[buffer] + 1)
             total = max(total, candidate + size)
         }
         self.root = root
@@ -97,4 +121,57 @@ struct MemoryPlan {
     static func paddedSize(_ floats: Int) -> Int { (floats + 15) & ~15 }
 
     func offset(of value: Graph.ValueID) -> Int { offset[root[value]] }
+}
+
+/// Closed integer intervals (buffer lifetimes in node slots) in a segment tree: each interval is
+/// stored at the O(log n) tree nodes that cover it exactly, and every tree node counts the
+/// intervals stored in its subtree. Finding the intervals that overlap a query visits only
+/// subtrees holding some, so it costs O(log² n) per interval found (reported once per tree
+/// node holding it; callers deduplicate) instead of a scan over all intervals.
+private struct LifetimeIndex {
+    private let size: Int
+    private var stored: [[Graph.ValueID]]
+    private var below: [Int]
+
+    init(slots: Int) {
+        var size = 1
+        while size < slots { size <<= 1 }
+        self.size = size
+        stored = Array(repeating: [], count: 2 * size)
+        below = Array(repeating: 0, count: 2 * size)
+    }
+
+    mutating func insert(_ id: Graph.ValueID, _ low: Int, _ high: Int) {
+        insert(id, low, high, node: 1, nodeLow: 0, nodeHigh: size - 1)
+    }
+
+    @discardableResult
+    private mutating func insert(_ id: Graph.ValueID, _ low: Int, _ high: Int, node: Int, nodeLow: Int, nodeHigh: Int) -> Int {
+        if high < nodeLow || nodeHigh < low { return 0 }
+        var added = 0
+        if low <= nodeLow && nodeHigh <= high {
+            stored[node].append(id)
+            added = 1
+        } else {
+            let mid = (nodeLow + nodeHigh) / 2
+            added = insert(id, low, high, node: 2 * node, nodeLow: nodeLow, nodeHigh: mid)
+                + insert(id, low, high, node: 2 * node + 1, nodeLow: mid + 1, nodeHigh: nodeHigh)
+        }
+        below[node] += added
+        return added
+    }
+
+    func forEachOverlapping(_ low: Int, _ high: Int, _ body: (Graph.ValueID) -> Void) {
+        visit(low, high, node: 1, nodeLow: 0, nodeHigh: size - 1, body)
+    }
+
+    private func visit(_ low: Int, _ high: Int, node: Int, nodeLow: Int, nodeHigh: Int, _ body: (Graph.ValueID) -> Void) {
+        if below[node] == 0 || high < nodeLow || nodeHigh < low { return }
+        // An interval stored here covers this node's whole range, which meets the query.
+        for id in stored[node] { body(id) }
+        if nodeLow == nodeHigh { return }
+        let mid = (nodeLow + nodeHigh) / 2
+        visit(low, high, node: 2 * node, nodeLow: nodeLow, nodeHigh: mid, body)
+        visit(low, high, node: 2 * node + 1, nodeLow: mid + 1, nodeHigh: nodeHigh, body)
+    }
 }

@@ -29,6 +29,17 @@ package enum ModelLoadError: Error, CustomStringConvertible, Equatable, Sendable
         }
     }
 
+    /// The engine-level error: legal ONNX this reader does not implement (external data, sparse
+    /// initializers, string tensors, …) is `unsupportedOperator`; everything else about the
+    /// file's content is `invalidModel`; a read failure is `io`.
+    public var asSelfXitError: SelfXitError {
+        switch self {
+        case .truncated, .malformed: return .invalidModel(description)
+        case .unsupported(let m): return .unsupportedModel(m)
+        case .io: return .io(description)
+        }
+    }
+
     /// The same error with `context` prepended to its message ("context: message").
     func inContext(_ context: String) -> ModelLoadError {
         switch self {

@@ -134,6 +134,11 @@ extension ONNXParser {
             count = p
             dims.append(n)
         }
+        // A zero-size tensor's other dims must not overflow either ([0, 2^62, 4] has no
+        // elements, but its [2^62, 4] part would overflow wherever it is multiplied out).
+        if count == 0, checkedElementCount(dims.filter { $0 != 0 }) == nil {
+            throw .malformed("\(label): dims \(dims) overflow (the product of the non-zero dims exceeds Int64)")
+        }
 
         guard let elementSize = dataType.rawElementSize, let allowedField = dataType.typedField else {
             throw .unsupported("\(label) has data type \(dataType) (\(dataTypeCode)), which this reader does not decode")

@@ -555,14 +555,16 @@ class Engine:
     ) -> dict[str, Any]:
         """Builds exits from the collected samples and puts them in service (blocks).
 
-        `progress`: a callable `progress(fraction, stage)` called on this thread at every stage
+        `progress`: a callable `progress(fraction, stage)` called (on a helper thread running
+        the build, never concurrently) at every stage
         of the build and about ten times a second within one (`fraction` in [0, 1], never
         decreasing, 1.0 last with stage "done"; stages "prepare", "activations", "search",
         "train", "select", "done"); returning True cancels the build, which then raises
         Error(CANCELLED) within a fraction of a second, the previous exits staying in service.
         An exception raised by the callable (Ctrl-C included) cancels the build too and is
         re-raised here. `progress=True` shows a tqdm bar (plain lines on stderr without tqdm).
-        Ctrl-C cancels a build in every case.
+        Ctrl-C cancels a build in every case (the KeyboardInterrupt is re-raised once the build
+        has stopped, within a fraction of a second).
 
         Returns the build report: the `last_build` object of `stats()` (the whole stats JSON if
         the library reports no such key)."""
@@ -584,20 +586,49 @@ class Engine:
             reporter = _ProgressReporter(progress)
         else:
             raise Error(Status.INVALID_ARGUMENT, f"progress must be a callable, True or None, not {type(progress).__name__}")
-        # Always installed, even without `progress`: the callback is where a Ctrl-C (raised by
-        # Python's signal handler while the callback runs) becomes a cancel of the build.
+        # The build runs on a helper thread while this one waits in slices: a Ctrl-C (or any
+        # exception a signal handler raises) arrives here, in plain Python code, and becomes a
+        # cancel that the progress callback hands to the library at its next call (≤ 0.1 s).
+        # Raised inside a ctypes callback instead, it could be lost (ctypes only prints it).
         callback = _lib.PROGRESS_FN(reporter.call)
         opts.progress = callback
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
         h = self._enter()
         try:
-            rc = lib.sx_update_exits(h, ctypes.byref(opts))
+
+            def build() -> None:
+                try:
+                    outcome["rc"] = rc = lib.sx_update_exits(h, ctypes.byref(opts))
+                    if rc != Status.OK:  # sx_last_error() is per thread: read it on this one
+                        outcome["message"] = _lib.last_error() or _lib.status_string(rc)
+                except BaseException as e:  # noqa: BLE001 — re-raised below
+                    outcome["error"] = e
+                finally:
+                    finished.set()
+
+            worker = threading.Thread(target=build, name="selfxit-update-exits", daemon=True)
+            worker.start()
+            interrupted: Optional[BaseException] = None
+            while not finished.is_set():
+                try:
+                    finished.wait(_WAIT_SLICE_MS / 1000.0)
+                except BaseException as e:  # noqa: BLE001 — Ctrl-C: cancel, wait for the build to stop
+                    interrupted = interrupted or e
+                    reporter.cancel_requested = True
+            worker.join()
         finally:
             self._leave()
             reporter.close()
+        if interrupted is not None:
+            raise interrupted
         if reporter.error is not None:
             err, reporter.error = reporter.error, None
             raise err
-        _check(rc)
+        if "error" in outcome:
+            raise outcome["error"]
+        if outcome["rc"] != Status.OK:
+            raise Error(outcome["rc"], outcome["message"])
         stats = self.stats()
         report = stats.get("last_build")
         return report if isinstance(report, dict) else stats
@@ -717,10 +748,11 @@ class _ProgressReporter:
     def __init__(self, progress: Optional[ProgressCallback]):
         self.progress = progress
         self.error: Optional[BaseException] = None
+        self.cancel_requested = False  # set by update_exits on Ctrl-C
 
     def call(self, p: Any, user_data: Optional[int]) -> int:  # runs inside sx_update_exits; never raises into C
         try:
-            if self.error is not None:
+            if self.error is not None or self.cancel_requested:
                 return 1
             r = p.contents
             stage = r.stage.decode() if r.stage else ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 
 import numpy as np
@@ -53,7 +55,8 @@ def test_progress_callable(built):
 
 
 def test_cancel_keeps_previous_exits(built):
-    e, report, _ = built
+    e, _, _ = built
+    report = e.stats()["last_build"]
     before = e.info
     calls: list[tuple[float, str]] = []
     cancelled_at: list[float] = []
@@ -69,7 +72,7 @@ def test_cancel_keeps_previous_exits(built):
         e.update_exits(progress=cancel_in_training, **FAST)
     ended = time.monotonic()
     assert info.value.status == Status.CANCELLED, info.value
-    assert "cancelled" in str(info.value)
+    assert "cancelled by the progress handler during train" in str(info.value), info.value
     assert cancelled_at and ended - cancelled_at[0] < 1.5
     assert calls[-1][1] == "train"  # not called again after the cancel
     assert e.info["num_trained_exits"] == before["num_trained_exits"]
@@ -77,7 +80,8 @@ def test_cancel_keeps_previous_exits(built):
 
 
 def test_exception_in_progress_cancels_and_propagates(built):
-    e, report, _ = built
+    e, _, _ = built
+    report = e.stats()["last_build"]
 
     def boom(fraction: float, stage: str) -> None:
         if stage == "search":
@@ -96,3 +100,27 @@ def test_progress_true_prints_or_draws(built, capsys):
     e.update_exits(progress=True, **FAST)
     err = capsys.readouterr().err
     assert "exit build" in err and ("done" in err or "100" in err)
+
+
+def test_ctrl_c_cancels_build(built):
+    """SIGINT during a build (here sent by the progress callback itself, so it surely arrives
+    while the build runs): KeyboardInterrupt once the build has stopped, exits unchanged."""
+    e, _, _ = built
+    report = e.stats()["last_build"]
+    main = threading.main_thread().ident
+    sent: list[float] = []
+    calls_after: list[str] = []
+
+    def interrupt(fraction: float, stage: str) -> None:
+        if sent:
+            calls_after.append(stage)
+        elif stage == "search":
+            sent.append(time.monotonic())
+            signal.pthread_kill(main, signal.SIGINT)
+
+    assert threading.current_thread() is threading.main_thread()
+    with pytest.raises(KeyboardInterrupt):
+        e.update_exits(progress=interrupt, **FAST)
+    assert sent and time.monotonic() - sent[0] < 1.5
+    assert len(calls_after) <= 3, calls_after  # the cancel reaches the library at the next call
+    assert e.stats()["last_build"] == report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import importlib
 import itertools
 import json
 import math
@@ -778,9 +779,9 @@ class _ProgressBar(_ProgressReporter):
         self.last_line = ""
         self.bar: Any = None
         try:
-            from tqdm.auto import tqdm  # optional dependency
-
-            self.bar = tqdm(total=1000, desc="exit build", unit="‰", leave=True)
+            # Optional dependency, imported by name so the type check needs no tqdm stubs.
+            tqdm_auto = importlib.import_module("tqdm.auto")
+            self.bar = tqdm_auto.tqdm(total=1000, desc="exit build", unit="‰", leave=True)
         except ImportError:
             self.bar = None
 

@@ -591,6 +591,7 @@ class Engine:
         # exception a signal handler raises) arrives here, in plain Python code, and becomes a
         # cancel that the progress callback hands to the library at its next call (≤ 0.1 s).
         # Raised inside a ctypes callback instead, it could be lost (ctypes only prints it).
+        reporter.engine_token = self._token
         callback = _lib.PROGRESS_FN(reporter.call)
         opts.progress = callback
         outcome: dict[str, Any] = {}
@@ -750,8 +751,13 @@ class _ProgressReporter:
         self.progress = progress
         self.error: Optional[BaseException] = None
         self.cancel_requested = False  # set by update_exits on Ctrl-C
+        self.engine_token = 0  # set by update_exits: close() from the callback is then BUSY
 
     def call(self, p: Any, user_data: Optional[int]) -> int:  # runs inside sx_update_exits; never raises into C
+        stack = getattr(_tls, "engines", None)
+        if stack is None:
+            stack = _tls.engines = []
+        stack.append(self.engine_token)
         try:
             if self.error is not None or self.cancel_requested:
                 return 1
@@ -762,6 +768,8 @@ class _ProgressReporter:
         except BaseException as e:  # noqa: BLE001 — re-raised by update_exits()
             self.error = e
             return 1
+        finally:
+            stack.pop()
 
     def update(self, fraction: float, stage: str, message: str) -> bool:
         return bool(self.progress(fraction, stage)) if self.progress is not None else False

@@ -90,6 +90,10 @@ def test_exception_in_progress_cancels_and_propagates(built):
     with pytest.raises(ValueError, match="stop here"):
         e.update_exits(progress=boom, **FAST)
     assert e.stats()["last_build"] == report
+    # close() from inside the progress callback would wait for the build it runs in: BUSY.
+    with pytest.raises(Error) as info:
+        e.update_exits(progress=lambda f, s: e.close(), **FAST)
+    assert info.value.status == Status.BUSY and not e.closed
     with pytest.raises(Error) as info:
         e.update_exits(progress="yes", **FAST)  # type: ignore[arg-type]
     assert info.value.status == Status.INVALID_ARGUMENT

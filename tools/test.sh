@@ -45,6 +45,8 @@ case "$(basename "$wheel")" in
   *) echo "the repaired wheel is not tagged manylinux_2_XX_x86_64: $wheel"; exit 1 ;;
 esac
 echo "wheel: $(basename "$wheel"), $(du -h "$wheel" | cut -f1)"
+# The toolchain's root (e.g. /opt/swift/usr): nothing the installed wheel loads may come from it.
+toolchain=$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")
 outside=$(mktemp -d /tmp/selfxit-wheel-test.XXXXXX)
 trap 'rm -rf "$outside"' EXIT
 python3 -m venv "$outside/venv"
@@ -56,6 +58,8 @@ assert selfxit.__file__.startswith(site) and selfxit.library_path.startswith(sit
 with selfxit.Engine('$repo/models/fmnist-resnet18-w16.onnx', threads=2) as engine:
     labels, confidences, exits, probabilities = engine.infer(np.zeros((4, 1, 28, 28), np.float32), return_probabilities=True)
 assert probabilities.shape == (4, 10) and abs(float(probabilities.sum()) - 4) < 1e-3
+from_toolchain = sorted({l.split()[-1] for l in open('/proc/self/maps') if '$toolchain/' in l})
+assert not from_toolchain, ('loaded from the Swift toolchain', from_toolchain)
 print('import selfxit from outside the repository:', selfxit.library_path, 'labels', labels.tolist())
 ")
 (cd "$outside" && env -u SELFXIT_LIBRARY "$outside/venv/bin/python" -m pytest -q -p no:cacheprovider "$repo/bindings/python/tests")

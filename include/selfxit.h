@@ -92,8 +92,10 @@ typedef enum sx_status {
     SX_ERR_OUT_OF_MEMORY = 8,    /* memory, or a thread, could not be had; the engine stays usable */
     SX_ERR_TIMEOUT = 9,          /* sx_wait ran out of time; the work goes on */
     SX_ERR_INTERNAL = 10,        /* a bug in the library; please report the message */
-    SX_ERR_INVALID_DATA = 11     /* data that is not a model is unusable: an undecodable or
+    SX_ERR_INVALID_DATA = 11,    /* data that is not a model is unusable: an undecodable or
                                     oversized image, a damaged, forged or foreign exit bundle */
+    SX_ERR_CANCELLED = 12        /* the caller cancelled the call (an exit build's progress
+                                    callback returned non-zero); nothing was changed */
 } sx_status;
 
 typedef struct sx_engine sx_engine;
@@ -115,7 +117,7 @@ SX_API const char *sx_status_string(sx_status status);
 SX_API const char *sx_last_error(void);
 
 /* sizeof() of a public struct as this library sees it, by name ("sx_result", "sx_stats",
- * "sx_engine_options", "sx_update_options", "sx_info", "sx_preprocess"); 0 for an
+ * "sx_engine_options", "sx_update_options", "sx_info", "sx_preprocess", "sx_progress"); 0 for an
  * unknown name. Lets bindings check their layouts at load time. Thread-safe. */
 SX_API size_t sx_struct_size(const char *struct_name);
 
@@ -270,6 +272,28 @@ SX_NODISCARD SX_API sx_status sx_wait(sx_engine *engine, uint64_t ticket, int64_
 
 /* ---- Exits ------------------------------------------------------------------------------ */
 
+/* Where an exit build stands, passed to sx_update_options.progress. Valid only during the
+ * call (copy the strings to keep them). */
+typedef struct sx_progress {
+    uint32_t struct_size;
+    /* Share of the build done, in [0, 1]; never decreases within one build; 1 only with the
+     * stage "done". */
+    double fraction;
+    /* The step, one of "prepare", "activations", "search", "train" (activations, search and
+     * train repeat per candidate layer), "select", "done". Static storage. */
+    const char *stage;
+    /* A line for a log, e.g. "candidate 2/6 'x': training the chosen head". */
+    const char *message;
+} sx_progress;
+
+/* Progress callback of sx_update_exits. Runs on the thread that called sx_update_exits, at
+ * every stage and about ten times a second within one. Return 0 to go on, non-zero to cancel:
+ * the build then stops within a fraction of a second and sx_update_exits returns
+ * SX_ERR_CANCELLED, the previous exits staying in service. The last call (stage "done",
+ * fraction 1) comes after the new exits are in service; its return value is ignored. It may
+ * call the library, except sx_engine_destroy of this engine (BUSY). */
+typedef int (*sx_progress_fn)(const sx_progress *progress, void *user_data);
+
 typedef struct sx_update_options {
     uint32_t struct_size;
     /* Tolerated drop of agreement with the full model, in (0, 1). Default 0.01. */
@@ -287,6 +311,10 @@ typedef struct sx_update_options {
     uint32_t min_samples;
     /* Training epochs of each chosen head. Default 30. */
     uint32_t epochs;
+    /* Progress and cancel (see sx_progress_fn); NULL (default): none. `progress_user_data` is
+     * passed to it unchanged. */
+    sx_progress_fn progress;
+    void *progress_user_data;
 } sx_update_options;
 
 SX_API void sx_update_options_init(sx_update_options *options);
@@ -296,8 +324,8 @@ SX_API void sx_update_options_init(sx_update_options *options);
  * minutes). Inference from other threads goes on meanwhile with the previous exits. On
  * failure the previous exits stay. `options` may be NULL (defaults).
  * Errors: INVALID_ARGUMENT (tolerance outside (0,1), zero budget …), WRONG_STATE (too few
- * samples collected), OUT_OF_MEMORY (a workspace or a training thread could not be had).
- * Thread-safe. */
+ * samples collected), OUT_OF_MEMORY (a workspace or a training thread could not be had),
+ * CANCELLED (options->progress returned non-zero). Thread-safe. */
 SX_NODISCARD SX_API sx_status sx_update_exits(sx_engine *engine, const sx_update_options *options);
 
 /* Switches early exits on (1) or off (0); off, every sample runs the full model (and is

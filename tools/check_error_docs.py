@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 STATUSES = ["INVALID_ARGUMENT", "IO", "BAD_MODEL", "UNSUPPORTED_OP", "SHAPE_MISMATCH", "WRONG_STATE", "BUSY",
-            "OUT_OF_MEMORY", "TIMEOUT", "INTERNAL", "INVALID_DATA"]
+            "OUT_OF_MEMORY", "TIMEOUT", "INTERNAL", "INVALID_DATA", "CANCELLED"]
 
 # SelfXitError case → status (mirrors SelfXitError.status in Sources/SelfXitC/CABI+Errors.swift;
 # checked against that file below).
@@ -29,7 +29,7 @@ CASE_STATUS = {
     "invalidArgument": "INVALID_ARGUMENT", "io": "IO", "invalidModel": "BAD_MODEL",
     "unsupportedOperator": "UNSUPPORTED_OP", "shapeMismatch": "SHAPE_MISMATCH", "wrongState": "WRONG_STATE",
     "internalError": "INTERNAL", "invalidData": "INVALID_DATA", "unsupportedModel": "UNSUPPORTED_OP",
-    "outOfMemory": "OUT_OF_MEMORY",
+    "outOfMemory": "OUT_OF_MEMORY", "cancelled": "CANCELLED",
 }
 
 # Swift API entry points the shell calls → SelfXitError cases they can throw.
@@ -39,7 +39,7 @@ SWIFT_API = {
     "Engine(modelBytes": {"invalidArgument", "invalidModel", "unsupportedOperator", "unsupportedModel", "shapeMismatch",
                           "outOfMemory"},
     "submit": {"invalidArgument", "shapeMismatch", "outOfMemory"},
-    "updateExits": {"invalidArgument", "wrongState", "outOfMemory"},
+    "updateExits": {"invalidArgument", "wrongState", "outOfMemory", "cancelled"},
     "setExitsEnabled": set(),
     "saveExits": {"wrongState", "io"},
     "loadExits": {"io", "invalidData"},

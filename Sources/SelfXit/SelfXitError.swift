@@ -24,6 +24,9 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
     /// Memory (or a thread) the call needs could not be had: an allocation failed or the OS
     /// refused a thread. The engine stays usable; the call may succeed later or with less.
     case outOfMemory(String)
+    /// The caller asked for the operation to stop (an exit build's progress handler answered
+    /// `.cancel`); nothing it would have changed was changed.
+    case cancelled(String)
 
     public var description: String {
         switch self {
@@ -38,6 +41,7 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
         case .invalidData(let m): return "invalid data: \(m)"
         case .unsupportedModel(let m): return "unsupported ONNX model feature: \(m)"
         case .outOfMemory(let m): return "out of memory: \(m)"
+        case .cancelled(let m): return "cancelled: \(m)"
         }
     }
 }

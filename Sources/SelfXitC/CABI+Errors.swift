@@ -28,6 +28,7 @@ extension SelfXitError {
         case .invalidData: return SX_ERR_INVALID_DATA
         case .unsupportedModel: return SX_ERR_UNSUPPORTED_OP
         case .outOfMemory: return SX_ERR_OUT_OF_MEMORY
+        case .cancelled: return SX_ERR_CANCELLED
         }
     }
 }
@@ -108,7 +109,7 @@ public func sx_version() -> UnsafePointer<CChar> { versionCString }
 
 private let statusNames: [UnsafePointer<CChar>] = ([
     "ok", "invalid argument", "I/O error", "bad model", "unsupported operator", "shape mismatch", "wrong state",
-    "busy", "out of memory", "timeout", "internal error", "invalid data", "unknown status",
+    "busy", "out of memory", "timeout", "internal error", "invalid data", "cancelled", "unknown status",
 ] as [String]).map { UnsafePointer(strdup($0)!) }
 
 @_cdecl("sx_status_string")
@@ -130,6 +131,7 @@ public func sx_struct_size(_ name: UnsafePointer<CChar>?) -> Int {
     case "sx_update_options": return MemoryLayout<sx_update_options>.size
     case "sx_info": return MemoryLayout<sx_info>.size
     case "sx_preprocess": return MemoryLayout<sx_preprocess>.size
+    case "sx_progress": return MemoryLayout<sx_progress>.size
     default: return 0
     }
 }

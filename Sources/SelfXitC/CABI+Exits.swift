@@ -37,10 +37,47 @@ public func sx_update_exits(_ engine: OpaquePointer?, _ options: UnsafePointer<s
             try handle.engine.updateExits(ExitBuildOptions(
                 tolerance: raw.tolerance, searchBudget: Int(raw.search_budget), seed: raw.seed,
                 memoryBudgetBytes: Int(raw.memory_budget_bytes), trainFraction: raw.train_fraction,
-                validationFraction: raw.validation_fraction, minimumSamples: Int(raw.min_samples), epochs: Int(raw.epochs)))
+                validationFraction: raw.validation_fraction, minimumSamples: Int(raw.min_samples), epochs: Int(raw.epochs),
+                onProgress: ProgressCallback(raw.progress, raw.progress_user_data, handle: handle)?.handler))
         }
     }
 }
+
+/// The host's sx_progress_fn as an `ExitBuildOptions.onProgress` handler. The build calls it
+/// on the thread that called sx_update_exits only, never concurrently, so the unchecked
+/// Sendable (a C pointer pair) is sound.
+private struct ProgressCallback: @unchecked Sendable {
+    let function: sx_progress_fn
+    let userData: UnsafeMutableRawPointer?
+    let handle: EngineHandle
+
+    init?(_ function: sx_progress_fn?, _ userData: UnsafeMutableRawPointer?, handle: EngineHandle) {
+        guard let function else { return nil }
+        self.function = function; self.userData = userData; self.handle = handle
+    }
+
+    var handler: @Sendable (ExitBuildProgress) -> ExitBuildDecision {
+        { progress in
+            var report = sx_progress()
+            report.struct_size = UInt32(MemoryLayout<sx_progress>.size)
+            report.fraction = progress.fraction
+            report.stage = stageNames[progress.stage]
+            // Inside the callback this engine counts as "in its own callback": destroying it
+            // from there is refused (BUSY) instead of freeing what the build still uses.
+            CallbackScope.enter(handle)
+            defer { CallbackScope.leave(handle) }
+            let answer = progress.message.withCString { message -> Int32 in
+                report.message = message
+                return withUnsafePointer(to: &report) { function($0, userData) }
+            }
+            return answer == 0 ? .proceed : .cancel
+        }
+    }
+}
+
+/// sx_progress.stage strings: static storage, as the header promises.
+private let stageNames: [ExitBuildProgress.Stage: UnsafePointer<CChar>] = Dictionary(
+    uniqueKeysWithValues: ExitBuildProgress.Stage.allCases.map { ($0, UnsafePointer(strdup($0.rawValue)!)) })
 
 @_cdecl("sx_set_exits_enabled")
 public func sx_set_exits_enabled(_ engine: OpaquePointer?, _ enabled: Int32) -> sx_status {

@@ -298,7 +298,16 @@ func num(_ value: Double) -> String { String(format: "%.1f", value) }
 struct Chart {
     enum Marker { case dot, ring, diamond, square }
     struct Point { var x: Double, y: Double, tip: String, label: String? = nil }
-    struct Series { var name: String?, color: String, points: [Point], line: Bool, marker: Marker, dashed: Bool }
+    struct Series {
+        var name: String?, color: String, points: [Point], line: Bool, marker: Marker, dashed: Bool
+        // Spelled out: the implicit memberwise init of this struct fails to compile in the
+        // testable (`swift test -c release`) build ("return from initializer without
+        // initializing all stored properties", Swift 6.3.1).
+        init(name: String?, color: String, points: [Point], line: Bool, marker: Marker, dashed: Bool) {
+            self.name = name; self.color = color; self.points = points
+            self.line = line; self.marker = marker; self.dashed = dashed
+        }
+    }
 
     var width: Double, height: Double
     var xLabel: String, yLabel: String

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds Tests/CABI/test_capi.c, test_files.c and test_resources.c against a built libselfxit
+# Builds Tests/CABI/test_capi.c, test_files.c, test_resources.c, test_nonfinite.c and
+# test_progress.c against a built libselfxit
 # and runs them from the repository root (each runs even if an earlier one fails), after
 # tools/check_error_docs.py (the header's Errors: lines vs the C shell).
 #
@@ -79,4 +80,10 @@ echo "run.sh: building and running $out/test_nonfinite"
 $cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_nonfinite.c" -o "$out/test_nonfinite" \
     -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lm
 "$out/test_nonfinite" "$root" || status=1
+# Progress and cancel of exit builds (sx_update_options.progress, SX_ERR_CANCELLED).
+echo "run.sh: building and running $out/test_progress"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_progress.c" -o "$out/test_progress" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lz -lpthread
+"$out/test_progress" "$root" || status=1
 exit $status

@@ -92,6 +92,7 @@ static const char *status_name(sx_status s) {
     case SX_ERR_TIMEOUT: return "SX_ERR_TIMEOUT";
     case SX_ERR_INTERNAL: return "SX_ERR_INTERNAL";
     case SX_ERR_INVALID_DATA: return "SX_ERR_INVALID_DATA";
+    case SX_ERR_CANCELLED: return "SX_ERR_CANCELLED";
     }
     return "(unknown status)";
 }

@@ -174,8 +174,10 @@ int main(int argc, char **argv) {
     check(strcmp(sx_status_string(SX_ERR_INVALID_DATA), "invalid data") == 0, "sx_status_string(SX_ERR_INVALID_DATA) = '%s'%s",
           sx_status_string(SX_ERR_INVALID_DATA), "");
     check(strcmp(sx_status_string(SX_ERR_INTERNAL), "internal error") == 0 &&
-              strcmp(sx_status_string((sx_status)12), "unknown status") == 0,
-          "INTERNAL keeps its name, 12 is '%s'%s", sx_status_string((sx_status)12), "");
+              strcmp(sx_status_string(SX_ERR_CANCELLED), "cancelled") == 0 &&
+              strcmp(sx_status_string((sx_status)13), "unknown status") == 0,
+          "INTERNAL keeps its name, 12 is '%s', 13 is '%s'", sx_status_string((sx_status)12),
+          sx_status_string((sx_status)13));
 
     printf("== sx_engine_create on paths that are not regular files (each must return at once)\n");
     alarm(20);

@@ -11,10 +11,15 @@ extension Engine {
     /// after the other: the segment between two candidates runs on the previous layer's
     /// activations, so the whole build costs one backbone pass over the samples and holds at
     /// most two layers' activations at a time.
+    ///
+    /// `options.onProgress` hears about every stage and can cancel (`SelfXitError.cancelled`,
+    /// the previous exits staying); it runs on this thread, between steps, never concurrently.
     @discardableResult
     public func updateExits(_ options: ExitBuildOptions = ExitBuildOptions()) throws -> ExitBuildReport {
         let options = try options.validated()
         let start = MonotonicClock.nanoseconds()
+        let monitor = ExitBuildMonitor(options.onProgress)
+        try monitor.report(.prepare, 0, "checking the collected samples")
         guard !candidates.isEmpty else { throw SelfXitError.wrongState("the model has no exit candidates (too few layers or no single-tensor cut points)") }
         let recorded = collector.snapshot()
         guard recorded.count >= options.minimumSamples else {
@@ -42,6 +47,10 @@ extension Engine {
             Array(values[(range.lowerBound * width)..<(range.upperBound * width)])
         }
         options.progress?("exit build: \(usable) samples (train \(split.train.count), validation \(split.validation.count), test \(split.test.count)), \(candidates.count) candidate layers")
+        try monitor.report(.prepare, 0.01, "\(usable) samples, \(candidates.count) candidate layers")
+        // Progress shares: 2 % preparing, 93 % the candidates (each: 10 % backbone activations,
+        // 90 % head search and training), the rest selection.
+        let candidateShare = 0.93 / Double(candidates.count)
 
         var activations = order.flatMap { recorded.inputs[($0 * inputCount)..<(($0 + 1) * inputCount)] }
         var activationValue = plan.graph.input
@@ -56,7 +65,12 @@ extension Engine {
         config.threads = plan.pool.threadCount
 
         for (index, candidate) in candidates.enumerated() {
-            activations = try advance(activations, from: activationValue, position: position, to: candidate, rows: usable)
+            let base = 0.02 + candidateShare * Double(index)
+            let label = "candidate \(index + 1)/\(candidates.count) '\(plan.graph.values[candidate.value].name)'"
+            try monitor.report(.activations, base, "\(label): backbone activations")
+            activations = try advance(activations, from: activationValue, position: position, to: candidate, rows: usable) { f in
+                try monitor.poll(base + candidateShare * 0.1 * f)
+            }
             activationValue = candidate.value
             position = candidate.afterNode + 1
             let width = candidate.shape.reduce(1, *)
@@ -65,10 +79,21 @@ extension Engine {
             let validationData = DistillationData(features: part(activations, width: width, split.validation),
                                                   teacher: part(teacher, width: classes, split.validation), count: split.validation.count)
             let name = plan.graph.values[candidate.value].name
+            try monitor.report(.search, base + candidateShare * 0.1, "\(label): searching \(options.searchBudget) head architectures")
+            var trainingReported = false
             options.progress?("exit build: candidate \(index) '\(name)' \(candidate.shape): searching \(options.searchBudget) heads")
             let (found, _) = try ExitHeadSearch.search(inputShape: candidate.shape, classes: classes, train: trainData,
                                                        validation: validationData, backboneFLOPsAfter: candidate.flopsAfter,
-                                                       budget: options.searchBudget, config: config, progress: options.progress)
+                                                       budget: options.searchBudget, config: config, progress: options.progress,
+                                                       checkpoint: !monitor.isActive ? nil : { training, f in
+                let at = base + candidateShare * (0.1 + 0.9 * f)
+                if training, !trainingReported {
+                    trainingReported = true
+                    try monitor.report(.train, at, "\(label): training the chosen head")
+                } else {
+                    try monitor.poll(at)
+                }
+            })
             guard let head = found else {
                 options.progress?("exit build: candidate \(index) discarded (its best head is near chance)")
                 continue
@@ -90,6 +115,7 @@ extension Engine {
                               + Double(trainedReports.last!.validationAgreement).fixed(3))
         }
         guard !trained.isEmpty else { throw SelfXitError.wrongState("no candidate layer yielded a useful exit head") }
+        try monitor.report(.select, 0.96, "thresholds and subset of \(trained.count) trained exits")
 
         // Thresholds (Eq. 3) and subset (Eq. 4) on validation predictions, no model re-run.
         let costs = ExitCosts(headFLOPs: trained.map(\.head.flops), savedFLOPs: trained.map(\.candidate.flopsAfter), backboneFLOPs: backboneFLOPs)
@@ -124,14 +150,19 @@ extension Engine {
                                      validationSamples: split.validation.count, testSamples: split.test.count,
                                      testAgreement: testAgreement, testFLOPsRatio: flopsRatio,
                                      seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
+        // Last chance to cancel: after install the build is complete and a cancel is ignored.
+        try monitor.report(.select, 0.99, "putting \(active.count) exits in service")
         install(ExitConfiguration(trained: trained, active: active, report: report))
+        monitor.finish("done in " + report.seconds.fixed(1) + " s, active exits \(active.map(\.candidateIndex))")
         options.progress?("exit build: done in " + report.seconds.fixed(1) + " s" + ", active exits \(active.map(\.candidateIndex))")
         return report
     }
 
     /// Runs the backbone from `value` (complete after node `position − 1`) to `candidate`,
     /// on all `rows` samples in chunks, and returns the candidate's activations.
-    private func advance(_ activations: [Float], from value: Graph.ValueID, position: Int, to candidate: Graph.ExitCandidate, rows: Int) throws -> [Float] {
+    /// `checkpoint` runs after each chunk with the share done; its throw stops the pass.
+    private func advance(_ activations: [Float], from value: Graph.ValueID, position: Int, to candidate: Graph.ExitCandidate, rows: Int,
+                         checkpoint: (Double) throws -> Void) throws -> [Float] {
         let chunk = min(64, options.maxBatch)
         let inWidth = plan.graph.values[value].elementsPerSample
         let outWidth = candidate.shape.reduce(1, *)
@@ -147,6 +178,7 @@ extension Engine {
             result.withUnsafeMutableBufferPointer {
                 ($0.baseAddress! + first * outWidth).update(from: plan.pointer(candidate.value, in: workspace), count: count * outWidth)
             }
+            try checkpoint(Double(first + count) / Double(rows))
         }
         return result
     }

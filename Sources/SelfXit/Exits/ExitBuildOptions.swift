@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Options of an exit build (`Engine.updateExits`).
 public struct ExitBuildOptions: Sendable {
     /// Tolerated drop in agreement with the full model, T in (0, 1) (paper Eq. 3).
@@ -18,10 +24,18 @@ public struct ExitBuildOptions: Sendable {
     public var epochs: Int
     /// Receives progress lines on long steps (nil: silent).
     public var progress: (@Sendable (String) -> Void)?
+    /// Receives where the build stands (fraction done, stage, message) on the calling thread, at
+    /// every stage boundary and, while a stage runs, about ten times a second; returning
+    /// `.cancel` ends the build with `SelfXitError.cancelled` within a fraction of a second
+    /// (checked between training mini-batches and backbone chunks), the engine keeping the exits
+    /// it had. The last call has stage `.done`, fraction 1, after the new exits are in service;
+    /// its answer is ignored. nil: no reports, no cancel.
+    public var onProgress: (@Sendable (ExitBuildProgress) -> ExitBuildDecision)?
 
     public init(tolerance: Double = 0.01, searchBudget: Int = 4, seed: UInt64 = 0, memoryBudgetBytes: Int = 2 << 30,
                 trainFraction: Double = 0.5, validationFraction: Double = 0.2, minimumSamples: Int = 200, epochs: Int = 30,
-                progress: (@Sendable (String) -> Void)? = nil) {
+                progress: (@Sendable (String) -> Void)? = nil,
+                onProgress: (@Sendable (ExitBuildProgress) -> ExitBuildDecision)? = nil) {
         self.tolerance = tolerance
         self.searchBudget = searchBudget
         self.seed = seed
@@ -31,6 +45,7 @@ public struct ExitBuildOptions: Sendable {
         self.minimumSamples = minimumSamples
         self.epochs = epochs
         self.progress = progress
+        self.onProgress = onProgress
     }
 
     func validated() throws -> ExitBuildOptions {
@@ -44,6 +59,96 @@ public struct ExitBuildOptions: Sendable {
         guard (1...1000).contains(epochs) else { throw SelfXitError.invalidArgument("epochs must be in 1...1000") }
         return self
     }
+}
+
+/// Where an exit build stands (`ExitBuildOptions.onProgress`).
+public struct ExitBuildProgress: Sendable, Equatable {
+    /// The steps of a build, in order; `activations`, `search` and `train` repeat per candidate layer.
+    public enum Stage: String, Sendable, CaseIterable {
+        /// Checking and splitting the collected samples.
+        case prepare
+        /// Running the backbone up to the next candidate layer.
+        case activations
+        /// Brief training of the candidate head architectures.
+        case search
+        /// Full training and calibration of the chosen head.
+        case train
+        /// Thresholds, subset selection and held-out statistics.
+        case select
+        /// The new exits are in service (fraction 1).
+        case done
+    }
+    /// Share of the build done, in [0, 1], never decreasing within one build.
+    public var fraction: Double
+    public var stage: Stage
+    /// What the build is doing, for a log line (e.g. "candidate 2 'x' [64, 7, 7]: trial 3/4").
+    public var message: String
+
+    public init(fraction: Double, stage: Stage, message: String) {
+        self.fraction = fraction; self.stage = stage; self.message = message
+    }
+}
+
+/// A progress handler's answer: go on, or cancel the build.
+public enum ExitBuildDecision: Sendable {
+    case proceed
+    case cancel
+}
+
+/// Calls an exit build's progress handler and turns its `.cancel` into `SelfXitError.cancelled`.
+/// Used on the build's own thread only. `poll` is the throttled form for inner loops.
+final class ExitBuildMonitor {
+    private let handler: (@Sendable (ExitBuildProgress) -> ExitBuildDecision)?
+    private var fraction = 0.0
+    private var stage = ExitBuildProgress.Stage.prepare
+    private var message = ""
+    private var lastCall: UInt64 = 0
+    /// Inner loops call the handler at most this often (nanoseconds): often enough that a cancel
+    /// is seen within a fraction of a second, rarely enough to cost nothing.
+    static let pollInterval: UInt64 = 100_000_000
+
+    init(_ handler: (@Sendable (ExitBuildProgress) -> ExitBuildDecision)?) { self.handler = handler }
+
+    var isActive: Bool { handler != nil }
+
+    /// Reports a stage boundary (always calls the handler). Throws `.cancelled` if it answers `.cancel`.
+    func report(_ stage: ExitBuildProgress.Stage, _ fraction: Double, _ message: String) throws {
+        self.stage = stage
+        self.message = message
+        try call(fraction)
+    }
+
+    /// Within the current stage: calls the handler only if `pollInterval` passed since the last call.
+    func poll(_ fraction: Double) throws {
+        guard handler != nil, monotonicNanoseconds() &- lastCall >= Self.pollInterval else { return }
+        try call(fraction)
+    }
+
+    /// The final report (stage `.done`, fraction 1); the answer is ignored, the build being complete.
+    func finish(_ message: String) {
+        guard let handler else { return }
+        fraction = 1
+        _ = handler(ExitBuildProgress(fraction: 1, stage: .done, message: message))
+    }
+
+    private func call(_ value: Double) throws {
+        guard let handler else { return }
+        // Clamped so the handler never sees a step back (e.g. early stopping skips epochs forward,
+        // never back) nor 1 before the build is complete.
+        let clamped = value.isFinite ? min(max(value, fraction), 0.999) : fraction
+        fraction = clamped
+        lastCall = monotonicNanoseconds()
+        if handler(ExitBuildProgress(fraction: clamped, stage: stage, message: message)) == .cancel {
+            throw SelfXitError.cancelled("exit build cancelled by the progress handler during \(stage.rawValue)"
+                                         + (message.isEmpty ? "" : " (\(message))") + "; the previous exits stay in service")
+        }
+    }
+}
+
+private func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
 /// What an exit build did, per candidate layer and overall.

@@ -13,6 +13,9 @@ enum ExitHeadSearch {
     static let trialSamples = 1000
     /// …for this many epochs (or `config.epochs` if fewer), batch 32, learning rate ≥ 3e-3.
     static let trialEpochs = 3
+    /// Share of a search's progress given to the trials (the rest: the chosen head's full training),
+    /// about their share of the time with the default budget and epochs.
+    static let trialShare = 0.3
 
     /// The candidate list for an input `[C, H, W]`, sorted cheap → expensive by FLOPs (duplicates
     /// and architectures that do not fit removed). With `p4`/`p8` the smallest pool factors that
@@ -71,9 +74,12 @@ enum ExitHeadSearch {
 
     /// Runs at most `budget` brief trials, scores them, retrains the best fully with `config`, and
     /// calibrates it. `head` is nil when the best trial agreement is ≤ 1.5 / classes (near chance).
+    /// `checkpoint(stage, fraction)` runs after every training mini-batch with the search's share done
+    /// (trials: [0, trialShare), full training: [trialShare, 1)); its throw ends the search.
     static func search(inputShape: [Int], classes: Int, train: DistillationData, validation: DistillationData,
                        backboneFLOPsAfter: Int, budget: Int, config: ExitTrainingConfig,
-                       progress: ((String) -> Void)?) throws -> (head: ExitHead?, trials: [Trial]) {
+                       progress: ((String) -> Void)?,
+                       checkpoint: ((_ training: Bool, _ fraction: Double) throws -> Void)? = nil) throws -> (head: ExitHead?, trials: [Trial]) {
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 > 0 }) else {
             throw SelfXitError.invalidArgument("exit search: input shape must be [C, H, W] with positive sizes, got \(inputShape)")
         }
@@ -97,7 +103,11 @@ enum ExitHeadSearch {
         trialConfig.learningRate = max(config.learningRate, 3e-3)
 
         var trials: [Trial] = []
-        for a in chosen {
+        for (k, a) in chosen.enumerated() {
+            if let checkpoint {
+                try checkpoint(false, trialShare * Double(k) / Double(chosen.count))
+                trialConfig.checkpoint = { f in try checkpoint(false, trialShare * (Double(k) + f) / Double(chosen.count)) }
+            }
             let r = try ExitHeadTrainer.trainDetailed(a, inputShape: inputShape, classes: classes, train: trialTrain,
                                                       validation: validation, config: trialConfig)
             let flops = a.flops(input: inputShape, classes: classes)
@@ -113,8 +123,13 @@ enum ExitHeadSearch {
             progress?("discarded: best agreement \(fmt(bestAgreement)) ≤ 1.5/\(classes)")
             return (nil, trials)
         }
+        var fullConfig = config
+        if let checkpoint {
+            try checkpoint(true, trialShare)
+            fullConfig.checkpoint = { f in try checkpoint(true, trialShare + (1 - trialShare) * f) }
+        }
         let result = try ExitHeadTrainer.trainDetailed(best.architecture, inputShape: inputShape, classes: classes,
-                                                       train: train, validation: validation, config: config)
+                                                       train: train, validation: validation, config: fullConfig)
         let head = result.head
         head.temperature = ExitHeadTrainer.calibrate(head, on: validation)
         progress?("chose \(best.architecture): agreement \(fmt(result.validationAgreement)) after \(result.epochs.count) epochs, T = \(fmt(Double(head.temperature)))")

@@ -15,6 +15,9 @@ struct ExitTrainingConfig {
     var patience = 4
     var seed: UInt64 = 0
     var threads = 2
+    /// Called on the training thread after every mini-batch with the share of the epochs done
+    /// (0…1); throwing stops the training with that error (an exit build's cancel).
+    var checkpoint: ((Double) throws -> Void)?
 }
 
 /// Recorded backbone activations and the backbone's output distribution for the same samples.
@@ -131,7 +134,7 @@ enum ExitHeadTrainer {
         var step = 0
         var order = Array(0..<train.count)
         let (b1, b2): (Float, Float) = (0.9, 0.999)
-        for _ in 0..<config.epochs {
+        for epoch in 0..<config.epochs {
             rng.shuffle(&order)
             var epochLoss = 0.0
             var start = 0
@@ -165,6 +168,7 @@ enum ExitHeadTrainer {
                     params[i] = params[i] * decay - alpha * m[i] / ((v[i] / c2).squareRoot() + 1e-8)
                 }
                 start += n
+                try config.checkpoint?((Double(epoch) + Double(start) / Double(train.count)) / Double(config.epochs))
             }
             let (kl, agreement) = evaluate(net, valStage, params: params, classes: classes)
             records.append(EpochRecord(trainKL: epochLoss / Double(train.count), validationKL: kl, validationAgreement: agreement))

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import importlib
 import itertools
 import json
 import math
 import os
+import sys
 import threading
 import time
 import weakref
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Literal, Optional, Sequence, Union, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _lib
 from ._lib import RESULT_FN, Status, lib
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+#: `infer(x)`: labels, confidences, exit indices.
+InferResult = tuple[IntArray, FloatArray, IntArray]
+#: `infer(x, return_probabilities=True)`: labels, confidences, exit indices, probabilities (N, classes).
+InferResultWithProbabilities = tuple[IntArray, FloatArray, IntArray, FloatArray]
+#: `update_exits(progress=...)`: called with (fraction, stage); True cancels the build.
+ProgressCallback = Callable[[float, str], Optional[bool]]
+ResultCallback = Callable[[dict[str, Any]], Any]
+PathLike = Union[str, "os.PathLike[str]", "os.PathLike[bytes]", bytes]
 
 
 class Error(Exception):
@@ -28,11 +42,11 @@ class Error(Exception):
     """
 
     def __init__(self, status: int, message: str = ""):
+        self.status: Union[Status, int]
         try:
-            status = Status(status)
+            self.status = Status(status)
         except ValueError:
-            pass
-        self.status = status
+            self.status = int(status)
         self.message = message
         super().__init__(status, message)
 
@@ -70,7 +84,13 @@ _tls = threading.local()  # .engines: tokens of the engines whose callback this 
 class _Request:
     __slots__ = ("key", "engine_token", "handler", "input", "error", "ticket", "user_callback", "delivered")
 
-    def __init__(self, engine_token: int, handler: Callable[[_lib.sx_result], None], input_array, user_callback):
+    def __init__(
+        self,
+        engine_token: int,
+        handler: Callable[[_lib.sx_result], None],
+        input_array: FloatArray,
+        user_callback: Optional[ResultCallback],
+    ):
         self.key = next(_keys)
         self.engine_token = engine_token
         self.handler = handler
@@ -108,8 +128,7 @@ def _in_callback_of(token: int) -> bool:
     return token in getattr(_tls, "engines", ())
 
 
-@RESULT_FN
-def _trampoline(result_p, user_data):  # runs on a library thread; must never raise into C
+def _deliver(result_p: Any, user_data: Optional[int]) -> None:  # runs on a library thread; must never raise into C
     req = _requests.get(user_data or 0)
     if req is None:
         return
@@ -128,7 +147,10 @@ def _trampoline(result_p, user_data):  # runs on a library thread; must never ra
         stack.pop()
 
 
-def _result_dict(r: _lib.sx_result) -> dict:
+_trampoline = RESULT_FN(_deliver)
+
+
+def _result_dict(r: _lib.sx_result) -> dict[str, Any]:
     n = int(r.num_classes)
     if r.probabilities and n:
         probs = np.ctypeslib.as_array(r.probabilities, shape=(n,)).copy()
@@ -181,7 +203,7 @@ class Engine:
 
     def __init__(
         self,
-        path_or_bytes,
+        path_or_bytes: Union[str, "os.PathLike[str]", "os.PathLike[bytes]", bytes, bytearray, memoryview],
         threads: int = 0,
         max_batch: int = 1024,
         collection_budget_bytes: int = 64 << 20,
@@ -291,7 +313,7 @@ class Engine:
             _unregister(req)
         _live_engines.discard(self)
 
-    def __del__(self):
+    def __del__(self) -> None:
         if getattr(self, "_handle", None) is None:
             return
         if _in_callback_of(self._token):
@@ -308,7 +330,7 @@ class Engine:
     def __enter__(self) -> "Engine":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     @property
@@ -318,7 +340,7 @@ class Engine:
     # -- properties ----------------------------------------------------------------------
 
     @property
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         """`sx_engine_info` as a dict (fresh on every access)."""
         info = _lib.sx_info()
         info.struct_size = ctypes.sizeof(info)
@@ -351,7 +373,7 @@ class Engine:
 
     # -- inference -----------------------------------------------------------------------
 
-    def _as_batch(self, x) -> np.ndarray:
+    def _as_batch(self, x: npt.ArrayLike) -> FloatArray:
         """float32 C-contiguous (N, *input_shape); a single sample (*input_shape) becomes N=1."""
         a = np.asarray(x)
         if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
@@ -366,7 +388,12 @@ class Engine:
             )
         return np.ascontiguousarray(a, dtype=np.float32)
 
-    def _run(self, batch: np.ndarray, handler, user_callback=None) -> None:
+    def _run(
+        self,
+        batch: FloatArray,
+        handler: Callable[[_lib.sx_result], None],
+        user_callback: Optional[ResultCallback] = None,
+    ) -> None:
         """Blocking sx_submit of `batch` (already validated) with `handler(sx_result)`."""
         req = _Request(self._token, handler, batch, user_callback)
         _register(req)
@@ -383,33 +410,56 @@ class Engine:
             _unregister(req)
         req.finish()
 
-    def infer(self, x) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @overload
+    def infer(self, x: npt.ArrayLike, *, return_probabilities: Literal[False] = False) -> InferResult: ...
+
+    @overload
+    def infer(self, x: npt.ArrayLike, *, return_probabilities: Literal[True]) -> InferResultWithProbabilities: ...
+
+    @overload
+    def infer(
+        self, x: npt.ArrayLike, *, return_probabilities: bool
+    ) -> Union[InferResult, InferResultWithProbabilities]: ...
+
+    def infer(
+        self, x: npt.ArrayLike, *, return_probabilities: bool = False
+    ) -> Union[InferResult, InferResultWithProbabilities]:
         """Classifies a batch (N, *input_shape) or one sample (*input_shape).
 
         Returns (labels int64[N], confidences float32[N], exit_indices int64[N]); an exit index
         of -1 means the backbone's own classifier answered; a label of -1 (confidence 0) marks
-        a non-finite sample (only with non_finite_inputs="propagate", or overflowing inputs). Batches larger than `max_batch` are
-        split into several sx_submit calls.
+        a non-finite sample (only with non_finite_inputs="propagate", or overflowing inputs).
+        With `return_probabilities=True` a fourth array follows: float32[N, num_classes], each
+        row the calibrated class probabilities of the classifier that answered the sample (an
+        exit head's or the full model's; NaN where the model computed NaN). Batches larger
+        than `max_batch` are split into several sx_submit calls.
         """
         batch = self._as_batch(x)
         n = batch.shape[0]
+        classes = self._num_classes
         labels = np.full(n, -1, dtype=np.int64)
         confidences = np.zeros(n, dtype=np.float32)
         exits = np.full(n, -1, dtype=np.int64)
+        probabilities = np.full((n, classes), np.nan, dtype=np.float32) if return_probabilities else None
         step = max(1, self._max_batch)
         for start in range(0, max(n, 1), step):
             chunk = batch[start:start + step]
 
-            def handler(r, start=start):
-                i = start + r.sample_index
+            def handler(r: _lib.sx_result, start: int = start) -> None:
+                i = start + int(r.sample_index)
                 labels[i] = r.class_index
                 confidences[i] = r.confidence
                 exits[i] = r.exit_index
+                if probabilities is not None and r.probabilities:
+                    k = min(int(r.num_classes), classes)
+                    probabilities[i, :k] = np.ctypeslib.as_array(r.probabilities, shape=(k,))
 
             self._run(chunk, handler)
+        if probabilities is not None:
+            return labels, confidences, exits, probabilities
         return labels, confidences, exits
 
-    def submit(self, x, callback: Callable[[dict], Any]) -> None:
+    def submit(self, x: npt.ArrayLike, callback: ResultCallback) -> None:
         """Runs a batch and blocks; `callback(result)` runs on this thread once per sample, in
         resolution order (early exits first). `result` keys: sample_index, exit_index,
         class_index, confidence, probabilities (numpy copy), flops, latency_seconds, ticket,
@@ -421,7 +471,7 @@ class Engine:
         batch = self._as_batch(x)
         self._run(batch, lambda r: callback(_result_dict(r)), callback)
 
-    def submit_async(self, x, callback: Callable[[dict], Any]) -> int:
+    def submit_async(self, x: npt.ArrayLike, callback: ResultCallback) -> int:
         """Queues a batch and returns its ticket (> 0) at once. `callback(result)` runs later on
         the engine's worker thread, once per sample, requests in submission order.
 
@@ -502,8 +552,20 @@ class Engine:
         validation_fraction: float = 0.2,
         min_samples: int = 200,
         epochs: int = 30,
-    ) -> dict:
+        progress: Union[None, bool, ProgressCallback] = None,
+    ) -> dict[str, Any]:
         """Builds exits from the collected samples and puts them in service (blocks).
+
+        `progress`: a callable `progress(fraction, stage)` called (on a helper thread running
+        the build, never concurrently) at every stage
+        of the build and about ten times a second within one (`fraction` in [0, 1], never
+        decreasing, 1.0 last with stage "done"; stages "prepare", "activations", "search",
+        "train", "select", "done"); returning True cancels the build, which then raises
+        Error(CANCELLED) within a fraction of a second, the previous exits staying in service.
+        An exception raised by the callable (Ctrl-C included) cancels the build too and is
+        re-raised here. `progress=True` shows a tqdm bar (plain lines on stderr without tqdm).
+        Ctrl-C cancels a build in every case (the KeyboardInterrupt is re-raised once the build
+        has stopped, within a fraction of a second).
 
         Returns the build report: the `last_build` object of `stats()` (the whole stats JSON if
         the library reports no such key)."""
@@ -517,11 +579,58 @@ class Engine:
         opts.validation_fraction = float(validation_fraction)
         opts.min_samples = _uint("min_samples", min_samples, 32)
         opts.epochs = _uint("epochs", epochs, 32)
+        if progress is True:
+            reporter: _ProgressReporter = _ProgressBar()
+        elif progress is None or progress is False:
+            reporter = _ProgressReporter(None)
+        elif callable(progress):
+            reporter = _ProgressReporter(progress)
+        else:
+            raise Error(Status.INVALID_ARGUMENT, f"progress must be a callable, True or None, not {type(progress).__name__}")
+        # The build runs on a helper thread while this one waits in slices: a Ctrl-C (or any
+        # exception a signal handler raises) arrives here, in plain Python code, and becomes a
+        # cancel that the progress callback hands to the library at its next call (≤ 0.1 s).
+        # Raised inside a ctypes callback instead, it could be lost (ctypes only prints it).
+        reporter.engine_token = self._token
+        callback = _lib.PROGRESS_FN(reporter.call)
+        opts.progress = callback
+        outcome: dict[str, Any] = {}
+        finished = threading.Event()
         h = self._enter()
         try:
-            _check(lib.sx_update_exits(h, ctypes.byref(opts)))
+
+            def build() -> None:
+                try:
+                    outcome["rc"] = rc = lib.sx_update_exits(h, ctypes.byref(opts))
+                    if rc != Status.OK:  # sx_last_error() is per thread: read it on this one
+                        outcome["message"] = _lib.last_error() or _lib.status_string(rc)
+                except BaseException as e:  # noqa: BLE001 — re-raised below
+                    outcome["error"] = e
+                finally:
+                    finished.set()
+
+            worker = threading.Thread(target=build, name="selfxit-update-exits", daemon=True)
+            worker.start()
+            interrupted: Optional[BaseException] = None
+            while not finished.is_set():
+                try:
+                    finished.wait(_WAIT_SLICE_MS / 1000.0)
+                except BaseException as e:  # noqa: BLE001 — Ctrl-C: cancel, wait for the build to stop
+                    interrupted = interrupted or e
+                    reporter.cancel_requested = True
+            worker.join()
         finally:
             self._leave()
+            reporter.close()
+        if interrupted is not None:
+            raise interrupted
+        if reporter.error is not None:
+            err, reporter.error = reporter.error, None
+            raise err
+        if "error" in outcome:
+            raise outcome["error"]
+        if outcome["rc"] != Status.OK:
+            raise Error(outcome["rc"], outcome["message"])
         stats = self.stats()
         report = stats.get("last_build")
         return report if isinstance(report, dict) else stats
@@ -533,14 +642,14 @@ class Engine:
         finally:
             self._leave()
 
-    def save_exits(self, path) -> None:
+    def save_exits(self, path: PathLike) -> None:
         h = self._enter()
         try:
             _check(lib.sx_save_exits(h, os.fsencode(path)))
         finally:
             self._leave()
 
-    def load_exits(self, path) -> None:
+    def load_exits(self, path: PathLike) -> None:
         h = self._enter()
         try:
             _check(lib.sx_load_exits(h, os.fsencode(path)))
@@ -549,7 +658,7 @@ class Engine:
 
     # -- statistics ----------------------------------------------------------------------
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """`sx_get_stats_json`, parsed: inference statistics plus the last exit build's report."""
         h = self._enter()
         try:
@@ -562,14 +671,15 @@ class Engine:
                 buf = ctypes.create_string_buffer(capacity)
                 rc = lib.sx_get_stats_json(h, buf, capacity, ctypes.byref(needed))
                 if rc == Status.OK:
-                    return _nonfinite_to_float(json.loads(buf.value.decode()))
+                    parsed: dict[str, Any] = _nonfinite_to_float(json.loads(buf.value.decode()))
+                    return parsed
                 if rc != Status.INVALID_ARGUMENT or needed.value <= capacity:
                     _check(rc, "sx_get_stats_json")
             raise Error(Status.INTERNAL, "sx_get_stats_json: the needed size kept growing")
         finally:
             self._leave()
 
-    def stats_struct(self) -> dict:
+    def stats_struct(self) -> dict[str, Any]:
         """`sx_get_stats` (the fixed-size struct) as a dict."""
         s = _lib.sx_stats()
         s.struct_size = ctypes.sizeof(s)
@@ -633,11 +743,80 @@ class Engine:
         return f"<selfxit.Engine input_shape={self._input_shape} num_classes={self._num_classes}>"
 
 
+class _ProgressReporter:
+    """The sx_progress_fn of one update_exits call: calls `progress(fraction, stage)`, turns a
+    True answer or an exception into a cancel (non-zero), and keeps the exception to re-raise."""
+
+    def __init__(self, progress: Optional[ProgressCallback]):
+        self.progress = progress
+        self.error: Optional[BaseException] = None
+        self.cancel_requested = False  # set by update_exits on Ctrl-C
+        self.engine_token = 0  # set by update_exits: close() from the callback is then BUSY
+
+    def call(self, p: Any, user_data: Optional[int]) -> int:  # runs inside sx_update_exits; never raises into C
+        stack = getattr(_tls, "engines", None)
+        if stack is None:
+            stack = _tls.engines = []
+        stack.append(self.engine_token)
+        try:
+            if self.error is not None or self.cancel_requested:
+                return 1
+            r = p.contents
+            stage = r.stage.decode() if r.stage else ""
+            message = r.message.decode(errors="replace") if r.message else ""
+            return 1 if self.update(float(r.fraction), stage, message) else 0
+        except BaseException as e:  # noqa: BLE001 — re-raised by update_exits()
+            self.error = e
+            return 1
+        finally:
+            stack.pop()
+
+    def update(self, fraction: float, stage: str, message: str) -> bool:
+        return bool(self.progress(fraction, stage)) if self.progress is not None else False
+
+    def close(self) -> None:
+        pass
+
+
+class _ProgressBar(_ProgressReporter):
+    """progress=True: a tqdm bar in per-mille steps, or a line on stderr per stage without tqdm."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.done = 0
+        self.last_line = ""
+        self.bar: Any = None
+        try:
+            # Optional dependency, imported by name so the type check needs no tqdm stubs.
+            tqdm_auto = importlib.import_module("tqdm.auto")
+            self.bar = tqdm_auto.tqdm(total=1000, desc="exit build", unit="‰", leave=True)
+        except ImportError:
+            self.bar = None
+
+    def update(self, fraction: float, stage: str, message: str) -> bool:
+        if self.bar is not None:
+            step = int(fraction * 1000) - self.done
+            if step > 0:
+                self.bar.update(step)
+                self.done += step
+            self.bar.set_postfix_str(message[:60], refresh=False)
+        else:
+            line = f"exit build {fraction * 100:5.1f}% {stage}: {message}"
+            if message != self.last_line:
+                self.last_line = message
+                sys.stderr.write(line + "\n")
+        return False
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 _TEXT_KEYS = frozenset({"tensor", "architecture"})
 
 
-def _nonfinite_to_float(obj, key: str = ""):
+def _nonfinite_to_float(obj: Any, key: str = "") -> Any:
     """The library writes non-finite numbers as the strings "inf", "-inf", "nan" (e.g. the
     threshold of an exit that is trained but not in service); make them floats again."""
     if isinstance(obj, dict):
@@ -649,10 +828,8 @@ def _nonfinite_to_float(obj, key: str = ""):
     return obj
 
 
-def _three(name: str, v) -> list[float]:
-    if np.ndim(v) == 0:
-        return [float(v)] * 3
-    vals = [float(x) for x in v]
+def _three(name: str, v: Union[float, Sequence[float]]) -> list[float]:
+    vals = [float(x) for x in np.asarray(v, dtype=np.float64).reshape(-1)]
     if len(vals) == 1:
         return vals * 3
     if len(vals) != 3:

@@ -35,6 +35,7 @@ class Status(enum.IntEnum):
     TIMEOUT = 9
     INTERNAL = 10
     INVALID_DATA = 11
+    CANCELLED = 12
 
 
 # ---- struct mirrors -------------------------------------------------------------------------
@@ -88,6 +89,19 @@ class sx_result(ctypes.Structure):
     ]
 
 
+class sx_progress(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("fraction", ctypes.c_double),
+        ("stage", ctypes.c_char_p),
+        ("message", ctypes.c_char_p),
+    ]
+
+
+# `sx_progress_fn`: int (*)(const sx_progress *, void *user_data); non-zero cancels.
+PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(sx_progress), ctypes.c_void_p)
+
+
 class sx_update_options(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -99,6 +113,8 @@ class sx_update_options(ctypes.Structure):
         ("validation_fraction", ctypes.c_double),
         ("min_samples", ctypes.c_uint32),
         ("epochs", ctypes.c_uint32),
+        ("progress", PROGRESS_FN),
+        ("progress_user_data", ctypes.c_void_p),
     ]
 
 
@@ -126,7 +142,7 @@ class sx_preprocess(ctypes.Structure):
     ]
 
 
-STRUCTS = (sx_result, sx_stats, sx_engine_options, sx_update_options, sx_info, sx_preprocess)
+STRUCTS = (sx_result, sx_stats, sx_engine_options, sx_update_options, sx_info, sx_preprocess, sx_progress)
 
 # The one CFUNCTYPE type for `sx_result_fn`: void (*)(const sx_result *, void *user_data).
 RESULT_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(sx_result), ctypes.c_void_p)
@@ -265,7 +281,7 @@ _check_abi()
 
 def version() -> str:
     """The library's version string (`sx_version()`)."""
-    return lib.sx_version().decode()
+    return str(lib.sx_version().decode())
 
 
 def status_string(status: int) -> str:

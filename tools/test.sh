@@ -32,3 +32,6 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check numpy pytest
 "$venv/bin/pip" install -q --disable-pip-version-check ./bindings/python
 SELFXIT_LIBRARY="$PWD/.build/release/libselfxit.so" "$venv/bin/python" -m pytest -q bindings/python/tests
+
+echo "== README snippets (C and Python, as written)"
+"$venv/bin/python" tools/test_readme.py --python "$venv/bin/python" --library "$PWD/.build/release"

@@ -395,11 +395,22 @@ typedef struct sx_preprocess {
 SX_API void sx_preprocess_init(sx_preprocess *preprocess);
 
 /* Decodes a JPEG or PNG image (`size` bytes) into the engine's input layout for one sample:
- * converted to grayscale or RGB as the model's channel count asks, resized (bilinear) to the
- * model's height and width, normalised per `preprocess` (NULL = defaults), written CHW into
- * `out`, which must hold input_size floats (out_len). Images whose header claims more than
- * 2^26 pixels are refused before anything is allocated; JPEGs that libjpeg-turbo decodes
- * with a warning only (e.g. a missing end-of-image marker) are accepted. Errors:
+ * converted to grayscale or RGB as the model's channel count asks, resized to the model's
+ * height and width, normalised per `preprocess` (NULL = defaults), written CHW into `out`,
+ * which must hold input_size floats (out_len).
+ * The resize is Pillow's `Image.resize((W, H), Image.BILINEAR)`: a triangle filter whose
+ * support grows with the shrink factor (an area average: thin lines do not alias away),
+ * plain centre-aligned bilinear when enlarging, each axis separately (horizontal first) in
+ * 8-bit with Pillow's fixed-point rounding — on the same decoded pixels the result is Pillow's
+ * to the bit. A JPEG at least 12× the model's size in both directions is decoded DCT-scaled
+ * by 1/2, 1/4 or 1/8 (libjpeg-turbo), leaving ≥ 6× to the filter: within 1 grey level of
+ * Pillow's full decode and resize (measured), and faster. Gray from a colour image is the
+ * ITU-R 601 luma of its RGB pixels, as Pillow's convert("L"); gray to RGB repeats the value;
+ * an alpha channel is dropped; 16-bit PNG samples are scaled to 8 bits (read as sRGB values,
+ * never as linear light). Then each 8-bit value p becomes (p · scale − mean[c]) / std[c].
+ * Images whose header claims more than 2^26 pixels are refused before anything is allocated;
+ * JPEGs that libjpeg-turbo decodes with a warning only (e.g. a missing end-of-image marker)
+ * are accepted. Errors:
  * INVALID_ARGUMENT, INVALID_DATA (undecodable, empty or oversized image), SHAPE_MISMATCH (the
  * model's input is not [1 or 3, H, W] or out_len is wrong). Thread-safe. */
 SX_NODISCARD SX_API sx_status sx_decode_image(sx_engine *engine, const void *bytes, size_t size, const sx_preprocess *preprocess,

@@ -105,3 +105,6 @@ echo "Python steps took $((SECONDS - python_started)) s"
 
 echo "== The README's Swift snippet in an external SwiftPM package"
 tools/test_swift_package.sh
+
+echo "== README snippets (C and Python, as written)"
+.build/pyvenv/bin/python tools/test_readme.py --python .build/pyvenv/bin/python --library "$PWD/.build/release"

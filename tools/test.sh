@@ -25,6 +25,9 @@ if [ -x Tests/CABI/run.sh ]; then
   Tests/CABI/run.sh "$PWD" .build/release
 fi
 
+echo "== Fuzz reproducers (Tests/Fuzz/regressions, replayed against the release library)"
+make --no-print-directory fuzz-regress
+
 echo "== Python bindings (fresh virtual environment)"
 venv=.build/pyvenv
 rm -rf "$venv"

@@ -133,18 +133,22 @@ sanitize-asan:
 	$(MAKE) sanitize-one SAN=address SAN_DIR=.build/asan \
 	   SAN_ENV="SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 ASAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
 
+# The static TSan runtime of the Swift toolchain's clang intercepts libdispatch: a C program
+# linked with it needs the toolchain's libdispatch and BlocksRuntime.
+SWIFT_LIB_DIR := $(realpath $(dir $(SANITIZER_CC))../lib/swift/linux)
 sanitize-tsan:
 	$(MAKE) sanitize-one SAN=thread SAN_DIR=.build/tsan \
+	   SAN_LDFLAGS="-L$(SWIFT_LIB_DIR) -Wl,--no-as-needed -ldispatch -lBlocksRuntime -Wl,-rpath,$(SWIFT_LIB_DIR)" \
 	   SAN_ENV="SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 TSAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
 
 sanitize-one:
 	$(SWIFT) build -c release --product selfxit --scratch-path $(SAN_DIR) --sanitize=$(SAN)
 	$(SANITIZER_CC) -std=c99 -O1 -g -Wall -Wextra -fsanitize=$(SAN) -fuse-ld=lld -Iinclude Tests/CABI/stress.c \
-	   -o $(SAN_DIR)/stress -L$(SAN_DIR)/release -lselfxit -Wl,-rpath,$(CURDIR)/$(SAN_DIR)/release -lpthread
+	   -o $(SAN_DIR)/stress -L$(SAN_DIR)/release -lselfxit -Wl,-rpath,$(CURDIR)/$(SAN_DIR)/release $(SAN_LDFLAGS) -lpthread
 	@echo "== stress ($(SAN))"
 	env $(SAN_ENV) SX_STRESS_SECONDS=$(SX_STRESS_SECONDS) $(SAN_DIR)/stress $(CURDIR)
 	@echo "== C ABI program ($(SAN))"
-	env $(SAN_ENV) CC=$(SANITIZER_CC) CFLAGS="-fsanitize=$(SAN) -fuse-ld=lld -g" Tests/CABI/run.sh $(CURDIR) $(SAN_DIR)/release
+	env $(SAN_ENV) CC=$(SANITIZER_CC) CFLAGS="-fsanitize=$(SAN) -fuse-ld=lld -g $(SAN_LDFLAGS)" Tests/CABI/run.sh $(CURDIR) $(SAN_DIR)/release
 	@echo "== Swift tests ($(SAN))"
 	env $(SAN_ENV) $(SWIFT) test -c release --scratch-path $(SAN_DIR) --sanitize=$(SAN) \
 	   $(if $(SANITIZE_TEST_FILTER),--filter '$(SANITIZE_TEST_FILTER)')

@@ -17,7 +17,9 @@
  * bundle is loaded again, so that every input starts from the same exits (reproducible). On a
  * refusal the engine must keep its exits (checked with sx_engine_info).
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "fuzz_common.h"
 
 #include <fcntl.h>

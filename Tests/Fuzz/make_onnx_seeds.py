@@ -193,11 +193,28 @@ def folded_net():
     return model(n, init, ["N", 1, 6, 6], ["N", 3])
 
 
+def empty_net():
+    # Zero-size tensors: empty int64 pieces (an initializer, and a Slice of constants that selects
+    # nothing) concatenated into a Reshape target by the constant folder, and an empty float
+    # initializer nobody reads.
+    n = [
+        node("Slice", ["shape2", "s_from", "s_to"], ["nothing"]),        # [] of int64, folded
+        node("Concat", ["empty_i", "shape2", "nothing"], ["target"], axis=0),  # [-1, 36]
+        node("Reshape", ["x", "target"], ["flat"]),
+        node("Gemm", ["flat", "gw"], ["y"]),
+    ]
+    init = [tensor("empty_i", [0], [], INT64), tensor("shape2", [2], [-1, 36], INT64),
+            tensor("unused", [0, 5], []), tensor("s_from", [1], [1], INT64), tensor("s_to", [1], [1], INT64),
+            tensor("gw", [36, 3], ramp(108, 0.01))]
+    return model(n, init, ["N", 1, 6, 6], ["N", 3])
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "seeds", "onnx")
     os.makedirs(out, exist_ok=True)
     for name, make in [("conv_bn_pool_gemm", conv_net), ("depthwise_se_softmax", mobile_net),
-                       ("shape_pad_transpose", shape_net), ("folded_shape_concat", folded_net)]:
+                       ("shape_pad_transpose", shape_net), ("folded_shape_concat", folded_net),
+                       ("zero_size_tensors", empty_net)]:
         path = os.path.join(out, name + ".onnx")
         data = make()
         with open(path, "wb") as f:

@@ -6,6 +6,7 @@ VERSION := $(shell sed -n 's/.*version = "\(.*\)".*/\1/p' Sources/SelfXit/SelfXi
 ABI_MAJOR := $(shell sed -n 's/^\#define SX_ABI_VERSION \([0-9]*\).*/\1/p' include/selfxit.h)
 
 .PHONY: bootstrap build demo classify test bench experiment install clean
+.PHONY: fuzz fuzz-build fuzz-seeds fuzz-regress sanitize sanitize-asan sanitize-tsan
 
 bootstrap:
 	@tools/bootstrap.sh
@@ -68,3 +69,104 @@ install: build
 
 clean:
 	rm -rf .build
+
+# ---- Fuzzing and sanitizers (docs/HARDENING.md) ----------------------------------------------
+# The clang of the Swift toolchain: it ships libFuzzer and the sanitizer runtimes.
+SANITIZER_CC ?= $(dir $(realpath $(shell command -v $(SWIFT))))clang
+FUZZ_HARNESSES ?= onnx bundle image input
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?=
+# Extra libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to keep going past a crash.
+FUZZ_ARGS ?=
+FUZZ_DIR := .build/fuzz
+# A size claim the library cannot meet must be refused before it allocates: malloc_limit_mb
+# reports any single allocation above 1 GiB as a crash, rss_limit_mb a process above 2 GiB.
+# LeakSanitizer is off: Swift keeps class references in multi-payload enums with tag bits in
+# the pointer's spare bits, which LSan cannot follow, so live engines read as "direct leaks".
+FUZZ_LIMITS := -rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -detect_leaks=0
+# Largest input libFuzzer makes: 64 KiB (the input harness needs 2 + 8 + 4 x 4 x 784 bytes at most).
+FUZZ_MAX_LEN ?= 65536
+# Swift's own crash backtracer reads the stack in ways ASan reports; libFuzzer prints the trace.
+FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 ASAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer
+
+# The library with libFuzzer's coverage (Swift: -sanitize=fuzzer; C kernels: fuzzer-no-link)
+# and ASan, then each harness linked with libFuzzer's main.
+fuzz-build:
+	$(SWIFT) build -c release --product selfxit --scratch-path $(FUZZ_DIR) \
+	   -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address
+	@mkdir -p $(FUZZ_DIR)/bin
+	for h in $(FUZZ_HARNESSES); do \
+	   $(SANITIZER_CC) -g -O1 -Wall -Wextra -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
+	      -DSX_FUZZ_ROOT_DEFAULT='"$(CURDIR)"' Tests/Fuzz/fuzz_$$h.c -o $(FUZZ_DIR)/bin/fuzz_$$h \
+	      -L$(FUZZ_DIR)/release -lselfxit -Wl,-rpath,$(CURDIR)/$(FUZZ_DIR)/release 2>&1 \
+	      | grep -v 'Cannot export local symbol' || true; \
+	   test -x $(FUZZ_DIR)/bin/fuzz_$$h || exit 1; \
+	done
+
+# Each harness for FUZZ_SECONDS (or FUZZ_RUNS inputs), one after the other. The working corpus
+# lives in .build/fuzz/corpus/<harness> (kept between runs); committed seeds and reproducers are
+# read-only inputs. A crash stops the run and leaves its input in .build/fuzz/artifacts/<harness>/.
+fuzz: fuzz-build
+	@for h in $(FUZZ_HARNESSES); do \
+	   mkdir -p $(FUZZ_DIR)/corpus/$$h $(FUZZ_DIR)/artifacts/$$h; \
+	   if [ $$h = onnx ]; then find Tests/Fixtures/models -name '*.onnx' -size -64k -exec cp -n {} $(FUZZ_DIR)/corpus/onnx/ \; ; fi; \
+	   echo "== fuzz_$$h"; \
+	   $(FUZZ_ENV) $(FUZZ_DIR)/bin/fuzz_$$h $(FUZZ_LIMITS) -max_len=$(FUZZ_MAX_LEN) -print_final_stats=1 \
+	      $$(test -f Tests/Fuzz/$$h.dict && echo -dict=Tests/Fuzz/$$h.dict) \
+	      $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) $(FUZZ_ARGS) \
+	      -artifact_prefix=$(FUZZ_DIR)/artifacts/$$h/ \
+	      $(FUZZ_DIR)/corpus/$$h Tests/Fuzz/seeds/$$h Tests/Fuzz/regressions/$$h || exit 1; \
+	done
+
+# Rewrites the committed seeds that come from the library (a saved exit bundle, images, inputs)
+# and the tiny ONNX models. Run after a change of the bundle format.
+fuzz-seeds: build
+	cc -std=c99 -O2 -Wall -Wextra -Iinclude Tests/Fuzz/make_seeds.c -o .build/make_seeds \
+	   -L.build/release -lselfxit -Wl,-rpath,$(CURDIR)/.build/release -lpng -lturbojpeg -lm
+	.build/make_seeds $(CURDIR)
+	python3 Tests/Fuzz/derive_bundle_seeds.py
+	python3 Tests/Fuzz/make_onnx_seeds.py
+
+# Every committed reproducer (Tests/Fuzz/regressions/<harness>/*) once, through the same harness
+# code, against the normal release library: no libFuzzer, no sanitizer (tools/test.sh runs it).
+FUZZ_REGRESS_DIR := .build/fuzz-regress
+fuzz-regress:
+	$(SWIFT) build -c release --product selfxit
+	@mkdir -p $(FUZZ_REGRESS_DIR)
+	@for h in $(FUZZ_HARNESSES); do \
+	   cc -std=c99 -O1 -g -Wall -Wextra -D_GNU_SOURCE -Iinclude -DSX_FUZZ_ROOT_DEFAULT='"$(CURDIR)"' \
+	      Tests/Fuzz/replay_main.c Tests/Fuzz/fuzz_$$h.c -o $(FUZZ_REGRESS_DIR)/replay_$$h \
+	      -L.build/release -lselfxit -Wl,-rpath,$(CURDIR)/.build/release || exit 1; \
+	   echo "== replay $$h: $$(ls Tests/Fuzz/regressions/$$h | wc -l) reproducers"; \
+	   timeout 600 $(FUZZ_REGRESS_DIR)/replay_$$h Tests/Fuzz/regressions/$$h || exit 1; \
+	done
+
+# ASan and TSan builds under their own scratch paths, each running the Swift tests
+# (SANITIZE_TEST_FILTER narrows them), the C ABI program and the concurrency stress program.
+SANITIZE_TEST_FILTER ?=
+SX_STRESS_SECONDS ?= 20
+sanitize: sanitize-asan sanitize-tsan
+
+sanitize-asan:
+	$(MAKE) sanitize-one SAN=address SAN_DIR=.build/asan \
+	   SAN_ENV="SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 ASAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
+
+# The static TSan runtime of the Swift toolchain's clang intercepts libdispatch: a C program
+# linked with it needs the toolchain's libdispatch and BlocksRuntime.
+SWIFT_LIB_DIR := $(realpath $(dir $(SANITIZER_CC))../lib/swift/linux)
+sanitize-tsan:
+	$(MAKE) sanitize-one SAN=thread SAN_DIR=.build/tsan \
+	   SAN_LDFLAGS="-L$(SWIFT_LIB_DIR) -Wl,--no-as-needed -ldispatch -lBlocksRuntime -Wl,-rpath,$(SWIFT_LIB_DIR)" \
+	   SAN_ENV="SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 TSAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
+
+sanitize-one:
+	$(SWIFT) build -c release --product selfxit --scratch-path $(SAN_DIR) --sanitize=$(SAN)
+	$(SANITIZER_CC) -std=c99 -O1 -g -Wall -Wextra -fsanitize=$(SAN) -fuse-ld=lld -Iinclude Tests/CABI/stress.c \
+	   -o $(SAN_DIR)/stress -L$(SAN_DIR)/release -lselfxit -Wl,-rpath,$(CURDIR)/$(SAN_DIR)/release $(SAN_LDFLAGS) -lpthread
+	@echo "== stress ($(SAN))"
+	env $(SAN_ENV) SX_STRESS_SECONDS=$(SX_STRESS_SECONDS) $(SAN_DIR)/stress $(CURDIR)
+	@echo "== C ABI program ($(SAN))"
+	env $(SAN_ENV) CC=$(SANITIZER_CC) CFLAGS="-fsanitize=$(SAN) -fuse-ld=lld -g $(SAN_LDFLAGS)" Tests/CABI/run.sh $(CURDIR) $(SAN_DIR)/release
+	@echo "== Swift tests ($(SAN))"
+	env $(SAN_ENV) $(SWIFT) test -c release --scratch-path $(SAN_DIR) --sanitize=$(SAN) \
+	   $(if $(SANITIZE_TEST_FILTER),--filter '$(SANITIZE_TEST_FILTER)')

@@ -50,6 +50,9 @@ if [ -x Tests/CABI/run.sh ]; then
   Tests/CABI/run.sh "$PWD" .build/release
 fi
 
+echo "== Fuzz reproducers (Tests/Fuzz/regressions, replayed against the release library)"
+make --no-print-directory fuzz-regress
+
 echo "== selfxit command line (inspect, build, report + headless Chromium, run, bench, flags)"
 tools/test_cli.sh
 

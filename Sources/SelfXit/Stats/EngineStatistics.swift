@@ -42,6 +42,11 @@ final class EngineStatistics: @unchecked Sendable {
     func snapshot() -> Snapshot {
         lock.lock()
         var result = state
+        // A fresh buffer, not a copy-on-write share of `state.exitCounts`: record() would then
+        // decide under the lock, from the reader's reference count, whether it may write in
+        // place, a hand-off ThreadSanitizer cannot see (Swift's runtime is not instrumented) and
+        // reports as a race between sx_get_stats and a running sx_submit.
+        result.exitCounts = state.exitCounts.map { $0 }
         let recent = Array(latencies.prefix(min(latencyCount, latencyWindow))).sorted()
         lock.unlock()
         if !recent.isEmpty {

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds Tests/CABI/test_capi.c against a built libselfxit and runs it from the repository root.
+# Builds Tests/CABI/test_capi.c (and test_host_state.c) against a built libselfxit and runs them
+# from the repository root.
 #
 #   Tests/CABI/run.sh [REPO_ROOT] [LIB_DIR]
 #
@@ -49,3 +50,10 @@ fi
 cd "$root"
 echo "run.sh: running test_capi in $root"
 "$out/test_capi" "$root"
+
+# The host's OpenBLAS (threads, core) and environment untouched by an engine's whole life.
+echo "run.sh: building and running $out/test_host_state (links -lopenblas as a host would)"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_host_state.c" -o "$out/test_host_state" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lopenblas -lpthread -lm
+"$out/test_host_state" "$root"

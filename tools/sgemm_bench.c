@@ -137,6 +137,8 @@ int main(int argc, char **argv) {
         bench("exit dense fwd x·Wᵀ, b64/2, 2048→128", 0, 1, 32, 128, 2048, 1);
         bench("exit dense fwd x·Wᵀ, b256/2, 2048→256", 0, 1, 128, 256, 2048, 1);
         bench("exit dense fwd x·Wᵀ, b128, 128→10", 0, 1, 128, 10, 128, 1);
+        bench("exit dense fwd x·Wᵀ, b128/2, 1024→10", 0, 1, 64, 10, 1024, 1);
+        bench("exit dense fwd x·Wᵀ, 512 rows, 512→128", 0, 1, 512, 128, 512, 1);
         bench("exit dW = dYᵀ·X, 128/2 rows, b64", 1, 0, 64, 2048, 64, 0);
         bench("exit dW = dYᵀ·X, 256/2 rows, b256", 1, 0, 128, 2048, 256, 0);
         bench("exit dX = dY·W, b64/2, 128→2048", 0, 0, 32, 2048, 128, 0);
@@ -145,6 +147,21 @@ int main(int argc, char **argv) {
         bench("exit conv fwd 1×1, 256→64, 4096 cols", 0, 0, 64, 4096, 256, 0);
         bench("exit conv dW (A·Bᵀ, beta 1)", 0, 1, 64, 2304, 1024, 1);
         bench("exit conv dcol (Aᵀ·B)", 1, 0, 2304, 1024, 64, 0);
+        /* The conv heads of ExitHeadBenchTests (ResNet-18 stages): conv3x3/2→64 on 256×7×7 (28 samples
+         * a chunk, 16 pixels each) and on 512×4×4 (56 samples, 4 pixels). */
+        bench("head conv fwd 256×7×7 → 64", 0, 0, 64, 448, 2304, 0);
+        bench("head conv dW 256×7×7 (A·Bᵀ, beta 1)", 0, 1, 64, 2304, 448, 1);
+        bench("head conv dcol 256×7×7 (Aᵀ·B)", 1, 0, 2304, 448, 64, 0);
+        bench("head conv fwd 512×4×4 → 64", 0, 0, 64, 224, 4608, 0);
+        bench("head conv dW 512×4×4 (A·Bᵀ, beta 1)", 0, 1, 64, 4608, 224, 1);
+        /* Serving: an exit head's dense layers on the samples at that exit (often 1 row). */
+        bench("serve head fc x·Wᵀ, 1 row, 1024→128", 0, 1, 1, 128, 1024, 1);
+        bench("serve head fc x·Wᵀ, 1 row, 128→10", 0, 1, 1, 10, 128, 1);
+        bench("serve head fc x·Wᵀ, 4 rows, 2048→10", 0, 1, 4, 10, 2048, 1);
+        bench("serve head fc x·Wᵀ, 8 rows, 1024→128", 0, 1, 8, 128, 1024, 1);
+        bench("serve head fc x·Wᵀ, 16 rows, 1024→128", 0, 1, 16, 128, 1024, 1);
+        bench("serve MatMul 2 rows, 512→1000 (beta 0)", 0, 0, 2, 1000, 512, 0);
+        bench("exit dW = dYᵀ·X, 10/2 classes, b64", 1, 0, 5, 1024, 64, 0);
         bench("square 512", 0, 0, 512, 512, 512, 0);
         bench("square 1024", 0, 0, 1024, 1024, 1024, 0);
     }

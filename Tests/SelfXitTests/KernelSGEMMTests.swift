@@ -62,7 +62,12 @@ final class KernelSGEMMTests: XCTestCase {
                             check(isa: isa, transA: transA, transB: transB, m: m, n: n, k: k, beta: beta)
                         }
                     }
-                    // Past MC (240 rows), KC (256: two and five K blocks), NC (512 columns); 1000+ sizes.
+                    // Which path a product takes: up to 16 rows of A·Bᵀ (any rows when B has at most
+                    // 256 K floats) and up to 4 rows otherwise read A and B unpacked (the small sizes
+                    // above); up to 16 rows of A·B with beta 0 on AVX-512, sx_gemm_small_rows; the
+                    // rest is packed. Here: packed A·Bᵀ with odd sizes (B just over 256 K floats) and
+                    // sizes past MC (240 rows), KC (256: two and five K blocks) and NC (512 columns).
+                    check(isa: isa, transA: transA, transB: transB, m: 37, n: 1025, k: 257, beta: beta)
                     check(isa: isa, transA: transA, transB: transB, m: 1030, n: 37, k: 300, beta: beta)
                     check(isa: isa, transA: transA, transB: transB, m: 33, n: 1001, k: 520, beta: beta)
                     check(isa: isa, transA: transA, transB: transB, m: 5, n: 1100, k: 1030, beta: beta)

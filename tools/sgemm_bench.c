@@ -154,6 +154,12 @@ int main(int argc, char **argv) {
         bench("head conv dcol 256×7×7 (Aᵀ·B)", 1, 0, 2304, 448, 64, 0);
         bench("head conv fwd 512×4×4 → 64", 0, 0, 64, 224, 4608, 0);
         bench("head conv dW 512×4×4 (A·Bᵀ, beta 1)", 0, 1, 64, 4608, 224, 1);
+        /* conv1x1→64 then conv3x3/2→128 on 256×7×7 (83 samples a chunk for the 1×1, 4067 columns). */
+        bench("head conv1x1 dW 256×7×7 (A·Bᵀ, beta 1)", 0, 1, 64, 256, 4067, 1);
+        bench("head conv1x1 dcol 256×7×7 (Aᵀ·B)", 1, 0, 256, 4067, 64, 0);
+        bench("head conv3x3 fwd 64×7×7 → 128", 0, 0, 128, 1328, 576, 0);
+        bench("head conv3x3 dW 64×7×7 (A·Bᵀ, beta 1)", 0, 1, 128, 576, 1328, 1);
+        bench("head conv3x3 dcol 64×7×7 (Aᵀ·B)", 1, 0, 576, 1328, 128, 0);
         /* Serving: an exit head's dense layers on the samples at that exit (often 1 row). */
         bench("serve head fc x·Wᵀ, 1 row, 1024→128", 0, 1, 1, 128, 1024, 1);
         bench("serve head fc x·Wᵀ, 1 row, 128→10", 0, 1, 1, 10, 128, 1);

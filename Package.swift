@@ -40,16 +40,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        // OpenBLAS's CBLAS interface (Debian: libopenblas-dev).
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
         // Image ingest (Debian: libturbojpeg0-dev, libpng-dev).
         .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
         .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
-        // Packed SGEMM with AVX-512 / AVX2 / scalar micro-kernels picked at run time (C, intrinsics).
+        // Packed SGEMM with AVX-512 / AVX2 / scalar micro-kernels picked at run time (C, intrinsics),
+        // and the general single-threaded `sx_sgemm` over them.
         .target(name: "SelfXitGEMM", path: "Sources/SelfXitGEMM"),
         .target(
             name: "SelfXit",
-            dependencies: ["CBLAS", "CTurboJPEG", "CPNG", "SelfXitGEMM"],
+            // No BLAS: dense layers and exit heads run on SelfXitGEMM's `sx_sgemm`, so that the
+            // engine never touches a host's OpenBLAS (its thread count, core, environment).
+            dependencies: ["CTurboJPEG", "CPNG", "SelfXitGEMM"],
             path: "Sources/SelfXit"
         ),
         // The C interface: include/selfxit.h seen from Swift, and the @_cdecl shell over the

@@ -26,6 +26,37 @@ static inline __m512 sx_act512(__m512 v, int act, __m512 lo, __m512 hi) {
     if (act == SX_GEMM_ACT_CLIP) return _mm512_min_ps(hi, _mm512_max_ps(lo, v));
     return v;
 }
+
+/// Transposes 16 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`): 32-bit then 64-bit
+/// interleaves within 128-bit lanes, then two rounds of 128-bit lane shuffles (64 shuffles).
+__attribute__((target("avx512f"), always_inline))
+static inline void sx_transpose16(__m512 *v) {
+    __m512 t[16], u[16];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    // u[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
+#pragma clang loop unroll(full)
+    for (int g = 0; g < 4; g++) {
+        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+#pragma clang loop unroll(full)
+    for (int j = 0; j < 4; j++) {
+        __m512 x0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), x1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
+        __m512 y0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), y1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
+        v[j] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+        v[4 + j] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
+        v[8 + j] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+        v[12 + j] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
+    }
+}
 #endif
 
 #endif

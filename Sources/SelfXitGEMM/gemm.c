@@ -637,38 +637,6 @@ static void kernel_avx512_direct(int k, const float *a, const float *x, const in
 #define CT_PREFETCH 48
 #endif
 
-/// Transposes 16 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`): 32-bit then 64-bit
-/// interleaves within 128-bit lanes, then two rounds of 128-bit lane shuffles (64 shuffles).
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void transpose16(__m512 *v) {
-    __m512 t[16], u[16];
-#pragma clang loop unroll(full)
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
-    }
-    // u[4g + j], 128-bit lane L: rows 4g..4g+3 of column 4L + j.
-#pragma clang loop unroll(full)
-    for (int g = 0; g < 4; g++) {
-        __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
-        __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
-        u[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-#pragma clang loop unroll(full)
-    for (int j = 0; j < 4; j++) {
-        __m512 x0 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x44), x1 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xEE);
-        __m512 y0 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x44), y1 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xEE);
-        v[j] = _mm512_shuffle_f32x4(x0, y0, 0x88);
-        v[4 + j] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
-        v[8 + j] = _mm512_shuffle_f32x4(x1, y1, 0x88);
-        v[12 + j] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
-    }
-}
-
 /// `ct_gather_c` when the `R` pixels are consecutive in C (one row segment of one sample): each
 /// channel's `R` sums are one masked load, and a transpose turns them into the pixels' vectors.
 __attribute__((always_inline))
@@ -681,7 +649,7 @@ static inline void ct_load_c_rows(const int R, __m512 *acc0, __m512 *acc1, int n
 #pragma clang loop unroll(full)
         for (int ch = 0; ch < 16; ch++)
             rows[ch] = _mm512_maskz_loadu_ps((cm[v] >> ch) & 1 ? pixels : 0, c + (16 * v + ch) * ldc);
-        transpose16(rows);
+        sx_transpose16(rows);
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) {
             if (v == 0) acc0[r] = rows[r]; else acc1[r] = rows[r];
@@ -704,7 +672,7 @@ static inline void ct_store_rows(const int R, const __m512 *acc0, const __m512 *
         __m512 rows[16];
 #pragma clang loop unroll(full)
         for (int r = 0; r < 16; r++) rows[r] = r < R ? _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv) : zero;
-        transpose16(rows);
+        sx_transpose16(rows);
 #pragma clang loop unroll(full)
         for (int ch = 0; ch < 16; ch++) {
             if (!((cm[v] >> ch) & 1)) break;  // channels past m (a prefix of the lanes is valid)

@@ -1,8 +1,8 @@
 #!/bin/sh
-# Builds Tests/CABI/test_capi.c, test_files.c, test_resources.c, test_nonfinite.c and
-# test_progress.c against a built libselfxit
-# and runs them from the repository root (each runs even if an earlier one fails), after
-# tools/check_error_docs.py (the header's Errors: lines vs the C shell).
+# Builds Tests/CABI/test_capi.c, test_files.c, test_resources.c, test_nonfinite.c,
+# test_progress.c and test_host_state.c against a built libselfxit and runs them from the
+# repository root (each runs even if an earlier one fails), after tools/check_error_docs.py
+# (the header's Errors: lines vs the C shell).
 #
 #   Tests/CABI/run.sh [REPO_ROOT] [LIB_DIR]
 #
@@ -86,4 +86,10 @@ echo "run.sh: building and running $out/test_progress"
 $cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_progress.c" -o "$out/test_progress" \
     -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lz -lpthread
 "$out/test_progress" "$root" || status=1
+# The host's OpenBLAS (threads, core) and environment untouched by an engine's whole life.
+echo "run.sh: building and running $out/test_host_state (links -lopenblas as a host would)"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_host_state.c" -o "$out/test_host_state" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lopenblas -lpthread -lm
+"$out/test_host_state" "$root" || status=1
 exit $status

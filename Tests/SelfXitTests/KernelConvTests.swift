@@ -132,7 +132,10 @@ final class KernelConvTests: XCTestCase {
     /// grids whose extra columns are dropped, asymmetric pads, dilation, residuals, a K split into
     /// blocks, batches below and above the thread count.
     func testDirectImplicitGEMM() throws {
-        try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx512), "needs AVX-512")
+        try requireISA(PackedGEMM.avx512, untested: "direct convolutions (sx_gemm_compute_direct, sx_gemm_compute_ctd)")
+        // Forced, so that a run with SELFXIT_GEMM_ISA lowered still tests these paths.
+        PackedGEMM.isaOverride = .some(PackedGEMM.avx512)
+        defer { PackedGEMM.isaOverride = nil }
         let cases: [(Conv2DGeometry, Bool, Activation)] = [
             (geometry(c: 20, h: 12, w: 16, oc: 37, k: (1, 1)), true, .relu),
             (geometry(c: 9, h: 17, w: 23, oc: 33, k: (3, 3), pads: (1, 1, 1, 1)), false, .clip(min: 0, max: 6)),
@@ -191,7 +194,9 @@ final class KernelConvTests: XCTestCase {
     /// segments of up to 14 pixels, odd channel panels, residuals (also in place), stride-2 phases,
     /// K in blocks (partial sums kept between them) and rows in groups.
     func testDirectChannelMajor() throws {
-        try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx512), "needs AVX-512")
+        try requireISA(PackedGEMM.avx512, untested: "channel-major direct convolutions (sx_gemm_compute_ctd)")
+        PackedGEMM.isaOverride = .some(PackedGEMM.avx512)
+        defer { PackedGEMM.isaOverride = nil }
         let cases: [(Conv2DGeometry, Bool, Activation)] = [
             (geometry(c: 40, h: 14, w: 14, oc: 37, k: (3, 3), pads: (1, 1, 1, 1)), true, .relu),
             (geometry(c: 72, h: 14, w: 14, oc: 35, k: (3, 3), pads: (1, 1, 1, 1)), true, .relu),  // K in blocks

@@ -107,7 +107,7 @@ final class KernelPackedGEMMTests: XCTestCase {
     /// 1…8, channels not a multiple of 16, samples sharing panels, K long enough to prefetch past
     /// and, with several samples, split into blocks.
     func testChannelMajorAVX512() throws {
-        try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx512), "needs AVX-512")
+        try requireISA(PackedGEMM.avx512, untested: "the channel-major product sx_gemm_compute_ct")
         let sizes: [(Int, Int, Int, Int?)] = [(1, 1, 1, nil), (16, 49, 64, nil), (37, 9, 300, nil), (70, 23, 17, nil),
                                               (48, 3 * 49, 200, 49), (19, 4 * 9, 33, 9), (96, 5 * 7, 700, 7),
                                               (40, 5 * 49, 1200, 49)]  // last: B over 1 MB, so K is blocked
@@ -119,7 +119,7 @@ final class KernelPackedGEMMTests: XCTestCase {
         }
     }
 
-    /// Runs the convolution suite with kernels built for `isa` (`nil`: OpenBLAS).
+    /// Runs the convolution suite with kernels built for `isa` (`nil`: the unpacked `sx_sgemm` path).
     func runConvSuite(_ isa: Int32?) {
         PackedGEMM.isaOverride = .some(isa)
         defer { PackedGEMM.isaOverride = nil }
@@ -148,12 +148,13 @@ final class KernelPackedGEMMTests: XCTestCase {
 
     func testConvScalar() { runConvSuite(PackedGEMM.scalar) }
     func testConvAVX2() throws {
-        try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx2), "no AVX2+FMA")
+        try requireISA(PackedGEMM.avx2, untested: "convolutions on the AVX2 micro-kernel (sx_gemm_compute)")
         runConvSuite(PackedGEMM.avx2)
     }
     func testConvAVX512() throws {
-        try XCTSkipUnless(PackedGEMM.isSupported(PackedGEMM.avx512), "no AVX-512")
+        try requireISA(PackedGEMM.avx512, untested: "convolutions on the AVX-512 micro-kernels (sx_gemm_compute 16×16 and 8×32, sx_gemm_compute_ct)")
         runConvSuite(PackedGEMM.avx512)
     }
-    func testConvOpenBLAS() { runConvSuite(nil) }
+    /// The unpacked path (`SELFXIT_GEMM_ISA=blas`): im2col then `sx_sgemm` on the default ISA.
+    func testConvUnpackedSGEMM() { runConvSuite(nil) }
 }

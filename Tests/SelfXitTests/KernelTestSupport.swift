@@ -54,3 +54,23 @@ func unflatten(_ i: Int, _ shape: [Int]) -> [Int] {
 }
 
 func flatten(_ idx: [Int], _ shape: [Int]) -> Int { zip(idx, shape).reduce(0) { $0 * $1.1 + $1.0 } }
+
+/// The name `SELFXIT_GEMM_ISA` and the test output use for a `SX_GEMM_ISA_*` value.
+func isaName(_ isa: Int32) -> String {
+    switch isa {
+    case PackedGEMM.avx512: return "AVX-512"
+    case PackedGEMM.avx2: return "AVX2+FMA"
+    case PackedGEMM.scalar: return "scalar"
+    default: return "ISA \(isa)"
+    }
+}
+
+/// Returns when this machine runs `isa`; otherwise prints and throws an `XCTSkip` naming the
+/// paths that stay untested, so that a green run on a machine without it cannot pass for a run
+/// that tested them (the test log says what was skipped).
+func requireISA(_ isa: Int32, untested: String) throws {
+    guard !PackedGEMM.isSupported(isa) else { return }
+    let message = "skipped: \(isaName(isa)) not available on this CPU — \(untested) untested"
+    print(message)
+    throw XCTSkip(message)
+}

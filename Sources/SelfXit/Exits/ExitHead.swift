@@ -1,5 +1,3 @@
-import CBLAS
-
 /// A trained exit head: parameters, input standardisation, calibrated temperature, and the
 /// inference forward pass (Conv2DKernel with fused bias+ReLU for convolutions, sgemm for dense).
 ///

@@ -1,4 +1,4 @@
-import CBLAS
+import SelfXitGEMM
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -33,7 +33,6 @@ final class ExitHeadNetwork {
     private var owned: [UnsafeMutablePointer<Float>] = []
 
     init(plan: ExitHeadPlan, capacity: Int, pool: ThreadPool) {
-        configureBLASForExternalThreading()
         self.plan = plan; self.capacity = max(1, capacity); self.pool = pool
         func alloc(_ n: Int) -> UnsafeMutablePointer<Float> {
             let p = allocateFloats(max(1, n)); p.initialize(repeating: 0, count: max(1, n)); return p
@@ -97,8 +96,8 @@ final class ExitHeadNetwork {
                     let cs = min(chunk, r.upperBound - s0), ld = cs * n
                     let tile = col + 2 * c.colRows * ld
                     for j in 0..<cs { ExitOps.im2col(src + (s0 + j) * c.inSize, col + j * n, c, ld: ld) }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(c.outC), Int32(ld), Int32(c.colRows),
-                                1, params + c.wOffset, Int32(c.colRows), col, Int32(ld), 0, tile, Int32(ld))
+                    sx_sgemm(sx_gemm_default_isa(), 0, 0, Int32(c.outC), Int32(ld), Int32(c.colRows),
+                             1, params + c.wOffset, c.colRows, col, ld, 0, tile, ld)
                     for j in 0..<cs {
                         let y = out + (s0 + j) * c.outSize
                         for o in 0..<c.outC {
@@ -165,9 +164,9 @@ final class ExitHeadNetwork {
             pool.parallelFor(pool.threadCount) { t in
                 let r = self.threadSlice(d.outF, t)
                 guard !r.isEmpty else { return }
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(r.count), Int32(d.inF), Int32(batch),
-                            1, gy + r.lowerBound, Int32(d.outF), xIn, Int32(d.inF), 0,
-                            grad + d.wOffset + r.lowerBound * d.inF, Int32(d.inF))
+                sx_sgemm(sx_gemm_default_isa(), 1, 0, Int32(r.count), Int32(d.inF), Int32(batch),
+                         1, gy + r.lowerBound, d.outF, xIn, d.inF, 0,
+                         grad + d.wOffset + r.lowerBound * d.inF, d.inF)
                 for o in r {
                     var s: Float = 0
                     for b in 0..<batch { s += gy[b * d.outF + o] }
@@ -182,9 +181,9 @@ final class ExitHeadNetwork {
             pool.parallelFor(pool.threadCount) { t in
                 let r = self.threadSlice(batch, t)
                 guard !r.isEmpty else { return }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(r.count), Int32(d.inF), Int32(d.outF),
-                            1, gy + r.lowerBound * d.outF, Int32(d.outF), params + d.wOffset, Int32(d.inF), 0,
-                            dX + r.lowerBound * d.inF, Int32(d.inF))
+                sx_sgemm(sx_gemm_default_isa(), 0, 0, Int32(r.count), Int32(d.inF), Int32(d.outF),
+                         1, gy + r.lowerBound * d.outF, d.outF, params + d.wOffset, d.inF, 0,
+                         dX + r.lowerBound * d.inF, d.inF)
                 if masked {
                     for i in (r.lowerBound * d.inF)..<(r.upperBound * d.inF) where xIn[i] <= 0 { dX[i] = 0 }
                 }
@@ -230,8 +229,8 @@ final class ExitHeadNetwork {
                         let dy = dOut + (s0 + j) * c.outSize
                         for o in 0..<c.outC { (tile + o * ld + j * n).update(from: dy + o * n, count: n) }
                     }
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(c.outC), Int32(c.colRows), Int32(ld),
-                                1, tile, Int32(ld), col, Int32(ld), 1, gW, Int32(c.colRows))
+                    sx_sgemm(sx_gemm_default_isa(), 0, 1, Int32(c.outC), Int32(c.colRows), Int32(ld),
+                             1, tile, ld, col, ld, 1, gW, c.colRows)
                     for o in 0..<c.outC {
                         var sum: Float = 0
                         let row = tile + o * ld
@@ -239,8 +238,8 @@ final class ExitHeadNetwork {
                         gB[o] += sum
                     }
                     if let dIn {
-                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(c.colRows), Int32(ld), Int32(c.outC),
-                                    1, params + c.wOffset, Int32(c.colRows), tile, Int32(ld), 0, dcol, Int32(ld))
+                        sx_sgemm(sx_gemm_default_isa(), 1, 0, Int32(c.colRows), Int32(ld), Int32(c.outC),
+                                 1, params + c.wOffset, c.colRows, tile, ld, 0, dcol, ld)
                         for j in 0..<cs {
                             let s = s0 + j
                             let dx = dIn + s * c.inSize, xs = xIn + s * c.inSize

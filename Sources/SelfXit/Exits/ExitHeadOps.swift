@@ -1,4 +1,4 @@
-import CBLAS
+import SelfXitGEMM
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -102,8 +102,8 @@ enum ExitOps {
         guard rows > 0 else { return }
         let b = params + d.bOffset
         for r in 0..<rows { (y + r * d.outF).update(from: b, count: d.outF) }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(d.outF), Int32(d.inF),
-                    1, x, Int32(d.inF), params + d.wOffset, Int32(d.inF), 1, y, Int32(d.outF))
+        sx_sgemm(sx_gemm_default_isa(), 0, 1, Int32(rows), Int32(d.outF), Int32(d.inF),
+                 1, x, d.inF, params + d.wOffset, d.inF, 1, y, d.outF)
         if d.relu { applyActivation(.relu, y, count: rows * d.outF) }
     }
 

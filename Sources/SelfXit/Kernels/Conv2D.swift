@@ -1,4 +1,3 @@
-import CBLAS
 import SelfXitGEMM
 import Synchronization
 
@@ -46,7 +45,7 @@ package final class Conv2DKernel {
     private enum Algorithm { case pointwise, im2col, depthwise(DepthwisePlan), direct(DirectConvPlan) }
     private let algorithm: Algorithm
     /// The weights as given, `[outC][inC/groups][kH][kW]` (per group a row-major `M×K` operand),
-    /// kept only where a kernel reads them unpacked: depthwise, and OpenBLAS (`packedA` empty).
+    /// kept only where a kernel reads them unpacked: depthwise, and the unpacked `sx_sgemm` path (`packedA` empty).
     /// A packed product keeps its packed copy alone (ResNet-50 would otherwise hold 100 MB twice).
     private let unpackedWeights: UnsafeMutablePointer<Float>?
     /// One per output channel; zeros when the model has none.
@@ -54,7 +53,7 @@ package final class Conv2DKernel {
     private let m: Int  // output channels per group
     private let k: Int  // (inC / groups) · kH · kW
     private let n: Int  // output pixels
-    /// Per group, the weights packed for SelfXit's SGEMM; empty when OpenBLAS runs the products.
+    /// Per group, the weights packed for SelfXit's SGEMM; empty when `sx_sgemm` runs the products on unpacked weights.
     private let packedA: [PackedMatrixA]
     /// Samples whose columns share one packed B (short rows at late layers: longer N per product).
     private let samplesPerChunk: Int
@@ -65,7 +64,6 @@ package final class Conv2DKernel {
         precondition(g.groups >= 1 && g.inChannels % g.groups == 0 && g.outChannels % g.groups == 0)
         precondition(weights.count == g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth)
         precondition(bias == nil || bias!.count == g.outChannels)
-        configureBLASForExternalThreading()
         geometry = g
         self.activation = activation
         m = g.outChannels / g.groups
@@ -111,7 +109,7 @@ package final class Conv2DKernel {
             packedA = []
             samplesPerChunk = 1
         }
-        if packedA.isEmpty {  // depthwise, or OpenBLAS
+        if packedA.isEmpty {  // depthwise, or the unpacked sx_sgemm path
             unpackedWeights = unpacked
         } else {
             unpacked.deallocate()
@@ -373,8 +371,8 @@ package final class Conv2DKernel {
         let c = output + offset
         // A residual in place is already in C: accumulate onto it (beta 1).
         let inPlace = residual == UnsafePointer(output)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(cols.count), Int32(k),
-                    1, weights + channel0 * k, Int32(k), b + cols.lowerBound, Int32(n), inPlace ? 1 : 0, c, Int32(n))
+        sx_sgemm(sx_gemm_default_isa(), 0, 0, Int32(rows.count), Int32(cols.count), Int32(k),
+                 1, weights + channel0 * k, k, b + cols.lowerBound, n, inPlace ? 1 : 0, c, n)
         for r in 0..<rows.count {
             let row = c + r * n
             addBiasAndResidual(row, count: cols.count, bias: bias[channel0 + r], residual: inPlace ? nil : residual.map { $0 + offset + r * n })

@@ -1,4 +1,3 @@
-import CBLAS
 import SelfXitGEMM
 
 /// The `C` operand of an ONNX Gemm, broadcast onto `[rows, n]`.
@@ -24,8 +23,10 @@ package final class DenseKernel {
     private let bias: UnsafeMutablePointer<Float>?
     private let biasRows: Int
     private let scalarBias: Float
-    /// Whether products of up to 8 rows run on `sx_gemm_small_rows` (AVX-512), not BLAS.
+    /// Whether products of up to 8 rows run on `sx_gemm_small_rows` (AVX-512), not the packed SGEMM.
     private let smallRows = PackedGEMM.currentISA == PackedGEMM.avx512
+    /// The micro-kernels `sx_sgemm` runs on (a test's forced ISA when one is set at creation).
+    private let isa = PackedGEMM.currentISA ?? sx_gemm_default_isa()
 
     /// Whether a product of `rows` rows runs on `sx_gemm_small_rows` (which takes 1 to 8).
     private func usesSmallRows(_ rows: Int) -> Bool { smallRows && rows <= 8 }
@@ -36,7 +37,6 @@ package final class DenseKernel {
     package init(weights: [Float], k: Int, n: Int, transposed: Bool, alpha: Float = 1,
                 bias: GemmBias = .none, beta: Float = 1, activation: Activation = .none) {
         precondition(k > 0 && n > 0 && weights.count == k * n)
-        configureBLASForExternalThreading()
         self.k = k
         self.n = n
         self.alpha = alpha
@@ -85,12 +85,12 @@ package final class DenseKernel {
         guard !rows.isEmpty && !cols.isEmpty else { return }
         let out = y + rows.lowerBound * n + cols.lowerBound
         if usesSmallRows(rows.count) {
-            // A few rows (a classifier at a small batch): BLAS would copy all of B for them.
+            // A few rows (a classifier at a small batch): a packed product would copy all of B for them.
             sx_gemm_small_rows(Int32(rows.count), Int32(cols.count), Int32(k), alpha, a + rows.lowerBound * k, k,
                                packed + cols.lowerBound, n, out, n)
         } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(cols.count), Int32(k),
-                        alpha, a + rows.lowerBound * k, Int32(k), packed + cols.lowerBound, Int32(n), 0, out, Int32(n))
+            sx_sgemm(isa, 0, 0, Int32(rows.count), Int32(cols.count), Int32(k),
+                     alpha, a + rows.lowerBound * k, k, packed + cols.lowerBound, n, 0, out, n)
         }
         for r in 0..<rows.count {
             let row = out + r * n
@@ -113,6 +113,8 @@ package struct BatchedMatMul: Equatable, Sendable {
     private let batchShape: [Int]
     /// Element strides of each operand's matrices over `batchShape` (0 where broadcast).
     private let aBatchStrides: [Int], bBatchStrides: [Int]
+    /// The micro-kernels `sx_sgemm` runs on (a test's forced ISA when one is set at creation).
+    private let isa = PackedGEMM.currentISA ?? sx_gemm_default_isa()
 
     /// Precondition: both shapes non-empty, inner dims agree, batch dims broadcast.
     package init(aShape: [Int], bShape: [Int]) {
@@ -139,11 +141,10 @@ package struct BatchedMatMul: Equatable, Sendable {
 
     /// Preconditions: buffers hold their shapes' element counts; `output` aliases neither input.
     package func run(a: UnsafePointer<Float>, b: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
-        configureBLASForExternalThreading()
         let count = batchShape.reduce(1, *)
         guard count > 0 && m > 0 && n > 0 else { return }
         let threads = pool.threadCount
-        let (m, k, n) = (self.m, self.k, self.n)
+        let (m, k, n, isa) = (self.m, self.k, self.n, self.isa)
         func multiply(_ i: Int, rows: Range<Int>) {
             guard !rows.isEmpty else { return }
             var aOff = 0, bOff = 0, rest = i
@@ -155,8 +156,8 @@ package struct BatchedMatMul: Equatable, Sendable {
             }
             let y = output + i * m * n + rows.lowerBound * n
             if k == 0 { y.update(repeating: 0, count: rows.count * n); return }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows.count), Int32(n), Int32(k), 1,
-                        a + aOff + rows.lowerBound * k, Int32(k), b + bOff, Int32(n), 0, y, Int32(n))
+            sx_sgemm(isa, 0, 0, Int32(rows.count), Int32(n), Int32(k), 1,
+                     a + aOff + rows.lowerBound * k, k, b + bOff, n, 0, y, n)
         }
         if count >= threads {
             pool.parallelFor(threads) { t in

@@ -4,15 +4,17 @@ import Glibc
 #endif
 
 /// Selects the SGEMM used by convolutions: SelfXit's own packed micro-kernels (`SelfXitGEMM`,
-/// AVX-512 / AVX2+FMA / scalar, picked from CPUID) or OpenBLAS.
+/// AVX-512 / AVX2+FMA / scalar, picked from CPUID) over prepacked weights, or the general
+/// `sx_sgemm` over unpacked weights (the plain im2col path).
 ///
 /// `SELFXIT_GEMM_ISA=avx512|avx2|scalar` caps the micro-kernel ISA; `SELFXIT_GEMM_ISA=blas`
-/// routes convolutions through OpenBLAS `cblas_sgemm` instead (for comparisons).
+/// routes convolutions through the unpacked `sx_sgemm` path instead (for comparisons; the name is
+/// kept from when that path was OpenBLAS — the library no longer calls any BLAS).
 enum PackedGEMM {
-    /// Tests force one ISA (or `nil` for OpenBLAS) for kernels created while it is set.
+    /// Tests force one ISA (or `nil` for the unpacked `sx_sgemm` path) for kernels created while it is set.
     nonisolated(unsafe) static var isaOverride: Int32??
 
-    /// The ISA a kernel created now uses; `nil` means OpenBLAS.
+    /// The ISA a kernel created now uses; `nil` means the unpacked `sx_sgemm` path.
     static var currentISA: Int32? {
         if let forced = isaOverride { return forced }
         return defaultISA

@@ -30,7 +30,6 @@ final class ExecutionPlan {
     }
 
     init(graph: Graph, pool: ThreadPool) throws {
-        configureBLASForExternalThreading()
         // The kernels keep their own packed copies of the weights; the graph the plan keeps
         // (for shapes, names and FLOPs) need not hold a second one.
         self.graph = graph.withoutWeights()

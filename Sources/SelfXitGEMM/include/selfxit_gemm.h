@@ -124,6 +124,20 @@ void sx_gemm_compute_ctd(const float *pw, int m, int k, int cp0, int cp1, const 
 void sx_gemm_small_rows(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
                         const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);
 
+/// `C = alpha·op(A)·op(B) + beta·C` (row-major), single-threaded: op(A) is `m×k` (`a` stored
+/// `k×m` when `trans_a`), op(B) is `k×n` (`b` stored `n×k` when `trans_b`); `lda`, `ldb`, `ldc`
+/// are row strides in floats. Runs on `isa`'s code (lowered to what this machine runs; pass
+/// `sx_gemm_default_isa()` outside tests): a few rows unpacked (dot products for op(B) = Bᵀ, row
+/// updates or `sx_gemm_small_rows` for B), otherwise packed blocks of op(A) and op(B) through
+/// `sx_gemm_compute`; any other beta scales C first. With beta 0, C is written without being
+/// read; with k 0 or alpha 0, neither A nor B is read. Nothing returned, no error: sizes ≤ 0 do
+/// nothing. Thread-safe for distinct C; callers split a product over threads themselves. Scratch:
+/// one fixed buffer per calling thread (about 0.75 MB, allocated on first use, freed when the thread
+/// exits), or a 10 KB stack fallback when that allocation fails. Process-wide, only the one
+/// pthread key holding those buffers (created at the first call); no BLAS, no environment.
+void sx_sgemm(int isa, int trans_a, int trans_b, int m, int n, int k, float alpha,
+              const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+
 /// Depthwise 3×3 over one zero-padded plane (see DepthwisePlan): output row `oy` reads rows
 /// `buf + oy·step_y + {0, dy, 2·dy}` at column offsets `off[0..2]` (+ output column), 16 columns
 /// at a time (the buffer is padded to whole vectors). Writes `act(sum + bias)` to `out` (`out_h×out_w`).

@@ -79,6 +79,10 @@ FUZZ_RUNS ?=
 # Extra libFuzzer flags, e.g. FUZZ_ARGS="-fork=1 -ignore_crashes=1" to keep going past a crash.
 FUZZ_ARGS ?=
 FUZZ_DIR := .build/fuzz
+# A sanitized libselfxit.so leaves the sanitizer runtime's symbols (__asan_*, __sanitizer_cov_*,
+# __tsan_*) to the executable that loads it, so Package.swift's `-z defs` is lifted for these
+# builds (a later `-z undefs` wins).
+SANITIZED_SO_LINK := -Xlinker -z -Xlinker undefs
 # A size claim the library cannot meet must be refused before it allocates: malloc_limit_mb
 # reports any single allocation above 1 GiB as a crash, rss_limit_mb a process above 2 GiB.
 # LeakSanitizer is off: Swift keeps class references in multi-payload enums with tag bits in
@@ -93,7 +97,7 @@ FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 ASAN_SYMBOLIZE
 # and ASan, then each harness linked with libFuzzer's main.
 fuzz-build:
 	$(SWIFT) build -c release --product selfxit --scratch-path $(FUZZ_DIR) \
-	   -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address
+	   -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address $(SANITIZED_SO_LINK)
 	@mkdir -p $(FUZZ_DIR)/bin
 	for h in $(FUZZ_HARNESSES); do \
 	   $(SANITIZER_CC) -g -O1 -Wall -Wextra -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
@@ -160,7 +164,7 @@ sanitize-tsan:
 	   SAN_ENV="SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 TSAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
 
 sanitize-one:
-	$(SWIFT) build -c release --product selfxit --scratch-path $(SAN_DIR) --sanitize=$(SAN)
+	$(SWIFT) build -c release --product selfxit --scratch-path $(SAN_DIR) --sanitize=$(SAN) $(SANITIZED_SO_LINK)
 	$(SANITIZER_CC) -std=c99 -O1 -g -Wall -Wextra -fsanitize=$(SAN) -fuse-ld=lld -Iinclude Tests/CABI/stress.c \
 	   -o $(SAN_DIR)/stress -L$(SAN_DIR)/release -lselfxit -Wl,-rpath,$(CURDIR)/$(SAN_DIR)/release $(SAN_LDFLAGS) -lpthread
 	@echo "== stress ($(SAN))"
@@ -168,5 +172,5 @@ sanitize-one:
 	@echo "== C ABI program ($(SAN))"
 	env $(SAN_ENV) CC=$(SANITIZER_CC) CFLAGS="-fsanitize=$(SAN) -fuse-ld=lld -g $(SAN_LDFLAGS)" Tests/CABI/run.sh $(CURDIR) $(SAN_DIR)/release
 	@echo "== Swift tests ($(SAN))"
-	env $(SAN_ENV) $(SWIFT) test -c release --scratch-path $(SAN_DIR) --sanitize=$(SAN) \
+	env $(SAN_ENV) $(SWIFT) test -c release --scratch-path $(SAN_DIR) --sanitize=$(SAN) $(SANITIZED_SO_LINK) \
 	   $(if $(SANITIZE_TEST_FILTER),--filter '$(SANITIZE_TEST_FILTER)')

@@ -153,7 +153,7 @@ static sx_update_options fast_options(recorder *r) {
 static char *build_report(sx_engine *e) {
     size_t needed = 0;
     char *buf, *at, *end;
-    sx_get_stats_json(e, NULL, 0, &needed);
+    check(sx_get_stats_json(e, NULL, 0, &needed) == SX_ERR_INVALID_ARGUMENT, "sx_get_stats_json sizes the report");
     buf = malloc(needed + 1);
     if (buf == NULL || sx_get_stats_json(e, buf, needed + 1, &needed) != SX_OK) {
         free(buf);
@@ -198,8 +198,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "test_progress: %s\n", sx_last_error());
         return 2;
     }
-    sx_set_exits_enabled(e, 0);
-    for (i = 0; i < n; i += 100) sx_submit(e, x + i * 784, 100 * 784, 100, ignore_result, NULL);
+    check(sx_set_exits_enabled(e, 0) == SX_OK, "exits off");
+    for (i = 0; i < n; i += 100) check(sx_submit(e, x + i * 784, 100 * 784, 100, ignore_result, NULL) == SX_OK, "collecting submit");
 
     /* 1. A complete build, reported. */
     r->thread = pthread_self();
@@ -232,7 +232,7 @@ int main(int argc, char **argv) {
               unknown);
     }
     info.struct_size = sizeof info;
-    sx_engine_info(e, &info);
+    check(sx_engine_info(e, &info) == SX_OK, "sx_engine_info");
     {
         uint32_t trained = info.num_trained_exits;
         report_before = build_report(e);
@@ -253,7 +253,7 @@ int main(int argc, char **argv) {
         check(r->cancelled_time > 0 && t1 - r->cancelled_time < 1.0, "  returned %.3f s after the callback cancelled",
               r->cancelled_time > 0 ? t1 - r->cancelled_time : -1.0);
         check(r->calls_after_cancel == 0, "  no callback after the cancel (%zu)", r->calls_after_cancel);
-        sx_engine_info(e, &info);
+        check(sx_engine_info(e, &info) == SX_OK, "sx_engine_info");
         report_after = build_report(e);
         check(info.num_trained_exits == trained && report_after != NULL && strcmp(report_before, report_after) == 0,
               "  the first build's exits and report stay (%u trained exits)", info.num_trained_exits);
@@ -283,9 +283,9 @@ int main(int argc, char **argv) {
         check(r->destroy_status == SX_ERR_BUSY && rc == SX_ERR_CANCELLED,
               "sx_engine_destroy inside the progress callback: %s; build %s", sx_status_string(r->destroy_status),
               sx_status_string(rc));
-        sx_set_exits_enabled(e, 1);
+        check(sx_set_exits_enabled(e, 1) == SX_OK, "exits on");
         check(sx_submit(e, x, 100 * 784, 100, ignore_result, NULL) == SX_OK, "  the engine still serves");
-        sx_set_exits_enabled(e, 0);
+        check(sx_set_exits_enabled(e, 0) == SX_OK, "exits off");
 
         /* 5. An older caller's struct (without the progress fields): builds, no callback. */
         u = fast_options(NULL);
@@ -297,7 +297,7 @@ int main(int argc, char **argv) {
               rc ? sx_last_error() : "");
     }
     free(report_before);
-    sx_engine_destroy(e);
+    check(sx_engine_destroy(e) == SX_OK, "sx_engine_destroy");
     free(x);
     free(r);
     printf("test_progress: %d passed, %d failed\n", g_passed, g_failed);

@@ -106,7 +106,7 @@ static void bundle(void) {
     write_bytes("bundle/resnet18_w4.json", bytes + 28, (size_t)size - 36);
     free(bytes);
     free(x);
-    sx_engine_destroy(e);
+    if (sx_engine_destroy(e) != SX_OK) fprintf(stderr, "make_seeds: %s\n", sx_last_error());
 }
 
 /* A w×h test pattern with `channels` interleaved 8-bit channels. */

@@ -98,6 +98,7 @@ FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 ASAN_SYMBOLIZE
 fuzz-build:
 	$(SWIFT) build -c release --product selfxit --scratch-path $(FUZZ_DIR) \
 	   -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address $(SANITIZED_SO_LINK)
+	ln -sf libselfxit.so $(FUZZ_DIR)/release/libselfxit.so.$(ABI_MAJOR)
 	@mkdir -p $(FUZZ_DIR)/bin
 	for h in $(FUZZ_HARNESSES); do \
 	   $(SANITIZER_CC) -g -O1 -Wall -Wextra -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
@@ -136,6 +137,7 @@ fuzz-seeds: build
 FUZZ_REGRESS_DIR := .build/fuzz-regress
 fuzz-regress:
 	$(SWIFT) build -c release --product selfxit
+	ln -sf libselfxit.so .build/release/libselfxit.so.$(ABI_MAJOR)
 	@mkdir -p $(FUZZ_REGRESS_DIR)
 	@for h in $(FUZZ_HARNESSES); do \
 	   cc -std=c99 -O1 -g -Wall -Wextra -D_GNU_SOURCE -Iinclude -DSX_FUZZ_ROOT_DEFAULT='"$(CURDIR)"' \
@@ -165,6 +167,7 @@ sanitize-tsan:
 
 sanitize-one:
 	$(SWIFT) build -c release --product selfxit --scratch-path $(SAN_DIR) --sanitize=$(SAN) $(SANITIZED_SO_LINK)
+	ln -sf libselfxit.so $(SAN_DIR)/release/libselfxit.so.$(ABI_MAJOR)
 	$(SANITIZER_CC) -std=c99 -O1 -g -Wall -Wextra -fsanitize=$(SAN) -fuse-ld=lld -Iinclude Tests/CABI/stress.c \
 	   -o $(SAN_DIR)/stress -L$(SAN_DIR)/release -lselfxit -Wl,-rpath,$(CURDIR)/$(SAN_DIR)/release $(SAN_LDFLAGS) -lpthread
 	@echo "== stress ($(SAN))"

@@ -129,7 +129,11 @@ static inline void sx_fuzz_on_result(const sx_result *r, void *user) {
     sx_fuzz_tally *t = (sx_fuzz_tally *)user;
     t->calls++;
     if (r == NULL || r->sample_index >= t->batch || r->num_classes != t->num_classes || r->probabilities == NULL ||
-        r->class_index < 0 || (size_t)r->class_index >= r->num_classes || r->exit_index < -1) {
+        r->class_index < -1 || (r->class_index >= 0 && (size_t)r->class_index >= r->num_classes) ||
+        r->exit_index < -1 ||
+        /* No class (-1) only for a non-finite result: flagged, confidence 0, from the full model. */
+        (r->class_index == -1 && !((r->flags & SX_RESULT_NON_FINITE) && r->confidence == 0 && r->exit_index == -1)) ||
+        ((r->flags & SX_RESULT_NON_FINITE) && r->class_index != -1)) {
         fprintf(stderr, "fuzz harness: malformed sx_result (sample %zu of %zu, class %d of %zu, exit %d)\n",
                 r ? r->sample_index : 0, t->batch, r ? r->class_index : -1, r ? r->num_classes : 0,
                 r ? r->exit_index : -2);

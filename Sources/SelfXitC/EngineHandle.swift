@@ -39,6 +39,12 @@ final class EngineHandle: @unchecked Sendable {
     init(engine: Engine, maxPending: Int) {
         self.engine = engine
         self.maxPending = maxPending
+        // The lazily made globals the worker and callbacks share, made here, before this
+        // engine's worker or any caller of it can exist: swift_once inside the (statically
+        // linked, uninstrumented) Swift runtime is correct but invisible to ThreadSanitizer,
+        // which otherwise reports two threads' first use of them as a race.
+        CallbackScope.prepare()
+        WaitGraph.prepare()
     }
 
     deinit {
@@ -222,6 +228,9 @@ enum CallbackScope {
         return box
     }
 
+    /// Makes the thread-local key (see `EngineHandle.init`).
+    static func prepare() { _ = key }
+
     static func enter(_ handle: EngineHandle) { box.handles.append(ObjectIdentifier(handle)) }
     static func leave(_ handle: EngineHandle) { _ = box.handles.popLast() }
     static func contains(_ handle: EngineHandle) -> Bool { box.handles.contains(ObjectIdentifier(handle)) }
@@ -247,6 +256,9 @@ enum CallbackScope {
 enum WaitGraph {
     private static let lock = PosixLock()
     private static var waitingOn: [ObjectIdentifier: ObjectIdentifier] = [:]
+
+    /// Makes the lock and the table (see `EngineHandle.init`).
+    static func prepare() { lock.lock(); _ = waitingOn.count; lock.unlock() }
 
     /// Marks the current thread as `handle`'s worker (called once, when it starts).
     static func enterWorker(_ handle: EngineHandle) { CallbackScope.workerOf = ObjectIdentifier(handle) }

@@ -56,11 +56,16 @@ final class SampleCollector: @unchecked Sendable {
         }
     }
 
-    /// A copy of what is stored: (inputs, teacher probabilities, count).
+    /// A copy of what is stored: (inputs, teacher probabilities, count). Copied element by
+    /// element under the lock, not shared copy-on-write: `record` appending to a buffer the
+    /// snapshot still shares is safe only through the Swift runtime's reference count, which
+    /// ThreadSanitizer cannot see (the same as `EngineStatistics.snapshot`). One copy per exit
+    /// build, at most the collection budget.
     func snapshot() -> (inputs: [Float], teacher: [Float], count: Int) {
         lock.lock()
         defer { lock.unlock() }
-        return (inputs, teacher, teacher.count / classes)
+        return (inputs.withUnsafeBufferPointer { Array($0) }, teacher.withUnsafeBufferPointer { Array($0) },
+                teacher.count / classes)
     }
 
     func removeAll() {

@@ -80,9 +80,9 @@ FUZZ_RUNS ?=
 FUZZ_ARGS ?=
 FUZZ_DIR := .build/fuzz
 # A sanitized libselfxit.so leaves the sanitizer runtime's symbols (__asan_*, __sanitizer_cov_*,
-# __tsan_*) to the executable that loads it, so Package.swift's `-z defs` is lifted for these
-# builds (a later `-z undefs` wins).
-SANITIZED_SO_LINK := -Xlinker -z -Xlinker undefs
+# __tsan_*) to the executable that loads it: Package.swift lifts its `-z defs` when
+# SELFXIT_SANITIZED_BUILD is set (an -Xlinker flag would reach the executables' gold too).
+SANITIZED_BUILD := env SELFXIT_SANITIZED_BUILD=1
 # A size claim the library cannot meet must be refused before it allocates: malloc_limit_mb
 # reports any single allocation above 1 GiB as a crash, rss_limit_mb a process above 2 GiB.
 # LeakSanitizer is off: Swift keeps class references in multi-payload enums with tag bits in
@@ -96,8 +96,8 @@ FUZZ_ENV := SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 ASAN_SYMBOLIZE
 # The library with libFuzzer's coverage (Swift: -sanitize=fuzzer; C kernels: fuzzer-no-link)
 # and ASan, then each harness linked with libFuzzer's main.
 fuzz-build:
-	$(SWIFT) build -c release --product selfxit --scratch-path $(FUZZ_DIR) \
-	   -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address $(SANITIZED_SO_LINK)
+	$(SANITIZED_BUILD) $(SWIFT) build -c release --product selfxit --scratch-path $(FUZZ_DIR) \
+	   -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address
 	ln -sf libselfxit.so $(FUZZ_DIR)/release/libselfxit.so.$(ABI_MAJOR)
 	@mkdir -p $(FUZZ_DIR)/bin
 	for h in $(FUZZ_HARNESSES); do \
@@ -167,7 +167,7 @@ sanitize-tsan:
 	   SAN_ENV="SX_TEST_UNDER_SANITIZER=thread SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 TSAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
 
 sanitize-one:
-	$(SWIFT) build -c release --product selfxit --scratch-path $(SAN_DIR) --sanitize=$(SAN) $(SANITIZED_SO_LINK)
+	$(SANITIZED_BUILD) $(SWIFT) build -c release --product selfxit --scratch-path $(SAN_DIR) --sanitize=$(SAN)
 	ln -sf libselfxit.so $(SAN_DIR)/release/libselfxit.so.$(ABI_MAJOR)
 	$(SANITIZER_CC) -std=c99 -O1 -g -Wall -Wextra -fsanitize=$(SAN) -fuse-ld=lld -Iinclude Tests/CABI/stress.c \
 	   -o $(SAN_DIR)/stress -L$(SAN_DIR)/release -lselfxit -Wl,-rpath,$(CURDIR)/$(SAN_DIR)/release $(SAN_LDFLAGS) -lpthread
@@ -179,5 +179,5 @@ sanitize-one:
 	@# takes about 9 min of tests on 2 cores).
 	@if [ "$(SANITIZE_SWIFT_TESTS)" = 0 ]; then echo "== Swift tests ($(SAN)): skipped (SANITIZE_SWIFT_TESTS=0)"; else \
 	   echo "== Swift tests ($(SAN))"; \
-	   env $(SAN_ENV) $(SWIFT) test -c release --scratch-path $(SAN_DIR) --sanitize=$(SAN) $(SANITIZED_SO_LINK) \
+	   env $(SAN_ENV) SELFXIT_SANITIZED_BUILD=1 $(SWIFT) test -c release --scratch-path $(SAN_DIR) --sanitize=$(SAN) \
 	      $(if $(SANITIZE_TEST_FILTER),--filter '$(SANITIZE_TEST_FILTER)'); fi

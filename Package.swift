@@ -8,14 +8,16 @@ import PackageDescription
 //   FoundationEssentials only, never Foundation (which would pull ICU's 41 MB).
 // - `-z defs`: an unresolved symbol is a link error, not a .so that fails when loaded (lld
 //   otherwise accepts one silently, e.g. when a runtime library is missing from the line,
-//   as the two -l flags below once were).
+//   as the two -l flags below once were). Lifted for sanitized and fuzzing builds
+//   (SELFXIT_SANITIZED_BUILD=1, set by the Makefile): their .so leaves the sanitizer runtime's
+//   symbols to the executable that loads it.
 // - SONAME libselfxit.so.<SX_ABI_VERSION>: keep in step with include/selfxit.h (tools/test.sh checks).
 let selfxitABIMajor = 1
 let selfxitSharedLibraryFlags = [
     "-use-ld=lld",
     "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/SelfXitC/exports.map",
     "-static-stdlib",
-    "-Xlinker", "-z", "-Xlinker", "defs",
+] + (Context.environment["SELFXIT_SANITIZED_BUILD"] == nil ? ["-Xlinker", "-z", "-Xlinker", "defs"] : []) + [
     // FoundationEssentials' own dependencies, which its module does not autolink statically.
     "-l_FoundationCollections", "-l_FoundationCShims",
     "-Xlinker", "-soname=libselfxit.so.\(selfxitABIMajor)",

@@ -156,7 +156,7 @@ sanitize: sanitize-asan sanitize-tsan
 
 sanitize-asan:
 	$(MAKE) sanitize-one SAN=address SAN_DIR=.build/asan \
-	   SAN_ENV="SX_TEST_UNDER_SANITIZER=address SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 ASAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
+	   SAN_ENV="SX_TEST_UNDER_SANITIZER=address SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:allocator_may_return_null=1 ASAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
 
 # The static TSan runtime of the Swift toolchain's clang intercepts libdispatch: a C program
 # linked with it needs the toolchain's libdispatch and BlocksRuntime.
@@ -164,7 +164,7 @@ SWIFT_LIB_DIR := $(realpath $(dir $(SANITIZER_CC))../lib/swift/linux)
 sanitize-tsan:
 	$(MAKE) sanitize-one SAN=thread SAN_DIR=.build/tsan \
 	   SAN_LDFLAGS="-L$(SWIFT_LIB_DIR) -Wl,--no-as-needed -ldispatch -lBlocksRuntime -Wl,-rpath,$(SWIFT_LIB_DIR)" \
-	   SAN_ENV="SX_TEST_UNDER_SANITIZER=thread SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 TSAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
+	   SAN_ENV="SX_TEST_UNDER_SANITIZER=thread SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:allocator_may_return_null=1 TSAN_SYMBOLIZER_PATH=$(dir $(SANITIZER_CC))llvm-symbolizer"
 
 sanitize-one:
 	$(SANITIZED_BUILD) $(SWIFT) build -c release --product selfxit --scratch-path $(SAN_DIR) --sanitize=$(SAN)

@@ -27,19 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_passed, g_failed;
 
-static void check(int ok, const char *fmt, ...) {
-    va_list ap;
-    if (ok) g_passed++;
-    else g_failed++;
-    fputs(ok ? "ok   " : "FAIL ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
+#include "check.h"
 
 static float *read_floats(const char *root, const char *file, size_t *count) {
     char path[4096];

@@ -32,19 +32,8 @@
 #include <time.h>
 #include <zlib.h>
 
-static int g_passed, g_failed;
 
-static void check(int ok, const char *fmt, ...) {
-    va_list ap;
-    if (ok) g_passed++;
-    else g_failed++;
-    fputs(ok ? "ok   " : "FAIL ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
+#include "check.h"
 
 static double now_seconds(void) {
     struct timespec ts;

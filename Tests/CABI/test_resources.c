@@ -41,22 +41,8 @@
 #include <unistd.h>
 
 static const char *g_root = ".";
-static int g_passed, g_failed; /* of the current process (a child reports its own) */
-static pthread_mutex_t g_print_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void check(int ok, const char *fmt, ...) {
-    va_list ap;
-    pthread_mutex_lock(&g_print_mu);
-    if (ok) g_passed++;
-    else g_failed++;
-    fputs(ok ? "ok   " : "FAIL ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-    pthread_mutex_unlock(&g_print_mu);
-}
+#include "check.h"
 
 static void note(const char *fmt, ...) {
     va_list ap;

@@ -390,6 +390,13 @@ typedef struct sx_preprocess {
     float scale;
     float mean[3];
     float std[3];
+    /* Since 0.1 (struct grown; an older, shorter struct_size reads as the default): an image
+     * whose header claims more than this many pixels is refused (INVALID_DATA) before anything
+     * is allocated or decoded. 1 … 2^26; 0 means the default, 2^26 (what sx_preprocess_init
+     * sets). A host that knows its cameras' size sets it near that: it bounds the memory and
+     * the time one frame can cost (a crafted 250-byte JPEG claiming 2^26 pixels takes
+     * seconds to decode). */
+    uint64_t max_pixels;
 } sx_preprocess;
 
 SX_API void sx_preprocess_init(sx_preprocess *preprocess);
@@ -408,10 +415,12 @@ SX_API void sx_preprocess_init(sx_preprocess *preprocess);
  * ITU-R 601 luma of its RGB pixels, as Pillow's convert("L"); gray to RGB repeats the value;
  * an alpha channel is dropped; 16-bit PNG samples are scaled to 8 bits (read as sRGB values,
  * never as linear light). Then each 8-bit value p becomes (p · scale − mean[c]) / std[c].
- * Images whose header claims more than 2^26 pixels are refused before anything is allocated;
+ * Images whose header claims more than preprocess->max_pixels (default and ceiling 2^26)
+ * pixels are refused before anything is allocated;
  * JPEGs that libjpeg-turbo decodes with a warning only (e.g. a missing end-of-image marker)
  * are accepted. Errors:
- * INVALID_ARGUMENT, INVALID_DATA (undecodable, empty or oversized image), SHAPE_MISMATCH (the
+ * INVALID_ARGUMENT (also max_pixels above 2^26), INVALID_DATA (undecodable, empty or oversized
+ * image), SHAPE_MISMATCH (the
  * model's input is not [1 or 3, H, W] or out_len is wrong). Thread-safe. */
 SX_NODISCARD SX_API sx_status sx_decode_image(sx_engine *engine, const void *bytes, size_t size, const sx_preprocess *preprocess,
                           float *out, size_t out_len);

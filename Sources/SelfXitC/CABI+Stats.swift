@@ -57,6 +57,7 @@ private let defaultPreprocess: sx_preprocess = {
     preprocess.scale = 1 / 255
     preprocess.mean = (0, 0, 0)
     preprocess.std = (1, 1, 1)
+    preprocess.max_pixels = UInt64(ImagePreprocess.pixelLimit)
     return preprocess
 }()
 
@@ -73,7 +74,11 @@ public func sx_decode_image(_ engine: OpaquePointer?, _ bytes: UnsafeRawPointer?
             guard let bytes, size > 0 else { throw CABIError.invalid("image bytes are NULL or empty") }
             guard let out, outLength > 0 else { throw CABIError.invalid("out is NULL or out_len is 0") }
             let raw = try readVersioned(preprocess, defaults: defaultPreprocess, name: "preprocess")
-            let settings = ImagePreprocess(scale: raw.scale, mean: [raw.mean.0, raw.mean.1, raw.mean.2], std: [raw.std.0, raw.std.1, raw.std.2])
+            // 0 (a zeroed struct) is the default; above the ceiling is the caller's error, which
+            // decodeImage reports (clamped here only so the conversion to Int cannot trap).
+            let maxPixels = raw.max_pixels == 0 ? ImagePreprocess.pixelLimit : Int(min(raw.max_pixels, UInt64(Int.max)))
+            let settings = ImagePreprocess(scale: raw.scale, mean: [raw.mean.0, raw.mean.1, raw.mean.2], std: [raw.std.0, raw.std.1, raw.std.2],
+                                           maxPixels: maxPixels)
             try handle.engine.decodeImage(UnsafeRawBufferPointer(start: bytes, count: size), preprocess: settings,
                                           into: UnsafeMutableBufferPointer(start: out, count: outLength))
         }

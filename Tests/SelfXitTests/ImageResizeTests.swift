@@ -112,6 +112,35 @@ final class ImageResizeTests: XCTestCase {
         }
     }
 
+    /// The host's pixel budget: small.png is 61×47 = 2 867 pixels; a budget one below refuses it
+    /// as invalid data (before decoding), exactly its size decodes, and budgets outside
+    /// 1 … 2^26 are the caller's error. The engine stays usable after each refusal.
+    func testMaxPixelsRefusesLargerImagesBeforeDecoding() throws {
+        let engine = try Engine(contentsOf: Fixtures.model("resnet18_w4.onnx"), options: EngineOptions(threads: 1))
+        let data = try bytes("small.png")
+        var out = [Float](repeating: .nan, count: engine.inputCount)
+        func decode(_ maxPixels: Int) throws {
+            try data.withUnsafeBytes { raw in
+                try out.withUnsafeMutableBufferPointer {
+                    try engine.decodeImage(raw, preprocess: ImagePreprocess(maxPixels: maxPixels), into: $0)
+                }
+            }
+        }
+        XCTAssertThrowsError(try decode(61 * 47 - 1)) { error in
+            guard case SelfXitError.invalidData(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("61×47") && message.contains("2866"), message)
+        }
+        XCTAssertThrowsError(try decode(0)) { error in
+            guard case SelfXitError.invalidArgument = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertThrowsError(try decode(ImagePreprocess.pixelLimit + 1)) { error in
+            guard case SelfXitError.invalidArgument = error else { return XCTFail("\(error)") }
+        }
+        XCTAssertEqual(ImagePreprocess().maxPixels, 1 << 26)
+        try decode(61 * 47)
+        XCTAssertTrue(out.allSatisfy { $0 >= 0 && $0 <= 1 })
+    }
+
     /// A 16-bit PNG without gAMA holds sRGB-encoded values (as every viewer, Pillow's high
     /// byte and OpenCV assume), not linear light: 4096·i reads as 16·i (±1 rounding), not brightened.
     func testSixteenBitPNGReadAsStoredValues() throws {

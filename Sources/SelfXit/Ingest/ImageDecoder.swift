@@ -9,11 +9,21 @@ public struct ImagePreprocess: Sendable {
     public var scale: Float
     public var mean: [Float]
     public var std: [Float]
+    /// Images whose header claims more pixels than this are refused (`invalidData`) before
+    /// anything is allocated or decoded: 1 … `pixelLimit`. A host that knows its cameras' size
+    /// sets it near that, which bounds the memory and time one frame can cost (decoding a
+    /// crafted 250-byte JPEG that claims 2^26 pixels takes seconds).
+    public var maxPixels: Int
 
-    public init(scale: Float = 1 / 255, mean: [Float] = [0, 0, 0], std: [Float] = [1, 1, 1]) {
+    /// The library's own ceiling for `maxPixels`: 2^26 pixels (192 MiB as RGB).
+    public static let pixelLimit = ImageDecoder.maxPixels
+
+    public init(scale: Float = 1 / 255, mean: [Float] = [0, 0, 0], std: [Float] = [1, 1, 1],
+                maxPixels: Int = ImagePreprocess.pixelLimit) {
         self.scale = scale
         self.mean = mean
         self.std = std
+        self.maxPixels = maxPixels
     }
 }
 
@@ -57,18 +67,18 @@ enum ImageDecoder {
     /// With `fitting` (the size the image will be resampled to), a large JPEG is decoded
     /// DCT-scaled per `dctScaling`.
     static func decode(_ bytes: UnsafeRawBufferPointer, channels: Int, fitting target: (width: Int, height: Int)? = nil,
-                       dctScaling: DCTScaling = .standard) throws -> Pixels {
+                       dctScaling: DCTScaling = .standard, maxPixels: Int = ImageDecoder.maxPixels) throws -> Pixels {
         guard let base = bytes.baseAddress, bytes.count >= 8 else {
             throw SelfXitError.invalidData("image data is empty or too short (\(bytes.count) bytes)")
         }
         let b = bytes.bindMemory(to: UInt8.self)
-        if b[0] == 0xFF && b[1] == 0xD8 { return try decodeJPEG(base, count: bytes.count, channels: channels, fitting: target, dctScaling: dctScaling) }
-        if b[0] == 0x89 && b[1] == 0x50 && b[2] == 0x4E && b[3] == 0x47 { return try decodePNG(base, count: bytes.count, channels: channels) }
+        if b[0] == 0xFF && b[1] == 0xD8 { return try decodeJPEG(base, count: bytes.count, channels: channels, fitting: target, dctScaling: dctScaling, maxPixels: maxPixels) }
+        if b[0] == 0x89 && b[1] == 0x50 && b[2] == 0x4E && b[3] == 0x47 { return try decodePNG(base, count: bytes.count, channels: channels, maxPixels: maxPixels) }
         throw SelfXitError.invalidData("image data is neither JPEG nor PNG (it starts with neither FF D8 nor 89 'PNG')")
     }
 
     /// Refuses a claimed size of zero or above `maxPixels`, before anything is allocated for it.
-    private static func checkSize(_ format: String, width: Int, height: Int) throws {
+    private static func checkSize(_ format: String, width: Int, height: Int, maxPixels: Int) throws {
         guard width > 0, height > 0 else {
             throw SelfXitError.invalidData("\(format) header claims \(width)×\(height) pixels: an empty image")
         }
@@ -79,7 +89,7 @@ enum ImageDecoder {
     }
 
     private static func decodeJPEG(_ base: UnsafeRawPointer, count: Int, channels: Int, fitting target: (width: Int, height: Int)?,
-                                   dctScaling: DCTScaling) throws -> Pixels {
+                                   dctScaling: DCTScaling, maxPixels: Int) throws -> Pixels {
         guard let handle = tjInitDecompress() else { throw SelfXitError.internalError("libturbojpeg: cannot create a decompressor") }
         defer { tjDestroy(handle) }
         let buffer = base.assumingMemoryBound(to: UInt8.self)
@@ -87,7 +97,7 @@ enum ImageDecoder {
         guard tjDecompressHeader3(handle, buffer, UInt(count), &width, &height, &subsampling, &colorspace) == 0 else {
             throw SelfXitError.invalidData("undecodable JPEG header: \(String(cString: tjGetErrorStr2(handle)))")
         }
-        try checkSize("JPEG", width: Int(width), height: Int(height))
+        try checkSize("JPEG", width: Int(width), height: Int(height), maxPixels: maxPixels)
         // The smallest power-of-two DCT scaling that leaves the resample its remaining factor.
         var (scaledWidth, scaledHeight) = (Int(width), Int(height))
         var extent: (x: Float, y: Float)? = nil
@@ -132,7 +142,7 @@ enum ImageDecoder {
         return (0..<Int(count)).contains { factors[$0].num == 1 && Int(factors[$0].denom) == denominator }
     }
 
-    private static func decodePNG(_ base: UnsafeRawPointer, count: Int, channels: Int) throws -> Pixels {
+    private static func decodePNG(_ base: UnsafeRawPointer, count: Int, channels: Int, maxPixels: Int) throws -> Pixels {
         var image = png_image()
         image.version = UInt32(PNG_IMAGE_VERSION)
         // Reads the header only (IHDR and the chunks before the image data).
@@ -140,7 +150,7 @@ enum ImageDecoder {
             throw SelfXitError.invalidData("undecodable PNG: \(message(of: image))")
         }
         defer { png_image_free(&image) }
-        try checkSize("PNG", width: Int(image.width), height: Int(image.height))
+        try checkSize("PNG", width: Int(image.width), height: Int(image.height), maxPixels: maxPixels)
         // libpng's simplified API converts in linear light wherever it converts, unlike Pillow
         // (and OpenCV), which work on the stored 8-bit values. So that a PNG gives what Pillow's
         // Image.open(f).convert(mode) gives:
@@ -375,7 +385,8 @@ enum ImageDecoder {
         guard width > 0, height > 0 else {
             throw SelfXitError.shapeMismatch("image input needs a model input of positive height and width, this one is \(height)×\(width)")
         }
-        let image = try decode(bytes, channels: channels, fitting: (width: width, height: height))
+        let image = try decode(bytes, channels: channels, fitting: (width: width, height: height),
+                               maxPixels: preprocess.maxPixels)
         normalize(resample(image, width: width, height: height), preprocess: preprocess, into: out)
     }
 }
@@ -396,6 +407,9 @@ extension Engine {
               preprocess.std.prefix(shape[0]).allSatisfy({ $0 != 0 && $0.isFinite }), preprocess.scale.isFinite,
               preprocess.mean.allSatisfy(\.isFinite) else {
             throw SelfXitError.invalidArgument("preprocess needs finite scale/mean and finite non-zero std for \(shape[0]) channels")
+        }
+        guard (1...ImagePreprocess.pixelLimit).contains(preprocess.maxPixels) else {
+            throw SelfXitError.invalidArgument("preprocess.maxPixels is \(preprocess.maxPixels); it must lie in 1…\(ImagePreprocess.pixelLimit)")
         }
         try ImageDecoder.ingest(bytes, channels: shape[0], height: shape[1], width: shape[2], preprocess: preprocess,
                                 into: out.baseAddress!)

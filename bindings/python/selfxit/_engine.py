@@ -716,10 +716,12 @@ class Engine:
         scale: float = 1.0 / 255.0,
         mean: Sequence[float] | float = (0.0, 0.0, 0.0),
         std: Sequence[float] | float = (1.0, 1.0, 1.0),
+        max_pixels: int | None = None,
     ) -> np.ndarray:
         """Decodes a PNG or JPEG into one input sample (float32, `input_shape`): converted to the
         model's channels, resized to its height and width, (p·scale − mean[c]) / std[c]. A single
-        mean/std value applies to every channel."""
+        mean/std value applies to every channel. An image whose header claims more than
+        `max_pixels` pixels (default and ceiling 2**26) is refused before it is decoded."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise Error(Status.INVALID_ARGUMENT, f"decode_image takes bytes, not {type(data).__name__}")
         data = bytes(data)
@@ -728,6 +730,10 @@ class Engine:
         pre.scale = float(scale)
         pre.mean[:] = _three("mean", mean)
         pre.std[:] = _three("std", std)
+        if max_pixels is not None:
+            if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or not 1 <= max_pixels <= 1 << 26:
+                raise Error(Status.INVALID_ARGUMENT, f"max_pixels must be an int in 1…2**26, not {max_pixels!r}")
+            pre.max_pixels = max_pixels
         out = np.empty(self._input_shape, dtype=np.float32)
         h = self._enter()
         try:

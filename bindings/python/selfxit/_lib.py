@@ -139,6 +139,7 @@ class sx_preprocess(ctypes.Structure):
         ("scale", ctypes.c_float),
         ("mean", ctypes.c_float * 3),
         ("std", ctypes.c_float * 3),
+        ("max_pixels", ctypes.c_uint64),
     ]
 
 

@@ -588,6 +588,19 @@ def test_decode_image_errors(engine):
         engine.decode_image(b"x", mean=(1, 2))
 
 
+def test_decode_image_max_pixels(engine, fmnist):
+    u8, _, _ = fmnist
+    frame = png_bytes(u8[0])  # 28×28 = 784 pixels
+    with pytest.raises(Error) as info:
+        engine.decode_image(frame, max_pixels=783)
+    assert info.value.status == Status.INVALID_DATA and "28×28" in str(info.value)
+    np.testing.assert_allclose(engine.decode_image(frame, max_pixels=784), u8[0][None] / 255.0, atol=1e-6)
+    for bad in (0, -1, (1 << 26) + 1, 1.5, True):
+        with pytest.raises(Error) as info:
+            engine.decode_image(frame, max_pixels=bad)
+        assert info.value.status == Status.INVALID_ARGUMENT
+
+
 # ---- lifetime -------------------------------------------------------------------------------
 
 

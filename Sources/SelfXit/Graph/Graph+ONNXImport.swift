@@ -17,7 +17,7 @@ extension Graph {
     }
 }
 
-private struct GraphImporter {
+struct GraphImporter {
     enum Symbol {
         case constant(ConstantTensor)
         case activation(Graph.ValueID)
@@ -121,6 +121,8 @@ private struct GraphImporter {
             return
         }
         if allConstant { throw node.unsupported("operator on constant inputs cannot be folded") }
+        // Operators of transformer and mobile exports (issue 13): Graph+ONNXImportTensorOps.swift.
+        if try importTensorOp(node, inputs) { return }
         let (operation, inputIDs, shape) = try lower(node, inputs)
         // Kernels take up to 6-D tensors and never see an empty or absurdly large one.
         guard shape.count <= 5, shape.allSatisfy({ $0 > 0 }), shape.reduce(1.0, { $0 * Double($1) }) < Double(1 << 28),

@@ -48,6 +48,12 @@ def randomise(model: torch.nn.Module, gen: torch.Generator) -> None:
                 if m.weight is not None:
                     m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
                     m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)
+            elif isinstance(m, torch.nn.Linear) and not m.weight.any():
+                # Zero-initialised heads (ViT, Swin): random, or every logit would be the bias
+                # and the comparison with ONNX Runtime would prove nothing.
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.02)
+                if m.bias is not None:
+                    m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.01)
             elif isinstance(m, torch.nn.LayerNorm) and m.elementwise_affine:
                 m.weight.copy_(torch.rand(m.weight.shape, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=gen) * 0.1)

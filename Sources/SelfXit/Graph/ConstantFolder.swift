@@ -111,6 +111,9 @@ enum ConstantFolder {
             if node.opType == "Equal", present.count == 2, present.contains(where: \.isSymbolic) {
                 return try equalWithBatch(node, present[0], present[1], &budget)
             }
+            if ["Mul", "Div"].contains(node.opType), present.count == 2, present.contains(where: \.isSymbolic) {
+                return try scaleBatch(node, present[0], present[1], &budget)
+            }
             try refuseSymbolic(present)
             guard present.count >= 2 else { throw node.invalid("needs two inputs") }
             var result = try binary(node, present[0], present[1], &budget)
@@ -251,6 +254,33 @@ enum ConstantFolder {
             throw node.unsupported("comparing the batch size with \(a.isBatch(x) ? bv[y] : av[x]) (the answer depends on the batch)")
         }
         return ConstantTensor(shape: shape, ints: result)
+    }
+
+    /// `Mul` or `Div` of a batch-size element by a known integer (the exporter's `B * heads`,
+    /// `B * windows`, `B·windows // windows`): the result is a multiple of the batch, stored as
+    /// its value at the representative batch and still marked. A division must leave a whole
+    /// multiple; the batch times the batch, and anything else, is refused.
+    private static func scaleBatch(_ node: ONNXNode, _ a: ConstantTensor, _ b: ConstantTensor, _ budget: inout Budget) throws -> ConstantTensor {
+        guard !a.isFloat, !b.isFloat, node.opType == "Mul" || !b.isSymbolic else {
+            throw node.unsupported("arithmetic on the batch size (the model computes with its dynamic batch dimension)")
+        }
+        let (symbolic, factor) = a.isSymbolic ? (a, b) : (b, a)
+        guard !factor.isSymbolic, factor.count == 1 || factor.shape == symbolic.shape else {
+            throw node.unsupported("arithmetic on the batch size (the model computes with its dynamic batch dimension)")
+        }
+        try budget.charge(symbolic.count, node)
+        let f = factor.ints
+        let values = try symbolic.ints.enumerated().map { i, v -> Int64 in
+            let k = f.count == 1 ? f[0] : f[i]
+            if node.opType == "Mul" { return v &* k }
+            guard k != 0 else { throw node.invalid("division by zero") }
+            if !symbolic.isBatch(i) { return v / k }
+            guard k > 0, v % k == 0 else {
+                throw node.unsupported("dividing the batch size by \(k) (the answer depends on the batch)")
+            }
+            return v / k
+        }
+        return ConstantTensor(shape: symbolic.shape, ints: values, batchSymbolic: symbolic.batchSymbolic)
     }
 
     /// ONNX ScatterND (reduction "none") on constants (swin's attention mask is built this way).

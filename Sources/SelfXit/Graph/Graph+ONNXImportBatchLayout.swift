@@ -67,6 +67,9 @@ extension GraphImporter {
         }
         let moved = activations.contains { layouts[$0] != nil }
         switch node.opType {
+        case "Einsum":
+            try importEinsum(node, inputs)
+            return true
         case "Transpose":
             guard let x = activations.first else { return false }
             let perm = try node.ints("perm") ?? Array((0..<layout(of: x).dims.count).reversed())
@@ -141,7 +144,8 @@ extension GraphImporter {
 
     // MARK: - Transpose and Reshape
 
-    mutating func importTransposeMovingBatch(_ node: ONNXNode, _ x: Graph.ValueID, _ perm: [Int]) throws {
+    mutating func importTransposeMovingBatch(_ node: ONNXNode, _ x: Graph.ValueID, _ perm: [Int], output: String? = nil) throws {
+        let outputName = output ?? node.outputs[0]
         let l = layout(of: x)
         let rank = l.dims.count
         guard perm.count == rank, Set(perm) == Set(0..<rank) else { throw node.invalid("bad permutation \(perm)") }
@@ -152,10 +156,10 @@ extension GraphImporter {
         let atomPerm = perm.flatMap { Array(ranges[$0]) }
         let significant = atomPerm.filter { atoms[$0] != 1 }
         if significant == significant.sorted() {
-            try emit(node, .alias, [x], layout: out, output: node.outputs[0])
+            try emit(node, .alias, [x], layout: out, output: outputName)
         } else {
             guard atoms.count <= 5 else { throw node.unsupported("transpose of a \(atoms.count)-D per-sample tensor (at most 5)") }
-            try emit(node, .transpose(permutation: [0] + atomPerm.map { $0 + 1 }), [x], layout: out, output: node.outputs[0])
+            try emit(node, .transpose(permutation: [0] + atomPerm.map { $0 + 1 }), [x], layout: out, output: outputName)
         }
     }
 
@@ -292,7 +296,13 @@ extension GraphImporter {
             try emit(node, .dense(inFeatures: k, outFeatures: n, weights: weights, bias: nil, activation: .none), [a], layout: out, output: node.outputs[0])
             return
         }
-        let b = try activation(node, inputs, 1)
+        try emitBatchedMatMul(node, a, try activation(node, inputs, 1), output: node.outputs[0])
+    }
+
+    /// `a · b` of two activations with the batch among their leading (broadcast-free) dims.
+    mutating func emitBatchedMatMul(_ node: ONNXNode, _ a: Graph.ValueID, _ b: Graph.ValueID, output: String) throws {
+        let la = layout(of: a)
+        let rank = la.dims.count
         let lb = layout(of: b)
         guard lb.dims.count == rank, rank >= 3, la.axis < rank - 2, lb.axis == la.axis, la.pre == lb.pre,
               la.dims[la.axis] == lb.dims[lb.axis], la.dims[rank - 1] == lb.dims[rank - 2],
@@ -301,7 +311,7 @@ extension GraphImporter {
         }
         var out = la
         out.dims[rank - 1] = lb.dims[rank - 1]
-        try emit(node, .matmul, [a, b], layout: out, output: node.outputs[0])
+        try emit(node, .matmul, [a, b], layout: out, output: output)
     }
 
     /// Gemm on rows (`[rows, features]` per sample, the rows holding the batch).
@@ -371,5 +381,50 @@ extension GraphImporter {
             out.dims[axis] = length[a]
         }
         try emit(node, .stridedCopy(window(atoms, begin: begin, step: step, length: length)), [x], layout: out, output: node.outputs[0])
+    }
+
+    // MARK: - Einsum
+
+    /// Two-operand Einsum that is a batched matrix product (MaxViT's attention:
+    /// `BGHID,BGHJD->BGHIJ` and `BGHIJ,BGHJD->BGHID`): operands transposed to
+    /// [batch…, M, K] and [batch…, K, N], then one batched MatMul, then the output order.
+    mutating func importEinsum(_ node: ONNXNode, _ inputs: [Symbol?]) throws {
+        let equation = try node.string("equation", default: "").filter { !$0.isWhitespace }
+        let sides = equation.split(separator: "-", maxSplits: 1)
+        guard sides.count == 2, sides[1].hasPrefix(">"), !equation.contains(".") else {
+            throw node.unsupported("Einsum equation '\(equation)' (only explicit two-operand products)")
+        }
+        let operands = sides[0].split(separator: ",").map { Array($0) }
+        let out = Array(sides[1].dropFirst())
+        guard operands.count == 2, inputs.count == 2 else { throw node.unsupported("Einsum with \(operands.count) operands (only 2)") }
+        let (a, b) = (try activation(node, inputs, 0), try activation(node, inputs, 1))
+        let (ta, tb) = (operands[0], operands[1])
+        guard Set(ta).count == ta.count, Set(tb).count == tb.count, Set(out).count == out.count,
+              ta.count == layout(of: a).dims.count, tb.count == layout(of: b).dims.count else {
+            throw node.unsupported("Einsum equation '\(equation)' repeats an index or does not match the operand ranks")
+        }
+        let batch = out.filter { ta.contains($0) && tb.contains($0) }
+        let m = out.filter { ta.contains($0) && !tb.contains($0) }
+        let n = out.filter { tb.contains($0) && !ta.contains($0) }
+        let k = ta.filter { tb.contains($0) && !out.contains($0) }
+        guard m.count == 1, n.count == 1, k.count == 1, batch.count + 2 == out.count,
+              ta.count == batch.count + 2, tb.count == batch.count + 2 else {
+            throw node.unsupported("Einsum equation '\(equation)' is not a batched matrix product")
+        }
+        func transposed(_ x: Graph.ValueID, _ have: [Character], _ want: [Character], _ tag: String) throws -> Graph.ValueID {
+            let perm = want.map { have.firstIndex(of: $0)! }
+            if perm == Array(0..<perm.count) { return x }
+            try importTransposeMovingBatch(node, x, perm, output: "\(node.outputs[0])#\(tag)")
+            return graph.values.count - 1
+        }
+        let a2 = try transposed(a, ta, batch + m + k, "a")
+        let b2 = try transposed(b, tb, batch + k + n, "b")
+        let product = batch + m + n
+        if product == out {
+            try emitBatchedMatMul(node, a2, b2, output: node.outputs[0])
+        } else {
+            try emitBatchedMatMul(node, a2, b2, output: "\(node.outputs[0])#product")
+            try importTransposeMovingBatch(node, graph.values.count - 1, out.map { product.firstIndex(of: $0)! })
+        }
     }
 }

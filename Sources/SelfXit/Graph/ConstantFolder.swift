@@ -291,7 +291,8 @@ enum ConstantFolder {
         guard let k = indices.shape.last, k >= 1, k <= data.shape.count else { throw node.invalid("indices of shape \(indices.shape)") }
         let slice = data.shape[k...].reduce(1, *)
         let tuples = indices.count / k
-        guard updates.count == tuples * slice else { throw node.invalid("updates of shape \(updates.shape) for \(tuples) index tuples of \(slice) elements") }
+        let (expected, overflow) = tuples.multipliedReportingOverflow(by: slice)
+        guard !overflow, updates.count == expected else { throw node.invalid("updates of shape \(updates.shape) for \(tuples) index tuples of \(slice) elements") }
         try budget.charge(data.count + updates.count, node)
         let strides = elementStrides(data.shape)
         let idx = indices.ints

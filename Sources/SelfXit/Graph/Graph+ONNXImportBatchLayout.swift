@@ -68,6 +68,9 @@ extension GraphImporter {
         let moved = activations.contains { layouts[$0] != nil }
         switch node.opType {
         case "Einsum":
+            // Products of two activations (attention); an Einsum with a constant operand (a
+            // classifier written as one) stays unimplemented.
+            guard activations.count == 2, inputs.count == 2 else { return false }
             try importEinsum(node, inputs)
             return true
         case "Transpose":
@@ -81,7 +84,7 @@ extension GraphImporter {
             let ints = target.ints
             // A -1 that takes the batch together with per-sample dims ([B·64, 3, 49, 49] → [-1, 3, 49, 49]).
             let inferredMerge = !target.isSymbolic && ints.first == -1 && !ints.dropFirst().contains(-1)
-                && !ints.dropFirst().contains(0) && ints.dropFirst().reduce(1, *) != Int64(graph.values[x].elementsPerSample)
+                && !ints.dropFirst().contains(0) && ints.dropFirst().reduce(1, &*) != Int64(graph.values[x].elementsPerSample)
             let mergesBatch = target.batchSymbolic.dropFirst().contains(true)
                 || (target.isBatch(0) && target.ints[0] != Int64(fixedBatch ?? 1)) || inferredMerge
             guard moved || mergesBatch else { return false }
@@ -189,8 +192,10 @@ extension GraphImporter {
             }
         }
         let total = l.dims.reduce(1, *)
+        guard let known = checkedElementCount(dims), known <= total else {
+            throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot reshape \(l.dims) (with the batch) to \(target.ints)")
+        }
         if let k = inferred {
-            let known = dims.reduce(1, *)
             guard known > 0, total % known == 0 else { throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot reshape \(l.dims) (with the batch) to \(target.ints)") }
             dims[k] = total / known
             if batchAxis == nil { batchAxis = k }
@@ -205,8 +210,11 @@ extension GraphImporter {
         let l = layout(of: x)
         let before = l.dims[..<l.axis].reduce(1, *) * l.pre
         let after = l.post * l.dims[(l.axis + 1)...].reduce(1, *)
+        guard let count = checkedElementCount(dims), count == l.dims.reduce(1, *), dims.allSatisfy({ $0 > 0 }) else {
+            throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot reshape \(l.dims) (batch in axis \(l.axis)) to \(dims) (batch in axis \(batchAxis))")
+        }
         let outerDims = dims[..<batchAxis].reduce(1, *)
-        guard dims.reduce(1, *) == l.dims.reduce(1, *), outerDims > 0, before % outerDims == 0 else {
+        guard outerDims > 0, before % outerDims == 0 else {
             throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot reshape \(l.dims) (batch in axis \(l.axis)) to \(dims) (batch in axis \(batchAxis))")
         }
         let pre = before / outerDims
@@ -369,6 +377,9 @@ extension GraphImporter {
             try ConstantFolder.normalizedAxis(Int(clamping: $0), rank: rank, node)
         }
         let steps = try constant(node, inputs, 4)?.ints
+        guard st.count == axesList.count, en.count == axesList.count, steps.map({ $0.count == axesList.count }) ?? true else {
+            throw node.invalid("starts/ends/axes/steps do not match")
+        }
         var begin = [Int](repeating: 0, count: atoms.count), length = atoms, step = ones
         var out = l
         for (k, axis) in axesList.enumerated() {

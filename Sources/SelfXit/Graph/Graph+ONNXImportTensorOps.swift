@@ -129,7 +129,7 @@ extension GraphImporter {
             let chunk = (s[a] + parts - 1) / parts
             sizes = (0..<parts).map { min(chunk, max(s[a] - $0 * chunk, 0)) }
         }
-        guard sizes.count == outputs.count, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == s[a] else {
+        guard sizes.count == outputs.count, sizes.allSatisfy({ $0 >= 0 && $0 <= s[a] }), sizes.reduce(0, +) == s[a] else {
             throw SelfXitError.shapeMismatch("node '\(node.displayName)': split sizes \(sizes) do not divide axis of size \(s[a]) into \(outputs.count) outputs")
         }
         var offset = 0
@@ -190,6 +190,10 @@ extension GraphImporter {
             }
             out[a] = s[a] == 1 ? d : s[a]
         }
+        // Sized before anything is built from it: a file's dims can multiply past Int.
+        guard out.allSatisfy({ $0 > 0 }), out.reduce(1.0, { $0 * Double($1) }) < Double(1 << 28) else {
+            throw node.unsupported("expanding to \(target.ints): the per-sample result is empty or too large")
+        }
         let strides = elementStrides(s)
         let copy = StridedCopy(outShape: out, inStrides: (0..<s.count).map { s[$0] == 1 ? 0 : strides[$0] }, offset: 0)
         try emit(node, .stridedCopy(copy), [x], out, output: node.outputs[0])
@@ -204,6 +208,11 @@ extension GraphImporter {
             throw node.invalid("repeats \(repeats) for rank \(s.count + 1)")
         }
         guard repeats[0] == 1 else { throw node.unsupported("tiling the batch dimension") }
+        var outElements: Double = 1
+        for a in 0..<s.count { outElements *= Double(s[a]) * Double(repeats[a + 1]) }
+        guard outElements < Double(1 << 28) else {
+            throw node.unsupported("tiling by \(repeats): the per-sample result is too large")
+        }
         // Each axis becomes (repeat, size) with strides (0, stride): a strided copy of double rank.
         let strides = elementStrides(s)
         var outShape: [Int] = [], inStrides: [Int] = []

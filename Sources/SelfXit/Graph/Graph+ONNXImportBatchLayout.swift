@@ -187,7 +187,10 @@ extension GraphImporter {
                 inferred = k
                 dims.append(1)
             } else {
-                guard raw > 0, raw < 1 << 31 else { throw node.invalid("dimension \(raw)") }
+                guard raw > 0 else { throw node.invalid("dimension \(raw)") }
+                guard raw < 1 << 31 else {
+                    throw SelfXitError.shapeMismatch("node '\(node.displayName)': cannot reshape \(l.dims) (with the batch) to \(target.ints)")
+                }
                 dims.append(Int(raw))
             }
         }

@@ -181,3 +181,15 @@ sanitize-one:
 	   echo "== Swift tests ($(SAN))"; \
 	   env $(SAN_ENV) SELFXIT_SANITIZED_BUILD=1 $(SWIFT) test -c release --scratch-path $(SAN_DIR) --sanitize=$(SAN) \
 	      $(if $(SANITIZE_TEST_FILTER),--filter '$(SANITIZE_TEST_FILTER)'); fi
+
+# ---- Conformance with ONNX Runtime over the torchvision zoo (issue 13; docs/BENCHMARKS.md) ----
+# Exports 30 classifiers (random weights, randomised BatchNorm/LayerNorm, opsets 13 and 17,
+# dynamic batch) under Debian's python3-torch/python3-torchvision into .cache/zoo, then compares
+# the engine with ONNX Runtime (tools venv) at batch 1 and 4, one child process per model.
+# Long (tens of minutes): not part of `make test`. CONFORMANCE_ARGS="--only swin_t,vit_b_16".
+CONFORMANCE_ARGS ?= --markdown
+.PHONY: conformance
+conformance: build
+	@dpkg -s python3-torchvision >/dev/null 2>&1 || apt-get install -y python3-torch python3-torchvision
+	/usr/bin/python3 tools/zoo_export.py
+	SELFXIT_LIBRARY=$(CURDIR)/.build/release/libselfxit.so $$(tools/zoo_venv.sh) tools/zoo_conformance.py $(CONFORMANCE_ARGS)

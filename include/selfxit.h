@@ -117,7 +117,8 @@ SX_API const char *sx_status_string(sx_status status);
 SX_API const char *sx_last_error(void);
 
 /* sizeof() of a public struct as this library sees it, by name ("sx_result", "sx_stats",
- * "sx_engine_options", "sx_update_options", "sx_info", "sx_preprocess", "sx_progress"); 0 for an
+ * "sx_engine_options", "sx_update_options", "sx_info", "sx_preprocess", "sx_progress",
+ * "sx_output_info"); 0 for an
  * unknown name. Lets bindings check their layouts at load time. Thread-safe. */
 SX_API size_t sx_struct_size(const char *struct_name);
 
@@ -424,6 +425,39 @@ SX_API void sx_preprocess_init(sx_preprocess *preprocess);
  * model's input is not [1 or 3, H, W] or out_len is wrong). Thread-safe. */
 SX_NODISCARD SX_API sx_status sx_decode_image(sx_engine *engine, const void *bytes, size_t size, const sx_preprocess *preprocess,
                           float *out, size_t out_len);
+
+/* ---- Graph outputs ---------------------------------------------------------------------- */
+
+/* One graph output of the model (a detector's boxes, scores and labels; a classifier's logits). */
+typedef struct sx_output_info {
+    uint32_t struct_size;
+    /* The output's name in the ONNX graph. Owned by the engine: valid until sx_engine_destroy. */
+    const char *name;
+    /* Per-sample shape (batch excluded) and its number of floats. */
+    size_t rank;
+    int64_t shape[SX_MAX_RANK];
+    size_t size;
+} sx_output_info;
+
+/* The number of graph outputs of the model (at least 1), in `*count`. Errors: INVALID_ARGUMENT
+ * (NULL engine or count). Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_output_count(sx_engine *engine, size_t *count);
+
+/* Describes graph output `index` (model order; output 0 is the one sx_result's probabilities
+ * come from). Set info->struct_size first (sizeof(sx_output_info)). Errors: INVALID_ARGUMENT
+ * (NULL engine or info, index out of range, struct_size too small). Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_output_describe(sx_engine *engine, size_t index, sx_output_info *info);
+
+/* Runs the full model (no early exits; nothing is recorded for exit building) on `batch`
+ * samples of input_size floats each (input_len = batch × input_size) and copies every graph
+ * output: outputs[i] (caller-owned, capacities[i] floats) receives batch × size_i floats of
+ * output i, sample after sample. num_outputs must equal sx_output_count. Blocks until done;
+ * nothing is written to `outputs` on an error. Errors: INVALID_ARGUMENT (NULL pointer, batch 0
+ * or above max_batch, num_outputs wrong, a capacity too small, a non-finite input while those
+ * are refused), SHAPE_MISMATCH (input_len), OUT_OF_MEMORY. Thread-safe (calls run
+ * concurrently, each on its own workspace). */
+SX_NODISCARD SX_API sx_status sx_infer_outputs(sx_engine *engine, const float *input, size_t input_len, size_t batch,
+                                               size_t num_outputs, float *const *outputs, const size_t *capacities);
 
 #ifdef __cplusplus
 }

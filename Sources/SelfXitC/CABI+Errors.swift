@@ -132,6 +132,7 @@ public func sx_struct_size(_ name: UnsafePointer<CChar>?) -> Int {
     case "sx_info": return MemoryLayout<sx_info>.size
     case "sx_preprocess": return MemoryLayout<sx_preprocess>.size
     case "sx_progress": return MemoryLayout<sx_progress>.size
+    case "sx_output_info": return MemoryLayout<sx_output_info>.size
     default: return 0
     }
 }

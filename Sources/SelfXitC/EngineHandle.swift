@@ -35,10 +35,13 @@ final class EngineHandle: @unchecked Sendable {
     private var failureOrder: [UInt64] = []
     private let maxRememberedFailures = 1024
     private var worker: pthread_t?
+    /// The graph outputs' names as C strings (sx_output_describe), owned until the handle goes.
+    let outputNames: [UnsafeMutablePointer<CChar>?]
 
     init(engine: Engine, maxPending: Int) {
         self.engine = engine
         self.maxPending = maxPending
+        outputNames = engine.outputInfos.map { strdup($0.name) }
         // The lazily made globals the worker and callbacks share, made here, before this
         // engine's worker or any caller of it can exist: swift_once inside the (statically
         // linked, uninstrumented) Swift runtime is correct but invisible to ThreadSanitizer,
@@ -50,6 +53,7 @@ final class EngineHandle: @unchecked Sendable {
     deinit {
         // Only reached after drainAndStop (sx_engine_destroy) or for a handle never registered.
         for request in queue { free(request.input) }
+        for name in outputNames { free(name) }
     }
 
     // MARK: Async requests

@@ -92,4 +92,10 @@ echo "run.sh: building and running $out/test_host_state (links -lopenblas as a h
 $cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_host_state.c" -o "$out/test_host_state" \
     -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lopenblas -lpthread -lm
 "$out/test_host_state" "$root" || status=1
+# Every graph output (sx_output_count, sx_output_describe, sx_infer_outputs; issue 13).
+echo "run.sh: building and running $out/test_outputs"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_outputs.c" -o "$out/test_outputs" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lm
+"$out/test_outputs" "$root" || status=1
 exit $status

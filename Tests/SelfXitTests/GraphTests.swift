@@ -96,14 +96,24 @@ final class GraphTests: XCTestCase {
         }
     }
 
-    func testArithmeticOnTheBatchSizeIsRefused() {
-        let node = ONNXNode(name: "scale_batch", opType: "Mul", inputs: ["s", "k"], outputs: ["y"])
+    func testArithmeticOnTheBatchSizeIsRefused() throws {
+        // Adding to the batch size depends on the batch: refused, naming the node.
+        let node = ONNXNode(name: "shift_batch", opType: "Add", inputs: ["s", "k"], outputs: ["y"])
         let shape = ConstantTensor(shape: [2], ints: [1, 10], batchSymbolic: [true, false])
         let factor = ConstantTensor(shape: [], ints: [2])
         XCTAssertThrowsError(try ConstantFolder.evaluate(node, [shape, factor], opset: 17)) { error in
             guard case SelfXitError.unsupportedOperator(_, let name, _) = error else { return XCTFail("\(error)") }
-            XCTAssertEqual(name, "scale_batch")
+            XCTAssertEqual(name, "shift_batch")
         }
+        // Scaling it (issue 13: `B * heads`, `B * windows // windows`) keeps the symbol.
+        let mul = ONNXNode(name: "scale_batch", opType: "Mul", inputs: ["s", "k"], outputs: ["y"])
+        let scaled = try ConstantFolder.evaluate(mul, [shape, factor], opset: 17)
+        XCTAssertEqual(scaled.ints, [2, 20])
+        XCTAssertEqual(scaled.batchSymbolic, [true, false])
+        let div = ONNXNode(name: "unscale_batch", opType: "Div", inputs: ["y", "k"], outputs: ["z"])
+        XCTAssertEqual(try ConstantFolder.evaluate(div, [scaled, factor], opset: 17).ints, [1, 10])
+        // A division that does not leave a whole multiple of the batch is refused.
+        XCTAssertThrowsError(try ConstantFolder.evaluate(div, [shape, factor], opset: 17))
     }
 
     func testShapeGatherConcatKeepsTheBatchSymbol() throws {

@@ -13,7 +13,7 @@ enum ConstantFolder {
         "Identity", "Cast", "Shape", "Size", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze",
         "Reshape", "Flatten", "Transpose", "Add", "Sub", "Mul", "Div", "Mod", "Pow", "Max", "Min",
         "Neg", "Abs", "Sqrt", "Ceil", "Floor", "Reciprocal", "Equal", "Less", "Greater", "Not",
-        "Where", "ConstantOfShape", "Range", "Expand", "ReduceProd", "Dropout",
+        "Where", "ConstantOfShape", "Range", "Expand", "ReduceProd", "Dropout", "ScatterND",
     ]
 
     /// Work left to the folds of one import (elements they may still produce), so a chain of
@@ -108,6 +108,12 @@ enum ConstantFolder {
             return try transpose(node, try input(0), &budget)
         case "Add", "Sub", "Mul", "Div", "Mod", "Pow", "Max", "Min", "Equal", "Less", "Greater":
             let present = inputs.compactMap { $0 }
+            if node.opType == "Equal", present.count == 2, present.contains(where: \.isSymbolic) {
+                return try equalWithBatch(node, present[0], present[1], &budget)
+            }
+            if ["Mul", "Div"].contains(node.opType), present.count == 2, present.contains(where: \.isSymbolic) {
+                return try scaleBatch(node, present[0], present[1], &budget)
+            }
             try refuseSymbolic(present)
             guard present.count >= 2 else { throw node.invalid("needs two inputs") }
             var result = try binary(node, present[0], present[1], &budget)
@@ -120,7 +126,10 @@ enum ConstantFolder {
             return unary(node.opType, x)
         case "Where":
             let (c, a, b) = (try input(0), try input(1), try input(2))
-            try refuseSymbolic([c, a, b])
+            // The batch size may pass through a Where (the exporter's `expand(n, -1, -1)`
+            // picks between the wanted shape and the input's); only the condition must be known.
+            try refuseSymbolic([c])
+            if (a.isSymbolic || b.isSymbolic) && (a.isFloat || b.isFloat) { try refuseSymbolic([a, b]) }
             let shape = try broadcastShape(broadcastShape(c.shape, a.shape, node), b.shape, node)
             _ = try outputCount(shape, node, &budget)
             let ci = broadcastIndices(from: c.shape, to: shape), ai = broadcastIndices(from: a.shape, to: shape)
@@ -131,7 +140,9 @@ enum ConstantFolder {
                 return ConstantTensor(shape: shape, floats: (0..<ci.count).map { cond[ci[$0]] != 0 ? av[ai[$0]] : bv[bi[$0]] })
             }
             let (av, bv) = (a.ints, b.ints)
-            return ConstantTensor(shape: shape, ints: (0..<ci.count).map { cond[ci[$0]] != 0 ? av[ai[$0]] : bv[bi[$0]] })
+            let marks = (a.isSymbolic || b.isSymbolic)
+                ? (0..<ci.count).map { cond[ci[$0]] != 0 ? a.isBatch(ai[$0]) : b.isBatch(bi[$0]) } : []
+            return ConstantTensor(shape: shape, ints: (0..<ci.count).map { cond[ci[$0]] != 0 ? av[ai[$0]] : bv[bi[$0]] }, batchSymbolic: marks)
         case "ConstantOfShape":
             let shapeTensor = try input(0)
             try refuseSymbolic([shapeTensor])
@@ -182,7 +193,24 @@ enum ConstantFolder {
             return ConstantTensor(shape: [n], ints: (0..<n).map { s &+ Int64($0) &* d })
         case "Expand":
             let (x, shapeTensor) = (try input(0), try input(1))
-            try refuseSymbolic([x, shapeTensor])
+            try refuseSymbolic([x])
+            // The batch size as the leading target dimension (ViT's class token expanded over the
+            // batch): the constant is the same for every sample, kept with a leading 1 (a Concat
+            // with activations then broadcasts it; see importConcatWithConstants).
+            if shapeTensor.isSymbolic {
+                guard shapeTensor.shape.count == 1, shapeTensor.batchSymbolic.dropFirst().allSatisfy({ !$0 }),
+                      shapeTensor.count >= x.shape.count else {
+                    throw node.unsupported("expanding to a shape that uses the batch size other than as its first dimension")
+                }
+                var dims = shapeTensor.ints
+                dims[0] = 1
+                let shape = try broadcastShape(x.shape, checkedShape(dims, node), node)
+                _ = try outputCount(shape, node, &budget)
+                let indices = broadcastIndices(from: x.shape, to: shape)
+                if x.isFloat { let v = x.floats; return ConstantTensor(shape: shape, floats: indices.map { v[$0] }) }
+                let v = x.ints
+                return ConstantTensor(shape: shape, ints: indices.map { v[$0] })
+            }
             let shape = try broadcastShape(x.shape, checkedShape(shapeTensor.ints, node), node)
             _ = try outputCount(shape, node, &budget)
             let indices = broadcastIndices(from: x.shape, to: shape)
@@ -201,8 +229,98 @@ enum ConstantFolder {
             try budget.charge(x.count, node)
             if x.isFloat { return ConstantTensor(shape: shape, floats: [x.floats.reduce(1, *)]) }
             return ConstantTensor(shape: shape, ints: [x.ints.reduce(1, &*)])
+        case "ScatterND":
+            return try scatterND(node, try input(0), try input(1), try input(2), &budget)
         default:
             throw node.unsupported("cannot evaluate this operator on constant inputs")
+        }
+    }
+
+    /// `Equal` where an operand holds the batch size: the batch is at least 1, so it differs
+    /// from any constant ≤ 0 (the exporter's −1 "keep this dimension" marks) and equals itself.
+    private static func equalWithBatch(_ node: ONNXNode, _ a: ConstantTensor, _ b: ConstantTensor, _ budget: inout Budget) throws -> ConstantTensor {
+        let shape = try broadcastShape(a.shape, b.shape, node)
+        _ = try outputCount(shape, node, &budget)
+        let ai = broadcastIndices(from: a.shape, to: shape), bi = broadcastIndices(from: b.shape, to: shape)
+        let (av, bv) = (a.ints, b.ints)
+        let result = try (0..<ai.count).map { k -> Int64 in
+            let (x, y) = (ai[k], bi[k])
+            switch (a.isBatch(x), b.isBatch(y)) {
+            case (true, true): return 1
+            case (false, false): return av[x] == bv[y] ? 1 : 0
+            case (true, false): if bv[y] <= 0 { return 0 }
+            case (false, true): if av[x] <= 0 { return 0 }
+            }
+            throw node.unsupported("comparing the batch size with \(a.isBatch(x) ? bv[y] : av[x]) (the answer depends on the batch)")
+        }
+        return ConstantTensor(shape: shape, ints: result)
+    }
+
+    /// `Mul` or `Div` of a batch-size element by a known integer (the exporter's `B * heads`,
+    /// `B * windows`, `B·windows // windows`): the result is a multiple of the batch, stored as
+    /// its value at the representative batch and still marked. A division must leave a whole
+    /// multiple; the batch times the batch, and anything else, is refused.
+    private static func scaleBatch(_ node: ONNXNode, _ a: ConstantTensor, _ b: ConstantTensor, _ budget: inout Budget) throws -> ConstantTensor {
+        guard !a.isFloat, !b.isFloat, node.opType == "Mul" || !b.isSymbolic else {
+            throw node.unsupported("arithmetic on the batch size (the model computes with its dynamic batch dimension)")
+        }
+        let (symbolic, factor) = a.isSymbolic ? (a, b) : (b, a)
+        guard !factor.isSymbolic, factor.count == 1 || factor.shape == symbolic.shape else {
+            throw node.unsupported("arithmetic on the batch size (the model computes with its dynamic batch dimension)")
+        }
+        try budget.charge(symbolic.count, node)
+        let f = factor.ints
+        let values = try symbolic.ints.enumerated().map { i, v -> Int64 in
+            let k = f.count == 1 ? f[0] : f[i]
+            if node.opType == "Mul" { return v &* k }
+            guard k != 0 else { throw node.invalid("division by zero") }
+            if !symbolic.isBatch(i) { return v / k }
+            guard k > 0, v % k == 0 else {
+                throw node.unsupported("dividing the batch size by \(k) (the answer depends on the batch)")
+            }
+            return v / k
+        }
+        return ConstantTensor(shape: symbolic.shape, ints: values, batchSymbolic: symbolic.batchSymbolic)
+    }
+
+    /// ONNX ScatterND (reduction "none") on constants (swin's attention mask is built this way).
+    private static func scatterND(_ node: ONNXNode, _ data: ConstantTensor, _ indices: ConstantTensor, _ updates: ConstantTensor,
+                                  _ budget: inout Budget) throws -> ConstantTensor {
+        try refuseSymbolic(node, [data, indices, updates])
+        guard try node.string("reduction", default: "none") == "none" else { throw node.unsupported("ScatterND with a reduction") }
+        guard let k = indices.shape.last, k >= 1, k <= data.shape.count else { throw node.invalid("indices of shape \(indices.shape)") }
+        let slice = data.shape[k...].reduce(1, *)
+        let tuples = indices.count / k
+        let (expected, overflow) = tuples.multipliedReportingOverflow(by: slice)
+        guard !overflow, updates.count == expected else { throw node.invalid("updates of shape \(updates.shape) for \(tuples) index tuples of \(slice) elements") }
+        try budget.charge(data.count + updates.count, node)
+        let strides = elementStrides(data.shape)
+        let idx = indices.ints
+        func target(_ t: Int) throws -> Int {
+            var offset = 0
+            for j in 0..<k {
+                var i = Int(clamping: idx[t * k + j])
+                if i < 0 { i += data.shape[j] }
+                guard i >= 0, i < data.shape[j] else { throw node.invalid("index \(idx[t * k + j]) out of range for dimension \(data.shape[j])") }
+                offset += i * strides[j]
+            }
+            return offset
+        }
+        if data.isFloat || updates.isFloat {
+            var out = data.floats
+            let u = updates.floats
+            for t in 0..<tuples { let o = try target(t); for e in 0..<slice { out[o + e] = u[t * slice + e] } }
+            return ConstantTensor(shape: data.shape, floats: out)
+        }
+        var out = data.ints
+        let u = updates.ints
+        for t in 0..<tuples { let o = try target(t); for e in 0..<slice { out[o + e] = u[t * slice + e] } }
+        return ConstantTensor(shape: data.shape, ints: out)
+    }
+
+    private static func refuseSymbolic(_ node: ONNXNode, _ tensors: [ConstantTensor]) throws {
+        if tensors.contains(where: \.isSymbolic) {
+            throw node.unsupported("arithmetic on the batch size (the model computes with its dynamic batch dimension)")
         }
     }
 

@@ -24,8 +24,14 @@ extension Graph {
             return saturatingProduct([5, out])
         case .channelAffine, .binary, .activation:
             return out
-        case .transpose, .concat, .pad, .alias:
+        case .transpose, .concat, .pad, .alias, .stridedCopy, .indexGather, .constantFill:
             return 0
+        case .reduce:
+            return values[node.inputs[0]].elementsPerSample
+        case .unary:
+            return saturatingProduct([4, out])
+        case .layerNorm:
+            return saturatingProduct([6, out])
         }
     }
 

@@ -4,6 +4,7 @@
 /// into the Conv/Gemm/elementwise node before them.
 extension Graph {
     mutating func fuse() {
+        fuseTransformerPatterns()  // Graph+TransformerFusion.swift
         foldAffineIntoConvolutions()
         fuseResidualAdds()
         fuseSiLU()

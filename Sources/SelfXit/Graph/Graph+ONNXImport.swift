@@ -17,7 +17,7 @@ extension Graph {
     }
 }
 
-private struct GraphImporter {
+struct GraphImporter {
     enum Symbol {
         case constant(ConstantTensor)
         case activation(Graph.ValueID)
@@ -32,6 +32,8 @@ private struct GraphImporter {
     var fixedBatch: Int?
     /// What constant folding may still compute in this import.
     var foldBudget = ConstantFolder.Budget()
+    /// Logical views of tensors whose batch axis the model moved (Graph+ONNXImportBatchLayout.swift).
+    var layouts: [Graph.ValueID: BatchLayout] = [:]
 
     init(model: ONNXModel, options: Graph.ImportOptions) throws {
         self.model = model
@@ -85,6 +87,10 @@ private struct GraphImporter {
             guard case .activation(let id)? = symbols[output.name] else {
                 throw SelfXitError.invalidModel("graph output '\(output.name)' is not computed from the input")
             }
+            if let l = layouts[id] {
+                throw SelfXitError.unsupportedOperator(op: "Output", node: output.name,
+                                                       detail: "graph output \(l.dims) has its batch in axis \(l.axis), not first")
+            }
             graph.outputs.append(id)
         }
         guard !graph.outputs.isEmpty else { throw SelfXitError.invalidModel("the graph has no outputs") }
@@ -121,6 +127,9 @@ private struct GraphImporter {
             return
         }
         if allConstant { throw node.unsupported("operator on constant inputs cannot be folded") }
+        // Operators of transformer and mobile exports (issue 13): Graph+ONNXImportTensorOps.swift.
+        if try importWithLayout(node, inputs) { return }
+        if try importTensorOp(node, inputs) { return }
         let (operation, inputIDs, shape) = try lower(node, inputs)
         // Kernels take up to 6-D tensors and never see an empty or absurdly large one.
         guard shape.count <= 5, shape.allSatisfy({ $0 > 0 }), shape.reduce(1.0, { $0 * Double($1) }) < Double(1 << 28),
@@ -146,9 +155,8 @@ private struct GraphImporter {
 
     /// `Shape` of an activation: known per-sample dims, and the batch size as a symbol.
     func shapeOfActivation(_ node: ONNXNode, _ id: Graph.ValueID) throws -> ConstantTensor {
-        let full = ConstantTensor(shape: [graph.values[id].shape.count + 1],
-                                  ints: [Int64(fixedBatch ?? 1)] + graph.values[id].shape.map(Int64.init),
-                                  batchSymbolic: [true] + graph.values[id].shape.map { _ in false })
+        let logical = logicalShapeTensor(id)
+        let full = ConstantTensor(shape: [logical.values.count], ints: logical.values, batchSymbolic: logical.symbolic)
         let rank = full.count
         func clampIndex(_ value: Int) -> Int { min(max(value < 0 ? value + rank : value, 0), rank) }
         let start = clampIndex(try node.int("start", default: 0)), end = clampIndex(try node.int("end", default: rank))

@@ -57,6 +57,19 @@ struct Graph {
         /// Same data, new shape (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout):
         /// no work, the output shares the input's buffer.
         case alias
+        /// Per-sample strided copy: Slice, Split, Gather of one index, Expand, Tile (issue 13).
+        case stridedCopy(StridedCopy)
+        /// Per-sample gather of a fixed index list along one axis.
+        case indexGather(IndexGather)
+        /// Reduction over per-sample axes (ReduceMean/Sum/Max/Min …).
+        case reduce(Reduce)
+        /// Pointwise function (Erf, fused GELU, Sqrt, Exp, Log, Pow by a constant …).
+        case unary(UnaryFunction)
+        /// LayerNormalization over the trailing `length` elements (also the fused opset-13 decomposition).
+        case layerNorm(LayerNorm)
+        /// The same constant in every sample (a constant joining activations, e.g. ViT's class
+        /// token in a Concat); no inputs.
+        case constantFill([Float])
     }
 
     struct Node {

@@ -406,6 +406,58 @@ final class ExecutionPlan {
 
         case .alias:
             return Step(run: { _ in }, scratchFloatsPerThread: 0)
+
+        case .stridedCopy(let copy):
+            try require(inputIDs.count == 1 && copy.outputCount == outputWidth, "strided copy does not match its output")
+            let inputWidth = graph.values[inputIDs[0]].elementsPerSample
+            return Step(run: { ctx in
+                let (x, y) = (ptr(inputIDs[0], ctx), ptr(outputID, ctx))
+                for row in 0..<ctx.rows { copy.run(input: x + row * inputWidth, output: y + row * outputWidth) }
+            }, scratchFloatsPerThread: 0)
+
+        case .indexGather(let gather):
+            let inputWidth = graph.values[inputIDs[0]].elementsPerSample
+            try require(inputIDs.count == 1 && gather.outer * gather.axisLength * gather.inner == inputWidth
+                        && gather.outer * gather.indices.count * gather.inner == outputWidth
+                        && gather.indices.allSatisfy { $0 >= 0 && $0 < gather.axisLength }, "gather does not match its tensors")
+            return Step(run: { ctx in
+                let (x, y) = (ptr(inputIDs[0], ctx), ptr(outputID, ctx))
+                for row in 0..<ctx.rows { gather.run(input: x + row * inputWidth, output: y + row * outputWidth) }
+            }, scratchFloatsPerThread: 0)
+
+        case .reduce(let reduce):
+            let inputWidth = graph.values[inputIDs[0]].elementsPerSample
+            try require(inputIDs.count == 1 && reduce.shape == shape(inputIDs[0])
+                        && reduce.shape.enumerated().filter { !reduce.axes.contains($0.offset) }.map(\.element).reduce(1, *) == outputWidth,
+                        "reduction does not match its tensors")
+            return Step(run: { ctx in
+                let (x, y) = (ptr(inputIDs[0], ctx), ptr(outputID, ctx))
+                for row in 0..<ctx.rows { reduce.run(input: x + row * inputWidth, output: y + row * outputWidth) }
+            }, scratchFloatsPerThread: 0)
+
+        case .unary(let function):
+            try require(inputIDs.count == 1 && graph.values[inputIDs[0]].elementsPerSample == outputWidth, "input and output sizes differ")
+            return Step(run: { ctx in
+                runUnary(function, input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), count: ctx.rows * outputWidth)
+            }, scratchFloatsPerThread: 0)
+
+        case .layerNorm(let norm):
+            try require(inputIDs.count == 1 && graph.values[inputIDs[0]].elementsPerSample == outputWidth && norm.length > 0
+                        && outputWidth % norm.length == 0 && (norm.scale?.count ?? norm.length) == norm.length
+                        && (norm.bias?.count ?? norm.length) == norm.length, "layer normalisation does not match its tensor")
+            let rowsPerSample = outputWidth / norm.length
+            return Step(run: { ctx in
+                norm.run(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), rows: ctx.rows * rowsPerSample)
+            }, scratchFloatsPerThread: 0)
+
+        case .constantFill(let values):
+            try require(inputIDs.isEmpty && values.count == outputWidth, "\(values.count) constant values for \(outputWidth)")
+            return Step(run: { ctx in
+                let y = ptr(outputID, ctx)
+                values.withUnsafeBufferPointer { v in
+                    for row in 0..<ctx.rows { (y + row * outputWidth).update(from: v.baseAddress!, count: outputWidth) }
+                }
+            }, scratchFloatsPerThread: 0)
         }
     }
 }

@@ -656,6 +656,52 @@ class Engine:
         finally:
             self._leave()
 
+    # -- graph outputs -------------------------------------------------------------------
+
+    def outputs(self) -> list[tuple[str, tuple[int, ...]]]:
+        """The model's graph outputs in order: (name, per-sample shape). Output 0 is the one
+        `infer` classifies with."""
+        h = self._enter()
+        try:
+            count = ctypes.c_size_t(0)
+            _check(lib.sx_output_count(h, ctypes.byref(count)), "sx_output_count")
+            result = []
+            for i in range(count.value):
+                info = _lib.sx_output_info()
+                info.struct_size = ctypes.sizeof(info)
+                _check(lib.sx_output_describe(h, i, ctypes.byref(info)), "sx_output_describe")
+                rank = min(int(info.rank), _lib.SX_MAX_RANK)
+                result.append(((info.name or b"").decode("utf-8", "replace"), tuple(int(info.shape[d]) for d in range(rank))))
+            return result
+        finally:
+            self._leave()
+
+    def infer_outputs(self, x: npt.ArrayLike) -> dict[str, FloatArray]:
+        """Runs the full model (no early exits, nothing recorded) on a batch (N, *input_shape)
+        or one sample and returns every graph output by name, each float32 (N, *shape) — a
+        detector's boxes, scores and labels, or a classifier's raw logits (`sx_infer_outputs`).
+        Batches larger than `max_batch` are split into several calls."""
+        batch = self._as_batch(x)
+        n = batch.shape[0]
+        described = self.outputs()
+        arrays = [np.empty((n, *shape), dtype=np.float32) for _, shape in described]
+        step = max(1, self._max_batch)
+        for start in range(0, n, step):
+            chunk = np.ascontiguousarray(batch[start:start + step], dtype=np.float32)
+            rows = chunk.shape[0]
+            parts = [np.empty((rows, *shape), dtype=np.float32) for _, shape in described]
+            pointers = (ctypes.c_void_p * len(parts))(*[p.ctypes.data for p in parts])
+            capacities = (ctypes.c_size_t * len(parts))(*[p.size for p in parts])
+            h = self._enter()
+            try:
+                _check(lib.sx_infer_outputs(h, chunk.ctypes.data, chunk.size, rows, len(parts), pointers, capacities),
+                       "sx_infer_outputs")
+            finally:
+                self._leave()
+            for array, part in zip(arrays, parts):
+                array[start:start + rows] = part
+        return {name: array for (name, _), array in zip(described, arrays)}
+
     # -- statistics ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

@@ -57,6 +57,16 @@ class sx_engine_options(ctypes.Structure):
     ]
 
 
+class sx_output_info(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("name", ctypes.c_char_p),
+        ("rank", ctypes.c_size_t),
+        ("shape", ctypes.c_int64 * SX_MAX_RANK),
+        ("size", ctypes.c_size_t),
+    ]
+
+
 class sx_info(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -143,7 +153,7 @@ class sx_preprocess(ctypes.Structure):
     ]
 
 
-STRUCTS = (sx_result, sx_stats, sx_engine_options, sx_update_options, sx_info, sx_preprocess, sx_progress)
+STRUCTS = (sx_result, sx_stats, sx_engine_options, sx_update_options, sx_info, sx_preprocess, sx_progress, sx_output_info)
 
 # The one CFUNCTYPE type for `sx_result_fn`: void (*)(const sx_result *, void *user_data).
 RESULT_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(sx_result), ctypes.c_void_p)
@@ -237,6 +247,13 @@ _PROTOTYPES = {
         [_engine_p, ctypes.c_void_p, ctypes.c_size_t, _p(ctypes.c_size_t)],
     ),
     "sx_reset_stats": (_status, [_engine_p]),
+    "sx_output_count": (_status, [_engine_p, _p(ctypes.c_size_t)]),
+    "sx_output_describe": (_status, [_engine_p, ctypes.c_size_t, _p(sx_output_info)]),
+    "sx_infer_outputs": (
+        _status,
+        [_engine_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t,
+         _p(ctypes.c_void_p), _p(ctypes.c_size_t)],
+    ),
     "sx_preprocess_init": (None, [_p(sx_preprocess)]),
     "sx_decode_image": (
         _status,

@@ -1,0 +1,48 @@
+/// Every graph output, not only the class vector (issue 13, point 3): a detector's boxes,
+/// scores and labels, a model's intermediate heads, the raw logits of a teacher.
+///
+/// `inferOutputs` runs the full model (no early exits, nothing recorded for exit building) and
+/// copies each output's rows out of the workspace before it goes back to the pool.
+public struct EngineOutputInfo: Sendable, Equatable {
+    /// The output's name in the ONNX graph.
+    public let name: String
+    /// Per-sample shape (batch excluded).
+    public let shape: [Int]
+    /// Floats per sample (the product of `shape`).
+    public var elementsPerSample: Int { shape.reduce(1, *) }
+}
+
+/// One graph output of one `inferOutputs` call: `values` holds batch × elementsPerSample
+/// floats, sample after sample.
+public struct EngineOutputValue: Sendable, Equatable {
+    public let info: EngineOutputInfo
+    public let batch: Int
+    public let values: [Float]
+}
+
+extension Engine {
+    /// The model's graph outputs, in the model's order (`outputs[0]` is the one `infer` returns).
+    public var outputInfos: [EngineOutputInfo] {
+        plan.graph.outputs.map { EngineOutputInfo(name: plan.graph.values[$0].name, shape: plan.graph.values[$0].shape) }
+    }
+
+    /// Runs the full model on `batch` samples (batch × inputCount floats) and returns every graph
+    /// output. Throws `invalidArgument` (batch outside 1...maxBatch, non-finite input when those
+    /// are refused), `shapeMismatch` (input length), `outOfMemory` (workspace).
+    public func inferOutputs(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [EngineOutputValue] {
+        try validate(input, batch: batch)
+        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
+        defer { workspaces.give(workspace) }
+        let graph = plan.graph
+        plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
+        plan.run(0..<graph.nodes.count, rows: batch, in: workspace)
+        return zip(graph.outputs, outputInfos).map { id, info in
+            EngineOutputValue(info: info, batch: batch,
+                              values: Array(UnsafeBufferPointer(start: plan.pointer(id, in: workspace), count: batch * info.elementsPerSample)))
+        }
+    }
+
+    public func inferOutputs(_ input: [Float], batch: Int) throws -> [EngineOutputValue] {
+        try input.withUnsafeBufferPointer { try inferOutputs($0, batch: batch) }
+    }
+}

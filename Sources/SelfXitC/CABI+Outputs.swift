@@ -1,0 +1,66 @@
+import CSelfXitABI
+import SelfXit
+
+// sx_output_count, sx_output_describe, sx_infer_outputs: every graph output (issue 13).
+
+@_cdecl("sx_output_count")
+public func sx_output_count(_ engine: OpaquePointer?, _ count: UnsafeMutablePointer<Int>?) -> sx_status {
+    guarded("sx_output_count") {
+        try HandleRegistry.with(engine) { handle in
+            guard let count else { throw CABIError.invalid("count is NULL") }
+            count.pointee = handle.engine.outputInfos.count
+        }
+    }
+}
+
+@_cdecl("sx_output_describe")
+public func sx_output_describe(_ engine: OpaquePointer?, _ index: Int, _ info: UnsafeMutablePointer<sx_output_info>?) -> sx_status {
+    guarded("sx_output_describe") {
+        try HandleRegistry.with(engine) { handle in
+            let infos = handle.engine.outputInfos
+            guard index >= 0, index < infos.count else { throw CABIError.invalid("output index \(index) is out of range (the model has \(infos.count))") }
+            let output = infos[index]
+            var result = sx_output_info()
+            result.struct_size = UInt32(MemoryLayout<sx_output_info>.size)
+            result.name = UnsafePointer(handle.outputNames[index])
+            result.rank = output.shape.count
+            withUnsafeMutableBytes(of: &result.shape) { raw in
+                let dims = raw.bindMemory(to: Int64.self)
+                for (axis, dim) in output.shape.prefix(dims.count).enumerated() { dims[axis] = Int64(dim) }
+            }
+            result.size = output.elementsPerSample
+            try writeVersioned(result, to: info, name: "info")
+        }
+    }
+}
+
+@_cdecl("sx_infer_outputs")
+public func sx_infer_outputs(_ engine: OpaquePointer?, _ input: UnsafePointer<Float>?, _ inputLength: Int, _ batch: Int,
+                             _ numOutputs: Int, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?,
+                             _ capacities: UnsafePointer<Int>?) -> sx_status {
+    guarded("sx_infer_outputs") {
+        try HandleRegistry.with(engine) { handle in
+            guard let input else { throw CABIError.invalid("input is NULL") }
+            guard let outputs, let capacities else { throw CABIError.invalid("outputs or capacities is NULL") }
+            let e = handle.engine
+            let infos = e.outputInfos
+            guard numOutputs == infos.count else { throw CABIError.invalid("num_outputs is \(numOutputs); the model has \(infos.count) outputs") }
+            guard batch >= 1, batch <= e.options.maxBatch else { throw CABIError.invalid("batch \(batch) is outside 1...max_batch (\(e.options.maxBatch))") }
+            for (i, info) in infos.enumerated() {
+                guard outputs[i] != nil else { throw CABIError.invalid("outputs[\(i)] is NULL") }
+                let (needed, overflow) = batch.multipliedReportingOverflow(by: info.elementsPerSample)
+                guard !overflow, capacities[i] >= needed else {
+                    throw CABIError.invalid("capacities[\(i)] is \(capacities[i]); output '\(info.name)' needs batch \(batch) × \(info.elementsPerSample) floats")
+                }
+            }
+            let (needed, overflow) = batch.multipliedReportingOverflow(by: e.inputCount)
+            guard !overflow, inputLength == needed else {
+                throw CABIError(status: SX_ERR_SHAPE_MISMATCH, message: "input_len is \(inputLength); batch \(batch) × input_size \(e.inputCount) needs \(overflow ? "more" : "\(needed)")")
+            }
+            let values = try e.inferOutputs(UnsafeBufferPointer(start: input, count: inputLength), batch: batch)
+            for (i, value) in values.enumerated() {
+                value.values.withUnsafeBufferPointer { outputs[i]!.update(from: $0.baseAddress!, count: $0.count) }
+            }
+        }
+    }
+}

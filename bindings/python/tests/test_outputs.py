@@ -1,0 +1,38 @@
+"""Every graph output as numpy arrays (issue 13, point 3): Engine.outputs() and infer_outputs()."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selfxit import Engine, Error, Status
+
+ROOT = Path(__file__).resolve().parents[3]
+TENSOROPS = ROOT / "Tests" / "Fixtures" / "tensorops"
+
+
+def _floats(name: str) -> np.ndarray:
+    return np.fromfile(TENSOROPS / name, dtype=np.float32)
+
+
+def test_infer_outputs_returns_every_output_matching_onnx_runtime():
+    entry = json.loads((TENSOROPS / "manifest.json").read_text())["models"]["einsum_two_outputs"]
+    with Engine(str(TENSOROPS / entry["file"]), threads=2, max_batch=2) as engine:
+        assert engine.outputs() == [("y", (3, 5, 4)), ("pooled", (3, 4))]
+        ref = entry["batches"]["3"]
+        x = _floats(ref["input"]).reshape(3, *entry["input_shape"])
+        got = engine.infer_outputs(x)  # 3 samples through max_batch 2: two calls
+        assert list(got) == ["y", "pooled"]
+        for (name, array), expected in zip(got.items(), ref["outputs"]):
+            assert array.dtype == np.float32 and array.shape == tuple(expected["shape"])
+            np.testing.assert_allclose(array, _floats(expected["file"]).reshape(expected["shape"]), atol=1e-4)
+        # One sample without its batch axis, and a wrong shape refused with the engine usable.
+        single = engine.infer_outputs(x[0])
+        np.testing.assert_allclose(single["pooled"][0], got["pooled"][0], atol=1e-6)
+        with pytest.raises(Error) as error:
+            engine.infer_outputs(np.zeros((2, 3), dtype=np.float32))
+        assert error.value.status == Status.SHAPE_MISMATCH
+        assert engine.infer_outputs(x)["y"].shape == (3, 3, 5, 4)

@@ -43,7 +43,7 @@
 
 typedef struct {
     /* Filled by on_result for the current frame. */
-    int warned, final_class, final_exit, final_kind_confirmation;
+    int warned, final_class, final_exit, final_kind_confirmation, finals;
     double warning_latency, final_latency, first_latency;
     uint64_t flops;
 } frame_result;
@@ -62,6 +62,7 @@ static void on_result(const sx_result *r, void *user_data) {
     f->final_latency = r->latency_seconds;
     f->final_kind_confirmation = (r->flags & SX_RESULT_CONFIRMATION) != 0;
     f->flops = r->flops;
+    f->finals++;
 }
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -190,7 +191,7 @@ int main(int argc, char **argv) {
     if ((s = sx_set_exits_enabled(engine, 0)) != SX_OK) return fail("sx_set_exits_enabled", s);
     size_t persons_collected = 0;
     for (size_t i = 0; i < collected; i++) {
-        frame_result f = {0, -1, -1, 0, 0, 0, -1, 0};
+        frame_result f = {0, -1, -1, 0, 0, 0, 0, -1, 0};
         DECODE(i);
         if ((s = sx_submit(engine, input, info.input_size, 1, on_result, &f)) != SX_OK) return fail("sx_submit", s);
         persons_collected += f.final_class == 1;
@@ -217,11 +218,16 @@ int main(int argc, char **argv) {
     double sum_warning = 0, sum_full = 0, sum_first = 0, sum_final = 0, sum_flops = 0;
     for (size_t i = collected; i < count; i++) {
         DECODE(i);
-        frame_result full = {0, -1, -1, 0, 0, 0, -1, 0}, ex = {0, -1, -1, 0, 0, 0, -1, 0};
+        frame_result full = {0, -1, -1, 0, 0, 0, 0, -1, 0}, ex = {0, -1, -1, 0, 0, 0, 0, -1, 0};
         if ((s = sx_set_exits_enabled(engine, 0)) != SX_OK) return fail("sx_set_exits_enabled", s);
         if ((s = sx_submit(engine, input, info.input_size, 1, on_result, &full)) != SX_OK) return fail("sx_submit", s);
         if ((s = sx_set_exits_enabled(engine, 1)) != SX_OK) return fail("sx_set_exits_enabled", s);
         if ((s = sx_submit(engine, input, info.input_size, 1, on_result, &ex)) != SX_OK) return fail("sx_submit", s);
+        /* The contract: one final result per frame; a warned frame's final is its confirmation. */
+        if (ex.finals != 1 || full.finals != 1 || ex.warned != ex.final_kind_confirmation) {
+            fprintf(stderr, "%s: %d final results (warned %d, confirmation %d)\n", names[i], ex.finals, ex.warned, ex.final_kind_confirmation);
+            return 1;
+        }
         served++;
         int person = full.final_class == 1;
         persons += (size_t)person;

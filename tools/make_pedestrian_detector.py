@@ -47,7 +47,9 @@ OUTPUTS = ["concat:0", "concat_1:0"]
 # Committed frames: a few full frames and tiles, with and without people (checked below by
 # the detector itself), enough for the CI run of the example and the parity batch of 8.
 COMMITTED = ["f000_full", "f000_tl", "f000_tr", "f000_bl", "f000_br", "f100_full", "f100_tl", "f100_br",
-             "f200_tr", "f300_bl", "f400_full", "f500_tl"]
+             "f200_tr", "f300_bl", "f400_full", "f500_tl",
+             "f050_bl", "f050_tr", "f150_br", "f150_tl", "f250_bl", "f250_full", "f350_br", "f350_tr", "f450_bl", "f550_tr",
+             "f650_br", "f750_tl"]
 
 
 def fetch():

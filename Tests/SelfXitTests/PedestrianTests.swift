@@ -148,38 +148,51 @@ final class PedestrianTests: XCTestCase {
     }
 
     /// The safety rule must refuse an exit that, at any threshold, hides more watched frames
-    /// than the miss budget allows, and accept one whose hidden frames are less confident.
+    /// than the miss budget can certify, and accept one whose hidden frames are less confident.
     func testSafetyRuleRefusesAnExitThatHidesWatchedFrames() {
-        // 200 validation frames; teacher: person (1) on the first 100. Exit 0 says "none" (0)
-        // with confidence 1 on person frame 7: no threshold ≤ 1 excludes it, budget 0.5 % of
-        // 100 frames allows none → refused. Exit 1 hides person frame 7 at 0.6 only, and is
-        // sure (0.99) of every non-person frame → safe threshold just above 0.6.
-        let n = 200
-        let teacher = (0..<n).map { $0 < 100 ? 1 : 0 }
+        // The exact binomial test: with b = 0.25 % (0.5 % at the first exit), 0 misses certify
+        // it only from ln 0.05 / ln(1 − b) ≈ 1197 frames; 2000 frames allow 1 miss (mean 5:
+        // P(X ≤ 1) = 0.040, P(X ≤ 2) = 0.125).
+        XCTAssertNil(ExitPolicy.certifiedMisses(frames: 1000, rate: 0.0025))
+        XCTAssertEqual(ExitPolicy.certifiedMisses(frames: 1300, rate: 0.0025), 0)
+        XCTAssertEqual(ExitPolicy.certifiedMisses(frames: 2000, rate: 0.0025), 1)
+        XCTAssertNil(ExitPolicy.certifiedMisses(frames: 170, rate: 0.0025), "the pedestrian clip's validation cannot certify 0.5 %")
+        // 4000 validation frames; teacher: person (1) on the first 2000. Exit 0 says "none" (0)
+        // with confidence 1 on person frames 7 and 8: one miss is allowed, no threshold ≤ 1
+        // excludes the second → refused. Exit 1 hides frames 7 and 8 at 0.6 and 0.7 only, and is
+        // sure (0.99) of every other frame → safe threshold just above 0.6 (one miss left).
+        let n = 4000
+        let teacher = (0..<n).map { $0 < 2000 ? 1 : 0 }
         var predicted0 = teacher, predicted1 = teacher
         var confidence0 = [Float](repeating: 0.99, count: n), confidence1 = confidence0
-        predicted0[7] = 0; confidence0[7] = 1
-        predicted1[7] = 0; confidence1[7] = 0.6
-        let guards = ExitPolicy.watchGuards(teacherClass: teacher, confidence: [confidence0, confidence1], predicted: [predicted0, predicted1],
-                                            candidateIndex: [3, 5], active: [0, 1], watched: [WatchedClass(classIndex: 1, missBudget: 0.005)],
-                                            tolerance: 0.01)
-        XCTAssertEqual(guards.map(\.candidateIndex), [3, 5])
-        XCTAssertTrue(guards[0].refused, "an exit hiding a person at confidence 1 must be refused")
-        XCTAssertEqual(guards[0].safeThreshold, .infinity)
-        XCTAssertFalse(guards[1].refused)
-        XCTAssertEqual(guards[1].safeThreshold, Float(0.6).nextUp)
-        XCTAssertEqual(guards[1].hiddenRate, [0])
-        XCTAssertEqual(guards[1].warningRecall, [0.99])
-        XCTAssertEqual(guards[1].falseWarningRate, [0])
-        // A budget of 5 % of 100 frames, at the first active exit (budget / 2): 2 hidden frames
-        // allowed; exit 0 is then accepted at any confidence.
+        predicted0[7] = 0; confidence0[7] = 1; predicted0[8] = 0; confidence0[8] = 1
+        predicted1[7] = 0; confidence1[7] = 0.6; predicted1[8] = 0; confidence1[8] = 0.7
+        let watched = [WatchedClass(classIndex: 1, missBudget: 0.005)]
+        let refused = ExitPolicy.watchGuards(teacherClass: teacher, confidence: [confidence0], predicted: [predicted0],
+                                             candidateIndex: [3], active: [0], watched: watched, tolerance: 0.01)
+        XCTAssertEqual(refused.map(\.candidateIndex), [3])
+        XCTAssertTrue(refused[0].refused, "an exit hiding two persons at confidence 1 must be refused")
+        XCTAssertEqual(refused[0].safeThreshold, .infinity)
+        let accepted = ExitPolicy.watchGuards(teacherClass: teacher, confidence: [confidence1], predicted: [predicted1],
+                                              candidateIndex: [5], active: [0], watched: watched, tolerance: 0.01)
+        XCTAssertFalse(accepted[0].refused)
+        XCTAssertEqual(accepted[0].safeThreshold, Float(0.7).nextUp)
+        XCTAssertEqual(accepted[0].hiddenRate, [0])
+        XCTAssertEqual(accepted[0].warningRecall, [1998.0 / 2000])
+        XCTAssertEqual(accepted[0].falseWarningRate, [0])
+        // The same exit second in the cascade (b = 0.125 %: mean 2.5, P(X = 0) = 0.082): refused.
+        let second = ExitPolicy.watchGuards(teacherClass: teacher, confidence: [confidence0, confidence1],
+                                            predicted: [predicted0, predicted1], candidateIndex: [3, 5], active: [0, 1],
+                                            watched: watched, tolerance: 0.01)
+        XCTAssertTrue(second[1].refused)
+        // A looser budget (10 %: 5 % at the first exit) accepts exit 0 at any confidence.
         let loose = ExitPolicy.watchGuards(teacherClass: teacher, confidence: [confidence0], predicted: [predicted0], candidateIndex: [3],
-                                           active: [0], watched: [WatchedClass(classIndex: 1, missBudget: 0.05)], tolerance: 0.01)
+                                           active: [0], watched: [WatchedClass(classIndex: 1, missBudget: 0.1)], tolerance: 0.01)
         XCTAssertEqual(loose[0].safeThreshold, 0)
-        XCTAssertEqual(loose[0].hiddenRate, [0.01])
+        XCTAssertEqual(loose[0].hiddenRate, [0.001])
         // No watched frame on validation: no evidence → refused.
         let none = ExitPolicy.watchGuards(teacherClass: [Int](repeating: 0, count: n), confidence: [confidence1], predicted: [[Int](repeating: 0, count: n)],
-                                          candidateIndex: [3], active: [0], watched: [WatchedClass(classIndex: 1)], tolerance: 0.01)
+                                          candidateIndex: [3], active: [0], watched: watched, tolerance: 0.01)
         XCTAssertTrue(none[0].refused)
     }
 

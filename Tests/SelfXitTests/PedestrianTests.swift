@@ -160,7 +160,8 @@ final class PedestrianTests: XCTestCase {
         // 4000 validation frames; teacher: person (1) on the first 2000. Exit 0 says "none" (0)
         // with confidence 1 on person frames 7 and 8: one miss is allowed, no threshold ≤ 1
         // excludes the second → refused. Exit 1 hides frames 7 and 8 at 0.6 and 0.7 only, and is
-        // sure (0.99) of every other frame → safe threshold just above 0.6 (one miss left).
+        // sure (0.99) of every other frame → safe threshold just above 0.6: the one miss
+        // allowed is frame 8 (0.7), still hidden there.
         let n = 4000
         let teacher = (0..<n).map { $0 < 2000 ? 1 : 0 }
         var predicted0 = teacher, predicted1 = teacher
@@ -176,8 +177,8 @@ final class PedestrianTests: XCTestCase {
         let accepted = ExitPolicy.watchGuards(teacherClass: teacher, confidence: [confidence1], predicted: [predicted1],
                                               candidateIndex: [5], active: [0], watched: watched, tolerance: 0.01)
         XCTAssertFalse(accepted[0].refused)
-        XCTAssertEqual(accepted[0].safeThreshold, Float(0.7).nextUp)
-        XCTAssertEqual(accepted[0].hiddenRate, [0])
+        XCTAssertEqual(accepted[0].safeThreshold, Float(0.6).nextUp)
+        XCTAssertEqual(accepted[0].hiddenRate, [1.0 / 2000])
         XCTAssertEqual(accepted[0].warningRecall, [1998.0 / 2000])
         XCTAssertEqual(accepted[0].falseWarningRate, [0])
         // The same exit second in the cascade (b = 0.125 %: mean 2.5, P(X = 0) = 0.082): refused.

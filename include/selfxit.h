@@ -165,7 +165,10 @@ typedef struct sx_engine_options {
      * a prediction of a watched class at or above warn_thresholds[i] (NULL or a value <= 0:
      * chosen per exit at build time) sends an SX_RESULT_WARNING result at once, and the full
      * model's answer follows with SX_RESULT_CONFIRMATION. A class out of range, the "none"
-     * class, a duplicate or a budget outside (0,1): INVALID_ARGUMENT. Borrowed during
+     * class, a duplicate or a budget outside (0,1): INVALID_ARGUMENT. The budget is certified,
+     * not estimated: one-sided exact binomial test at 95 % on the validation frames (budget/2^n
+     * at the n-th exit), so with too few frames of the class no exit answers "not watched".
+     * Exits loaded with sx_load_exits carry no such guard and never do. Borrowed during
      * sx_engine_create* only. */
     const int32_t *watched_classes;
     const double *miss_budgets;

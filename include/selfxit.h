@@ -148,6 +148,33 @@ typedef struct sx_engine_options {
      * runs. 1: the sample runs; NaN propagates as in ONNX Runtime and its result has
      * SX_RESULT_NON_FINITE set (see sx_result). Other values: INVALID_ARGUMENT. */
     uint32_t non_finite_inputs;
+    /* What exits learn from the full model (paper §3.5). NULL or "classifier" (default): the
+     * first output's softmax. "detector[:key=value,...]": a detector whose output of per-sample
+     * shape [anchors, classes] holds class logits; the frame's class is that of its most
+     * confident object, the background class (index `background`) meaning "none" — keys: mode
+     * (most_confident_object | most_confident_of (with class=<i>) | all_objects), scores (the
+     * output's name; default: the one [anchors, classes] output that is not 4 wide), activation
+     * (sigmoid | softmax), background (index or none: then "none" is an extra last class),
+     * threshold (score in (0,1) below which a frame is "none"; 0.5). "host:<classes>": labels come
+     * from the host with each frame (sx_submit_labeled). num_classes (sx_info, sx_result) is then
+     * the teacher's class count. A spec naming a missing output, a class out of range or an
+     * unknown key: INVALID_ARGUMENT. Borrowed during sx_engine_create* only. */
+    const char *teacher;
+    /* Watched classes (e.g. person), `num_watched` entries; NULL/0: none. An exit may answer a
+     * frame as a class that is not watched only where, on validation, the share of a watched
+     * class's frames it would hide stays within miss_budgets[i] (in (0,1); NULL: 0.005 each);
+     * a prediction of a watched class at or above warn_thresholds[i] (NULL or a value <= 0:
+     * chosen per exit at build time) sends an SX_RESULT_WARNING result at once, and the full
+     * model's answer follows with SX_RESULT_CONFIRMATION. A class out of range, the "none"
+     * class, a duplicate or a budget outside (0,1): INVALID_ARGUMENT. The budget is certified,
+     * not estimated: one-sided exact binomial test at 95 % on the validation frames (budget/2^n
+     * at the n-th exit), so with too few frames of the class no exit answers "not watched".
+     * Exits loaded with sx_load_exits carry no such guard and never do. Borrowed during
+     * sx_engine_create* only. */
+    const int32_t *watched_classes;
+    const double *miss_budgets;
+    const float *warn_thresholds;
+    size_t num_watched;
 } sx_engine_options;
 
 /* Sets struct_size and the defaults. `options` may not be NULL. */
@@ -183,7 +210,8 @@ typedef struct sx_info {
     size_t input_rank;
     int64_t input_shape[SX_MAX_RANK];
     size_t input_size;
-    /* Outputs per sample (classes). */
+    /* Classes of the answers: the classifier's outputs per sample, or the teacher's classes
+     * (sx_engine_options.teacher; a detector's classes, its background meaning "none"). */
     size_t num_classes;
     /* FLOPs per sample of the full model (a multiply-add counts 2). */
     uint64_t backbone_flops;
@@ -231,6 +259,15 @@ typedef struct sx_result {
 } sx_result;
 
 #define SX_RESULT_NON_FINITE 1u
+/* Watched classes (sx_engine_options.watched_classes): SX_RESULT_WARNING — an exit judged the
+ * sample to hold watched class class_index; sent at once, not final: the full model runs on and
+ * a result with SX_RESULT_CONFIRMATION (the final answer of a warned sample; a false alarm when
+ * its class_index differs) follows. SX_RESULT_EXIT_PREDICTION — all-exits mode
+ * (sx_set_all_exits): one exit's prediction, not final. A result with neither WARNING nor
+ * EXIT_PREDICTION is the sample's one final answer. */
+#define SX_RESULT_WARNING 2u
+#define SX_RESULT_CONFIRMATION 4u
+#define SX_RESULT_EXIT_PREDICTION 8u
 
 /* Called once per sample. `result` is borrowed: valid only during the call. */
 typedef void (*sx_result_fn)(const sx_result *result, void *user_data);
@@ -270,6 +307,15 @@ SX_NODISCARD SX_API sx_status sx_submit_async(sx_engine *engine, const float *in
  * (sx_wait or sx_engine_destroy on B): neither wait could end. Other cross-engine waits wait.
  * Errors: INVALID_ARGUMENT, TIMEOUT, BUSY, and those of sx_submit. Thread-safe. */
 SX_NODISCARD SX_API sx_status sx_wait(sx_engine *engine, uint64_t ticket, int64_t timeout_ms);
+
+/* As sx_submit, for an engine whose teacher is "host:<classes>": labels[i] (num_labels ==
+ * batch) is sample i's class per the host's own detector, or -1 when it has none. Samples that
+ * run the full model are recorded with their label (unlabelled ones are not) and answered with
+ * it (class_index -1 without one). `labels` is borrowed for the call. Errors: as sx_submit, plus
+ * INVALID_ARGUMENT (labels NULL, num_labels != batch, a label outside -1..num_classes-1, or the
+ * engine's teacher is not host labels; nothing runs). Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_submit_labeled(sx_engine *engine, const float *input, size_t input_len, size_t batch,
+                                                const int32_t *labels, size_t num_labels, sx_result_fn callback, void *user_data);
 
 /* ---- Exits ------------------------------------------------------------------------------ */
 
@@ -316,6 +362,9 @@ typedef struct sx_update_options {
      * passed to it unchanged. */
     sx_progress_fn progress;
     void *progress_user_data;
+    /* 1: split the collected samples in recording order (train, validation, test) instead of
+     * shuffling — for video, whose neighbouring frames are near-duplicates. Default 0. */
+    uint32_t keep_order;
 } sx_update_options;
 
 SX_API void sx_update_options_init(sx_update_options *options);
@@ -332,6 +381,11 @@ SX_NODISCARD SX_API sx_status sx_update_exits(sx_engine *engine, const sx_update
 /* Switches early exits on (1) or off (0); off, every sample runs the full model (and is
  * collected). Errors: INVALID_ARGUMENT. Thread-safe. */
 SX_NODISCARD SX_API sx_status sx_set_exits_enabled(sx_engine *engine, int enabled);
+
+/* All-exits mode on (1) or off (0) (paper §4.3): every trained exit's prediction is reported
+ * (SX_RESULT_EXIT_PREDICTION, best so far), no sample leaves early, then the full model's
+ * answer. Errors: INVALID_ARGUMENT. Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_set_all_exits(sx_engine *engine, int enabled);
 
 /* Writes the engine's exits to `path`: a versioned bundle with the model's fingerprint and
  * a checksum. A regular file at `path` is replaced atomically (written beside it, then

@@ -72,6 +72,18 @@ if [ -x Tests/CABI/run.sh ]; then
   Tests/CABI/run.sh "$PWD" .build/release
 fi
 
+echo "== Pedestrian early warning (examples/pedestrian_warning.c) on the committed frames: collect, build, warn, confirm"
+# 24 committed frames (Tests/Fixtures/pedestrian/frames): 18 collected, 6 served. The program
+# itself fails unless every served frame has exactly one final result and every warned frame's
+# final is its confirmation; the detector's verdicts (4 persons of 6) are fixed by the model.
+cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Iinclude examples/pedestrian_warning.c -L.build/release -lselfxit \
+  -Wl,-rpath,"$PWD/.build/release" -o .build/pedestrian_warning
+ln -sf libselfxit.so .build/release/libselfxit.so.$(sed -n 's/^#define SX_ABI_VERSION \([0-9]*\).*/\1/p' include/selfxit.h)
+.build/pedestrian_warning --frames Tests/Fixtures/pedestrian/frames --collect 0.75 --train 0.5 --min-samples 10 --epochs 3 \
+  --search-budget 1 --quiet | tee .build/pedestrian_warning.log | tail -3
+grep -qE '^RESULT frames=6 warnings=[1-9][0-9]* .* persons=4 ' .build/pedestrian_warning.log \
+  || { echo "pedestrian_warning: expected 6 served frames, 4 with a person, at least one warning"; exit 1; }
+
 echo "== Fuzz reproducers (Tests/Fuzz/regressions, replayed against the release library)"
 make --no-print-directory fuzz-regress
 

@@ -16,6 +16,11 @@ private let defaultEngineOptions: sx_engine_options = {
     options.input_rank = 0
     options.max_pending = 64
     options.non_finite_inputs = 0
+    options.teacher = nil
+    options.watched_classes = nil
+    options.miss_budgets = nil
+    options.warn_thresholds = nil
+    options.num_watched = 0
     return options
 }()
 
@@ -50,7 +55,9 @@ private func makeEngine(_ options: UnsafePointer<sx_engine_options>?, _ out: Uns
     let engineOptions = EngineOptions(threads: max(1, min(threads, ThreadPool.maxThreads)), inputShape: inputShape, maxBatch: Int(raw.max_batch),
                                       collectionBudgetBytes: Int(raw.collection_budget_bytes), seed: raw.seed,
                                       nonFiniteInputs: raw.non_finite_inputs == 1 ? .propagate : .refuse)
-    let engine = try load(engineOptions)
+    var withTeacher = engineOptions
+    try readTeacherOptions(raw, into: &withTeacher)
+    let engine = try load(withTeacher)
     out.pointee = HandleRegistry.register(EngineHandle(engine: engine, maxPending: Int(raw.max_pending)))
 }
 
@@ -105,7 +112,7 @@ public func sx_engine_info(_ engine: OpaquePointer?, _ info: UnsafeMutablePointe
                 for (axis, dim) in e.inputShape.prefix(dims.count).enumerated() { dims[axis] = Int64(dim) }
             }
             result.input_size = e.inputCount
-            result.num_classes = e.outputCount
+            result.num_classes = e.teacherClasses
             result.backbone_flops = UInt64(e.backboneFLOPs)
             result.num_candidates = UInt32(e.candidateCount)
             result.num_trained_exits = UInt32(e.trainedExitCount)
@@ -114,5 +121,18 @@ public func sx_engine_info(_ engine: OpaquePointer?, _ info: UnsafeMutablePointe
             result.collected_samples = UInt64(e.collectedSampleCount)
             try writeVersioned(result, to: info, name: "info")
         }
+    }
+}
+
+/// sx_engine_options.teacher and the watched classes into `options` (issue 12).
+private func readTeacherOptions(_ raw: sx_engine_options, into options: inout EngineOptions) throws {
+    if let spec = raw.teacher { options.teacher = try Teacher(spec: String(cString: spec)) }
+    guard raw.num_watched > 0 else { return }
+    guard raw.num_watched <= 1 << 16 else { throw CABIError.invalid("num_watched \(raw.num_watched) is too large") }
+    guard let classes = raw.watched_classes else { throw CABIError.invalid("watched_classes is NULL but num_watched is \(raw.num_watched)") }
+    options.watched = (0..<raw.num_watched).map { i in
+        let threshold = raw.warn_thresholds.map { $0[i] }
+        return WatchedClass(classIndex: Int(classes[i]), missBudget: raw.miss_budgets.map { $0[i] } ?? 0.005,
+                            warnThreshold: threshold.flatMap { $0 > 0 ? $0 : nil })
     }
 }

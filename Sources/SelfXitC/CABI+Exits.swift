@@ -17,6 +17,7 @@ private let defaultUpdateOptions: sx_update_options = {
     options.validation_fraction = swift.validationFraction
     options.min_samples = UInt32(swift.minimumSamples)
     options.epochs = UInt32(swift.epochs)
+    options.keep_order = 0
     return options
 }()
 
@@ -33,12 +34,15 @@ public func sx_update_exits(_ engine: OpaquePointer?, _ options: UnsafePointer<s
             guard raw.memory_budget_bytes <= UInt64(Int.max), raw.search_budget <= 1000 else {
                 throw CABIError.invalid("memory_budget_bytes or search_budget out of range")
             }
+            guard raw.keep_order <= 1 else { throw CABIError.invalid("keep_order must be 0 or 1, got \(raw.keep_order)") }
             // ExitBuildOptions.validated() checks ranges (tolerance in (0,1), budgets > 0 …).
-            try handle.engine.updateExits(ExitBuildOptions(
+            var build = ExitBuildOptions(
                 tolerance: raw.tolerance, searchBudget: Int(raw.search_budget), seed: raw.seed,
                 memoryBudgetBytes: Int(raw.memory_budget_bytes), trainFraction: raw.train_fraction,
                 validationFraction: raw.validation_fraction, minimumSamples: Int(raw.min_samples), epochs: Int(raw.epochs),
-                onProgress: ProgressCallback(raw.progress, raw.progress_user_data, handle: handle)?.handler))
+                onProgress: ProgressCallback(raw.progress, raw.progress_user_data, handle: handle)?.handler)
+            build.keepOrder = raw.keep_order == 1
+            try handle.engine.updateExits(build)
         }
     }
 }
@@ -104,5 +108,12 @@ public func sx_save_exits(_ engine: OpaquePointer?, _ path: UnsafePointer<CChar>
 public func sx_load_exits(_ engine: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> sx_status {
     guarded("sx_load_exits") {
         try HandleRegistry.with(engine) { try $0.engine.loadExits(from: try fileURL(path)) }
+    }
+}
+
+@_cdecl("sx_set_all_exits")
+public func sx_set_all_exits(_ engine: OpaquePointer?, _ enabled: Int32) -> sx_status {
+    guarded("sx_set_all_exits") {
+        try HandleRegistry.with(engine) { handle in handle.engine.setAllExitsMode(enabled != 0) }
     }
 }

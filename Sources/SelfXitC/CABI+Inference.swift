@@ -55,3 +55,17 @@ public func sx_wait(_ engine: OpaquePointer?, _ ticket: UInt64, _ timeoutMillise
         }
     }
 }
+
+@_cdecl("sx_submit_labeled")
+public func sx_submit_labeled(_ engine: OpaquePointer?, _ input: UnsafePointer<Float>?, _ inputLength: Int, _ batch: Int,
+                              _ labels: UnsafePointer<Int32>?, _ labelCount: Int,
+                              _ callback: sx_result_fn?, _ userData: UnsafeMutableRawPointer?) -> sx_status {
+    guarded("sx_submit_labeled") {
+        try HandleRegistry.with(engine) { handle in
+            let (buffer, function) = try checkBatch(handle, input, inputLength, batch, callback)
+            guard let labels else { throw CABIError.invalid("labels is NULL") }
+            let values = (0..<labelCount).map { Int(labels[$0]) }
+            try handle.deliver(input: buffer, batch: batch, ticket: 0, labels: values, callback: function, userData: userData)
+        }
+    }
+}

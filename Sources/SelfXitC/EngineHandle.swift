@@ -170,8 +170,9 @@ final class EngineHandle: @unchecked Sendable {
 
     /// Runs a batch and calls the C callback per sample, marking this thread as inside
     /// this engine's callback meanwhile.
-    func deliver(input: UnsafeBufferPointer<Float>, batch: Int, ticket: UInt64, callback: sx_result_fn, userData: UnsafeMutableRawPointer?) throws {
-        try engine.submit(input, batch: batch) { result in
+    func deliver(input: UnsafeBufferPointer<Float>, batch: Int, ticket: UInt64, labels: [Int]? = nil, callback: sx_result_fn,
+                 userData: UnsafeMutableRawPointer?) throws {
+        let onResult: (ExitResult) -> Void = { result in
             var record = sx_result()
             record.struct_size = UInt32(MemoryLayout<sx_result>.size)
             record.ticket = ticket
@@ -184,9 +185,20 @@ final class EngineHandle: @unchecked Sendable {
             record.flops = UInt64(max(result.flops, 0))
             record.latency_seconds = result.latency
             record.flags = result.nonFinite ? SX_RESULT_NON_FINITE : 0
+            switch result.kind {
+            case .answer: break
+            case .warning: record.flags |= SX_RESULT_WARNING
+            case .confirmation: record.flags |= SX_RESULT_CONFIRMATION
+            case .exitPrediction: record.flags |= SX_RESULT_EXIT_PREDICTION
+            }
             CallbackScope.enter(self)
             callback(&record, userData)
             CallbackScope.leave(self)
+        }
+        if let labels {
+            try engine.submit(input, batch: batch, labels: labels, onResult: onResult)
+        } else {
+            try engine.submit(input, batch: batch, onResult: onResult)
         }
     }
 

@@ -178,15 +178,15 @@ extension Engine {
             guard head.inputShape == candidate.shape else {
                 throw refuse("\(field).head.inputShape is \(head.inputShape.prefix(8)); candidate \(exit.candidateIndex) has shape \(candidate.shape)")
             }
-            guard head.classes == outputCount else {
-                throw refuse("\(field).head.classes is \(head.classes); the model has \(outputCount) outputs")
+            guard head.classes == teacherClasses else {
+                throw refuse("\(field).head.classes is \(head.classes); the model's teacher has \(teacherClasses) classes")
             }
             // Calibration searches temperatures in [0.05, 20].
             guard head.temperature.isFinite, head.temperature >= 1e-3, head.temperature <= 1e3 else {
                 throw refuse("\(field).head.temperature is \(head.temperature); it must be in [0.001, 1000]")
             }
             let headPlan: ExitHeadPlan
-            do { headPlan = try ExitHeadPlan(head.architecture, inputShape: candidate.shape, classes: outputCount) } catch {
+            do { headPlan = try ExitHeadPlan(head.architecture, inputShape: candidate.shape, classes: teacherClasses) } catch {
                 let message = (error as? SelfXitError).map { "\($0)" } ?? "\(error)"
                 throw refuse("\(field).head.architecture does not fit the model: \(message)")
             }
@@ -211,7 +211,7 @@ extension Engine {
             // Every value was checked to lie within Float's range: the conversions are exact enough and cannot trap.
             let built: ExitHead
             do {
-                built = try ExitHead(architecture: head.architecture, inputShape: candidate.shape, classes: outputCount,
+                built = try ExitHead(architecture: head.architecture, inputShape: candidate.shape, classes: teacherClasses,
                                      parameters: head.parameters.map { Float($0) }, inputMean: head.inputMean.map { Float($0) },
                                      inputInvStd: head.inputInvStd.map { Float($0) }, temperature: Float(head.temperature))
             } catch {

@@ -31,9 +31,9 @@ extension Engine {
         guard usable >= options.minimumSamples else {
             throw SelfXitError.invalidArgument("memoryBudgetBytes \(options.memoryBudgetBytes) holds only \(usable) samples of the largest candidate layer")
         }
-        let classes = outputCount
+        let classes = teacherClasses
         var random = SeededRandom(seed: options.seed)
-        let order = Array((0..<recorded.count).shuffled(using: &random).prefix(usable))
+        let order = options.keepOrder ? Array(0..<usable) : Array((0..<recorded.count).shuffled(using: &random).prefix(usable))
         let trainCount = Int(Double(usable) * options.trainFraction)
         let validationCount = Int(Double(usable) * options.validationFraction)
         let split = (train: 0..<trainCount, validation: trainCount..<(trainCount + validationCount),
@@ -121,7 +121,11 @@ extension Engine {
         let costs = ExitCosts(headFLOPs: trained.map(\.head.flops), savedFLOPs: trained.map(\.candidate.flopsAfter), backboneFLOPs: backboneFLOPs)
         let validationRecord = ExitValidationRecord(backboneClass: Array(backboneClass[split.validation]),
                                                     confidence: validationConfidence, predictedClass: validationPrediction)
-        let selection = try ExitPolicy.select(validationRecord, costs: costs, tolerance: options.tolerance)
+        // Watched classes (issue 12): their predictions never end a run (they warn; the full
+        // model confirms), so the subset is chosen on what the other classes save.
+        let watchedSet = Set(self.options.watched.map(\.classIndex))
+        let selection = try ExitPolicy.select(watchedSet.isEmpty ? validationRecord : ExitPolicy.maskingWatched(validationRecord, watched: watchedSet),
+                                              costs: costs, tolerance: options.tolerance)
         var active: [ExitConfiguration.Exit] = []
         for (position, exitIndex) in selection.active.enumerated() {
             let exit = trained[exitIndex]
@@ -146,13 +150,17 @@ extension Engine {
             testAgreement = result.agreement
             flopsRatio = result.meanFLOPs / Double(backboneFLOPs)
         }
-        let report = ExitBuildReport(exits: trainedReports, samples: usable, trainSamples: split.train.count,
+        let guards = watchedSet.isEmpty ? nil : watchGuards(selection.active, trained: trained, validation: validationRecord,
+                                                             tolerance: options.tolerance)
+        var report = ExitBuildReport(exits: trainedReports, samples: usable, trainSamples: split.train.count,
                                      validationSamples: split.validation.count, testSamples: split.test.count,
                                      testAgreement: testAgreement, testFLOPsRatio: flopsRatio,
                                      seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
         // Last chance to cancel: after install the build is complete and a cancel is ignored.
         try monitor.report(.select, 0.99, "putting \(active.count) exits in service")
-        install(ExitConfiguration(trained: trained, active: active, report: report))
+        report.watch = guards
+        install(ExitConfiguration(trained: trained, active: active, report: report,
+                                  watch: guards.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.candidateIndex, $0) }) }))
         monitor.finish("done in " + report.seconds.fixed(1) + " s, active exits \(active.map(\.candidateIndex))")
         options.progress?("exit build: done in " + report.seconds.fixed(1) + " s" + ", active exits \(active.map(\.candidateIndex))")
         return report
@@ -186,7 +194,7 @@ extension Engine {
     /// The head's calibrated confidence and class for samples `rows` of `activations`.
     private func predict(_ head: ExitHead, _ activations: [Float], width: Int, rows: Range<Int>) -> (confidence: [Float], prediction: [Int]) {
         guard !rows.isEmpty else { return ([], []) }
-        let classes = outputCount
+        let classes = teacherClasses
         var probabilities = [Float](repeating: 0, count: rows.count * classes)
         activations.withUnsafeBufferPointer { input in
             probabilities.withUnsafeMutableBufferPointer { out in

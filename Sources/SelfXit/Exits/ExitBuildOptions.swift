@@ -31,6 +31,11 @@ public struct ExitBuildOptions: Sendable {
     /// it had. The last call has stage `.done`, fraction 1, after the new exits are in service;
     /// its answer is ignored. nil: no reports, no cancel.
     public var onProgress: (@Sendable (ExitBuildProgress) -> ExitBuildDecision)?
+    /// Split the collected samples in the order they were recorded (train first, then
+    /// validation, then test) instead of shuffling: for a video stream, whose neighbouring
+    /// frames are near-duplicates, a shuffled split would validate on copies of training frames.
+    /// (With more samples than the collector holds, reservoir sampling already mixed them.)
+    public var keepOrder: Bool = false
 
     public init(tolerance: Double = 0.01, searchBudget: Int = 4, seed: UInt64 = 0, memoryBudgetBytes: Int = 2 << 30,
                 trainFraction: Double = 0.5, validationFraction: Double = 0.2, minimumSamples: Int = 200, epochs: Int = 30,
@@ -183,4 +188,7 @@ public struct ExitBuildReport: Sendable, Codable {
     public var testAgreement: Double
     public var testFLOPsRatio: Double
     public var seconds: Double
+    /// With watched classes: each active exit's guard and its validation rates (hidden,
+    /// false-warning, recall); nil otherwise.
+    public var watch: [ExitWatchGuard]? = nil
 }

@@ -13,10 +13,15 @@ final class ExitConfiguration: @unchecked Sendable {
     let trained: [Exit]
     let active: [Exit]
     let report: ExitBuildReport
+    /// Per active exit (by candidate index), the watched-class guard the build chose
+    /// (ExitPolicy+Watched); nil for builds without watched classes and loaded bundles (then an
+    /// exit never answers a frame as not watched: no evidence it would not hide one).
+    let watch: [Int: ExitWatchGuard]?
 
-    init(trained: [Exit], active: [Exit], report: ExitBuildReport) {
+    init(trained: [Exit], active: [Exit], report: ExitBuildReport, watch: [Int: ExitWatchGuard]? = nil) {
         self.trained = trained
         self.active = active
         self.report = report
+        self.watch = watch
     }
 }

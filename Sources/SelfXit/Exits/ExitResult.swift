@@ -19,6 +19,25 @@ public struct ExitResult {
     /// −1, `confidence` is 0, `exitIndex` is −1 (never an early exit) and `probabilities`
     /// hold what the model computed (NaN where ONNX Runtime gives NaN).
     public let nonFinite: Bool
+    /// Which kind of callback this is (watched classes and the all-exits mode give a sample
+    /// more than one; see `ExitResult.Kind`). `.answer` for every result of a plain classifier.
+    public var kind: Kind = .answer
+
+    public enum Kind: Sendable, Equatable {
+        /// The sample's one, final answer (from an exit or the full model).
+        case answer
+        /// An exit judged the sample to hold a watched class (`classIndex`): a warning, sent at
+        /// once; the full model still runs and a `.confirmation` follows.
+        case warning
+        /// The full model's final answer for a sample that was warned of (it confirms the
+        /// warning when `classIndex` is the warned class, else the warning was a false alarm).
+        case confirmation
+        /// All-exits mode: one exit's prediction (best so far); more follow, then an `.answer`.
+        case exitPrediction
+    }
+
+    /// Whether this is the sample's last callback.
+    public var isFinal: Bool { kind == .answer || kind == .confirmation }
 }
 
 /// What every exit head predicts for one sample, with the backbone's answer (the

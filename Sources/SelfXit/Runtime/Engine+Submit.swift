@@ -16,6 +16,8 @@ extension Engine {
     /// never recorded. Thread-safe; `onResult` runs between kernel launches, so it may
     /// itself submit work (to this engine or another).
     public func submit(_ input: UnsafeBufferPointer<Float>, batch: Int, onResult: (ExitResult) -> Void) throws {
+        // Detector/host teachers, watched classes, all-exits mode: Engine+Watch.
+        if usesTeacherPath { return try submitWithTeacher(input, batch: batch, labels: nil, onResult: onResult) }
         try validate(input, batch: batch)
         let start = MonotonicClock.nanoseconds()
         // Per sample, whether its input holds NaN/±inf (nil: none does, the common case).
@@ -99,7 +101,7 @@ extension Engine {
         guard let configuration = exitConfiguration else { throw SelfXitError.wrongState("no exits are built: call updateExits first") }
         let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
-        let graph = plan.graph, classes = outputCount
+        let graph = plan.graph, classes = teacherClasses
         plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
         let nonFiniteInput = nonFiniteSamples(input, batch: batch)
         var predictions = [[ExitAnalysis.Prediction]](repeating: [], count: batch)
@@ -125,7 +127,12 @@ extension Engine {
         let output = plan.pointer(graph.outputs[0], in: workspace)
         return (0..<batch).map { row in
             var distribution = [Float](repeating: 0, count: classes)
-            distribution.withUnsafeMutableBufferPointer { toProbabilities(output + row * classes, into: $0) }
+            distribution.withUnsafeMutableBufferPointer { out in
+                if teacher.isClassifier { toProbabilities(output + row * classes, into: out) } else {
+                    // Detector teacher (host labels: unknown here, all zero → class 0 of a zero row).
+                    _ = teacher.distribution(row: row, pointer: { plan.pointer($0, in: workspace) }, graph: graph, into: out)
+                }
+            }
             let (best, confidence) = nonFiniteInput?[row] ?? false ? (-1, 0) : distribution.withUnsafeBufferPointer { Self.argmax($0) }
             return ExitAnalysis(sampleIndex: row, exits: predictions[row], backboneClass: best, backboneConfidence: confidence)
         }

@@ -17,6 +17,12 @@ public struct EngineOptions: Sendable {
     public var seed: UInt64
     /// NaN / ±inf in an input: refused (default) or propagated (see `NonFiniteInputs`).
     public var nonFiniteInputs: NonFiniteInputs
+    /// What the exits learn from the full model's outputs (classifier, detector, host labels;
+    /// see `Teacher`, paper §3.5). Default: classifier.
+    public var teacher: Teacher = .classifier
+    /// Classes that must not be missed, each with its miss budget (see `WatchedClass`); with any,
+    /// exits warn of them early and the full model confirms (`ExitResult.kind`).
+    public var watched: [WatchedClass] = []
 
     public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, inputShape: [Int]? = nil, maxBatch: Int = 1024,
                 collectionBudgetBytes: Int = 64 << 20, seed: UInt64 = 0, nonFiniteInputs: NonFiniteInputs = .refuse) {
@@ -56,6 +62,9 @@ public final class Engine: @unchecked Sendable {
     let outputIsProbability: Bool
     let collector: SampleCollector
     let statistics: EngineStatistics
+    /// The teacher bound to this graph, and the serving mode of watched classes (Engine+Watch).
+    let teacher: ResolvedTeacher
+    let serving = ServingModeState()
     /// The exits in service (nil until built or loaded) and whether they are used.
     private let exitLock = PosixLock()
     private var installedExits: ExitConfiguration?
@@ -100,8 +109,9 @@ public final class Engine: @unchecked Sendable {
         } else {
             outputIsProbability = false
         }
-        let outputs = graph.values[graph.outputs[0]].elementsPerSample
-        collector = SampleCollector(inputCount: graph.values[graph.input].elementsPerSample, classes: outputs,
+        teacher = try ResolvedTeacher(options.teacher, graph: graph, outputIsProbability: outputIsProbability)
+        try teacher.validate(options.watched)
+        collector = SampleCollector(inputCount: graph.values[graph.input].elementsPerSample, classes: teacher.classes,
                                     budgetBytes: options.collectionBudgetBytes, seed: options.seed)
         statistics = EngineStatistics(candidates: candidates.count)
     }

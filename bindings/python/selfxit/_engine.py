@@ -132,7 +132,9 @@ def _deliver(result_p: Any, user_data: Optional[int]) -> None:  # runs on a libr
     req = _requests.get(user_data or 0)
     if req is None:
         return
-    req.delivered += 1
+    # Warnings and all-exits predictions come before a sample's final answer: count finals only.
+    if not (result_p.contents.flags & _lib.SX_RESULT_NOT_FINAL):
+        req.delivered += 1
     if req.error is not None:
         return  # unknown request, or its handler already failed: drop the rest
     stack = getattr(_tls, "engines", None)
@@ -166,7 +168,42 @@ def _result_dict(r: _lib.sx_result) -> dict[str, Any]:
         "latency_seconds": float(r.latency_seconds),
         "ticket": int(r.ticket),
         "non_finite": bool(r.flags & _lib.SX_RESULT_NON_FINITE),
+        # "answer" (the one final result), "warning" (an exit saw a watched class; the full
+        # model's "confirmation" follows), "confirmation", "exit_prediction" (all-exits mode).
+        "kind": (
+            "warning" if r.flags & _lib.SX_RESULT_WARNING
+            else "confirmation" if r.flags & _lib.SX_RESULT_CONFIRMATION
+            else "exit_prediction" if r.flags & _lib.SX_RESULT_EXIT_PREDICTION
+            else "answer"
+        ),
     }
+
+
+def _watched_buffers(watched: Any) -> Optional[tuple[Any, Any, Any]]:
+    """ctypes arrays (classes, miss budgets, warn thresholds) for Engine(watched=...)."""
+    if watched is None:
+        return None
+    entries = [watched] if isinstance(watched, (int, np.integer, dict)) else list(watched)
+    classes, budgets, thresholds = [], [], []
+    for entry in entries:
+        if isinstance(entry, dict):
+            c, b, t = entry.get("class"), entry.get("miss_budget", 0.005), entry.get("warn_threshold", 0.0)
+        elif isinstance(entry, (tuple, list)):
+            e = list(entry)
+            c = e[0] if e else None
+            b = e[1] if len(e) > 1 else 0.005
+            t = e[2] if len(e) > 2 else 0.0
+        else:
+            c, b, t = entry, 0.005, 0.0
+        if c is None or isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+            raise Error(Status.INVALID_ARGUMENT, f"watched class must be an integer index, got {c!r}")
+        classes.append(int(c))
+        budgets.append(float(b))
+        thresholds.append(0.0 if t is None else float(t))
+    if not classes:
+        return None
+    n = len(classes)
+    return (ctypes.c_int32 * n)(*classes), (ctypes.c_double * n)(*budgets), (ctypes.c_float * n)(*thresholds)
 
 
 # ---- engine ---------------------------------------------------------------------------------
@@ -211,6 +248,8 @@ class Engine:
         input_shape: Optional[Sequence[int]] = None,
         max_pending: int = 64,
         non_finite_inputs: str = "refuse",
+        teacher: Optional[str] = None,
+        watched: Union[None, int, Sequence[Any]] = None,
     ):
         self._handle: Optional[int] = None
         self._token = next(_tokens)
@@ -233,6 +272,18 @@ class Engine:
                 f"non_finite_inputs must be 'refuse' or 'propagate', got {non_finite_inputs!r}",
             )
         opts.non_finite_inputs = modes[non_finite_inputs]
+        # Teacher and watched classes (issue 12; see sx_engine_options.teacher): `teacher` is a
+        # spec string ("classifier", "detector[:key=value,...]", "host:<classes>"); `watched`
+        # a class index, or a list of indices, (index, miss_budget) or (index, miss_budget,
+        # warn_threshold) entries, or {"class": i, "miss_budget": b, "warn_threshold": t} dicts.
+        teacher_buf = None if teacher is None else os.fsencode(str(teacher))
+        opts.teacher = teacher_buf
+        watched_bufs = _watched_buffers(watched)
+        if watched_bufs is not None:
+            opts.watched_classes, opts.miss_budgets, opts.warn_thresholds = (
+                ctypes.cast(b, ctypes.POINTER(t)) for b, t in zip(watched_bufs, (ctypes.c_int32, ctypes.c_double, ctypes.c_float))
+            )
+            opts.num_watched = len(watched_bufs[0])
         shape_buf = None
         if input_shape is not None:
             dims = [int(d) for d in input_shape]
@@ -251,6 +302,7 @@ class Engine:
                 Status.INVALID_ARGUMENT,
                 f"Engine() takes a path or the model's bytes, not {type(path_or_bytes).__name__}",
             )
+        del teacher_buf, watched_bufs  # borrowed by sx_engine_create only
         _check(rc)
         if not handle.value:
             raise Error(Status.INTERNAL, "sx_engine_create returned SX_OK without an engine")
@@ -446,6 +498,8 @@ class Engine:
             chunk = batch[start:start + step]
 
             def handler(r: _lib.sx_result, start: int = start) -> None:
+                if r.flags & _lib.SX_RESULT_NOT_FINAL:
+                    return  # a warning or an all-exits prediction; the final answer follows
                 i = start + int(r.sample_index)
                 labels[i] = r.class_index
                 confidences[i] = r.confidence
@@ -553,6 +607,7 @@ class Engine:
         min_samples: int = 200,
         epochs: int = 30,
         progress: Union[None, bool, ProgressCallback] = None,
+        keep_order: bool = False,
     ) -> dict[str, Any]:
         """Builds exits from the collected samples and puts them in service (blocks).
 
@@ -579,6 +634,7 @@ class Engine:
         opts.validation_fraction = float(validation_fraction)
         opts.min_samples = _uint("min_samples", min_samples, 32)
         opts.epochs = _uint("epochs", epochs, 32)
+        opts.keep_order = 1 if keep_order else 0  # split in recording order (video: no shuffling)
         if progress is True:
             reporter: _ProgressReporter = _ProgressBar()
         elif progress is None or progress is False:
@@ -634,6 +690,37 @@ class Engine:
         stats = self.stats()
         report = stats.get("last_build")
         return report if isinstance(report, dict) else stats
+
+    def submit_labeled(self, x: npt.ArrayLike, labels: npt.ArrayLike, callback: ResultCallback) -> None:
+        """`submit` with the host's teacher labels (engine made with teacher="host:<classes>"):
+        labels[i] is sample i's class per the host's own detector, or -1 for none. Error
+        INVALID_ARGUMENT (nothing runs) for labels of the wrong length or out of range."""
+        batch = self._as_batch(x)
+        values = np.ascontiguousarray(np.asarray(labels).reshape(-1), dtype=np.int32)
+        req = _Request(self._token, lambda r: callback(_result_dict(r)), batch, callback)
+        _register(req)
+        try:
+            h = self._enter()
+            try:
+                rc = lib.sx_submit_labeled(
+                    h, batch.ctypes.data, batch.size, batch.shape[0],
+                    values.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), values.size, _trampoline, req.key,
+                )
+            finally:
+                self._leave()
+            _check(rc)
+        finally:
+            _unregister(req)
+        req.finish()
+
+    def set_all_exits(self, enabled: bool) -> None:
+        """All-exits mode (paper §4.3): every trained exit's prediction is reported
+        (kind "exit_prediction"), nothing leaves early, then the full model's answer."""
+        h = self._enter()
+        try:
+            _check(lib.sx_set_all_exits(h, 1 if enabled else 0))
+        finally:
+            self._leave()
 
     def set_exits_enabled(self, enabled: bool) -> None:
         h = self._enter()

@@ -18,6 +18,11 @@ SX_ABI_VERSION = 1
 SX_MAX_EXITS = 32
 SX_MAX_RANK = 8
 SX_RESULT_NON_FINITE = 1
+SX_RESULT_WARNING = 2
+SX_RESULT_CONFIRMATION = 4
+SX_RESULT_EXIT_PREDICTION = 8
+# Results that are not a sample's final answer (more callbacks follow for that sample).
+SX_RESULT_NOT_FINAL = SX_RESULT_WARNING | SX_RESULT_EXIT_PREDICTION
 
 
 class Status(enum.IntEnum):
@@ -54,6 +59,11 @@ class sx_engine_options(ctypes.Structure):
         ("input_rank", ctypes.c_size_t),
         ("max_pending", ctypes.c_uint32),
         ("non_finite_inputs", ctypes.c_uint32),
+        ("teacher", ctypes.c_char_p),
+        ("watched_classes", ctypes.POINTER(ctypes.c_int32)),
+        ("miss_budgets", ctypes.POINTER(ctypes.c_double)),
+        ("warn_thresholds", ctypes.POINTER(ctypes.c_float)),
+        ("num_watched", ctypes.c_size_t),
     ]
 
 
@@ -125,6 +135,7 @@ class sx_update_options(ctypes.Structure):
         ("epochs", ctypes.c_uint32),
         ("progress", PROGRESS_FN),
         ("progress_user_data", ctypes.c_void_p),
+        ("keep_order", ctypes.c_uint32),
     ]
 
 
@@ -239,6 +250,14 @@ _PROTOTYPES = {
     "sx_update_options_init": (None, [_p(sx_update_options)]),
     "sx_update_exits": (_status, [_engine_p, _p(sx_update_options)]),
     "sx_set_exits_enabled": (_status, [_engine_p, ctypes.c_int]),
+    "sx_set_all_exits": (_status, [_engine_p, ctypes.c_int]),
+    "sx_submit_labeled": (
+        _status,
+        [
+            _engine_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, _p(ctypes.c_int32), ctypes.c_size_t,
+            RESULT_FN, ctypes.c_void_p,
+        ],
+    ),
     "sx_save_exits": (_status, [_engine_p, ctypes.c_char_p]),
     "sx_load_exits": (_status, [_engine_p, ctypes.c_char_p]),
     "sx_get_stats": (_status, [_engine_p, _p(sx_stats)]),

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Pedestrian early-warning experiment (issue 12; paper §3.5, §3.5.1, §4.3).
+
+    tools/make_pedestrian_venv.sh && .cache/ped-venv/bin/python tools/make_pedestrian_detector.py
+    swift build -c release
+    SELFXIT_LIBRARY=$PWD/.build/release/libselfxit.so .cache/ped-venv/bin/python bench/pedestrian_experiment.py \
+        --step 3 --out .cache/pedestrian/experiment.json
+
+Stream: vtest.avi's frames (every --step-th time step; per time step the full frame and its four
+quadrant tiles, .cache/pedestrian/frames, decoded by the engine as the example does) in time
+order, split 50/20/30 without shuffling (neighbouring frames are near-duplicates): the first 70 %
+are collected with exits off and exits are built on them in recording order (train 50 %,
+validation 20 %); the last 30 % are the test. Person (class 1) is watched, miss budget 0.5 %.
+
+For each teacher (most confident object — the paper's choice —, most confident person, all
+objects) and T ∈ {0.5, 1, 2} %: the build's per-exit table (head, FLOPs, threshold, validation
+agreement, watched-class guard: safe threshold, warn threshold, validation hidden / false-warning
+rate and recall), then every test frame runs on a reference engine (the full detector, exits
+off: its verdict is the truth the exits are judged against, its time the full detector's) and on
+the engine with exits (time to warning, early answers). Reported: warning recall, hidden-
+pedestrian rate (over pedestrian frames and over all frames), warnings before the full detector
+would have finished, mean time to warning / first answer / final answer, FLOPs ratio; false
+warnings on the test frames without a pedestrian (the "empty street" stream: tiles the detector
+calls empty) against the rate the same cascade showed on the validation frames; and ONNX
+Runtime's full-detector latency (batch 1, same threads) measured in the same run.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
+import selfxit  # noqa: E402
+
+MODEL = os.path.join(ROOT, "Tests", "Fixtures", "pedestrian", "ssdlite_person.onnx")
+TEACHERS = {
+    "most_confident_object": "detector",
+    "most_confident_person": "detector:mode=most_confident_of,class=1",
+    "all_objects": "detector:mode=all_objects",
+}
+
+
+def frame_names(directory, step, limit):
+    names = sorted(n for n in os.listdir(directory) if n.endswith(".jpg")
+                   and not (n.startswith("f") and int(n[1:].split("_")[0]) % step))
+    return names[:limit] if limit else names
+
+
+def run(engine, x):
+    out = {"warned": False, "warning": None, "first": None, "warn_exit": None}
+
+    def on_result(r):
+        if r["kind"] == "exit_prediction":
+            return
+        if out["first"] is None:
+            out["first"] = r["latency_seconds"]
+        if r["kind"] == "warning":
+            out.update(warned=True, warning=r["latency_seconds"], warn_exit=r["exit_index"])
+            return
+        out.update(cls=r["class_index"], exit=r["exit_index"], latency=r["latency_seconds"], flops=r["flops"])
+    engine.submit(x[None], on_result)
+    return out
+
+
+def wilson(k, n, z=1.96):
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return (max(0.0, c - h), min(1.0, c + h))
+
+
+def ort_latency(frames, threads):
+    import onnxruntime as ort
+    o = ort.SessionOptions()
+    o.intra_op_num_threads = threads
+    o.inter_op_num_threads = 1
+    s = ort.InferenceSession(MODEL, o, providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    s.run(None, {name: frames[0][None]})
+    times = []
+    for x in frames:
+        t = time.perf_counter()
+        s.run(None, {name: x[None]})
+        times.append(time.perf_counter() - t)
+    return float(np.mean(times)), float(np.median(times))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--frames", default=os.path.join(ROOT, ".cache", "pedestrian", "frames"))
+    p.add_argument("--step", type=int, default=3)
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--tolerances", default="0.005,0.01,0.02")
+    p.add_argument("--teachers", default=",".join(TEACHERS))
+    p.add_argument("--miss-budget", type=float, default=0.005)
+    p.add_argument("--search-budget", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--out", default=os.path.join(ROOT, ".cache", "pedestrian", "experiment.json"))
+    a = p.parse_args()
+
+    names = frame_names(a.frames, a.step, a.limit)
+    n = len(names)
+    # As examples/pedestrian_warning.c splits (so its table can be compared): the first 70 %
+    # collected, of which train = 50/70 and validation the rest, in the engine's own rounding.
+    collected = int(0.7 * n)
+    train_fraction = 0.5 / 0.7
+    n_train, n_val = int(collected * train_fraction), int(collected * (1 - train_fraction))
+    test = range(collected, n)
+    validation = range(n_train, n_train + n_val)
+    print(f"{n} frames (every {a.step}-th time step of vtest.avi, full + 4 tiles): train {n_train}, validation {n_val}, test {n - collected}",
+          flush=True)
+    with selfxit.Engine(MODEL, threads=a.threads, max_batch=1, collection_budget_bytes=0) as decoder:
+        frames = []
+        for name in names:
+            with open(os.path.join(a.frames, name), "rb") as f:
+                frames.append(decoder.decode_image(f.read(), scale=2.0 / 255.0, mean=1.0, std=1.0))
+    results = {"frames": n, "step": a.step, "split": [n_train, n_val, n - collected], "threads": a.threads,
+               "cpu": open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip(), "runs": []}
+    ort_mean, ort_median = ort_latency([frames[i] for i in test], a.threads)
+    results["ort_full_detector_ms"] = {"mean": ort_mean * 1e3, "median": ort_median * 1e3}
+    print(f"ONNX Runtime full detector, batch 1, {a.threads} threads, test frames: mean {ort_mean * 1e3:.2f} ms, median {ort_median * 1e3:.2f} ms",
+          flush=True)
+
+    for teacher_name in a.teachers.split(","):
+        spec = TEACHERS[teacher_name]
+        reference = selfxit.Engine(MODEL, threads=a.threads, max_batch=1, teacher=spec, collection_budget_bytes=0)
+        reference.set_exits_enabled(False)
+        truth = {}
+        for i in list(validation) + list(test):
+            truth[i] = run(reference, frames[i])["cls"]
+        persons_test = sum(truth[i] == 1 for i in test)
+        print(f"\n== teacher {teacher_name} ({spec}): test frames with a person: {persons_test}/{len(test)}", flush=True)
+        for tolerance in [float(t) for t in a.tolerances.split(",")]:
+            # A fresh engine per T: serving records the frames that run fully, which must not
+            # reach the next build (collection is deterministic, so every T sees the same data).
+            engine = selfxit.Engine(MODEL, threads=a.threads, max_batch=1, teacher=spec, watched=[(1, a.miss_budget)],
+                                    collection_budget_bytes=(collected + 8) * (3 * 300 * 300 + 16) * 4)
+            engine.set_exits_enabled(False)
+            t0 = time.perf_counter()
+            for i in range(collected):
+                run(engine, frames[i])
+            collect_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            report = engine.update_exits(tolerance=tolerance, search_budget=a.search_budget, epochs=a.epochs, min_samples=min(50, collected),
+                                         keep_order=True, train_fraction=train_fraction, validation_fraction=1 - train_fraction)
+            build_s = time.perf_counter() - t0
+            watch = {g["candidate_index"]: g for g in report.get("watch") or []}
+            backbone = engine.info["backbone_flops"]
+            print(f"\n-- T = {tolerance:g}: collected {collected} in {collect_s:.0f} s, build {build_s:.0f} s; per exit (validation):")
+            print("| exit | tensor | head | head MFLOPs | saved % | threshold | val. agreement | active | safe threshold | "
+                  "warn threshold | val. hidden rate | val. false-warning rate | val. warning recall |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            for e in report["exits"]:
+                g = watch.get(e["candidate_index"])
+                gs = (f"{g['safe_threshold']} | {g['warn_thresholds'][0]:.3f} | {g['hidden_rate'][0]:.4f} | {g['false_warning_rate'][0]:.3f} | "
+                      f"{g['warning_recall'][0]:.3f}") if g else "– | – | – | – | –"
+                print(f"| {e['candidate_index']} | {e['tensor'][-40:]} | {e.get('architecture')} | {e['head_flops'] / 1e6:.2f} | "
+                      f"{100 * e['saved_flops'] / backbone:.0f} | "
+                      f"{e['threshold']} | {e['validation_agreement']:.3f} | {e['active']} | {gs} |")
+            engine.set_exits_enabled(True)
+            # Validation frames through the deployed cascade: the false-warning rate it predicts.
+            val_none = [i for i in validation if truth[i] != 1]
+            val_false = sum(run(engine, frames[i])["warned"] for i in val_none)
+            stats = dict(frames=0, warnings=0, confirmed=0, false_alarms=0, hidden=0, persons=0, warned_in_time=0, early=0,
+                         early_person_answers=0)
+            sums = dict(warning=0.0, full=0.0, first=0.0, final=0.0, flops=0.0)
+            warn_exits = {}
+            for i in test:
+                full = run(reference, frames[i])
+                ex = run(engine, frames[i])
+                person = truth[i] == 1
+                stats["frames"] += 1
+                stats["persons"] += person
+                sums["full"] += full["latency"]
+                sums["first"] += ex["first"]
+                sums["final"] += ex["latency"]
+                sums["flops"] += ex["flops"]
+                stats["early"] += ex["exit"] >= 0
+                if ex["warned"]:
+                    stats["warnings"] += 1
+                    sums["warning"] += ex["warning"]
+                    stats["confirmed" if person else "false_alarms"] += 1
+                    stats["warned_in_time"] += person and ex["warning"] < full["latency"]
+                    warn_exits[ex["warn_exit"]] = warn_exits.get(ex["warn_exit"], 0) + 1
+                stats["hidden"] += person and ex["exit"] >= 0 and ex["cls"] != 1
+            engine.set_exits_enabled(False)
+            m = stats["frames"]
+            none_test = m - stats["persons"]
+            backbone = engine.info["backbone_flops"]
+            row = dict(teacher=teacher_name, tolerance=tolerance, build_seconds=build_s, **stats,
+                       warning_recall=stats["confirmed"] / max(stats["persons"], 1),
+                       warned_in_time_rate=stats["warned_in_time"] / max(stats["persons"], 1),
+                       hidden_rate_of_pedestrian_frames=stats["hidden"] / max(stats["persons"], 1),
+                       hidden_rate_of_all_frames=stats["hidden"] / m,
+                       mean_time_to_warning_ms=sums["warning"] / max(stats["warnings"], 1) * 1e3,
+                       mean_full_detector_ms=sums["full"] / m * 1e3, mean_time_to_first_answer_ms=sums["first"] / m * 1e3,
+                       mean_latency_with_exits_ms=sums["final"] / m * 1e3, flops_ratio=sums["flops"] / m / backbone,
+                       false_warning_rate_test=stats["false_alarms"] / max(none_test, 1), none_frames_test=none_test,
+                       false_warning_rate_validation=val_false / max(len(val_none), 1), none_frames_validation=len(val_none),
+                       false_warning_ci95_validation=wilson(val_false, len(val_none)),
+                       warnings_by_exit=warn_exits, active_exits=[e["candidate_index"] for e in report["exits"] if e["active"]],
+                       watch=report.get("watch"), exits=report["exits"])
+            results["runs"].append(row)
+            print(f"test: frames {m}, pedestrian frames {stats['persons']}, warnings {stats['warnings']} (confirmed {stats['confirmed']}, "
+                  f"false alarms {stats['false_alarms']}), hidden pedestrians {stats['hidden']} "
+                  f"({100 * row['hidden_rate_of_pedestrian_frames']:.2f} % of pedestrian frames, {100 * row['hidden_rate_of_all_frames']:.2f} % of all), "
+                  f"warning recall {100 * row['warning_recall']:.1f} %, warned before the full detector finished "
+                  f"{stats['warned_in_time']}/{stats['persons']} ({100 * row['warned_in_time_rate']:.1f} %), early answers {stats['early']}")
+            print(f"      time to warning {row['mean_time_to_warning_ms']:.2f} ms, first answer {row['mean_time_to_first_answer_ms']:.2f} ms, "
+                  f"final answer with exits {row['mean_latency_with_exits_ms']:.2f} ms vs full detector {row['mean_full_detector_ms']:.2f} ms "
+                  f"(ratio first {row['mean_time_to_first_answer_ms'] / row['mean_full_detector_ms']:.2f}, final "
+                  f"{row['mean_latency_with_exits_ms'] / row['mean_full_detector_ms']:.2f}), FLOPs ratio {row['flops_ratio']:.3f}")
+            print(f"      empty-street frames: false warnings {stats['false_alarms']}/{none_test} = {100 * row['false_warning_rate_test']:.1f} % on test "
+                  f"vs {val_false}/{len(val_none)} = {100 * row['false_warning_rate_validation']:.1f} % on validation "
+                  f"(95 % interval {100 * row['false_warning_ci95_validation'][0]:.1f}–{100 * row['false_warning_ci95_validation'][1]:.1f} %); "
+                  f"warnings by exit {warn_exits}", flush=True)
+            print("RESULT " + " ".join(f"{k}={stats[k]}" for k in ("frames", "warnings", "confirmed", "false_alarms", "hidden", "persons",
+                                                                   "warned_in_time", "early")), flush=True)
+            with open(a.out, "w") as f:
+                json.dump(results, f, indent=1)
+            engine.close()
+        reference.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -22,31 +22,10 @@ extension Engine {
     public var teacherNoneClass: Int? { teacher.noneClass }
     public var watchedClasses: [WatchedClass] { options.watched }
 
-    /// Names and per-sample shapes of every model output, in graph order.
-    public var outputs: [(name: String, shape: [Int])] {
-        plan.graph.outputs.map { (plan.graph.values[$0].name, plan.graph.values[$0].shape) }
-    }
-
     /// All-exits mode: every trained exit's prediction is reported (`ExitResult.Kind.exitPrediction`)
     /// and no sample leaves early; the full model's answer closes each sample.
     public func setAllExitsMode(_ on: Bool) { serving.allExits = on }
     public var allExitsMode: Bool { serving.allExits }
-
-    /// Runs the full model and returns every output (batch × per-sample count floats each, in
-    /// `outputs` order), e.g. a detector's box encodings and class logits.
-    public func inferOutputs(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [[Float]] {
-        try validate(input, batch: batch)
-        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
-        defer { workspaces.give(workspace) }
-        let graph = plan.graph
-        plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
-        plan.run(0..<graph.nodes.count, rows: batch, in: workspace)
-        return graph.outputs.map { Array(UnsafeBufferPointer(start: plan.pointer($0, in: workspace), count: batch * graph.values[$0].elementsPerSample)) }
-    }
-
-    public func inferOutputs(_ input: [Float], batch: Int) throws -> [[Float]] {
-        try input.withUnsafeBufferPointer { try inferOutputs($0, batch: batch) }
-    }
 
     /// The teacher distributions (batch × teacherClasses) of the full model on `input` — what
     /// exits are taught and judged against. Throws `wrongState` for a host-label teacher.

@@ -406,10 +406,12 @@ void sx_sgemm(int isa, int trans_a, int trans_b, int m, int n, int k, float alph
     // A few rows of a plain product: read B in place, once per 8 rows (packing all of B for them
     // costs more: ResNet-50's 2048×1000 classifier, 16 rows, 0.65 ms against 1.0 packed on Zen 4;
     // at 24 rows packing wins).
-    if (isa == SX_GEMM_ISA_AVX512 && !trans_a && !trans_b && m <= 16 && beta == 0.0f) {
-        for (int i0 = 0; i0 < m; i0 += 8)
-            sx_gemm_small_rows(m - i0 < 8 ? m - i0 : 8, n, k, alpha, a + (ptrdiff_t)i0 * lda, lda, b, ldb,
-                               c + (ptrdiff_t)i0 * ldc, ldc);
+    const sx_kernel_config *cfg = sx_kernel_config_for(isa);
+    if (cfg && cfg->small_rows && !trans_a && !trans_b && m <= 2 * cfg->small_rows_max && beta == 0.0f) {
+        const int step = cfg->small_rows_max;
+        for (int i0 = 0; i0 < m; i0 += step)
+            cfg->small_rows(m - i0 < step ? m - i0 : step, n, k, alpha, a + (ptrdiff_t)i0 * lda, lda, b, ldb,
+                            c + (ptrdiff_t)i0 * ldc, ldc);
         return;
     }
     float *scratch = thread_scratch();

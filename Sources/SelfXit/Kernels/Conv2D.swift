@@ -77,7 +77,7 @@ package final class Conv2DKernel {
 
         if g.groups == g.inChannels && g.groups == g.outChannels {
             algorithm = .depthwise(DepthwisePlan(g))
-        } else if PackedGEMM.currentISA == PackedGEMM.avx512, let plan = DirectConvPlan(g) {
+        } else if PackedGEMM.currentISA != nil, let plan = DirectConvPlan(g, config: PackedGEMM.currentConfig) {
             algorithm = .direct(plan)
         } else if g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideH == 1 && g.strideW == 1
                     && g.padTop == 0 && g.padLeft == 0 && g.outHeight == g.inHeight && g.outWidth == g.inWidth {
@@ -89,14 +89,14 @@ package final class Conv2DKernel {
             packedA = []
             samplesPerChunk = 1
         } else if case let .direct(plan) = algorithm {
-            packedA = [PackedMatrixA(isa: PackedGEMM.avx512, rows: unpacked, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
+            packedA = [PackedMatrixA(isa: plan.config.pointee.isa, rows: unpacked, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
             samplesPerChunk = 1
         } else if let isa = PackedGEMM.currentISA {
             let (m, k) = (self.m, self.k)
             let w = UnsafePointer(unpacked)
             // Small planes whose pixel count is not a multiple of 16 (7×7, 5×5, …) run channel-major:
             // row-major panels would compute 64 pixel lanes for a 49-pixel plane.
-            let channelMajor = isa == PackedGEMM.avx512 && n <= 64 && n % PackedGEMM.nr != 0
+            let channelMajor = PackedGEMM.config(isa)?.pointee.ct != nil && n <= 64 && n % PackedGEMM.nr != 0
             packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k, channelMajor: channelMajor) }
             // Aim for ≥ 256 columns per product, with packed B at most 8 MB per thread.
             let byWidth = max(1, 256 / max(1, n))
@@ -252,8 +252,8 @@ package final class Conv2DKernel {
                 sx_gemm_pack_b(x + oy.lowerBound * g.outWidth, n, Int32(oy.count * g.outWidth), Int32(k),
                                Int32(rows.lowerBound), Int32(rows.upperBound), Int32(col0), pb)
             } else {
-                sx_im2col_packed(x, &geom, Int32(rows.lowerBound), Int32(rows.upperBound),
-                                 Int32(oy.lowerBound), Int32(oy.upperBound), Int32(col0), pb)
+                packedA[grp].config.pointee.im2col(x, &geom, Int32(rows.lowerBound), Int32(rows.upperBound),
+                                                   Int32(oy.lowerBound), Int32(oy.upperBound), Int32(col0), pb)
             }
         }
         /// A panels `mp` × B panels `np` of the product whose columns start at pixel `pixel0` of sample `s`.

@@ -23,6 +23,10 @@ import SelfXitGEMM
 /// Only the planes some tap reads are copied (one for a 1×1 stride-2 convolution).
 struct DirectConvPlan {
     let g: Conv2DGeometry
+    /// The kernels the plan runs on (`direct`, and `ctd` when `channelMajor`).
+    let config: UnsafePointer<sx_kernel_config>
+    /// Grid columns per work unit (the configuration's `direct_unit`: 48 on AVX-512, 3 vectors of 16).
+    let unitColumns: Int
     /// Whether B is a padded copy (else the input itself).
     let padded: Bool
     /// Stride 1: the padded plane.
@@ -46,10 +50,16 @@ struct DirectConvPlan {
 
     /// `nil` when `g` does not suit a direct product: grouped, strides other than 1×1 or 2×2, or
     /// a grid wasting more than an eighth of its columns (small planes, whose im2col is cheap anyway).
-    init?(_ g: Conv2DGeometry) {
+    /// Also `nil` when `config` has no direct kernel. Channel-major needs its `ctd` kernel, and
+    /// takes rows of at most twice its `ctd_max_pixels` (14 on AVX-512, so 28).
+    init?(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config>) {
         let s = g.strideH
-        guard g.groups == 1, g.strideW == s, s == 1 || s == 2, g.padTop >= 0, g.padLeft >= 0 else { return nil }
+        guard config.pointee.direct != nil, config.pointee.direct_unit > 0,
+              g.groups == 1, g.strideW == s, s == 1 || s == 2, g.padTop >= 0, g.padLeft >= 0 else { return nil }
         self.g = g
+        self.config = config
+        unitColumns = Int(config.pointee.direct_unit)
+        let ctdPixels = config.pointee.ctd != nil ? Int(config.pointee.ctd_max_pixels) : 0
         // Channel-major on short rows (7 to 28 output pixels): a row segment of up to 14 pixels
         // fills the micro-kernel's broadcast lanes exactly, where 16-pixel vectors would straddle
         // rows and compute the padding between them (an eighth of a 14×14 plane's grid). Measured
@@ -59,7 +69,7 @@ struct DirectConvPlan {
         // where the packed product measured 4–20 % slower); the grid was faster otherwise.
         pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
         let k = g.inChannels * g.kernelHeight * g.kernelWidth
-        channelMajor = g.outWidth >= 7 && g.outWidth <= (pointwise ? 14 : 28) && k >= 128
+        channelMajor = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= (pointwise ? ctdPixels : 2 * ctdPixels) && k >= 128
             && (!pointwise || k >= g.outChannels || g.outPlane < 64)
         // Rows and columns the windows reach.
         let reachH = max(g.inHeight + g.padTop, (g.outHeight - 1) * s + (g.kernelHeight - 1) * g.dilationH + 1)
@@ -135,7 +145,9 @@ struct DirectConvPlan {
 
         // A sample's product splits into units: output rows (channel-major) or 48-column chunks
         // of the grid (the micro-kernel's widest pass).
-        let units = channelMajor ? g.outHeight : (gridColumns + 47) / 48
+        let unitColumns = self.unitColumns
+        let units = channelMajor ? g.outHeight : (gridColumns + unitColumns - 1) / unitColumns
+        let cfg = config.pointee
         offsets.withUnsafeBufferPointer { off in
             /// A panels `mp` × units `u` of sample `s`, B read from `src`.
             func compute(_ s: Int, _ src: UnsafePointer<Float>, mp: Range<Int>, units u: Range<Int>) {
@@ -147,11 +159,11 @@ struct DirectConvPlan {
                                       bias: bias, cols_per_sample: Int32(g.outPlane),
                                       act: act.code, lo: act.lo, hi: act.hi)
                 if channelMajor {
-                    sx_gemm_compute_ctd(weights.data, Int32(weights.m), Int32(weights.k), Int32(mp.lowerBound), Int32(mp.upperBound),
-                                        &b, Int32(u.lowerBound), Int32(u.upperBound), &out)
+                    cfg.ctd(weights.data, Int32(weights.m), Int32(weights.k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                            &b, Int32(u.lowerBound), Int32(u.upperBound), &out)
                 } else {
-                    sx_gemm_compute_direct(weights.data, Int32(weights.m), Int32(weights.k), Int32(mp.lowerBound), Int32(mp.upperBound),
-                                           &b, Int32(min(gridColumns, u.lowerBound * 48)), Int32(min(gridColumns, u.upperBound * 48)), &out)
+                    cfg.direct(weights.data, Int32(weights.m), Int32(weights.k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                               &b, Int32(min(gridColumns, u.lowerBound * unitColumns)), Int32(min(gridColumns, u.upperBound * unitColumns)), &out)
                 }
             }
 

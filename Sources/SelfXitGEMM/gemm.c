@@ -231,6 +231,44 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
 /// memory once per B panel. Partial sums accumulate in C; the epilogue runs on the last block.
 #define KC_MAX SXK_KC_MAX
 
+/// One tile of the driver: A panel `mp` × B panel `np` over the K block `kb0..<kb0+klen`, with
+/// the epilogue on the last block; a panel straddling samples is computed whole into a tile and
+/// scattered (a residual in place is read just before its element is written).
+static inline void drive_tile(sxk_tile_fn kern, int mr, const float *pa, int m, int k, int mp, const float *pb, int n,
+                              int np, int kb0, int klen, int first, int last, int in_place, const sx_gemm_out *out) {
+    const int cps = out->cols_per_sample;
+    const float *ap = pa + (size_t)mp * mr * k;
+    const int row0 = mp * mr;
+    const int mv = m - row0 < mr ? m - row0 : mr;
+    const float *bias = out->bias ? out->bias + row0 : NULL;
+    const float *bp = pb + (size_t)np * NR * k;
+    const int col0 = np * NR;
+    int nv = n - col0 < NR ? n - col0 : NR;
+    int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
+    if (s0 == s1) {
+        int pix = col0 - s0 * cps;
+        float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+        const float *res = out->residual && last && !in_place
+            ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+        kern(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c, out->ldc, mv, nv,
+             last ? bias : NULL, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
+    } else if (last) {
+        float tile[SXK_MR_MAX * NR];
+        kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, 0);
+        for (int j = 0; j < nv; j++) {
+            int col = col0 + j, s = col / cps, pix = col - s * cps;
+            float *c = out->c + s * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+            const float *res = out->residual
+                ? out->residual + s * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+            for (int r = 0; r < mv; r++) {
+                float v = tile[r * NR + j] + (bias ? bias[r] : 0.0f);
+                if (res) v += res[(ptrdiff_t)r * out->ldr];
+                c[(ptrdiff_t)r * out->ldc] = sxk_act1(v, out->act, out->lo, out->hi);
+            }
+        }
+    }
+}
+
 void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile2_fn kern2, int mr, const float *pa, int m, int k, int mp0, int mp1,
                     const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
     const int cps = out->cols_per_sample;
@@ -270,38 +308,13 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile2_fn kern2, int mr, const float *p
                             const float *res = out->residual && last && !in_place
                                 ? out->residual + t0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
                             kern2(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, bp + (size_t)NR * k + (size_t)kb0 * NR,
-                                             c, out->ldc, mv, nv2, last ? bias : NULL, res, out->ldr,
-                                             last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
+                                  c, out->ldc, mv, nv2, last ? bias : NULL, res, out->ldr,
+                                  last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
                             np++;
                             continue;
                         }
                     }
-                    int nv = n - col0 < NR ? n - col0 : NR;
-                    int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
-                    if (s0 == s1) {
-                        int pix = col0 - s0 * cps;
-                        float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
-                        const float *res = out->residual && last && !in_place
-                            ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
-                        kern(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c, out->ldc, mv, nv,
-                             last ? bias : NULL, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
-                    } else if (last) {
-                        // The panel straddles samples: compute (all of k) into a tile, then scatter
-                        // (a residual in place is read just before its element is written).
-                        float tile[SXK_MR_MAX * NR];
-                        kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, 0);
-                        for (int j = 0; j < nv; j++) {
-                            int col = col0 + j, s = col / cps, pix = col - s * cps;
-                            float *c = out->c + s * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
-                            const float *res = out->residual
-                                ? out->residual + s * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
-                            for (int r = 0; r < mv; r++) {
-                                float v = tile[r * NR + j] + (bias ? bias[r] : 0.0f);
-                                if (res) v += res[(ptrdiff_t)r * out->ldr];
-                                c[(ptrdiff_t)r * out->ldc] = sxk_act1(v, out->act, out->lo, out->hi);
-                            }
-                        }
-                    }
+                    drive_tile(kern, mr, pa, m, k, mp, pb, n, np, kb0, klen, first, last, in_place, out);
                 }
             }
         }

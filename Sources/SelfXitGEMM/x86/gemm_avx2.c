@@ -28,12 +28,14 @@ static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff
     __m256 acc0[MR], acc1[MR];
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    // Columns `< nv` of a row: masked loads and stores (maskload never touches masked-off lanes).
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv - 8), lane);
     if (accum) {
         for (int r = 0; r < mv; r++) {
-            float t[NR] = {0};
-            for (int j = 0; j < nv; j++) t[j] = c[(ptrdiff_t)r * ldc + j];
-            acc0[r] = _mm256_loadu_ps(t);
-            acc1[r] = _mm256_loadu_ps(t + 8);
+            acc0[r] = _mm256_maskload_ps(c + (ptrdiff_t)r * ldc, m0);
+            acc1[r] = _mm256_maskload_ps(c + (ptrdiff_t)r * ldc + 8, m1);
         }
     }
 #pragma clang loop unroll_count(2)
@@ -62,14 +64,12 @@ static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff
                 _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
                 _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
             } else {
-                float t[NR];
-                _mm256_storeu_ps(t, v0);
-                _mm256_storeu_ps(t + 8, v1);
-                for (int j = 0; j < nv; j++) {
-                    float v = t[j];
-                    if (res) v += res[(ptrdiff_t)r * ldr + j];
-                    cr[j] = act1(v, act, lo, hi);
+                if (res) {
+                    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr, m0));
+                    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr + 8, m1));
                 }
+                _mm256_maskstore_ps(cr, m0, act8(v0, act, vlo, vhi));
+                _mm256_maskstore_ps(cr + 8, m1, act8(v1, act, vlo, vhi));
             }
         }
     }

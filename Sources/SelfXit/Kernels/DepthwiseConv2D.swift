@@ -26,10 +26,11 @@ struct DepthwisePlan {
     /// Offset within a padded row of kernel column `kx`'s input for output pixel 0.
     let tapOffsets: [Int]
 
-    init(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config> = PackedGEMM.currentConfig) {
+    /// `inPlace: false` (tuning checks only) takes the padded copy where the rule would read in place.
+    init(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config> = PackedGEMM.currentConfig, inPlace: Bool = true) {
         self.g = g
         self.config = config
-        readsInPlace = config.pointee.dw3x3_direct != nil && g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationH == 1 && g.dilationW == 1
+        readsInPlace = inPlace && config.pointee.dw3x3_direct != nil && g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationH == 1 && g.dilationW == 1
             && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1
         let roundedW = (g.outWidth + 15) / 16 * 16

@@ -52,7 +52,9 @@ struct DirectConvPlan {
     /// a grid wasting more than an eighth of its columns (small planes, whose im2col is cheap anyway).
     /// Also `nil` when `config` has no direct kernel. Channel-major needs its `ctd` kernel, and
     /// takes rows of at most twice its `ctd_max_pixels` (14 on AVX-512, so 28).
-    init?(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config>) {
+    /// `channelMajor` (tuning checks only, selfxit-kernelbench tune) overrides the rule: `true`
+    /// where the configuration has a `ctd` kernel, `false` always; the grid-waste limit is then lifted.
+    init?(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config>, channelMajor forced: Bool? = nil) {
         let s = g.strideH
         guard config.pointee.direct != nil, config.pointee.direct_unit > 0,
               g.groups == 1, g.strideW == s, s == 1 || s == 2, g.padTop >= 0, g.padLeft >= 0 else { return nil }
@@ -69,8 +71,10 @@ struct DirectConvPlan {
         // where the packed product measured 4–20 % slower); the grid was faster otherwise.
         pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
         let k = g.inChannels * g.kernelHeight * g.kernelWidth
-        channelMajor = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= (pointwise ? ctdPixels : 2 * ctdPixels) && k >= 128
+        let rule = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= (pointwise ? ctdPixels : 2 * ctdPixels) && k >= 128
             && (!pointwise || k >= g.outChannels || g.outPlane < 64)
+        if let forced, forced && ctdPixels == 0 { return nil }
+        channelMajor = forced ?? rule
         // Rows and columns the windows reach.
         let reachH = max(g.inHeight + g.padTop, (g.outHeight - 1) * s + (g.kernelHeight - 1) * g.dilationH + 1)
         let reachW = max(g.inWidth + g.padLeft, (g.outWidth - 1) * s + (g.kernelWidth - 1) * g.dilationW + 1)
@@ -110,7 +114,7 @@ struct DirectConvPlan {
         }
         gridColumns = (g.outHeight - 1) * gridW + g.outWidth
         let computed = (gridColumns + 15) / 16 * 16
-        guard channelMajor || (gridColumns >= 64 && 8 * g.outPlane >= 7 * computed) else { return nil }
+        guard forced != nil || channelMajor || (gridColumns >= 64 && 8 * g.outPlane >= 7 * computed) else { return nil }
         // Per channel: the taps' (slot, offset), the same for every channel.
         var taps: [(slot: Int, offset: Int)] = []
         for ky in 0..<g.kernelHeight {

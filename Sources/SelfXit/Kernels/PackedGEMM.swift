@@ -110,3 +110,9 @@ final class PackedMatrixA {
 
     deinit { data.deallocate() }
 }
+
+/// The kernel configuration in words, for tools in this package (selfxit-kernelbench).
+package enum KernelConfigInfo {
+    /// The name of the configuration kernels created now use (`avx512`, `avx2`, `neon`, `scalar`).
+    package static var currentName: String { String(cString: PackedGEMM.currentConfig.pointee.name) }
+}

@@ -99,4 +99,46 @@ final class KernelConfigTests: XCTestCase {
             }
         }
     }
+
+    /// Every alternative `selfxit-kernelbench tune` times computes what the rule's path computes
+    /// (on every configuration), so the tuning check compares like with like.
+    func testForcedPlanChoicesAgree() {
+        let layers = [
+            Conv2DGeometry(inChannels: 40, inHeight: 14, inWidth: 14, outChannels: 37, outHeight: 14, outWidth: 14,
+                           kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1),
+            Conv2DGeometry(inChannels: 130, inHeight: 7, inWidth: 7, outChannels: 50, outHeight: 7, outWidth: 7,
+                           kernelHeight: 1, kernelWidth: 1),
+            Conv2DGeometry(inChannels: 20, inHeight: 30, inWidth: 34, outChannels: 24, outHeight: 15, outWidth: 17,
+                           kernelHeight: 3, kernelWidth: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1),
+            Conv2DGeometry(inChannels: 12, inHeight: 19, inWidth: 23, outChannels: 12, outHeight: 10, outWidth: 12,
+                           kernelHeight: 3, kernelWidth: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, groups: 12),
+        ]
+        let choices: [Conv2DKernel.PlanChoice] = [.packed(channelMajor: false), .packed(channelMajor: true),
+                                                 .direct(channelMajor: false), .direct(channelMajor: true),
+                                                 .depthwise(inPlace: true), .depthwise(inPlace: false)]
+        forEachKernelConfig("forced plan choices") { cfg in
+            var rng = SeededRandom(41)
+            for g in layers {
+                let batch = 3
+                let w = rng.array(g.outChannels * g.inChannels / g.groups * g.kernelHeight * g.kernelWidth)
+                let bias = rng.array(g.outChannels)
+                let x = rng.array(batch * g.inChannels * g.inHeight * g.inWidth)
+                let outCount = batch * g.outChannels * g.outHeight * g.outWidth
+                let pool = ThreadPool(threadCount: 2)
+                func run(_ choice: Conv2DKernel.PlanChoice) -> (String, [Float]) {
+                    let k = Conv2DKernel(geometry: g, weights: w, bias: bias, activation: .relu, plan: choice)
+                    var y = [Float](repeating: .nan, count: outCount)
+                    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, 2 * k.scratchFloatsPerThread))
+                    defer { scratch.deallocate() }
+                    withPointers([x], &y) { k.run(input: $0[0], residual: nil, output: $1, batch: batch, scratch: scratch, pool: pool) }
+                    return (k.algorithmName, y)
+                }
+                let (ruleName, want) = run(.rule)
+                for c in choices {
+                    let (name, y) = run(c)
+                    assertClose(y, want.map { Double($0) }, "\(g) \(name) vs rule \(ruleName) on \(String(cString: cfg.pointee.name))")
+                }
+            }
+        }
+    }
 }

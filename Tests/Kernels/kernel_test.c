@@ -112,6 +112,21 @@ static void check_dw_plane(const sx_kernel_config *cfg, int oh, int ow, int act)
     free(buf); free(o1); free(o2);
 }
 
+/* The configuration's in-place depthwise 3×3 (where it has one) against the portable one. */
+static void check_dw_direct(const sx_kernel_config *cfg, int h, int w, int stride, int pad, int act, int residual) {
+    if (!cfg->dw3x3_direct) return;
+    int oh = (h + 2 * pad - 3) / stride + 1, ow = (w + 2 * pad - 3) / stride + 1;
+    float *x = floats((size_t)h * w), wt[9], *res = floats((size_t)oh * ow);
+    float *o1 = floats((size_t)oh * ow), *o2 = floats((size_t)oh * ow);
+    for (int i = 0; i < 9; i++) wt[i] = rnd();
+    cfg->dw3x3_direct(x, h, w, stride, pad, pad, wt, 0.3f, residual ? res : NULL, o1, 0, oh, ow, act, 0.0f, 6.0f);
+    sxk_dw3x3_direct_portable(x, h, w, stride, pad, pad, wt, 0.3f, residual ? res : NULL, o2, 0, oh, ow, act, 0.0f, 6.0f);
+    char what[80];
+    snprintf(what, sizeof what, "dw3x3_direct %dx%d s%d pad %d act %d res %d", h, w, stride, pad, act, residual);
+    expect_close(what, cfg->name, o1, o2, (size_t)oh * ow, 1e-5f);
+    free(x); free(res); free(o1); free(o2);
+}
+
 static void check_activations(const sx_kernel_config *cfg) {
     float special[] = {NAN, INFINITY, -INFINITY, 3.4e38f, -3.4e38f, 1e30f, -1e30f, 88.72f, 88.73f, -87.33f, -87.34f,
                        1e-40f, -1e-40f, 0.0f, -0.0f, 1.0f, -1.0f, 20.0f, -20.0f, 100.0f, -100.0f};
@@ -231,6 +246,10 @@ int main(void) {
             check_direct(cfg, 40, 12, 13, 31, 3, 1, acts[ai], ai == 1);
             check_dw_plane(cfg, 5, 3, acts[ai]);
             check_dw_plane(cfg, 9, 37, acts[ai]);
+            check_dw_direct(cfg, 13, 17, 1, 1, acts[ai], 1);
+            check_dw_direct(cfg, 14, 37, 2, 1, acts[ai], 0);
+            check_dw_direct(cfg, 5, 3, 2, 1, acts[ai], ai == 2);
+            check_dw_direct(cfg, 56, 56, 2, 0, acts[ai], 0);
         }
         check_activations(cfg);
         check_sgemm(cfg, 1, 50, 30);

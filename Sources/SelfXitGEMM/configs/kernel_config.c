@@ -33,7 +33,7 @@ static const sx_kernel_config avx2_config = {
     .ct = NULL, .ctd = NULL, .small_rows = NULL,
     .im2col = sxk_im2col_portable,
     .dw3x3_plane = sxk_dw3x3_plane_avx2,
-    .dw3x3_direct = NULL, .maxpool_direct = NULL,
+    .dw3x3_direct = sxk_dw3x3_direct_avx2, .maxpool_direct = NULL,
     .deinterleave2 = sxk_deinterleave2_portable,
     .sigmoid = sxk_sigmoid_avx2, .silu = sxk_silu_avx2,
 };

@@ -125,9 +125,6 @@ SXK_HIDDEN void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1,
 SXK_HIDDEN void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
                                      const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
                                      float hi);
-SXK_HIDDEN void sxk_dw3x3_direct_avx2(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
-                                      const float *w, float bias, const float *res, float *out, int oy0, int oy1,
-                                      int out_w, int act, float lo, float hi);
 SXK_HIDDEN void sxk_sigmoid_avx2(const float *x, float *y, size_t n);
 SXK_HIDDEN void sxk_silu_avx2(const float *x, float *y, size_t n);
 #endif

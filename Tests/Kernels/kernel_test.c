@@ -190,6 +190,29 @@ static void check_entry_points(void) {
     sx_gemm_out o = {c, cps, (ptrdiff_t)m * cps, NULL, cps, (ptrdiff_t)m * cps, NULL, cps, SX_GEMM_ACT_NONE, 0, 0};
     sx_gemm_compute_ct(pw, m, k, 0, (m + 15) / 16, pb, n, 0, (n + 15) / 16, &o);
     expect_close("sx_gemm_compute_ct", name, c, want, (size_t)m * n, 1e-4f);
+    /* sx_gemm_compute_ctd: a 3×3 over a padded 9×11 grid (7×9 outputs), 20 channels. */
+    {
+        int cin = 3, gh = 9, gw = 11, oh = 7, ow = 9, kk3 = cin * 9, mm = 20;
+        float *x3 = floats((size_t)cin * gh * gw), *w3 = floats((size_t)mm * kk3), *pw3 = floats(sx_gemm_packed_wt_floats(mm, kk3));
+        float *c3 = floats((size_t)mm * oh * ow), *want3 = malloc(sizeof(float) * (size_t)mm * oh * ow);
+        int off3[27];
+        for (int ci = 0; ci < cin; ci++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) off3[(ci * 3 + ky) * 3 + kx] = ci * gh * gw + ky * gw + kx;
+        sx_gemm_pack_wt(w3, mm, kk3, pw3);
+        for (int i = 0; i < mm; i++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    double acc = 0;
+                    for (int q = 0; q < kk3; q++) acc += (double)w3[i * kk3 + q] * x3[off3[q] + oy * gw + ox];
+                    want3[i * oh * ow + oy * ow + ox] = (float)acc;
+                }
+        sx_gemm_direct_b db3 = {x3, off3, (oh - 1) * gw + ow, gw, ow};
+        sx_gemm_out o3 = {c3, oh * ow, 0, NULL, oh * ow, 0, NULL, oh * ow, SX_GEMM_ACT_NONE, 0, 0};
+        sx_gemm_compute_ctd(pw3, mm, kk3, 0, (mm + 15) / 16, &db3, 0, oh, &o3);
+        expect_close("sx_gemm_compute_ctd", name, c3, want3, (size_t)mm * oh * ow, 1e-4f);
+        free(x3); free(w3); free(pw3); free(c3); free(want3);
+    }
     /* sx_gemm_small_rows. */
     float *x = floats(3 * 40), *bb = floats(40 * 37), *y = floats(3 * 37), *yw = malloc(sizeof(float) * 3 * 37);
     for (int r = 0; r < 3; r++)

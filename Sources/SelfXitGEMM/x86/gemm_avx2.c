@@ -253,54 +253,5 @@ void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, cons
     }
 }
 
-/// Lanes `i` of an 8-float load at column `ix` of a row of `in_w` columns that lie inside it.
-AVX2_TARGET
-static inline __m256i row_mask8(int ix, int in_w) {
-    __m256i col = _mm256_add_epi32(_mm256_set1_epi32(ix), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    return _mm256_and_si256(_mm256_cmpgt_epi32(col, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(_mm256_set1_epi32(in_w), col));
-}
-
-/// Input row `iy`'s taps for 8 outputs whose first window starts at column `ix` (stride 1: one
-/// masked load per tap; stride 2: 16 columns and the even ones kept); zeros outside the image.
-AVX2_TARGET
-static inline __m256 dw_tap8(const float *x, int iy, int in_h, int in_w, int ix, int stride) {
-    if (iy < 0 || iy >= in_h) return _mm256_setzero_ps();
-    const float *row = x + (ptrdiff_t)iy * in_w;
-    __m256 a = _mm256_maskload_ps(row + ix, row_mask8(ix, in_w));
-    if (stride == 1) return a;
-    __m256 b = _mm256_maskload_ps(row + ix + 8, row_mask8(ix + 8, in_w));
-    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // a0 a2 b0 b2 | a4 a6 b4 b6
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), _MM_SHUFFLE(3, 1, 2, 0)));
-}
-
-/// `sx_dw3x3_direct` on 8-float vectors: the plane read in place with masked loads (no padded
-/// copy), 8 output columns at a time down each output row.
-AVX2_TARGET
-void sxk_dw3x3_direct_avx2(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
-                           const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
-                           int act, float lo, float hi) {
-    __m256 wv[9];
-    for (int t = 0; t < 9; t++) wv[t] = _mm256_set1_ps(w[t]);
-    const __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-    for (int oy = oy0; oy < oy1; oy++) {
-        const int iy = oy * stride - pad_top;
-        float *o = out + (ptrdiff_t)oy * out_w;
-        const float *r = res ? res + (ptrdiff_t)oy * out_w : NULL;
-        for (int ox = 0; ox < out_w; ox += 8) {
-            const int ix = ox * stride - pad_left;
-            __m256 s0 = vb, s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps();
-            for (int ky = 0; ky < 3; ky++) {
-                s0 = _mm256_fmadd_ps(wv[3 * ky], dw_tap8(x, iy + ky, in_h, in_w, ix, stride), s0);
-                s1 = _mm256_fmadd_ps(wv[3 * ky + 1], dw_tap8(x, iy + ky, in_h, in_w, ix + 1, stride), s1);
-                s2 = _mm256_fmadd_ps(wv[3 * ky + 2], dw_tap8(x, iy + ky, in_h, in_w, ix + 2, stride), s2);
-            }
-            __m256 y = _mm256_add_ps(s0, _mm256_add_ps(s1, s2));
-            const int n = out_w - ox;
-            const __m256i sm = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-            if (r) y = _mm256_add_ps(y, _mm256_maskload_ps(r + ox, sm));
-            _mm256_maskstore_ps(o + ox, sm, act8(y, act, vlo, vhi));
-        }
-    }
-}
 
 #endif

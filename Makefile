@@ -193,3 +193,28 @@ conformance: build
 	@dpkg -s python3-torchvision >/dev/null 2>&1 || apt-get install -y python3-torch python3-torchvision
 	/usr/bin/python3 tools/zoo_export.py
 	SELFXIT_LIBRARY=$(CURDIR)/.build/release/libselfxit.so $$(tools/zoo_venv.sh) tools/zoo_conformance.py $(CONFORMANCE_ARGS)
+
+# ---- The C kernels on their own (Tests/Kernels/kernel_test.c) -------------------------------
+# Every kernel configuration the machine runs, against the portable C kernels and naive loops.
+# test-aarch64-kernels cross-compiles the same sources for AArch64 (Debian gcc-aarch64-linux-gnu,
+# static) and runs them under qemu-user (Debian qemu-user): the NEON configuration's test on x86.
+GEMM_SOURCES = $(shell find Sources/SelfXitGEMM -name '*.c' | LC_ALL=C sort)
+KERNEL_TEST_FLAGS = -O2 -std=gnu11 -Wall -Wextra -Werror -ISources/SelfXitGEMM/include -ISources/SelfXitGEMM
+KERNEL_CC ?= $(SANITIZER_CC)
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+QEMU_AARCH64 ?= qemu-aarch64
+.PHONY: test-kernels test-aarch64-kernels
+
+test-kernels:
+	@mkdir -p .build/kernels
+	$(KERNEL_CC) $(KERNEL_TEST_FLAGS) Tests/Kernels/kernel_test.c $(GEMM_SOURCES) -o .build/kernels/kernel_test -lm -lpthread
+	.build/kernels/kernel_test
+
+test-aarch64-kernels:
+	@command -v $(AARCH64_CC) >/dev/null || { echo "$(AARCH64_CC) missing: apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross"; exit 1; }
+	@command -v $(QEMU_AARCH64) >/dev/null || { echo "$(QEMU_AARCH64) missing: apt-get install qemu-user"; exit 1; }
+	@mkdir -p .build/aarch64
+	@# gcc does not know clang's loop pragmas (sgemm.c): they are hints, ignored there.
+	$(AARCH64_CC) $(KERNEL_TEST_FLAGS) -Wno-unknown-pragmas -static Tests/Kernels/kernel_test.c $(GEMM_SOURCES) \
+	   -o .build/aarch64/kernel_test -lm -lpthread
+	$(QEMU_AARCH64) .build/aarch64/kernel_test

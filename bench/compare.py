@@ -9,6 +9,15 @@ Rows (name: model file, batch):
     resnet18-b1, resnet18-b32      resnet18-w64-28.onnx (CIFAR-style ResNet-18, 1×28×28)
     resnet50-b1, resnet50-b8       resnet50-224.onnx
     mobilenetv2-b1, mobilenetv2-b8 mobilenetv2-224.onnx
+  torchvision's (tools/export_torchvision_bench.py; --torchvision adds them to the default rows):
+    tv-resnet50-b1, -b8            tv-resnet50.onnx (torchvision ResNet-50)
+    tv-mobilenetv3l-b1, -b8        tv-mobilenetv3l.onnx (MobileNetV3-Large)
+    tv-efficientnetb0-b1, -b8      tv-efficientnetb0.onnx (EfficientNet-B0)
+    tv-regnety400mf-b1, -b8        tv-regnety400mf.onnx (RegNetY-400MF)
+    tv-densenet121-b1, -b8         tv-densenet121.onnx (DenseNet-121)
+
+--isa avx2|avx512|scalar|neon sets SELFXIT_GEMM_ISA for SelfXit's worker only (ORT keeps its own
+dispatch): e.g. the AVX2 kernel configuration measured on an AVX-512 machine, labelled as such.
 
 For each row ORT (`bench/ort_bench.py --child --serve`) and SelfXit (`selfxit-bench
 --model PATH --batch N --threads T --warmup W --serve`) run in two worker processes
@@ -51,6 +60,14 @@ ROWS = {
     "mobilenetv2-b1": ("MobileNetV2 224", "mobilenetv2-224.onnx", 1),
     "mobilenetv2-b8": ("MobileNetV2 224", "mobilenetv2-224.onnx", 8),
 }
+DEFAULT_ROWS = list(ROWS)
+TORCHVISION_ROWS = {}
+for _key, _label in [("resnet50", "ResNet-50 (torchvision)"), ("mobilenetv3l", "MobileNetV3-Large (torchvision)"),
+                     ("efficientnetb0", "EfficientNet-B0 (torchvision)"), ("regnety400mf", "RegNetY-400MF (torchvision)"),
+                     ("densenet121", "DenseNet-121 (torchvision)")]:
+    for _batch in (1, 8):
+        TORCHVISION_ROWS[f"tv-{_key}-b{_batch}"] = (_label, f"tv-{_key}.onnx", _batch)
+ROWS.update(TORCHVISION_ROWS)
 
 
 class Worker:
@@ -99,13 +116,17 @@ class Worker:
 BURST = 5
 
 
-def measure_round(model, batch, threads, iters, warmup, binary, timeout):
+def measure_round(model, batch, threads, iters, warmup, binary, timeout, isa=None):
     """One round: fresh workers, `iters` batches each, interleaved. Returns {engine: (times, summary)}."""
     cmd, env = ort_bench.serve_command(model, batch, threads, warmup)
+    env.pop("SELFXIT_GEMM_ISA", None)
     workers = [Worker("ort", cmd, env, timeout)]
     if binary:
+        our_env = dict(os.environ)
+        if isa:
+            our_env["SELFXIT_GEMM_ISA"] = isa
         workers.append(Worker("ours", [binary, "--model", model, "--batch", str(batch), "--threads", str(threads),
-                                       "--warmup", str(warmup), "--serve"], dict(os.environ), timeout))
+                                       "--warmup", str(warmup), "--serve"], our_env, timeout))
     times = {w.name: [] for w in workers}
     try:
         for i in range((iters + BURST - 2) // (BURST - 1)):
@@ -131,8 +152,11 @@ def main(argv=None):
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--repeats", type=int, default=1, help="rounds per row, each with fresh workers")
-    p.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), metavar="ROW",
+    p.add_argument("--rows", nargs="+", choices=list(ROWS), default=None, metavar="ROW",
                    help="subset of rows: " + ", ".join(ROWS))
+    p.add_argument("--torchvision", action="store_true", help="add the torchvision rows to the default rows")
+    p.add_argument("--isa", choices=["avx512", "avx2", "neon", "scalar"],
+                   help="SELFXIT_GEMM_ISA for SelfXit's worker (its kernel configuration)")
     p.add_argument("--models-dir", default=os.path.join(ROOT, ".cache", "models"))
     p.add_argument("--selfxit-bin", default=os.path.join(ROOT, ".build", "release", "selfxit-bench"))
     p.add_argument("--ort-only", action="store_true", help="skip SelfXit even if the binary exists")
@@ -141,11 +165,14 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.iters < 1 or args.repeats < 1 or args.threads < 1:
         p.error("--iters, --repeats and --threads must be at least 1")
+    if args.rows is None:
+        args.rows = DEFAULT_ROWS + (list(TORCHVISION_ROWS) if args.torchvision else [])
 
     missing = sorted({ROWS[r][1] for r in args.rows if not os.path.exists(os.path.join(args.models_dir, ROWS[r][1]))})
     if missing:
         raise SystemExit(f"missing benchmark models in {args.models_dir}: {', '.join(missing)}\n"
-                         f"make them with: python3 bench/make_bench_models.py --out {args.models_dir}")
+                         f"make them with: python3 bench/make_bench_models.py --out {args.models_dir}"
+                         f" (tv-*: tools/export_torchvision_bench.py --out {args.models_dir})")
 
     binary = None
     if not args.ort_only:
@@ -166,7 +193,8 @@ def main(argv=None):
         ort_times, our_times, ort_rss, our_rss, round_ratios = [], [], [], [], []
         for _ in range(args.repeats):
             try:
-                measured = measure_round(model, batch, args.threads, args.iters, args.warmup, binary, args.timeout)
+                measured = measure_round(model, batch, args.threads, args.iters, args.warmup, binary, args.timeout,
+                                         args.isa)
             except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, ValueError) as e:
                 raise SystemExit(f"{row}: {e}")
             ort_times += measured["ort"][0]
@@ -178,7 +206,7 @@ def main(argv=None):
                 round_ratios.append(statistics.median(measured["ours"][0]) / statistics.median(measured["ort"][0]))
         ort_ms = statistics.median(ort_times)
         our_ms = statistics.median(our_times) if our_times else None
-        res = {"row": row, "model": label, "file": fname, "batch": batch, "threads": args.threads,
+        res = {"row": row, "model": label, "isa": args.isa or "default", "file": fname, "batch": batch, "threads": args.threads,
                "ort_ms": ort_ms, "ours_ms": our_ms,
                "ratio": (our_ms / ort_ms) if our_ms is not None else None,
                "round_ratios": round_ratios,
@@ -188,6 +216,8 @@ def main(argv=None):
         print(f"  {row}: ORT {ort_ms:.2f} ms, ours {fmt(our_ms)} ms, ratio per round "
               f"{' '.join(f'{r:.2f}' for r in round_ratios) or 'n/a'}", file=sys.stderr, flush=True)
 
+    if args.isa:
+        print(f"\nSelfXit ran with SELFXIT_GEMM_ISA={args.isa} (its {args.isa} kernel configuration); ORT its own dispatch.")
     print(f"\nThreads: {args.threads}, iters: {args.iters}, warmup: {args.warmup}, repeats: {args.repeats}; "
           f"latency = median per batch, the engines taking turns of {BURST} batches (the first untimed).\n")
     print("| model | batch | ORT ms | ours ms | ours/ORT | ORT peak RSS MB | ours peak RSS MB |")
@@ -200,7 +230,7 @@ def main(argv=None):
           f"import (before any model is loaded).")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"threads": args.threads, "iters": args.iters, "warmup": args.warmup,
+            json.dump({"threads": args.threads, "iters": args.iters, "warmup": args.warmup, "isa": args.isa,
                        "selfxit_bin": binary, "rows": results}, f, indent=2)
 
 

@@ -25,6 +25,7 @@ train_fmnist_resnet.py and ../bench/make_bench_models.py.
 from __future__ import annotations
 
 import math
+import inspect
 import warnings
 
 import torch
@@ -455,8 +456,11 @@ def export_onnx(model: nn.Module, path, input_shape, *, output_name: str = "logi
     training = torch.onnx.TrainingMode.PRESERVE if keep_bn else torch.onnx.TrainingMode.EVAL
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # `dynamo=False` keeps torch >= 2.5 on the TorchScript exporter; older torch (Debian's
+        # python3-torch 1.13) has only that one and no such argument.
+        legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
         torch.onnx.export(
-            model, (dummy,), str(path), dynamo=False, opset_version=opset,
+            model, (dummy,), str(path), **legacy, opset_version=opset,
             input_names=["input"], output_names=[output_name],
             dynamic_axes={"input": in_axes, output_name: {0: "batch"}},
             training=training, do_constant_folding=True,

@@ -4,10 +4,14 @@
  * Build with clang, as SwiftPM does (the kernels' loop pragmas are clang's):
  *
  *   clang -O2 -std=gnu11 -ISources/SelfXitGEMM/include -ISources/SelfXitGEMM tools/sgemm_bench.c \
- *      Sources/SelfXitGEMM/sgemm.c Sources/SelfXitGEMM/gemm.c -o .build/sgemm_bench -lopenblas -lpthread -lm
+ *      $(find Sources/SelfXitGEMM -name '*.c') -o .build/sgemm_bench -lopenblas -lpthread -lm
  *   .build/sgemm_bench c          # correctness on every ISA this CPU runs
  *   .build/sgemm_bench b [NAME]   # best-of-N timings, ours and OpenBLAS alternating (same load for
  *                                 # both); only shapes whose name contains NAME if given
+ *   .build/sgemm_bench p          # the FMA peak of one core (AVX2 and AVX-512 FMA loops, measured),
+ *                                 # then large products as a % of it, ours and OpenBLAS
+ * The AVX2 configuration against OpenBLAS's Haswell kernels (on an AVX-512 machine):
+ *   SELFXIT_GEMM_ISA=avx2 OPENBLAS_CORETYPE=Haswell .build/sgemm_bench p
  */
 #define _POSIX_C_SOURCE 199309L
 #include "selfxit_gemm.h"
@@ -122,8 +126,78 @@ static void bench(const char *name, int ta, int tb, int m, int n, int k, float b
     free(a); free(b); free(c);
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+/* Independent FMA chains (more than latency × ports) on one core: the measured peak. */
+__attribute__((target("avx2,fma"), noinline)) static double fma_peak_avx2(long iters) {
+    __m256 acc[12], m = _mm256_set1_ps(0.999999f), a = _mm256_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) acc[i] = _mm256_set1_ps((float)i);
+    double t = now();
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++) acc[i] = _mm256_fmadd_ps(acc[i], m, a);
+    t = now() - t;
+    float sink = 0;
+    for (int i = 0; i < 12; i++) sink += _mm256_cvtss_f32(acc[i]);
+    if (sink == 12345.0f) printf(" ");
+    return 2.0 * 8 * 12 * (double)iters / t;
+}
+__attribute__((target("avx512f"), noinline)) static double fma_peak_avx512(long iters) {
+    __m512 acc[12], m = _mm512_set1_ps(0.999999f), a = _mm512_set1_ps(1e-7f);
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_ps((float)i);
+    double t = now();
+    for (long it = 0; it < iters; it++)
+        for (int i = 0; i < 12; i++) acc[i] = _mm512_fmadd_ps(acc[i], m, a);
+    t = now() - t;
+    float sink = 0;
+    for (int i = 0; i < 12; i++) sink += _mm512_cvtss_f32(acc[i]);
+    if (sink == 12345.0f) printf(" ");
+    return 2.0 * 16 * 12 * (double)iters / t;
+}
+#endif
+
+/* Best of `reps` for ours and OpenBLAS on one NN product, as GF/s and % of `peak`. */
+static void peak_row(int m, int n, int k, double peak, int reps) {
+    float *a = random_floats((size_t)m * k), *b = random_floats((size_t)k * n), *c = random_floats((size_t)m * n);
+    int isa = sx_gemm_default_isa();
+    double ours = 1e9, theirs = 1e9, flops = 2.0 * m * n * k;
+    for (int r = 0; r < reps; r++) {
+        double t = now();
+        sx_sgemm(isa, 0, 0, m, n, k, 1, a, k, b, n, 0, c, n);
+        t = now() - t;
+        if (t < ours) ours = t;
+        t = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 0, c, n);
+        t = now() - t;
+        if (t < theirs) theirs = t;
+    }
+    printf("| %4d×%4d×%4d | %6.1f GF/s (%4.1f %%) | %6.1f GF/s (%4.1f %%) | %.2f |\n", m, n, k, flops / ours * 1e-9,
+           100 * flops / ours / peak, flops / theirs * 1e-9, 100 * flops / theirs / peak, theirs / ours);
+    free(a); free(b); free(c);
+}
+
 int main(int argc, char **argv) {
     openblas_set_num_threads(1);
+#if defined(__x86_64__)
+    if (argc >= 2 && argv[1][0] == 'p') {
+        int isa = sx_gemm_default_isa();
+        double p2 = 0, p512 = 0;
+        /* Many short runs, the best kept: on a shared machine some of them run undisturbed. */
+        for (int r = 0; r < 400; r++) {
+            double x = fma_peak_avx2(200000);
+            if (x > p2) p2 = x;
+            if (sx_gemm_isa_supported(SX_GEMM_ISA_AVX512)) { x = fma_peak_avx512(200000); if (x > p512) p512 = x; }
+        }
+        double peak = isa == SX_GEMM_ISA_AVX512 ? p512 : p2;
+        printf("measured FMA peak, 1 core: AVX2 %.1f GF/s, AVX-512 %.1f GF/s; sx_sgemm runs the %s configuration\n",
+               p2 * 1e-9, p512 * 1e-9, sx_kernel_config_for(isa)->name);
+        printf("| m×n×k | sx_sgemm | OpenBLAS 1 thread | ours/OpenBLAS speed |\n|---|---|---|---|\n");
+        int sizes[][3] = {{256, 256, 256}, {512, 512, 512}, {1024, 1024, 1024}, {2048, 2048, 2048}, {256, 3136, 576},
+                          {512, 784, 1152}, {64, 12544, 147}, {1000, 32, 2048}, {2304, 1024, 64}};
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+            peak_row(sizes[i][0], sizes[i][1], sizes[i][2], peak, sizes[i][0] >= 2048 ? 8 : 40);
+        return 0;
+    }
+#endif
     if (argc < 2 || argv[1][0] == 'c') {
         if (check_all()) return 1;
     }

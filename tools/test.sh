@@ -37,6 +37,14 @@ for isa in ${isas#* }; do
     --filter 'KernelConvTests|KernelPoolingTests|KernelGemmTests|ExitHeadTests|ParityTests'
 done
 
+echo "== C kernels of every kernel configuration against the portable ones (host; AArch64 NEON under qemu-user)"
+make --no-print-directory test-kernels
+if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
+  make --no-print-directory test-aarch64-kernels
+else
+  echo "skipped: NEON configuration untested (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)"
+fi
+
 echo "== Header: C99 and C++17, -Wall -Wextra -Werror -pedantic"
 printf '#include "selfxit.h"\nint main(void) { return (int)sx_abi_version() - SX_ABI_VERSION; }\n' > .build/header_check.c
 cc -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -c .build/header_check.c -o .build/header_check_c.o

@@ -1,26 +1,19 @@
+// Packed SGEMM: CPU detection, packing, portable im2col and the GEMM driver every ISA shares.
+// The ISA-specific kernels live in x86/ (AVX-512, AVX2+FMA), arm/ (NEON) and portable.c; the
+// one table per ISA that points at them is configs/kernel_config.c. The public entry points
+// below dispatch through a configuration, never on an ISA id.
 #include "selfxit_gemm.h"
-#include "avx512_helpers.h"
+#include "kernels_internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#define SX_X86 1
-#include <cpuid.h>
-#include <immintrin.h>
-#endif
-
 #if SX_X86
-#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
-#define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
+#include <cpuid.h>
 #endif
 
 #define NR SX_GEMM_NR
-#define MR_MAX 16
-#define MR_AVX512 16
-#define MR_AVX2 6
-#define MR_SCALAR 4
 
 /* ---------------------------------------------------------------- CPU detection */
 
@@ -45,49 +38,57 @@ static int detect_isa(void) {
     int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512vl = (b >> 31) & 1;
     if (avx512f && avx512dq && avx512vl && (xcr0 & 0xE6) == 0xE6) return SX_GEMM_ISA_AVX512;
     if (avx2) return SX_GEMM_ISA_AVX2;
+#elif SX_ARM64
+    return SX_GEMM_ISA_NEON;  // Advanced SIMD is mandatory on AArch64
 #endif
     return SX_GEMM_ISA_SCALAR;
 }
 
-static int hardware_isa(void) {
+int sxk_hardware_isa(void) {
     static int cached = -1;  // benign race: every thread computes the same value
     if (cached < 0) cached = detect_isa();
     return cached;
 }
 
 int sx_gemm_isa_supported(int isa) {
-    return isa >= SX_GEMM_ISA_SCALAR && isa <= hardware_isa();
+    int hw = sxk_hardware_isa();
+    if (isa == SX_GEMM_ISA_SCALAR) return 1;
+#if SX_X86
+    // x86's ISAs nest: an AVX-512 machine runs the AVX2 code too.
+    return (isa == SX_GEMM_ISA_AVX2 || isa == SX_GEMM_ISA_AVX512) && isa <= hw;
+#else
+    return isa == hw;
+#endif
 }
 
 static int lowered_isa(void) {
-    int isa = hardware_isa();
+    int isa = sxk_hardware_isa();
     const char *env = getenv("SELFXIT_GEMM_ISA");
     if (env) {
         int want = isa;
         if (!strcmp(env, "scalar")) want = SX_GEMM_ISA_SCALAR;
         else if (!strcmp(env, "avx2")) want = SX_GEMM_ISA_AVX2;
         else if (!strcmp(env, "avx512")) want = SX_GEMM_ISA_AVX512;
-        if (want < isa) isa = want;
+        else if (!strcmp(env, "neon")) want = SX_GEMM_ISA_NEON;
+        if (want != isa && sx_gemm_isa_supported(want)) isa = want;
     }
     return isa;
 }
 
 int sx_gemm_default_isa(void) {
     // Read once: kernels ask per plane and per row, and getenv scans the whole environment.
-    static int cached = -1;  // benign race, as hardware_isa
+    static int cached = -1;  // benign race, as sxk_hardware_isa
     if (cached < 0) cached = lowered_isa();
     return cached;
 }
 
 int sx_gemm_mr(int isa) {
-    switch (isa) {
-    case SX_GEMM_ISA_AVX512: return MR_AVX512;
-    case SX_GEMM_ISA_AVX2: return MR_AVX2;
-    default: return MR_SCALAR;
-    }
+    const sx_kernel_config *cfg = sx_kernel_config_for(isa);
+    return cfg ? cfg->mr : SXK_MR_SCALAR;
 }
 
 /* ---------------------------------------------------------------- packing */
+
 
 size_t sx_gemm_packed_a_floats(int isa, int m, int k) {
     size_t mr = (size_t)sx_gemm_mr(isa);
@@ -144,7 +145,7 @@ void sx_gemm_pack_b_zero_tail(int n, int k, int r0, int r1, float *dst) {
 #define IM2COL_BUF 4096
 
 /// Pixels `p0..<p1` (of the output rows `oy0...`) of im2col row `r` into `out`.
-static void im2col_segment(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0, int p0, int p1, float *out) {
+void sxk_im2col_segment_portable(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0, int p0, int p1, float *out) {
     const int ow = g->out_w;
     const float *src = x + (size_t)c * g->in_h * g->in_w;
     int off = kx * g->dilation_w - g->pad_left;
@@ -175,120 +176,13 @@ static void im2col_segment(const float *x, const sx_im2col_geom *g, int c, int k
         p += ox1 - ox0;
     }
 }
-
-#if SX_X86
-/// `im2col_segment` for stride-1 and stride-2 rows with AVX-512 masked loads (padding lanes
-/// masked off, never read); stride-2 rows load 32 columns and keep the even ones.
-AVX512_TARGET
-static void im2col_segment_avx512(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0, int p0, int p1, float *out) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const int ow = g->out_w, sw = g->stride_w;
-    const float *src = x + (size_t)c * g->in_h * g->in_w;
-    int off = kx * g->dilation_w - g->pad_left;
-    int p = p0;
-    int oy = oy0, ox0 = p0;
-    if (p0 >= ow) { oy += p0 / ow; ox0 = p0 % ow; }
-    while (p < p1) {
-        int ox1 = ow < ox0 + (p1 - p) ? ow : ox0 + (p1 - p);
-        float *d = out + (p - p0) - ox0;
-        int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
-        if (iy < 0 || iy >= g->in_h) {
-            for (int ox = ox0; ox < ox1; ox += 16) {
-                int n = ox1 - ox < 16 ? ox1 - ox : 16;
-                _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << n) - 1u), _mm512_setzero_ps());
-            }
-        } else {
-            const float *row = src + (ptrdiff_t)iy * g->in_w;
-            for (int ox = ox0; ox < ox1; ox += 16) {
-                int n = ox1 - ox < 16 ? ox1 - ox : 16;
-                int ix = ox * sw + off;
-                __m512 v;
-                if (sw == 1) {
-                    v = _mm512_maskz_loadu_ps(sx_row_mask(ix, g->in_w), row + ix);
-                } else {
-                    __m512 a = _mm512_maskz_loadu_ps(sx_row_mask(ix, g->in_w), row + ix);
-                    __m512 b = _mm512_maskz_loadu_ps(sx_row_mask(ix + 16, g->in_w), row + ix + 16);
-                    v = _mm512_permutex2var_ps(a, even, b);
-                }
-                _mm512_mask_storeu_ps(d + ox, (__mmask16)((1u << n) - 1u), v);
-            }
-        }
-        p += ox1 - ox0;
-        oy++;
-        ox0 = 0;
-    }
-}
-#endif
-
-typedef void (*segment_fn)(const float *, const sx_im2col_geom *, int, int, int, int, int, int, float *);
-
-static segment_fn segment_for(const sx_im2col_geom *g) {
-#if SX_X86
-    if ((g->stride_w == 1 || g->stride_w == 2) && sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) return im2col_segment_avx512;
-#endif
-    (void)g;
-    return im2col_segment;
-}
-
 #define IM2COL_CW 256
 
-/// Small planes (at most `GATHER_MAX_PIXELS` output pixels, kernels up to 7×7): im2col rows are
-/// gathered through a per-tap table of input offsets, one AVX-512 gather per 16 pixels, instead of
-/// a call per row and output row — on a 4×4 or 7×7 plane that per-row overhead was most of the
-/// packing time.
-#define GATHER_MAX_PIXELS 64
-#define GATHER_MAX_TAPS 49
-
-#if SX_X86
-AVX512_TARGET
-static void im2col_gather_avx512(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
-    const int k = g->channels * g->kernel_h * g->kernel_w, taps = g->kernel_h * g->kernel_w;
-    const int npix = (oy1 - oy0) * g->out_w, vecs = (npix + 15) / 16;
-    const int plane = g->in_h * g->in_w;
-    int table[GATHER_MAX_TAPS][GATHER_MAX_PIXELS] __attribute__((aligned(64)));
-    for (int t = 0; t < taps; t++) {
-        int ky = t / g->kernel_w, kx = t % g->kernel_w;
-        for (int p = 0; p < vecs * 16; p++) {
-            int oy = oy0 + p / g->out_w, ox = p % g->out_w;
-            int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
-            int ix = ox * g->stride_w + kx * g->dilation_w - g->pad_left;
-            table[t][p] = p < npix && iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w ? iy * g->in_w + ix : -1;
-        }
-    }
-    const __m512i none = _mm512_set1_epi32(-1);
-    for (int r = r0; r < r1; r++) {
-        int c = r / taps, t = r % taps;
-        const float *src = x + (size_t)c * plane;
-        for (int v = 0; v < vecs; v++) {
-            __m512i idx = _mm512_load_si512((const void *)&table[t][16 * v]);
-            __mmask16 inside = _mm512_cmpneq_epi32_mask(idx, none);
-            __m512 val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, idx, src, 4);
-            int n = npix - 16 * v < 16 ? npix - 16 * v : 16;
-            int col = col0 + 16 * v, off = col & (NR - 1);
-            // Columns col..col+n−1: the rest of one panel, then the start of the next.
-            float *row = dst + (size_t)(col / NR) * NR * k + (size_t)r * NR;
-            int first = NR - off < n ? NR - off : n;
-            _mm512_mask_storeu_ps(row + off, (__mmask16)((1u << first) - 1u), val);
-            if (n > first) {
-                float *next = row + (size_t)NR * k;
-                _mm512_mask_storeu_ps(next - first, (__mmask16)(((1u << n) - 1u) & ~((1u << first) - 1u)), val);
-            }
-        }
-    }
-}
-#endif
-
-void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
+/// Rows `r0..<r1` of the im2col matrix through the row-segment function `seg` (see sx_im2col_packed).
+void sxk_im2col_with(sxk_segment_fn im2col_segment, const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
     const int k = g->channels * g->kernel_h * g->kernel_w;
     const int npix = (oy1 - oy0) * g->out_w;
-#if SX_X86
-    if (npix <= GATHER_MAX_PIXELS && g->kernel_h * g->kernel_w <= GATHER_MAX_TAPS && sx_gemm_default_isa() == SX_GEMM_ISA_AVX512) {
-        im2col_gather_avx512(x, g, r0, r1, oy0, oy1, col0, dst);
-        return;
-    }
-#endif
     float buf[NR * IM2COL_CW] __attribute__((aligned(64)));
-    segment_fn im2col_segment = segment_for(g);
     if (col0 % NR != 0) {
         // Columns not panel-aligned (a sample starting mid-panel): row by row.
         for (int r = r0; r < r1; r++) {
@@ -322,546 +216,63 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
         }
     }
 }
-
-/* ---------------------------------------------------------------- micro-kernels */
-
-/// How many k steps ahead the row-major kernels prefetch their A panel (64 bytes a step): far
-/// enough to cover a miss to memory when a large weight matrix streams through once.
-#ifndef A_PREFETCH
-#define A_PREFETCH 48
-#endif
-
-/// Computes an MR×16 tile over `k` and stores rows `< mv`, columns `< nv` of
-/// act(acc + bias[r] + res[r, :]) at `c` (row stride `ldc`). `bias`/`res` may be NULL.
-/// With `accum`, acc starts from the tile already in `c` (rows `< mv`, columns `< nv`), else from 0.
-typedef void (*kernel_fn)(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum);
-
-/* NaN in, NaN out (as ONNX Runtime): every comparison with NaN is false, so NaN falls through. */
-static inline float act1(float v, int act, float lo, float hi) {
-    if (act == SX_GEMM_ACT_RELU) return v < 0 ? 0 : v;
-    if (act == SX_GEMM_ACT_CLIP) return v < lo ? lo : (v > hi ? hi : v);
-    return v;
+void sxk_im2col_portable(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
+    sxk_im2col_with(sxk_im2col_segment_portable, x, g, r0, r1, oy0, oy1, col0, dst);
 }
 
-static void kernel_scalar(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
-    float acc[MR_SCALAR][NR];
-    memset(acc, 0, sizeof acc);
-    if (accum)
-        for (int r = 0; r < mv; r++)
-            for (int j = 0; j < nv; j++) acc[r][j] = c[(ptrdiff_t)r * ldc + j];
-    for (int p = 0; p < k; p++) {
-        const float *bp = b + (size_t)p * NR;
-        const float *ap = a + (size_t)p * MR_SCALAR;
-        for (int r = 0; r < MR_SCALAR; r++) {
-            float av = ap[r];
-            for (int j = 0; j < NR; j++) acc[r][j] += av * bp[j];
-        }
-    }
-    for (int r = 0; r < mv; r++) {
-        float bv = bias ? bias[r] : 0.0f;
-        for (int j = 0; j < nv; j++) {
-            float v = acc[r][j] + bv;
-            if (res) v += res[(ptrdiff_t)r * ldr + j];
-            c[(ptrdiff_t)r * ldc + j] = act1(v, act, lo, hi);
-        }
-    }
-}
-
-#if SX_X86
-
-AVX512_TARGET
-static void kernel_avx512(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                          const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
-    enum { MR = MR_AVX512 };
-    __m512 acc[MR];
-    __mmask16 mask = (__mmask16)((1u << nv) - 1u);
-    if (accum) {
-#pragma clang loop unroll(full)
-        for (int r = 0; r < MR; r++)
-            acc[r] = r < mv ? _mm512_maskz_loadu_ps(mask, c + (ptrdiff_t)r * ldc) : _mm512_setzero_ps();
-    } else {
-#pragma clang loop unroll(full)
-        for (int r = 0; r < MR; r++) acc[r] = _mm512_setzero_ps();
-    }
-#pragma clang loop unroll_count(2)
-    for (int p = 0; p < k; p++) {
-        __m512 bv = _mm512_loadu_ps(b + (size_t)p * NR);
-        const float *ap = a + (size_t)p * MR;
-        _mm_prefetch((const char *)(ap + A_PREFETCH * MR), _MM_HINT_T0);
-#pragma clang loop unroll(full)
-        for (int r = 0; r < MR; r++) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), bv, acc[r]);
-    }
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-#pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) {
-        if (r < mv) {
-            __m512 v = acc[r];
-            if (bias) v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
-            if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res + (ptrdiff_t)r * ldr));
-            v = sx_act512(v, act, vlo, vhi);
-            _mm512_mask_storeu_ps(c + (ptrdiff_t)r * ldc, mask, v);
-        }
-    }
-}
-
-/// Two adjacent B panels (32 columns) per call, as two passes of 8 rows × 32 columns over the
-/// 16-row A panel: each broadcast A value feeds two FMAs (16 accumulators per pass).
-/// `b1` is the second panel (same K offset as `b`); `nv` counts valid columns over both (17..32).
-AVX512_TARGET
-static void kernel_avx512_x2(int k, const float *a, const float *b, const float *b1, float *c, ptrdiff_t ldc, int mv, int nv,
-                             const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
-    enum { MR = MR_AVX512, HR = 8 };
-    __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1u);
-    int n1 = nv - 16;
-    __mmask16 m1 = n1 >= 16 ? (__mmask16)0xFFFF : (n1 <= 0 ? (__mmask16)0 : (__mmask16)((1u << n1) - 1u));
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-    for (int h = 0; h < MR; h += HR) {
-        if (h >= mv) break;
-        int hv = mv - h;
-        float *ch = c + (ptrdiff_t)h * ldc;
-        __m512 acc0[HR], acc1[HR];
-        if (accum) {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < HR; r++) {
-                acc0[r] = r < hv ? _mm512_maskz_loadu_ps(m0, ch + (ptrdiff_t)r * ldc) : _mm512_setzero_ps();
-                acc1[r] = r < hv ? _mm512_maskz_loadu_ps(m1, ch + (ptrdiff_t)r * ldc + 16) : _mm512_setzero_ps();
-            }
-        } else {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < HR; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-        }
-        const float *ah = a + h;
-#pragma clang loop unroll_count(2)
-        for (int p = 0; p < k; p++) {
-            __m512 bv0 = _mm512_loadu_ps(b + (size_t)p * NR);
-            __m512 bv1 = _mm512_loadu_ps(b1 + (size_t)p * NR);
-            const float *ap = ah + (size_t)p * MR;
-            _mm_prefetch((const char *)(ap + A_PREFETCH * MR), _MM_HINT_T0);
-#pragma clang loop unroll(full)
-            for (int r = 0; r < HR; r++) {
-                __m512 av = _mm512_set1_ps(ap[r]);
-                acc0[r] = _mm512_fmadd_ps(av, bv0, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(av, bv1, acc1[r]);
-            }
-        }
-#pragma clang loop unroll(full)
-        for (int r = 0; r < HR; r++) {
-            if (r < hv) {
-                __m512 v0 = acc0[r], v1 = acc1[r];
-                if (bias) { __m512 bb = _mm512_set1_ps(bias[h + r]); v0 = _mm512_add_ps(v0, bb); v1 = _mm512_add_ps(v1, bb); }
-                if (res) {
-                    const float *rr = res + (ptrdiff_t)(h + r) * ldr;
-                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, rr));
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, rr + 16));
-                }
-                v0 = sx_act512(v0, act, vlo, vhi);
-                v1 = sx_act512(v1, act, vlo, vhi);
-                _mm512_mask_storeu_ps(ch + (ptrdiff_t)r * ldc, m0, v0);
-                _mm512_mask_storeu_ps(ch + (ptrdiff_t)r * ldc + 16, m1, v1);
-            }
-        }
-    }
-}
-
-/// Where a 16-column vector of a direct product goes: the grid columns `q..q+15` whose output
-/// pixels exist (`valid`), packed to consecutive pixels from `pixel` on.
-typedef struct { __mmask16 load, valid; int pixel; } direct_vec;
-
-/// Grid columns `q..<q+16`: loads stop at `n`; a column exists when `col % grid_w < valid_w`.
-static inline direct_vec direct_vec_at(const sx_gemm_direct_b *b, int q) {
-    direct_vec v;
-    int len = b->n - q < 16 ? (b->n - q > 0 ? b->n - q : 0) : 16;
-    v.load = (__mmask16)((1u << len) - 1u);
-    if (b->grid_w == b->valid_w) {
-        v.valid = v.load;
-        v.pixel = q;
-        return v;
-    }
-    int row = q / b->grid_w, col = q - row * b->grid_w;
-    v.pixel = row * b->valid_w + (col < b->valid_w ? col : b->valid_w);
-    unsigned mask = 0;
-    for (int i = 0; i < len; i++) {
-        if (col < b->valid_w) mask |= 1u << i;
-        if (++col == b->grid_w) col = 0;
-    }
-    v.valid = (__mmask16)mask;
-    return v;
-}
-
-AVX512_TARGET
-static inline __m512 direct_load_c(const float *c, direct_vec v) {
-    return v.valid == 0xFFFF ? _mm512_loadu_ps(c + v.pixel) : _mm512_maskz_expandloadu_ps(v.valid, c + v.pixel);
-}
-
-AVX512_TARGET
-static inline void direct_store_c(float *c, direct_vec v, __m512 x) {
-    if (v.valid == 0xFFFF) { _mm512_storeu_ps(c + v.pixel, x); return; }
-    int cnt = __builtin_popcount(v.valid);
-    _mm512_mask_storeu_ps(c + v.pixel, (__mmask16)((1u << cnt) - 1u), _mm512_maskz_compress_ps(v.valid, x));
-}
-
-/// `kernel_avx512_direct` for 48 grid columns whose loads are all in range: 8 rows × 3 vectors
-/// (24 accumulators) per pass, 11 loads per 24 FMAs instead of 10 per 16.
-AVX512_TARGET
-static void kernel_avx512_direct3(int k, const float *a, const float *x, const int *off, int q,
-                                  const direct_vec *vec, float *c, ptrdiff_t ldc, int mv,
-                                  const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
-    enum { MR = MR_AVX512, HR = 8 };
-    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
-    const float *xq = x + q;
-    for (int h = 0; h < MR; h += HR) {
-        if (h >= mv) break;
-        int hv = mv - h;
-        float *ch = c + (ptrdiff_t)h * ldc;
-        __m512 acc[3][HR];
-#pragma clang loop unroll(full)
-        for (int r = 0; r < HR; r++)
-#pragma clang loop unroll(full)
-            for (int v = 0; v < 3; v++) acc[v][r] = accum && r < hv ? direct_load_c(ch + (ptrdiff_t)r * ldc, vec[v]) : zero;
-        const float *ah = a + h;
-#pragma clang loop unroll_count(2)
-        for (int p = 0; p < k; p++) {
-            const float *bp = xq + off[p];
-            __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16), b2 = _mm512_loadu_ps(bp + 32);
-            const float *ap = ah + (size_t)p * MR;
-            _mm_prefetch((const char *)(ap + A_PREFETCH * MR), _MM_HINT_T0);
-#pragma clang loop unroll(full)
-            for (int r = 0; r < HR; r++) {
-                __m512 av = _mm512_set1_ps(ap[r]);
-                acc[0][r] = _mm512_fmadd_ps(av, b0, acc[0][r]);
-                acc[1][r] = _mm512_fmadd_ps(av, b1, acc[1][r]);
-                acc[2][r] = _mm512_fmadd_ps(av, b2, acc[2][r]);
-            }
-        }
-#pragma clang loop unroll(full)
-        for (int r = 0; r < HR; r++) {
-            if (r < hv) {
-#pragma clang loop unroll(full)
-                for (int v = 0; v < 3; v++) {
-                    __m512 y = acc[v][r];
-                    if (bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[h + r]));
-                    if (res) y = _mm512_add_ps(y, direct_load_c(res + (ptrdiff_t)(h + r) * ldr, vec[v]));
-                    y = sx_act512(y, act, vlo, vhi);
-                    direct_store_c(ch + (ptrdiff_t)r * ldc, vec[v], y);
-                }
-            }
-        }
-    }
-}
-
-/// The direct product's micro-kernel: rows `< mv` of an A panel (16 rows) against grid columns
-/// `q..q+16·nvec` (nvec = 1 or 2), B element (kk, col) read in place at `x[off[kk] + col]`.
-/// Two passes of 8 rows keep 16 accumulators; the epilogue is `kernel_avx512_x2`'s.
-AVX512_TARGET
-static void kernel_avx512_direct(int k, const float *a, const float *x, const int *off, int q, int nvec,
-                                 const direct_vec *vec, float *c, ptrdiff_t ldc, int mv,
-                                 const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
-    enum { MR = MR_AVX512, HR = 8 };
-    const __mmask16 l0 = vec[0].load, l1 = nvec > 1 ? vec[1].load : 0;
-    const int full = l0 == 0xFFFF && l1 == 0xFFFF;
-    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
-    const float *xq = x + q;
-    for (int h = 0; h < MR; h += HR) {
-        if (h >= mv) break;
-        int hv = mv - h;
-        float *ch = c + (ptrdiff_t)h * ldc;
-        __m512 acc0[HR], acc1[HR];
-        if (accum) {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < HR; r++) {
-                acc0[r] = r < hv ? direct_load_c(ch + (ptrdiff_t)r * ldc, vec[0]) : zero;
-                acc1[r] = r < hv && nvec > 1 ? direct_load_c(ch + (ptrdiff_t)r * ldc, vec[1]) : zero;
-            }
-        } else {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < HR; r++) { acc0[r] = zero; acc1[r] = zero; }
-        }
-        const float *ah = a + h;
-        if (full) {
-#pragma clang loop unroll_count(2)
-            for (int p = 0; p < k; p++) {
-                const float *bp = xq + off[p];
-                __m512 bv0 = _mm512_loadu_ps(bp), bv1 = _mm512_loadu_ps(bp + 16);
-                const float *ap = ah + (size_t)p * MR;
-                _mm_prefetch((const char *)(ap + A_PREFETCH * MR), _MM_HINT_T0);
-#pragma clang loop unroll(full)
-                for (int r = 0; r < HR; r++) {
-                    __m512 av = _mm512_set1_ps(ap[r]);
-                    acc0[r] = _mm512_fmadd_ps(av, bv0, acc0[r]);
-                    acc1[r] = _mm512_fmadd_ps(av, bv1, acc1[r]);
-                }
-            }
-        } else if (nvec > 1) {
-            // The tail chunk: the same loop with masked loads, kept apart from the full one,
-            // which measured ~10 % faster on its own (unrolled, prefetching) than a shared loop.
-            for (int p = 0; p < k; p++) {
-                const float *bp = xq + off[p];
-                __m512 bv0 = _mm512_maskz_loadu_ps(l0, bp), bv1 = _mm512_maskz_loadu_ps(l1, bp + 16);
-                const float *ap = ah + (size_t)p * MR;
-#pragma clang loop unroll(full)
-                for (int r = 0; r < HR; r++) {
-                    __m512 av = _mm512_set1_ps(ap[r]);
-                    acc0[r] = _mm512_fmadd_ps(av, bv0, acc0[r]);
-                    acc1[r] = _mm512_fmadd_ps(av, bv1, acc1[r]);
-                }
-            }
-        } else {
-            // One vector: all 16 rows in one pass would need 16 broadcasts per load; keep 8.
-            for (int p = 0; p < k; p++) {
-                __m512 bv0 = _mm512_maskz_loadu_ps(l0, xq + off[p]);
-                const float *ap = ah + (size_t)p * MR;
-#pragma clang loop unroll(full)
-                for (int r = 0; r < HR; r++) acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(ap[r]), bv0, acc0[r]);
-            }
-        }
-#pragma clang loop unroll(full)
-        for (int r = 0; r < HR; r++) {
-            if (r < hv) {
-                for (int v = 0; v < nvec; v++) {
-                    __m512 y = v == 0 ? acc0[r] : acc1[r];
-                    if (bias) y = _mm512_add_ps(y, _mm512_set1_ps(bias[h + r]));
-                    if (res) y = _mm512_add_ps(y, direct_load_c(res + (ptrdiff_t)(h + r) * ldr, vec[v]));
-                    y = sx_act512(y, act, vlo, vhi);
-                    direct_store_c(ch + (ptrdiff_t)r * ldc, vec[v], y);
-                }
-            }
-        }
-    }
-}
-
-/// K steps ahead that the channel-major kernels fetch their weights (streamed from memory on
-/// the first pass, ahead of the hardware prefetchers).
-#ifndef CT_PREFETCH
-#define CT_PREFETCH 48
-#endif
-
-/// `ct_gather_c` when the `R` pixels are consecutive in C (one row segment of one sample): each
-/// channel's `R` sums are one masked load, and a transpose turns them into the pixels' vectors.
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void ct_load_c_rows(const int R, __m512 *acc0, __m512 *acc1, int nvec, const __mmask16 *cm,
-                                  const float *c, ptrdiff_t ldc) {
-    const __mmask16 pixels = (__mmask16)((1u << R) - 1u);
-    for (int v = 0; v < nvec; v++) {
-        __m512 rows[16];
-#pragma clang loop unroll(full)
-        for (int ch = 0; ch < 16; ch++)
-            rows[ch] = _mm512_maskz_loadu_ps((cm[v] >> ch) & 1 ? pixels : 0, c + (16 * v + ch) * ldc);
-        sx_transpose16(rows);
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            if (v == 0) acc0[r] = rows[r]; else acc1[r] = rows[r];
-        }
-    }
-}
-
-/// `ct_store` when the `R` pixels are consecutive in C and in the residual: bias added to the
-/// pixels' vectors, a transpose, then per channel the residual's row added (one masked load),
-/// the activation and one masked store — 16 stores a vector instead of a 16-lane scatter.
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void ct_store_rows(const int R, const __m512 *acc0, const __m512 *acc1, int nvec, const __mmask16 *cm,
-                                 float *c, ptrdiff_t ldc, const float *res, ptrdiff_t ldr,
-                                 const float *bias, int act, float lo, float hi) {
-    const __mmask16 pixels = (__mmask16)((1u << R) - 1u);
-    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
-    for (int v = 0; v < nvec; v++) {
-        __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
-        __m512 rows[16];
-#pragma clang loop unroll(full)
-        for (int r = 0; r < 16; r++) rows[r] = r < R ? _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv) : zero;
-        sx_transpose16(rows);
-#pragma clang loop unroll(full)
-        for (int ch = 0; ch < 16; ch++) {
-            if (!((cm[v] >> ch) & 1)) break;  // channels past m (a prefix of the lanes is valid)
-            __m512 y = rows[ch];
-            if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(pixels, res + (16 * v + ch) * ldr));
-            _mm512_mask_storeu_ps(c + (16 * v + ch) * ldc, pixels, sx_act512(y, act, vlo, vhi));
-        }
-    }
-}
-
-/// Starts channel-major accumulators from the sums already in C: pixel `r`'s channels run down
-/// the column at `cpix[r]` (`ldc` apart, lane offsets `cidx`), 16 in `acc0` and 16 more in `acc1`.
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void ct_gather_c(const int R, __m512 *acc0, __m512 *acc1, int nvec, const __mmask16 *cm,
-                               float *const *cpix, __m512i cidx, ptrdiff_t ldc) {
-    // Every loop over the pixels is unrolled: an array indexed at run time would live on the
-    // stack, not in registers (SwiftPM builds C at -O2).
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-        acc0[r] = _mm512_mask_i32gather_ps(acc0[r], cm[0], cidx, cpix[r], 4);
-        if (nvec > 1) acc1[r] = _mm512_mask_i32gather_ps(acc1[r], cm[1], cidx, cpix[r] + 16 * ldc, 4);
-    }
-}
-
-/// The channel-major kernels' epilogue: bias, the residual at `rpix[r]` (gathered; `rpix` may
-/// be NULL), the activation, then pixel `r`'s channels scattered down its column at `cpix[r]`.
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void ct_store(const int R, const __m512 *acc0, const __m512 *acc1, int nvec, const __mmask16 *cm,
-                            float *const *cpix, __m512i cidx, ptrdiff_t ldc, const float *const *rpix, ptrdiff_t ldr,
-                            const float *bias, int act, float lo, float hi) {
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
-    const __m512i ridx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldr));
-    for (int v = 0; v < nvec; v++) {
-        __m512 bv = bias ? _mm512_maskz_loadu_ps(cm[v], bias + 16 * v) : zero;
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            __m512 y = _mm512_add_ps(v == 0 ? acc0[r] : acc1[r], bv);
-            if (rpix) y = _mm512_add_ps(y, _mm512_mask_i32gather_ps(zero, cm[v], ridx, rpix[r] + 16 * v * ldr, 4));
-            y = sx_act512(y, act, vlo, vhi);
-            _mm512_mask_i32scatter_ps(cpix[r] + 16 * v * ldc, cm[v], cidx, y, 4);
-        }
-    }
-}
-
-/// The channel-major micro-kernel of `sx_gemm_compute_ct`: `R` pixels (broadcast from lanes
-/// `0..<R` of `px`, a packed B panel offset to the first pixel) × up to 32 output channels (one or
-/// two weight panels as vectors), so small planes waste no vector lanes on missing pixels. Each
-/// accumulator holds one pixel's 16 channels; the epilogue adds bias and residual, applies the
-/// activation and writes each channel's pixels as one row (`ct_store_rows`) when the pixels are
-/// consecutive in C, else scatters each pixel down its column (`ct_store`). `cpix[r]`/`rpix[r]`:
-/// pixel `r`'s output/residual at the pair's first channel; `cm[v]` masks channels past `m`.
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void kernel_ct(const int R, int k, const float *px, const float *w0, const float *w1, int nvec,
-                             const __mmask16 *cm, float *const *cpix, ptrdiff_t ldc, const float *const *rpix, ptrdiff_t ldr,
-                             const float *bias, int act, float lo, float hi, int accum) {
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m512i cidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldc));
-    __m512 acc0[8], acc1[8];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-    // Pixels of one sample's plane lie side by side in C (and in the residual): per-channel rows
-    // instead of gathers and scatters. A group that runs into the next sample scatters.
-    const int consecutive = cpix[R - 1] == cpix[0] + (R - 1);
-    // A later K block: start from the partial sums the earlier blocks left in C.
-    if (accum) {
-        if (consecutive) ct_load_c_rows(R, acc0, acc1, nvec, cm, cpix[0], ldc);
-        else ct_gather_c(R, acc0, acc1, nvec, cm, cpix, cidx, ldc);
-    }
-    if (nvec == 2) {
-#pragma clang loop unroll_count(2)
-        for (int p = 0; p < k; p++) {
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
-            // Weights stream from memory on the first pass: fetch well ahead of the hardware.
-            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            const float *xp = px + (size_t)p * NR;
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m512 b = _mm512_set1_ps(xp[r]);
-                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
-            }
-        }
-    } else {
-        for (int p = 0; p < k; p++) {
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
-            const float *xp = px + (size_t)p * NR;
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
-        }
-    }
-    if (consecutive) ct_store_rows(R, acc0, acc1, nvec, cm, cpix[0], ldc, rpix ? rpix[0] : NULL, ldr, bias, act, lo, hi);
-    else ct_store(R, acc0, acc1, nvec, cm, cpix, cidx, ldc, rpix, ldr, bias, act, lo, hi);
-}
-
-AVX2_TARGET
-static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
-    /* v second: max_ps/min_ps return their second operand for NaN (see sx_act512). */
-    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);
-    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));
-    return v;
-}
-
-AVX2_TARGET
-static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                        const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
-    enum { MR = MR_AVX2 };
-    __m256 acc0[MR], acc1[MR];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
-    if (accum) {
-        for (int r = 0; r < mv; r++) {
-            float t[NR] = {0};
-            for (int j = 0; j < nv; j++) t[j] = c[(ptrdiff_t)r * ldc + j];
-            acc0[r] = _mm256_loadu_ps(t);
-            acc1[r] = _mm256_loadu_ps(t + 8);
-        }
-    }
-#pragma clang loop unroll_count(2)
-    for (int p = 0; p < k; p++) {
-        __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
-        const float *ap = a + (size_t)p * MR;
-#pragma clang loop unroll(full)
-        for (int r = 0; r < MR; r++) {
-            __m256 av = _mm256_broadcast_ss(ap + r);
-            acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-            acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
-        }
-    }
-    __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-#pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) {
-        if (r < mv) {
-            __m256 v0 = acc0[r], v1 = acc1[r];
-            if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
-            float *cr = c + (ptrdiff_t)r * ldc;
-            if (nv == NR) {
-                if (res) {
-                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr));
-                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr + 8));
-                }
-                _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
-                _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
-            } else {
-                float t[NR];
-                _mm256_storeu_ps(t, v0);
-                _mm256_storeu_ps(t + 8, v1);
-                for (int j = 0; j < nv; j++) {
-                    float v = t[j];
-                    if (res) v += res[(ptrdiff_t)r * ldr + j];
-                    cr[j] = act1(v, act, lo, hi);
-                }
-            }
-        }
-    }
-}
-#endif
-
-static kernel_fn kernel_for(int isa) {
-#if SX_X86
-    if (isa == SX_GEMM_ISA_AVX512 && sx_gemm_isa_supported(isa)) return kernel_avx512;
-    if (isa == SX_GEMM_ISA_AVX2 && sx_gemm_isa_supported(isa)) return kernel_avx2;
-#endif
-    (void)isa;
-    return kernel_scalar;
+void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
+    sx_kernel_config_default()->im2col(x, g, r0, r1, oy0, oy1, col0, dst);
 }
 
 /* ---------------------------------------------------------------- driver */
 
-/// Whether the residual is C itself: the product is then accumulated into C from the first K block on.
-static inline int residual_in_place(const sx_gemm_out *out) {
-    return out->residual != NULL && out->residual == out->c;
-}
-
 /// K block for long products: A and B sub-panels of KC rows (32 KB for A at MR = 16) stay in L1,
 /// and a block of B panels in L2, so the A panels of a large weight matrix are not streamed from
 /// memory once per B panel. Partial sums accumulate in C; the epilogue runs on the last block.
-#define KC_MAX 512
+#define KC_MAX SXK_KC_MAX
 
-void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
-                     const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
-    kernel_fn kern = kernel_for(isa);
-    const int mr = sx_gemm_mr(isa);
+/// One tile of the driver: A panel `mp` × B panel `np` over the K block `kb0..<kb0+klen`, with
+/// the epilogue on the last block; a panel straddling samples is computed whole into a tile and
+/// scattered (a residual in place is read just before its element is written).
+static inline void drive_tile(sxk_tile_fn kern, int mr, const float *pa, int m, int k, int mp, const float *pb, int n,
+                              int np, int kb0, int klen, int first, int last, int in_place, const sx_gemm_out *out) {
     const int cps = out->cols_per_sample;
-    const int in_place = residual_in_place(out);
+    const float *ap = pa + (size_t)mp * mr * k;
+    const int row0 = mp * mr;
+    const int mv = m - row0 < mr ? m - row0 : mr;
+    const float *bias = out->bias ? out->bias + row0 : NULL;
+    const float *bp = pb + (size_t)np * NR * k;
+    const int col0 = np * NR;
+    int nv = n - col0 < NR ? n - col0 : NR;
+    int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
+    if (s0 == s1) {
+        int pix = col0 - s0 * cps;
+        float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+        const float *res = out->residual && last && !in_place
+            ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+        kern(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c, out->ldc, mv, nv,
+             last ? bias : NULL, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
+    } else if (last) {
+        float tile[SXK_MR_MAX * NR];
+        kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, 0);
+        for (int j = 0; j < nv; j++) {
+            int col = col0 + j, s = col / cps, pix = col - s * cps;
+            float *c = out->c + s * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
+            const float *res = out->residual
+                ? out->residual + s * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
+            for (int r = 0; r < mv; r++) {
+                float v = tile[r * NR + j] + (bias ? bias[r] : 0.0f);
+                if (res) v += res[(ptrdiff_t)r * out->ldr];
+                c[(ptrdiff_t)r * out->ldc] = sxk_act1(v, out->act, out->lo, out->hi);
+            }
+        }
+    }
+}
+
+void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile2_fn kern2, int mr, const float *pa, int m, int k, int mp0, int mp1,
+                    const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
+    const int cps = out->cols_per_sample;
+    const int in_place = sxk_residual_in_place(out);
     int kblocks = (k + KC_MAX - 1) / KC_MAX;
     // Only worth it when A is re-read for several B panels and the A panels in use outgrow L2
     // (otherwise the extra C traffic costs more than it saves).
@@ -887,8 +298,7 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                 for (int np = nb; np < ne; np++) {
                     const float *bp = pb + (size_t)np * NR * k;
                     int col0 = np * NR;
-#if SX_X86
-                    if (kern == kernel_avx512 && np + 1 < ne) {
+                    if (kern2 && np + 1 < ne) {
                         // Two panels at once when all their columns belong to one sample.
                         int nv2 = n - col0 < 2 * NR ? n - col0 : 2 * NR;
                         int t0 = col0 / cps, t1 = (col0 + nv2 - 1) / cps;
@@ -897,90 +307,18 @@ void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
                             float *c = out->c + t0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
                             const float *res = out->residual && last && !in_place
                                 ? out->residual + t0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
-                            kernel_avx512_x2(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, bp + (size_t)NR * k + (size_t)kb0 * NR,
-                                             c, out->ldc, mv, nv2, last ? bias : NULL, res, out->ldr,
-                                             last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
+                            kern2(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, bp + (size_t)NR * k + (size_t)kb0 * NR,
+                                  c, out->ldc, mv, nv2, last ? bias : NULL, res, out->ldr,
+                                  last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
                             np++;
                             continue;
                         }
                     }
-#endif
-                    int nv = n - col0 < NR ? n - col0 : NR;
-                    int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
-                    if (s0 == s1) {
-                        int pix = col0 - s0 * cps;
-                        float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
-                        const float *res = out->residual && last && !in_place
-                            ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
-                        kern(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c, out->ldc, mv, nv,
-                             last ? bias : NULL, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
-                    } else if (last) {
-                        // The panel straddles samples: compute (all of k) into a tile, then scatter
-                        // (a residual in place is read just before its element is written).
-                        float tile[MR_MAX * NR];
-                        kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, 0);
-                        for (int j = 0; j < nv; j++) {
-                            int col = col0 + j, s = col / cps, pix = col - s * cps;
-                            float *c = out->c + s * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
-                            const float *res = out->residual
-                                ? out->residual + s * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
-                            for (int r = 0; r < mv; r++) {
-                                float v = tile[r * NR + j] + (bias ? bias[r] : 0.0f);
-                                if (res) v += res[(ptrdiff_t)r * out->ldr];
-                                c[(ptrdiff_t)r * out->ldc] = act1(v, out->act, out->lo, out->hi);
-                            }
-                        }
-                    }
+                    drive_tile(kern, mr, pa, m, k, mp, pb, n, np, kb0, klen, first, last, in_place, out);
                 }
             }
         }
     }
-}
-
-void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
-                            const sx_gemm_direct_b *b, int q0, int q1, const sx_gemm_out *out) {
-#if SX_X86
-    const int mr = MR_AVX512;
-    const int in_place = residual_in_place(out);
-    int kblocks = (k + KC_MAX - 1) / KC_MAX;
-    if (q1 - q0 <= 2 * NR || (size_t)(mp1 - mp0) * mr * k * sizeof(float) <= (1u << 20)) kblocks = 1;
-    const int kc = (k + kblocks - 1) / kblocks;
-    for (int kb0 = 0; kb0 < k; kb0 += kc) {
-        const int klen = k - kb0 < kc ? k - kb0 : kc;
-        const int first = kb0 == 0, last = kb0 + klen >= k;
-        // Columns per block: as many as keep the block's B (klen rows) within ~256 KB of L2.
-        // Whole 48-column passes per block (the 3-vector kernel's width).
-        int cpb = (int)((64 * 1024) / (size_t)klen) / (3 * NR) * (3 * NR);
-        if (cpb < 3 * NR) cpb = 3 * NR;
-        for (int qb = q0; qb < q1; qb += cpb) {
-            int qe = qb + cpb < q1 ? qb + cpb : q1;
-            for (int mp = mp0; mp < mp1; mp++) {
-                const float *ap = pa + (size_t)mp * mr * k + (size_t)kb0 * mr;
-                int row0 = mp * mr;
-                int mv = m - row0 < mr ? m - row0 : mr;
-                const float *bias = out->bias && last ? out->bias + row0 : NULL;
-                float *c = out->c + (ptrdiff_t)row0 * out->ldc;
-                const float *res = out->residual && last && !in_place ? out->residual + (ptrdiff_t)row0 * out->ldr : NULL;
-                int q = qb;
-                for (; q + 3 * NR <= qe && q + 3 * NR <= b->n; q += 3 * NR) {
-                    direct_vec vec[3] = {direct_vec_at(b, q), direct_vec_at(b, q + NR), direct_vec_at(b, q + 2 * NR)};
-                    kernel_avx512_direct3(klen, ap, b->x, b->offsets + kb0, q, vec, c, out->ldc, mv,
-                                          bias, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
-                }
-                for (; q < qe; q += 2 * NR) {
-                    int nvec = qe - q > NR ? 2 : 1;
-                    direct_vec vec[2];
-                    vec[0] = direct_vec_at(b, q);
-                    if (nvec > 1) vec[1] = direct_vec_at(b, q + NR);
-                    kernel_avx512_direct(klen, ap, b->x, b->offsets + kb0, q, nvec, vec, c, out->ldc, mv,
-                                         bias, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
-                }
-            }
-        }
-    }
-#else
-    (void)pa; (void)m; (void)k; (void)mp0; (void)mp1; (void)b; (void)q0; (void)q1; (void)out;
-#endif
 }
 
 size_t sx_gemm_packed_wt_floats(int m, int k) { return sx_gemm_packed_b_floats(m, k); }
@@ -995,258 +333,37 @@ void sx_gemm_pack_wt(const float *w, int m, int k, float *dst) {
             }
 }
 
-#if SX_X86
-AVX512_TARGET
-static void compute_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
-                              const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
-    const int cps = out->cols_per_sample;
-    const int in_place = residual_in_place(out);
-    // Channel panels in pairs (two vectors), all pixel panels of the range per pair: the pair's
-    // weights (2·k·64 bytes) stay in L2 while every pixel panel streams past them. When the pixel
-    // panels outgrow ~1 MB (several samples of a deep layer) K is split into blocks, so a block of
-    // them stays in L2 for every pair and the weights stream once, not once per sample; partial
-    // sums wait in C (gathered back at the next block).
-    int kblocks = (size_t)(np1 - np0) * NR * k * sizeof(float) > (1u << 20) ? (k + KC_MAX - 1) / KC_MAX : 1;
-    const int kc = (k + kblocks - 1) / kblocks;
-    for (int kb0 = 0; kb0 < k; kb0 += kc) {
-        const int klen = k - kb0 < kc ? k - kb0 : kc;
-        const int first = kb0 == 0, last = kb0 + klen >= k;
-        for (int cp = cp0; cp < cp1; cp += 2) {
-            int nvec = cp + 1 < cp1 ? 2 : 1;
-            int ch0 = cp * NR;
-            __mmask16 cm[2];
-            for (int v = 0; v < 2; v++) {
-                int left = m - ch0 - 16 * v;
-                cm[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
-            }
-            const float *w0 = pw + (size_t)cp * k * NR + (size_t)kb0 * NR, *w1 = w0 + (size_t)k * NR;
-            const float *bias = out->bias && last ? out->bias + ch0 : NULL;
-            for (int np = np0; np < np1; np++) {
-                const float *panel = pb + (size_t)np * NR * k + (size_t)kb0 * NR;
-                for (int r0 = 0; r0 < NR; r0 += 8) {
-                    int col0 = np * NR + r0;
-                    int rows = n - col0 < 8 ? n - col0 : 8;
-                    if (rows <= 0) break;
-                    float *cpix[8];
-                    const float *rpix[8];
-                    for (int r = 0; r < rows; r++) {
-                        int col = col0 + r, sample = col / cps, pixel = col - sample * cps;
-                        cpix[r] = out->c + sample * out->c_sample_stride + (ptrdiff_t)ch0 * out->ldc + pixel;
-                        rpix[r] = out->residual ? out->residual + sample * out->r_sample_stride + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
-                    }
-                    const float *const *rp = out->residual && last && !in_place ? rpix : NULL;
-                    const int act = last ? out->act : SX_GEMM_ACT_NONE;
-                    const float *px = panel + r0;
-                    // Fewer rows than 8 (a plane's last pixels) take a narrower kernel, not a masked 8;
-                    // each case inlines the kernel with a constant row count.
-    #define CT_CASE(R) case R: kernel_ct(R, klen, px, w0, w1, nvec, cm, cpix, out->ldc, rp, out->ldr, bias, act, out->lo, out->hi, !first || in_place); break;
-                    switch (rows) { CT_CASE(8) CT_CASE(7) CT_CASE(6) CT_CASE(5) CT_CASE(4) CT_CASE(3) CT_CASE(2) CT_CASE(1) }
-    #undef CT_CASE
-                }
-            }
-        }
-    }
-}
-#endif
+/* ---------------------------------------------------------------- entry points by ISA id / default config */
 
-#if SX_X86
-/// The micro-kernel of `sx_gemm_compute_ctd`: `R` (≤ 14) consecutive output pixels of one row,
-/// B read in place (pixel `r`'s element of K row `kk` at `xr[off[kk] + r]`, broadcast) × up to 32
-/// output channels (one or two weight panels as vectors): 28 accumulators, 16 loads per 28 FMAs.
-/// `c`/`res`: the first pixel's output/residual at the pair's first channel; the pixels are
-/// consecutive in both, so the epilogue is `ct_store_rows` (a transpose, then per-channel rows).
-#define CTD_MAX_PIXELS 14
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void kernel_ctd(const int R, int k, const float *xr, const int *off, const float *w0, const float *w1, int nvec,
-                              const __mmask16 *cm, float *c, ptrdiff_t ldc, const float *res, ptrdiff_t ldr,
-                              const float *bias, int act, float lo, float hi, int accum, float *partial, int first, int last) {
-    __m512 acc0[CTD_MAX_PIXELS], acc1[CTD_MAX_PIXELS];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < CTD_MAX_PIXELS; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-    if (!first) {
-        // A later K block: the sums so far wait in `partial` (pixel-major, 32 channels a pixel).
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) { acc0[r] = _mm512_load_ps(partial + 32 * r); acc1[r] = _mm512_load_ps(partial + 32 * r + 16); }
-    } else if (accum) {
-        // A residual in place: start from the sums already in C.
-        ct_load_c_rows(R, acc0, acc1, nvec, cm, c, ldc);
-    }
-    if (nvec == 2) {
-        for (int p = 0; p < k; p++) {
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
-            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            const float *xp = xr + off[p];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m512 b = _mm512_set1_ps(xp[r]);
-                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
-            }
-        }
-    } else {
-        for (int p = 0; p < k; p++) {
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
-            const float *xp = xr + off[p];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
-        }
-    }
-    if (!last) {
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) { _mm512_store_ps(partial + 32 * r, acc0[r]); _mm512_store_ps(partial + 32 * r + 16, acc1[r]); }
-        return;
-    }
-    ct_store_rows(R, acc0, acc1, nvec, cm, c, ldc, res, ldr, bias, act, lo, hi);
+void sx_gemm_compute(int isa, const float *pa, int m, int k, int mp0, int mp1,
+                     const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
+    const sx_kernel_config *cfg = sx_kernel_config_for(isa);
+    (cfg ? cfg : sx_kernel_config_for(SX_GEMM_ISA_SCALAR))->gemm(pa, m, k, mp0, mp1, pb, n, np0, np1, out);
 }
 
-/// Row segments a channel-major K-blocked pass keeps partial sums for (on the stack, 1.75 KB each).
-#define CTD_GROUP_SEGMENTS 32
-/// K rows per block when a channel pair's weights outgrow ~64 KB: 16 KB of them then stay in L1
-/// while every row segment of the group passes, instead of streaming once per row from L3. With
-/// 256 rows (32 KB) a segment's 256 rows of B (another 8–16 KB) no longer fit beside them in a
-/// 48 KB L1: 128 measured 3–5 % faster on ResNet-50's layer3 and layer4 (0.5–1 % a whole pass).
-#define CTD_KC 128
-
-AVX512_TARGET
-static void compute_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
-                               int oy0, int oy1, const sx_gemm_out *out) {
-    const int in_place = residual_in_place(out);
-    const int out_w = b->valid_w;
-    // Where the grid is as wide as the output (a 1×1 product on an unpadded plane) the rows'
-    // pixels run on from one row to the next in B and in C: the pixels of all the rows are cut
-    // into segments as one run, so a 7-pixel row does not leave half the micro-kernel idle.
-    const int dense = b->grid_w == out_w;
-    const int segments = (out_w + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS;  // a row's, when not dense
-    const ptrdiff_t run0 = (ptrdiff_t)oy0 * out_w, run = (ptrdiff_t)(oy1 - oy0) * out_w;
-    const int total = dense ? (int)((run + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS) : (oy1 - oy0) * segments;
-    const int kc = (size_t)k * 2 * NR * sizeof(float) > 64 * 1024 ? CTD_KC : k;
-    __attribute__((aligned(64))) float partial[CTD_GROUP_SEGMENTS * CTD_MAX_PIXELS * 2 * NR];
-    // Channel panels in pairs; for each pair groups of segments, K in blocks whose weights stay
-    // in L1 while the group's segments pass (partial sums wait in `partial`).
-    for (int cp = cp0; cp < cp1; cp += 2) {
-        int nvec = cp + 1 < cp1 ? 2 : 1;
-        int ch0 = cp * NR;
-        __mmask16 cm[2];
-        for (int v = 0; v < 2; v++) {
-            int left = m - ch0 - 16 * v;
-            cm[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
-        }
-        const float *w0 = pw + (size_t)cp * k * NR, *w1 = w0 + (size_t)k * NR;
-        const float *bias = out->bias ? out->bias + ch0 : NULL;
-        for (int s0 = 0; s0 < total; s0 += CTD_GROUP_SEGMENTS) {
-            int s1 = s0 + CTD_GROUP_SEGMENTS < total ? s0 + CTD_GROUP_SEGMENTS : total;
-            for (int kb0 = 0; kb0 < k; kb0 += kc) {
-                const int klen = k - kb0 < kc ? k - kb0 : kc;
-                const int first = kb0 == 0, last = kb0 + klen >= k;
-                const float *wk0 = w0 + (size_t)kb0 * NR, *wk1 = w1 + (size_t)kb0 * NR;
-                const int *offk = b->offsets + kb0;
-                for (int si = s0; si < s1; si++) {
-                    // Near-equal segments of the run, or of each row (a 28-pixel row: two of 14).
-                    ptrdiff_t pixel;
-                    int len;
-                    const float *xr;
-                    if (dense) {
-                        ptrdiff_t p0 = run0 + run * si / total, p1 = run0 + run * (si + 1) / total;
-                        pixel = p0;
-                        len = (int)(p1 - p0);
-                        xr = b->x + p0;
-                    } else {
-                        int oy = oy0 + si / segments, sg = si % segments;
-                        int ox0 = out_w * sg / segments, ox1 = out_w * (sg + 1) / segments;
-                        pixel = (ptrdiff_t)oy * out_w + ox0;
-                        len = ox1 - ox0;
-                        xr = b->x + (ptrdiff_t)oy * b->grid_w + ox0;
-                    }
-                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
-                    const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
-                    float *part = partial + (size_t)(si - s0) * CTD_MAX_PIXELS * 2 * NR;
-    #define CTD_CASE(R) case R: kernel_ctd(R, klen, xr, offk, wk0, wk1, nvec, cm, c, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
-                    switch (len) {
-                        CTD_CASE(14) CTD_CASE(13) CTD_CASE(12) CTD_CASE(11) CTD_CASE(10) CTD_CASE(9) CTD_CASE(8)
-                        CTD_CASE(7) CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1)
-                    }
-    #undef CTD_CASE
-                }
-            }
-        }
-    }
-}
-#endif
-
-#if SX_X86
-/// `sx_gemm_small_rows` for `R` rows and the 32 columns from `c0` (masks `m0`, `m1`): B streams
-/// once from memory, a row per K step, fetched `SMALL_ROWS_PREFETCH` rows ahead (the rows are
-/// `ldb` apart, a stride the hardware prefetchers follow late or not at all).
-#define SMALL_ROWS_PREFETCH 12
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void small_rows_block(const int R, int k, float alpha, const float *x, ptrdiff_t ldx, const float *b,
-                                    ptrdiff_t ldb, __mmask16 m0, __mmask16 m1, float *y, ptrdiff_t ldy) {
-    __m512 acc0[8], acc1[8];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
-    for (int p = 0; p < k; p++) {
-        const float *bp = b + (ptrdiff_t)p * ldb;
-        _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb), _MM_HINT_T0);
-        _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb + 31), _MM_HINT_T0);
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            __m512 xv = _mm512_set1_ps(x[(ptrdiff_t)r * ldx + p]);
-            acc0[r] = _mm512_fmadd_ps(xv, b0, acc0[r]);
-            acc1[r] = _mm512_fmadd_ps(xv, b1, acc1[r]);
-        }
-    }
-    const __m512 va = _mm512_set1_ps(alpha);
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-        _mm512_mask_storeu_ps(y + (ptrdiff_t)r * ldy, m0, _mm512_mul_ps(va, acc0[r]));
-        _mm512_mask_storeu_ps(y + (ptrdiff_t)r * ldy + 16, m1, _mm512_mul_ps(va, acc1[r]));
-    }
-}
-
-AVX512_TARGET
-static void small_rows_avx512(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
-                              const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
-    for (int c0 = 0; c0 < n; c0 += 32) {
-        int left = n - c0;
-        __mmask16 m0 = sx_row_mask(0, left), m1 = sx_row_mask(0, left - 16);
-        // Each row count inlines the block with a constant R (its loops unrolled, accumulators in registers).
-#define SMALL_ROWS_CASE(R) case R: small_rows_block(R, k, alpha, x, ldx, b + c0, ldb, m0, m1, y + c0, ldy); break;
-        switch (rows) {
-            SMALL_ROWS_CASE(1) SMALL_ROWS_CASE(2) SMALL_ROWS_CASE(3) SMALL_ROWS_CASE(4)
-            SMALL_ROWS_CASE(5) SMALL_ROWS_CASE(6) SMALL_ROWS_CASE(7) SMALL_ROWS_CASE(8)
-        }
-#undef SMALL_ROWS_CASE
-    }
-}
-#endif
-
-void sx_gemm_small_rows(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
-                        const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
-#if SX_X86
-    if (rows >= 1 && rows <= 8 && n > 0 && k > 0) small_rows_avx512(rows, n, k, alpha, x, ldx, b, ldb, y, ldy);
-#else
-    (void)rows; (void)n; (void)k; (void)alpha; (void)x; (void)ldx; (void)b; (void)ldb; (void)y; (void)ldy;
-#endif
+// The entry points below run the default configuration's kernel, or, where it has none, the
+// portable C one (same results): never a silent no-op on a machine without AVX-512.
+void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
+                            const sx_gemm_direct_b *b, int q0, int q1, const sx_gemm_out *out) {
+    const sx_kernel_config *cfg = sx_kernel_config_default();
+    if (cfg->direct) cfg->direct(pa, m, k, mp0, mp1, b, q0, q1, out);
+    else sxk_direct_portable(cfg->mr, pa, m, k, mp0, mp1, b, q0, q1, out);
 }
 
 void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
                         const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
-#if SX_X86
-    compute_ct_avx512(pw, m, k, cp0, cp1, pb, n, np0, np1, out);
-#else
-    (void)pw; (void)m; (void)k; (void)cp0; (void)cp1; (void)pb; (void)n; (void)np0; (void)np1; (void)out;
-#endif
+    const sx_kernel_config *cfg = sx_kernel_config_default();
+    (cfg->ct ? cfg->ct : sxk_ct_portable)(pw, m, k, cp0, cp1, pb, n, np0, np1, out);
 }
 
 void sx_gemm_compute_ctd(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
                          int oy0, int oy1, const sx_gemm_out *out) {
-#if SX_X86
-    compute_ctd_avx512(pw, m, k, cp0, cp1, b, oy0, oy1, out);
-#else
-    (void)pw; (void)m; (void)k; (void)cp0; (void)cp1; (void)b; (void)oy0; (void)oy1; (void)out;
-#endif
+    const sx_kernel_config *cfg = sx_kernel_config_default();
+    (cfg->ctd ? cfg->ctd : sxk_ctd_portable)(pw, m, k, cp0, cp1, b, oy0, oy1, out);
+}
+
+void sx_gemm_small_rows(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
+                        const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
+    const sx_kernel_config *cfg = sx_kernel_config_default();
+    (cfg->small_rows ? cfg->small_rows : sxk_small_rows_portable)(rows, n, k, alpha, x, ldx, b, ldb, y, ldy);
 }

@@ -1,6 +1,8 @@
 // Times conv layers of ResNet-18 (width 64, 28×28 input) and MobileNetV2 depthwise layers.
 // Usage: selfxit-kernelbench [r50] [threads] [batch...]   (defaults: 2 threads, batches 1 and 32;
 // `r50`: ResNet-50's bottleneck layers at 224×224 instead, "+res" ones adding a residual in place)
+//        selfxit-kernelbench tune [threads] [batch...]   re-measures every planner decision on
+// ResNet-18/50, MobileNetV2 and EfficientNet layers (Tune.swift); SELFXIT_GEMM_ISA picks the config.
 import ArgumentParser
 import Foundation
 import SelfXit
@@ -9,18 +11,19 @@ struct KernelBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selfxit-kernelbench",
         abstract: "Time ResNet-18 (width 64, 28×28) and MobileNetV2 conv layers, or ResNet-50's bottleneck layers at 224×224 (r50): ms and GFLOPS.",
-        usage: "selfxit-kernelbench [r50] [threads] [batch...]")
+        usage: "selfxit-kernelbench [r50|tune] [threads] [batch...]")
 
     @Argument(help: ArgumentHelp("[r50] [threads] [batch...]: r50 picks ResNet-50's layers; then the thread count (default 2) and batch sizes (default 1 32).", valueName: "r50|threads|batch"))
     var words: [String] = []
 
     var resnet50: Bool { words.contains("r50") }
-    var numbers: [Int] { words.filter { $0 != "r50" }.compactMap { Int($0) } }
+    var tune: Bool { words.contains("tune") }
+    var numbers: [Int] { words.filter { $0 != "r50" && $0 != "tune" }.compactMap { Int($0) } }
 
     func validate() throws {
-        for word in words where word != "r50" {
+        for word in words where word != "r50" && word != "tune" {
             guard let value = Int(word), value >= 1 else {
-                throw ValidationError("'\(word)' is neither r50 nor a positive number (threads, then batch sizes)")
+                throw ValidationError("'\(word)' is neither r50, tune nor a positive number (threads, then batch sizes)")
             }
         }
     }
@@ -90,6 +93,21 @@ func time(_ body: () -> Void) -> Double {
         best = min(best, Double(elapsed) / 1e9 / Double(calls))
     }
     return best
+}
+
+if command.tune {
+    // Depthwise layers of MobileNetV2 / EfficientNet-B0 besides the conv layers.
+    let dwLayers: [(String, Conv2DGeometry)] = [
+        ("dw 96 3x3 s2 112", geometry(96, 112, 96, k: 3, s: 2, groups: 96)),
+        ("dw 192 3x3 28", geometry(192, 28, 192, k: 3, s: 1, groups: 192)),
+        ("dw 576 3x3 14", geometry(576, 14, 576, k: 3, s: 1, groups: 576)),
+        ("effb0 dw 240 5x5 s2 56", geometry(240, 56, 240, k: 5, s: 2, groups: 240)),
+        ("effb0 dw 672 5x5 14", geometry(672, 14, 672, k: 5, s: 1, groups: 672)),
+        ("effb0 pw 1x1 1152→192 7", geometry(1152, 7, 192, k: 1, s: 1)),
+    ]
+    runTuningCheck(layers: resnet18Layers + resnet50Layers.filter { !$0.0.hasSuffix("+res") } + dwLayers,
+                   threads: threads, batches: args.count > 1 ? Array(args.dropFirst()) : [1, 8], pool: pool)
+    Foundation.exit(0)
 }
 
 print("threads \(threads)")

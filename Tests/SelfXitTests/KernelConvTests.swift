@@ -1,5 +1,6 @@
 import XCTest
 @testable import SelfXit
+import SelfXitGEMM
 
 final class KernelConvTests: XCTestCase {
     /// Plain-loop convolution with Double accumulation.
@@ -114,6 +115,12 @@ final class KernelConvTests: XCTestCase {
         check(geometry(c: 8, h: 5, w: 5, oc: 8, k: (1, 1), groups: 2), residual: true)
     }
 
+    /// Depthwise on every kernel configuration this machine runs (in-place 3×3 where the
+    /// configuration has `dw3x3_direct`, its `dw3x3_plane` through the padded copy otherwise).
+    func testDepthwiseEveryConfig() {
+        forEachKernelConfig("depthwise") { _ in testDepthwise() }
+    }
+
     func testDepthwise() {
         check(geometry(c: 5, h: 19, w: 37, oc: 5, k: (3, 3), pads: (1, 1, 1, 1), groups: 5), act: .relu)
         check(geometry(c: 5, h: 19, w: 37, oc: 5, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 5), residual: true)
@@ -131,11 +138,13 @@ final class KernelConvTests: XCTestCase {
     /// Stride-1 convolutions on planes large enough run as implicit GEMMs with AVX-512: padded
     /// grids whose extra columns are dropped, asymmetric pads, dilation, residuals, a K split into
     /// blocks, batches below and above the thread count.
+    /// Every kernel configuration this machine runs, forced (so that a run with SELFXIT_GEMM_ISA
+    /// lowered still tests these paths): those with a `direct` kernel must take it.
     func testDirectImplicitGEMM() throws {
-        try requireISA(PackedGEMM.avx512, untested: "direct convolutions (sx_gemm_compute_direct, sx_gemm_compute_ctd)")
-        // Forced, so that a run with SELFXIT_GEMM_ISA lowered still tests these paths.
-        PackedGEMM.isaOverride = .some(PackedGEMM.avx512)
-        defer { PackedGEMM.isaOverride = nil }
+        forEachKernelConfig("direct convolutions") { cfg in runDirectSuite(cfg) }
+    }
+
+    func runDirectSuite(_ cfg: UnsafePointer<sx_kernel_config>) {
         let cases: [(Conv2DGeometry, Bool, Activation)] = [
             (geometry(c: 20, h: 12, w: 16, oc: 37, k: (1, 1)), true, .relu),
             (geometry(c: 9, h: 17, w: 23, oc: 33, k: (3, 3), pads: (1, 1, 1, 1)), false, .clip(min: 0, max: 6)),
@@ -166,8 +175,12 @@ final class KernelConvTests: XCTestCase {
         for (g, residual, act) in cases {
             let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
                                       bias: nil, activation: act)
-            XCTAssertTrue(kernel.isDirect, "\(g)")
-            if g.inChannels >= 130 { XCTAssertTrue(kernel.isDirectChannelMajor, "\(g)") }
+            // The channel-major cases (≥ 130 channels, short rows) take the direct path only with a
+            // `ctd` kernel; without one the grid rule decides (small planes are packed instead).
+            if g.inChannels < 130 || cfg.pointee.ctd != nil {
+                XCTAssertEqual(kernel.isDirect, cfg.pointee.direct != nil, "\(g) on \(String(cString: cfg.pointee.name))")
+            }
+            if g.inChannels >= 130 && cfg.pointee.ctd != nil { XCTAssertTrue(kernel.isDirectChannelMajor, "\(g)") }
             check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])
         }
     }
@@ -194,9 +207,12 @@ final class KernelConvTests: XCTestCase {
     /// segments of up to 14 pixels, odd channel panels, residuals (also in place), stride-2 phases,
     /// K in blocks (partial sums kept between them) and rows in groups.
     func testDirectChannelMajor() throws {
-        try requireISA(PackedGEMM.avx512, untested: "channel-major direct convolutions (sx_gemm_compute_ctd)")
-        PackedGEMM.isaOverride = .some(PackedGEMM.avx512)
-        defer { PackedGEMM.isaOverride = nil }
+        // Configurations without a `ctd` kernel run the same cases on their other paths.
+        forEachKernelConfig("channel-major direct convolutions") { cfg in runDirectChannelMajorSuite(cfg) }
+    }
+
+    func runDirectChannelMajorSuite(_ cfg: UnsafePointer<sx_kernel_config>) {
+        let hasCTD = cfg.pointee.ctd != nil
         let cases: [(Conv2DGeometry, Bool, Activation)] = [
             (geometry(c: 40, h: 14, w: 14, oc: 37, k: (3, 3), pads: (1, 1, 1, 1)), true, .relu),
             (geometry(c: 72, h: 14, w: 14, oc: 35, k: (3, 3), pads: (1, 1, 1, 1)), true, .relu),  // K in blocks
@@ -210,7 +226,7 @@ final class KernelConvTests: XCTestCase {
         for (g, residual, act) in cases {
             let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
                                       bias: nil, activation: act)
-            XCTAssertTrue(kernel.isDirectChannelMajor, "\(g)")
+            XCTAssertEqual(kernel.isDirectChannelMajor, hasCTD, "\(g)")
             check(g, residual: residual, act: act, batches: [1, 3, 17], threads: [1, 2])
             if residual { check(g, residual: true, inPlace: true, act: act, batches: [2], threads: [2]) }
         }

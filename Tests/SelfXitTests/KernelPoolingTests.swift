@@ -37,6 +37,12 @@ final class KernelPoolingTests: XCTestCase {
         return y
     }
 
+    /// Max and average pooling on every kernel configuration this machine runs (its
+    /// `maxpool_direct` kernel where it has one).
+    func testPoolsEveryConfig() {
+        forEachKernelConfig("pooling") { _ in testPools() }
+    }
+
     func testPools() {
         var rng = SeededRandom(9)
         let geometries = [

@@ -1,5 +1,6 @@
 import XCTest
 @testable import SelfXit
+import SelfXitGEMM
 
 extension SeededRandom {
     init(_ seed: UInt64) { self.init(seed: seed) }
@@ -61,6 +62,7 @@ func isaName(_ isa: Int32) -> String {
     case PackedGEMM.avx512: return "AVX-512"
     case PackedGEMM.avx2: return "AVX2+FMA"
     case PackedGEMM.scalar: return "scalar"
+    case PackedGEMM.neon: return "NEON"
     default: return "ISA \(isa)"
     }
 }
@@ -73,4 +75,19 @@ func requireISA(_ isa: Int32, untested: String) throws {
     let message = "skipped: \(isaName(isa)) not available on this CPU — \(untested) untested"
     print(message)
     throw XCTSkip(message)
+}
+
+/// Runs `body` once per kernel configuration this machine runs, with that configuration forced
+/// (`PackedGEMM.isaOverride`), and prints which ran and which were skipped (never silently).
+func forEachKernelConfig(_ what: String, _ body: (UnsafePointer<sx_kernel_config>) throws -> Void) rethrows {
+    for isa in PackedGEMM.allISAs {
+        guard let cfg = PackedGEMM.config(isa) else {
+            print("\(what): kernel config \(isaName(isa)) skipped — not available on this CPU")
+            continue
+        }
+        PackedGEMM.isaOverride = .some(isa)
+        defer { PackedGEMM.isaOverride = nil }
+        try body(cfg)
+        print("\(what): kernel config \(String(cString: cfg.pointee.name)) ran")
+    }
 }

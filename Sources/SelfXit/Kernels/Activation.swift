@@ -18,8 +18,10 @@ func applyActivation(_ a: Activation, _ x: UnsafeMutablePointer<Float>, count: I
     case .none: return
     case .relu: map(x, count, Relu())
     case let .clip(lo, hi): map(x, count, Clip(lo: SIMD16(repeating: lo), hi: SIMD16(repeating: hi)))
-    case .sigmoid: map(x, count, Sigmoid())
-    case .silu: map(x, count, SiLU())
+    // Sigmoid and SiLU on the kernel configuration's vectors (AVX-512 / AVX2 / NEON, total like
+    // exp16): EfficientNet runs a SiLU after nearly every convolution.
+    case .sigmoid: PackedGEMM.currentConfig.pointee.sigmoid(x, x, count)
+    case .silu: PackedGEMM.currentConfig.pointee.silu(x, x, count)
     case let .hardSigmoid(alpha, beta): map(x, count, HardSigmoid(alpha: alpha, beta: beta))
     case .hardSwish: map(x, count, HardSwish())
     case .tanh: map(x, count, Tanh())

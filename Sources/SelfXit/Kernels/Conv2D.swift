@@ -60,7 +60,22 @@ package final class Conv2DKernel {
 
     /// Precondition: `geometry` is consistent (channels divisible by `groups`, output sizes match
     /// the padding), `weights.count == outC · inC/groups · kH · kW`, `bias` (if any) has `outC` entries.
-    package init(geometry g: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation) {
+    /// A planner decision forced instead of the rule (`selfxit-kernelbench tune` times both sides).
+    package enum PlanChoice: Sendable, Equatable {
+        case rule
+        /// Packed GEMM (im2col / pointwise), channel-major (`ct`) or not; `nil`: the rule's.
+        case packed(channelMajor: Bool?)
+        /// The direct product, channel-major (`ctd`) or on the grid.
+        case direct(channelMajor: Bool)
+        /// Depthwise: in place (`dw3x3_direct`) or through the padded copy.
+        case depthwise(inPlace: Bool)
+    }
+
+    package convenience init(geometry g: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation) {
+        self.init(geometry: g, weights: weights, bias: bias, activation: activation, plan: .rule)
+    }
+
+    package init(geometry g: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation, plan choice: PlanChoice) {
         precondition(g.groups >= 1 && g.inChannels % g.groups == 0 && g.outChannels % g.groups == 0)
         precondition(weights.count == g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth)
         precondition(bias == nil || bias!.count == g.outChannels)
@@ -75,9 +90,18 @@ package final class Conv2DKernel {
         self.bias = allocateFloats(g.outChannels)
         if let bias { self.bias.initialize(from: bias, count: bias.count) } else { self.bias.initialize(repeating: 0, count: g.outChannels) }
 
+        var directChoice: Bool?? = .some(nil)  // .none: no direct product; .some(cm): forced or (nil) the rule's
+        var packedCM: Bool? = nil
+        switch choice {
+        case .rule, .depthwise: break
+        case let .packed(cm): directChoice = .none; packedCM = cm
+        case let .direct(cm): directChoice = .some(cm)
+        }
         if g.groups == g.inChannels && g.groups == g.outChannels {
-            algorithm = .depthwise(DepthwisePlan(g))
-        } else if PackedGEMM.currentISA == PackedGEMM.avx512, let plan = DirectConvPlan(g) {
+            if case let .depthwise(inPlace) = choice { algorithm = .depthwise(DepthwisePlan(g, inPlace: inPlace)) }
+            else { algorithm = .depthwise(DepthwisePlan(g)) }
+        } else if PackedGEMM.currentISA != nil, let cm = directChoice,
+                  let plan = DirectConvPlan(g, config: PackedGEMM.currentConfig, channelMajor: cm) {
             algorithm = .direct(plan)
         } else if g.kernelHeight == 1 && g.kernelWidth == 1 && g.strideH == 1 && g.strideW == 1
                     && g.padTop == 0 && g.padLeft == 0 && g.outHeight == g.inHeight && g.outWidth == g.inWidth {
@@ -89,14 +113,15 @@ package final class Conv2DKernel {
             packedA = []
             samplesPerChunk = 1
         } else if case let .direct(plan) = algorithm {
-            packedA = [PackedMatrixA(isa: PackedGEMM.avx512, rows: unpacked, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
+            packedA = [PackedMatrixA(isa: plan.config.pointee.isa, rows: unpacked, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
             samplesPerChunk = 1
         } else if let isa = PackedGEMM.currentISA {
             let (m, k) = (self.m, self.k)
             let w = UnsafePointer(unpacked)
             // Small planes whose pixel count is not a multiple of 16 (7×7, 5×5, …) run channel-major:
             // row-major panels would compute 64 pixel lanes for a 49-pixel plane.
-            let channelMajor = isa == PackedGEMM.avx512 && n <= 64 && n % PackedGEMM.nr != 0
+            let hasCT = PackedGEMM.config(isa)?.pointee.ct != nil
+            let channelMajor = hasCT && (packedCM ?? (n <= 64 && n % PackedGEMM.nr != 0))
             packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k, channelMajor: channelMajor) }
             // Aim for ≥ 256 columns per product, with packed B at most 8 MB per thread.
             let byWidth = max(1, 256 / max(1, n))
@@ -114,6 +139,16 @@ package final class Conv2DKernel {
         } else {
             unpacked.deallocate()
             unpackedWeights = nil
+        }
+    }
+
+    /// The algorithm in words (tuning reports).
+    package var algorithmName: String {
+        switch algorithm {
+        case .pointwise: return packedA.first?.channelMajor == true ? "pointwise ct" : "pointwise"
+        case .im2col: return packedA.first?.channelMajor == true ? "im2col ct" : "im2col"
+        case let .depthwise(plan): return plan.readsInPlace ? "dw in place" : "dw padded"
+        case let .direct(plan): return plan.channelMajor ? "direct ctd" : "direct grid"
         }
     }
 
@@ -252,8 +287,8 @@ package final class Conv2DKernel {
                 sx_gemm_pack_b(x + oy.lowerBound * g.outWidth, n, Int32(oy.count * g.outWidth), Int32(k),
                                Int32(rows.lowerBound), Int32(rows.upperBound), Int32(col0), pb)
             } else {
-                sx_im2col_packed(x, &geom, Int32(rows.lowerBound), Int32(rows.upperBound),
-                                 Int32(oy.lowerBound), Int32(oy.upperBound), Int32(col0), pb)
+                packedA[grp].config.pointee.im2col(x, &geom, Int32(rows.lowerBound), Int32(rows.upperBound),
+                                                   Int32(oy.lowerBound), Int32(oy.upperBound), Int32(col0), pb)
             }
         }
         /// A panels `mp` × B panels `np` of the product whose columns start at pixel `pixel0` of sample `s`.

@@ -8,11 +8,14 @@ import SelfXitGEMM
 /// inputs with one contiguous load. Output rows are computed 16 pixels at a time with all taps
 /// accumulated in registers; 3×3 kernels keep their nine weights hoisted.
 ///
-/// 3×3 kernels with dilation 1 and stride 1 or 2 (MobileNet's) skip the padded copy on AVX-512:
+/// 3×3 kernels with dilation 1 and stride 1 or 2 (MobileNet's) skip the padded copy where the
+/// kernel configuration has a `dw3x3_direct` kernel (AVX-512 today):
 /// `sx_dw3x3_direct` reads the plane in place with masked loads, deinterleaving stride-2 rows in
 /// registers; the copy was most of the time of a stride-2 layer.
 struct DepthwisePlan {
     let g: Conv2DGeometry
+    /// The kernels the plan runs on (a test's forced configuration, else the default one).
+    let config: UnsafePointer<sx_kernel_config>
     /// Whether planes are read in place (`sx_dw3x3_direct`) rather than through the padded buffer.
     let readsInPlace: Bool
     /// Padded rows: enough for every tap of every output row.
@@ -23,11 +26,12 @@ struct DepthwisePlan {
     /// Offset within a padded row of kernel column `kx`'s input for output pixel 0.
     let tapOffsets: [Int]
 
-    init(_ g: Conv2DGeometry) {
+    /// `inPlace: false` (tuning checks only) takes the padded copy where the rule would read in place.
+    init(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config> = PackedGEMM.currentConfig, inPlace: Bool = true) {
         self.g = g
-        readsInPlace = g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationH == 1 && g.dilationW == 1
+        self.config = config
+        readsInPlace = inPlace && config.pointee.dw3x3_direct != nil && g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationH == 1 && g.dilationW == 1
             && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
-            && sx_gemm_default_isa() == Int32(SX_GEMM_ISA_AVX512)
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1
         let roundedW = (g.outWidth + 15) / 16 * 16
         let phaseW = roundedW + (g.kernelWidth - 1) * g.dilationW / g.strideW + 1
@@ -95,7 +99,7 @@ struct DepthwisePlan {
                 if g.kernelHeight == 3 && g.kernelWidth == 3 {
                     let fuse = residual == nil && !fused.separate
                     offsets3.withUnsafeBufferPointer { off in
-                        sx_dw3x3_plane(buffer, g.strideH * rowW, g.dilationH * rowW, off.baseAddress, weights + c * taps, bias[c],
+                        config.pointee.dw3x3_plane(buffer, g.strideH * rowW, g.dilationH * rowW, off.baseAddress, weights + c * taps, bias[c],
                                        out, Int32(g.outHeight), Int32(g.outWidth),
                                        fuse ? fused.code : Int32(SX_GEMM_ACT_NONE), fused.lo, fused.hi)
                     }
@@ -118,7 +122,7 @@ struct DepthwisePlan {
         let c = p % g.inChannels
         let fused = PackedGEMM.fused(activation)
         let y = output + p * g.outPlane
-        sx_dw3x3_direct(input + p * g.inPlane, Int32(g.inHeight), Int32(g.inWidth), Int32(g.strideH),
+        config.pointee.dw3x3_direct(input + p * g.inPlane, Int32(g.inHeight), Int32(g.inWidth), Int32(g.strideH),
                         Int32(g.padTop), Int32(g.padLeft), weights + c * 9, bias[c],
                         residual.map { $0 + p * g.outPlane }, y, Int32(rows.lowerBound), Int32(rows.upperBound), Int32(g.outWidth),
                         fused.code, fused.lo, fused.hi)
@@ -149,7 +153,7 @@ struct DepthwisePlan {
                     let d = dst + phase * phaseW
                     d.update(repeating: 0, count: lo)
                     if g.strideW == 2 {
-                        sx_deinterleave2(src + off, d, Int32(lo), Int32(hi))
+                        config.pointee.deinterleave2(src + off, d, Int32(lo), Int32(hi))
                     } else {
                         for j in lo..<hi { d[j] = src[j * g.strideW + off] }
                     }

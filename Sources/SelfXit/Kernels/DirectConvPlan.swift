@@ -23,6 +23,10 @@ import SelfXitGEMM
 /// Only the planes some tap reads are copied (one for a 1×1 stride-2 convolution).
 struct DirectConvPlan {
     let g: Conv2DGeometry
+    /// The kernels the plan runs on (`direct`, and `ctd` when `channelMajor`).
+    let config: UnsafePointer<sx_kernel_config>
+    /// Grid columns per work unit (the configuration's `direct_unit`: 48 on AVX-512, 3 vectors of 16).
+    let unitColumns: Int
     /// Whether B is a padded copy (else the input itself).
     let padded: Bool
     /// Stride 1: the padded plane.
@@ -46,10 +50,18 @@ struct DirectConvPlan {
 
     /// `nil` when `g` does not suit a direct product: grouped, strides other than 1×1 or 2×2, or
     /// a grid wasting more than an eighth of its columns (small planes, whose im2col is cheap anyway).
-    init?(_ g: Conv2DGeometry) {
+    /// Also `nil` when `config` has no direct kernel. Channel-major needs its `ctd` kernel, and
+    /// takes rows of at most twice its `ctd_max_pixels` (14 on AVX-512, so 28).
+    /// `channelMajor` (tuning checks only, selfxit-kernelbench tune) overrides the rule: `true`
+    /// where the configuration has a `ctd` kernel, `false` always; the grid-waste limit is then lifted.
+    init?(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config>, channelMajor forced: Bool? = nil) {
         let s = g.strideH
-        guard g.groups == 1, g.strideW == s, s == 1 || s == 2, g.padTop >= 0, g.padLeft >= 0 else { return nil }
+        guard config.pointee.direct != nil, config.pointee.direct_unit > 0,
+              g.groups == 1, g.strideW == s, s == 1 || s == 2, g.padTop >= 0, g.padLeft >= 0 else { return nil }
         self.g = g
+        self.config = config
+        unitColumns = Int(config.pointee.direct_unit)
+        let ctdPixels = config.pointee.ctd != nil ? Int(config.pointee.ctd_max_pixels) : 0
         // Channel-major on short rows (7 to 28 output pixels): a row segment of up to 14 pixels
         // fills the micro-kernel's broadcast lanes exactly, where 16-pixel vectors would straddle
         // rows and compute the padding between them (an eighth of a 14×14 plane's grid). Measured
@@ -59,8 +71,10 @@ struct DirectConvPlan {
         // where the packed product measured 4–20 % slower); the grid was faster otherwise.
         pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
         let k = g.inChannels * g.kernelHeight * g.kernelWidth
-        channelMajor = g.outWidth >= 7 && g.outWidth <= (pointwise ? 14 : 28) && k >= 128
+        let rule = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= (pointwise ? ctdPixels : 2 * ctdPixels) && k >= 128
             && (!pointwise || k >= g.outChannels || g.outPlane < 64)
+        if let forced, forced && ctdPixels == 0 { return nil }
+        channelMajor = forced ?? rule
         // Rows and columns the windows reach.
         let reachH = max(g.inHeight + g.padTop, (g.outHeight - 1) * s + (g.kernelHeight - 1) * g.dilationH + 1)
         let reachW = max(g.inWidth + g.padLeft, (g.outWidth - 1) * s + (g.kernelWidth - 1) * g.dilationW + 1)
@@ -100,7 +114,7 @@ struct DirectConvPlan {
         }
         gridColumns = (g.outHeight - 1) * gridW + g.outWidth
         let computed = (gridColumns + 15) / 16 * 16
-        guard channelMajor || (gridColumns >= 64 && 8 * g.outPlane >= 7 * computed) else { return nil }
+        guard forced != nil || channelMajor || (gridColumns >= 64 && 8 * g.outPlane >= 7 * computed) else { return nil }
         // Per channel: the taps' (slot, offset), the same for every channel.
         var taps: [(slot: Int, offset: Int)] = []
         for ky in 0..<g.kernelHeight {
@@ -135,7 +149,9 @@ struct DirectConvPlan {
 
         // A sample's product splits into units: output rows (channel-major) or 48-column chunks
         // of the grid (the micro-kernel's widest pass).
-        let units = channelMajor ? g.outHeight : (gridColumns + 47) / 48
+        let unitColumns = self.unitColumns
+        let units = channelMajor ? g.outHeight : (gridColumns + unitColumns - 1) / unitColumns
+        let cfg = config.pointee
         offsets.withUnsafeBufferPointer { off in
             /// A panels `mp` × units `u` of sample `s`, B read from `src`.
             func compute(_ s: Int, _ src: UnsafePointer<Float>, mp: Range<Int>, units u: Range<Int>) {
@@ -147,11 +163,11 @@ struct DirectConvPlan {
                                       bias: bias, cols_per_sample: Int32(g.outPlane),
                                       act: act.code, lo: act.lo, hi: act.hi)
                 if channelMajor {
-                    sx_gemm_compute_ctd(weights.data, Int32(weights.m), Int32(weights.k), Int32(mp.lowerBound), Int32(mp.upperBound),
-                                        &b, Int32(u.lowerBound), Int32(u.upperBound), &out)
+                    cfg.ctd(weights.data, Int32(weights.m), Int32(weights.k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                            &b, Int32(u.lowerBound), Int32(u.upperBound), &out)
                 } else {
-                    sx_gemm_compute_direct(weights.data, Int32(weights.m), Int32(weights.k), Int32(mp.lowerBound), Int32(mp.upperBound),
-                                           &b, Int32(min(gridColumns, u.lowerBound * 48)), Int32(min(gridColumns, u.upperBound * 48)), &out)
+                    cfg.direct(weights.data, Int32(weights.m), Int32(weights.k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                               &b, Int32(min(gridColumns, u.lowerBound * unitColumns)), Int32(min(gridColumns, u.upperBound * unitColumns)), &out)
                 }
             }
 

@@ -23,13 +23,15 @@ package final class DenseKernel {
     private let bias: UnsafeMutablePointer<Float>?
     private let biasRows: Int
     private let scalarBias: Float
-    /// Whether products of up to 8 rows run on `sx_gemm_small_rows` (AVX-512), not the packed SGEMM.
-    private let smallRows = PackedGEMM.currentISA == PackedGEMM.avx512
+    /// The configuration's few-rows product (`nil` where it has none): products of up to
+    /// `smallRowsMax` rows run on it, not the packed SGEMM.
+    private let smallRows = PackedGEMM.currentISA != nil ? PackedGEMM.currentConfig.pointee.small_rows : nil
+    private let smallRowsMax = Int(PackedGEMM.currentConfig.pointee.small_rows_max)
     /// The micro-kernels `sx_sgemm` runs on (a test's forced ISA when one is set at creation).
     private let isa = PackedGEMM.currentISA ?? sx_gemm_default_isa()
 
-    /// Whether a product of `rows` rows runs on `sx_gemm_small_rows` (which takes 1 to 8).
-    private func usesSmallRows(_ rows: Int) -> Bool { smallRows && rows <= 8 }
+    /// Whether a product of `rows` rows runs on the few-rows product (which takes 1 to `smallRowsMax`).
+    private func usesSmallRows(_ rows: Int) -> Bool { smallRows != nil && rows <= smallRowsMax }
 
     /// - Parameters:
     ///   - weights: `B`, `[n, k]` when `transposed` (ONNX `transB = 1`), else `[k, n]`.
@@ -86,8 +88,8 @@ package final class DenseKernel {
         let out = y + rows.lowerBound * n + cols.lowerBound
         if usesSmallRows(rows.count) {
             // A few rows (a classifier at a small batch): a packed product would copy all of B for them.
-            sx_gemm_small_rows(Int32(rows.count), Int32(cols.count), Int32(k), alpha, a + rows.lowerBound * k, k,
-                               packed + cols.lowerBound, n, out, n)
+            smallRows!(Int32(rows.count), Int32(cols.count), Int32(k), alpha, a + rows.lowerBound * k, k,
+                       packed + cols.lowerBound, n, out, n)
         } else {
             sx_sgemm(isa, 0, 0, Int32(rows.count), Int32(cols.count), Int32(k),
                      alpha, a + rows.lowerBound * k, k, packed + cols.lowerBound, n, 0, out, n)

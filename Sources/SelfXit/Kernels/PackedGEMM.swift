@@ -27,9 +27,30 @@ enum PackedGEMM {
 
     static func isSupported(_ isa: Int32) -> Bool { sx_gemm_isa_supported(isa) != 0 }
 
+    /// The kernel configuration of `isa` (tile sizes, the kernels it has), `nil` where this
+    /// machine cannot run it. Planners ask it what it has (`direct != nil`), never an ISA id.
+    static func config(_ isa: Int32) -> UnsafePointer<sx_kernel_config>? { sx_kernel_config_for(isa) }
+
+    /// The configuration a kernel created now uses: a test's forced ISA, else the default one.
+    /// With `SELFXIT_GEMM_ISA=blas` (or a forced `nil`) the default one: depthwise, pooling and
+    /// activations still run on it, only convolutions take the unpacked `sx_sgemm` path.
+    static var currentConfig: UnsafePointer<sx_kernel_config> {
+        if let forced = isaOverride, let isa = forced, let cfg = sx_kernel_config_for(isa) { return cfg }
+        return sx_kernel_config_default()!
+    }
+
+    /// Every configuration this machine runs (tests walk them all).
+    static var runnableConfigs: [UnsafePointer<sx_kernel_config>] {
+        (0..<Int32(SX_GEMM_ISA_COUNT)).compactMap { sx_kernel_config_for($0) }
+    }
+
+    /// The ISA ids that exist (tests report which of them this machine cannot run).
+    static let allISAs: [Int32] = (0..<Int32(SX_GEMM_ISA_COUNT)).map { $0 }
+
     static let scalar = Int32(SX_GEMM_ISA_SCALAR)
     static let avx2 = Int32(SX_GEMM_ISA_AVX2)
     static let avx512 = Int32(SX_GEMM_ISA_AVX512)
+    static let neon = Int32(SX_GEMM_ISA_NEON)
     static let nr = Int(SX_GEMM_NR)
 
     /// The activation the micro-kernel epilogue applies, and whether `a` needs a separate pass.
@@ -44,9 +65,11 @@ enum PackedGEMM {
 }
 
 /// A constant `m×k` row-major matrix packed once into the micro-kernel's A panels, or, with
-/// `channelMajor` (AVX-512 only), into 16-row panels for `sx_gemm_compute_ct`.
+/// `channelMajor` (configurations with a `ct` kernel), into 16-row panels for it.
 final class PackedMatrixA {
     let isa: Int32
+    /// The configuration whose kernels compute with these panels.
+    let config: UnsafePointer<sx_kernel_config>
     let m: Int, k: Int
     /// Whether products run channel-major (`sx_gemm_compute_ct`); panels are 16 rows either way on AVX-512.
     let channelMajor: Bool
@@ -55,8 +78,10 @@ final class PackedMatrixA {
 
     init(isa: Int32, rows a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, channelMajor: Bool = false) {
         precondition(m > 0 && k > 0 && m <= Int(Int32.max) && k <= Int(Int32.max))
-        precondition(!channelMajor || (isa == PackedGEMM.avx512 && lda == k))
-        self.isa = isa
+        let config = sx_kernel_config_for(isa) ?? sx_kernel_config_default()!
+        precondition(!channelMajor || (config.pointee.ct != nil && lda == k))
+        self.isa = config.pointee.isa
+        self.config = config
         self.m = m
         self.k = k
         self.channelMajor = channelMajor
@@ -65,23 +90,29 @@ final class PackedMatrixA {
             data = allocateFloats(Int(sx_gemm_packed_wt_floats(Int32(m), Int32(k))))
             sx_gemm_pack_wt(a, Int32(m), Int32(k), data)
         } else {
-            let mr = Int(sx_gemm_mr(isa))
+            let mr = Int(config.pointee.mr)
             panels = (m + mr - 1) / mr
-            data = allocateFloats(Int(sx_gemm_packed_a_floats(isa, Int32(m), Int32(k))))
-            sx_gemm_pack_a(isa, a, lda, Int32(m), Int32(k), data)
+            data = allocateFloats(Int(sx_gemm_packed_a_floats(self.isa, Int32(m), Int32(k))))
+            sx_gemm_pack_a(self.isa, a, lda, Int32(m), Int32(k), data)
         }
     }
 
     /// A panels `mp` × B panels `np` of packed `pb` (`cols` columns) into `out`.
     func compute(_ pb: UnsafePointer<Float>, cols: Int, mp: Range<Int>, np: Range<Int>, _ out: inout sx_gemm_out) {
         if channelMajor {
-            sx_gemm_compute_ct(data, Int32(m), Int32(k), Int32(mp.lowerBound), Int32(mp.upperBound),
-                               pb, Int32(cols), Int32(np.lowerBound), Int32(np.upperBound), &out)
+            config.pointee.ct(data, Int32(m), Int32(k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                              pb, Int32(cols), Int32(np.lowerBound), Int32(np.upperBound), &out)
         } else {
-            sx_gemm_compute(isa, data, Int32(m), Int32(k), Int32(mp.lowerBound), Int32(mp.upperBound),
-                            pb, Int32(cols), Int32(np.lowerBound), Int32(np.upperBound), &out)
+            config.pointee.gemm(data, Int32(m), Int32(k), Int32(mp.lowerBound), Int32(mp.upperBound),
+                                pb, Int32(cols), Int32(np.lowerBound), Int32(np.upperBound), &out)
         }
     }
 
     deinit { data.deallocate() }
+}
+
+/// The kernel configuration in words, for tools in this package (selfxit-kernelbench).
+package enum KernelConfigInfo {
+    /// The name of the configuration kernels created now use (`avx512`, `avx2`, `neon`, `scalar`).
+    package static var currentName: String { String(cString: PackedGEMM.currentConfig.pointee.name) }
 }

@@ -27,13 +27,15 @@ package struct Pool2DGeometry: Equatable, Sendable {
 /// window touches at least one input pixel.
 package func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                       batch: Int, pool: ThreadPool) {
-    // ResNet's 3×3 stride-2 pooling and the like: masked AVX-512 loads straight from the plane.
-    let direct = g.kernelHeight <= 3 && g.kernelWidth <= 3 && g.dilationH == 1 && g.dilationW == 1
+    // ResNet's 3×3 stride-2 pooling and the like: the configuration's maxpool_direct kernel
+    // (AVX-512: masked loads straight from the plane), where it has one.
+    let maxpoolDirect = PackedGEMM.currentConfig.pointee.maxpool_direct
+    let direct = maxpoolDirect != nil && g.kernelHeight <= 3 && g.kernelWidth <= 3 && g.dilationH == 1 && g.dilationW == 1
         && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
-        && g.outWidth <= Int(SX_MAXPOOL_DIRECT_MAX_WIDTH) && sx_gemm_default_isa() == Int32(SX_GEMM_ISA_AVX512)
+        && g.outWidth <= Int(SX_MAXPOOL_DIRECT_MAX_WIDTH)
     forEachPlane(g, input, output, batch: batch, pool: pool) { x, y in
-        if direct {
-            sx_maxpool_direct(x, Int32(g.inHeight), Int32(g.inWidth), Int32(g.kernelHeight), Int32(g.kernelWidth),
+        if direct, let maxpoolDirect {
+            maxpoolDirect(x, Int32(g.inHeight), Int32(g.inWidth), Int32(g.kernelHeight), Int32(g.kernelWidth),
                               Int32(g.strideH), Int32(g.padTop), Int32(g.padLeft), y, Int32(g.outHeight), Int32(g.outWidth))
             return
         }

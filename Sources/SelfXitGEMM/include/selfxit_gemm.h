@@ -5,8 +5,10 @@
 // A (the weights) is packed once into MR-row panels, k-major (for each k, MR consecutive rows,
 // zero-padded to a multiple of MR). B (im2col matrix or the input of a 1×1 conv) is packed per call
 // into 16-column panels, k-major, zero-padded to a multiple of 16 columns. Micro-kernels:
-// AVX-512 (MR = 16, NR = 16; adjacent B panels in pairs, 8×32 per pass), AVX2+FMA (MR = 6, NR = 16), portable scalar (MR = 4, NR = 16),
-// picked at run time from CPUID (overridable with SELFXIT_GEMM_ISA=avx512|avx2|scalar).
+// AVX-512 (MR = 16, NR = 16; adjacent B panels in pairs, 8×32 per pass), AVX2+FMA (MR = 6, NR = 16),
+// NEON (MR = 8, NR = 16), portable C (MR = 4, NR = 16), picked at run time from CPUID (overridable
+// with SELFXIT_GEMM_ISA=avx512|avx2|neon|scalar). Each ISA is one `sx_kernel_config` (tile sizes +
+// kernels, NULL where it has none): callers ask the configuration what it has, never an ISA id.
 #ifndef SELFXIT_GEMM_H
 #define SELFXIT_GEMM_H
 
@@ -16,7 +18,9 @@
 extern "C" {
 #endif
 
-enum { SX_GEMM_ISA_SCALAR = 0, SX_GEMM_ISA_AVX2 = 1, SX_GEMM_ISA_AVX512 = 2 };
+enum { SX_GEMM_ISA_SCALAR = 0, SX_GEMM_ISA_AVX2 = 1, SX_GEMM_ISA_AVX512 = 2, SX_GEMM_ISA_NEON = 3 };
+/// ISA ids are `0..<SX_GEMM_ISA_COUNT`.
+#define SX_GEMM_ISA_COUNT 4
 enum { SX_GEMM_ACT_NONE = 0, SX_GEMM_ACT_RELU = 1, SX_GEMM_ACT_CLIP = 2 };
 #define SX_GEMM_NR 16
 
@@ -86,10 +90,10 @@ typedef struct sx_gemm_direct_b {
     int n, grid_w, valid_w;
 } sx_gemm_direct_b;
 
-/// Computes A panels `mp0..<mp1` (AVX-512 packing) against grid columns `q0..<q1`
+/// Computes A panels `mp0..<mp1` (packed for the default ISA) against grid columns `q0..<q1`
 /// of the direct B `b`, into one sample: output pixel `p` of row `i` at
 /// `out->c + i·ldc + p` (residual likewise); `cols_per_sample` and the sample strides are unused.
-/// AVX-512 only: the caller checks `sx_gemm_isa_supported(SX_GEMM_ISA_AVX512)`.
+/// Runs the default configuration's `direct` kernel, or portable C where it has none.
 void sx_gemm_compute_direct(const float *pa, int m, int k, int mp0, int mp1,
                             const sx_gemm_direct_b *b, int q0, int q1, const sx_gemm_out *out);
 
@@ -103,7 +107,8 @@ void sx_gemm_pack_wt(const float *w, int m, int k, float *dst);
 /// over 16 output channels and pixels are broadcast, so a plane of 49 pixels costs 49 pixel
 /// rows, not 64 pixel lanes. Channel panels `cp0..<cp1` (weights from `sx_gemm_pack_wt`) against
 /// pixel panels `np0..<np1` of packed B; C, residual, bias, activation as `sx_gemm_compute`.
-/// AVX-512 only; channel and residual strides (`ldc`, `ldr`) must fit 16× in an int.
+/// The default configuration's `ct` (portable C where it has none); channel and residual
+/// strides (`ldc`, `ldr`) must fit 16× in an int.
 void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
                         const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
 
@@ -113,14 +118,16 @@ void sx_gemm_compute_ct(const float *pw, int m, int k, int cp0, int cp1,
 /// weights packed by `sx_gemm_pack_wt`, vectors over 16 output channels. No grid column is
 /// computed for padding, and 14 pixels × 32 channels keep 28 accumulators busy. C, residual
 /// (in place allowed), bias, activation as `sx_gemm_compute_direct`. Where `b->grid_w ==
-/// b->valid_w` the rows' pixels are taken as one run. AVX-512 only.
+/// b->valid_w` the rows' pixels are taken as one run. The default configuration's `ctd` (portable C
+/// where it has none).
 void sx_gemm_compute_ctd(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
                          int oy0, int oy1, const sx_gemm_out *out);
 
 /// `y[r, c] = alpha · Σ_kk x[r, kk] · b[kk, c]` for rows `r < rows` (1 to 8) and columns `c < n`:
 /// a product with a few rows (a classifier at a small batch) reads row-major B once, in place,
 /// 32 columns at a time for all rows, where a packed GEMM would copy all of B for a handful of
-/// rows. AVX-512 only (callers check `sx_gemm_isa_supported`); `ldx`, `ldb`, `ldy` in floats.
+/// rows. The default configuration's `small_rows` (portable C where it has none); `ldx`, `ldb`,
+/// `ldy` in floats.
 void sx_gemm_small_rows(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
                         const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);
 
@@ -146,15 +153,16 @@ void sx_dw3x3_plane(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int 
 /// Depthwise 3×3, dilation 1, stride 1 or 2, over one plane `x` (`in_h×in_w`) read in place
 /// (out-of-image taps masked off, no padded copy): output rows `oy0..<oy1` of `out` (`out_w`
 /// wide, row 0 at `out`) get `act(conv + bias + res)` (`res`, laid out as `out`, may be NULL).
-/// Precondition: AVX-512 (`sx_gemm_default_isa()`).
+/// The default configuration's `dw3x3_direct` (portable C where it has none).
 void sx_dw3x3_direct(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
                      const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                      int act, float lo, float hi);
 /// Widest output row `sx_maxpool_direct` takes (its load masks live on the stack).
 #define SX_MAXPOOL_DIRECT_MAX_WIDTH 1024
 /// Max pooling of one plane `x` (`in_h×in_w`) read in place, padding never winning:
-/// `kh, kw <= 3`, dilation 1, stride 1 or 2 in both directions. Preconditions: AVX-512,
+/// `kh, kw <= 3`, dilation 1, stride 1 or 2 in both directions. Preconditions:
 /// `out_w <= SX_MAXPOOL_DIRECT_MAX_WIDTH`, and every window touches at least one input pixel.
+/// The default configuration's `maxpool_direct` (portable C where it has none).
 void sx_maxpool_direct(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                        float *out, int out_h, int out_w);
 /// `d[j] = s[2j]` for `j` in `lo..<hi` (reads `s` only at offsets `2·lo ... 2·(hi−1)`).
@@ -162,6 +170,61 @@ void sx_deinterleave2(const float *s, float *d, int lo, int hi);
 /// A stride-2 subsampled plane: `dst[i][j] = x[2i + row0][2j + col0]` (`plane_h × plane_w`, rows
 /// packed), zero where that falls outside `x` (`in_h × in_w`).
 void sx_subsample2_plane(const float *x, int in_h, int in_w, int row0, int col0, float *dst, int plane_h, int plane_w);
+
+
+/// One ISA's kernels (XNNPACK-style configuration): tile sizes and function pointers, filled once
+/// per ISA in configs/kernel_config.c. A NULL kernel means this ISA has no fast path of that kind
+/// and planners take the general one (im2col + `gemm`, a padded copy + `dw3x3_plane`, portable
+/// pooling). Planners read the widths below and test the pointers; they never compare ISA ids.
+/// Tables are immutable and live for the process.
+typedef struct sx_kernel_config {
+    int isa;                 ///< SX_GEMM_ISA_*
+    const char *name;        ///< "avx512", "avx2", "neon", "scalar" (as SELFXIT_GEMM_ISA spells it)
+    int mr;                  ///< rows per packed A panel (`sx_gemm_pack_a`)
+    int nr;                  ///< columns per packed B panel (SX_GEMM_NR)
+    int direct_unit;         ///< grid columns per `direct` work unit (a multiple of the kernel's width); 0 without `direct`
+    int ctd_max_pixels;      ///< pixels per `ctd` row segment (its accumulators); 0 without `ctd`
+    int small_rows_max;      ///< rows `small_rows` takes (1...this); 0 without `small_rows`
+    int vector_floats;       ///< floats per vector register (16, 8, 4, 1)
+    /// `sx_gemm_compute` for this ISA (A packed with `mr`).
+    void (*gemm)(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0, int np1,
+                 const sx_gemm_out *out);
+    /// `sx_gemm_compute_direct` (A packed with `mr`), or NULL.
+    void (*direct)(const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b, int q0, int q1,
+                   const sx_gemm_out *out);
+    /// `sx_gemm_compute_ct`, or NULL.
+    void (*ct)(const float *pw, int m, int k, int cp0, int cp1, const float *pb, int n, int np0, int np1,
+               const sx_gemm_out *out);
+    /// `sx_gemm_compute_ctd`, or NULL.
+    void (*ctd)(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0, int oy1,
+                const sx_gemm_out *out);
+    /// `sx_gemm_small_rows`, or NULL.
+    void (*small_rows)(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx, const float *b,
+                       ptrdiff_t ldb, float *y, ptrdiff_t ldy);
+    /// `sx_im2col_packed` (never NULL).
+    void (*im2col)(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst);
+    /// `sx_dw3x3_plane` (never NULL).
+    void (*dw3x3_plane)(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, const float *w, float bias,
+                        float *out, int out_h, int out_w, int act, float lo, float hi);
+    /// `sx_dw3x3_direct`, or NULL.
+    void (*dw3x3_direct)(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left, const float *w,
+                         float bias, const float *res, float *out, int oy0, int oy1, int out_w, int act, float lo,
+                         float hi);
+    /// `sx_maxpool_direct`, or NULL.
+    void (*maxpool_direct)(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
+                           float *out, int out_h, int out_w);
+    /// `sx_deinterleave2` (never NULL).
+    void (*deinterleave2)(const float *s, float *d, int lo, int hi);
+    /// `y[i] = 1 / (1 + e^−x[i])` for `i < n` (`y` may be `x`), total: NaN → NaN, ±inf → 1 / 0, never traps (never NULL).
+    void (*sigmoid)(const float *x, float *y, size_t n);
+    /// `y[i] = x[i] · sigmoid(x[i])`, total as `sigmoid` (never NULL).
+    void (*silu)(const float *x, float *y, size_t n);
+} sx_kernel_config;
+
+/// The configuration of `isa`, or NULL when this machine cannot run it (or `isa` is no ISA id).
+const sx_kernel_config *sx_kernel_config_for(int isa);
+/// The configuration of `sx_gemm_default_isa()` (never NULL).
+const sx_kernel_config *sx_kernel_config_default(void);
 
 /// A spin-wait hint (x86 `pause`, Arm `yield`) for busy-wait loops.
 static inline void sx_cpu_relax(void) {

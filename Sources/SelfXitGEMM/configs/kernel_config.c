@@ -1,0 +1,96 @@
+// One kernel configuration per ISA (the structure of XNNPACK's src/configs/): tile sizes and the
+// kernels each ISA has, NULL where it has none. The tables are constant; which ones this machine
+// may use is decided once from CPU detection (sx_gemm_isa_supported), and the default one from
+// that and SELFXIT_GEMM_ISA (sx_gemm_default_isa). Tests walk every table the machine runs.
+#include "../kernels_internal.h"
+
+#include <stddef.h>
+
+static const sx_kernel_config scalar_config = {
+    .isa = SX_GEMM_ISA_SCALAR, .name = "scalar",
+    .mr = SXK_MR_SCALAR, .nr = SXK_NR,
+    // No direct product: im2col + GEMM, as before the tables (the portable direct product,
+    // sxk_direct_portable, stays the public entry points' fallback and the kernels' reference).
+    .direct_unit = 0, .ctd_max_pixels = 0, .small_rows_max = 0, .vector_floats = 1,
+    .gemm = sxk_gemm_scalar,
+    .direct = NULL,
+    .ct = NULL, .ctd = NULL, .small_rows = NULL,
+    .im2col = sxk_im2col_portable,
+    .dw3x3_plane = sxk_dw3x3_plane_portable,
+    .dw3x3_direct = NULL, .maxpool_direct = NULL,
+    .deinterleave2 = sxk_deinterleave2_portable,
+    .sigmoid = sxk_sigmoid_portable, .silu = sxk_silu_portable,
+};
+
+#if SX_X86
+static const sx_kernel_config avx2_config = {
+    .isa = SX_GEMM_ISA_AVX2, .name = "avx2",
+    // 6×16 tile: 12 ymm accumulators + 2 B vectors + 1 broadcast of 16 registers.
+    .mr = SXK_MR_AVX2, .nr = SXK_NR,
+    .direct_unit = 48, .ctd_max_pixels = 0, .small_rows_max = 0, .vector_floats = 8,
+    .gemm = sxk_gemm_avx2,
+    .direct = sxk_direct_avx2,
+    .ct = NULL, .ctd = NULL, .small_rows = NULL,
+    .im2col = sxk_im2col_portable,
+    .dw3x3_plane = sxk_dw3x3_plane_avx2,
+    // No in-place depthwise: an 8-wide port of the AVX-512 one (9 masked loads per 8 outputs)
+    // measured 14–215 % slower than the padded copy + dw3x3_plane on 4 of 5 layers on Zen 4 (selfxit-kernelbench
+    // tune, 2026-12-05): AVX2's vmaskmovps loads cost what AVX-512's masked loads do not.
+    .dw3x3_direct = NULL, .maxpool_direct = NULL,
+    .deinterleave2 = sxk_deinterleave2_portable,
+    .sigmoid = sxk_sigmoid_avx2, .silu = sxk_silu_avx2,
+};
+
+static const sx_kernel_config avx512_config = {
+    .isa = SX_GEMM_ISA_AVX512, .name = "avx512",
+    // 16×16 tiles (8×32 per pass over two panels); direct: 8 rows × 48 columns (24 zmm
+    // accumulators); channel-major direct: 14 pixels × 32 channels (28 accumulators).
+    .mr = SXK_MR_AVX512, .nr = SXK_NR,
+    .direct_unit = 48, .ctd_max_pixels = 14, .small_rows_max = 8, .vector_floats = 16,
+    .gemm = sxk_gemm_avx512,
+    .direct = sxk_direct_avx512,
+    .ct = sxk_ct_avx512, .ctd = sxk_ctd_avx512, .small_rows = sxk_small_rows_avx512,
+    .im2col = sxk_im2col_avx512,
+    .dw3x3_plane = sxk_dw3x3_plane_avx512,
+    .dw3x3_direct = sxk_dw3x3_direct_avx512, .maxpool_direct = sxk_maxpool_direct_avx512,
+    .deinterleave2 = sxk_deinterleave2_avx512,
+    .sigmoid = sxk_sigmoid_avx512, .silu = sxk_silu_avx512,
+};
+#endif
+
+#if SX_ARM64
+static const sx_kernel_config neon_config = {
+    .isa = SX_GEMM_ISA_NEON, .name = "neon",
+    // 6×16 tile: 24 q-register accumulators + 4 B vectors + 2 A vectors (lane-indexed FMAs) of 32.
+    .mr = SXK_MR_NEON, .nr = SXK_NR,
+    .direct_unit = 48, .ctd_max_pixels = 0, .small_rows_max = 0, .vector_floats = 4,
+    .gemm = sxk_gemm_neon,
+    .direct = sxk_direct_neon,
+    .ct = NULL, .ctd = NULL, .small_rows = NULL,
+    .im2col = sxk_im2col_portable,
+    .dw3x3_plane = sxk_dw3x3_plane_neon,
+    .dw3x3_direct = NULL, .maxpool_direct = NULL,
+    .deinterleave2 = sxk_deinterleave2_portable,
+    .sigmoid = sxk_sigmoid_neon, .silu = sxk_silu_neon,
+};
+#endif
+
+const sx_kernel_config *sx_kernel_config_for(int isa) {
+    if (!sx_gemm_isa_supported(isa)) return NULL;
+    switch (isa) {
+    case SX_GEMM_ISA_SCALAR: return &scalar_config;
+#if SX_X86
+    case SX_GEMM_ISA_AVX2: return &avx2_config;
+    case SX_GEMM_ISA_AVX512: return &avx512_config;
+#endif
+#if SX_ARM64
+    case SX_GEMM_ISA_NEON: return &neon_config;
+#endif
+    default: return NULL;
+    }
+}
+
+const sx_kernel_config *sx_kernel_config_default(void) {
+    const sx_kernel_config *cfg = sx_kernel_config_for(sx_gemm_default_isa());
+    return cfg ? cfg : &scalar_config;
+}

@@ -1,0 +1,148 @@
+// Internal to SelfXitGEMM (not installed, not seen by Swift): what the per-ISA kernel files
+// (x86/, arm/, portable.c) share with the drivers in gemm.c / depthwise.c and with the
+// configuration tables in configs/kernel_config.c. Every symbol here is hidden (`sxk_` prefix;
+// libselfxit.so exports only the names in Sources/SelfXitC/exports.map anyway).
+#ifndef SELFXIT_KERNELS_INTERNAL_H
+#define SELFXIT_KERNELS_INTERNAL_H
+
+#include "selfxit_gemm.h"
+
+#include <stddef.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define SX_X86 1
+#endif
+#if defined(__aarch64__)
+#define SX_ARM64 1
+#endif
+
+#define SXK_HIDDEN __attribute__((visibility("hidden")))
+#define SXK_NR SX_GEMM_NR
+/// The tallest A panel of any ISA (a straddling tile in the driver lives on the stack).
+#define SXK_MR_MAX 16
+#define SXK_MR_AVX512 16
+#define SXK_MR_AVX2 6
+#define SXK_MR_SCALAR 4
+#define SXK_MR_NEON 6
+/// K block of the packed drivers (see gemm.c).
+#define SXK_KC_MAX 512
+
+/// An MR×16 tile over `k` of packed A (`mr` rows a step) × one packed B panel; stores rows `< mv`,
+/// columns `< nv` of act(acc + bias[r] + res[r, :]) at `c` (row stride `ldc`). `bias`/`res` may be
+/// NULL. With `accum`, acc starts from the tile already in `c`, else from 0.
+typedef void (*sxk_tile_fn)(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                            const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum);
+/// Two adjacent B panels (`b`, `b1`; `nv` valid columns over both, 17..32) in one call.
+typedef void (*sxk_tile2_fn)(int k, const float *a, const float *b, const float *b1, float *c, ptrdiff_t ldc, int mv,
+                             int nv, const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi,
+                             int accum);
+
+/// The packed-GEMM driver every ISA shares (K blocks, B panel blocks, samples straddling a
+/// panel): `tile` per panel, `tile2` (may be NULL) for pairs of panels of one sample.
+SXK_HIDDEN void sxk_gemm_drive(sxk_tile_fn tile, sxk_tile2_fn tile2, int mr, const float *pa, int m, int k, int mp0,
+                               int mp1, const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
+
+/// One im2col row segment (see gemm.c); `sxk_im2col_with` drives one for a whole block.
+typedef void (*sxk_segment_fn)(const float *, const sx_im2col_geom *, int, int, int, int, int, int, float *);
+SXK_HIDDEN void sxk_im2col_segment_portable(const float *x, const sx_im2col_geom *g, int c, int ky, int kx, int oy0,
+                                            int p0, int p1, float *out);
+SXK_HIDDEN void sxk_im2col_with(sxk_segment_fn seg, const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0,
+                                int oy1, int col0, float *dst);
+
+/// Whether the residual is C itself (the product is then accumulated into C from the first K block on).
+static inline int sxk_residual_in_place(const sx_gemm_out *out) {
+    return out->residual != NULL && out->residual == out->c;
+}
+
+/// NaN in, NaN out (as ONNX Runtime): every comparison with NaN is false, so NaN falls through.
+static inline float sxk_act1(float v, int act, float lo, float hi) {
+    if (act == SX_GEMM_ACT_RELU) return v < 0 ? 0 : v;
+    if (act == SX_GEMM_ACT_CLIP) return v < lo ? lo : (v > hi ? hi : v);
+    return v;
+}
+
+/* ---- portable C (portable.c): the scalar configuration's kernels and every other one's reference */
+SXK_HIDDEN void sxk_tile_scalar(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                                const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum);
+SXK_HIDDEN void sxk_gemm_scalar(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0,
+                                int np1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_im2col_portable(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1,
+                                    int col0, float *dst);
+/// The direct product for A packed in `mr`-row panels (any ISA's packing).
+SXK_HIDDEN void sxk_direct_portable(int mr, const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b,
+                                    int q0, int q1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_direct_scalar(const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b, int q0,
+                                  int q1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_ct_portable(const float *pw, int m, int k, int cp0, int cp1, const float *pb, int n, int np0,
+                                int np1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_ctd_portable(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0,
+                                 int oy1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_small_rows_portable(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
+                                        const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);
+SXK_HIDDEN void sxk_dw3x3_plane_portable(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
+                                         const float *w, float bias, float *out, int out_h, int out_w, int act,
+                                         float lo, float hi);
+SXK_HIDDEN void sxk_dw3x3_direct_portable(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
+                                          const float *w, float bias, const float *res, float *out, int oy0, int oy1,
+                                          int out_w, int act, float lo, float hi);
+SXK_HIDDEN void sxk_maxpool_direct_portable(const float *x, int in_h, int in_w, int kh, int kw, int stride,
+                                            int pad_top, int pad_left, float *out, int out_h, int out_w);
+SXK_HIDDEN void sxk_deinterleave2_portable(const float *s, float *d, int lo, int hi);
+SXK_HIDDEN void sxk_sigmoid_portable(const float *x, float *y, size_t n);
+SXK_HIDDEN void sxk_silu_portable(const float *x, float *y, size_t n);
+
+/* ---- AVX-512 (x86/gemm_avx512.c, x86/depthwise_avx512.c) */
+#if SX_X86
+SXK_HIDDEN void sxk_gemm_avx512(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0,
+                                int np1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_im2col_avx512(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0,
+                                  float *dst);
+SXK_HIDDEN void sxk_direct_avx512(const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b, int q0,
+                                  int q1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_ct_avx512(const float *pw, int m, int k, int cp0, int cp1, const float *pb, int n, int np0,
+                              int np1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0,
+                               int oy1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_small_rows_avx512(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
+                                      const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);
+SXK_HIDDEN void sxk_dw3x3_plane_avx512(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
+                                       const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
+                                       float hi);
+SXK_HIDDEN void sxk_dw3x3_direct_avx512(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
+                                        const float *w, float bias, const float *res, float *out, int oy0, int oy1,
+                                        int out_w, int act, float lo, float hi);
+SXK_HIDDEN void sxk_maxpool_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,
+                                          int pad_left, float *out, int out_h, int out_w);
+SXK_HIDDEN void sxk_deinterleave2_avx512(const float *s, float *d, int lo, int hi);
+SXK_HIDDEN void sxk_sigmoid_avx512(const float *x, float *y, size_t n);
+SXK_HIDDEN void sxk_silu_avx512(const float *x, float *y, size_t n);
+
+/* ---- AVX2 + FMA (x86/gemm_avx2.c) */
+SXK_HIDDEN void sxk_gemm_avx2(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0,
+                              int np1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b, int q0,
+                                int q1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
+                                     const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
+                                     float hi);
+SXK_HIDDEN void sxk_sigmoid_avx2(const float *x, float *y, size_t n);
+SXK_HIDDEN void sxk_silu_avx2(const float *x, float *y, size_t n);
+#endif
+
+/* ---- NEON (arm/kernels_neon.c) */
+#if SX_ARM64
+SXK_HIDDEN void sxk_gemm_neon(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0,
+                              int np1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_direct_neon(const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b, int q0,
+                                int q1, const sx_gemm_out *out);
+SXK_HIDDEN void sxk_dw3x3_plane_neon(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
+                                     const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
+                                     float hi);
+SXK_HIDDEN void sxk_sigmoid_neon(const float *x, float *y, size_t n);
+SXK_HIDDEN void sxk_silu_neon(const float *x, float *y, size_t n);
+#endif
+
+/// The hardware's ISA (CPUID / the build's target), without any override (gemm.c).
+SXK_HIDDEN int sxk_hardware_isa(void);
+
+#endif

@@ -1,0 +1,257 @@
+// AVX2 + FMA kernels of the AVX2 configuration (configs/kernel_config.c), written for 16 ymm
+// registers: the packed 6×16 GEMM tile (12 accumulators, 2 B vectors, 1 broadcast), the direct
+// (implicit-GEMM) product on the same tile, depthwise 3×3 and the vector activations. Compiled on
+// x86 only, with per-function target attributes (the table is the only way in).
+#include "../kernels_internal.h"
+
+#if SX_X86
+#include <immintrin.h>
+#include <string.h>
+
+#define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
+#define NR SXK_NR
+#define MR_AVX2 SXK_MR_AVX2
+#define act1 sxk_act1
+
+AVX2_TARGET
+static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
+    /* v second: max_ps/min_ps return their second operand for NaN (see sx_act512). */
+    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);
+    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));
+    return v;
+}
+
+AVX2_TARGET
+static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                        const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
+    enum { MR = MR_AVX2 };
+    __m256 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    // Columns `< nv` of a row: masked loads and stores (maskload never touches masked-off lanes).
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv - 8), lane);
+    if (accum) {
+        for (int r = 0; r < mv; r++) {
+            acc0[r] = _mm256_maskload_ps(c + (ptrdiff_t)r * ldc, m0);
+            acc1[r] = _mm256_maskload_ps(c + (ptrdiff_t)r * ldc + 8, m1);
+        }
+    }
+#pragma clang loop unroll_count(2)
+    for (int p = 0; p < k; p++) {
+        __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
+        const float *ap = a + (size_t)p * MR;
+#pragma clang loop unroll(full)
+        for (int r = 0; r < MR; r++) {
+            __m256 av = _mm256_broadcast_ss(ap + r);
+            acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+        }
+    }
+    __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) {
+        if (r < mv) {
+            __m256 v0 = acc0[r], v1 = acc1[r];
+            if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
+            float *cr = c + (ptrdiff_t)r * ldc;
+            if (nv == NR) {
+                if (res) {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr + 8));
+                }
+                _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
+                _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
+            } else {
+                if (res) {
+                    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr, m0));
+                    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr + 8, m1));
+                }
+                _mm256_maskstore_ps(cr, m0, act8(v0, act, vlo, vhi));
+                _mm256_maskstore_ps(cr + 8, m1, act8(v1, act, vlo, vhi));
+            }
+        }
+    }
+}
+
+void sxk_gemm_avx2(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0, int np1,
+                   const sx_gemm_out *out) {
+    sxk_gemm_drive(kernel_avx2, NULL, MR_AVX2, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
+}
+
+/* ---------------------------------------------------------------- direct (implicit GEMM) */
+
+/// Grid column `q` of a direct B: its output pixel, or -1 where the column is padding.
+static inline ptrdiff_t direct_pixel(const sx_gemm_direct_b *b, int q) {
+    int row = q / b->grid_w, col = q - row * b->grid_w;
+    return col < b->valid_w ? (ptrdiff_t)row * b->valid_w + col : -1;
+}
+
+/// The direct product's AVX2 tile: rows `< mv` of a 6-row A panel × grid columns `q..q+15`
+/// (`len` of them exist, 1..16), B element (kk, col) read in place at `x[off[kk] + col]`: 12 ymm
+/// accumulators, 2 loads + 6 broadcasts per 12 FMAs, as the packed tile. Where the 16 columns are
+/// 16 consecutive output pixels the epilogue works on vectors; otherwise (a grid row's padding
+/// columns among them, or the tail) through a tile on the stack, column by column.
+AVX2_TARGET
+static void direct_tile_avx2(int k, const float *a, const float *x, const int *off, int q, int len,
+                             const sx_gemm_direct_b *b, float *c, ptrdiff_t ldc, int mv, const float *bias,
+                             const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
+    enum { MR = MR_AVX2 };
+    int q_row = q / b->grid_w, q_col = q - q_row * b->grid_w;
+    const int fast = len == 16 && (b->grid_w == b->valid_w || q_col + 16 <= b->valid_w);
+    const ptrdiff_t pix0 = fast ? (b->grid_w == b->valid_w ? q : (ptrdiff_t)q_row * b->valid_w + q_col) : 0;
+    ptrdiff_t pix[16];
+    if (!fast)
+        for (int j = 0; j < 16; j++) pix[j] = j < len ? direct_pixel(b, q + j) : -1;
+    __m256 acc0[MR], acc1[MR];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    if (accum) {
+        for (int r = 0; r < mv; r++) {
+            const float *cr = c + (ptrdiff_t)r * ldc;
+            if (fast) {
+                acc0[r] = _mm256_loadu_ps(cr + pix0);
+                acc1[r] = _mm256_loadu_ps(cr + pix0 + 8);
+            } else {
+                float t[16];
+                for (int j = 0; j < 16; j++) t[j] = pix[j] >= 0 ? cr[pix[j]] : 0.0f;
+                acc0[r] = _mm256_loadu_ps(t);
+                acc1[r] = _mm256_loadu_ps(t + 8);
+            }
+        }
+    }
+    const float *xq = x + q;
+    if (len == 16) {
+#pragma clang loop unroll_count(2)
+        for (int p = 0; p < k; p++) {
+            const float *bp = xq + off[p];
+            __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+            const float *ap = a + (size_t)p * MR;
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MR; r++) {
+                __m256 av = _mm256_broadcast_ss(ap + r);
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+        }
+    } else {
+        // The tail: loads masked to the columns that exist (B's last row ends at column n).
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(len), lane);
+        const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(len - 8), lane);
+        for (int p = 0; p < k; p++) {
+            const float *bp = xq + off[p];
+            __m256 b0 = _mm256_maskload_ps(bp, m0), b1 = _mm256_maskload_ps(bp + 8, m1);
+            const float *ap = a + (size_t)p * MR;
+#pragma clang loop unroll(full)
+            for (int r = 0; r < MR; r++) {
+                __m256 av = _mm256_broadcast_ss(ap + r);
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+        }
+    }
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR; r++) {
+        if (r < mv) {
+            __m256 v0 = acc0[r], v1 = acc1[r];
+            if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
+            float *cr = c + (ptrdiff_t)r * ldc;
+            const float *rr = res ? res + (ptrdiff_t)r * ldr : NULL;
+            if (fast) {
+                if (rr) {
+                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rr + pix0));
+                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rr + pix0 + 8));
+                }
+                _mm256_storeu_ps(cr + pix0, act8(v0, act, vlo, vhi));
+                _mm256_storeu_ps(cr + pix0 + 8, act8(v1, act, vlo, vhi));
+            } else {
+                float t[16];
+                _mm256_storeu_ps(t, v0);
+                _mm256_storeu_ps(t + 8, v1);
+                for (int j = 0; j < 16; j++) {
+                    if (pix[j] < 0) continue;
+                    float v = t[j];
+                    if (rr) v += rr[pix[j]];
+                    cr[pix[j]] = act1(v, act, lo, hi);
+                }
+            }
+        }
+    }
+}
+
+void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b, int q0, int q1,
+                     const sx_gemm_out *out) {
+    const int mr = MR_AVX2;
+    const int in_place = sxk_residual_in_place(out);
+    // K blocks as the AVX-512 driver: when the A panels in use outgrow L2, a block of B columns
+    // (klen rows, ~128 KB) is swept by every A panel before the next K block.
+    int kblocks = (k + SXK_KC_MAX - 1) / SXK_KC_MAX;
+    if (q1 - q0 <= 2 * NR || (size_t)(mp1 - mp0) * mr * k * sizeof(float) <= (1u << 20)) kblocks = 1;
+    const int kc = (k + kblocks - 1) / kblocks;
+    const int qend = q1 < b->n ? q1 : b->n;
+    for (int kb0 = 0; kb0 < k; kb0 += kc) {
+        const int klen = k - kb0 < kc ? k - kb0 : kc;
+        const int first = kb0 == 0, last = kb0 + klen >= k;
+        // Columns per block: B's block (klen rows) within ~128 KB (half of Zen 2's 512 KB L2).
+        int cpb = (int)((32 * 1024) / (size_t)klen) / NR * NR;
+        if (cpb < NR) cpb = NR;
+        for (int qb = q0; qb < qend; qb += cpb) {
+            int qe = qb + cpb < qend ? qb + cpb : qend;
+            for (int mp = mp0; mp < mp1; mp++) {
+                const float *ap = pa + (size_t)mp * mr * k + (size_t)kb0 * mr;
+                int row0 = mp * mr;
+                int mv = m - row0 < mr ? m - row0 : mr;
+                const float *bias = out->bias && last ? out->bias + row0 : NULL;
+                float *c = out->c + (ptrdiff_t)row0 * out->ldc;
+                const float *res = out->residual && last && !in_place ? out->residual + (ptrdiff_t)row0 * out->ldr : NULL;
+                for (int q = qb; q < qe; q += NR) {
+                    int len = qe - q < NR ? qe - q : NR;
+                    direct_tile_avx2(klen, ap, b->x, b->offsets + kb0, q, len, b, c, out->ldc, mv, bias, res, out->ldr,
+                                     last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- depthwise 3×3 */
+
+/// `sx_dw3x3_plane` on 8-float vectors (the buffer is padded to whole 16-float vectors, so every
+/// load is in bounds; the last vector of a row is stored through a tile).
+AVX2_TARGET
+void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, const float *w, float bias,
+                          float *out, int out_h, int out_w, int act, float lo, float hi) {
+    __m256 wv[9];
+    for (int t = 0; t < 9; t++) wv[t] = _mm256_set1_ps(w[t]);
+    const __m256 vb = _mm256_set1_ps(bias), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const int o0 = off[0], o1 = off[1], o2 = off[2];
+    for (int oy = 0; oy < out_h; oy++) {
+        const float *r0 = buf + oy * step_y, *r1 = r0 + dy, *r2 = r1 + dy;
+        float *o = out + (ptrdiff_t)oy * out_w;
+        for (int ox = 0; ox < out_w; ox += 8) {
+            __m256 a = _mm256_fmadd_ps(wv[0], _mm256_loadu_ps(r0 + ox + o0), vb);
+            __m256 b = _mm256_mul_ps(wv[1], _mm256_loadu_ps(r0 + ox + o1));
+            __m256 c = _mm256_mul_ps(wv[2], _mm256_loadu_ps(r0 + ox + o2));
+            a = _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(r1 + ox + o0), a);
+            b = _mm256_fmadd_ps(wv[4], _mm256_loadu_ps(r1 + ox + o1), b);
+            c = _mm256_fmadd_ps(wv[5], _mm256_loadu_ps(r1 + ox + o2), c);
+            a = _mm256_fmadd_ps(wv[6], _mm256_loadu_ps(r2 + ox + o0), a);
+            b = _mm256_fmadd_ps(wv[7], _mm256_loadu_ps(r2 + ox + o1), b);
+            c = _mm256_fmadd_ps(wv[8], _mm256_loadu_ps(r2 + ox + o2), c);
+            a = act8(_mm256_add_ps(a, _mm256_add_ps(b, c)), act, vlo, vhi);
+            int n = out_w - ox;
+            if (n >= 8) _mm256_storeu_ps(o + ox, a);
+            else {
+                float t[8];
+                _mm256_storeu_ps(t, a);
+                for (int j = 0; j < n; j++) o[ox + j] = t[j];
+            }
+        }
+    }
+}
+
+
+#endif

@@ -1,0 +1,288 @@
+/* The C kernels of every kernel configuration this machine (or qemu) runs, against the portable
+ * C ones and naive references: `make test-aarch64-kernels` cross-compiles it with the sources of
+ * Sources/SelfXitGEMM for AArch64 (Debian gcc-aarch64-linux-gnu) and runs it under qemu-user, so
+ * the NEON configuration is tested on an x86 machine; `make test-kernels` runs it on the host.
+ * Prints which configurations ran and which were skipped; exits 1 on any mismatch. */
+#include "selfxit_gemm.h"
+#include "kernels_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures, checks;
+static unsigned rng_state = 12345;
+
+static float rnd(void) {
+    rng_state = rng_state * 1103515245u + 12345u;
+    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+/* 64-byte aligned (the channel-major weights must be: their kernels use aligned loads). */
+static float *floats(size_t n) {
+    size_t bytes = ((n ? n : 1) * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes);
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
+    for (size_t i = 0; i < n; i++) p[i] = rnd();
+    return p;
+}
+
+/* |got − want| ≤ tol·(1 + |want|) element by element (NaN must match NaN). */
+static void expect_close(const char *what, const char *cfg, const float *got, const float *want, size_t n, float tol) {
+    checks++;
+    for (size_t i = 0; i < n; i++) {
+        float g = got[i], w = want[i];
+        int ok = isnan(w) ? isnan(g) : (isinf(w) ? g == w : fabsf(g - w) <= tol * (1 + fabsf(w)));
+        if (!ok) {
+            printf("FAIL %s on %s: element %zu = %.9g, want %.9g\n", what, cfg, i, g, w);
+            failures++;
+            return;
+        }
+    }
+}
+
+/* The packed product of one configuration vs the portable one: samples straddling panels, bias,
+ * residual (also in place), each activation. */
+static void check_gemm(const sx_kernel_config *cfg, int m, int n, int k, int cps, int act, int residual, int in_place) {
+    const sx_kernel_config *ref = sx_kernel_config_for(SX_GEMM_ISA_SCALAR);
+    int samples = (n + cps - 1) / cps;
+    float *a = floats((size_t)m * k), *b = floats((size_t)k * n), *bias = floats((size_t)m);
+    float *pa = floats(sx_gemm_packed_a_floats(cfg->isa, m, k)), *pr = floats(sx_gemm_packed_a_floats(SX_GEMM_ISA_SCALAR, m, k));
+    float *pb = floats(sx_gemm_packed_b_floats(n, k));
+    size_t csize = (size_t)samples * m * cps;
+    float *res = floats(csize), *c1 = floats(csize), *c2 = floats(csize);
+    sx_gemm_pack_a(cfg->isa, a, k, m, k, pa);
+    sx_gemm_pack_a(SX_GEMM_ISA_SCALAR, a, k, m, k, pr);
+    sx_gemm_pack_b(b, n, n, k, 0, k, 0, pb);
+    sx_gemm_pack_b_zero_tail(n, k, 0, k, pb);
+    if (in_place) { memcpy(c1, res, csize * sizeof(float)); memcpy(c2, res, csize * sizeof(float)); }
+    else memcpy(c2, c1, csize * sizeof(float));
+    sx_gemm_out o1 = {c1, cps, (ptrdiff_t)m * cps, residual ? (in_place ? c1 : res) : NULL, cps, (ptrdiff_t)m * cps,
+                      bias, cps, act, -0.5f, 0.7f};
+    sx_gemm_out o2 = o1;
+    o2.c = c2;
+    if (residual && in_place) o2.residual = c2;
+    cfg->gemm(pa, m, k, 0, (m + cfg->mr - 1) / cfg->mr, pb, n, 0, (n + 15) / 16, &o1);
+    ref->gemm(pr, m, k, 0, (m + ref->mr - 1) / ref->mr, pb, n, 0, (n + 15) / 16, &o2);
+    char what[128];
+    snprintf(what, sizeof what, "gemm m %d n %d k %d cps %d act %d res %d%s", m, n, k, cps, act, residual, in_place ? " in place" : "");
+    expect_close(what, cfg->name, c1, c2, csize, 1e-5f * (float)(k + 1));
+    free(a); free(b); free(bias); free(pa); free(pr); free(pb); free(res); free(c1); free(c2);
+}
+
+/* A 3×3 (or 1×1) stride-1 convolution as a direct product over a padded grid. */
+static void check_direct(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int pad, int act, int residual) {
+    int gw = w + 2 * pad, gh = h + 2 * pad, oh = gh - ks + 1, ow = gw - ks + 1;
+    int k = cin * ks * ks, n = (oh - 1) * gw + ow;
+    float *x = floats((size_t)cin * gh * gw + 64), *a = floats((size_t)m * k), *bias = floats((size_t)m);
+    int *off = malloc(sizeof(int) * (size_t)k);
+    for (int c = 0; c < cin; c++)
+        for (int ky = 0; ky < ks; ky++)
+            for (int kx = 0; kx < ks; kx++) off[(c * ks + ky) * ks + kx] = c * gh * gw + ky * gw + kx;
+    float *pa = floats(sx_gemm_packed_a_floats(cfg->isa, m, k));
+    sx_gemm_pack_a(cfg->isa, a, k, m, k, pa);
+    size_t csize = (size_t)m * oh * ow;
+    float *res = floats(csize), *c1 = floats(csize), *c2 = malloc(csize * sizeof(float));
+    memcpy(c2, c1, csize * sizeof(float));
+    sx_gemm_direct_b db = {x, off, n, gw, ow};
+    sx_gemm_out o1 = {c1, oh * ow, 0, residual ? res : NULL, oh * ow, 0, bias, oh * ow, act, 0.0f, 6.0f};
+    sx_gemm_out o2 = o1;
+    o2.c = c2;
+    int panels = (m + cfg->mr - 1) / cfg->mr;
+    if (cfg->direct) cfg->direct(pa, m, k, 0, panels, &db, 0, n, &o1);
+    else sxk_direct_portable(cfg->mr, pa, m, k, 0, panels, &db, 0, n, &o1);
+    sxk_direct_portable(cfg->mr, pa, m, k, 0, panels, &db, 0, n, &o2);
+    char what[128];
+    snprintf(what, sizeof what, "direct cin %d %dx%d m %d k%d pad %d act %d res %d", cin, h, w, m, ks, pad, act, residual);
+    expect_close(what, cfg->name, c1, c2, csize, 1e-5f * (float)(k + 1));
+    free(x); free(a); free(bias); free(off); free(pa); free(res); free(c1); free(c2);
+}
+
+static void check_dw_plane(const sx_kernel_config *cfg, int oh, int ow, int act) {
+    int rw = (ow + 15) / 16 * 16 + 2;
+    float *buf = floats((size_t)(oh + 2) * rw + 32), w[9], *o1 = floats((size_t)oh * ow), *o2 = floats((size_t)oh * ow);
+    for (int i = 0; i < 9; i++) w[i] = rnd();
+    int off[3] = {0, 1, 2};
+    cfg->dw3x3_plane(buf, rw, rw, off, w, 0.25f, o1, oh, ow, act, 0.0f, 6.0f);
+    sxk_dw3x3_plane_portable(buf, rw, rw, off, w, 0.25f, o2, oh, ow, act, 0.0f, 6.0f);
+    char what[64];
+    snprintf(what, sizeof what, "dw3x3_plane %dx%d act %d", oh, ow, act);
+    expect_close(what, cfg->name, o1, o2, (size_t)oh * ow, 1e-5f);
+    free(buf); free(o1); free(o2);
+}
+
+/* The configuration's in-place depthwise 3×3 (where it has one) against the portable one. */
+static void check_dw_direct(const sx_kernel_config *cfg, int h, int w, int stride, int pad, int act, int residual) {
+    if (!cfg->dw3x3_direct) return;
+    int oh = (h + 2 * pad - 3) / stride + 1, ow = (w + 2 * pad - 3) / stride + 1;
+    float *x = floats((size_t)h * w), wt[9], *res = floats((size_t)oh * ow);
+    float *o1 = floats((size_t)oh * ow), *o2 = floats((size_t)oh * ow);
+    for (int i = 0; i < 9; i++) wt[i] = rnd();
+    cfg->dw3x3_direct(x, h, w, stride, pad, pad, wt, 0.3f, residual ? res : NULL, o1, 0, oh, ow, act, 0.0f, 6.0f);
+    sxk_dw3x3_direct_portable(x, h, w, stride, pad, pad, wt, 0.3f, residual ? res : NULL, o2, 0, oh, ow, act, 0.0f, 6.0f);
+    char what[80];
+    snprintf(what, sizeof what, "dw3x3_direct %dx%d s%d pad %d act %d res %d", h, w, stride, pad, act, residual);
+    expect_close(what, cfg->name, o1, o2, (size_t)oh * ow, 1e-5f);
+    free(x); free(res); free(o1); free(o2);
+}
+
+static void check_activations(const sx_kernel_config *cfg) {
+    float special[] = {NAN, INFINITY, -INFINITY, 3.4e38f, -3.4e38f, 1e30f, -1e30f, 88.72f, 88.73f, -87.33f, -87.34f,
+                       1e-40f, -1e-40f, 0.0f, -0.0f, 1.0f, -1.0f, 20.0f, -20.0f, 100.0f, -100.0f};
+    size_t ns = sizeof special / sizeof special[0], n = ns + 3001;
+    float *x = malloc(n * sizeof(float)), *y = malloc((n + 1) * sizeof(float)), *want = malloc(n * sizeof(float));
+    memcpy(x, special, sizeof special);
+    for (size_t i = ns; i < n; i++) x[i] = rnd() * 100.0f;
+    for (int silu = 0; silu < 2; silu++) {
+        for (size_t i = 0; i < n; i++) {
+            double s = 1.0 / (1.0 + exp(-(double)x[i]));
+            want[i] = (float)(silu ? (isinf(x[i]) && x[i] < 0 ? NAN : (double)x[i] * s) : s);
+        }
+        y[n] = 7.0f;
+        (silu ? cfg->silu : cfg->sigmoid)(x, y, n);
+        expect_close(silu ? "silu" : "sigmoid", cfg->name, y, want, n, 2e-6f);
+        checks++;
+        if (y[n] != 7.0f) { printf("FAIL %s on %s wrote past n\n", silu ? "silu" : "sigmoid", cfg->name); failures++; }
+        for (size_t len = 0; len <= 21; len++) {  // every tail, in place
+            float t[21];
+            memcpy(t, x + 40, len * sizeof(float));
+            (silu ? cfg->silu : cfg->sigmoid)(t, t, len);
+            expect_close(silu ? "silu tail" : "sigmoid tail", cfg->name, t, want + 40, len, 2e-6f);
+        }
+    }
+    free(x); free(y); free(want);
+}
+
+static void check_sgemm(const sx_kernel_config *cfg, int m, int n, int k) {
+    float *a = floats((size_t)m * k), *b = floats((size_t)k * n), *c = floats((size_t)m * n), *want = malloc(sizeof(float) * (size_t)m * n);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) s += (double)a[i * k + p] * b[p * n + j];
+            want[i * n + j] = (float)s;
+        }
+    sx_sgemm(cfg->isa, 0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+    char what[64];
+    snprintf(what, sizeof what, "sx_sgemm %dx%dx%d", m, n, k);
+    expect_close(what, cfg->name, c, want, (size_t)m * n, 1e-5f * (float)(k + 1));
+    free(a); free(b); free(c); free(want);
+}
+
+/* The public entry points on the default configuration: whatever it lacks runs portable C (on
+ * AArch64 every AVX-512-only kernel), never a silent no-op. Checked against naive loops. */
+static void check_entry_points(void) {
+    const char *name = sx_kernel_config_default()->name;
+    /* sx_gemm_compute_ct: channel-major, 2 samples of 9 pixels. */
+    int m = 20, k = 13, cps = 9, n = 18;
+    float *w = floats((size_t)m * k), *b = floats((size_t)k * n), *pw = floats(sx_gemm_packed_wt_floats(m, k));
+    float *pb = floats(sx_gemm_packed_b_floats(n, k)), *c = floats((size_t)m * n), *want = malloc(sizeof(float) * (size_t)m * n);
+    sx_gemm_pack_wt(w, m, k, pw);
+    sx_gemm_pack_b(b, n, n, k, 0, k, 0, pb);
+    sx_gemm_pack_b_zero_tail(n, k, 0, k, pb);
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < cps; p++) {
+                double acc = 0;
+                for (int kk = 0; kk < k; kk++) acc += (double)w[i * k + kk] * b[kk * n + s * cps + p];
+                want[s * m * cps + i * cps + p] = (float)acc;
+            }
+    sx_gemm_out o = {c, cps, (ptrdiff_t)m * cps, NULL, cps, (ptrdiff_t)m * cps, NULL, cps, SX_GEMM_ACT_NONE, 0, 0};
+    sx_gemm_compute_ct(pw, m, k, 0, (m + 15) / 16, pb, n, 0, (n + 15) / 16, &o);
+    expect_close("sx_gemm_compute_ct", name, c, want, (size_t)m * n, 1e-4f);
+    /* sx_gemm_compute_ctd: a 3×3 over a padded 9×11 grid (7×9 outputs), 20 channels. */
+    {
+        int cin = 3, gh = 9, gw = 11, oh = 7, ow = 9, kk3 = cin * 9, mm = 20;
+        float *x3 = floats((size_t)cin * gh * gw), *w3 = floats((size_t)mm * kk3), *pw3 = floats(sx_gemm_packed_wt_floats(mm, kk3));
+        float *c3 = floats((size_t)mm * oh * ow), *want3 = malloc(sizeof(float) * (size_t)mm * oh * ow);
+        int off3[27];
+        for (int ci = 0; ci < cin; ci++)
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) off3[(ci * 3 + ky) * 3 + kx] = ci * gh * gw + ky * gw + kx;
+        sx_gemm_pack_wt(w3, mm, kk3, pw3);
+        for (int i = 0; i < mm; i++)
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    double acc = 0;
+                    for (int q = 0; q < kk3; q++) acc += (double)w3[i * kk3 + q] * x3[off3[q] + oy * gw + ox];
+                    want3[i * oh * ow + oy * ow + ox] = (float)acc;
+                }
+        sx_gemm_direct_b db3 = {x3, off3, (oh - 1) * gw + ow, gw, ow};
+        sx_gemm_out o3 = {c3, oh * ow, 0, NULL, oh * ow, 0, NULL, oh * ow, SX_GEMM_ACT_NONE, 0, 0};
+        sx_gemm_compute_ctd(pw3, mm, kk3, 0, (mm + 15) / 16, &db3, 0, oh, &o3);
+        expect_close("sx_gemm_compute_ctd", name, c3, want3, (size_t)mm * oh * ow, 1e-4f);
+        free(x3); free(w3); free(pw3); free(c3); free(want3);
+    }
+    /* sx_gemm_small_rows. */
+    float *x = floats(3 * 40), *bb = floats(40 * 37), *y = floats(3 * 37), *yw = malloc(sizeof(float) * 3 * 37);
+    for (int r = 0; r < 3; r++)
+        for (int j = 0; j < 37; j++) {
+            double acc = 0;
+            for (int p = 0; p < 40; p++) acc += (double)x[r * 40 + p] * bb[p * 37 + j];
+            yw[r * 37 + j] = (float)(0.5 * acc);
+        }
+    sx_gemm_small_rows(3, 37, 40, 0.5f, x, 40, bb, 37, y, 37);
+    expect_close("sx_gemm_small_rows", name, y, yw, 3 * 37, 1e-4f);
+    /* sx_dw3x3_direct (stride 2, pad 1) and sx_maxpool_direct (3×3 stride 2 pad 1) on a 13×17 plane. */
+    int h = 13, wd = 17, oh = 7, ow = 9;
+    float *plane = floats((size_t)h * wd), wt[9], *d1 = floats((size_t)oh * ow), *d2 = malloc(sizeof(float) * (size_t)oh * ow);
+    for (int i = 0; i < 9; i++) wt[i] = rnd();
+    for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++) {
+            double acc = 0.1, mx = -INFINITY;
+            for (int ky = 0; ky < 3; ky++)
+                for (int kx = 0; kx < 3; kx++) {
+                    int iy = 2 * oy + ky - 1, ix = 2 * ox + kx - 1;
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= wd) continue;
+                    acc += (double)wt[ky * 3 + kx] * plane[iy * wd + ix];
+                    if (plane[iy * wd + ix] > mx) mx = plane[iy * wd + ix];
+                }
+            d2[oy * ow + ox] = (float)acc;
+            want[oy * ow + ox] = (float)mx;
+        }
+    sx_dw3x3_direct(plane, h, wd, 2, 1, 1, wt, 0.1f, NULL, d1, 0, oh, ow, SX_GEMM_ACT_NONE, 0, 0);
+    expect_close("sx_dw3x3_direct", name, d1, d2, (size_t)oh * ow, 1e-5f);
+    sx_maxpool_direct(plane, h, wd, 3, 3, 2, 1, 1, d1, oh, ow);
+    expect_close("sx_maxpool_direct", name, d1, want, (size_t)oh * ow, 0);
+    free(w); free(b); free(pw); free(pb); free(c); free(want); free(x); free(bb); free(y); free(yw); free(plane); free(d1); free(d2);
+}
+
+int main(void) {
+    static const char *isa_names[SX_GEMM_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
+    int ran = 0;
+    for (int isa = 0; isa < SX_GEMM_ISA_COUNT; isa++) {
+        const sx_kernel_config *cfg = sx_kernel_config_for(isa);
+        if (!cfg) {
+            printf("kernel config %s: skipped (not available on this CPU)\n", isa_names[isa]);
+            continue;
+        }
+        int before = failures, checks0 = checks;
+        int acts[] = {SX_GEMM_ACT_NONE, SX_GEMM_ACT_RELU, SX_GEMM_ACT_CLIP};
+        for (int ai = 0; ai < 3; ai++) {
+            check_gemm(cfg, 1, 1, 1, 1, acts[ai], 0, 0);
+            check_gemm(cfg, 13, 37, 29, 37, acts[ai], 1, 0);
+            check_gemm(cfg, 70, 5 * 49, 77, 49, acts[ai], 1, 1);   /* samples straddling panels */
+            check_gemm(cfg, 33, 100, 600, 100, acts[ai], 1, 1);    /* K blocks (large A) */
+            check_gemm(cfg, 6, 64, 1100, 64, acts[ai], 0, 0);
+            check_direct(cfg, 3, 9, 21, 13, 3, 1, acts[ai], 1);
+            check_direct(cfg, 5, 16, 16, 7, 1, 0, acts[ai], 0);
+            check_direct(cfg, 40, 12, 13, 31, 3, 1, acts[ai], ai == 1);
+            check_dw_plane(cfg, 5, 3, acts[ai]);
+            check_dw_plane(cfg, 9, 37, acts[ai]);
+            check_dw_direct(cfg, 13, 17, 1, 1, acts[ai], 1);
+            check_dw_direct(cfg, 14, 37, 2, 1, acts[ai], 0);
+            check_dw_direct(cfg, 5, 3, 2, 1, acts[ai], ai == 2);
+            check_dw_direct(cfg, 56, 56, 2, 0, acts[ai], 0);
+        }
+        check_activations(cfg);
+        check_sgemm(cfg, 1, 50, 30);
+        check_sgemm(cfg, 9, 70, 45);
+        check_sgemm(cfg, 100, 130, 300);
+        printf("kernel config %s: ran, %d checks, %s\n", cfg->name, checks - checks0, failures == before ? "ok" : "FAILED");
+        ran++;
+    }
+    printf("default kernel config: %s\n", sx_kernel_config_default()->name);
+    check_entry_points();
+    printf("%d configs ran, %d checks, %d failures\n", ran, checks, failures);
+    return failures ? 1 : 0;
+}

@@ -29,6 +29,7 @@ extension SelfXitError {
         case .unsupportedModel: return SX_ERR_UNSUPPORTED_OP
         case .outOfMemory: return SX_ERR_OUT_OF_MEMORY
         case .cancelled: return SX_ERR_CANCELLED
+        case .busy: return SX_ERR_BUSY
         }
     }
 }

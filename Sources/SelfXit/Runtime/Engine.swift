@@ -56,6 +56,8 @@ public final class Engine: @unchecked Sendable {
     let outputIsProbability: Bool
     let collector: SampleCollector
     let statistics: EngineStatistics
+    /// Audited serving, the live guard and background builds (issue 16, Exits/ExitServing.swift).
+    let serving = ExitServingMonitor()
     /// The exits in service (nil until built or loaded) and whether they are used.
     private let exitLock = PosixLock()
     private var installedExits: ExitConfiguration?
@@ -124,6 +126,7 @@ public final class Engine: @unchecked Sendable {
         exitLock.lock()
         installedExits = configuration
         exitLock.unlock()
+        serving.reset(for: configuration)
     }
 
     /// Switches early exits on or off (they stay built). With exits off every sample runs

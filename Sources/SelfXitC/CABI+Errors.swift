@@ -133,6 +133,8 @@ public func sx_struct_size(_ name: UnsafePointer<CChar>?) -> Int {
     case "sx_info": return MemoryLayout<sx_info>.size
     case "sx_preprocess": return MemoryLayout<sx_preprocess>.size
     case "sx_progress": return MemoryLayout<sx_progress>.size
+    case "sx_event": return MemoryLayout<sx_event>.size
+    case "sx_serving_options": return MemoryLayout<sx_serving_options>.size
     default: return 0
     }
 }

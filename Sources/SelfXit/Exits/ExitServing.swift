@@ -173,6 +173,8 @@ final class ExitServingMonitor: @unchecked Sendable {
     private var progress = ExitBuildProgress(fraction: 0, stage: .prepare, message: "")
     private var started = 0, succeeded = 0, cancelled = 0, failed = 0
     private var lastError = ""
+    private(set) var lastFailure: SelfXitError?
+    private var closed = false
 
     func configure(_ new: ExitServingOptions) {
         lock.withLock {
@@ -307,6 +309,7 @@ final class ExitServingMonitor: @unchecked Sendable {
 
     func beginBuild() throws {
         try lock.withLock {
+            guard !closed else { throw SelfXitError.wrongState("the engine is shutting down; no background build starts") }
             guard !building else { throw SelfXitError.busy("an exit build is already running in the background; cancel it or wait for it") }
             building = true
             cancelRequested = false
@@ -324,6 +327,11 @@ final class ExitServingMonitor: @unchecked Sendable {
         }
     }
 
+    /// No background build starts any more (the engine is being freed).
+    func close() { lock.withLock { closed = true } }
+
+    var lastBuildFailure: SelfXitError? { lock.withLock { lastFailure } }
+
     func requestCancel() throws {
         try lock.withLock {
             guard building else { throw SelfXitError.wrongState("no exit build is running in the background") }
@@ -331,14 +339,14 @@ final class ExitServingMonitor: @unchecked Sendable {
         }
     }
 
-    enum Outcome { case succeeded, cancelled, failed(String) }
+    enum Outcome { case succeeded, cancelled(SelfXitError), failed(SelfXitError) }
 
     func endBuild(_ outcome: Outcome) {
         lock.withLock {
             switch outcome {
-            case .succeeded: succeeded += 1; rebuildRequested = false
-            case .cancelled: cancelled += 1
-            case .failed(let message): failed += 1; lastError = message
+            case .succeeded: succeeded += 1; rebuildRequested = false; lastFailure = nil
+            case .cancelled(let error): cancelled += 1; lastFailure = error
+            case .failed(let error): failed += 1; lastError = error.description; lastFailure = error
             }
             building = false
             cancelRequested = false
@@ -418,14 +426,14 @@ extension Engine {
                                                message: "active exits \(report.exits.filter(\.active).map(\.candidateIndex))"))
             } catch let error as SelfXitError {
                 if case .cancelled(let message) = error {
-                    monitor.endBuild(.cancelled)
+                    monitor.endBuild(.cancelled(error))
                     eventHandler?(ExitServingEvent(kind: .rebuildCancelled, exitIndex: -1, message: message))
                 } else {
-                    monitor.endBuild(.failed(error.description))
+                    monitor.endBuild(.failed(error))
                     eventHandler?(ExitServingEvent(kind: .rebuildFailed, exitIndex: -1, message: error.description))
                 }
             } catch {
-                monitor.endBuild(.failed("\(error)"))
+                monitor.endBuild(.failed(.internalError("\(error)")))
                 eventHandler?(ExitServingEvent(kind: .rebuildFailed, exitIndex: -1, message: "\(error)"))
             }
         }
@@ -438,8 +446,9 @@ extension Engine {
         }, box)
         guard rc == 0 else {
             Unmanaged<ThreadBody>.fromOpaque(box).release()
-            serving.endBuild(.failed("pthread_create failed"))
-            throw SelfXitError.outOfMemory("could not start the exit build's thread: pthread_create failed (\(String(cString: strerror(rc))))")
+            let error = SelfXitError.outOfMemory("could not start the exit build's thread: pthread_create failed (\(String(cString: strerror(rc))))")
+            serving.endBuild(.failed(error))
+            throw error
         }
         pthread_detach(thread)
         eventHandler?(ExitServingEvent(kind: .rebuildStarted, exitIndex: -1, message: "background exit build started"))
@@ -458,10 +467,26 @@ extension Engine {
     @discardableResult
     public func waitForExitBuild(timeoutSeconds: Double? = nil) -> Bool { serving.waitForBuild(timeoutSeconds: timeoutSeconds) }
 
-    /// Cancels a running background build and waits for it (used before an engine is freed).
-    public func stopExitBuild() {
+    /// How the last background build ended: nil when it put its exits in service (or none
+    /// ran), else its error (`cancelled` for a cancelled one).
+    public var lastExitBuildError: SelfXitError? { serving.lastBuildFailure }
+
+    /// Stops background builds for good: cancels a running one and waits for it, and no policy
+    /// starts another. For an engine about to be freed (the C library's sx_engine_destroy).
+    public func shutDownExitBuilds() {
+        serving.close()
         try? serving.requestCancel()
         _ = serving.waitForBuild(timeoutSeconds: nil)
+    }
+
+    /// `servingStats()` as a JSON object (snake_case keys).
+    public func servingStatsJSON() -> String {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .custom { path in SnakeCaseKey(path.last?.stringValue ?? "") }
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let data = try? encoder.encode(servingStats()) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Called by submit after it recorded `count` frames: starts the policy's rebuild if due.

@@ -246,7 +246,7 @@ final class ExitServingMonitor: @unchecked Sendable {
                 if agrees { entries[position].agreeing += 1 }
             }
             if options.guardEnabled {
-                for position in Set(outcomes.map(\.position)) where position < entries.count {
+                for position in Set(outcomes.map(\.position)).sorted() where position < entries.count {
                     let entry = entries[position]
                     guard !entry.outOfService, let budget = entry.budget, entry.audited > entry.agreeing else { continue }
                     if bound(entry) > budget {

@@ -407,9 +407,11 @@ typedef struct sx_serving_options {
     double audit_rate;
     /* Seed of the audit and collection draws. Default 0. */
     uint64_t seed;
-    /* 1 (default): the live guard takes an exit out of service when the (1−guard_delta) upper
-     * bound of its live disagreement (audits pooled with its build's validation frames) exceeds
-     * its share T/2^n of the tolerance, after at least one audited disagreement. */
+    /* 1: the live guard takes an exit out of service when the (1−guard_delta) upper bound of
+     * its live disagreement (audits pooled with its build's validation frames) exceeds its
+     * share T/2^n of the tolerance, after at least one audited disagreement. 0 (default): the
+     * bounds are measured and reported only. Meant with SX_THRESHOLD_GUARANTEED builds: with
+     * point-rule thresholds the first audited disagreement trips an exit. */
     uint32_t guard_enabled;
     /* In (0, 1). Default 0.05. */
     double guard_delta;

@@ -198,7 +198,7 @@ int main(int argc, char **argv) {
 
     /* Bad input. */
     sx_serving_options_init(&so);
-    check(so.audit_rate > 0 && so.audit_rate < 0.1 && so.guard_enabled == 1 && so.guard_delta == 0.05,
+    check(so.audit_rate > 0 && so.audit_rate < 0.1 && so.guard_enabled == 0 && so.guard_delta == 0.05,
           "serving defaults: audit %.3f, guard %u, delta %.2f", so.audit_rate, so.guard_enabled, so.guard_delta);
     so_bad = so;
     so_bad.audit_rate = 1.5;
@@ -269,6 +269,7 @@ int main(int argc, char **argv) {
 
     /* The guard trips on inverted-contrast frames with every exit answer audited. */
     so.audit_rate = 1.0;
+    so.guard_enabled = 1;
     so.on_event = on_event;
     check(sx_configure_serving(e, &so) == SX_OK, "audit every exit answer, events on");
     inverted = malloc((size_t)600 * 784 * sizeof(float));

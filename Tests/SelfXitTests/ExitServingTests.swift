@@ -43,7 +43,7 @@ final class ExitServingTests: XCTestCase {
     func testShiftedStreamTripsTheGuard() throws {
         let (engine, data) = try engine()
         let events = LockedBox<[ExitServingEvent]>([])
-        try engine.configureServing(ExitServingOptions(auditRate: 1, seed: 5, onEvent: { event in events.mutate { $0.append(event) } }))
+        try engine.configureServing(ExitServingOptions(auditRate: 1, seed: 5, guardEnabled: true, onEvent: { event in events.mutate { $0.append(event) } }))
         var answered = 0
         for first in stride(from: 2000, to: 3000, by: 50) {
             try engine.submit(inverted(data.batch(first..<(first + 50))), batch: 50) { _ in answered += 1 }

@@ -32,7 +32,10 @@ public struct ExitServingOptions: Sendable {
     public var auditRate: Double
     /// Seed of the audit and collection draws.
     public var seed: UInt64
-    /// Whether the live guard takes exits out of service. Default true.
+    /// Whether the live guard takes exits out of service. Default false: a guard trip changes
+    /// which exit answers, so it is the host's choice; meant with `ExitThresholdRule.guaranteed`
+    /// builds (with point-rule thresholds the validation evidence alone already exceeds the
+    /// budget's bound, and the first audited disagreement trips the exit).
     public var guardEnabled: Bool
     /// The guard's bounds are (1 − guardDelta) Clopper–Pearson bounds; in (0, 1). Default 0.05.
     public var guardDelta: Double
@@ -51,7 +54,7 @@ public struct ExitServingOptions: Sendable {
     /// thread, or the build's thread), outside the engine's locks. It may call the engine.
     public var onEvent: (@Sendable (ExitServingEvent) -> Void)?
 
-    public init(auditRate: Double = 0.02, seed: UInt64 = 0, guardEnabled: Bool = true, guardDelta: Double = 0.05,
+    public init(auditRate: Double = 0.02, seed: UInt64 = 0, guardEnabled: Bool = false, guardDelta: Double = 0.05,
                 rebuildOnGuardTrip: Bool = false, rebuildAfterCollected: Int = 0, restartCollectionOnTrip: Bool = false,
                 rebuildOptions: ExitBuildOptions = ExitBuildOptions(), onEvent: (@Sendable (ExitServingEvent) -> Void)? = nil) {
         self.auditRate = auditRate

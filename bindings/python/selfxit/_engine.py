@@ -734,7 +734,7 @@ class Engine:
         self,
         audit_rate: float = 0.02,
         seed: int = 0,
-        guard: bool = True,
+        guard: bool = False,
         guard_delta: float = 0.05,
         rebuild_on_guard_trip: bool = False,
         rebuild_after_collected: int = 0,

@@ -76,7 +76,7 @@ def test_async_build_cancel_busy_and_swap(engine, fmnist):  # noqa: F811
 def test_guard_trips_on_inverted_frames(engine, fmnist):  # noqa: F811
     _, x, _ = fmnist
     events: list[tuple[str, int, str]] = []
-    engine.configure_serving(audit_rate=1.0, seed=3, on_event=lambda k, i, m: events.append((k, i, m)))
+    engine.configure_serving(audit_rate=1.0, seed=3, guard=True, on_event=lambda k, i, m: events.append((k, i, m)))
     mean, std = 0.2860, 0.3530
     inverted = ((1 - 2 * mean) / std - x[2000:3000]).astype(np.float32)
     for start in range(0, 1000, 100):

@@ -353,7 +353,7 @@ SX_NODISCARD SX_API sx_status sx_update_exits(sx_engine *engine, const sx_update
 
 /* Starts an exit build (as sx_update_exits, same options) on a background thread and returns
  * at once; inference goes on meanwhile and never pauses. The new exits replace the old ones
- * atomically when the build completes. The build thread runs at a lower priority (nice +10,
+ * atomically when the build completes. The build thread runs at a lower priority (nice +19,
  * that thread only) on options->threads kernel threads (0: one), so inference keeps the other
  * cores. options->progress runs on the build's thread (never concurrently with itself);
  * non-zero from it cancels, as sx_cancel_exit_build does. Progress and the outcome are also in
@@ -415,11 +415,11 @@ typedef struct sx_serving_options {
     uint32_t guard_enabled;
     /* In (0, 1). Default 0.05. */
     double guard_delta;
-    /* 1: after a guard trip, start a background rebuild once rebuild_after_collected frames
-     * (at least the rebuild's min_samples) were collected since the trip. Default 0. */
+    /* 1: after a guard trip, start a background rebuild once collect_after_trip frames (at
+     * least the rebuild's min_samples) were collected since the trip. Default 0. */
     uint32_t rebuild_on_guard_trip;
-    /* > 0: start a background rebuild once this many frames were collected since the last
-     * build began. Default 0 (off). */
+    /* > 0: start a background rebuild once this many frames were collected since the exits in
+     * service were installed (or the last background build began). Default 0 (off). */
     uint64_t rebuild_after_collected;
     /* 1: drop the collected frames at a guard trip (the rebuild learns from the traffic after
      * the change). Default 0. */
@@ -430,6 +430,14 @@ typedef struct sx_serving_options {
     /* Events (NULL: none) and the user data passed to them unchanged. */
     sx_event_fn on_event;
     void *event_user_data;
+    /* The guard judges an exit on its last guard_window audits (1 … 2^20, default 400) pooled
+     * with its build's validation evidence, capped at guard_prior_frames exit answers (default
+     * 200): the window forgets and the cap keeps a long good history from drowning a change. */
+    uint32_t guard_window;
+    uint32_t guard_prior_frames;
+    /* rebuild_on_guard_trip waits for this many frames collected after the trip (at least the
+     * rebuild's min_samples). Default 0. */
+    uint64_t collect_after_trip;
 } sx_serving_options;
 
 SX_API void sx_serving_options_init(sx_serving_options *options);

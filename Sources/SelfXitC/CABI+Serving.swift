@@ -74,6 +74,9 @@ private let defaultServingOptions: sx_serving_options = {
     options.rebuild_on_guard_trip = swift.rebuildOnGuardTrip ? 1 : 0
     options.rebuild_after_collected = UInt64(swift.rebuildAfterCollected)
     options.restart_collection_on_trip = swift.restartCollectionOnTrip ? 1 : 0
+    options.guard_window = UInt32(swift.guardWindow)
+    options.guard_prior_frames = UInt32(swift.guardPriorFrames)
+    options.collect_after_trip = UInt64(swift.collectAfterTrip)
     return options
 }()
 
@@ -114,13 +117,17 @@ public func sx_configure_serving(_ engine: OpaquePointer?, _ options: UnsafePoin
     guarded("sx_configure_serving") {
         try HandleRegistry.with(engine) { handle in
             let raw = try readVersioned(options, defaults: defaultServingOptions, name: "options")
-            guard raw.rebuild_after_collected <= UInt64(Int.max) else { throw CABIError.invalid("rebuild_after_collected out of range") }
+            guard raw.rebuild_after_collected <= UInt64(Int.max), raw.collect_after_trip <= UInt64(Int.max) else {
+                throw CABIError.invalid("rebuild_after_collected or collect_after_trip out of range")
+            }
             var rebuild = try exitBuildOptions(raw.rebuild_options, handle: handle, background: true)
             if raw.rebuild_options == nil { rebuild.threads = 1 }
             let event = raw.on_event.map { EventCallback(function: $0, userData: raw.event_user_data, handle: handle).handler }
             try handle.engine.configureServing(ExitServingOptions(
                 auditRate: raw.audit_rate, seed: raw.seed, guardEnabled: raw.guard_enabled != 0, guardDelta: raw.guard_delta,
-                rebuildOnGuardTrip: raw.rebuild_on_guard_trip != 0, rebuildAfterCollected: Int(raw.rebuild_after_collected),
+                guardWindow: Int(raw.guard_window), guardPriorFrames: Int(raw.guard_prior_frames),
+                rebuildOnGuardTrip: raw.rebuild_on_guard_trip != 0, collectAfterTrip: Int(raw.collect_after_trip),
+                rebuildAfterCollected: Int(raw.rebuild_after_collected),
                 restartCollectionOnTrip: raw.restart_collection_on_trip != 0, rebuildOptions: rebuild, onEvent: event))
         }
     }

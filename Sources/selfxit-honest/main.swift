@@ -54,6 +54,7 @@ struct Guarantee: ParsableCommand {
     @Option(help: "Frames the thresholds and subset are chosen on (per split).") var selection = 4000
     @Option(help: "Frames of the training split analysed (selection + unseen).") var frames = 20000
     @Option(help: "Test-split frames the heads are trained on.") var train = 3000
+    @Option(name: .customLong("cost-model"), help: "flops or measured (for the heads' build).") var costModel = "measured"
     @Option var out = "docs/honest"
 
     struct Split: Codable {
@@ -64,8 +65,21 @@ struct Guarantee: ParsableCommand {
         let test = try FashionMNIST(split: "t10k"), trainSplit = try FashionMNIST(split: "train")
         var start = now()
         let engine = try collectingEngine(model: model, threads: threads, seed: 1, data: test, frames: 0..<train)
-        let report = try engine.updateExits(ExitBuildOptions(tolerance: tolerance, searchBudget: 2, seed: 1, epochs: 10))
+        var options = ExitBuildOptions(tolerance: tolerance, searchBudget: 2, seed: 1, epochs: 10)
+        options.costModel = costModel == "measured" ? .measured : .flops
+        let report = try engine.updateExits(options)
         print("heads trained on \(train) test frames in \(String(format: "%.0f", now() - start)) s: \(report.exits.count) trained exits")
+        // FLOPs and measured time side by side (issue 16, point 5).
+        print("cost model \(report.costModel ?? "?"): held-out FLOPs ratio \(String(format: "%.3f", report.testFLOPsRatio)), "
+              + "time ratio \(String(format: "%.3f", report.testTimeRatio ?? .nan)); backbone \(engine.backboneFLOPs) FLOPs, "
+              + String(format: "%.1f µs", (report.backboneSeconds ?? 0) * 1e6) + " per sample")
+        print("exit | active | head FLOPs | head µs/sample | FLOPs to reach | share of backbone FLOPs | segment µs to reach | share of backbone time")
+        for exit in report.exits {
+            let reach = engine.backboneFLOPs - exit.savedFLOPs
+            print(String(format: "%4d | %@ | %10d | %8.2f | %12d | %.3f | %8.1f | %.3f", exit.candidateIndex, exit.active ? "yes" : "no ",
+                         exit.headFLOPs, (exit.headSeconds ?? 0) * 1e6, reach, Double(reach) / Double(engine.backboneFLOPs),
+                         (exit.segmentSeconds ?? 0) * 1e6, (exit.segmentSeconds ?? 0) / (report.backboneSeconds ?? 1)))
+        }
         start = now()
         var analyses: [ExitAnalysis] = []
         for first in stride(from: 0, to: frames, by: 250) {
@@ -137,7 +151,9 @@ struct Drift: ParsableCommand {
     @Option(help: "Frames per second the stream is paced at.") var rate = 400.0
     @Option var batch = 8
     @Option(help: "Frames after the swap before the stream ends.") var after = 3000
-    @Option(name: .customLong("max-frames")) var maxFrames = 60000
+    @Option(name: .customLong("max-frames")) var maxFrames = 30000
+    @Option(name: .customLong("rebuild-epochs")) var rebuildEpochs = 6
+    @Option(name: .customLong("rebuild-search")) var rebuildSearch = 1
     @Option(name: .customLong("build-frames")) var buildFrames = 6000
     @Option var out = "docs/honest"
 
@@ -186,9 +202,11 @@ struct Drift: ParsableCommand {
               + "test agreement \(initial.testAgreement), FLOPs ratio \(initial.testFLOPsRatio)")
         var rebuild = build
         rebuild.threads = 1
+        rebuild.epochs = rebuildEpochs
+        rebuild.searchBudget = rebuildSearch
         let events = Box<[Event]>([]), position = Box(0)
         try engine.configureServing(ExitServingOptions(auditRate: auditRate, seed: 3, guardEnabled: true, guardDelta: 0.05,
-                                                       rebuildOnGuardTrip: true, rebuildAfterCollected: rebuildAfter,
+                                                       rebuildOnGuardTrip: true, collectAfterTrip: rebuildAfter,
                                                        restartCollectionOnTrip: true, rebuildOptions: rebuild, onEvent: { event in
             let frame = position.with { $0 }
             events.with { $0.append(Event(frame: frame, kind: event.kind.rawValue, exit: event.exitIndex, message: event.message)) }

@@ -135,12 +135,21 @@ final class ExitServingTests: XCTestCase {
         XCTAssertTrue(engine.waitForExitBuild(timeoutSeconds: 60))
         guard case SelfXitError.cancelled? = engine.lastExitBuildError else { return XCTFail("\(String(describing: engine.lastExitBuildError))") }
         XCTAssertTrue(engine.exitConfiguration === original, "a cancelled build changed the exits")
-        // Again, to the end: the new exits are swapped in.
-        try engine.startExitBuild(options)
+        // Again, to the end (selecting on measured costs): the new exits are swapped in.
+        try engine.startExitBuild(options.with { $0.costModel = .measured })
         XCTAssertTrue(engine.waitForExitBuild(timeoutSeconds: 300))
         XCTAssertNil(engine.lastExitBuildError)
         XCTAssertFalse(engine.exitConfiguration === original, "the finished build did not swap its exits in")
         XCTAssertEqual(progress.value.last?.stage, .done)
+        let report = try XCTUnwrap(engine.stats().lastBuild)
+        XCTAssertEqual(report.costModel, "measured")
+        XCTAssertGreaterThan(report.backboneSeconds ?? 0, 0)
+        XCTAssertGreaterThan(report.testTimeRatio ?? 0, 0)
+        for exit in report.exits where exit.architecture != nil {
+            XCTAssertGreaterThan(exit.headSeconds ?? 0, 0, "head \(exit.candidateIndex) was not timed")
+            XCTAssertGreaterThan(exit.segmentSeconds ?? 0, 0)
+            XCTAssertLessThanOrEqual(exit.segmentSeconds ?? .infinity, report.backboneSeconds ?? 0)
+        }
         usleep(200_000)
         stop.mutate { $0 = true }
         group.wait()

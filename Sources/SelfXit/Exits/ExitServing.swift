@@ -17,14 +17,17 @@ import Glibc
 //
 // Live guard. Per exit in service, the guard bounds the exit's contribution to the disagreement
 // with the full model, `share × q` (share: frames it answers; q: the disagreement rate among
-// them). q's (1−δ) Clopper–Pearson upper bound uses the audited frames pooled with the build's
-// validation cascade at that exit (the evidence the threshold was chosen on), and share pools
+// them). q's (1−δ) Clopper–Pearson upper bound uses the last `guardWindow` audited frames pooled
+// with the build's validation cascade at that exit (the evidence the threshold was chosen on,
+// capped at `guardPriorFrames` exit answers so that a long good history cannot drown a change),
+// and share pools
 // the live counts with validation's. When the bound exceeds the exit's budget T/2^n (n: its
 // position, as in Eq. 3) and at least one live disagreement has been seen, the exit is taken out
 // of service at once (later exits keep their thresholds, whose budgets were smaller still), the
 // trip is counted and reported, and a rebuild is requested. Pooling with validation stops a
 // handful of audits from tripping an exit whose build evidence is good; the "one live
-// disagreement" rule stops the prior alone from tripping one built with the point rule.
+// disagreement" rule (in the window) stops the prior alone from tripping one built with the
+// point rule.
 
 /// Options of audited serving, the live guard and the rebuild policy (`Engine.configureServing`).
 public struct ExitServingOptions: Sendable {
@@ -39,11 +42,17 @@ public struct ExitServingOptions: Sendable {
     public var guardEnabled: Bool
     /// The guard's bounds are (1 − guardDelta) Clopper–Pearson bounds; in (0, 1). Default 0.05.
     public var guardDelta: Double
-    /// Start a background rebuild after a guard trip (once `rebuildAfterCollected` frames, at
-    /// least the build's minimum, have been collected since the trip). Default false.
+    /// The guard judges each exit on its last `guardWindow` audits (≥ 1, default 400) pooled
+    /// with its build's validation evidence capped at `guardPriorFrames` (≥ 0, default 200).
+    public var guardWindow: Int
+    public var guardPriorFrames: Int
+    /// Start a background rebuild after a guard trip, once `collectAfterTrip` frames (at least
+    /// the rebuild's minimumSamples) have been collected since the trip. Default false.
     public var rebuildOnGuardTrip: Bool
+    public var collectAfterTrip: Int
     /// > 0: also start a background rebuild once this many frames were collected since the
-    /// last build began. 0 (default): no count-based rebuild.
+    /// exits in service were installed (or the last background build began). 0 (default): no
+    /// count-based rebuild.
     public var rebuildAfterCollected: Int
     /// Drop the collected frames when the guard trips, so the rebuild learns from traffic after
     /// the change only. Default false.
@@ -55,8 +64,13 @@ public struct ExitServingOptions: Sendable {
     public var onEvent: (@Sendable (ExitServingEvent) -> Void)?
 
     public init(auditRate: Double = 0.02, seed: UInt64 = 0, guardEnabled: Bool = false, guardDelta: Double = 0.05,
-                rebuildOnGuardTrip: Bool = false, rebuildAfterCollected: Int = 0, restartCollectionOnTrip: Bool = false,
+                guardWindow: Int = 400, guardPriorFrames: Int = 200,
+                rebuildOnGuardTrip: Bool = false, collectAfterTrip: Int = 0, rebuildAfterCollected: Int = 0,
+                restartCollectionOnTrip: Bool = false,
                 rebuildOptions: ExitBuildOptions = ExitBuildOptions(), onEvent: (@Sendable (ExitServingEvent) -> Void)? = nil) {
+        self.guardWindow = guardWindow
+        self.guardPriorFrames = guardPriorFrames
+        self.collectAfterTrip = collectAfterTrip
         self.auditRate = auditRate
         self.seed = seed
         self.guardEnabled = guardEnabled
@@ -71,6 +85,9 @@ public struct ExitServingOptions: Sendable {
     func validated() throws -> ExitServingOptions {
         guard auditRate >= 0, auditRate <= 1 else { throw SelfXitError.invalidArgument("audit rate must lie in [0, 1], got \(auditRate)") }
         guard guardDelta > 0, guardDelta < 1 else { throw SelfXitError.invalidArgument("guard delta must lie in (0, 1), got \(guardDelta)") }
+        guard guardWindow >= 1, guardWindow <= 1 << 20 else { throw SelfXitError.invalidArgument("guard window must lie in 1...1048576, got \(guardWindow)") }
+        guard guardPriorFrames >= 0 else { throw SelfXitError.invalidArgument("guardPriorFrames must not be negative, got \(guardPriorFrames)") }
+        guard collectAfterTrip >= 0 else { throw SelfXitError.invalidArgument("collectAfterTrip must not be negative, got \(collectAfterTrip)") }
         guard rebuildAfterCollected >= 0 else {
             throw SelfXitError.invalidArgument("rebuildAfterCollected must not be negative, got \(rebuildAfterCollected)")
         }
@@ -150,6 +167,20 @@ final class ExitServingMonitor: @unchecked Sendable {
         let priorExits: Int, priorMisses: Int, priorFrames: Int
         var answered = 0, audited = 0, agreeing = 0
         var outOfService = false
+        /// The most recent audited outcomes (true: disagreed), a ring of `guardWindow`.
+        var recent: [Bool] = []
+        var recentNext = 0, recentMisses = 0
+
+        mutating func remember(disagreed: Bool, window: Int) {
+            if recent.count < window {
+                recent.append(disagreed)
+            } else {
+                if recent[recentNext] { recentMisses -= 1 }
+                recent[recentNext] = disagreed
+                recentNext = (recentNext + 1) % window
+            }
+            if disagreed { recentMisses += 1 }
+        }
     }
 
     /// What one submit call needs, taken once per call.
@@ -206,6 +237,7 @@ final class ExitServingMonitor: @unchecked Sendable {
             audited = 0
             auditFLOPs = 0
             rebuildRequested = false
+            collectedSinceBuild = 0
         }
     }
 
@@ -247,11 +279,12 @@ final class ExitServingMonitor: @unchecked Sendable {
             for (position, agrees) in outcomes where position < entries.count {
                 entries[position].audited += 1
                 if agrees { entries[position].agreeing += 1 }
+                entries[position].remember(disagreed: !agrees, window: options.guardWindow)
             }
             if options.guardEnabled {
                 for position in Set(outcomes.map(\.position)).sorted() where position < entries.count {
                     let entry = entries[position]
-                    guard !entry.outOfService, let budget = entry.budget, entry.audited > entry.agreeing else { continue }
+                    guard !entry.outOfService, let budget = entry.budget, entry.recentMisses > 0 else { continue }
                     if bound(entry) > budget {
                         entries[position].outOfService = true
                         guardTrips += 1
@@ -271,17 +304,27 @@ final class ExitServingMonitor: @unchecked Sendable {
             collectedSinceBuild += count
             collectedSinceTrip += count
             guard !building else { return false }
-            let needed = max(options.rebuildAfterCollected, options.rebuildOptions.minimumSamples)
+            let needed = max(options.collectAfterTrip, options.rebuildOptions.minimumSamples)
             if options.rebuildOnGuardTrip, rebuildRequested, collectedSinceTrip >= needed { return true }
             if options.rebuildAfterCollected > 0, collectedSinceBuild >= options.rebuildAfterCollected { return true }
             return false
         }
     }
 
-    /// share × (1−δ) upper bound of q, both pooled with the build's validation cascade.
+    /// The evidence q is judged on: the last `guardWindow` audits, pooled with the build's
+    /// validation cascade at this exit scaled down to at most `guardPriorFrames` exit answers
+    /// (so that a long, good history cannot drown a change: the window forgets, the prior is
+    /// capped). Returns (disagreements, trials).
+    private func evidence(_ entry: Entry) -> (misses: Int, trials: Int) {
+        let scale = entry.priorExits > 0 ? min(1, Double(options.guardPriorFrames) / Double(entry.priorExits)) : 0
+        let priorTrials = Int((Double(entry.priorExits) * scale).rounded())
+        let priorMisses = Int((Double(entry.priorMisses) * scale).rounded())
+        return (priorMisses + entry.recentMisses, priorTrials + entry.recent.count)
+    }
+
+    /// share × (1−δ) upper bound of q; share pools live counts with validation's.
     private func bound(_ entry: Entry) -> Double {
-        let misses = entry.priorMisses + entry.audited - entry.agreeing
-        let trials = entry.priorExits + entry.audited
+        let (misses, trials) = evidence(entry)
         let q = BinomialBound.upper(successes: misses, trials: trials, delta: options.guardDelta)
         let frameCount = entry.priorFrames + frames
         let share = frameCount == 0 ? 1 : min(1, Double(entry.priorExits + entry.answered) / Double(frameCount))
@@ -291,8 +334,7 @@ final class ExitServingMonitor: @unchecked Sendable {
     func stats(collectedRateNote: Void = ()) -> ExitServingStats {
         lock.withLock {
             let exits = entries.map { entry -> ExitLiveStats in
-                let misses = entry.priorMisses + entry.audited - entry.agreeing
-                let trials = entry.priorExits + entry.audited
+                let (misses, trials) = evidence(entry)
                 let state = entry.outOfService ? "out_of_service" : (entry.budget == nil ? "unguarded" : "serving")
                 return ExitLiveStats(exitIndex: entry.exitIndex, position: entry.position, state: state, answered: entry.answered,
                                      audited: entry.audited, agreeing: entry.agreeing,
@@ -398,8 +440,8 @@ extension Engine {
 
     /// Starts an exit build on a new background thread and returns at once. Inference goes on
     /// with the current exits meanwhile; the new exits replace them atomically when the build
-    /// completes (`updateExits` does the work). The thread runs at a lower scheduling priority
-    /// (nice +10, that thread only) and, unless `options.threads` says otherwise, on one kernel
+    /// completes (`updateExits` does the work). The thread runs at the lowest scheduling priority
+    /// (nice +19, that thread only) and, unless `options.threads` says otherwise, on one kernel
     /// thread, so inference keeps the other cores. `options.onProgress` runs on the build's
     /// thread; `.cancel` from it, or `cancelExitBuild()`, stops the build (the exits in service
     /// stay). The thread holds the engine until it ends.
@@ -421,7 +463,7 @@ extension Engine {
             // Lower priority for this thread only: on Linux the nice value is per thread and
             // PRIO_PROCESS with who = 0 names the calling thread (setpriority(2), BUGS); threads
             // it starts (the trainer's) inherit it. Failure to lower it is harmless.
-            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
+            _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
             do {
                 let report = try updateExits(options)
                 monitor.endBuild(.succeeded)

@@ -737,7 +737,10 @@ class Engine:
         guard: bool = False,
         guard_delta: float = 0.05,
         rebuild_on_guard_trip: bool = False,
+        collect_after_trip: int = 0,
         rebuild_after_collected: int = 0,
+        guard_window: int = 400,
+        guard_prior_frames: int = 200,
         restart_collection_on_trip: bool = False,
         rebuild_options: Optional[dict[str, Any]] = None,
         on_event: Optional[Callable[[str, int, str], None]] = None,
@@ -745,7 +748,10 @@ class Engine:
         """`sx_configure_serving`: audited serving (a seeded `audit_rate` share of exit answers
         also runs the full model; the collection stays a uniform sample of the traffic), the live
         guard (an exit whose (1 − guard_delta) bound of live disagreement exceeds its share of T
-        goes out of service) and the rebuild policy. `rebuild_options`: keyword arguments of
+        goes out of service; judged on the last `guard_window` audits pooled with the build's
+        validation evidence capped at `guard_prior_frames`) and the rebuild policy
+        (`rebuild_on_guard_trip` once `collect_after_trip` frames were collected after the trip;
+        `rebuild_after_collected`; `restart_collection_on_trip`). `rebuild_options`: keyword arguments of
         `update_exits_async` (tolerance, search_budget, seed, min_samples, epochs,
         threshold_rule, guarantee_delta, cost_model, threads) for the policy's rebuilds.
         `on_event(kind, exit_index, message)`: guard trips and rebuilds ("guard_tripped",
@@ -759,6 +765,9 @@ class Engine:
         opts.guard_enabled = 1 if guard else 0
         opts.guard_delta = float(guard_delta)
         opts.rebuild_on_guard_trip = 1 if rebuild_on_guard_trip else 0
+        opts.collect_after_trip = _uint("collect_after_trip", collect_after_trip, 64)
+        opts.guard_window = _uint("guard_window", guard_window, 32)
+        opts.guard_prior_frames = _uint("guard_prior_frames", guard_prior_frames, 32)
         opts.rebuild_after_collected = _uint("rebuild_after_collected", rebuild_after_collected, 64)
         opts.restart_collection_on_trip = 1 if restart_collection_on_trip else 0
         rebuild = _lib.sx_update_options()

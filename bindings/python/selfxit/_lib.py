@@ -154,6 +154,9 @@ class sx_serving_options(ctypes.Structure):
         ("rebuild_options", ctypes.POINTER(sx_update_options)),
         ("on_event", EVENT_FN),
         ("event_user_data", ctypes.c_void_p),
+        ("guard_window", ctypes.c_uint32),
+        ("guard_prior_frames", ctypes.c_uint32),
+        ("collect_after_trip", ctypes.c_uint64),
     ]
 
 

@@ -430,9 +430,11 @@ typedef struct sx_serving_options {
     /* Events (NULL: none) and the user data passed to them unchanged. */
     sx_event_fn on_event;
     void *event_user_data;
-    /* The guard judges an exit on its last guard_window audits (1 … 2^20, default 400) pooled
-     * with its build's validation evidence, capped at guard_prior_frames exit answers (default
-     * 200): the window forgets and the cap keeps a long good history from drowning a change. */
+    /* The guard judges an exit on a window of max(guard_window, its validation exit answers)
+     * outcomes that starts filled with its build's validation outcomes, which live audits
+     * displace one by one (then the oldest audits leave first): a long good history cannot
+     * drown a change. guard_window 1 … 2^20, default 400; guard_prior_frames > 0 caps the
+     * validation part (0, default: no cap). */
     uint32_t guard_window;
     uint32_t guard_prior_frames;
     /* rebuild_on_guard_trip waits for this many frames collected after the trip (at least the

@@ -17,10 +17,9 @@ import Glibc
 //
 // Live guard. Per exit in service, the guard bounds the exit's contribution to the disagreement
 // with the full model, `share × q` (share: frames it answers; q: the disagreement rate among
-// them). q's (1−δ) Clopper–Pearson upper bound uses the last `guardWindow` audited frames pooled
-// with the build's validation cascade at that exit (the evidence the threshold was chosen on,
-// capped at `guardPriorFrames` exit answers so that a long good history cannot drown a change),
-// and share pools
+// them). q's (1−δ) Clopper–Pearson upper bound uses a window that starts filled with the build's
+// validation outcomes at that exit (the evidence the threshold was chosen on) and that live
+// audits displace one by one, so a long good history cannot drown a change; share pools
 // the live counts with validation's. When the bound exceeds the exit's budget T/2^n (n: its
 // position, as in Eq. 3) and at least one live disagreement has been seen, the exit is taken out
 // of service at once (later exits keep their thresholds, whose budgets were smaller still), the
@@ -42,8 +41,12 @@ public struct ExitServingOptions: Sendable {
     public var guardEnabled: Bool
     /// The guard's bounds are (1 − guardDelta) Clopper–Pearson bounds; in (0, 1). Default 0.05.
     public var guardDelta: Double
-    /// The guard judges each exit on its last `guardWindow` audits (≥ 1, default 400) pooled
-    /// with its build's validation evidence capped at `guardPriorFrames` (≥ 0, default 200).
+    /// The guard judges each exit on a window of max(`guardWindow`, its validation exit
+    /// answers) outcomes that starts filled with the build's validation outcomes at that exit,
+    /// which live audits displace one by one, then the oldest audits leave first: the same data
+    /// as at the build gives the same bound, and a change shows after a few audits whatever the
+    /// history. `guardWindow` ≥ 1, default 400; `guardPriorFrames` > 0 caps the validation part
+    /// (0, default: no cap).
     public var guardWindow: Int
     public var guardPriorFrames: Int
     /// Start a background rebuild after a guard trip, once `collectAfterTrip` frames (at least
@@ -64,7 +67,7 @@ public struct ExitServingOptions: Sendable {
     public var onEvent: (@Sendable (ExitServingEvent) -> Void)?
 
     public init(auditRate: Double = 0.02, seed: UInt64 = 0, guardEnabled: Bool = false, guardDelta: Double = 0.05,
-                guardWindow: Int = 400, guardPriorFrames: Int = 200,
+                guardWindow: Int = 400, guardPriorFrames: Int = 0,
                 rebuildOnGuardTrip: Bool = false, collectAfterTrip: Int = 0, rebuildAfterCollected: Int = 0,
                 restartCollectionOnTrip: Bool = false,
                 rebuildOptions: ExitBuildOptions = ExitBuildOptions(), onEvent: (@Sendable (ExitServingEvent) -> Void)? = nil) {
@@ -167,17 +170,26 @@ final class ExitServingMonitor: @unchecked Sendable {
         let priorExits: Int, priorMisses: Int, priorFrames: Int
         var answered = 0, audited = 0, agreeing = 0
         var outOfService = false
-        /// The most recent audited outcomes (true: disagreed), a ring of `guardWindow`.
+        /// The guard's evidence window (`capacity` outcomes): it starts filled with the build's
+        /// validation outcomes at this exit (`priorTrials`, `priorMissCount`), which live audits
+        /// displace one by one (a prior outcome leaves with its share of misses), then the oldest
+        /// live audits leave first (a ring).
+        var capacity = 1
+        var priorTrials = 0.0, priorMissCount = 0.0
         var recent: [Bool] = []
         var recentNext = 0, recentMisses = 0
 
-        mutating func remember(disagreed: Bool, window: Int) {
-            if recent.count < window {
+        mutating func remember(disagreed: Bool) {
+            if priorTrials >= 1, Int(priorTrials.rounded()) + recent.count >= capacity {
+                priorMissCount -= priorMissCount / priorTrials
+                priorTrials -= 1
+            }
+            if recent.count < capacity {
                 recent.append(disagreed)
             } else {
                 if recent[recentNext] { recentMisses -= 1 }
                 recent[recentNext] = disagreed
-                recentNext = (recentNext + 1) % window
+                recentNext = (recentNext + 1) % capacity
             }
             if disagreed { recentMisses += 1 }
         }
@@ -220,14 +232,23 @@ final class ExitServingMonitor: @unchecked Sendable {
     /// Called by `Engine.install`: new exits, fresh live counts (the guard judges each build anew).
     func reset(for configuration: ExitConfiguration?) {
         var fresh: [Entry] = []
+        let guardOptions = lock.withLock { (window: options.guardWindow, priorFrames: options.guardPriorFrames) }
         if let configuration {
             let report = configuration.report
             for (offset, exit) in configuration.active.enumerated() {
                 let entry = report.exits.first { $0.candidateIndex == exit.candidateIndex }
                 let budget = report.tolerance.map { $0 * Double(sign: .plus, exponent: -(offset + 1), significand: 1) }
-                fresh.append(Entry(exitIndex: exit.candidateIndex, position: offset + 1, budget: budget,
-                                   priorExits: entry?.validationExits ?? 0, priorMisses: entry?.validationMisses ?? 0,
-                                   priorFrames: entry?.validationExits == nil ? 0 : report.validationSamples))
+                var item = Entry(exitIndex: exit.candidateIndex, position: offset + 1, budget: budget,
+                                 priorExits: entry?.validationExits ?? 0, priorMisses: entry?.validationMisses ?? 0,
+                                 priorFrames: entry?.validationExits == nil ? 0 : report.validationSamples)
+                // The window is at least as wide as the build's evidence, so that the same data
+                // cannot give a wider bound live than at the build; a cap shrinks the prior.
+                let cap = guardOptions.priorFrames > 0 ? guardOptions.priorFrames : Int.max
+                let scale = item.priorExits > cap ? Double(cap) / Double(item.priorExits) : 1
+                item.priorTrials = Double(item.priorExits) * scale
+                item.priorMissCount = Double(item.priorMisses) * scale
+                item.capacity = max(guardOptions.window, Int(item.priorTrials.rounded()), 1)
+                fresh.append(item)
             }
         }
         lock.withLock {
@@ -279,7 +300,7 @@ final class ExitServingMonitor: @unchecked Sendable {
             for (position, agrees) in outcomes where position < entries.count {
                 entries[position].audited += 1
                 if agrees { entries[position].agreeing += 1 }
-                entries[position].remember(disagreed: !agrees, window: options.guardWindow)
+                entries[position].remember(disagreed: !agrees)
             }
             if options.guardEnabled {
                 for position in Set(outcomes.map(\.position)).sorted() where position < entries.count {
@@ -311,15 +332,10 @@ final class ExitServingMonitor: @unchecked Sendable {
         }
     }
 
-    /// The evidence q is judged on: the last `guardWindow` audits, pooled with the build's
-    /// validation cascade at this exit scaled down to at most `guardPriorFrames` exit answers
-    /// (so that a long, good history cannot drown a change: the window forgets, the prior is
-    /// capped). Returns (disagreements, trials).
+    /// The evidence q is judged on: the window (validation outcomes at this exit, displaced by
+    /// the live audits as they come; see `Entry.remember`). Returns (disagreements, trials).
     private func evidence(_ entry: Entry) -> (misses: Int, trials: Int) {
-        let scale = entry.priorExits > 0 ? min(1, Double(options.guardPriorFrames) / Double(entry.priorExits)) : 0
-        let priorTrials = Int((Double(entry.priorExits) * scale).rounded())
-        let priorMisses = Int((Double(entry.priorMisses) * scale).rounded())
-        return (priorMisses + entry.recentMisses, priorTrials + entry.recent.count)
+        (Int(entry.priorMissCount.rounded()) + entry.recentMisses, Int(entry.priorTrials.rounded()) + entry.recent.count)
     }
 
     /// share × (1−δ) upper bound of q; share pools live counts with validation's.

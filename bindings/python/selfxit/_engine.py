@@ -740,7 +740,7 @@ class Engine:
         collect_after_trip: int = 0,
         rebuild_after_collected: int = 0,
         guard_window: int = 400,
-        guard_prior_frames: int = 200,
+        guard_prior_frames: int = 0,
         restart_collection_on_trip: bool = False,
         rebuild_options: Optional[dict[str, Any]] = None,
         on_event: Optional[Callable[[str, int, str], None]] = None,
@@ -748,8 +748,9 @@ class Engine:
         """`sx_configure_serving`: audited serving (a seeded `audit_rate` share of exit answers
         also runs the full model; the collection stays a uniform sample of the traffic), the live
         guard (an exit whose (1 − guard_delta) bound of live disagreement exceeds its share of T
-        goes out of service; judged on the last `guard_window` audits pooled with the build's
-        validation evidence capped at `guard_prior_frames`) and the rebuild policy
+        goes out of service; judged on a window of at least `guard_window` outcomes that starts
+        with the build's validation outcomes, displaced by live audits; `guard_prior_frames` > 0
+        caps the validation part) and the rebuild policy
         (`rebuild_on_guard_trip` once `collect_after_trip` frames were collected after the trip;
         `rebuild_after_collected`; `restart_collection_on_trip`). `rebuild_options`: keyword arguments of
         `update_exits_async` (tolerance, search_budget, seed, min_samples, epochs,

@@ -151,7 +151,9 @@ struct Drift: ParsableCommand {
     @Option(help: "Frames per second the stream is paced at.") var rate = 400.0
     @Option var batch = 8
     @Option(help: "Frames after the swap before the stream ends.") var after = 3000
-    @Option(name: .customLong("max-frames")) var maxFrames = 54000
+    @Option(name: .customLong("max-frames"), help: "Distinct stream frames (the drifted part repeats beyond them).") var maxFrames = 30000
+    @Option(name: .customLong("stream-limit")) var streamLimit = 400000
+    @Option(name: .customLong("hold-seconds"), help: "Seconds of the rebuild with alternating held/running phases.") var holdSeconds = 60.0
     @Option(name: .customLong("rebuild-epochs")) var rebuildEpochs = 6
     @Option(name: .customLong("rebuild-search")) var rebuildSearch = 1
     @Option(name: .customLong("build-frames")) var buildFrames = 6000
@@ -235,24 +237,28 @@ struct Drift: ParsableCommand {
         var buildSeen: Double? = nil
         start = now()
         var first = 0
-        while first < maxFrames {
-            let count = min(batch, maxFrames - first)
+        // Stream frame i is distinct frame k(i): beyond maxFrames the drifted part repeats.
+        func k(_ i: Int) -> Int { i < maxFrames ? i : before + (i - before) % (maxFrames - before) }
+        func streamFrames(_ range: Range<Int>) -> [Float] { range.flatMap { frames(k($0)..<(k($0) + 1)) } }
+        while first < streamLimit {
+            let count = min(batch, streamLimit - first)
             position.with { $0 = first }
             let building = engine.exitBuildRunning
             var hold = false, phaseAge = 0.0
             if building {
                 if buildSeen == nil { buildSeen = now() }
                 let elapsed = now() - buildSeen!
-                hold = Int(elapsed) % 2 == 1
+                hold = elapsed < holdSeconds && Int(elapsed) % 2 == 1
                 phaseAge = elapsed - elapsed.rounded(.down)
             }
             paused.with { $0 = hold }
-            let input = frames(first..<(first + count))
+            let input = streamFrames(first..<(first + count))
             var rows = [Frame](repeating: Frame(exit: -1, agree: true, flops: 0, latency: 0, building: building, drifted: false), count: count)
             try engine.submit(input, batch: count) { result in
-                rows[result.sampleIndex] = Frame(exit: result.exitIndex, agree: result.classIndex == backbone[first + result.sampleIndex],
+                let frame = k(first + result.sampleIndex)
+                rows[result.sampleIndex] = Frame(exit: result.exitIndex, agree: result.classIndex == backbone[frame],
                                                  flops: Double(result.flops), latency: result.latency, building: building,
-                                                 drifted: inverted[first + result.sampleIndex], paused: hold, phaseAge: phaseAge)
+                                                 drifted: inverted[frame], paused: hold, phaseAge: phaseAge)
             }
             let stats = engine.servingStats()
             // Audit FLOPs since the exits were installed: spread over this batch's frames.

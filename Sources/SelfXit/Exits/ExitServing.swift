@@ -320,7 +320,7 @@ final class ExitServingMonitor: @unchecked Sendable {
     }
 
     /// Counts frames recorded for building; true when the policy asks for a rebuild now.
-    func noteCollected(_ count: Int, minimumSamples: Int) -> Bool {
+    func noteCollected(_ count: Int) -> Bool {
         lock.withLock {
             collectedSinceBuild += count
             collectedSinceTrip += count
@@ -553,12 +553,8 @@ extension Engine {
     /// Called by submit after it recorded `count` frames: starts the policy's rebuild if due.
     func servingCollected(_ count: Int) {
         guard count > 0 else { return }
-        if serving.noteCollected(count, minimumSamples: 0) {
-            let options = serving.options
-            if (try? startExitBuild(options.rebuildOptions)) != nil, options.restartCollectionOnTrip {
-                // (the collection was already restarted at the trip)
-            }
-        }
+        // A failed start (e.g. BUSY: a build began meanwhile) is retried at the next collection.
+        if serving.noteCollected(count) { try? startExitBuild(serving.options.rebuildOptions) }
     }
 
     /// Called by submit after a trip: events, and the collection restart the policy asks for.

@@ -70,6 +70,8 @@ let package = Package(
         .target(name: "SelfXitDatasets", dependencies: ["SelfXit", "CZlib"], path: "Sources/SelfXitDatasets"),
         .executableTarget(name: "selfxit-demo", dependencies: ["SelfXit", "SelfXitDatasets", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-demo"),
         .executableTarget(name: "selfxit-bench", dependencies: ["SelfXit", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-bench"),
+        // Issue 16's experiments: threshold guarantee check, drift stream with guard and rebuild.
+        .executableTarget(name: "selfxit-honest", dependencies: ["SelfXit", "SelfXitDatasets", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-honest"),
         .executableTarget(name: "selfxit-experiment", dependencies: ["SelfXit", "SelfXitDatasets", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-experiment"),
         // Kernel micro-benchmark: ResNet-18 / MobileNetV2 conv layers, GFLOPS at batch 1 and 32.
         .executableTarget(name: "selfxit-kernelbench", dependencies: ["SelfXit", .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Sources/selfxit-kernelbench"),

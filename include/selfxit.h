@@ -118,7 +118,7 @@ SX_API const char *sx_last_error(void);
 
 /* sizeof() of a public struct as this library sees it, by name ("sx_result", "sx_stats",
  * "sx_engine_options", "sx_update_options", "sx_info", "sx_preprocess", "sx_progress",
- * "sx_output_info"); 0 for an
+ * "sx_output_info", "sx_event", "sx_serving_options"); 0 for an
  * unknown name. Lets bindings check their layouts at load time. Thread-safe. */
 SX_API size_t sx_struct_size(const char *struct_name);
 
@@ -365,7 +365,29 @@ typedef struct sx_update_options {
     /* 1: split the collected samples in recording order (train, validation, test) instead of
      * shuffling — for video, whose neighbouring frames are near-duplicates. Default 0. */
     uint32_t keep_order;
+    /* How each threshold is chosen. SX_THRESHOLD_POINT (0, default): the paper's Eq. 3 on point
+     * estimates, HR·(1−CA) ≤ T/2^n on the validation frames. SX_THRESHOLD_GUARANTEED (1): a
+     * (1−δ) Clopper–Pearson upper bound of HR·(1−CA) stays within T/2^n (δ spread over the
+     * (exit, position) pairs the subset search may use), so that with probability ≥ 1−δ the
+     * disagreement with the full model is at most T on traffic like the collected frames; the
+     * build report (sx_get_stats_json: last_build) states the guarantee. Other values:
+     * INVALID_ARGUMENT. */
+    uint32_t threshold_rule;
+    /* δ of SX_THRESHOLD_GUARANTEED, in (0, 1). Default 0.05. */
+    double guarantee_delta;
+    /* What the subset search minimises: SX_COST_FLOPS (0, default) or SX_COST_MEASURED (1):
+     * the time per sample of each backbone segment and head, measured on this machine during
+     * the build. The report gives both (test_flops_ratio, test_time_ratio). */
+    uint32_t cost_model;
+    /* Kernel threads of the build; 0 (default): all the engine's for sx_update_exits, 1 for
+     * sx_update_exits_async. */
+    uint32_t threads;
 } sx_update_options;
+
+#define SX_THRESHOLD_POINT 0u
+#define SX_THRESHOLD_GUARANTEED 1u
+#define SX_COST_FLOPS 0u
+#define SX_COST_MEASURED 1u
 
 SX_API void sx_update_options_init(sx_update_options *options);
 
@@ -377,6 +399,114 @@ SX_API void sx_update_options_init(sx_update_options *options);
  * samples collected), OUT_OF_MEMORY (a workspace or a training thread could not be had),
  * CANCELLED (options->progress returned non-zero). Thread-safe. */
 SX_NODISCARD SX_API sx_status sx_update_exits(sx_engine *engine, const sx_update_options *options);
+
+/* Starts an exit build (as sx_update_exits, same options) on a background thread and returns
+ * at once; inference goes on meanwhile and never pauses. The new exits replace the old ones
+ * atomically when the build completes. The build thread runs at a lower priority (nice +19,
+ * that thread only) on options->threads kernel threads (0: one), so inference keeps the other
+ * cores. options->progress runs on the build's thread (never concurrently with itself);
+ * non-zero from it cancels, as sx_cancel_exit_build does. Progress and the outcome are also in
+ * sx_get_serving_stats_json ("build_*"). `options` is read during the call only (the progress
+ * function and its user data must stay valid until the build ends: sx_wait_exit_build).
+ * Errors: INVALID_ARGUMENT (as sx_update_exits), BUSY (a background build is already
+ * running: the engine is unchanged), OUT_OF_MEMORY (the OS refused the thread). Errors of the
+ * build itself (too few samples …) end it and are reported by sx_wait_exit_build.
+ * Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_update_exits_async(sx_engine *engine, const sx_update_options *options);
+
+/* Asks the background build to stop: it ends within a fraction of a second, the exits in
+ * service staying (sx_wait_exit_build then returns CANCELLED). A cancel that arrives while the
+ * new exits are being installed is too late and that build completes. Errors: INVALID_ARGUMENT,
+ * WRONG_STATE (no background build is running). Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_cancel_exit_build(sx_engine *engine);
+
+/* Waits until no background build runs (timeout_ms < 0: for ever; 0: polls), then returns how
+ * the last one ended: OK (its exits are in service), CANCELLED, or its error's status with the
+ * message in sx_last_error (e.g. WRONG_STATE, too few samples). OK as well when no background
+ * build ever ran. Must not be called from the build's own progress or event callback (BUSY).
+ * Errors: INVALID_ARGUMENT, TIMEOUT, BUSY, CANCELLED, WRONG_STATE, OUT_OF_MEMORY.
+ * Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_wait_exit_build(sx_engine *engine, int64_t timeout_ms);
+
+/* An event of the live guard or of background builds, passed to sx_serving_options.on_event.
+ * Valid only during the call. */
+typedef struct sx_event {
+    uint32_t struct_size;
+    /* "guard_tripped", "rebuild_started", "rebuild_succeeded", "rebuild_cancelled",
+     * "rebuild_failed". Static storage. */
+    const char *kind;
+    /* The exit concerned (exit index), or -1. */
+    int32_t exit_index;
+    const char *message;
+} sx_event;
+
+/* Runs on the thread where the event happens (a thread inside sx_submit, the engine's async
+ * worker, or a background build's thread), outside the engine's locks. It may call the library
+ * except sx_engine_destroy of this engine (BUSY). */
+typedef void (*sx_event_fn)(const sx_event *event, void *user_data);
+
+typedef struct sx_serving_options {
+    uint32_t struct_size;
+    /* Share of the frames answered by an exit that also run the full model after their
+     * callback (audits), in [0, 1]. Audits measure each exit's live agreement and feed the
+     * collection; while exits serve, every frame is collected with this probability (audited
+     * exit answers and, by an independent draw, backbone answers), so the collection stays a
+     * uniform sample of the traffic. 0: no audits, no guard, and the old collection (backbone
+     * answers only). Default 0.02. */
+    double audit_rate;
+    /* Seed of the audit and collection draws. Default 0. */
+    uint64_t seed;
+    /* 1: the live guard takes an exit out of service when the (1−guard_delta) upper bound of
+     * its live disagreement (audits pooled with its build's validation frames) exceeds its
+     * share T/2^n of the tolerance, after at least one audited disagreement. 0 (default): the
+     * bounds are measured and reported only. Meant with SX_THRESHOLD_GUARANTEED builds: with
+     * point-rule thresholds the first audited disagreement trips an exit. */
+    uint32_t guard_enabled;
+    /* In (0, 1). Default 0.05. */
+    double guard_delta;
+    /* 1: after a guard trip, start a background rebuild once collect_after_trip frames (at
+     * least the rebuild's min_samples) were collected since the trip. Default 0. */
+    uint32_t rebuild_on_guard_trip;
+    /* > 0: start a background rebuild once this many frames were collected since the exits in
+     * service were installed (or the last background build began). Default 0 (off). */
+    uint64_t rebuild_after_collected;
+    /* 1: drop the collected frames at a guard trip (the rebuild learns from the traffic after
+     * the change). Default 0. */
+    uint32_t restart_collection_on_trip;
+    /* Options of the policy's rebuilds (copied during the call; NULL: defaults, one thread).
+     * Their progress function, if any, must stay valid while the engine lives. */
+    const sx_update_options *rebuild_options;
+    /* Events (NULL: none) and the user data passed to them unchanged. */
+    sx_event_fn on_event;
+    void *event_user_data;
+    /* The guard judges an exit on a window of max(guard_window, its validation exit answers)
+     * outcomes that starts filled with its build's validation outcomes, which live audits
+     * displace one by one (then the oldest audits leave first): a long good history cannot
+     * drown a change. guard_window 1 … 2^20, default 400; guard_prior_frames > 0 caps the
+     * validation part (0, default: no cap). */
+    uint32_t guard_window;
+    uint32_t guard_prior_frames;
+    /* rebuild_on_guard_trip waits for this many frames collected after the trip (at least the
+     * rebuild's min_samples). Default 0. */
+    uint64_t collect_after_trip;
+} sx_serving_options;
+
+SX_API void sx_serving_options_init(sx_serving_options *options);
+
+/* Sets audited serving, the live guard and the rebuild policy for the next submits (`options`
+ * NULL: defaults). The live counts of the exits in service are kept; installing new exits
+ * restarts them. Errors: INVALID_ARGUMENT (audit_rate outside [0, 1], guard_delta outside
+ * (0, 1), bad rebuild options; the engine keeps its settings). Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_configure_serving(sx_engine *engine, const sx_serving_options *options);
+
+/* Writes the audit, guard and background-build figures as a JSON object into `buffer`, as
+ * sx_get_stats_json does: audit_rate, frames, audited, audit_flops, guard_trips,
+ * rebuild_requested, exits (per exit in service: exit_index, position, state "serving" /
+ * "out_of_service" / "unguarded", answered, audited, agreeing, live_agreement,
+ * agreement_lower_bound, disagreement_bound, budget), build_running, build_stage,
+ * build_fraction, build_message, builds_started / _succeeded / _cancelled / _failed,
+ * last_build_error. Errors: INVALID_ARGUMENT. Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_get_serving_stats_json(sx_engine *engine, char *buffer, size_t capacity, size_t *needed);
 
 /* Switches early exits on (1) or off (0); off, every sample runs the full model (and is
  * collected). Errors: INVALID_ARGUMENT. Thread-safe. */

@@ -29,7 +29,7 @@ CASE_STATUS = {
     "invalidArgument": "INVALID_ARGUMENT", "io": "IO", "invalidModel": "BAD_MODEL",
     "unsupportedOperator": "UNSUPPORTED_OP", "shapeMismatch": "SHAPE_MISMATCH", "wrongState": "WRONG_STATE",
     "internalError": "INTERNAL", "invalidData": "INVALID_DATA", "unsupportedModel": "UNSUPPORTED_OP",
-    "outOfMemory": "OUT_OF_MEMORY", "cancelled": "CANCELLED",
+    "outOfMemory": "OUT_OF_MEMORY", "cancelled": "CANCELLED", "busy": "BUSY",
 }
 
 # Swift API entry points the shell calls → SelfXitError cases they can throw.
@@ -46,6 +46,13 @@ SWIFT_API = {
     "loadExits": {"io", "invalidData"},
     "decodeImage": {"invalidArgument", "invalidData", "shapeMismatch"},
     "stats": set(), "statsJSON": set(), "resetStats": set(),
+    # Issue 16: background builds and audited serving.
+    "startExitBuild": {"invalidArgument", "busy", "outOfMemory", "wrongState"},
+    "cancelExitBuild": {"wrongState"},
+    "configureServing": {"invalidArgument"},
+    "servingStatsJSON": set(), "waitForExitBuild": set(), "exitBuildRunning": set(), "shutDownExitBuilds": set(),
+    # sx_wait_exit_build rethrows the last background build's failure: updateExits' errors.
+    "lastExitBuildError": {"invalidArgument", "wrongState", "outOfMemory", "cancelled"},
 }
 
 # Statuses a ticket's stored failure can carry into sx_wait: those of the async run (sx_submit's).

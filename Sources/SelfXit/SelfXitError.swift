@@ -27,6 +27,8 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
     /// The caller asked for the operation to stop (an exit build's progress handler answered
     /// `.cancel`); nothing it would have changed was changed.
     case cancelled(String)
+    /// The engine is already doing what was asked for (e.g. a background exit build is running).
+    case busy(String)
 
     public var description: String {
         switch self {
@@ -42,6 +44,7 @@ public enum SelfXitError: Error, Equatable, CustomStringConvertible {
         case .unsupportedModel(let m): return "unsupported ONNX model feature: \(m)"
         case .outOfMemory(let m): return "out of memory: \(m)"
         case .cancelled(let m): return "cancelled: \(m)"
+        case .busy(let m): return "busy: \(m)"
         }
     }
 }

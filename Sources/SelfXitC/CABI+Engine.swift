@@ -95,6 +95,8 @@ public func sx_engine_destroy(_ engine: OpaquePointer?) -> sx_status {
         // BUSY (nothing freed) when this thread is another engine's worker that this engine's
         // worker is waiting for: the drain would deadlock both (see WaitGraph).
         try handle.drainAndStop()
+        // A background exit build holds the engine: cancel it and wait (issue 16).
+        handle.engine.shutDownExitBuilds()
         HandleRegistry.unregister(engine, ownCalls: 0)
     }
 }

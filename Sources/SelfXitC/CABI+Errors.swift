@@ -29,6 +29,7 @@ extension SelfXitError {
         case .unsupportedModel: return SX_ERR_UNSUPPORTED_OP
         case .outOfMemory: return SX_ERR_OUT_OF_MEMORY
         case .cancelled: return SX_ERR_CANCELLED
+        case .busy: return SX_ERR_BUSY
         }
     }
 }
@@ -133,6 +134,8 @@ public func sx_struct_size(_ name: UnsafePointer<CChar>?) -> Int {
     case "sx_preprocess": return MemoryLayout<sx_preprocess>.size
     case "sx_progress": return MemoryLayout<sx_progress>.size
     case "sx_output_info": return MemoryLayout<sx_output_info>.size
+    case "sx_event": return MemoryLayout<sx_event>.size
+    case "sx_serving_options": return MemoryLayout<sx_serving_options>.size
     default: return 0
     }
 }

@@ -5,7 +5,7 @@ import SelfXit
 
 // sx_update_options_init, sx_update_exits, sx_set_exits_enabled, sx_save_exits, sx_load_exits.
 
-private let defaultUpdateOptions: sx_update_options = {
+let defaultUpdateOptions: sx_update_options = {
     let swift = ExitBuildOptions()
     var options = sx_update_options()
     options.struct_size = UInt32(MemoryLayout<sx_update_options>.size)
@@ -18,6 +18,10 @@ private let defaultUpdateOptions: sx_update_options = {
     options.min_samples = UInt32(swift.minimumSamples)
     options.epochs = UInt32(swift.epochs)
     options.keep_order = 0
+    options.threshold_rule = SX_THRESHOLD_POINT
+    options.guarantee_delta = ExitThresholdRule.defaultDelta
+    options.cost_model = SX_COST_FLOPS
+    options.threads = 0
     return options
 }()
 
@@ -30,19 +34,7 @@ public func sx_update_options_init(_ options: UnsafeMutablePointer<sx_update_opt
 public func sx_update_exits(_ engine: OpaquePointer?, _ options: UnsafePointer<sx_update_options>?) -> sx_status {
     guarded("sx_update_exits") {
         try HandleRegistry.with(engine) { handle in
-            let raw = try readVersioned(options, defaults: defaultUpdateOptions, name: "options")
-            guard raw.memory_budget_bytes <= UInt64(Int.max), raw.search_budget <= 1000 else {
-                throw CABIError.invalid("memory_budget_bytes or search_budget out of range")
-            }
-            guard raw.keep_order <= 1 else { throw CABIError.invalid("keep_order must be 0 or 1, got \(raw.keep_order)") }
-            // ExitBuildOptions.validated() checks ranges (tolerance in (0,1), budgets > 0 …).
-            var build = ExitBuildOptions(
-                tolerance: raw.tolerance, searchBudget: Int(raw.search_budget), seed: raw.seed,
-                memoryBudgetBytes: Int(raw.memory_budget_bytes), trainFraction: raw.train_fraction,
-                validationFraction: raw.validation_fraction, minimumSamples: Int(raw.min_samples), epochs: Int(raw.epochs),
-                onProgress: ProgressCallback(raw.progress, raw.progress_user_data, handle: handle)?.handler)
-            build.keepOrder = raw.keep_order == 1
-            try handle.engine.updateExits(build)
+            _ = try handle.engine.updateExits(try exitBuildOptions(options, handle: handle, background: false))
         }
     }
 }
@@ -50,7 +42,7 @@ public func sx_update_exits(_ engine: OpaquePointer?, _ options: UnsafePointer<s
 /// The host's sx_progress_fn as an `ExitBuildOptions.onProgress` handler. The build calls it
 /// on the thread that called sx_update_exits only, never concurrently, so the unchecked
 /// Sendable (a C pointer pair) is sound.
-private struct ProgressCallback: @unchecked Sendable {
+struct ProgressCallback: @unchecked Sendable {
     let function: sx_progress_fn
     let userData: UnsafeMutableRawPointer?
     let handle: EngineHandle

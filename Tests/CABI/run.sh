@@ -86,6 +86,12 @@ echo "run.sh: building and running $out/test_progress"
 $cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_progress.c" -o "$out/test_progress" \
     -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lz -lpthread
 "$out/test_progress" "$root" || status=1
+# Background exit builds, audited serving and the live guard (issue 16).
+echo "run.sh: building and running $out/test_serving"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_serving.c" -o "$out/test_serving" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lz -lpthread
+"$out/test_serving" "$root" || status=1
 # The host's OpenBLAS (threads, core) and environment untouched by an engine's whole life.
 echo "run.sh: building and running $out/test_host_state (links -lopenblas as a host would)"
 # shellcheck disable=SC2086

@@ -18,6 +18,12 @@ extension Engine {
     public func updateExits(_ options: ExitBuildOptions = ExitBuildOptions()) throws -> ExitBuildReport {
         let options = try options.validated()
         let start = MonotonicClock.nanoseconds()
+        // Threads of this build: a 1-thread build (e.g. in the background) runs the backbone
+        // segments and heads on its own thread only, leaving the pool's cores to inference.
+        let buildThreads = min(options.threads ?? plan.pool.threadCount, plan.pool.threadCount)
+        let serial = buildThreads < plan.pool.threadCount && buildThreads == 1
+        let headPool = serial ? ThreadPool.serial() : plan.pool
+        var segmentSeconds: [Double] = []  // per candidate: the segment before it, per sample
         let monitor = ExitBuildMonitor(options.onProgress)
         try monitor.report(.prepare, 0, "checking the collected samples")
         guard !candidates.isEmpty else { throw SelfXitError.wrongState("the model has no exit candidates (too few layers or no single-tensor cut points)") }
@@ -62,15 +68,17 @@ extension Engine {
         var config = ExitTrainingConfig()
         config.epochs = options.epochs
         config.seed = options.seed
-        config.threads = plan.pool.threadCount
+        config.threads = buildThreads
 
         for (index, candidate) in candidates.enumerated() {
             let base = 0.02 + candidateShare * Double(index)
             let label = "candidate \(index + 1)/\(candidates.count) '\(plan.graph.values[candidate.value].name)'"
             try monitor.report(.activations, base, "\(label): backbone activations")
-            activations = try advance(activations, from: activationValue, position: position, to: candidate, rows: usable) { f in
+            let segmentStart = MonotonicClock.nanoseconds()
+            activations = try advance(activations, from: activationValue, position: position, to: candidate, rows: usable, serial: serial) { f in
                 try monitor.poll(base + candidateShare * 0.1 * f)
             }
+            segmentSeconds.append(Double(MonotonicClock.nanoseconds() - segmentStart) / 1e9 / Double(usable))
             activationValue = candidate.value
             position = candidate.afterNode + 1
             let width = candidate.shape.reduce(1, *)
@@ -98,8 +106,10 @@ extension Engine {
                 options.progress?("exit build: candidate \(index) discarded (its best head is near chance)")
                 continue
             }
-            let predictValidation = predict(head, activations, width: width, rows: split.validation)
-            let predictTest = predict(head, activations, width: width, rows: split.test)
+            let headStart = MonotonicClock.nanoseconds()
+            let predictValidation = predict(head, activations, width: width, rows: split.validation, pool: headPool)
+            let headSecondsPerSample = Double(MonotonicClock.nanoseconds() - headStart) / 1e9 / Double(max(split.validation.count, 1))
+            let predictTest = predict(head, activations, width: width, rows: split.test, pool: headPool)
             validationConfidence.append(predictValidation.confidence)
             validationPrediction.append(predictValidation.prediction)
             testConfidence.append(predictTest.confidence)
@@ -111,6 +121,8 @@ extension Engine {
                                         temperature: head.temperature, active: false,
                                         validationAgreement: Double(agreement) / Double(max(split.validation.count, 1)),
                                         testHitRate: 0, testAgreement: 0))
+            trainedReports[trainedReports.count - 1].headSeconds = headSecondsPerSample
+            trainedReports[trainedReports.count - 1].segmentSeconds = segmentSeconds.reduce(0, +)  // cumulative, input → here
             options.progress?("exit build: candidate \(index) head \(head.architecture), validation agreement "
                               + Double(trainedReports.last!.validationAgreement).fixed(3))
         }
@@ -118,14 +130,31 @@ extension Engine {
         try monitor.report(.select, 0.96, "thresholds and subset of \(trained.count) trained exits")
 
         // Thresholds (Eq. 3) and subset (Eq. 4) on validation predictions, no model re-run.
-        let costs = ExitCosts(headFLOPs: trained.map(\.head.flops), savedFLOPs: trained.map(\.candidate.flopsAfter), backboneFLOPs: backboneFLOPs)
+        let flopCosts = ExitCosts(headFLOPs: trained.map(\.head.flops), savedFLOPs: trained.map(\.candidate.flopsAfter), backboneFLOPs: backboneFLOPs)
+        // Measured costs (issue 16, point 5): the tail after the last candidate is timed too, so
+        // the whole backbone's time per sample is the sum of its segments.
+        let tailSeconds = try timeTail(activations, from: activationValue, position: position, rows: usable, serial: serial)
+        let backboneSeconds = segmentSeconds.reduce(0, +) + tailSeconds
+        let timeCosts = ExitCosts.measured(head: trainedReports.map { $0.headSeconds ?? 0 },
+                                           reach: trainedReports.map { $0.segmentSeconds ?? 0 }, backbone: backboneSeconds)
+        let costs = options.costModel == .measured ? timeCosts : flopCosts
         let validationRecord = ExitValidationRecord(backboneClass: Array(backboneClass[split.validation]),
                                                     confidence: validationConfidence, predictedClass: validationPrediction)
         // Watched classes (issue 12): their predictions never end a run (they warn; the full
         // model confirms), so the subset is chosen on what the other classes save.
         let watchedSet = Set(self.options.watched.map(\.classIndex))
         let selection = try ExitPolicy.select(watchedSet.isEmpty ? validationRecord : ExitPolicy.maskingWatched(validationRecord, watched: watchedSet),
-                                              costs: costs, tolerance: options.tolerance)
+                                              costs: costs, tolerance: options.tolerance, rule: options.thresholdRule)
+        let pairDelta = ExitPolicy.pairDelta(options.thresholdRule, exits: trained.count)
+        for (position, exitIndex) in selection.active.enumerated() {
+            trainedReports[exitIndex].validationExits = selection.result.exitCounts[position]
+            trainedReports[exitIndex].validationMisses = selection.result.misses[position]
+            if case .guaranteed = options.thresholdRule {
+                trainedReports[exitIndex].riskUpperBound = ExitPolicy.riskUpperBound(
+                    confidence: validationConfidence[exitIndex], predicted: validationPrediction[exitIndex],
+                    backbone: Array(backboneClass[split.validation]), threshold: selection.thresholds[position], delta: pairDelta)
+            }
+        }
         var active: [ExitConfiguration.Exit] = []
         for (position, exitIndex) in selection.active.enumerated() {
             let exit = trained[exitIndex]
@@ -138,10 +167,12 @@ extension Engine {
         }
 
         // Held-out statistics on the test split, cascading as inference will.
-        var testAgreement = 1.0, flopsRatio = 1.0
+        var testAgreement = 1.0, flopsRatio = 1.0, timeRatio = 1.0
         if !split.test.isEmpty {
             let testRecord = ExitValidationRecord(backboneClass: Array(backboneClass[split.test]), confidence: testConfidence, predictedClass: testPrediction)
-            let result = ExitPolicy.cascade(testRecord, costs: costs, active: selection.active, thresholds: selection.thresholds)
+            let result = ExitPolicy.cascade(testRecord, costs: flopCosts, active: selection.active, thresholds: selection.thresholds)
+            let timed = ExitPolicy.cascade(testRecord, costs: timeCosts, active: selection.active, thresholds: selection.thresholds)
+            timeRatio = timeCosts.backboneFLOPs > 0 ? timed.meanFLOPs / Double(timeCosts.backboneFLOPs) : 1
             for (position, exitIndex) in selection.active.enumerated() {
                 let count = result.exitCounts[position]
                 trainedReports[exitIndex].testHitRate = Double(count) / Double(split.test.count)
@@ -155,7 +186,14 @@ extension Engine {
         var report = ExitBuildReport(exits: trainedReports, samples: usable, trainSamples: split.train.count,
                                      validationSamples: split.validation.count, testSamples: split.test.count,
                                      testAgreement: testAgreement, testFLOPsRatio: flopsRatio,
-                                     seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9)
+                                     seconds: Double(MonotonicClock.nanoseconds() - start) / 1e9,
+                                     tolerance: options.tolerance, thresholdRule: options.thresholdRule.name,
+                                     costModel: options.costModel == .measured ? "measured" : "flops",
+                                     testTimeRatio: timeRatio, backboneSeconds: backboneSeconds)
+        if case .guaranteed(let delta) = options.thresholdRule {
+            report.guaranteeDelta = delta
+            report.guaranteedDisagreement = options.tolerance * (1 - Double(sign: .plus, exponent: -selection.active.count, significand: 1))
+        }
         // Last chance to cancel: after install the build is complete and a cancel is ignored.
         try monitor.report(.select, 0.99, "putting \(active.count) exits in service")
         report.watch = guards
@@ -170,7 +208,7 @@ extension Engine {
     /// on all `rows` samples in chunks, and returns the candidate's activations.
     /// `checkpoint` runs after each chunk with the share done; its throw stops the pass.
     private func advance(_ activations: [Float], from value: Graph.ValueID, position: Int, to candidate: Graph.ExitCandidate, rows: Int,
-                         checkpoint: (Double) throws -> Void) throws -> [Float] {
+                         serial: Bool, checkpoint: (Double) throws -> Void) throws -> [Float] {
         let chunk = min(64, options.maxBatch)
         let inWidth = plan.graph.values[value].elementsPerSample
         let outWidth = candidate.shape.reduce(1, *)
@@ -182,7 +220,11 @@ extension Engine {
             activations.withUnsafeBufferPointer {
                 plan.pointer(value, in: workspace).update(from: $0.baseAddress! + first * inWidth, count: count * inWidth)
             }
-            plan.run(position..<(candidate.afterNode + 1), rows: count, in: workspace)
+            if serial {
+                plan.runSerial(position..<(candidate.afterNode + 1), rows: count, in: workspace)
+            } else {
+                plan.run(position..<(candidate.afterNode + 1), rows: count, in: workspace)
+            }
             result.withUnsafeMutableBufferPointer {
                 ($0.baseAddress! + first * outWidth).update(from: plan.pointer(candidate.value, in: workspace), count: count * outWidth)
             }
@@ -191,14 +233,34 @@ extension Engine {
         return result
     }
 
+    /// Seconds per sample of the backbone from `value` (complete after node `position − 1`) to
+    /// its output, on up to one chunk of the build's samples (what the last exit saves).
+    private func timeTail(_ activations: [Float], from value: Graph.ValueID, position: Int, rows: Int, serial: Bool) throws -> Double {
+        let count = min(min(64, options.maxBatch), rows)
+        guard count > 0, position < plan.graph.nodes.count else { return 0 }
+        let inWidth = plan.graph.values[value].elementsPerSample
+        let workspace = try workspaces.take(capacity: count) { try plan.makeWorkspace(capacity: $0) }
+        defer { workspaces.give(workspace) }
+        activations.withUnsafeBufferPointer {
+            plan.pointer(value, in: workspace).update(from: $0.baseAddress!, count: count * inWidth)
+        }
+        let begin = MonotonicClock.nanoseconds()
+        if serial {
+            plan.runSerial(position..<plan.graph.nodes.count, rows: count, in: workspace)
+        } else {
+            plan.run(position..<plan.graph.nodes.count, rows: count, in: workspace)
+        }
+        return Double(MonotonicClock.nanoseconds() - begin) / 1e9 / Double(count)
+    }
+
     /// The head's calibrated confidence and class for samples `rows` of `activations`.
-    private func predict(_ head: ExitHead, _ activations: [Float], width: Int, rows: Range<Int>) -> (confidence: [Float], prediction: [Int]) {
+    private func predict(_ head: ExitHead, _ activations: [Float], width: Int, rows: Range<Int>, pool: ThreadPool) -> (confidence: [Float], prediction: [Int]) {
         guard !rows.isEmpty else { return ([], []) }
         let classes = teacherClasses
         var probabilities = [Float](repeating: 0, count: rows.count * classes)
         activations.withUnsafeBufferPointer { input in
             probabilities.withUnsafeMutableBufferPointer { out in
-                head.probabilities(input.baseAddress! + rows.lowerBound * width, rows: rows.count, output: out.baseAddress!, pool: plan.pool)
+                head.probabilities(input.baseAddress! + rows.lowerBound * width, rows: rows.count, output: out.baseAddress!, pool: pool)
             }
         }
         var confidence: [Float] = [], prediction: [Int] = []

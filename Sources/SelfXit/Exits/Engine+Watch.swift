@@ -24,8 +24,8 @@ extension Engine {
 
     /// All-exits mode: every trained exit's prediction is reported (`ExitResult.Kind.exitPrediction`)
     /// and no sample leaves early; the full model's answer closes each sample.
-    public func setAllExitsMode(_ on: Bool) { serving.allExits = on }
-    public var allExitsMode: Bool { serving.allExits }
+    public func setAllExitsMode(_ on: Bool) { servingMode.allExits = on }
+    public var allExitsMode: Bool { servingMode.allExits }
 
     /// The teacher distributions (batch × teacherClasses) of the full model on `input` — what
     /// exits are taught and judged against. Throws `wrongState` for a host-label teacher.
@@ -52,7 +52,7 @@ extension Engine {
     var isHostTeacher: Bool { if case .host = teacher.kind { return true } else { return false } }
 
     /// Whether `submit` takes the teacher path below (anything but a plain classifier).
-    var usesTeacherPath: Bool { !teacher.isClassifier || !options.watched.isEmpty || serving.allExits }
+    var usesTeacherPath: Bool { !teacher.isClassifier || !options.watched.isEmpty || servingMode.allExits }
 
     /// `submit` with the host's teacher labels (a host-label teacher): `labels[i]` is sample i's
     /// class per the host's own detector, or −1 for a sample it did not judge. Samples that run
@@ -88,7 +88,7 @@ extension Engine {
         let start = MonotonicClock.nanoseconds()
         let nonFiniteInput = nonFiniteSamples(input, batch: batch)
         func inputIsNonFinite(_ sample: Int) -> Bool { nonFiniteInput?[sample] ?? false }
-        let allExits = serving.allExits
+        let allExits = servingMode.allExits
         let configuration = allExits ? exitConfiguration : activeExits
         let exitList = (allExits ? configuration?.trained : configuration?.active) ?? []
         let watched = options.watched

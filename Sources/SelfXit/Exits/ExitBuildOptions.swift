@@ -36,6 +36,15 @@ public struct ExitBuildOptions: Sendable {
     /// frames are near-duplicates, a shuffled split would validate on copies of training frames.
     /// (With more samples than the collector holds, reservoir sampling already mixed them.)
     public var keepOrder: Bool = false
+    /// How thresholds are chosen: the paper's point rule (default) or with a (1−δ) guarantee
+    /// (`ExitThresholdRule.guaranteed`, issue 16).
+    public var thresholdRule: ExitThresholdRule = .point
+    /// What the subset search minimises: FLOPs (default, the paper's cost) or the time this
+    /// machine measured for each segment and head during the build (`ExitCostModel`).
+    public var costModel: ExitCostModel = .flops
+    /// Kernel threads the build uses (1…the engine's threads); nil: all the engine's. A
+    /// background build with 1 thread leaves the other cores to inference.
+    public var threads: Int? = nil
 
     public init(tolerance: Double = 0.01, searchBudget: Int = 4, seed: UInt64 = 0, memoryBudgetBytes: Int = 2 << 30,
                 trainFraction: Double = 0.5, validationFraction: Double = 0.2, minimumSamples: Int = 200, epochs: Int = 30,
@@ -62,6 +71,8 @@ public struct ExitBuildOptions: Sendable {
         }
         guard minimumSamples >= 10 else { throw SelfXitError.invalidArgument("minimumSamples must be at least 10") }
         guard (1...1000).contains(epochs) else { throw SelfXitError.invalidArgument("epochs must be in 1...1000") }
+        _ = try thresholdRule.validated()
+        if let threads, threads < 1 { throw SelfXitError.invalidArgument("build threads must be at least 1, got \(threads)") }
         return self
     }
 }
@@ -177,6 +188,17 @@ public struct ExitBuildReport: Sendable, Codable {
         /// Held-out (test split) hit rate and agreement with the backbone, in the cascade.
         public var testHitRate: Double
         public var testAgreement: Double
+        /// Guaranteed rule only: the (1−δ') Clopper–Pearson upper bound of this exit's
+        /// HR·(1−CA) on validation at its threshold (≤ its budget T/2^n when active).
+        public var riskUpperBound: Double? = nil
+        /// In the validation cascade: frames that left here and of those, frames that disagree
+        /// with the backbone (the live guard starts from these, issue 16).
+        public var validationExits: Int? = nil
+        public var validationMisses: Int? = nil
+        /// Measured on this machine during the build: seconds per sample of the backbone
+        /// segment from the previous candidate to this one, and of this exit's head.
+        public var segmentSeconds: Double? = nil
+        public var headSeconds: Double? = nil
     }
     public var exits: [Exit]
     public var samples: Int
@@ -191,4 +213,17 @@ public struct ExitBuildReport: Sendable, Codable {
     /// With watched classes: each active exit's guard and its validation rates (hidden,
     /// false-warning, recall); nil otherwise.
     public var watch: [ExitWatchGuard]? = nil
+    /// The tolerance T of the build and how thresholds were chosen ("point" or "guaranteed").
+    public var tolerance: Double? = nil
+    public var thresholdRule: String? = nil
+    /// Guaranteed rule: δ, and the disagreement bound T·(1 − 2^−k) (k active exits) that holds
+    /// on the traffic the samples came from with probability ≥ 1 − δ.
+    public var guaranteeDelta: Double? = nil
+    public var guaranteedDisagreement: Double? = nil
+    /// "flops" or "measured": what the subset search minimised; with "measured", the
+    /// held-out time per sample relative to the full model (FLOPs ratio beside it).
+    public var costModel: String? = nil
+    public var testTimeRatio: Double? = nil
+    /// Seconds per sample of the full backbone, as measured during the build.
+    public var backboneSeconds: Double? = nil
 }

@@ -18,7 +18,7 @@ extension ExitPolicy {
         let maskOffset: [[Int]]
 
         init(record: ExitValidationRecord, costs: ExitCosts, tolerance: Double, criterion: Criterion,
-             accuracyGuard: Bool) {
+             accuracyGuard: Bool, rule: ExitThresholdRule = .point) {
             self.record = record
             self.costs = costs
             self.tolerance = tolerance
@@ -33,7 +33,8 @@ extension ExitPolicy {
                 // In depth order exit e can be at most the (e+1)-th active exit.
                 let row = ExitPolicy.thresholds(confidence: record.confidence[e], predicted: record.predictedClass[e],
                                                 backbone: record.backboneClass, tolerance: tolerance,
-                                                maxPosition: e + 1)
+                                                maxPosition: e + 1, rule: rule,
+                                                pairDelta: ExitPolicy.pairDelta(rule, exits: record.exitCount))
                 table.append(row)
                 var rowOffsets: [Int] = []
                 var cache: [Float: Int] = [:]  // equal thresholds share one mask

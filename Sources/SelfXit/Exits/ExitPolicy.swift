@@ -122,14 +122,15 @@ enum ExitPolicy {
     ///   no samples, ragged arrays, non-finite confidences, or inconsistent / negative costs.
     static func select(_ record: ExitValidationRecord, costs: ExitCosts, tolerance: Double,
                        criterion: Criterion = .flopsSaved, accuracyGuard: Bool = true,
-                       maxExhaustiveExits: Int = defaultMaxExhaustiveExits) throws -> Selection {
+                       maxExhaustiveExits: Int = defaultMaxExhaustiveExits,
+                       rule: ExitThresholdRule = .point) throws -> Selection {
         try validate(record, costs: costs)
         try validateTolerance(tolerance)
         guard maxExhaustiveExits >= 0 else {
             throw SelfXitError.invalidArgument("maxExhaustiveExits must be >= 0, got \(maxExhaustiveExits)")
         }
         let search = SubsetSearch(record: record, costs: costs, tolerance: tolerance,
-                                  criterion: criterion, accuracyGuard: accuracyGuard)
+                                  criterion: criterion, accuracyGuard: accuracyGuard, rule: try rule.validated())
         return record.exitCount <= maxExhaustiveExits ? search.exhaustive() : search.heuristic()
     }
 

@@ -24,6 +24,10 @@ extension Engine {
         let nonFiniteInput = nonFiniteSamples(input, batch: batch)
         func inputIsNonFinite(_ sample: Int) -> Bool { nonFiniteInput?[sample] ?? false }
         let exits = activeExits
+        // Audited serving and the live guard (issue 16, Exits/ExitServing.swift).
+        let view = serving.view(for: exits)
+        var audit = SubmitAudit(batch: batch, exits: exits?.active.count ?? 0, view: view)
+        defer { serving.note(view, frames: batch, answered: audit.answered) }
         let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         let graph = plan.graph
@@ -39,7 +43,8 @@ extension Engine {
         var headFLOPs = 0                      // heads every live row has passed so far
         func elapsed() -> Double { Double(MonotonicClock.nanoseconds() - start) / 1e9 }
 
-        for exit in exits?.active ?? [] {
+        for (exitPosition, exit) in (exits?.active ?? []).enumerated() {
+            if audit.isOutOfService(exitPosition) { continue }  // taken out by the live guard
             plan.run(position..<(exit.candidate.afterNode + 1), rows: rows.count, in: workspace)
             position = exit.candidate.afterNode + 1
             let scratch = try workspace.auxiliary(exit.head.scratchFloats(rows: rows.count, threads: plan.pool.threadCount))
@@ -50,6 +55,7 @@ extension Engine {
             var keep: [Int] = []
             keep.reserveCapacity(rows.count)
             for row in rows.indices {
+                if audit.isAudited(rows[row]) { keep.append(row); continue }  // answered earlier, being audited
                 let distribution = UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
                 let (best, confidence) = Self.argmax(distribution)
                 // A non-finite sample (or head output: argmax gives −1) never leaves early.
@@ -59,6 +65,12 @@ extension Engine {
                 onResult(ExitResult(sampleIndex: rows[row], exitIndex: exit.candidateIndex, classIndex: best,
                                     confidence: confidence, probabilities: distribution, flops: flops, latency: latency,
                                     nonFinite: false))
+                audit.answered[exitPosition] += 1
+                // Audited: the frame goes on through the full model after its answer.
+                if audit.view.isAuditing, serving.draw(audit.view) {
+                    audit.mark(rows[row], position: exitPosition, classIndex: best, flops: flops)
+                    keep.append(row)
+                }
             }
             if keep.count < rows.count {
                 plan.compact(exit.candidate.value, keeping: keep, in: workspace)
@@ -78,8 +90,23 @@ extension Engine {
         let nonFinite = rows.indices.map { row in
             inputIsNonFinite(rows[row]) || !allFinite(UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)]))
         }
-        try recordForTraining(rows: rows, input: source, probabilities: probabilities.baseAddress!, skip: nonFinite, in: workspace)
-        for row in rows.indices {
+        // While exits serve, collection is thinned to the audit rate (audited frames always in),
+        // so every frame has the same chance of being recorded (see ExitServing.swift).
+        let skip = rows.indices.map { row in
+            nonFinite[row] || (audit.thinsCollection && !audit.isAudited(rows[row]) && !serving.draw(audit.view))
+        }
+        try recordForTraining(rows: rows, input: source, probabilities: probabilities.baseAddress!, skip: skip, in: workspace)
+        var outcomes: [(position: Int, agrees: Bool)] = []
+        var auditFLOPs = 0.0
+        for row in rows.indices where audit.isAudited(rows[row]) && !nonFinite[row] {
+            let distribution = UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
+            let (position, exitClass, exitFLOPs) = audit.answer(rows[row])
+            outcomes.append((position, Self.argmax(distribution).0 == exitClass))
+            auditFLOPs += Double(flops - exitFLOPs)
+        }
+        if !outcomes.isEmpty { servingTripped(serving.recordAudits(view, outcomes, extraFLOPs: auditFLOPs).tripped) }
+        servingCollected(collector.capacity > 0 ? skip.filter { !$0 }.count : 0)
+        for row in rows.indices where !audit.isAudited(rows[row]) {
             let distribution = UnsafeBufferPointer(rebasing: probabilities[(row * classes)..<((row + 1) * classes)])
             let (best, confidence) = nonFinite[row] ? (-1, 0) : Self.argmax(distribution)
             let latency = elapsed()
@@ -184,5 +211,46 @@ extension Engine {
                 collector.record(inputs: gathered + slot * inputCount, teacher: probabilities + row * classes, rows: 1)
             }
         }
+    }
+}
+
+
+/// One submit call's audit bookkeeping (issue 16): which frames are being audited, from which
+/// exit and with which answer, and how many each exit answered.
+struct SubmitAudit {
+    let view: ExitServingMonitor.View
+    var answered: [Int]
+    private var position: [Int]
+    private var classIndex: [Int]
+    private var flops: [Int]
+    private var any = false
+
+    init(batch: Int, exits: Int, view: ExitServingMonitor.View) {
+        self.view = view
+        answered = Array(repeating: 0, count: exits)
+        // Per-sample arrays only when audits can happen (the common path allocates nothing).
+        position = view.isAuditing ? Array(repeating: -1, count: batch) : []
+        classIndex = view.isAuditing ? Array(repeating: -1, count: batch) : []
+        flops = view.isAuditing ? Array(repeating: 0, count: batch) : []
+    }
+
+    /// Collection is thinned while at least one exit serves and the audit rate is > 0.
+    var thinsCollection: Bool { view.isAuditing && view.outOfService.contains(false) }
+
+    func isOutOfService(_ exitPosition: Int) -> Bool {
+        exitPosition < view.outOfService.count && view.outOfService[exitPosition]
+    }
+
+    func isAudited(_ sample: Int) -> Bool { any && position[sample] >= 0 }
+
+    mutating func mark(_ sample: Int, position exitPosition: Int, classIndex best: Int, flops spent: Int) {
+        any = true
+        position[sample] = exitPosition
+        classIndex[sample] = best
+        flops[sample] = spent
+    }
+
+    func answer(_ sample: Int) -> (position: Int, classIndex: Int, flops: Int) {
+        (position[sample], classIndex[sample], flops[sample])
     }
 }

@@ -64,7 +64,9 @@ public final class Engine: @unchecked Sendable {
     let statistics: EngineStatistics
     /// The teacher bound to this graph, and the serving mode of watched classes (Engine+Watch).
     let teacher: ResolvedTeacher
-    let serving = ServingModeState()
+    let servingMode = ServingModeState()
+    /// Audited serving, the live guard and background builds (issue 16, Exits/ExitServing.swift).
+    let serving = ExitServingMonitor()
     /// The exits in service (nil until built or loaded) and whether they are used.
     private let exitLock = PosixLock()
     private var installedExits: ExitConfiguration?
@@ -134,6 +136,7 @@ public final class Engine: @unchecked Sendable {
         exitLock.lock()
         installedExits = configuration
         exitLock.unlock()
+        serving.reset(for: configuration)
     }
 
     /// Switches early exits on or off (they stay built). With exits off every sample runs

@@ -86,6 +86,13 @@ final class ExecutionPlan {
         }
     }
 
+    /// `run` on the calling thread only (node by node, no pool threads): a background exit build
+    /// with one thread uses it so inference keeps the other cores (issue 16).
+    func runSerial(_ range: Range<Int>, rows: Int, in workspace: Workspace) {
+        let context = StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: serialPool)
+        for index in range { steps[index].run(context) }
+    }
+
     /// Whether node `index` runs on the whole batch between sample-parallel stretches.
     func prefersWholeBatch(_ index: Int) -> Bool { steps[index].prefersWholeBatch }
 

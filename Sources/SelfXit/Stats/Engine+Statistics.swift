@@ -23,7 +23,7 @@ public struct EngineStats: Sendable, Codable {
 }
 
 /// camelCase → snake_case, keeping "FLOPs" one word ("meanFLOPs" → "mean_flops").
-private struct SnakeCaseKey: CodingKey {
+struct SnakeCaseKey: CodingKey {
     var stringValue: String
     var intValue: Int? { nil }
     init(_ camel: String) {

@@ -257,6 +257,8 @@ class Engine:
         self._active = 0
         self._closing = False
         self._pending: dict[int, _Request] = {}  # ticket -> request, until wait() or close()
+        self._async_progress: Any = None  # the background build's progress function (issue 16)
+        self._event_callback: Any = None  # the serving event function, called by the engine later
 
         opts = _lib.sx_engine_options()
         lib.sx_engine_options_init(ctypes.byref(opts))
@@ -608,8 +610,18 @@ class Engine:
         epochs: int = 30,
         progress: Union[None, bool, ProgressCallback] = None,
         keep_order: bool = False,
+        threshold_rule: str = "point",
+        guarantee_delta: float = 0.05,
+        cost_model: str = "flops",
+        threads: int = 0,
     ) -> dict[str, Any]:
         """Builds exits from the collected samples and puts them in service (blocks).
+
+        `threshold_rule`: "point" (the paper's Eq. 3) or "guaranteed" (a (1 − guarantee_delta)
+        Clopper–Pearson bound of each exit's HR·(1−CA) within T/2^n; the report's
+        `guaranteed_disagreement` states the bound). `cost_model`: "flops" or "measured" (time
+        per sample of each segment and head measured during the build). `threads`: kernel
+        threads of the build (0: all the engine's).
 
         `progress`: a callable `progress(fraction, stage)` called (on a helper thread running
         the build, never concurrently) at every stage
@@ -635,6 +647,7 @@ class Engine:
         opts.min_samples = _uint("min_samples", min_samples, 32)
         opts.epochs = _uint("epochs", epochs, 32)
         opts.keep_order = 1 if keep_order else 0  # split in recording order (video: no shuffling)
+        _set_build_choices(opts, threshold_rule, guarantee_delta, cost_model, threads)
         if progress is True:
             reporter: _ProgressReporter = _ProgressBar()
         elif progress is None or progress is False:
@@ -719,6 +732,187 @@ class Engine:
         h = self._enter()
         try:
             _check(lib.sx_set_all_exits(h, 1 if enabled else 0))
+        finally:
+            self._leave()
+
+    def update_exits_async(
+        self,
+        tolerance: float = 0.01,
+        search_budget: int = 4,
+        seed: int = 0,
+        min_samples: int = 200,
+        epochs: int = 30,
+        progress: Optional[Callable[[float, str, str], Any]] = None,
+        threshold_rule: str = "point",
+        guarantee_delta: float = 0.05,
+        cost_model: str = "flops",
+        threads: int = 1,
+        keep_order: bool = False,
+    ) -> None:
+        """`sx_update_exits_async`: starts an exit build on a background thread and returns at
+        once; inference goes on (never paused) and the new exits are swapped in atomically when
+        it completes. `progress(fraction, stage, message)` runs on the build's thread; a True
+        answer cancels. Wait with `wait_exit_build()`, stop with `cancel_exit_build()`, watch
+        with `serving_stats()["build_fraction"]`. Raises Error(BUSY) while a background build
+        runs (the engine is unchanged)."""
+        opts = _lib.sx_update_options()
+        lib.sx_update_options_init(ctypes.byref(opts))
+        opts.tolerance = float(tolerance)
+        opts.search_budget = _uint("search_budget", search_budget, 32)
+        opts.seed = _uint("seed", seed, 64)
+        opts.min_samples = _uint("min_samples", min_samples, 32)
+        opts.epochs = _uint("epochs", epochs, 32)
+        _set_build_choices(opts, threshold_rule, guarantee_delta, cost_model, threads)
+        opts.keep_order = 1 if keep_order else 0  # split in recording order (video: no shuffling)
+        callback = None
+        if progress is not None:
+            if not callable(progress):
+                raise Error(Status.INVALID_ARGUMENT, f"progress must be a callable or None, not {type(progress).__name__}")
+            user = progress
+
+            def call(p: Any, user_data: Optional[int]) -> int:  # on the build's thread; never raises into C
+                try:
+                    r = p.contents
+                    stage = r.stage.decode() if r.stage else ""
+                    message = r.message.decode(errors="replace") if r.message else ""
+                    return 1 if user(float(r.fraction), stage, message) else 0
+                except BaseException:  # noqa: BLE001 — an error in the callable cancels the build
+                    return 1
+
+            callback = _lib.PROGRESS_FN(call)
+            opts.progress = callback
+        h = self._enter()
+        try:
+            _check(lib.sx_update_exits_async(h, ctypes.byref(opts)))
+            # The C function pointer must outlive the build: kept until the next build starts.
+            self._async_progress = callback
+        finally:
+            self._leave()
+
+    def cancel_exit_build(self) -> None:
+        """`sx_cancel_exit_build`: asks the background build to stop (Error(WRONG_STATE) when
+        none runs). The exits in service stay."""
+        h = self._enter()
+        try:
+            _check(lib.sx_cancel_exit_build(h))
+        finally:
+            self._leave()
+
+    def wait_exit_build(self, timeout: Optional[float] = None) -> dict[str, Any]:
+        """`sx_wait_exit_build`: waits for the background build (timeout in seconds, None:
+        for ever; Error(TIMEOUT) when it runs on) and returns the build report; raises the
+        build's error (Error(CANCELLED) for a cancelled one)."""
+        h = self._enter()
+        try:
+            if timeout is None:
+                # In slices, so Ctrl-C reaches Python between them.
+                while True:
+                    rc = lib.sx_wait_exit_build(h, _WAIT_SLICE_MS)
+                    if rc != Status.TIMEOUT:
+                        break
+            else:
+                rc = lib.sx_wait_exit_build(h, int(max(0.0, timeout) * 1000))
+            _check(rc, "sx_wait_exit_build")
+        finally:
+            self._leave()
+        stats = self.stats()
+        report = stats.get("last_build")
+        return report if isinstance(report, dict) else stats
+
+    def configure_serving(
+        self,
+        audit_rate: float = 0.02,
+        seed: int = 0,
+        guard: bool = False,
+        guard_delta: float = 0.05,
+        rebuild_on_guard_trip: bool = False,
+        collect_after_trip: int = 0,
+        rebuild_after_collected: int = 0,
+        guard_window: int = 400,
+        guard_prior_frames: int = 0,
+        restart_collection_on_trip: bool = False,
+        rebuild_options: Optional[dict[str, Any]] = None,
+        on_event: Optional[Callable[[str, int, str], None]] = None,
+    ) -> None:
+        """`sx_configure_serving`: audited serving (a seeded `audit_rate` share of exit answers
+        also runs the full model; the collection stays a uniform sample of the traffic), the live
+        guard (an exit whose (1 − guard_delta) bound of live disagreement exceeds its share of T
+        goes out of service; judged on a window of at least `guard_window` outcomes that starts
+        with the build's validation outcomes, displaced by live audits; `guard_prior_frames` > 0
+        caps the validation part) and the rebuild policy
+        (`rebuild_on_guard_trip` once `collect_after_trip` frames were collected after the trip;
+        `rebuild_after_collected`; `restart_collection_on_trip`). `rebuild_options`: keyword arguments of
+        `update_exits_async` (tolerance, search_budget, seed, min_samples, epochs,
+        threshold_rule, guarantee_delta, cost_model, threads) for the policy's rebuilds.
+        `on_event(kind, exit_index, message)`: guard trips and rebuilds ("guard_tripped",
+        "rebuild_started", "rebuild_succeeded", "rebuild_cancelled", "rebuild_failed"), on the
+        thread where they happen. Error(INVALID_ARGUMENT) for an audit rate outside [0, 1] or a
+        delta outside (0, 1); the engine keeps its settings then."""
+        opts = _lib.sx_serving_options()
+        lib.sx_serving_options_init(ctypes.byref(opts))
+        opts.audit_rate = float(audit_rate)
+        opts.seed = _uint("seed", seed, 64)
+        opts.guard_enabled = 1 if guard else 0
+        opts.guard_delta = float(guard_delta)
+        opts.rebuild_on_guard_trip = 1 if rebuild_on_guard_trip else 0
+        opts.collect_after_trip = _uint("collect_after_trip", collect_after_trip, 64)
+        opts.guard_window = _uint("guard_window", guard_window, 32)
+        opts.guard_prior_frames = _uint("guard_prior_frames", guard_prior_frames, 32)
+        opts.rebuild_after_collected = _uint("rebuild_after_collected", rebuild_after_collected, 64)
+        opts.restart_collection_on_trip = 1 if restart_collection_on_trip else 0
+        rebuild = _lib.sx_update_options()
+        lib.sx_update_options_init(ctypes.byref(rebuild))
+        r = dict(rebuild_options or {})
+        rebuild.tolerance = float(r.pop("tolerance", rebuild.tolerance))
+        rebuild.search_budget = _uint("search_budget", r.pop("search_budget", rebuild.search_budget), 32)
+        rebuild.seed = _uint("seed", r.pop("seed", rebuild.seed), 64)
+        rebuild.min_samples = _uint("min_samples", r.pop("min_samples", rebuild.min_samples), 32)
+        rebuild.epochs = _uint("epochs", r.pop("epochs", rebuild.epochs), 32)
+        _set_build_choices(rebuild, r.pop("threshold_rule", "point"), r.pop("guarantee_delta", 0.05),
+                           r.pop("cost_model", "flops"), r.pop("threads", 1))
+        if r:
+            raise Error(Status.INVALID_ARGUMENT, f"unknown rebuild_options: {', '.join(sorted(r))}")
+        opts.rebuild_options = ctypes.pointer(rebuild)
+        callback = None
+        if on_event is not None:
+            if not callable(on_event):
+                raise Error(Status.INVALID_ARGUMENT, f"on_event must be a callable or None, not {type(on_event).__name__}")
+            handler = on_event
+
+            def call(e: Any, user_data: Optional[int]) -> None:  # never raises into C
+                try:
+                    ev = e.contents
+                    handler(ev.kind.decode() if ev.kind else "", int(ev.exit_index),
+                            ev.message.decode(errors="replace") if ev.message else "")
+                except BaseException:  # noqa: BLE001 — an event handler's error must not reach the engine
+                    pass
+
+            callback = _lib.EVENT_FN(call)
+            opts.on_event = callback
+        h = self._enter()
+        try:
+            _check(lib.sx_configure_serving(h, ctypes.byref(opts)))
+            self._event_callback = callback  # outlives the call: the engine calls it later
+        finally:
+            self._leave()
+
+    def serving_stats(self) -> dict[str, Any]:
+        """`sx_get_serving_stats_json`, parsed: audits, per-exit live agreement and guard state,
+        background builds."""
+        h = self._enter()
+        try:
+            needed = ctypes.c_size_t(0)
+            rc = lib.sx_get_serving_stats_json(h, None, 0, ctypes.byref(needed))
+            for _ in range(8):
+                capacity = needed.value + 256
+                buf = ctypes.create_string_buffer(capacity)
+                rc = lib.sx_get_serving_stats_json(h, buf, capacity, ctypes.byref(needed))
+                if rc == Status.OK:
+                    parsed: dict[str, Any] = _nonfinite_to_float(json.loads(buf.value.decode()))
+                    return parsed
+                if rc != Status.INVALID_ARGUMENT or needed.value <= capacity:
+                    _check(rc, "sx_get_serving_stats_json")
+            raise Error(Status.INTERNAL, "sx_get_serving_stats_json: the needed size kept growing")
         finally:
             self._leave()
 
@@ -952,7 +1146,21 @@ class _ProgressBar(_ProgressReporter):
 
 
 _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
-_TEXT_KEYS = frozenset({"tensor", "architecture"})
+_TEXT_KEYS = frozenset({"tensor", "architecture", "state", "build_stage", "build_message", "last_build_error",
+                        "threshold_rule", "cost_model"})
+
+
+def _set_build_choices(opts: Any, threshold_rule: str, guarantee_delta: float, cost_model: str, threads: int) -> None:
+    rules = {"point": _lib.SX_THRESHOLD_POINT, "guaranteed": _lib.SX_THRESHOLD_GUARANTEED}
+    costs = {"flops": _lib.SX_COST_FLOPS, "measured": _lib.SX_COST_MEASURED}
+    if threshold_rule not in rules:
+        raise Error(Status.INVALID_ARGUMENT, f"threshold_rule must be 'point' or 'guaranteed', not {threshold_rule!r}")
+    if cost_model not in costs:
+        raise Error(Status.INVALID_ARGUMENT, f"cost_model must be 'flops' or 'measured', not {cost_model!r}")
+    opts.threshold_rule = rules[threshold_rule]
+    opts.guarantee_delta = float(guarantee_delta)
+    opts.cost_model = costs[cost_model]
+    opts.threads = _uint("threads", threads, 32)
 
 
 def _nonfinite_to_float(obj: Any, key: str = "") -> Any:

@@ -136,6 +136,48 @@ class sx_update_options(ctypes.Structure):
         ("progress", PROGRESS_FN),
         ("progress_user_data", ctypes.c_void_p),
         ("keep_order", ctypes.c_uint32),
+        ("threshold_rule", ctypes.c_uint32),
+        ("guarantee_delta", ctypes.c_double),
+        ("cost_model", ctypes.c_uint32),
+        ("threads", ctypes.c_uint32),
+    ]
+
+
+SX_THRESHOLD_POINT = 0
+SX_THRESHOLD_GUARANTEED = 1
+SX_COST_FLOPS = 0
+SX_COST_MEASURED = 1
+
+
+class sx_event(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("kind", ctypes.c_char_p),
+        ("exit_index", ctypes.c_int32),
+        ("message", ctypes.c_char_p),
+    ]
+
+
+# `sx_event_fn`: void (*)(const sx_event *, void *user_data).
+EVENT_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(sx_event), ctypes.c_void_p)
+
+
+class sx_serving_options(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("audit_rate", ctypes.c_double),
+        ("seed", ctypes.c_uint64),
+        ("guard_enabled", ctypes.c_uint32),
+        ("guard_delta", ctypes.c_double),
+        ("rebuild_on_guard_trip", ctypes.c_uint32),
+        ("rebuild_after_collected", ctypes.c_uint64),
+        ("restart_collection_on_trip", ctypes.c_uint32),
+        ("rebuild_options", ctypes.POINTER(sx_update_options)),
+        ("on_event", EVENT_FN),
+        ("event_user_data", ctypes.c_void_p),
+        ("guard_window", ctypes.c_uint32),
+        ("guard_prior_frames", ctypes.c_uint32),
+        ("collect_after_trip", ctypes.c_uint64),
     ]
 
 
@@ -164,7 +206,8 @@ class sx_preprocess(ctypes.Structure):
     ]
 
 
-STRUCTS = (sx_result, sx_stats, sx_engine_options, sx_update_options, sx_info, sx_preprocess, sx_progress, sx_output_info)
+STRUCTS = (sx_result, sx_stats, sx_engine_options, sx_update_options, sx_info, sx_preprocess, sx_progress,
+           sx_output_info, sx_event, sx_serving_options)
 
 # The one CFUNCTYPE type for `sx_result_fn`: void (*)(const sx_result *, void *user_data).
 RESULT_FN = ctypes.CFUNCTYPE(None, ctypes.POINTER(sx_result), ctypes.c_void_p)
@@ -272,6 +315,15 @@ _PROTOTYPES = {
         _status,
         [_engine_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t,
          _p(ctypes.c_void_p), _p(ctypes.c_size_t)],
+    ),
+    "sx_update_exits_async": (_status, [_engine_p, _p(sx_update_options)]),
+    "sx_cancel_exit_build": (_status, [_engine_p]),
+    "sx_wait_exit_build": (_status, [_engine_p, ctypes.c_int64]),
+    "sx_serving_options_init": (None, [_p(sx_serving_options)]),
+    "sx_configure_serving": (_status, [_engine_p, _p(sx_serving_options)]),
+    "sx_get_serving_stats_json": (
+        _status,
+        [_engine_p, ctypes.c_void_p, ctypes.c_size_t, _p(ctypes.c_size_t)],
     ),
     "sx_preprocess_init": (None, [_p(sx_preprocess)]),
     "sx_decode_image": (

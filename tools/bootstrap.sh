@@ -5,6 +5,9 @@ set -euo pipefail
 packages=(libopenblas-dev libturbojpeg0-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config python3 python3-venv cmake)
 # Headless Chromium opens the HTML report of `selfxit report` in tools/test_cli.sh.
 packages+=(chromium)
+# The NEON kernel configuration's C test, cross-compiled for AArch64 and run under qemu-user
+# (make test-aarch64-kernels, run by tools/test.sh): the only way this x86 CI tests the ARM path.
+packages+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -32,21 +32,9 @@ extension Engine {
     public func setAllExitsMode(_ on: Bool) { serving.allExits = on }
     public var allExitsMode: Bool { serving.allExits }
 
-    /// Runs the full model and returns every output (batch × per-sample count floats each, in
-    /// `outputs` order), e.g. a detector's box encodings and class logits.
-    public func inferOutputs(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [[Float]] {
-        try validate(input, batch: batch)
-        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
-        defer { workspaces.give(workspace) }
-        let graph = plan.graph
-        plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
-        plan.run(0..<graph.nodes.count, rows: batch, in: workspace)
-        return graph.outputs.map { Array(UnsafeBufferPointer(start: plan.pointer($0, in: workspace), count: batch * graph.values[$0].elementsPerSample)) }
-    }
-
-    public func inferOutputs(_ input: [Float], batch: Int) throws -> [[Float]] {
-        try input.withUnsafeBufferPointer { try inferOutputs($0, batch: batch) }
-    }
+    // Every raw output (e.g. a detector's box encodings and class logits): `inferOutputs` in
+    // Runtime/Engine+Outputs.swift (issue 13), which this file's own [[Float]] twin duplicated
+    // — the two overloads, differing only in return type, made every call ambiguous.
 
     /// The teacher distributions (batch × teacherClasses) of the full model on `input` — what
     /// exits are taught and judged against. Throws `wrongState` for a host-label teacher.
@@ -111,7 +99,18 @@ extension Engine {
         func inputIsNonFinite(_ sample: Int) -> Bool { nonFiniteInput?[sample] ?? false }
         let allExits = serving.allExits
         let configuration = allExits ? exitConfiguration : activeExits
-        let exitList = (allExits ? configuration?.trained : configuration?.active) ?? []
+        // Served: the active exits and, with watched classes, the warning exits chosen on their
+        // own terms (ExitPolicy.warningExits), which only warn — a trained exit that is not
+        // active has threshold +inf and a safe threshold of +inf, so it never answers.
+        let exitList: [ExitConfiguration.Exit]
+        if allExits {
+            exitList = configuration?.trained ?? []
+        } else if let configuration, let watch = configuration.watch {
+            let activeSet = Set(configuration.active.map(\.candidateIndex))
+            exitList = configuration.trained.filter { activeSet.contains($0.candidateIndex) || watch[$0.candidateIndex] != nil }
+        } else {
+            exitList = configuration?.active ?? []
+        }
         let watched = options.watched
         let watchedIndex = Dictionary(uniqueKeysWithValues: watched.enumerated().map { ($1.classIndex, $0) })
         let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
@@ -222,9 +221,9 @@ extension Engine {
 
     /// The watched-class guards of the active exits chosen by a build (ExitPolicy.watchGuards).
     func watchGuards(_ active: [Int], trained: [ExitConfiguration.Exit], validation: ExitValidationRecord,
-                     tolerance: Double) -> [ExitWatchGuard] {
+                     tolerance: Double, costs: ExitCosts) -> [ExitWatchGuard] {
         ExitPolicy.watchGuards(teacherClass: validation.backboneClass, confidence: validation.confidence,
                                predicted: validation.predictedClass, candidateIndex: trained.map(\.candidateIndex),
-                               active: active, watched: options.watched, tolerance: tolerance)
+                               active: active, watched: options.watched, tolerance: tolerance, costs: costs)
     }
 }

@@ -1,7 +1,8 @@
 import FoundationEssentials
 import Glibc
 
-/// How one active exit treats watched classes (chosen on validation by `ExitPolicy.watchGuards`).
+/// How one active or warning exit treats watched classes (chosen on validation by
+/// `ExitPolicy.watchGuards`).
 public struct ExitWatchGuard: Sendable, Equatable, Codable {
     public var candidateIndex: Int
     /// The exit may answer a frame as a class that is not watched only at this confidence or
@@ -10,7 +11,7 @@ public struct ExitWatchGuard: Sendable, Equatable, Codable {
     /// frame of a watched class to tell.
     public var safeThreshold: Float
     /// Per watched class (same order as the engine's `watched`), the confidence at which this
-    /// exit warns of it.
+    /// exit warns of it; +inf: it is not among that class's warning exits (`warningExits`).
     public var warnThresholds: [Float]
     /// On validation, this exit alone, at these thresholds: watched frames it would hide (per
     /// watched class, over that class's frames), warnings it would raise on frames of other

@@ -102,6 +102,8 @@ def main():
     p.add_argument("--tolerances", default="0.005,0.01,0.02")
     p.add_argument("--teachers", default=",".join(TEACHERS))
     p.add_argument("--miss-budget", type=float, default=0.005)
+    p.add_argument("--warning-budgets", default="0",
+                   help="comma list of warning budgets W (false warnings the warning exits may raise on validation, in all); 0: W = T")
     p.add_argument("--search-budget", type=int, default=2)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--out", default=os.path.join(ROOT, ".cache", "pedestrian", "experiment.json"))
@@ -139,10 +141,10 @@ def main():
             truth[i] = run(reference, frames[i])["cls"]
         persons_test = sum(truth[i] == 1 for i in test)
         print(f"\n== teacher {teacher_name} ({spec}): test frames with a person: {persons_test}/{len(test)}", flush=True)
-        for tolerance in [float(t) for t in a.tolerances.split(",")]:
+        for tolerance, warning_budget in [(float(t), float(w)) for t in a.tolerances.split(",") for w in a.warning_budgets.split(",")]:
             # A fresh engine per T: serving records the frames that run fully, which must not
             # reach the next build (collection is deterministic, so every T sees the same data).
-            engine = selfxit.Engine(MODEL, threads=a.threads, max_batch=1, teacher=spec, watched=[(1, a.miss_budget)],
+            engine = selfxit.Engine(MODEL, threads=a.threads, max_batch=1, teacher=spec, watched=[(1, a.miss_budget, None, warning_budget)],
                                     collection_budget_bytes=(collected + 8) * (3 * 300 * 300 + 16) * 4)
             engine.set_exits_enabled(False)
             t0 = time.perf_counter()
@@ -155,7 +157,7 @@ def main():
             build_s = time.perf_counter() - t0
             watch = {g["candidate_index"]: g for g in report.get("watch") or []}
             backbone = engine.info["backbone_flops"]
-            print(f"\n-- T = {tolerance:g}: collected {collected} in {collect_s:.0f} s, build {build_s:.0f} s; per exit (validation):")
+            print(f"\n-- T = {tolerance:g}, warning budget W = {warning_budget or tolerance:g}: collected {collected} in {collect_s:.0f} s, build {build_s:.0f} s; per exit (validation):")
             print("| exit | tensor | head | head MFLOPs | saved % | threshold | val. agreement | active | safe threshold | "
                   "warn threshold | val. hidden rate | val. false-warning rate | val. warning recall |")
             print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -196,7 +198,7 @@ def main():
             m = stats["frames"]
             none_test = m - stats["persons"]
             backbone = engine.info["backbone_flops"]
-            row = dict(teacher=teacher_name, tolerance=tolerance, build_seconds=build_s, **stats,
+            row = dict(teacher=teacher_name, tolerance=tolerance, warning_budget=warning_budget or tolerance, build_seconds=build_s, **stats,
                        warning_recall=stats["confirmed"] / max(stats["persons"], 1),
                        warned_in_time_rate=stats["warned_in_time"] / max(stats["persons"], 1),
                        hidden_rate_of_pedestrian_frames=stats["hidden"] / max(stats["persons"], 1),

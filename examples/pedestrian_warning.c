@@ -4,7 +4,7 @@
  *
  *   pedestrian_warning --model Tests/Fixtures/pedestrian/ssdlite_person.onnx --frames DIR
  *                      [--step 1] [--limit 0] [--collect 0.7] [--train 0.5] [--tolerance 0.01]
- *                      [--miss-budget 0.005] [--teacher detector] [--threads 2]
+ *                      [--miss-budget 0.005] [--warning-budget 0] [--teacher detector] [--threads 2]
  *                      [--search-budget 2] [--epochs 10] [--min-samples 200] [--quiet]
  *
  * The frames (JPEG, e.g. .cache/pedestrian/frames from tools/make_pedestrian_detector.py:
@@ -15,7 +15,9 @@
  *   1. The first --collect share of the frames runs with exits off: the full detector answers
  *      every frame and the engine records it, its teacher being the detector's most confident
  *      object turned into one class (person or none; --teacher takes any spec of
- *      sx_engine_options.teacher). Person (class 1) is watched with --miss-budget.
+ *      sx_engine_options.teacher). Person (class 1) is watched with --miss-budget and
+ *      --warning-budget (the false warnings the warning exits may raise on validation, in all;
+ *      0: the tolerance; sx_engine_options.warning_budgets).
  *   2. Exits are built in recording order (keep_order: neighbouring frames are near-duplicates),
  *      train = the first --train share of all frames, validation the rest of the collected ones.
  *   3. Each remaining frame runs twice, one at a time: with exits off (the full detector's time
@@ -94,7 +96,7 @@ static unsigned char *read_file(const char *path, size_t *size) {
 
 int main(int argc, char **argv) {
     const char *model = "Tests/Fixtures/pedestrian/ssdlite_person.onnx", *dir = NULL, *teacher = "detector";
-    double collect = 0.7, train = 0.5, tolerance = 0.01, miss_budget = 0.005;
+    double collect = 0.7, train = 0.5, tolerance = 0.01, miss_budget = 0.005, warning_budget = 0;
     unsigned threads = 2, search_budget = 2, epochs = 10, min_samples = 200;
     size_t step = 1, limit = 0;
     int quiet = 0;
@@ -109,6 +111,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--train")) train = atof(v);
         else if (!strcmp(a, "--tolerance")) tolerance = atof(v);
         else if (!strcmp(a, "--miss-budget")) miss_budget = atof(v);
+        else if (!strcmp(a, "--warning-budget")) warning_budget = atof(v);
         else if (!strcmp(a, "--threads")) threads = (unsigned)atoi(v);
         else if (!strcmp(a, "--search-budget")) search_budget = (unsigned)atoi(v);
         else if (!strcmp(a, "--epochs")) epochs = (unsigned)atoi(v);
@@ -157,6 +160,8 @@ int main(int argc, char **argv) {
     const double budgets[1] = {miss_budget};
     options.watched_classes = watched;
     options.miss_budgets = budgets;
+    const double warning_budgets[1] = {warning_budget};
+    options.warning_budgets = warning_budgets;
     options.num_watched = 1;
     sx_engine *engine = NULL;
     sx_status s = sx_engine_create(model, &options, &engine);

@@ -2,7 +2,7 @@
 """pedestrian_warning.py — the Python twin of examples/pedestrian_warning.c (issue 12).
 
     python3 examples/pedestrian_warning.py --frames DIR [--step 1] [--limit 0] [--collect 0.7]
-        [--train 0.5] [--tolerance 0.01] [--miss-budget 0.005] [--teacher detector] [--threads 2]
+        [--train 0.5] [--tolerance 0.01] [--miss-budget 0.005] [--warning-budget 0] [--teacher detector] [--threads 2]
         [--search-budget 2] [--epochs 10] [--min-samples 200] [--quiet]
 
 Same steps and table as the C program: JPEG frames in name (= time) order decoded by the
@@ -37,6 +37,7 @@ def main():
     p.add_argument("--train", type=float, default=0.5)
     p.add_argument("--tolerance", type=float, default=0.01)
     p.add_argument("--miss-budget", type=float, default=0.005)
+    p.add_argument("--warning-budget", type=float, default=0.0, help="false warnings allowed on validation, in all (0: the tolerance)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--search-budget", type=int, default=2)
     p.add_argument("--epochs", type=int, default=10)
@@ -50,7 +51,7 @@ def main():
     collected = int(a.collect * len(names))
     if collected < 10 or collected >= len(names):
         sys.exit(f"{len(names)} frames: too few to collect and test")
-    with selfxit.Engine(a.model, threads=a.threads, max_batch=1, teacher=a.teacher, watched=[(1, a.miss_budget)],
+    with selfxit.Engine(a.model, threads=a.threads, max_batch=1, teacher=a.teacher, watched=[(1, a.miss_budget, None, a.warning_budget)],
                         collection_budget_bytes=(collected + 8) * (3 * 300 * 300 + 16) * 4) as engine:
         info = engine.info
         print(f"detector {a.model}: input {list(info['input_shape'])}, {info['num_classes']} teacher classes (0 none, 1 person), "

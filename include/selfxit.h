@@ -175,6 +175,13 @@ typedef struct sx_engine_options {
     const double *miss_budgets;
     const float *warn_thresholds;
     size_t num_watched;
+    /* Per watched class (num_watched entries; NULL or a value <= 0: the build's tolerance T),
+     * the warning budget W: without a warn threshold, any exit that finishes before the full
+     * model may warn, the n-th warning exit (depth order) at the lowest confidence whose false
+     * warnings stay within W/2^n of the validation frames (Eq. 3's split: W in all), chosen to
+     * warn of the most validation frames of the class. A value >= 1 or not finite:
+     * INVALID_ARGUMENT. Borrowed during sx_engine_create* only. */
+    const double *warning_budgets;
 } sx_engine_options;
 
 /* Sets struct_size and the defaults. `options` may not be NULL. */

@@ -21,6 +21,7 @@ private let defaultEngineOptions: sx_engine_options = {
     options.miss_budgets = nil
     options.warn_thresholds = nil
     options.num_watched = 0
+    options.warning_budgets = nil
     return options
 }()
 
@@ -134,7 +135,9 @@ private func readTeacherOptions(_ raw: sx_engine_options, into options: inout En
     guard let classes = raw.watched_classes else { throw CABIError.invalid("watched_classes is NULL but num_watched is \(raw.num_watched)") }
     options.watched = (0..<raw.num_watched).map { i in
         let threshold = raw.warn_thresholds.map { $0[i] }
+        let warningBudget = raw.warning_budgets.map { $0[i] }
         return WatchedClass(classIndex: Int(classes[i]), missBudget: raw.miss_budgets.map { $0[i] } ?? 0.005,
-                            warnThreshold: threshold.flatMap { $0 > 0 ? $0 : nil })
+                            warnThreshold: threshold.flatMap { $0 > 0 ? $0 : nil },
+                            warningBudget: warningBudget.flatMap { $0 > 0 || $0.isNaN ? $0 : nil })
     }
 }

@@ -34,7 +34,7 @@ final class PedestrianTests: XCTestCase {
             XCTAssertEqual(engine.outputInfos.map(\.name), ["concat:0", "concat_1:0"])
             XCTAssertEqual(engine.outputInfos.map(\.shape), [[1917, 1, 4], [1917, 2]])
             for batch in [1, 8] {
-                let outputs = try engine.inferOutputs(try Self.input(batch: batch), batch: batch).map(\.values)
+                let outputs: [[Float]] = try engine.inferOutputs(try Self.input(batch: batch), batch: batch).map(\.values)
                 for (index, file) in ["concat_0", "concat_1_0"].enumerated() {
                     let expected = try Self.floats("b\(batch).\(file).f32")
                     XCTAssertEqual(outputs[index].count, expected.count)

@@ -182,7 +182,7 @@ extension Engine {
             flopsRatio = result.meanFLOPs / Double(backboneFLOPs)
         }
         let guards = watchedSet.isEmpty ? nil : watchGuards(selection.active, trained: trained, validation: validationRecord,
-                                                             tolerance: options.tolerance)
+                                                             tolerance: options.tolerance, costs: costs)
         var report = ExitBuildReport(exits: trainedReports, samples: usable, trainSamples: split.train.count,
                                      validationSamples: split.validation.count, testSamples: split.test.count,
                                      testAgreement: testAgreement, testFLOPsRatio: flopsRatio,

@@ -90,7 +90,18 @@ extension Engine {
         func inputIsNonFinite(_ sample: Int) -> Bool { nonFiniteInput?[sample] ?? false }
         let allExits = servingMode.allExits
         let configuration = allExits ? exitConfiguration : activeExits
-        let exitList = (allExits ? configuration?.trained : configuration?.active) ?? []
+        // Served: the active exits and, with watched classes, the warning exits chosen on their
+        // own terms (ExitPolicy.warningExits), which only warn — a trained exit that is not
+        // active has threshold +inf and a safe threshold of +inf, so it never answers.
+        let exitList: [ExitConfiguration.Exit]
+        if allExits {
+            exitList = configuration?.trained ?? []
+        } else if let configuration, let watch = configuration.watch {
+            let activeSet = Set(configuration.active.map(\.candidateIndex))
+            exitList = configuration.trained.filter { activeSet.contains($0.candidateIndex) || watch[$0.candidateIndex] != nil }
+        } else {
+            exitList = configuration?.active ?? []
+        }
         let watched = options.watched
         let watchedIndex = Dictionary(uniqueKeysWithValues: watched.enumerated().map { ($1.classIndex, $0) })
         let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
@@ -201,9 +212,9 @@ extension Engine {
 
     /// The watched-class guards of the active exits chosen by a build (ExitPolicy.watchGuards).
     func watchGuards(_ active: [Int], trained: [ExitConfiguration.Exit], validation: ExitValidationRecord,
-                     tolerance: Double) -> [ExitWatchGuard] {
+                     tolerance: Double, costs: ExitCosts) -> [ExitWatchGuard] {
         ExitPolicy.watchGuards(teacherClass: validation.backboneClass, confidence: validation.confidence,
                                predicted: validation.predictedClass, candidateIndex: trained.map(\.candidateIndex),
-                               active: active, watched: options.watched, tolerance: tolerance)
+                               active: active, watched: options.watched, tolerance: tolerance, costs: costs)
     }
 }

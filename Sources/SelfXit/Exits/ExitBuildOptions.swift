@@ -210,7 +210,8 @@ public struct ExitBuildReport: Sendable, Codable {
     public var testAgreement: Double
     public var testFLOPsRatio: Double
     public var seconds: Double
-    /// With watched classes: each active exit's guard and its validation rates (hidden,
+    /// With watched classes: the guard of each active exit and of each warning exit (an exit
+    /// that warns without being active: safe threshold +inf) and its validation rates (hidden,
     /// false-warning, recall); nil otherwise.
     public var watch: [ExitWatchGuard]? = nil
     /// The tolerance T of the build and how thresholds were chosen ("point" or "guaranteed").

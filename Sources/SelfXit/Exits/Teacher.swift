@@ -72,11 +72,16 @@ public struct WatchedClass: Sendable, Equatable {
     /// Confidence an exit needs to warn of this class; nil: chosen per exit at build time (the
     /// lowest whose false warnings on validation stay within the tolerance).
     public var warnThreshold: Float?
+    /// Share W, in (0, 1), of the validation frames on which the warning exits together may
+    /// warn of this class falsely (split W/2^n over them as Eq. 3 splits T; see
+    /// `ExitPolicy.warningExits`); nil: the build's tolerance T. Unused with `warnThreshold`.
+    public var warningBudget: Double?
 
-    public init(classIndex: Int, missBudget: Double = 0.005, warnThreshold: Float? = nil) {
+    public init(classIndex: Int, missBudget: Double = 0.005, warnThreshold: Float? = nil, warningBudget: Double? = nil) {
         self.classIndex = classIndex
         self.missBudget = missBudget
         self.warnThreshold = warnThreshold
+        self.warningBudget = warningBudget
     }
 }
 
@@ -314,6 +319,11 @@ struct ResolvedTeacher: Sendable {
             if let t = w.warnThreshold {
                 guard t.isFinite, t > 0, t <= 1 else {
                     throw SelfXitError.invalidArgument("warn threshold of watched class \(w.classIndex) must lie in (0, 1], got \(t)")
+                }
+            }
+            if let b = w.warningBudget {
+                guard b.isFinite, b > 0, b < 1 else {
+                    throw SelfXitError.invalidArgument("warning budget of watched class \(w.classIndex) must lie in (0, 1), got \(b)")
                 }
             }
         }

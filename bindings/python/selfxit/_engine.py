@@ -179,31 +179,35 @@ def _result_dict(r: _lib.sx_result) -> dict[str, Any]:
     }
 
 
-def _watched_buffers(watched: Any) -> Optional[tuple[Any, Any, Any]]:
-    """ctypes arrays (classes, miss budgets, warn thresholds) for Engine(watched=...)."""
+def _watched_buffers(watched: Any) -> Optional[tuple[Any, Any, Any, Any]]:
+    """ctypes arrays (classes, miss budgets, warn thresholds, warning budgets) for Engine(watched=...)."""
     if watched is None:
         return None
     entries = [watched] if isinstance(watched, (int, np.integer, dict)) else list(watched)
-    classes, budgets, thresholds = [], [], []
+    classes, budgets, thresholds, warning = [], [], [], []
     for entry in entries:
         if isinstance(entry, dict):
             c, b, t = entry.get("class"), entry.get("miss_budget", 0.005), entry.get("warn_threshold", 0.0)
+            wb = entry.get("warning_budget", 0.0)
         elif isinstance(entry, (tuple, list)):
             e = list(entry)
             c = e[0] if e else None
             b = e[1] if len(e) > 1 else 0.005
             t = e[2] if len(e) > 2 else 0.0
+            wb = e[3] if len(e) > 3 else 0.0
         else:
-            c, b, t = entry, 0.005, 0.0
+            c, b, t, wb = entry, 0.005, 0.0, 0.0
         if c is None or isinstance(c, bool) or not isinstance(c, (int, np.integer)):
             raise Error(Status.INVALID_ARGUMENT, f"watched class must be an integer index, got {c!r}")
         classes.append(int(c))
         budgets.append(float(b))
         thresholds.append(0.0 if t is None else float(t))
+        warning.append(0.0 if wb is None else float(wb))
     if not classes:
         return None
     n = len(classes)
-    return (ctypes.c_int32 * n)(*classes), (ctypes.c_double * n)(*budgets), (ctypes.c_float * n)(*thresholds)
+    return ((ctypes.c_int32 * n)(*classes), (ctypes.c_double * n)(*budgets), (ctypes.c_float * n)(*thresholds),
+            (ctypes.c_double * n)(*warning))
 
 
 # ---- engine ---------------------------------------------------------------------------------
@@ -277,14 +281,18 @@ class Engine:
         # Teacher and watched classes (issue 12; see sx_engine_options.teacher): `teacher` is a
         # spec string ("classifier", "detector[:key=value,...]", "host:<classes>"); `watched`
         # a class index, or a list of indices, (index, miss_budget) or (index, miss_budget,
-        # warn_threshold) entries, or {"class": i, "miss_budget": b, "warn_threshold": t} dicts.
+        # warn_threshold) or (index, miss_budget, warn_threshold, warning_budget) entries, or
+        # {"class": i, "miss_budget": b, "warn_threshold": t, "warning_budget": w} dicts
+        # (warn_threshold / warning_budget None or 0: chosen at build time / the tolerance).
         teacher_buf = None if teacher is None else os.fsencode(str(teacher))
         opts.teacher = teacher_buf
         watched_bufs = _watched_buffers(watched)
         if watched_bufs is not None:
-            opts.watched_classes, opts.miss_budgets, opts.warn_thresholds = (
-                ctypes.cast(b, ctypes.POINTER(t)) for b, t in zip(watched_bufs, (ctypes.c_int32, ctypes.c_double, ctypes.c_float))
-            )
+            classes_buf, budgets_buf, thresholds_buf, warning_buf = watched_bufs
+            opts.watched_classes = ctypes.cast(classes_buf, ctypes.POINTER(ctypes.c_int32))
+            opts.miss_budgets = ctypes.cast(budgets_buf, ctypes.POINTER(ctypes.c_double))
+            opts.warn_thresholds = ctypes.cast(thresholds_buf, ctypes.POINTER(ctypes.c_float))
+            opts.warning_budgets = ctypes.cast(warning_buf, ctypes.POINTER(ctypes.c_double))
             opts.num_watched = len(watched_bufs[0])
         shape_buf = None
         if input_shape is not None:

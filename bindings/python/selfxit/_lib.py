@@ -64,6 +64,7 @@ class sx_engine_options(ctypes.Structure):
         ("miss_budgets", ctypes.POINTER(ctypes.c_double)),
         ("warn_thresholds", ctypes.POINTER(ctypes.c_float)),
         ("num_watched", ctypes.c_size_t),
+        ("warning_budgets", ctypes.POINTER(ctypes.c_double)),
     ]
 
 

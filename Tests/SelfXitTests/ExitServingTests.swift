@@ -17,9 +17,16 @@ final class ExitServingTests: XCTestCase {
         engine.setExitsEnabled(false)
         for first in stride(from: 0, to: 1500, by: 100) { try engine.submit(Array(data.batch(first..<(first + 100))), batch: 100) { _ in } }
         try engine.updateExits(fastBuild)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("selfxit-serving-\(getpid()).sxb")
-        try engine.saveExits(to: url)
-        return url
+        try engine.saveExits(to: bundleURL)
+        return bundleURL
+    }
+    static let bundleURL = FileManager.default.temporaryDirectory.appendingPathComponent("selfxit-serving-\(getpid()).sxb")
+
+    /// The shared bundle is a temporary file: removed once the suite's tests have run.
+    override class func tearDown() {
+        // By its path, so a run that never built the bundle does not build it here.
+        try? FileManager.default.removeItem(at: bundleURL)
+        super.tearDown()
     }
 
     /// A fresh engine with the shared exits in service, having collected `collect` frames first.

@@ -283,13 +283,25 @@ int main(int argc, char **argv) {
         }
         if (strcmp(a, "--model") == 0) model = v;
         else if (strcmp(a, "--frames") == 0) dir = v;
-        else if (strcmp(a, "--fps") == 0) fps = atof(v);
-        else if (strcmp(a, "--collect") == 0) collect = atol(v);
-        else if (strcmp(a, "--tolerance") == 0) tolerance = atof(v);
-        else if (strcmp(a, "--threads") == 0) threads = (unsigned)atoi(v);
-        else if (strcmp(a, "--search-budget") == 0) search_budget = (unsigned)atoi(v);
-        else if (strcmp(a, "--epochs") == 0) epochs = (unsigned)atoi(v);
-        else if (strcmp(a, "--save-exits") == 0) save_path = v;
+        else if (strcmp(a, "--fps") == 0 || strcmp(a, "--tolerance") == 0) {
+            /* Numbers are parsed strictly: "--fps abc" is an error, not 0 (as fast as possible). */
+            double *target = strcmp(a, "--fps") == 0 ? &fps : &tolerance;
+            if (!parse_number(v, target) || *target < 0) {
+                fprintf(stderr, "camera_loop: %s needs a number >= 0, got '%s'\n", a, v);
+                return 2;
+            }
+        } else if (strcmp(a, "--collect") == 0 || strcmp(a, "--threads") == 0 || strcmp(a, "--search-budget") == 0 ||
+                   strcmp(a, "--epochs") == 0) {
+            double x = 0;
+            if (!parse_number(v, &x) || x < 0 || x > 1e9 || x != (double)(long)x) {
+                fprintf(stderr, "camera_loop: %s needs a whole number >= 0, got '%s'\n", a, v);
+                return 2;
+            }
+            if (strcmp(a, "--collect") == 0) collect = (long)x;
+            else if (strcmp(a, "--threads") == 0) threads = (unsigned)x;
+            else if (strcmp(a, "--search-budget") == 0) search_budget = (unsigned)x;
+            else epochs = (unsigned)x;
+        } else if (strcmp(a, "--save-exits") == 0) save_path = v;
         else if (strcmp(a, "--mean") == 0 || strcmp(a, "--std") == 0) {
             float *target = strcmp(a, "--mean") == 0 ? mean : stdev;
             if (!parse_channels(v, target) || (target == stdev && (stdev[0] == 0 || stdev[1] == 0 || stdev[2] == 0))) {

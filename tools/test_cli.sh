@@ -119,6 +119,8 @@ cc -std=c99 -O2 -Wall -Wextra -Werror -pedantic -Iinclude examples/camera_loop.c
 expect_error "--mean needs one number or three" "$work/camera_loop" --model "$model" --frames "$work/frames" --mean 0.1,0.2
 expect_error "--std needs one number or three separated by commas (non-zero)" "$work/camera_loop" --model "$model" --frames "$work/frames" --std 0
 expect_error "--scale needs a non-zero number, got 'abc'" "$work/camera_loop" --model "$model" --frames "$work/frames" --scale abc
+expect_error "--fps needs a number >= 0, got 'abc'" "$work/camera_loop" --model "$model" --frames "$work/frames" --fps abc
+expect_error "--collect needs a whole number >= 0, got '1.5'" "$work/camera_loop" --model "$model" --frames "$work/frames" --collect 1.5
 # Explicit flags equal to the defaults give the default run's answers (no exit build); other
 # normalisation changes them.
 answers() { grep '^frame ' "$1" | sed 's/ *latency.*//' | sort; }

@@ -89,6 +89,18 @@ func readVersioned<T>(_ pointer: UnsafePointer<T>?, defaults: T, name: String) t
     return value
 }
 
+/// Copies `text` NUL-terminated into a caller's buffer of `capacity` bytes; *needed (if not
+/// NULL) gets the bytes required, NUL included, even when the buffer is too small (NULL or
+/// short: INVALID_ARGUMENT, nothing written) — the sx_get_*_json contract.
+func writeString(_ text: String, to buffer: UnsafeMutablePointer<CChar>?, capacity: Int, needed: UnsafeMutablePointer<Int>?) throws {
+    let bytes = Array(text.utf8CString)
+    needed?.pointee = bytes.count
+    guard let buffer, capacity >= bytes.count else {
+        throw CABIError.invalid("buffer of \(capacity) bytes is too small: \(bytes.count) needed (see *needed)")
+    }
+    bytes.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: bytes.count) }
+}
+
 /// Writes `value` into a caller's struct, no more than the `struct_size` bytes it declared.
 func writeVersioned<T>(_ value: T, to pointer: UnsafeMutablePointer<T>?, name: String) throws {
     guard let pointer else { throw CABIError.invalid("\(name) is NULL") }

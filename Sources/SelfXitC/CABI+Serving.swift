@@ -140,12 +140,7 @@ public func sx_get_serving_stats_json(_ engine: OpaquePointer?, _ buffer: Unsafe
                                       _ needed: UnsafeMutablePointer<Int>?) -> sx_status {
     guarded("sx_get_serving_stats_json") {
         try HandleRegistry.with(engine) { handle in
-            let json = Array(handle.engine.servingStatsJSON().utf8CString)
-            needed?.pointee = json.count
-            guard let buffer, capacity >= json.count else {
-                throw CABIError.invalid("buffer of \(capacity) bytes is too small: \(json.count) needed (see *needed)")
-            }
-            json.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: json.count) }
+            try writeString(handle.engine.servingStatsJSON(), to: buffer, capacity: capacity, needed: needed)
         }
     }
 }

@@ -34,12 +34,7 @@ public func sx_get_stats_json(_ engine: OpaquePointer?, _ buffer: UnsafeMutableP
                               _ needed: UnsafeMutablePointer<Int>?) -> sx_status {
     guarded("sx_get_stats_json") {
         try HandleRegistry.with(engine) { handle in
-            let json = Array(handle.engine.statsJSON().utf8CString)
-            needed?.pointee = json.count
-            guard let buffer, capacity >= json.count else {
-                throw CABIError.invalid("buffer of \(capacity) bytes is too small: \(json.count) needed (see *needed)")
-            }
-            json.withUnsafeBufferPointer { buffer.update(from: $0.baseAddress!, count: json.count) }
+            try writeString(handle.engine.statsJSON(), to: buffer, capacity: capacity, needed: needed)
         }
     }
 }

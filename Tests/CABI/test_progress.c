@@ -30,47 +30,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
 
 #include "check.h"
+#include "fmnist.h"
 
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* The first `n` Fashion-MNIST test images, normalised as the model was trained. */
-static float *load_images(size_t n) {
-    const char *dir = getenv("FASHION_MNIST_DIR");
-    char path[4096];
-    unsigned char head[16];
-    unsigned char *u8;
-    float *x;
-    size_t i, total = n * 784;
-    gzFile f;
-    if (dir == NULL || dir[0] == '\0') dir = "/usr/share/datasets/fashion-mnist";
-    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
-    f = gzopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "test_progress: cannot open %s\n", path);
-        return NULL;
-    }
-    u8 = malloc(total);
-    x = malloc(total * sizeof(float));
-    if (u8 == NULL || x == NULL || gzread(f, head, 16) != 16 || head[2] != 0x08 || head[3] != 3 ||
-        gzread(f, u8, (unsigned)total) != (int)total) {
-        fprintf(stderr, "test_progress: cannot read %zu images from %s\n", n, path);
-        gzclose(f);
-        free(u8);
-        free(x);
-        return NULL;
-    }
-    gzclose(f);
-    for (i = 0; i < total; i++) x[i] = ((float)u8[i] / 255.0f - 0.2860f) / 0.3530f;
-    free(u8);
-    return x;
 }
 
 static void ignore_result(const sx_result *r, void *user_data) {
@@ -166,7 +134,7 @@ int main(int argc, char **argv) {
     sx_info info;
     recorder *r = calloc(1, sizeof *r);
     size_t i, n = 400;
-    float *x = load_images(n);
+    float *x = load_fmnist_images(n, "test_progress");
     sx_status rc;
     double t0, t1;
     char *report_before = NULL, *report_after = NULL;

@@ -29,42 +29,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
 #include "check.h"
+#include "fmnist.h"
 
 #define N_IMAGES 1600
 #define BATCH 16
-
-static float *load_images(size_t n) {
-    const char *dir = getenv("FASHION_MNIST_DIR");
-    char path[4096];
-    unsigned char head[16];
-    unsigned char *u8;
-    float *x;
-    size_t i, total = n * 784;
-    gzFile f;
-    if (dir == NULL || dir[0] == '\0') dir = "/usr/share/datasets/fashion-mnist";
-    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
-    f = gzopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "test_serving: cannot open %s\n", path);
-        return NULL;
-    }
-    u8 = malloc(total);
-    x = malloc(total * sizeof(float));
-    if (u8 == NULL || x == NULL || gzread(f, head, 16) != 16 || gzread(f, u8, (unsigned)total) != (int)total) {
-        fprintf(stderr, "test_serving: cannot read %zu images from %s\n", n, path);
-        gzclose(f);
-        free(u8);
-        free(x);
-        return NULL;
-    }
-    gzclose(f);
-    for (i = 0; i < total; i++) x[i] = ((float)u8[i] / 255.0f - 0.2860f) / 0.3530f;
-    free(u8);
-    return x;
-}
 
 static void sleep_ms(long ms) {
     struct timespec ts;
@@ -175,7 +145,7 @@ int main(int argc, char **argv) {
     double deadline;
     struct timespec ts;
 
-    images = load_images(N_IMAGES);
+    images = load_fmnist_images(N_IMAGES, "test_serving");
     if (images == NULL) return 1;
     snprintf(path, sizeof path, "%s/models/fmnist-resnet18-w16.onnx", root);
     sx_engine_options_init(&eo);

@@ -32,20 +32,16 @@ extension Engine {
     public func teacherDistributions(_ input: [Float], batch: Int) throws -> [Float] {
         guard !isHostTeacher else { throw SelfXitError.wrongState("a host-label teacher's distributions come from the host") }
         return try input.withUnsafeBufferPointer { input in
-            try validate(input, batch: batch)
-            let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
-            defer { workspaces.give(workspace) }
-            let graph = plan.graph
-            plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
-            plan.run(0..<graph.nodes.count, rows: batch, in: workspace)
-            var out = [Float](repeating: 0, count: batch * teacherClasses)
-            out.withUnsafeMutableBufferPointer { out in
-                for row in 0..<batch {
-                    _ = teacher.distribution(row: row, pointer: { plan.pointer($0, in: workspace) }, graph: graph,
-                                             into: UnsafeMutableBufferPointer(rebasing: out[(row * teacherClasses)..<((row + 1) * teacherClasses)]))
+            try runFullModel(input, batch: batch) { workspace in
+                var out = [Float](repeating: 0, count: batch * teacherClasses)
+                out.withUnsafeMutableBufferPointer { out in
+                    for row in 0..<batch {
+                        _ = teacher.distribution(row: row, pointer: { plan.pointer($0, in: workspace) }, graph: plan.graph,
+                                                 into: UnsafeMutableBufferPointer(rebasing: out[(row * teacherClasses)..<((row + 1) * teacherClasses)]))
+                    }
                 }
+                return out
             }
-            return out
         }
     }
 

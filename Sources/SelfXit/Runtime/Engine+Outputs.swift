@@ -30,15 +30,11 @@ extension Engine {
     /// output. Throws `invalidArgument` (batch outside 1...maxBatch, non-finite input when those
     /// are refused), `shapeMismatch` (input length), `outOfMemory` (workspace).
     public func inferOutputs(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [EngineOutputValue] {
-        try validate(input, batch: batch)
-        let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
-        defer { workspaces.give(workspace) }
-        let graph = plan.graph
-        plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
-        plan.run(0..<graph.nodes.count, rows: batch, in: workspace)
-        return zip(graph.outputs, outputInfos).map { id, info in
-            EngineOutputValue(info: info, batch: batch,
-                              values: Array(UnsafeBufferPointer(start: plan.pointer(id, in: workspace), count: batch * info.elementsPerSample)))
+        try runFullModel(input, batch: batch) { workspace in
+            zip(plan.graph.outputs, outputInfos).map { id, info in
+                EngineOutputValue(info: info, batch: batch,
+                                  values: Array(UnsafeBufferPointer(start: plan.pointer(id, in: workspace), count: batch * info.elementsPerSample)))
+            }
         }
     }
 

@@ -156,13 +156,23 @@ public final class Engine: @unchecked Sendable {
     /// Runs the full model on `batch` samples laid out contiguously (batch × inputCount
     /// floats) and returns the first output (batch × outputCount floats).
     public func infer(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [Float] {
+        try runFullModel(input, batch: batch) { workspace in
+            Array(UnsafeBufferPointer(start: plan.pointer(plan.graph.outputs[0], in: workspace), count: batch * outputCount))
+        }
+    }
+
+    /// Validates `input`, runs the whole graph on its `batch` samples in a pooled workspace (no
+    /// exits, nothing recorded) and lets `read` copy what it needs out of that workspace before
+    /// it goes back to the pool. Shared by `infer`, `inferOutputs` and `teacherDistributions`.
+    func runFullModel<Result>(_ input: UnsafeBufferPointer<Float>, batch: Int,
+                              read: (Workspace) throws -> Result) throws -> Result {
         try validate(input, batch: batch)
         let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
         let graph = plan.graph
         plan.pointer(graph.input, in: workspace).update(from: input.baseAddress!, count: batch * inputCount)
         plan.run(0..<graph.nodes.count, rows: batch, in: workspace)
-        return Array(UnsafeBufferPointer(start: plan.pointer(graph.outputs[0], in: workspace), count: batch * outputCount))
+        return try read(workspace)
     }
 
     public func infer(_ input: [Float], batch: Int) throws -> [Float] {

@@ -907,22 +907,7 @@ class Engine:
     def serving_stats(self) -> dict[str, Any]:
         """`sx_get_serving_stats_json`, parsed: audits, per-exit live agreement and guard state,
         background builds."""
-        h = self._enter()
-        try:
-            needed = ctypes.c_size_t(0)
-            rc = lib.sx_get_serving_stats_json(h, None, 0, ctypes.byref(needed))
-            for _ in range(8):
-                capacity = needed.value + 256
-                buf = ctypes.create_string_buffer(capacity)
-                rc = lib.sx_get_serving_stats_json(h, buf, capacity, ctypes.byref(needed))
-                if rc == Status.OK:
-                    parsed: dict[str, Any] = _nonfinite_to_float(json.loads(buf.value.decode()))
-                    return parsed
-                if rc != Status.INVALID_ARGUMENT or needed.value <= capacity:
-                    _check(rc, "sx_get_serving_stats_json")
-            raise Error(Status.INTERNAL, "sx_get_serving_stats_json: the needed size kept growing")
-        finally:
-            self._leave()
+        return self._read_json(lib.sx_get_serving_stats_json, "sx_get_serving_stats_json")
 
     def set_exits_enabled(self, enabled: bool) -> None:
         h = self._enter()
@@ -995,22 +980,27 @@ class Engine:
 
     def stats(self) -> dict[str, Any]:
         """`sx_get_stats_json`, parsed: inference statistics plus the last exit build's report."""
+        return self._read_json(lib.sx_get_stats_json, "sx_get_stats_json")
+
+    def _read_json(self, get_json: Any, name: str) -> dict[str, Any]:
+        """One of the `sx_get_*_json` calls, parsed: sized by its *needed and retried while the
+        text grows between the query and the fill."""
         h = self._enter()
         try:
             needed = ctypes.c_size_t(0)
-            rc = lib.sx_get_stats_json(h, None, 0, ctypes.byref(needed))
+            rc = get_json(h, None, 0, ctypes.byref(needed))
             if rc not in (Status.OK, Status.INVALID_ARGUMENT) or needed.value == 0:
-                _check(rc if rc != Status.OK else Status.INTERNAL, "sx_get_stats_json")
-            for _ in range(8):  # statistics may grow between the query and the fill
+                _check(rc if rc != Status.OK else Status.INTERNAL, name)
+            for _ in range(8):
                 capacity = needed.value + 256
                 buf = ctypes.create_string_buffer(capacity)
-                rc = lib.sx_get_stats_json(h, buf, capacity, ctypes.byref(needed))
+                rc = get_json(h, buf, capacity, ctypes.byref(needed))
                 if rc == Status.OK:
                     parsed: dict[str, Any] = _nonfinite_to_float(json.loads(buf.value.decode()))
                     return parsed
                 if rc != Status.INVALID_ARGUMENT or needed.value <= capacity:
-                    _check(rc, "sx_get_stats_json")
-            raise Error(Status.INTERNAL, "sx_get_stats_json: the needed size kept growing")
+                    _check(rc, name)
+            raise Error(Status.INTERNAL, f"{name}: the needed size kept growing")
         finally:
             self._leave()
 

@@ -64,6 +64,11 @@ public func sx_submit_labeled(_ engine: OpaquePointer?, _ input: UnsafePointer<F
         try HandleRegistry.with(engine) { handle in
             let (buffer, function) = try checkBatch(handle, input, inputLength, batch, callback)
             guard let labels else { throw CABIError.invalid("labels is NULL") }
+            // Checked before reading: a count from C may be anything (a size_t above Int.max
+            // arrives negative, which would trap the range below).
+            guard labelCount == batch else {
+                throw CABIError.invalid("host labels: \(labelCount) labels for a batch of \(batch)")
+            }
             let values = (0..<labelCount).map { Int(labels[$0]) }
             try handle.deliver(input: buffer, batch: batch, ticket: 0, labels: values, callback: function, userData: userData)
         }

@@ -64,6 +64,24 @@ def test_host_labels_wrong_length_leaves_engine_usable():
         got = []
         e.submit_labeled(x, [1, -1], lambda r: got.append((r["sample_index"], r["class_index"], r["kind"])))
         assert sorted(got) == [(0, 1, "answer"), (1, -1, "answer")]
+        # Straight through the C ABI: a label count from C is checked before anything is read
+        # (a size_t of 2**64 − 1 reaches Swift as −1, which once trapped the process).
+        import ctypes
+
+        from selfxit._lib import RESULT_FN, lib
+
+        labels = (ctypes.c_int32 * 2)(1, -1)
+        never = RESULT_FN(lambda r, u: None)
+        collected = e.info["collected_samples"]
+        h = e._enter()
+        try:
+            for count in (2**64 - 1, 2**63, 3, 0):
+                rc = lib.sx_submit_labeled(h, x.ctypes.data, x.size, 2, labels, count, never, None)
+                assert rc == Status.INVALID_ARGUMENT, count
+                assert "labels for a batch of 2" in lib.sx_last_error().decode()
+        finally:
+            e._leave()
+        assert e.info["collected_samples"] == collected  # nothing ran
         assert e.info["collected_samples"] == 1
 
 

@@ -114,6 +114,10 @@ SXK_HIDDEN void sxk_dw3x3_direct_avx512(const float *x, int in_h, int in_w, int 
 SXK_HIDDEN void sxk_maxpool_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,
                                           int pad_left, float *out, int out_h, int out_w);
 SXK_HIDDEN void sxk_deinterleave2_avx512(const float *s, float *d, int lo, int hi);
+/* x86/depthwise_kxk_avx512.c */
+SXK_HIDDEN void sxk_dw_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,
+                                     int pad_left, const float *w, float bias, const float *res, float *out, int oy0,
+                                     int oy1, int out_w, int act, float lo, float hi);
 SXK_HIDDEN void sxk_sigmoid_avx512(const float *x, float *y, size_t n);
 SXK_HIDDEN void sxk_silu_avx512(const float *x, float *y, size_t n);
 

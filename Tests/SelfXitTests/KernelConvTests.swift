@@ -133,6 +133,27 @@ final class KernelConvTests: XCTestCase {
         check(geometry(c: 4, h: 7, w: 7, oc: 4, k: (3, 3), pads: (1, 1, 1, 1), groups: 4), act: .relu)
         check(geometry(c: 17, h: 14, w: 14, oc: 17, k: (3, 3), pads: (1, 1, 1, 1), groups: 17), residual: true)
         check(geometry(c: 9, h: 14, w: 14, oc: 9, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 9), act: .clip(min: 0, max: 6))
+        testDepthwiseKxK()
+    }
+
+    /// Kernels other than 3×3 (in place through `dw_direct` where the configuration has it):
+    /// 5×5 / 7×7 at stride 1 and 2 over planes one, two and three 16-column strips wide, the
+    /// activations the kernel fuses (HardSwish, SiLU, Sigmoid) and one it does not (HardSigmoid),
+    /// residuals, MobileNetV3's 7×7 planes (split by channels at a small batch), asymmetric
+    /// pads, no padding, a 3×5 and a 1×1 kernel (the run-time-size code), and dilation 2 (the
+    /// padded copy).
+    func testDepthwiseKxK() {
+        check(geometry(c: 3, h: 23, w: 37, oc: 3, k: (5, 5), pads: (2, 2, 2, 2), groups: 3), act: .hardSwish)
+        check(geometry(c: 3, h: 23, w: 37, oc: 3, k: (5, 5), s: (2, 2), pads: (2, 2, 2, 2), groups: 3), residual: true, act: .silu)
+        check(geometry(c: 2, h: 9, w: 40, oc: 2, k: (7, 7), pads: (3, 3, 3, 3), groups: 2), act: .sigmoid)
+        check(geometry(c: 2, h: 17, w: 70, oc: 2, k: (7, 7), s: (2, 2), pads: (3, 3, 3, 3), groups: 2), act: .relu)
+        check(geometry(c: 9, h: 7, w: 7, oc: 9, k: (5, 5), pads: (2, 2, 2, 2), groups: 9), residual: true, act: .hardSwish)
+        check(geometry(c: 5, h: 14, w: 14, oc: 5, k: (5, 5), s: (2, 2), pads: (1, 2, 2, 1), groups: 5), act: .hardSigmoid(alpha: 0.2, beta: 0.5))
+        check(geometry(c: 2, h: 12, w: 51, oc: 2, k: (5, 5), s: (2, 2), groups: 2), bias: false, act: .clip(min: -0.5, max: 0.7))
+        check(geometry(c: 3, h: 11, w: 19, oc: 3, k: (3, 5), pads: (1, 2, 1, 2), groups: 3), residual: true, act: .silu)
+        check(geometry(c: 3, h: 6, w: 21, oc: 3, k: (1, 1), s: (2, 2), groups: 3), act: .hardSwish)
+        check(geometry(c: 3, h: 13, w: 13, oc: 3, k: (5, 5), d: (2, 2), pads: (4, 4, 4, 4), groups: 3), act: .silu)
+        check(geometry(c: 2, h: 20, w: 20, oc: 2, k: (9, 9), pads: (4, 4, 4, 4), groups: 2), act: .none)
     }
 
     /// Stride-1 convolutions on planes large enough run as implicit GEMMs with AVX-512: padded
@@ -254,6 +275,8 @@ final class KernelConvTests: XCTestCase {
         for act in allActivations {
             check(geometry(c: 4, h: 6, w: 6, oc: 6, k: (3, 3), pads: (1, 1, 1, 1)), residual: true, act: act, batches: [2], threads: [2])
             check(geometry(c: 4, h: 6, w: 6, oc: 4, k: (3, 3), pads: (1, 1, 1, 1), groups: 4), act: act, batches: [1], threads: [2])
+            check(geometry(c: 4, h: 9, w: 18, oc: 4, k: (5, 5), s: (2, 2), pads: (2, 2, 2, 2), groups: 4), residual: true, act: act,
+                  batches: [1], threads: [2])
         }
     }
 }

@@ -55,6 +55,10 @@ static const sx_kernel_config avx512_config = {
     .dw3x3_direct = sxk_dw3x3_direct_avx512, .maxpool_direct = sxk_maxpool_direct_avx512,
     .deinterleave2 = sxk_deinterleave2_avx512,
     .sigmoid = sxk_sigmoid_avx512, .silu = sxk_silu_avx512,
+    // Depthwise k×k in place (5×5 of MobileNetV3 / EfficientNet), and HardSwish / SiLU / Sigmoid
+    // in both in-place depthwise kernels' stores instead of a second pass over the plane.
+    .dw_direct = sxk_dw_direct_avx512,
+    .dw_fused_acts = (1u << SX_GEMM_ACT_HARDSWISH) | (1u << SX_GEMM_ACT_SILU) | (1u << SX_GEMM_ACT_SIGMOID),
 };
 #endif
 

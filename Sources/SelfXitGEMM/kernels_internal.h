@@ -7,6 +7,7 @@
 
 #include "selfxit_gemm.h"
 
+#include <math.h>
 #include <stddef.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -54,10 +55,17 @@ static inline int sxk_residual_in_place(const sx_gemm_out *out) {
     return out->residual != NULL && out->residual == out->c;
 }
 
-/// NaN in, NaN out (as ONNX Runtime): every comparison with NaN is false, so NaN falls through.
+/// NaN in, NaN out (as ONNX Runtime): every comparison with NaN is false, so NaN falls through
+/// (expf(NaN) is NaN; expf never traps: ±inf and NaN in, 0 / inf / NaN out).
 static inline float sxk_act1(float v, int act, float lo, float hi) {
     if (act == SX_GEMM_ACT_RELU) return v < 0 ? 0 : v;
     if (act == SX_GEMM_ACT_CLIP) return v < lo ? lo : (v > hi ? hi : v);
+    if (act == SX_GEMM_ACT_HARDSWISH) {
+        float g = v * (1.0f / 6.0f) + 0.5f;
+        return v * (g < 0 ? 0 : (g > 1 ? 1 : g));
+    }
+    if (act == SX_GEMM_ACT_SIGMOID) return 1.0f / (1.0f + expf(-v));
+    if (act == SX_GEMM_ACT_SILU) return v * (1.0f / (1.0f + expf(-v)));
     return v;
 }
 

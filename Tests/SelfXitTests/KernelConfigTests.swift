@@ -54,7 +54,7 @@ final class KernelConfigTests: XCTestCase {
             let g5 = Conv2DGeometry(inChannels: 8, inHeight: 20, inWidth: 20, outChannels: 8, outHeight: 10, outWidth: 10,
                                     kernelHeight: 5, kernelWidth: 5, strideH: 2, strideW: 2, padTop: 2, padLeft: 2, groups: 8)
             XCTAssertEqual(DepthwisePlan(g5).readsInPlace, cfg.pointee.dw_direct != nil)
-            XCTAssertEqual(DepthwisePlan.fused(.hardSwish, config: cfg).separate, cfg.pointee.dw_fused_acts == 0)
+            XCTAssertEqual(PackedGEMM.fused(.hardSwish, config: cfg).separate, cfg.pointee.fused_acts == 0)
             let d = Conv2DGeometry(inChannels: 8, inHeight: 20, inWidth: 20, outChannels: 8, outHeight: 20, outWidth: 20,
                                    kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1)
             let plan = DirectConvPlan(d, config: cfg)

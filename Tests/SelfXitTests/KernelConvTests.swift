@@ -271,6 +271,34 @@ final class KernelConvTests: XCTestCase {
         check(geometry(c: 3, h: 61, w: 45, oc: 17, k: (7, 7), s: (3, 3), pads: (3, 3, 3, 3)), batches: [2], threads: [2])
     }
 
+    /// HardSwish, SiLU and Sigmoid, which configurations listing them in `fused_acts` apply in
+    /// their kernels' stores: every product path (direct grid 1×1 and 3×3, channel-major direct,
+    /// channel-major packed, packed im2col, row blocks, K blocks, stride-2 planes, in-place
+    /// depthwise 3×3 and 5×5) on every configuration, with residuals (the activation comes after
+    /// the sum).
+    func testExtendedActivationsFusedOnEveryPath() {
+        let cases: [(Conv2DGeometry, Bool)] = [
+            (geometry(c: 20, h: 12, w: 16, oc: 37, k: (1, 1)), true),                           // direct 1×1
+            (geometry(c: 9, h: 17, w: 23, oc: 33, k: (3, 3), pads: (1, 1, 1, 1)), false),       // direct grid
+            (geometry(c: 40, h: 14, w: 14, oc: 37, k: (3, 3), pads: (1, 1, 1, 1)), true),       // channel-major direct
+            (geometry(c: 32, h: 7, w: 7, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)), false),        // channel-major packed
+            (geometry(c: 24, h: 14, w: 14, oc: 20, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true), // stride 2
+            (geometry(c: 600, h: 8, w: 8, oc: 70, k: (1, 1)), false),                           // K blocks
+            (geometry(c: 5, h: 80, w: 80, oc: 21, k: (3, 3), s: (3, 3), pads: (1, 1, 1, 1)), true),  // row blocks
+            (geometry(c: 3, h: 9, w: 9, oc: 10, k: (4, 4), s: (4, 4)), false),                  // im2col, 4-pixel plane
+            (geometry(c: 6, h: 21, w: 19, oc: 6, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 6), true),
+            (geometry(c: 6, h: 21, w: 19, oc: 6, k: (5, 5), pads: (2, 2, 2, 2), groups: 6), true),
+        ]
+        forEachKernelConfig("HardSwish/SiLU/Sigmoid fused") { cfg in
+            for (g, residual) in cases {
+                for act in [Activation.hardSwish, .silu, .sigmoid] {
+                    check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])
+                }
+            }
+            print("fused_acts of \(String(cString: cfg.pointee.name)): \(cfg.pointee.fused_acts)")
+        }
+    }
+
     func testEveryActivationFused() {
         for act in allActivations {
             check(geometry(c: 4, h: 6, w: 6, oc: 6, k: (3, 3), pads: (1, 1, 1, 1)), residual: true, act: act, batches: [2], threads: [2])

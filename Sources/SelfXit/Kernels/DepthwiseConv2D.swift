@@ -14,9 +14,9 @@ import SelfXitGEMM
 /// registers; the copy was most of the time of a stride-2 layer. Other square-or-not kernels up
 /// to `SX_DW_DIRECT_MAX_K` (5×5 in MobileNetV3 and EfficientNet) with dilation 1 and stride 1 or
 /// 2 do the same through the configuration's `dw_direct` (AVX-512: x86/depthwise_kxk_avx512.c);
-/// before it they took the padded copy and the Swift loop below, 15× their FLOPs at peak. Both
-/// in-place kernels apply HardSwish / SiLU / Sigmoid as they store where the configuration
-/// lists them (`dw_fused_acts`), instead of a second pass over the plane.
+/// before it they took the padded copy and the Swift loop below, 15× their FLOPs at peak. The
+/// kernels apply HardSwish / SiLU / Sigmoid as they store where the configuration lists them
+/// (`fused_acts`), instead of a second pass over the plane.
 struct DepthwisePlan {
     let g: Conv2DGeometry
     /// The kernels the plan runs on (a test's forced configuration, else the default one).
@@ -67,8 +67,7 @@ struct DepthwisePlan {
         let planes = batch * g.inChannels
         let parts = min(pool.threadCount, planes)
         let taps = g.kernelHeight * g.kernelWidth
-        let fused = PackedGEMM.fused(activation)
-        let fusedInPlace = DepthwisePlan.fused(activation, config: config)
+        let fused = PackedGEMM.fused(activation, config: config)
         let offsets3 = tapOffsets.map { Int32($0) }
         if readsInPlace && batch < pool.threadCount {
             // Small batch: each thread owns a share of the work, planes handed out in chunks.
@@ -88,7 +87,7 @@ struct DepthwisePlan {
                 let rows = byPlanes ? 0..<g.outHeight : (g.outHeight * share / threads)..<(g.outHeight * (share + 1) / threads)
                 for p in first..<end {
                     direct(plane: p, rows: rows, input: input, weights: weights, bias: bias, residual: residual,
-                           output: output, activation: activation, fused: fusedInPlace)
+                           output: output, activation: activation, fused: fused)
                 }
             }
             return
@@ -102,7 +101,7 @@ struct DepthwisePlan {
                 let c = p % g.inChannels
                 if readsInPlace {
                     direct(plane: p, rows: 0..<g.outHeight, input: input, weights: weights, bias: bias, residual: residual,
-                           output: output, activation: activation, fused: fusedInPlace)
+                           output: output, activation: activation, fused: fused)
                     continue
                 }
                 fillPadded(input + p * g.inPlane, buffer)
@@ -125,21 +124,6 @@ struct DepthwisePlan {
                 if !activated { applyActivation(activation, out, count: g.outPlane) }
             }
         }
-    }
-
-    /// The activation the in-place kernels of `config` apply as they store, and whether `a` needs a
-    /// separate pass: `PackedGEMM.fused`'s ReLU/Clip plus the codes the configuration lists in
-    /// `dw_fused_acts` (HardSwish, SiLU, Sigmoid on AVX-512).
-    static func fused(_ a: Activation, config: UnsafePointer<sx_kernel_config>) -> (code: Int32, lo: Float, hi: Float, separate: Bool) {
-        let code: Int32
-        switch a {
-        case .hardSwish: code = Int32(SX_GEMM_ACT_HARDSWISH)
-        case .silu: code = Int32(SX_GEMM_ACT_SILU)
-        case .sigmoid: code = Int32(SX_GEMM_ACT_SIGMOID)
-        default: return PackedGEMM.fused(a)
-        }
-        guard config.pointee.dw_fused_acts & (1 << UInt32(code)) != 0 else { return PackedGEMM.fused(a) }
-        return (code, 0, 0, false)
     }
 
     /// Rows `rows` of plane `p` by the configuration's in-place kernel (requires `readsInPlace`).

@@ -22,8 +22,8 @@ enum { SX_GEMM_ISA_SCALAR = 0, SX_GEMM_ISA_AVX2 = 1, SX_GEMM_ISA_AVX512 = 2, SX_
 /// ISA ids are `0..<SX_GEMM_ISA_COUNT`.
 #define SX_GEMM_ISA_COUNT 4
 enum { SX_GEMM_ACT_NONE = 0, SX_GEMM_ACT_RELU = 1, SX_GEMM_ACT_CLIP = 2 };
-/// Activations only the kernels a configuration lists in `dw_fused_acts` apply (in-place
-/// depthwise on AVX-512 today); every other kernel takes NONE/RELU/CLIP only.
+/// Activations only the configurations that list them in `fused_acts` apply in their kernels'
+/// stores (AVX-512 and portable C today); the others take NONE/RELU/CLIP only.
 enum { SX_GEMM_ACT_HARDSWISH = 3, SX_GEMM_ACT_SILU = 4, SX_GEMM_ACT_SIGMOID = 5 };
 #define SX_GEMM_NR 16
 
@@ -227,9 +227,9 @@ typedef struct sx_kernel_config {
     void (*dw_direct)(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                       const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                       int act, float lo, float hi);
-    /// Bit `1 << code` for each SX_GEMM_ACT_* code above CLIP that `dw3x3_direct` and `dw_direct`
-    /// apply as they store (0: those activations run as a separate pass).
-    unsigned dw_fused_acts;
+    /// Bit `1 << code` for each SX_GEMM_ACT_* code above CLIP that every kernel of this
+    /// configuration taking an `act` applies as it stores (0: those activations run as a separate pass).
+    unsigned fused_acts;
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

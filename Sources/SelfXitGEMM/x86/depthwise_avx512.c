@@ -2,7 +2,6 @@
 // configuration (configs/kernel_config.c). x86 only, per-function target attributes.
 #include "../kernels_internal.h"
 #include "../avx512_helpers.h"
-#include "avx512_act_ext.h"
 
 #if SX_X86
 #include <immintrin.h>
@@ -95,7 +94,7 @@ static void dw3x3_direct_avx512_(const float *x, int in_h, int in_w, int stride,
             s2 = _mm512_fmadd_ps(wv[8], c2, s2);
             __m512 y = _mm512_add_ps(s0, _mm512_add_ps(s1, s2));
             if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(sm, res + (ptrdiff_t)oy * out_w + ox));
-            y = sx_act512x(y, act, vlo, vhi);
+            y = sx_act512(y, act, vlo, vhi);
             _mm512_mask_storeu_ps(out + (ptrdiff_t)oy * out_w + ox, sm, y);
             if (oy + 1 == oy1) break;
             iy += stride;

@@ -18,7 +18,7 @@
 
 #if SX_X86
 #include <immintrin.h>
-#include "avx512_act_ext.h"
+#include "../avx512_helpers.h"
 
 // The loops below are unrolled fully where the sizes are constants (the 3/5/7 cases); the
 // run-time-size fallback inlines the same loops, which cannot be, and clang would warn for it.
@@ -92,7 +92,7 @@ DWK_INLINE void dwk_block(const float *x, int in_h, int in_w, int ix, int oy, in
         const ptrdiff_t o = (ptrdiff_t)(oy + r) * out_w + ox;
         __m512 y = acc[r];
         if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(sm, res + o));
-        _mm512_mask_storeu_ps(out + o, sm, sx_act512x(y, act, vlo, vhi));
+        _mm512_mask_storeu_ps(out + o, sm, sx_act512(y, act, vlo, vhi));
     }
 }
 

@@ -138,6 +138,10 @@ SXK_HIDDEN void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff
                                      const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
                                      float hi);
 SXK_HIDDEN void sxk_sigmoid_avx2(const float *x, float *y, size_t n);
+/* x86/depthwise_kxk_avx2.c */
+SXK_HIDDEN void sxk_dw_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, int kh, int kw,
+                                  const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
+                                  float hi);
 SXK_HIDDEN void sxk_silu_avx2(const float *x, float *y, size_t n);
 #endif
 

@@ -37,7 +37,8 @@ final class KernelConfigTests: XCTestCase {
             func has(_ p: Bool, _ what: String) -> String { p ? what : "" }
             let kernels = [has(cfg.direct != nil, "direct"), has(cfg.ct != nil, "ct"), has(cfg.ctd != nil, "ctd"),
                            has(cfg.small_rows != nil, "small_rows"), has(cfg.dw3x3_direct != nil, "dw3x3_direct"),
-                           has(cfg.maxpool_direct != nil, "maxpool_direct"), has(cfg.dw_direct != nil, "dw_direct")].filter { !$0.isEmpty }
+                           has(cfg.maxpool_direct != nil, "maxpool_direct"), has(cfg.dw_direct != nil, "dw_direct"),
+                           has(cfg.dw_plane != nil, "dw_plane")].filter { !$0.isEmpty }
             print("kernel config \(name): runs here; MR \(cfg.mr), \(cfg.vector_floats) floats a vector; "
                   + "gemm, im2col, dw3x3_plane, sigmoid, silu + [\(kernels.joined(separator: ", "))]")
         }

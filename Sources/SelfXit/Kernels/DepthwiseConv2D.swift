@@ -115,6 +115,14 @@ struct DepthwisePlan {
                                        fuse ? fused.code : Int32(SX_GEMM_ACT_NONE), fused.lo, fused.hi)
                     }
                     activated = fuse
+                } else if let plane = config.pointee.dw_plane {
+                    let fuse = residual == nil && !fused.separate
+                    offsets3.withUnsafeBufferPointer { off in
+                        plane(buffer, g.strideH * rowW, g.dilationH * rowW, off.baseAddress, Int32(g.kernelHeight), Int32(g.kernelWidth),
+                              weights + c * taps, bias[c], out, Int32(g.outHeight), Int32(g.outWidth),
+                              fuse ? fused.code : Int32(SX_GEMM_ACT_NONE), fused.lo, fused.hi)
+                    }
+                    activated = fuse
                 } else {
                     rows(buffer, weights + c * taps, bias[c], out)
                 }

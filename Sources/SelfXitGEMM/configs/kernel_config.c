@@ -43,6 +43,7 @@ static const sx_kernel_config avx2_config = {
     .dw3x3_direct = NULL, .maxpool_direct = NULL,
     .deinterleave2 = sxk_deinterleave2_portable,
     .sigmoid = sxk_sigmoid_avx2, .silu = sxk_silu_avx2,
+    .dw_plane = sxk_dw_plane_avx2,  // 5×5 depthwise through the padded copy, in C instead of Swift's loop
 };
 
 static const sx_kernel_config avx512_config = {

@@ -230,6 +230,11 @@ typedef struct sx_kernel_config {
     /// Bit `1 << code` for each SX_GEMM_ACT_* code above CLIP that every kernel of this
     /// configuration taking an `act` applies as it stores (0: those activations run as a separate pass).
     unsigned fused_acts;
+    /// Depthwise `kh×kw` over one zero-padded plane, as `dw3x3_plane` with `off` holding `kw` column
+    /// offsets and `w` `kh·kw` taps (any stride or dilation: the caller's padded, phase-split copy
+    /// encodes them). Or NULL (the caller's own loop).
+    void (*dw_plane)(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, int kh, int kw, const float *w,
+                     float bias, float *out, int out_h, int out_w, int act, float lo, float hi);
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

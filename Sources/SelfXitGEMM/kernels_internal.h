@@ -7,6 +7,7 @@
 
 #include "selfxit_gemm.h"
 
+#include <math.h>
 #include <stddef.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -54,10 +55,17 @@ static inline int sxk_residual_in_place(const sx_gemm_out *out) {
     return out->residual != NULL && out->residual == out->c;
 }
 
-/// NaN in, NaN out (as ONNX Runtime): every comparison with NaN is false, so NaN falls through.
+/// NaN in, NaN out (as ONNX Runtime): every comparison with NaN is false, so NaN falls through
+/// (expf(NaN) is NaN; expf never traps: ±inf and NaN in, 0 / inf / NaN out).
 static inline float sxk_act1(float v, int act, float lo, float hi) {
     if (act == SX_GEMM_ACT_RELU) return v < 0 ? 0 : v;
     if (act == SX_GEMM_ACT_CLIP) return v < lo ? lo : (v > hi ? hi : v);
+    if (act == SX_GEMM_ACT_HARDSWISH) {
+        float g = v * (1.0f / 6.0f) + 0.5f;
+        return v * (g < 0 ? 0 : (g > 1 ? 1 : g));
+    }
+    if (act == SX_GEMM_ACT_SIGMOID) return 1.0f / (1.0f + expf(-v));
+    if (act == SX_GEMM_ACT_SILU) return v * (1.0f / (1.0f + expf(-v)));
     return v;
 }
 
@@ -114,6 +122,10 @@ SXK_HIDDEN void sxk_dw3x3_direct_avx512(const float *x, int in_h, int in_w, int 
 SXK_HIDDEN void sxk_maxpool_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,
                                           int pad_left, float *out, int out_h, int out_w);
 SXK_HIDDEN void sxk_deinterleave2_avx512(const float *s, float *d, int lo, int hi);
+/* x86/depthwise_kxk_avx512.c */
+SXK_HIDDEN void sxk_dw_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,
+                                     int pad_left, const float *w, float bias, const float *res, float *out, int oy0,
+                                     int oy1, int out_w, int act, float lo, float hi);
 SXK_HIDDEN void sxk_sigmoid_avx512(const float *x, float *y, size_t n);
 SXK_HIDDEN void sxk_silu_avx512(const float *x, float *y, size_t n);
 
@@ -126,6 +138,10 @@ SXK_HIDDEN void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff
                                      const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
                                      float hi);
 SXK_HIDDEN void sxk_sigmoid_avx2(const float *x, float *y, size_t n);
+/* x86/depthwise_kxk_avx2.c */
+SXK_HIDDEN void sxk_dw_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, int kh, int kw,
+                                  const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
+                                  float hi);
 SXK_HIDDEN void sxk_silu_avx2(const float *x, float *y, size_t n);
 #endif
 

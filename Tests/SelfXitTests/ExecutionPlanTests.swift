@@ -46,7 +46,11 @@ final class ExecutionPlanTests: XCTestCase {
         let plan = parallel.plan
         XCTAssertEqual(plan.graph.nodes.count, 3)
         XCTAssertEqual((0..<3).map { plan.prefersWholeBatch($0) }, [false, true, false])
-        for batch in [1, 2, 5, 8] {
+        // 307 K weights against ~4 K floats of activations a sample: the sample-parallel
+        // stretches take two samples per thread at a time where each share is even (batches 5
+        // and 8 here), one at a time otherwise (6: three per thread).
+        XCTAssertEqual(plan.samplesPerThreadRun, 2)
+        for batch in [1, 2, 5, 6, 8] {
             let input = rng.array(batch * 64)
             let expected = try serial.infer(input, batch: batch).map(Double.init)
             assertClose(try parallel.infer(input, batch: batch), expected, tol: 1e-5, "batch \(batch)")

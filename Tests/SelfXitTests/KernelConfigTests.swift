@@ -37,7 +37,8 @@ final class KernelConfigTests: XCTestCase {
             func has(_ p: Bool, _ what: String) -> String { p ? what : "" }
             let kernels = [has(cfg.direct != nil, "direct"), has(cfg.ct != nil, "ct"), has(cfg.ctd != nil, "ctd"),
                            has(cfg.small_rows != nil, "small_rows"), has(cfg.dw3x3_direct != nil, "dw3x3_direct"),
-                           has(cfg.maxpool_direct != nil, "maxpool_direct")].filter { !$0.isEmpty }
+                           has(cfg.maxpool_direct != nil, "maxpool_direct"), has(cfg.dw_direct != nil, "dw_direct"),
+                           has(cfg.dw_plane != nil, "dw_plane")].filter { !$0.isEmpty }
             print("kernel config \(name): runs here; MR \(cfg.mr), \(cfg.vector_floats) floats a vector; "
                   + "gemm, im2col, dw3x3_plane, sigmoid, silu + [\(kernels.joined(separator: ", "))]")
         }
@@ -51,6 +52,10 @@ final class KernelConfigTests: XCTestCase {
                                    kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1, groups: 8)
             XCTAssertEqual(DepthwisePlan(g).config, cfg)
             XCTAssertEqual(DepthwisePlan(g).readsInPlace, cfg.pointee.dw3x3_direct != nil)
+            let g5 = Conv2DGeometry(inChannels: 8, inHeight: 20, inWidth: 20, outChannels: 8, outHeight: 10, outWidth: 10,
+                                    kernelHeight: 5, kernelWidth: 5, strideH: 2, strideW: 2, padTop: 2, padLeft: 2, groups: 8)
+            XCTAssertEqual(DepthwisePlan(g5).readsInPlace, cfg.pointee.dw_direct != nil)
+            XCTAssertEqual(PackedGEMM.fused(.hardSwish, config: cfg).separate, cfg.pointee.fused_acts == 0)
             let d = Conv2DGeometry(inChannels: 8, inHeight: 20, inWidth: 20, outChannels: 8, outHeight: 20, outWidth: 20,
                                    kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1)
             let plan = DirectConvPlan(d, config: cfg)

@@ -133,6 +133,27 @@ final class KernelConvTests: XCTestCase {
         check(geometry(c: 4, h: 7, w: 7, oc: 4, k: (3, 3), pads: (1, 1, 1, 1), groups: 4), act: .relu)
         check(geometry(c: 17, h: 14, w: 14, oc: 17, k: (3, 3), pads: (1, 1, 1, 1), groups: 17), residual: true)
         check(geometry(c: 9, h: 14, w: 14, oc: 9, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 9), act: .clip(min: 0, max: 6))
+        testDepthwiseKxK()
+    }
+
+    /// Kernels other than 3×3 (in place through `dw_direct` where the configuration has it):
+    /// 5×5 / 7×7 at stride 1 and 2 over planes one, two and three 16-column strips wide, the
+    /// activations the kernel fuses (HardSwish, SiLU, Sigmoid) and one it does not (HardSigmoid),
+    /// residuals, MobileNetV3's 7×7 planes (split by channels at a small batch), asymmetric
+    /// pads, no padding, a 3×5 and a 1×1 kernel (the run-time-size code), and dilation 2 (the
+    /// padded copy).
+    func testDepthwiseKxK() {
+        check(geometry(c: 3, h: 23, w: 37, oc: 3, k: (5, 5), pads: (2, 2, 2, 2), groups: 3), act: .hardSwish)
+        check(geometry(c: 3, h: 23, w: 37, oc: 3, k: (5, 5), s: (2, 2), pads: (2, 2, 2, 2), groups: 3), residual: true, act: .silu)
+        check(geometry(c: 2, h: 9, w: 40, oc: 2, k: (7, 7), pads: (3, 3, 3, 3), groups: 2), act: .sigmoid)
+        check(geometry(c: 2, h: 17, w: 70, oc: 2, k: (7, 7), s: (2, 2), pads: (3, 3, 3, 3), groups: 2), act: .relu)
+        check(geometry(c: 9, h: 7, w: 7, oc: 9, k: (5, 5), pads: (2, 2, 2, 2), groups: 9), residual: true, act: .hardSwish)
+        check(geometry(c: 5, h: 14, w: 14, oc: 5, k: (5, 5), s: (2, 2), pads: (1, 2, 2, 1), groups: 5), act: .hardSigmoid(alpha: 0.2, beta: 0.5))
+        check(geometry(c: 2, h: 12, w: 51, oc: 2, k: (5, 5), s: (2, 2), groups: 2), bias: false, act: .clip(min: -0.5, max: 0.7))
+        check(geometry(c: 3, h: 11, w: 19, oc: 3, k: (3, 5), pads: (1, 2, 1, 2), groups: 3), residual: true, act: .silu)
+        check(geometry(c: 3, h: 6, w: 21, oc: 3, k: (1, 1), s: (2, 2), groups: 3), act: .hardSwish)
+        check(geometry(c: 3, h: 13, w: 13, oc: 3, k: (5, 5), d: (2, 2), pads: (4, 4, 4, 4), groups: 3), act: .silu)
+        check(geometry(c: 2, h: 20, w: 20, oc: 2, k: (9, 9), pads: (4, 4, 4, 4), groups: 2), act: .none)
     }
 
     /// Stride-1 convolutions on planes large enough run as implicit GEMMs with AVX-512: padded
@@ -250,10 +271,40 @@ final class KernelConvTests: XCTestCase {
         check(geometry(c: 3, h: 61, w: 45, oc: 17, k: (7, 7), s: (3, 3), pads: (3, 3, 3, 3)), batches: [2], threads: [2])
     }
 
+    /// HardSwish, SiLU and Sigmoid, which configurations listing them in `fused_acts` apply in
+    /// their kernels' stores: every product path (direct grid 1×1 and 3×3, channel-major direct,
+    /// channel-major packed, packed im2col, row blocks, K blocks, stride-2 planes, in-place
+    /// depthwise 3×3 and 5×5) on every configuration, with residuals (the activation comes after
+    /// the sum).
+    func testExtendedActivationsFusedOnEveryPath() {
+        let cases: [(Conv2DGeometry, Bool)] = [
+            (geometry(c: 20, h: 12, w: 16, oc: 37, k: (1, 1)), true),                           // direct 1×1
+            (geometry(c: 9, h: 17, w: 23, oc: 33, k: (3, 3), pads: (1, 1, 1, 1)), false),       // direct grid
+            (geometry(c: 40, h: 14, w: 14, oc: 37, k: (3, 3), pads: (1, 1, 1, 1)), true),       // channel-major direct
+            (geometry(c: 32, h: 7, w: 7, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)), false),        // channel-major packed
+            (geometry(c: 24, h: 14, w: 14, oc: 20, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true), // stride 2
+            (geometry(c: 600, h: 8, w: 8, oc: 70, k: (1, 1)), false),                           // K blocks
+            (geometry(c: 5, h: 80, w: 80, oc: 21, k: (3, 3), s: (3, 3), pads: (1, 1, 1, 1)), true),  // row blocks
+            (geometry(c: 3, h: 9, w: 9, oc: 10, k: (4, 4), s: (4, 4)), false),                  // im2col, 4-pixel plane
+            (geometry(c: 6, h: 21, w: 19, oc: 6, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 6), true),
+            (geometry(c: 6, h: 21, w: 19, oc: 6, k: (5, 5), pads: (2, 2, 2, 2), groups: 6), true),
+        ]
+        forEachKernelConfig("HardSwish/SiLU/Sigmoid fused") { cfg in
+            for (g, residual) in cases {
+                for act in [Activation.hardSwish, .silu, .sigmoid] {
+                    check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])
+                }
+            }
+            print("fused_acts of \(String(cString: cfg.pointee.name)): \(cfg.pointee.fused_acts)")
+        }
+    }
+
     func testEveryActivationFused() {
         for act in allActivations {
             check(geometry(c: 4, h: 6, w: 6, oc: 6, k: (3, 3), pads: (1, 1, 1, 1)), residual: true, act: act, batches: [2], threads: [2])
             check(geometry(c: 4, h: 6, w: 6, oc: 4, k: (3, 3), pads: (1, 1, 1, 1), groups: 4), act: act, batches: [1], threads: [2])
+            check(geometry(c: 4, h: 9, w: 18, oc: 4, k: (5, 5), s: (2, 2), pads: (2, 2, 2, 2), groups: 4), residual: true, act: act,
+                  batches: [1], threads: [2])
         }
     }
 }

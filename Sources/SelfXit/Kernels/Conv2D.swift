@@ -270,7 +270,7 @@ package final class Conv2DKernel {
         let pointwise: Bool = { if case .pointwise = algorithm { return true } else { return false } }()
         let (m, k, n) = (self.m, self.k, self.n)
         let nr = PackedGEMM.nr
-        let act = PackedGEMM.fused(activation)
+        let act = PackedGEMM.fused(activation, config: packedA[0].config)
         var geom = sx_im2col_geom(channels: Int32(g.inChannels / g.groups), in_h: Int32(g.inHeight), in_w: Int32(g.inWidth),
                                   out_h: Int32(g.outHeight), out_w: Int32(g.outWidth),
                                   kernel_h: Int32(g.kernelHeight), kernel_w: Int32(g.kernelWidth),

@@ -11,13 +11,20 @@ import SelfXitGEMM
 /// 3×3 kernels with dilation 1 and stride 1 or 2 (MobileNet's) skip the padded copy where the
 /// kernel configuration has a `dw3x3_direct` kernel (AVX-512 today):
 /// `sx_dw3x3_direct` reads the plane in place with masked loads, deinterleaving stride-2 rows in
-/// registers; the copy was most of the time of a stride-2 layer.
+/// registers; the copy was most of the time of a stride-2 layer. Other square-or-not kernels up
+/// to `SX_DW_DIRECT_MAX_K` (5×5 in MobileNetV3 and EfficientNet) with dilation 1 and stride 1 or
+/// 2 do the same through the configuration's `dw_direct` (AVX-512: x86/depthwise_kxk_avx512.c);
+/// before it they took the padded copy and the Swift loop below, 15× their FLOPs at peak. The
+/// kernels apply HardSwish / SiLU / Sigmoid as they store where the configuration lists them
+/// (`fused_acts`), instead of a second pass over the plane.
 struct DepthwisePlan {
     let g: Conv2DGeometry
     /// The kernels the plan runs on (a test's forced configuration, else the default one).
     let config: UnsafePointer<sx_kernel_config>
-    /// Whether planes are read in place (`sx_dw3x3_direct`) rather than through the padded buffer.
+    /// Whether planes are read in place (`dw3x3_direct` or `dw_direct`) rather than through the padded buffer.
     let readsInPlace: Bool
+    /// Whether the in-place kernel is the configuration's `dw_direct` (any size) rather than `dw3x3_direct`.
+    let usesKxK: Bool
     /// Padded rows: enough for every tap of every output row.
     let paddedH: Int
     /// Floats per phase of a padded row, and per padded row (`strideW` phases).
@@ -30,8 +37,12 @@ struct DepthwisePlan {
     init(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config> = PackedGEMM.currentConfig, inPlace: Bool = true) {
         self.g = g
         self.config = config
-        readsInPlace = inPlace && config.pointee.dw3x3_direct != nil && g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationH == 1 && g.dilationW == 1
-            && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
+        let directShape = g.dilationH == 1 && g.dilationW == 1 && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
+        let is3x3 = g.kernelHeight == 3 && g.kernelWidth == 3
+        let in3x3 = inPlace && directShape && is3x3 && config.pointee.dw3x3_direct != nil
+        usesKxK = inPlace && directShape && !in3x3 && config.pointee.dw_direct != nil
+            && g.kernelHeight <= Int(SX_DW_DIRECT_MAX_K) && g.kernelWidth <= Int(SX_DW_DIRECT_MAX_K)
+        readsInPlace = in3x3 || usesKxK
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1
         let roundedW = (g.outWidth + 15) / 16 * 16
         let phaseW = roundedW + (g.kernelWidth - 1) * g.dilationW / g.strideW + 1
@@ -56,7 +67,7 @@ struct DepthwisePlan {
         let planes = batch * g.inChannels
         let parts = min(pool.threadCount, planes)
         let taps = g.kernelHeight * g.kernelWidth
-        let fused = PackedGEMM.fused(activation)
+        let fused = PackedGEMM.fused(activation, config: config)
         let offsets3 = tapOffsets.map { Int32($0) }
         if readsInPlace && batch < pool.threadCount {
             // Small batch: each thread owns a share of the work, planes handed out in chunks.
@@ -75,8 +86,8 @@ struct DepthwisePlan {
                 guard first < end else { return }  // the last shares may be short or empty
                 let rows = byPlanes ? 0..<g.outHeight : (g.outHeight * share / threads)..<(g.outHeight * (share + 1) / threads)
                 for p in first..<end {
-                    direct3x3(plane: p, rows: rows, input: input, weights: weights, bias: bias, residual: residual,
-                              output: output, activation: activation)
+                    direct(plane: p, rows: rows, input: input, weights: weights, bias: bias, residual: residual,
+                           output: output, activation: activation, fused: fused)
                 }
             }
             return
@@ -89,8 +100,8 @@ struct DepthwisePlan {
             for p in (ci * chunk)..<min(planes, (ci + 1) * chunk) {
                 let c = p % g.inChannels
                 if readsInPlace {
-                    direct3x3(plane: p, rows: 0..<g.outHeight, input: input, weights: weights, bias: bias, residual: residual,
-                              output: output, activation: activation)
+                    direct(plane: p, rows: 0..<g.outHeight, input: input, weights: weights, bias: bias, residual: residual,
+                           output: output, activation: activation, fused: fused)
                     continue
                 }
                 fillPadded(input + p * g.inPlane, buffer)
@@ -104,6 +115,14 @@ struct DepthwisePlan {
                                        fuse ? fused.code : Int32(SX_GEMM_ACT_NONE), fused.lo, fused.hi)
                     }
                     activated = fuse
+                } else if let plane = config.pointee.dw_plane {
+                    let fuse = residual == nil && !fused.separate
+                    offsets3.withUnsafeBufferPointer { off in
+                        plane(buffer, g.strideH * rowW, g.dilationH * rowW, off.baseAddress, Int32(g.kernelHeight), Int32(g.kernelWidth),
+                              weights + c * taps, bias[c], out, Int32(g.outHeight), Int32(g.outWidth),
+                              fuse ? fused.code : Int32(SX_GEMM_ACT_NONE), fused.lo, fused.hi)
+                    }
+                    activated = fuse
                 } else {
                     rows(buffer, weights + c * taps, bias[c], out)
                 }
@@ -115,17 +134,25 @@ struct DepthwisePlan {
         }
     }
 
-    /// Rows `rows` of plane `p` by `sx_dw3x3_direct` (requires `readsInPlace`).
-    private func direct3x3(plane p: Int, rows: Range<Int>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
-                           bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
-                           activation: Activation) {
+    /// Rows `rows` of plane `p` by the configuration's in-place kernel (requires `readsInPlace`).
+    private func direct(plane p: Int, rows: Range<Int>, input: UnsafePointer<Float>, weights: UnsafePointer<Float>,
+                        bias: UnsafePointer<Float>, residual: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>,
+                        activation: Activation, fused: (code: Int32, lo: Float, hi: Float, separate: Bool)) {
         let c = p % g.inChannels
-        let fused = PackedGEMM.fused(activation)
         let y = output + p * g.outPlane
-        config.pointee.dw3x3_direct(input + p * g.inPlane, Int32(g.inHeight), Int32(g.inWidth), Int32(g.strideH),
-                        Int32(g.padTop), Int32(g.padLeft), weights + c * 9, bias[c],
-                        residual.map { $0 + p * g.outPlane }, y, Int32(rows.lowerBound), Int32(rows.upperBound), Int32(g.outWidth),
-                        fused.code, fused.lo, fused.hi)
+        let x = input + p * g.inPlane
+        let r = residual.map { $0 + p * g.outPlane }
+        if usesKxK {
+            config.pointee.dw_direct(x, Int32(g.inHeight), Int32(g.inWidth), Int32(g.kernelHeight), Int32(g.kernelWidth),
+                                     Int32(g.strideH), Int32(g.padTop), Int32(g.padLeft), weights + c * g.kernelHeight * g.kernelWidth,
+                                     bias[c], r, y, Int32(rows.lowerBound), Int32(rows.upperBound), Int32(g.outWidth),
+                                     fused.code, fused.lo, fused.hi)
+        } else {
+            config.pointee.dw3x3_direct(x, Int32(g.inHeight), Int32(g.inWidth), Int32(g.strideH),
+                                        Int32(g.padTop), Int32(g.padLeft), weights + c * 9, bias[c],
+                                        r, y, Int32(rows.lowerBound), Int32(rows.upperBound), Int32(g.outWidth),
+                                        fused.code, fused.lo, fused.hi)
+        }
         if fused.separate { applyActivation(activation, y + rows.lowerBound * g.outWidth, count: rows.count * g.outWidth) }
     }
 

@@ -144,7 +144,7 @@ struct DirectConvPlan {
              activation: Activation, scratch: UnsafeMutablePointer<Float>, pool: ThreadPool) {
         let threads = pool.threadCount
         let inSample = g.inChannels * g.inPlane, outSample = g.outChannels * g.outPlane
-        let act = PackedGEMM.fused(activation)
+        let act = PackedGEMM.fused(activation, config: config)
         let mPanels = weights.panels
 
         // A sample's product splits into units: output rows (channel-major) or 48-column chunks

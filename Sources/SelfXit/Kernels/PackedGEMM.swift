@@ -62,6 +62,21 @@ enum PackedGEMM {
         default: return (Int32(SX_GEMM_ACT_NONE), 0, 0, true)
         }
     }
+
+    /// `fused(a)` plus HardSwish, SiLU and Sigmoid where `config`'s kernels apply them as they
+    /// store (`fused_acts`: AVX-512 and portable C), so those layers skip a second pass over
+    /// their output. Only for kernels of `config`.
+    static func fused(_ a: Activation, config: UnsafePointer<sx_kernel_config>) -> (code: Int32, lo: Float, hi: Float, separate: Bool) {
+        let code: Int32
+        switch a {
+        case .hardSwish: code = Int32(SX_GEMM_ACT_HARDSWISH)
+        case .silu: code = Int32(SX_GEMM_ACT_SILU)
+        case .sigmoid: code = Int32(SX_GEMM_ACT_SIGMOID)
+        default: return fused(a)
+        }
+        guard config.pointee.fused_acts & (1 << UInt32(code)) != 0 else { return fused(a) }
+        return (code, 0, 0, false)
+    }
 }
 
 /// A constant `m×k` row-major matrix packed once into the micro-kernel's A panels, or, with

@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 
+/// HardSwish, SiLU and Sigmoid: the activation codes above Clip.
+#define SXK_EXT_ACTS ((1u << SX_GEMM_ACT_HARDSWISH) | (1u << SX_GEMM_ACT_SILU) | (1u << SX_GEMM_ACT_SIGMOID))
+
 static const sx_kernel_config scalar_config = {
     .isa = SX_GEMM_ISA_SCALAR, .name = "scalar",
     .mr = SXK_MR_SCALAR, .nr = SXK_NR,
@@ -20,6 +23,7 @@ static const sx_kernel_config scalar_config = {
     .dw3x3_direct = NULL, .maxpool_direct = NULL,
     .deinterleave2 = sxk_deinterleave2_portable,
     .sigmoid = sxk_sigmoid_portable, .silu = sxk_silu_portable,
+    .fused_acts = SXK_EXT_ACTS,  // every portable kernel stores through sxk_act1
 };
 
 #if SX_X86
@@ -39,6 +43,7 @@ static const sx_kernel_config avx2_config = {
     .dw3x3_direct = NULL, .maxpool_direct = NULL,
     .deinterleave2 = sxk_deinterleave2_portable,
     .sigmoid = sxk_sigmoid_avx2, .silu = sxk_silu_avx2,
+    .dw_plane = sxk_dw_plane_avx2,  // 5×5 depthwise through the padded copy, in C instead of Swift's loop
 };
 
 static const sx_kernel_config avx512_config = {
@@ -55,6 +60,10 @@ static const sx_kernel_config avx512_config = {
     .dw3x3_direct = sxk_dw3x3_direct_avx512, .maxpool_direct = sxk_maxpool_direct_avx512,
     .deinterleave2 = sxk_deinterleave2_avx512,
     .sigmoid = sxk_sigmoid_avx512, .silu = sxk_silu_avx512,
+    // Depthwise k×k in place (5×5 of MobileNetV3 / EfficientNet); HardSwish / SiLU / Sigmoid in
+    // every epilogue (sx_act512) instead of a second pass over the output.
+    .dw_direct = sxk_dw_direct_avx512,
+    .fused_acts = SXK_EXT_ACTS,
 };
 #endif
 

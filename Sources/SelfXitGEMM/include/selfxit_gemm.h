@@ -22,6 +22,9 @@ enum { SX_GEMM_ISA_SCALAR = 0, SX_GEMM_ISA_AVX2 = 1, SX_GEMM_ISA_AVX512 = 2, SX_
 /// ISA ids are `0..<SX_GEMM_ISA_COUNT`.
 #define SX_GEMM_ISA_COUNT 4
 enum { SX_GEMM_ACT_NONE = 0, SX_GEMM_ACT_RELU = 1, SX_GEMM_ACT_CLIP = 2 };
+/// Activations only the configurations that list them in `fused_acts` apply in their kernels'
+/// stores (AVX-512 and portable C today); the others take NONE/RELU/CLIP only.
+enum { SX_GEMM_ACT_HARDSWISH = 3, SX_GEMM_ACT_SILU = 4, SX_GEMM_ACT_SIGMOID = 5 };
 #define SX_GEMM_NR 16
 
 /// Best ISA this CPU (and OS) supports, lowered to SELFXIT_GEMM_ISA when that is set (read at the first call).
@@ -219,7 +222,22 @@ typedef struct sx_kernel_config {
     void (*sigmoid)(const float *x, float *y, size_t n);
     /// `y[i] = x[i] · sigmoid(x[i])`, total as `sigmoid` (never NULL).
     void (*silu)(const float *x, float *y, size_t n);
+    /// Depthwise `kh×kw` (each ≤ SX_DW_DIRECT_MAX_K), dilation 1, stride 1 or 2 in both directions,
+    /// over one plane read in place: as `dw3x3_direct` with `w` holding `kh·kw` taps. Or NULL.
+    void (*dw_direct)(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
+                      const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
+                      int act, float lo, float hi);
+    /// Bit `1 << code` for each SX_GEMM_ACT_* code above CLIP that every kernel of this
+    /// configuration taking an `act` applies as it stores (0: those activations run as a separate pass).
+    unsigned fused_acts;
+    /// Depthwise `kh×kw` over one zero-padded plane, as `dw3x3_plane` with `off` holding `kw` column
+    /// offsets and `w` `kh·kw` taps (any stride or dilation: the caller's padded, phase-split copy
+    /// encodes them). Or NULL (the caller's own loop).
+    void (*dw_plane)(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, int kh, int kw, const float *w,
+                     float bias, float *out, int out_h, int out_w, int act, float lo, float hi);
 } sx_kernel_config;
+/// Largest kernel side `sx_kernel_config.dw_direct` takes.
+#define SX_DW_DIRECT_MAX_K 16
 
 /// The configuration of `isa`, or NULL when this machine cannot run it (or `isa` is no ISA id).
 const sx_kernel_config *sx_kernel_config_for(int isa);

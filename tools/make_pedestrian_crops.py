@@ -22,7 +22,7 @@ every 3rd time step gave 168. This script makes more views of each time step of 
    JPEG quality 90, as tools/make_pedestrian_detector.py writes the frames. Which view shows a
    pedestrian is decided by the detector (the teacher) when the stream runs, never here.
 2. `.cache/pedestrian/other/`: other real footage from the same Debian package (opencv-doc's
-   examples/data): every 4th frame of `tree.avi` (320×240, a tree in a garden) and the still
+   examples/data): every 4th frame of `tree.avi` (320×240) and the still
    street/building photographs `building.jpg`, `home.jpg`, `leuvenA.jpg`, `leuvenB.jpg`, each as
    the full image and its four quadrant tiles. The experiment runs them through the detector:
    the ones it calls "none" are the empty-street stream whose false warnings are compared with

@@ -341,7 +341,8 @@ private func trimSpaces(_ text: String) -> String {
 struct TeacherRecord: Codable, Equatable, Sendable {
     /// "classifier", "detector" or "host".
     var kind: String
-    var classes: Int
+    /// The teacher's class count (not named "classes": a bundle's heads use that key).
+    var classCount: Int
     /// The output read (classifier, detector).
     var output: String?
     /// Detector: mode ("most_confident_object", "most_confident_of", "all_objects"), its class,
@@ -358,10 +359,10 @@ struct TeacherRecord: Codable, Equatable, Sendable {
         case "detector":
             let mode = (self.mode ?? "?") + (modeClass.map { " class \($0)" } ?? "")
             return "detector(\(mode), scores '\((output ?? "?").prefix(200))', \(activation ?? "?"), background "
-                + (background.map(String.init) ?? "none") + ", threshold \(scoreThreshold.map { "\($0)" } ?? "?"), \(classes) classes)"
-        case "classifier": return "classifier('\((output ?? "?").prefix(200))', \(classes) classes)"
-        case "host": return "host labels (\(classes) classes)"
-        default: return "'\(kind.prefix(40))' (\(classes) classes)"
+                + (background.map(String.init) ?? "none") + ", threshold \(scoreThreshold.map { "\($0)" } ?? "?"), \(classCount) classes)"
+        case "classifier": return "classifier('\((output ?? "?").prefix(200))', \(classCount) classes)"
+        case "host": return "host labels (\(classCount) classes)"
+        default: return "'\(kind.prefix(40))' (\(classCount) classes)"
         }
     }
 }
@@ -371,11 +372,11 @@ extension ResolvedTeacher {
     func record(graph: Graph) -> TeacherRecord {
         switch kind {
         case .classifier(let output, _):
-            return TeacherRecord(kind: "classifier", classes: classes, output: graph.values[output].name)
+            return TeacherRecord(kind: "classifier", classCount: classes, output: graph.values[output].name)
         case .host:
-            return TeacherRecord(kind: "host", classes: classes)
+            return TeacherRecord(kind: "host", classCount: classes)
         case .detector(let detector, let output, _, _):
-            var record = TeacherRecord(kind: "detector", classes: classes, output: graph.values[output].name,
+            var record = TeacherRecord(kind: "detector", classCount: classes, output: graph.values[output].name,
                                        activation: detector.activation.rawValue, background: detector.backgroundIndex,
                                        scoreThreshold: detector.scoreThreshold)
             switch detector.mode {

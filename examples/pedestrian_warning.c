@@ -6,11 +6,23 @@
  *                      [--step 1] [--limit 0] [--collect 0.7] [--train 0.5] [--tolerance 0.01]
  *                      [--miss-budget 0.005] [--warning-budget 0] [--teacher detector] [--threads 2]
  *                      [--search-budget 2] [--epochs 10] [--min-samples 200] [--quiet]
+ *                      [--split-times T1,T2 [--steps S1,S2,S3] [--views REGEX]]
+ *                      [--save-exits FILE | --load-exits FILE]
  *
  * The frames (JPEG, e.g. .cache/pedestrian/frames from tools/make_pedestrian_detector.py:
  * fNNN_{bl,br,full,tl,tr}.jpg, so name order is time order) are decoded with sx_decode_image
  * into the detector's input (RGB 300×300, p · 2/255 − 1). --step S keeps every S-th time step
  * (all views of it), --limit N the first N frames.
+ *
+ * --split-times T1,T2 splits by time step instead of by share (frames fTTT_*.jpg, e.g.
+ * .cache/pedestrian/crops from tools/make_pedestrian_crops.py, 23 views per time step): time
+ * steps < T1 are the training part, < T2 the validation part, the rest are served; --steps keeps
+ * every S-th time step of each part (the validation part dense: certifying the miss budget needs
+ * many validation pedestrian frames), --views only names matching the POSIX extended regular
+ * expression. The build then gets exactly those counts (as bench/pedestrian_experiment.py does).
+ * --save-exits writes the built exits to FILE (format 2: watched classes and guards included);
+ * --load-exits serves with exits saved before (e.g. by the experiment) instead of collecting
+ * and building — the same frames and exits give the same table.
  *
  *   1. The first --collect share of the frames runs with exits off: the full detector answers
  *      every frame and the engine records it, its teacher being the detector's most confident
@@ -38,6 +50,7 @@
 #include <selfxit.h>
 
 #include <dirent.h>
+#include <regex.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +78,23 @@ static void on_result(const sx_result *r, void *user_data) {
     f->final_kind_confirmation = (r->flags & SX_RESULT_CONFIRMATION) != 0;
     f->flops = r->flops;
     f->finals++;
+}
+
+/* The smallest double above x (x >= 0, finite): no libm needed. */
+static double next_up(double x) {
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits++;
+    memcpy(&x, &bits, sizeof x);
+    return x;
+}
+
+static double next_down(double x) {
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits--;
+    memcpy(&x, &bits, sizeof x);
+    return x;
 }
 
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -100,6 +130,7 @@ int main(int argc, char **argv) {
     unsigned threads = 2, search_budget = 2, epochs = 10, min_samples = 200;
     size_t step = 1, limit = 0;
     int quiet = 0;
+    const char *split_times = NULL, *steps_arg = "1,1,1", *views = NULL, *save_exits = NULL, *load_exits = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--quiet")) { quiet = 1; continue; }
@@ -118,11 +149,32 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--min-samples")) min_samples = (unsigned)atoi(v);
         else if (!strcmp(a, "--step")) step = (size_t)atol(v);
         else if (!strcmp(a, "--limit")) limit = (size_t)atol(v);
+        else if (!strcmp(a, "--split-times")) split_times = v;
+        else if (!strcmp(a, "--steps")) steps_arg = v;
+        else if (!strcmp(a, "--views")) views = v;
+        else if (!strcmp(a, "--save-exits")) save_exits = v;
+        else if (!strcmp(a, "--load-exits")) load_exits = v;
         else { fprintf(stderr, "unknown flag %s\n", a); return 2; }
         i++;
     }
     if (!dir || step == 0 || !(collect > train && collect < 1 && train > 0)) {
         fprintf(stderr, "usage: pedestrian_warning --frames DIR [--model M] [--step S] [--limit N] [--collect 0.7] [--train 0.5] ...\n");
+        return 2;
+    }
+
+    /* --split-times: the parts by time step, and each part's step. */
+    long t1 = 0, t2 = 0;
+    size_t steps[3] = {1, 1, 1};
+    regex_t view_pattern;
+    if (split_times) {
+        if (sscanf(split_times, "%ld,%ld", &t1, &t2) != 2 || t1 <= 0 || t2 <= t1 ||
+            sscanf(steps_arg, "%zu,%zu,%zu", &steps[0], &steps[1], &steps[2]) != 3 || !steps[0] || !steps[1] || !steps[2]) {
+            fprintf(stderr, "--split-times needs T1,T2 with 0 < T1 < T2 and --steps three positive counts\n");
+            return 2;
+        }
+    }
+    if (views && regcomp(&view_pattern, views, REG_EXTENDED | REG_NOSUB) != 0) {
+        fprintf(stderr, "--views: '%s' is not a regular expression\n", views);
         return 2;
     }
 
@@ -134,7 +186,12 @@ int main(int argc, char **argv) {
     for (struct dirent *e; (e = readdir(d));) {
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 4, ".jpg")) continue;
-        if (e->d_name[0] == 'f' && (size_t)atol(e->d_name + 1) % step != 0) continue;
+        if (split_times) {
+            if (e->d_name[0] != 'f') continue;
+            if (views && regexec(&view_pattern, e->d_name, 0, NULL, 0) != 0) continue;
+            long t = atol(e->d_name + 1);
+            if ((size_t)t % steps[t < t1 ? 0 : t < t2 ? 1 : 2] != 0) continue;
+        } else if (e->d_name[0] == 'f' && (size_t)atol(e->d_name + 1) % step != 0) continue;
         if (count == capacity) {
             capacity = capacity ? 2 * capacity : 256;
             char **grown = realloc(names, capacity * sizeof *names);
@@ -144,9 +201,18 @@ int main(int argc, char **argv) {
         names[count++] = strdup(e->d_name);
     }
     closedir(d);
+    if (views) regfree(&view_pattern);
     qsort(names, count, sizeof *names, by_name);
     if (limit && limit < count) count = limit;
-    size_t collected = (size_t)(collect * (double)count);
+    size_t collected = (size_t)(collect * (double)count), n_train = 0, n_validation = 0;
+    if (split_times) {
+        for (size_t i = 0; i < count; i++) {
+            long t = atol(names[i] + 1);
+            n_train += t < t1;
+            n_validation += t >= t1 && t < t2;
+        }
+        collected = n_train + n_validation;
+    }
     if (collected < 10 || collected >= count) { fprintf(stderr, "%zu frames: too few to collect and test\n", count); return 1; }
 
     /* The engine: detector teacher, person watched. */
@@ -154,7 +220,8 @@ int main(int argc, char **argv) {
     sx_engine_options_init(&options);
     options.threads = threads;
     options.max_batch = 1;
-    options.collection_budget_bytes = (uint64_t)(collected + 8) * (3 * 300 * 300 + 16) * sizeof(float);
+    /* Room for the collected frames (none when the exits are loaded). */
+    options.collection_budget_bytes = load_exits ? 0 : (uint64_t)(collected + 8) * (3 * 300 * 300 + 16) * sizeof(float);
     options.teacher = teacher;
     const int32_t watched[1] = {1};
     const double budgets[1] = {miss_budget};
@@ -172,7 +239,11 @@ int main(int argc, char **argv) {
     printf("detector %s: input [%lld,%lld,%lld], %zu teacher classes (0 none, 1 person), %.2f GFLOPs, %u exit candidates\n", model,
            (long long)info.input_shape[0], (long long)info.input_shape[1], (long long)info.input_shape[2], info.num_classes,
            (double)info.backbone_flops / 1e9, info.num_candidates);
-    printf("%zu frames (every %zu-th time step): %zu collected (exits off), %zu served\n", count, step, collected, count - collected);
+    if (split_times)
+        printf("%zu frames (time steps < %ld train, < %ld validation, the rest served; every %zu/%zu/%zu-th): %zu + %zu collected (exits off), %zu served\n",
+               count, t1, t2, steps[0], steps[1], steps[2], n_train, n_validation, count - collected);
+    else
+        printf("%zu frames (every %zu-th time step): %zu collected (exits off), %zu served\n", count, step, collected, count - collected);
 
     sx_preprocess pre;
     sx_preprocess_init(&pre);
@@ -191,6 +262,14 @@ int main(int argc, char **argv) {
             free(bytes);                                                                                          \
             if (s != SX_OK) return fail(names[i], s);                                                             \
         } while (0)
+
+    if (load_exits) {
+        /* Exits saved before (their watched classes and guards come with them). */
+        if ((s = sx_load_exits(engine, load_exits)) != SX_OK) return fail("sx_load_exits", s);
+        if ((s = sx_engine_info(engine, &info)) != SX_OK) return fail("sx_engine_info", s);
+        printf("exits loaded from %s: %u trained, %u active\n", load_exits, info.num_trained_exits, info.num_active_exits);
+        goto serve;
+    }
 
     /* 1. Collect with exits off. */
     if ((s = sx_set_exits_enabled(engine, 0)) != SX_OK) return fail("sx_set_exits_enabled", s);
@@ -213,12 +292,28 @@ int main(int argc, char **argv) {
     update.keep_order = 1;
     update.train_fraction = train / collect;
     update.validation_fraction = 1.0 - update.train_fraction;
+    if (split_times) {
+        /* Exactly n_train and n_validation of the collected frames: the engine takes
+         * (size_t)(collected * fraction) of each, and the two fractions may not exceed 1. */
+        double c = (double)collected;
+        update.train_fraction = (double)n_train / c;
+        update.validation_fraction = (double)n_validation / c;
+        while ((size_t)(c * update.train_fraction) < n_train) update.train_fraction = next_up(update.train_fraction);
+        while ((size_t)(c * update.validation_fraction) < n_validation) update.validation_fraction = next_up(update.validation_fraction);
+        while (update.train_fraction + update.validation_fraction > 1.0) update.validation_fraction = next_down(update.validation_fraction);
+        update.memory_budget_bytes = (uint64_t)1 << 40; /* a cap: all collected frames take part */
+    }
     if ((s = sx_update_exits(engine, &update)) != SX_OK) return fail("sx_update_exits", s);
     if ((s = sx_engine_info(engine, &info)) != SX_OK) return fail("sx_engine_info", s);
     printf("exits built: %u trained, %u active (tolerance %.3g, miss budget %.3g)\n", info.num_trained_exits, info.num_active_exits,
            tolerance, miss_budget);
+    if (save_exits) {
+        if ((s = sx_save_exits(engine, save_exits)) != SX_OK) return fail("sx_save_exits", s);
+        printf("exits saved to %s\n", save_exits);
+    }
 
     /* 3. Serve: each frame with exits off (reference), then on. */
+serve:;
     size_t served = 0, warnings = 0, confirmed = 0, false_alarms = 0, hidden = 0, persons = 0, warned_in_time = 0, early = 0;
     double sum_warning = 0, sum_full = 0, sum_first = 0, sum_final = 0, sum_flops = 0;
     for (size_t i = collected; i < count; i++) {

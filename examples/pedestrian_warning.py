@@ -4,16 +4,21 @@
     python3 examples/pedestrian_warning.py --frames DIR [--step 1] [--limit 0] [--collect 0.7]
         [--train 0.5] [--tolerance 0.01] [--miss-budget 0.005] [--warning-budget 0] [--teacher detector] [--threads 2]
         [--search-budget 2] [--epochs 10] [--min-samples 200] [--quiet]
+        [--split-times T1,T2 [--steps S1,S2,S3] [--views REGEX]] [--save-exits FILE | --load-exits FILE]
 
 Same steps and table as the C program: JPEG frames in name (= time) order decoded by the
 engine (sx_decode_image: RGB 300×300, p · 2/255 − 1); the first --collect share runs with exits
 off (the detector's most confident object is the teacher, person = class 1 watched with
 --miss-budget); exits are built in recording order; each remaining frame runs with exits off
 (the reference) and then on — a person seen by an exit is warned of at once and confirmed by the
-full detector.
+full detector. --split-times / --steps / --views split by time step (e.g. the 23-view crops of
+tools/make_pedestrian_crops.py), --save-exits / --load-exits keep or reuse built exits (watched
+classes and guards included), as in the C program.
 """
 import argparse
+import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -26,6 +31,32 @@ def frame_names(directory, step, limit):
     names = sorted(n for n in os.listdir(directory) if n.endswith(".jpg")
                    and not (n.startswith("f") and int(n[1:].split("_")[0]) % step))
     return names[:limit] if limit else names
+
+
+def split_names(directory, split_times, steps, views):
+    """As the C program's --split-times: train, validation and served frames by time step."""
+    parts = ([], [], [])
+    pattern = re.compile(views) if views else None
+    for n in sorted(os.listdir(directory)):
+        if not (n.endswith(".jpg") and n.startswith("f")) or (pattern and not pattern.search(n)):
+            continue
+        t = int(n[1:].split("_")[0])
+        k = 0 if t < split_times[0] else 1 if t < split_times[1] else 2
+        if t % steps[k] == 0:
+            parts[k].append(n)
+    return parts
+
+
+def exact_fractions(n_train, n_val):
+    c = n_train + n_val
+    ft, fv = n_train / c, n_val / c
+    while int(c * ft) < n_train:
+        ft = math.nextafter(ft, 2)
+    while int(c * fv) < n_val:
+        fv = math.nextafter(fv, 2)
+    while ft + fv > 1:
+        fv = math.nextafter(fv, 0)
+    return ft, fv
 
 
 def main():
@@ -45,14 +76,26 @@ def main():
     p.add_argument("--step", type=int, default=1)
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--split-times", default="")
+    p.add_argument("--steps", default="1,1,1")
+    p.add_argument("--views", default="")
+    p.add_argument("--save-exits", default="")
+    p.add_argument("--load-exits", default="")
     a = p.parse_args()
 
-    names = frame_names(a.frames, a.step, a.limit)
-    collected = int(a.collect * len(names))
+    if a.split_times:
+        parts = split_names(a.frames, [int(v) for v in a.split_times.split(",")], [int(v) for v in a.steps.split(",")], a.views)
+        names = parts[0] + parts[1] + parts[2]
+        collected = len(parts[0]) + len(parts[1])
+        fractions = exact_fractions(len(parts[0]), len(parts[1]))
+    else:
+        names = frame_names(a.frames, a.step, a.limit)
+        collected = int(a.collect * len(names))
+        fractions = (a.train / a.collect, 1 - a.train / a.collect)
     if collected < 10 or collected >= len(names):
         sys.exit(f"{len(names)} frames: too few to collect and test")
     with selfxit.Engine(a.model, threads=a.threads, max_batch=1, teacher=a.teacher, watched=[(1, a.miss_budget, None, a.warning_budget)],
-                        collection_budget_bytes=(collected + 8) * (3 * 300 * 300 + 16) * 4) as engine:
+                        collection_budget_bytes=0 if a.load_exits else (collected + 8) * (3 * 300 * 300 + 16) * 4) as engine:
         info = engine.info
         print(f"detector {a.model}: input {list(info['input_shape'])}, {info['num_classes']} teacher classes (0 none, 1 person), "
               f"{info['backbone_flops'] / 1e9:.2f} GFLOPs, {info['num_candidates']} exit candidates")
@@ -77,14 +120,23 @@ def main():
             engine.submit(x[None], on_result)
             return out
 
-        engine.set_exits_enabled(False)
-        persons_collected = sum(run(frame(i))["cls"] == 1 for i in range(collected))
-        print(f"collected {collected} frames, {persons_collected} with a person per the detector")
-        engine.update_exits(tolerance=a.tolerance, search_budget=a.search_budget, epochs=a.epochs, min_samples=a.min_samples,
-                            keep_order=True, train_fraction=a.train / a.collect, validation_fraction=1 - a.train / a.collect)
-        info = engine.info
-        print(f"exits built: {info['num_trained_exits']} trained, {info['num_active_exits']} active "
-              f"(tolerance {a.tolerance:g}, miss budget {a.miss_budget:g})")
+        if a.load_exits:
+            engine.load_exits(a.load_exits)
+            info = engine.info
+            print(f"exits loaded from {a.load_exits}: {info['num_trained_exits']} trained, {info['num_active_exits']} active")
+        else:
+            engine.set_exits_enabled(False)
+            persons_collected = sum(run(frame(i))["cls"] == 1 for i in range(collected))
+            print(f"collected {collected} frames, {persons_collected} with a person per the detector")
+            engine.update_exits(tolerance=a.tolerance, search_budget=a.search_budget, epochs=a.epochs, min_samples=a.min_samples,
+                                keep_order=True, train_fraction=fractions[0], validation_fraction=fractions[1],
+                                memory_budget_bytes=1 << 40 if a.split_times else 2 << 30)
+            info = engine.info
+            print(f"exits built: {info['num_trained_exits']} trained, {info['num_active_exits']} active "
+                  f"(tolerance {a.tolerance:g}, miss budget {a.miss_budget:g})")
+            if a.save_exits:
+                engine.save_exits(a.save_exits)
+                print(f"exits saved to {a.save_exits}")
 
         t = dict(served=0, warnings=0, confirmed=0, false_alarms=0, hidden=0, persons=0, warned_in_time=0, early=0)
         sums = dict(warning=0.0, full=0.0, first=0.0, final=0.0, flops=0.0)

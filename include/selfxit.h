@@ -169,8 +169,9 @@ typedef struct sx_engine_options {
      * class, a duplicate or a budget outside (0,1): INVALID_ARGUMENT. The budget is certified,
      * not estimated: one-sided exact binomial test at 95 % on the validation frames (budget/2^n
      * at the n-th exit), so with too few frames of the class no exit answers "not watched".
-     * Exits loaded with sx_load_exits carry no such guard and never do. Borrowed during
-     * sx_engine_create* only. */
+     * Exits saved with sx_save_exits keep their watched classes and guards (bundle format 2);
+     * loaded into an engine that watches no class, they bring them along (see sx_load_exits).
+     * Borrowed during sx_engine_create* only. */
     const int32_t *watched_classes;
     const double *miss_budgets;
     const float *warn_thresholds;
@@ -534,7 +535,16 @@ SX_NODISCARD SX_API sx_status sx_save_exits(sx_engine *engine, const char *path)
 /* Loads exits saved by sx_save_exits. A bundle is checked whole before it is used: one made
  * for another model, of another format version, damaged, or with any field that does not fit
  * the model (indices, shapes, counts, thresholds, temperatures, non-finite values …) is
- * refused and the engine keeps its current exits. Errors: INVALID_ARGUMENT, IO (unreadable;
+ * refused and the engine keeps its current exits. Format 2 (this library's) also records the
+ * teacher, the watched classes (miss budgets, warn thresholds, warning budgets) and each
+ * exit's guard (safe threshold of the miss-budget rule, warn thresholds: the warning exits),
+ * so reloaded exits warn and refuse exactly as before saving; it is refused (INVALID_DATA)
+ * when its teacher differs from the engine's, or when the engine watches classes other than
+ * the bundle's (an engine that watches none takes the bundle's). Format 1 bundles still load
+ * but record none of that: with watched classes no exit then answers a frame as not watched
+ * and only active exits warn; one built with watched classes is refused by an engine that
+ * watches none. What a loaded bundle lacks is stated in sx_get_stats_json's
+ * last_build.bundle_note. Errors: INVALID_ARGUMENT, IO (unreadable;
  * not a regular file; over 1 GiB), INVALID_DATA (not a valid bundle for this model; the
  * message names the field). Thread-safe. */
 SX_NODISCARD SX_API sx_status sx_load_exits(sx_engine *engine, const char *path);

@@ -9,8 +9,10 @@
  *   - any other bytes are the JSON payload: the harness wraps them in a valid header (this
  *     model's fingerprint, the length) and appends their checksum, so the JSON decoder and the
  *     checks of each exit head against the model are reached on every such input.
- * Seeds (Tests/Fuzz/seeds/bundle): a bundle saved by make_seeds (raw shape) and its payload
- * (wrapped shape).
+ * Seeds (Tests/Fuzz/seeds/bundle): bundles saved by make_seeds (raw shape; one with a watched
+ * class, so format 2's watched classes and guards are present) and their payloads (wrapped
+ * shape, format 2), and the format-1 bundle of before (resnet18_w4_v1.sxe, raw shape: the old
+ * format's path).
  *
  * On SX_OK the loaded exits are put to work: exits on, one sample and a batch of 2 submitted
  * (a head that decodes but does not fit its plan must fail here, not trap). Then the committed
@@ -116,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         write_file(data, size, NULL, 0, NULL, 0);
     } else {
         unsigned char header[28], trailer[8];
-        uint32_t version = 1;
+        uint32_t version = 2; /* the format the library writes (Engine.bundleVersion) */
         uint64_t length = size, sum = sx_fuzz_fnv1a64(data, size);
         int k;
         memcpy(header, magic, 8);

@@ -3,6 +3,8 @@
  *   seeds/bundle/resnet18_w4.sxe   exits built on Tests/Fixtures/models/resnet18_w4.onnx
  *                                  (pseudo-random traffic, quick settings) and saved;
  *   seeds/bundle/resnet18_w4.json  its JSON payload (the harness's wrapped shape);
+ *   seeds/bundle/resnet18_w4_watched.{sxe,json}  the same with class 1 watched (format 2's
+ *                                  watched classes and guards);
  *   seeds/image/...                 small JPEGs and PNGs in the formats the decoders branch on;
  *   seeds/input/...                 inputs of fuzz_input.c's layout.
  *
@@ -54,7 +56,12 @@ static void on_result(const sx_result *r, void *user) {
     (void)user;
 }
 
-static void bundle(void) {
+/* watched: 0 — a plain classifier bundle (the harness's baseline); 1 — class 1 watched (miss
+ * budget 0.3, warning budget 0.2), so the payload holds watched classes and guards (format 2). */
+static void bundle(int watched) {
+    const char *name = watched ? "resnet18_w4_watched" : "resnet18_w4";
+    const int32_t watched_class[1] = {1};
+    const double miss_budget[1] = {0.3}, warning_budget[1] = {0.2};
     char path[4096];
     sx_engine_options o;
     sx_update_options u;
@@ -72,6 +79,12 @@ static void bundle(void) {
     sx_engine_options_init(&o);
     o.threads = 1;
     o.max_batch = 64;
+    if (watched) {
+        o.watched_classes = watched_class;
+        o.miss_budgets = miss_budget;
+        o.warning_budgets = warning_budget;
+        o.num_watched = 1;
+    }
     if ((s = sx_engine_create(path, &o, &e)) != SX_OK) die("sx_engine_create", s);
     info.struct_size = sizeof info;
     if ((s = sx_engine_info(e, &info)) != SX_OK) die("sx_engine_info", s);
@@ -91,7 +104,7 @@ static void bundle(void) {
     u.search_budget = 1;
     u.tolerance = 0.2;
     if ((s = sx_update_exits(e, &u)) != SX_OK) die("sx_update_exits", s);
-    snprintf(path, sizeof path, "%s/Tests/Fuzz/seeds/bundle/resnet18_w4.sxe", g_root);
+    snprintf(path, sizeof path, "%s/Tests/Fuzz/seeds/bundle/%s.sxe", g_root, name);
     if ((s = sx_save_exits(e, path)) != SX_OK) die("sx_save_exits", s);
     printf("make_seeds: %s\n", path);
     f = fopen(path, "rb");
@@ -103,7 +116,8 @@ static void bundle(void) {
     if (fread(bytes, 1, (size_t)size, f) != (size_t)size) die("read the bundle", SX_ERR_IO);
     fclose(f);
     /* Payload: after magic (8), version (4), fingerprint (8), length (8); before the checksum (8). */
-    write_bytes("bundle/resnet18_w4.json", bytes + 28, (size_t)size - 36);
+    snprintf(path, sizeof path, "bundle/%s.json", name);
+    write_bytes(path, bytes + 28, (size_t)size - 36);
     free(bytes);
     free(x);
     if (sx_engine_destroy(e) != SX_OK) fprintf(stderr, "make_seeds: %s\n", sx_last_error());
@@ -184,7 +198,8 @@ int main(int argc, char **argv) {
     int i;
     g_root = argc > 1 ? argv[1] : ".";
 
-    bundle();
+    bundle(0);
+    bundle(1);
 
     jpeg("gray_28x28.jpg", 28, 28, TJPF_GRAY, TJSAMP_GRAY, 0);
     jpeg("rgb_32x32_420.jpg", 32, 32, TJPF_RGB, TJSAMP_420, 0);

@@ -5,7 +5,18 @@ import Glibc
 ///
 /// File layout (little-endian): magic "SXEXITS\0", UInt32 format version, UInt64 model
 /// fingerprint, UInt64 payload length, the payload (JSON of the exits), UInt64 FNV-1a
-/// checksum of the payload. A bundle of another model, another format version, or with any
+/// checksum of the payload.
+///
+/// Format 2 (issue 12) adds to the payload what the safety rule for watched classes needs: the
+/// teacher the exits learned from (`teacher`), the watched classes of the build with their miss
+/// and warning budgets and warn thresholds (`watched`), and each guarded exit's guard — safe
+/// threshold (the miss-budget rule) and warn thresholds, which also name the warning exits
+/// (`guards`). Format 1 bundles lacked all three: a host that saved and reloaded its exits
+/// served without the miss-budget rule. They still load, with what they lack stated in the
+/// report (`bundleNote`): their exits have no guards, so with watched classes (the engine's
+/// options) no exit answers a frame as not watched and only the active exits warn (at their
+/// tolerance thresholds, or the options' warn thresholds); one built with watched classes is
+/// refused by an engine that watches none (it would serve without the rule). A bundle of another model, another format version, or with any
 /// damaged byte is refused and the engine keeps the exits it has. The checksum only catches
 /// accidents: anyone can edit a field and recompute it, so loading also checks every field
 /// against the model before anything is built from it (`validated`).
@@ -24,7 +35,9 @@ private let bundleDecoder: JSONDecoder = {
 
 extension Engine {
     static let bundleMagic = Array("SXEXITS\0".utf8)
-    static let bundleVersion: UInt32 = 1
+    static let bundleVersion: UInt32 = 2
+    /// Formats this library reads (see the file comment for what format 1 lacks).
+    static let readableBundleVersions: ClosedRange<UInt32> = 1...2
 
     /// The most bytes a bundle file may have (its JSON holds every head's parameters as text).
     static let maxBundleBytes = 1 << 30
@@ -39,6 +52,18 @@ extension Engine {
         }
         var exits: [Exit]
         var report: ExitBuildReport
+        // Format 2.
+        var teacher: TeacherRecord
+        var watched: [Watched]
+        var guards: [ExitWatchGuard]?
+    }
+
+    /// A watched class as a bundle stores it (`WatchedClass`).
+    private struct Watched: Codable {
+        var classIndex: Int
+        var missBudget: Double
+        var warnThreshold: Double?
+        var warningBudget: Double?
     }
 
     /// What a bundle's JSON holds, decoded into plain values: nothing is built from it (no
@@ -63,8 +88,20 @@ extension Engine {
             var active: Bool
             var head: Head
         }
+        struct Guard: Decodable {
+            var candidateIndex: Int
+            var safeThreshold: Double
+            var warnThresholds: [Double]
+            var hiddenRate: [Double]
+            var falseWarningRate: [Double]
+            var warningRecall: [Double]
+        }
         var exits: [Exit]
         var report: ExitBuildReport
+        // Format 2 (absent in format 1).
+        var teacher: TeacherRecord?
+        var watched: [Watched]?
+        var guards: [Guard]?
     }
 
     /// Writes the built exits to `url`. Throws `wrongState` when none are built, `io` when the
@@ -78,7 +115,15 @@ extension Engine {
                 .init(candidateIndex: $0.candidateIndex, tensor: plan.graph.values[$0.candidate.value].name,
                       threshold: $0.threshold, active: activeIndices.contains($0.candidateIndex), head: $0.head)
             },
-            report: configuration.report)
+            report: configuration.report,
+            teacher: teacher.record(graph: plan.graph),
+            // Exits without guards (loaded from a format-1 bundle) keep the options' watched
+            // classes, so that a reload still refuses their "not watched" answers.
+            watched: (configuration.watched ?? options.watched).map {
+                Watched(classIndex: $0.classIndex, missBudget: $0.missBudget, warnThreshold: $0.warnThreshold.map { Double($0) },
+                        warningBudget: $0.warningBudget)
+            },
+            guards: configuration.watch.map { watch in watch.values.sorted { $0.candidateIndex < $1.candidateIndex } })
         let json: Data
         do { json = try bundleEncoder.encode(payload) } catch {
             throw SelfXitError.internalError("cannot encode the exits: \(error)")
@@ -109,8 +154,8 @@ extension Engine {
             bytes.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
         }
         let version = read(UInt32.self, at: 8)
-        guard version == Self.bundleVersion else {
-            throw refuse("format \(version) is not supported (this library reads \(Self.bundleVersion))")
+        guard Self.readableBundleVersions.contains(version) else {
+            throw refuse("format \(version) is not supported (this library reads formats \(Self.readableBundleVersions.lowerBound)–\(Self.readableBundleVersions.upperBound))")
         }
         guard read(UInt64.self, at: 12) == modelFingerprint else {
             throw refuse("the exit bundle was made for another model")
@@ -127,7 +172,7 @@ extension Engine {
         } catch {
             throw refuse("its contents cannot be read: \(error)")
         }
-        install(try validated(payload, refuse: refuse))
+        install(try validated(payload, version: version, refuse: refuse))
     }
 
     /// A decoding error as "field path: what is wrong".
@@ -148,7 +193,7 @@ extension Engine {
 
     /// Checks every field of a decoded bundle against this engine's model and builds the
     /// configuration from it. Each refusal names the field ("exits[1].head.temperature").
-    private func validated(_ payload: DecodedPayload, refuse: (String) -> SelfXitError) throws -> ExitConfiguration {
+    private func validated(_ payload: DecodedPayload, version: UInt32, refuse: (String) -> SelfXitError) throws -> ExitConfiguration {
         // No trained head comes near these magnitudes; larger values would only make inf/NaN.
         let maxMagnitude = 1e8
         guard payload.exits.count <= candidates.count else {
@@ -224,7 +269,126 @@ extension Engine {
             if exit.active { active.append(exitConfiguration) }
         }
         try validate(payload.report, exits: payload.exits, refuse: refuse)
-        return ExitConfiguration(trained: trained, active: active, report: payload.report)
+        var report = payload.report
+        report.bundleFormat = Int(version)
+        let watch = try validatedWatch(payload, version: version, trained: trained, active: active, refuse: refuse)
+        report.watch = watch.guards
+        report.bundleNote = watch.note
+        return ExitConfiguration(trained: trained, active: active, report: report,
+                                 watch: watch.guards.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.candidateIndex, $0) }) },
+                                 watched: watch.watched)
+    }
+
+    /// The teacher, watched classes and guards of a bundle, checked against this engine (its
+    /// model, teacher and watched classes) and the bundle's exits; with a note of what a bundle
+    /// lacks. Format 1 records none of them (see the file comment).
+    private func validatedWatch(_ payload: DecodedPayload, version: UInt32, trained: [ExitConfiguration.Exit],
+                                active: [ExitConfiguration.Exit], refuse: (String) -> SelfXitError) throws
+        -> (guards: [ExitWatchGuard]?, watched: [WatchedClass]?, note: String?) {
+        let engineWatches = !options.watched.isEmpty
+        if version < 2 {
+            // Format 1: the report may hold the build's guards, but not which classes they are
+            // for nor their budgets; nothing of it is used.
+            let builtWatching = !(payload.report.watch ?? []).isEmpty
+            if builtWatching && !engineWatches {
+                throw refuse("this format-1 bundle was built with watched classes but does not record them, their miss budgets or "
+                    + "guards: this engine watches no class, so its exits would answer \"not watched\" without the miss-budget rule. "
+                    + "Create the engine with the watched classes of the build (EngineOptions.watched, sx_engine_options.watched_classes) "
+                    + "or rebuild the exits and save them again (format 2 records them)")
+            }
+            return (nil, nil, "format-1 exit bundle: it records no teacher, watched classes, miss-budget guards or warning exits"
+                + (engineWatches ? "; with this engine's watched classes no exit answers a frame as not watched (the full model does) "
+                    + "and only the active exits warn, at their tolerance thresholds or the options' warn thresholds" : ""))
+        }
+        guard let record = payload.teacher else { throw refuse("teacher: missing field (format 2 records the teacher)") }
+        let own = teacher.record(graph: plan.graph)
+        guard record == own else {
+            throw refuse("teacher: the exits learned from \(record.text); this engine's teacher is \(own.text)")
+        }
+        guard let stored = payload.watched else { throw refuse("watched: missing field (format 2 records the watched classes)") }
+        guard stored.count <= teacherClasses else {
+            throw refuse("watched: \(stored.count) watched classes; the teacher has \(teacherClasses) classes")
+        }
+        var watched: [WatchedClass] = []
+        for (k, w) in stored.enumerated() {
+            // Checked here so Float(...) cannot trap; the range rules are the options' own.
+            if let t = w.warnThreshold, !(t.magnitude <= 1e8) {
+                throw refuse("watched[\(k)].warnThreshold is \(t); it must lie in (0, 1]")
+            }
+            watched.append(WatchedClass(classIndex: w.classIndex, missBudget: w.missBudget, warnThreshold: w.warnThreshold.map { Float($0) },
+                                        warningBudget: w.warningBudget))
+        }
+        do { try teacher.validate(watched) } catch let error as SelfXitError {
+            if case .invalidArgument(let message) = error { throw refuse("watched: \(message)") }
+            throw refuse("watched: \(error)")
+        }
+        if watched.isEmpty {
+            guard (payload.guards ?? []).isEmpty else { throw refuse("guards: \(payload.guards!.count) guards for no watched class") }
+            return (nil, nil, engineWatches
+                ? "exit bundle built without watched classes: it has no miss-budget guards or warning exits; with this engine's watched "
+                    + "classes no exit answers a frame as not watched (the full model does) and only the active exits warn, at their "
+                    + "tolerance thresholds or the options' warn thresholds"
+                : nil)
+        }
+        if engineWatches, watched != options.watched {
+            func describe(_ list: [WatchedClass]) -> String {
+                list.map { w in
+                    "class \(w.classIndex) (miss budget \(w.missBudget)" + (w.warnThreshold.map { ", warn threshold \($0)" } ?? "")
+                        + (w.warningBudget.map { ", warning budget \($0)" } ?? "") + ")"
+                }.joined(separator: ", ")
+            }
+            throw refuse("watched: the exits' guards were chosen for \(describe(watched)); this engine watches \(describe(options.watched)). "
+                + "Create the engine with the bundle's watched classes (or none: it then takes them from the bundle), or rebuild the exits")
+        }
+        guard let decoded = payload.guards else {
+            // Saved from exits that had none (loaded from a format-1 bundle into an engine watching these classes).
+            return (nil, watched, "exit bundle records watched classes \(watched.map(\.classIndex)) but no guards: no exit answers a frame "
+                + "as not watched (the full model does) and only the active exits warn, at their tolerance thresholds or the warn thresholds")
+        }
+        let trainedIndices = trained.map(\.candidateIndex)
+        let activeIndices = Set(active.map(\.candidateIndex))
+        var guards: [ExitWatchGuard] = []
+        var previous = -1
+        for (i, g) in decoded.enumerated() {
+            let field = "guards[\(i)]"
+            guard trainedIndices.contains(g.candidateIndex) else {
+                throw refuse("\(field).candidateIndex is \(g.candidateIndex); the bundle's exits are candidates \(trainedIndices)")
+            }
+            guard g.candidateIndex > previous else {
+                throw refuse("\(field).candidateIndex \(g.candidateIndex) is not after the previous guard's \(previous) (depth order, no repeats)")
+            }
+            previous = g.candidateIndex
+            guard g.safeThreshold == .infinity || (g.safeThreshold >= 0 && g.safeThreshold <= 1.001) else {
+                throw refuse("\(field).safeThreshold is \(g.safeThreshold); it must be in [0, 1] or inf")
+            }
+            // An exit out of the cascade only warns: it never answers.
+            guard activeIndices.contains(g.candidateIndex) || g.safeThreshold == .infinity else {
+                throw refuse("\(field).safeThreshold is \(g.safeThreshold) for exit \(g.candidateIndex), which is not active; it must be inf")
+            }
+            for (name, values) in [("warnThresholds", g.warnThresholds), ("hiddenRate", g.hiddenRate),
+                                   ("falseWarningRate", g.falseWarningRate), ("warningRecall", g.warningRecall)] {
+                guard values.count == watched.count else {
+                    throw refuse("\(field).\(name) has \(values.count) values for \(watched.count) watched classes")
+                }
+                if name == "warnThresholds" {
+                    if let bad = values.firstIndex(where: { !($0 == .infinity || ($0 >= 0 && $0 <= 1.001)) }) {
+                        throw refuse("\(field).warnThresholds[\(bad)] is \(values[bad]); it must be in [0, 1] or inf")
+                    }
+                } else if let bad = values.firstIndex(where: { !($0 >= 0 && $0 <= 1) }) {
+                    throw refuse("\(field).\(name)[\(bad)] is \(values[bad]); it must be in [0, 1]")
+                }
+            }
+            guards.append(ExitWatchGuard(candidateIndex: g.candidateIndex, safeThreshold: Float(g.safeThreshold),
+                                         warnThresholds: g.warnThresholds.map { Float($0) }, hiddenRate: g.hiddenRate,
+                                         falseWarningRate: g.falseWarningRate, warningRecall: g.warningRecall))
+        }
+        // A build guards every active exit; an active exit without one would never answer "not
+        // watched" (safe), but such a bundle was not written by this library.
+        let guarded = Set(guards.map(\.candidateIndex))
+        if let missing = active.first(where: { !guarded.contains($0.candidateIndex) }) {
+            throw refuse("guards: active exit \(missing.candidateIndex) has no guard")
+        }
+        return (guards, watched, engineWatches ? nil : "watched classes taken from the exit bundle: \(watched.map(\.classIndex))")
     }
 
     /// The build report is only shown (statistics), but it too must describe these exits and

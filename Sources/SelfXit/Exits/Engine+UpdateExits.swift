@@ -142,7 +142,9 @@ extension Engine {
                                                     confidence: validationConfidence, predictedClass: validationPrediction)
         // Watched classes (issue 12): their predictions never end a run (they warn; the full
         // model confirms), so the subset is chosen on what the other classes save.
-        let watchedSet = Set(self.options.watched.map(\.classIndex))
+        // The options' watched classes, or those a loaded exit bundle brought (Engine+Watch).
+        let watchedClasses = watchedForBuild
+        let watchedSet = Set(watchedClasses.map(\.classIndex))
         let selection = try ExitPolicy.select(watchedSet.isEmpty ? validationRecord : ExitPolicy.maskingWatched(validationRecord, watched: watchedSet),
                                               costs: costs, tolerance: options.tolerance, rule: options.thresholdRule)
         let pairDelta = ExitPolicy.pairDelta(options.thresholdRule, exits: trained.count)
@@ -182,7 +184,7 @@ extension Engine {
             flopsRatio = result.meanFLOPs / Double(backboneFLOPs)
         }
         let guards = watchedSet.isEmpty ? nil : watchGuards(selection.active, trained: trained, validation: validationRecord,
-                                                             tolerance: options.tolerance, costs: costs)
+                                                             watched: watchedClasses, tolerance: options.tolerance, costs: costs)
         var report = ExitBuildReport(exits: trainedReports, samples: usable, trainSamples: split.train.count,
                                      validationSamples: split.validation.count, testSamples: split.test.count,
                                      testAgreement: testAgreement, testFLOPsRatio: flopsRatio,
@@ -198,7 +200,8 @@ extension Engine {
         try monitor.report(.select, 0.99, "putting \(active.count) exits in service")
         report.watch = guards
         install(ExitConfiguration(trained: trained, active: active, report: report,
-                                  watch: guards.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.candidateIndex, $0) }) }))
+                                  watch: guards.map { Dictionary(uniqueKeysWithValues: $0.map { ($0.candidateIndex, $0) }) },
+                                  watched: watchedSet.isEmpty ? nil : watchedClasses))
         monitor.finish("done in " + report.seconds.fixed(1) + " s, active exits \(active.map(\.candidateIndex))")
         options.progress?("exit build: done in " + report.seconds.fixed(1) + " s" + ", active exits \(active.map(\.candidateIndex))")
         return report

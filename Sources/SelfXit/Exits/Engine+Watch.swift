@@ -20,7 +20,16 @@ extension Engine {
     public var teacherClasses: Int { teacher.classes }
     /// The teacher's "none" class (nothing detected), nil for classifiers and host labels.
     public var teacherNoneClass: Int? { teacher.noneClass }
-    public var watchedClasses: [WatchedClass] { options.watched }
+    /// The watched classes in force: the engine's options', or — when those name none — the
+    /// ones the exits in service were built or loaded with (an exit bundle of format 2 records
+    /// them with their guards, so a host that reloads its exits keeps the safety rule).
+    public var watchedClasses: [WatchedClass] { watchedForBuild }
+
+    /// What a build watches: the options' classes, else those of the installed exits (a
+    /// rebuild of exits loaded from a bundle keeps the bundle's watched classes).
+    var watchedForBuild: [WatchedClass] {
+        options.watched.isEmpty ? (exitConfiguration?.watched ?? []) : options.watched
+    }
 
     /// All-exits mode: every trained exit's prediction is reported (`ExitResult.Kind.exitPrediction`)
     /// and no sample leaves early; the full model's answer closes each sample.
@@ -48,7 +57,9 @@ extension Engine {
     var isHostTeacher: Bool { if case .host = teacher.kind { return true } else { return false } }
 
     /// Whether `submit` takes the teacher path below (anything but a plain classifier).
-    var usesTeacherPath: Bool { !teacher.isClassifier || !options.watched.isEmpty || servingMode.allExits }
+    var usesTeacherPath: Bool {
+        !teacher.isClassifier || !options.watched.isEmpty || servingMode.allExits || !(activeExits?.watched ?? []).isEmpty
+    }
 
     /// `submit` with the host's teacher labels (a host-label teacher): `labels[i]` is sample i's
     /// class per the host's own detector, or −1 for a sample it did not judge. Samples that run
@@ -76,9 +87,10 @@ extension Engine {
     /// As `submit`, plus: an exit whose prediction is a watched class at or above its warn
     /// threshold sends a `.warning` at once and the sample runs on (the full model's answer
     /// follows as a `.confirmation`); an exit answers a non-watched class early only at or
-    /// above both its tolerance threshold and its guard's safe threshold (a loaded bundle has
-    /// no guard: then it never does). In all-exits mode every trained exit reports an
-    /// `.exitPrediction` and nothing leaves early.
+    /// above both its tolerance threshold and its guard's safe threshold (exits without guards —
+    /// a bundle of format 1, or one built without watched classes — never do). The watched
+    /// classes are those the exits were built or loaded with, else the options'. In all-exits
+    /// mode every trained exit reports an `.exitPrediction` and nothing leaves early.
     func submitWithTeacher(_ input: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]?, onResult: (ExitResult) -> Void) throws {
         try validate(input, batch: batch)
         let start = MonotonicClock.nanoseconds()
@@ -98,7 +110,7 @@ extension Engine {
         } else {
             exitList = configuration?.active ?? []
         }
-        let watched = options.watched
+        let watched = configuration?.watched ?? options.watched
         let watchedIndex = Dictionary(uniqueKeysWithValues: watched.enumerated().map { ($1.classIndex, $0) })
         let workspace = try workspaces.take(capacity: batch) { try plan.makeWorkspace(capacity: $0) }
         defer { workspaces.give(workspace) }
@@ -208,9 +220,9 @@ extension Engine {
 
     /// The watched-class guards of the active exits chosen by a build (ExitPolicy.watchGuards).
     func watchGuards(_ active: [Int], trained: [ExitConfiguration.Exit], validation: ExitValidationRecord,
-                     tolerance: Double, costs: ExitCosts) -> [ExitWatchGuard] {
+                     watched: [WatchedClass], tolerance: Double, costs: ExitCosts) -> [ExitWatchGuard] {
         ExitPolicy.watchGuards(teacherClass: validation.backboneClass, confidence: validation.confidence,
                                predicted: validation.predictedClass, candidateIndex: trained.map(\.candidateIndex),
-                               active: active, watched: options.watched, tolerance: tolerance, costs: costs)
+                               active: active, watched: watched, tolerance: tolerance, costs: costs)
     }
 }

@@ -227,4 +227,8 @@ public struct ExitBuildReport: Sendable, Codable {
     public var testTimeRatio: Double? = nil
     /// Seconds per sample of the full backbone, as measured during the build.
     public var backboneSeconds: Double? = nil
+    /// Exits loaded from a bundle: its format, and what it lacks (e.g. a format-1 bundle has no
+    /// watched classes or guards, Engine+ExitBundle.swift); nil for built exits.
+    public var bundleFormat: Int? = nil
+    public var bundleNote: String? = nil
 }

@@ -334,3 +334,57 @@ struct ResolvedTeacher: Sendable {
 private func trimSpaces(_ text: String) -> String {
     String(text.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
 }
+
+/// What exits learned from, as an exit bundle of format 2 records it: a bundle's heads and
+/// watched-class guards hold only for the teacher they were built with, so loading checks it.
+/// Outputs are stored by name (resolved: a detector's default scores output is named too).
+struct TeacherRecord: Codable, Equatable, Sendable {
+    /// "classifier", "detector" or "host".
+    var kind: String
+    /// The teacher's class count (not named "classes": a bundle's heads use that key).
+    var classCount: Int
+    /// The output read (classifier, detector).
+    var output: String?
+    /// Detector: mode ("most_confident_object", "most_confident_of", "all_objects"), its class,
+    /// score activation, background index (nil: none) and score threshold.
+    var mode: String?
+    var modeClass: Int?
+    var activation: String?
+    var background: Int?
+    var scoreThreshold: Float?
+
+    /// A short description for messages ("detector(most_confident_object, scores concat_1:0, …)").
+    var text: String {
+        switch kind {
+        case "detector":
+            let mode = (self.mode ?? "?") + (modeClass.map { " class \($0)" } ?? "")
+            return "detector(\(mode), scores '\((output ?? "?").prefix(200))', \(activation ?? "?"), background "
+                + (background.map(String.init) ?? "none") + ", threshold \(scoreThreshold.map { "\($0)" } ?? "?"), \(classCount) classes)"
+        case "classifier": return "classifier('\((output ?? "?").prefix(200))', \(classCount) classes)"
+        case "host": return "host labels (\(classCount) classes)"
+        default: return "'\(kind.prefix(40))' (\(classCount) classes)"
+        }
+    }
+}
+
+extension ResolvedTeacher {
+    /// This teacher as an exit bundle records it.
+    func record(graph: Graph) -> TeacherRecord {
+        switch kind {
+        case .classifier(let output, _):
+            return TeacherRecord(kind: "classifier", classCount: classes, output: graph.values[output].name)
+        case .host:
+            return TeacherRecord(kind: "host", classCount: classes)
+        case .detector(let detector, let output, _, _):
+            var record = TeacherRecord(kind: "detector", classCount: classes, output: graph.values[output].name,
+                                       activation: detector.activation.rawValue, background: detector.backgroundIndex,
+                                       scoreThreshold: detector.scoreThreshold)
+            switch detector.mode {
+            case .mostConfidentObject: record.mode = "most_confident_object"
+            case .mostConfidentOf(let index): record.mode = "most_confident_of"; record.modeClass = index
+            case .allObjects: record.mode = "all_objects"
+            }
+            return record
+        }
+    }
+}

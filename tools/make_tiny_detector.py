@@ -65,7 +65,7 @@ def export() -> None:
         model.roi_heads.box_predictor.cls_score.weight.mul_(30)
         model.rpn.head.cls_logits.weight.mul_(5)
     model.eval()
-    full = frame()  # [3, 240, 320] in [0, 1]
+    full = frame()  # the suite's frame, [3, 240, 336] in [0, 1]
     x = torch.nn.functional.interpolate(torch.from_numpy(full)[None], size=(HEIGHT, WIDTH), mode="bilinear",
                                         align_corners=False)[0].contiguous()
     os.makedirs(OUT, exist_ok=True)

@@ -495,10 +495,13 @@ enum TailOps {
             let c = (0..<count).map { corners($0, batch) }
             for cls in 0..<classes {
                 let base = (batch * classes + cls) * count
-                var candidates = (0..<count).filter { scoreThreshold == nil || s[base + $0] > scoreThreshold! }
-                candidates.sort { s[base + $0] > s[base + $1] || (s[base + $0] == s[base + $1] && $0 < $1) }
+                // ONNX Runtime pops candidates from a std::priority_queue ordered by score alone
+                // (pushed in box order): equal scores come out in the order of that binary heap,
+                // which the queue below reproduces, so ties pick the same boxes.
+                var queue = ScoreHeap()
+                for i in 0..<count where scoreThreshold == nil || s[base + i] > scoreThreshold! { queue.push(s[base + i], i) }
                 var kept: [Int] = []
-                for i in candidates {
+                while let i = queue.pop() {
                     if Int64(kept.count) >= maxPerClass { break }
                     let (y1, x1, y2, x2) = c[i]
                     let area = (y2 - y1) * (x2 - x1)
@@ -756,6 +759,51 @@ enum TailOps {
         var out = [Float](repeating: value, count: count)
         for (e, v) in x.floats.enumerated() { out[target[e]] = v }
         return ConstantTensor(shape: shape, floats: out)
+    }
+}
+
+/// A max-heap of (score, index) compared by score only, with the sift rules of libstdc++'s
+/// `std::push_heap` / `std::pop_heap` (the hole moves to the larger child, the right one on
+/// ties; the last element then sifts up from the hole), so that equal scores leave it in the same
+/// order as from the `std::priority_queue` of ONNX Runtime's NonMaxSuppression.
+struct ScoreHeap {
+    private var items: [(score: Float, index: Int)] = []
+
+    mutating func push(_ score: Float, _ index: Int) {
+        items.append((score, index))
+        siftUp(from: items.count - 1, (score, index))
+    }
+
+    private mutating func siftUp(from start: Int, _ value: (score: Float, index: Int)) {
+        var hole = start
+        while hole > 0 {
+            let parent = (hole - 1) / 2
+            guard items[parent].score < value.score else { break }
+            items[hole] = items[parent]
+            hole = parent
+        }
+        items[hole] = value
+    }
+
+    mutating func pop() -> Int? {
+        guard let top = items.first else { return nil }
+        let value = items.removeLast()
+        let length = items.count
+        guard length > 0 else { return top.index }
+        var hole = 0, child = 0
+        while child < (length - 1) / 2 {
+            child = 2 * (child + 1)
+            if items[child].score < items[child - 1].score { child -= 1 }
+            items[hole] = items[child]
+            hole = child
+        }
+        if length & 1 == 0 && child == (length - 2) / 2 {
+            child = 2 * (child + 1)
+            items[hole] = items[child - 1]
+            hole = child - 1
+        }
+        siftUp(from: hole, value)
+        return top.index
     }
 }
 

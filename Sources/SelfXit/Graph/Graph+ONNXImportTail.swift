@@ -223,7 +223,7 @@ extension GraphImporter {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else {
             throw node.unsupported("operator domain '\(node.domain)' is not supported")
         }
-        guard TailOps.supportedOps.contains(node.opType) || node.opType == "If" else {
+        guard TailOps.supportedOps.contains(node.opType) || node.opType == "If" || node.opType == "Loop" else {
             throw node.unsupported("operator is not implemented (neither planned nor in the run-time-shaped tail)")
         }
         let inputRegisters = try node.inputs.map { $0.isEmpty ? -1 : try tailRegister($0, &program, local: local, node) }
@@ -255,6 +255,37 @@ extension GraphImporter {
                 throw node.invalid("If branches have \(branches[0].outputs.count) and \(branches[1].outputs.count) outputs, the node \(node.outputs.count)")
             }
         }
+        if node.opType == "Loop" {
+            guard depth < 4 else { throw node.unsupported("Loop nested more than 4 deep") }
+            guard let body = node.subgraphs["body"] else { throw node.unsupported("Loop whose body could not be read") }
+            guard body.inputs.count >= 2, body.inputs.count == node.inputs.count, body.outputs.count >= body.inputs.count - 1 else {
+                throw node.invalid("Loop body with \(body.inputs.count) inputs and \(body.outputs.count) outputs for \(node.inputs.count) node inputs")
+            }
+            var inner: [String: Int]? = local ?? [:]
+            var branch = TailProgram.Branch()
+            for input in body.inputs {
+                inner![input.name] = program.registers.count
+                branch.inputs.append(program.registers.count)
+                program.registers.append(nil)
+                program.registerNames.append(input.name)
+            }
+            for tensor in body.initializers {
+                inner![tensor.name] = program.registers.count
+                program.registers.append(try ConstantTensor(tensor))
+                program.registerNames.append(tensor.name)
+            }
+            for child in body.nodes {
+                if child.opType == "Constant" {
+                    inner![child.outputs.first ?? ""] = program.registers.count
+                    program.registers.append(try constantNodeValue(child))
+                    program.registerNames.append(child.outputs.first ?? "")
+                    continue
+                }
+                branch.nodes.append(try compileTailNode(child, &program, local: &inner, depth: depth + 1))
+            }
+            branch.outputs = try body.outputs.map { try tailRegister($0.name, &program, local: inner, node) }
+            branches.append(branch)
+        }
         var outputRegisters: [Int] = []
         for name in node.outputs {
             if name.isEmpty { outputRegisters.append(-1); continue }
@@ -265,6 +296,11 @@ extension GraphImporter {
             outputRegisters.append(r)
         }
         // Products with constant weights get the planned graph's kernel, packed once here.
+        if local == nil, node.opType == "ConvTranspose", node.inputs.count >= 2, case .constant(let w)? = symbols[node.inputs[1]],
+           w.shape.count == 4, w.shape.allSatisfy({ $0 > 0 }) {
+            // [C, M, kH, kW] is already the [C, M·kH·kW] matrix the product wants.
+            program.denseKernels[program.nodes.count] = DenseKernel(weights: w.floats, k: w.shape[0], n: w.shape[1] * w.shape[2] * w.shape[3], transposed: false)
+        }
         if local == nil, node.opType == "Gemm" || node.opType == "MatMul", node.inputs.count >= 2,
            case .constant(let b)? = symbols[node.inputs[1]], b.shape.count == 2, b.shape.allSatisfy({ $0 > 0 }) {
             if node.opType == "MatMul" {

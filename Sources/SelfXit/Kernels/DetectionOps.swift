@@ -13,7 +13,7 @@ enum TailOps {
         "Cast", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Erf", "Round", "Sign", "Sqrt", "Neg", "Abs", "Floor", "Ceil",
         "Reciprocal", "Clip", "Softmax", "And", "Or", "Xor", "LessOrEqual", "GreaterOrEqual", "Split", "TopK", "NonZero",
         "NonMaxSuppression", "RoiAlign", "ScatterElements", "GatherND", "GatherElements", "Tile", "ReduceMin", "ReduceMax",
-        "ReduceSum", "ReduceMean", "ArgMax", "ArgMin", "Gemm", "MatMul", "Resize", "Pad",
+        "ReduceSum", "ReduceMean", "ArgMax", "ArgMin", "Gemm", "MatMul", "Resize", "Pad", "Conv", "ConvTranspose",
     ]
     static var supportedOps: Set<String> { ownOps.union(ConstantFolder.supportedOps) }
 
@@ -139,6 +139,10 @@ enum TailOps {
             return [try resize(node, inputs, opset: opset, &budget)]
         case "Pad":
             return [try pad(node, inputs, opset: opset, &budget)]
+        case "Conv":
+            return [try conv(node, inputs, pool: pool, &budget)]
+        case "ConvTranspose":
+            return [try convTranspose(node, inputs, dense: dense, pool: pool, &budget)]
         default:
             guard ConstantFolder.supportedOps.contains(node.opType) else {
                 throw node.unsupported("operator is not implemented in the run-time-shaped tail")
@@ -461,6 +465,111 @@ enum TailOps {
         guard let count = checkedElementCount(shape) else { throw node.invalid("result shape \(shape) is invalid or overflows") }
         try budget.charge(count, node)
         return count
+    }
+
+    // MARK: - Convolutions on ROIs (Mask R-CNN's mask head)
+
+    /// 2-D Conv of a run-time-shaped `[N, C, H, W]` (N ROIs) on the engine's convolution kernel,
+    /// built for this call's geometry (weights packed per call: the ROI count varies).
+    static func conv(_ node: ONNXNode, _ inputs: [ConstantTensor?], pool: ThreadPool, _ budget: inout ConstantFolder.Budget) throws -> ConstantTensor {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], x.shape.count == 4, w.shape.count == 4 else {
+            throw node.unsupported("only 2-D Conv ([N, C, H, W] input, [M, C/group, kH, kW] weights) in the run-time-shaped tail")
+        }
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (m, cg, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
+        let group = try node.int("group", default: 1)
+        let strides = try node.ints("strides") ?? [1, 1], dilations = try node.ints("dilations") ?? [1, 1]
+        var pads = try node.ints("pads") ?? [0, 0, 0, 0]
+        let autoPad = try node.string("auto_pad", default: "NOTSET")
+        guard group >= 1, c % group == 0, m % group == 0, cg == c / group, strides.count == 2, dilations.count == 2, pads.count == 4,
+              strides.allSatisfy({ $0 >= 1 && $0 < 1 << 10 }), dilations.allSatisfy({ $0 >= 1 && $0 < 1 << 10 }),
+              pads.allSatisfy({ $0 >= 0 && $0 < 1 << 10 }), kh >= 1, kw >= 1 else {
+            throw node.invalid("Conv of \(x.shape) with weights \(w.shape), group \(group), strides \(strides), pads \(pads)")
+        }
+        if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
+            for (axis, size) in [(0, h), (1, wd)] {
+                let out = (size + strides[axis] - 1) / strides[axis]
+                let k = ((axis == 0 ? kh : kw) - 1) * dilations[axis] + 1
+                let total = max((out - 1) * strides[axis] + k - size, 0)
+                pads[axis] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                pads[axis + 2] = total - pads[axis]
+            }
+        } else if autoPad == "VALID" { pads = [0, 0, 0, 0] }
+        let outH = (h + pads[0] + pads[2] - ((kh - 1) * dilations[0] + 1)) / strides[0] + 1
+        let outW = (wd + pads[1] + pads[3] - ((kw - 1) * dilations[1] + 1)) / strides[1] + 1
+        guard outH >= 1, outW >= 1 else { throw SelfXitError.shapeMismatch("node '\(node.displayName)': kernel larger than the padded input \(x.shape)") }
+        let count = try checkedCount([n, m, outH, outW], node, &budget)
+        if n == 0 { return ConstantTensor(shape: [0, m, outH, outW], floats: []) }
+        let geometry = Conv2DGeometry(inChannels: c, inHeight: h, inWidth: wd, outChannels: m, outHeight: outH, outWidth: outW,
+                                      kernelHeight: kh, kernelWidth: kw, strideH: strides[0], strideW: strides[1],
+                                      dilationH: dilations[0], dilationW: dilations[1], padTop: pads[0], padLeft: pads[1], groups: group)
+        let bias = inputs.count > 2 ? inputs[2]?.floats : nil
+        guard bias == nil || bias!.count == m else { throw node.invalid("bias of \(bias!.count) values for \(m) channels") }
+        let kernel = Conv2DKernel(geometry: geometry, weights: w.floats, bias: bias, activation: .none)
+        let scratchCount = kernel.scratchFloatsPerThread * pool.threadCount
+        guard scratchCount <= ImportLimits.maxScratchFloats else { throw node.unsupported("Conv scratch of \(scratchCount) floats") }
+        try budget.charge(scratchCount, node)
+        var out = [Float](repeating: 0, count: count)
+        var scratch = [Float](repeating: 0, count: max(scratchCount, 1))
+        let xv = x.floats
+        xv.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { yp in scratch.withUnsafeMutableBufferPointer { sp in
+            kernel.run(input: xp.baseAddress!, residual: nil, output: yp.baseAddress!, batch: n, scratch: sp.baseAddress!, pool: pool)
+        } } }
+        return ConstantTensor(shape: [n, m, outH, outW], floats: out)
+    }
+
+    /// 2-D ConvTranspose (group 1, dilation 1) as one product per image — the weights `[C, M·kH·kW]`
+    /// on the channel-last input (a kernel packed at load when they are constant) — and col2im.
+    static func convTranspose(_ node: ONNXNode, _ inputs: [ConstantTensor?], dense: DenseKernel?, pool: ThreadPool,
+                              _ budget: inout ConstantFolder.Budget) throws -> ConstantTensor {
+        guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], x.shape.count == 4, w.shape.count == 4, x.shape[1] == w.shape[0] else {
+            throw node.unsupported("only 2-D ConvTranspose ([N, C, H, W] input, [C, M, kH, kW] weights) in the run-time-shaped tail")
+        }
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (m, kh, kw) = (w.shape[1], w.shape[2], w.shape[3])
+        guard try node.int("group", default: 1) == 1, (try node.ints("dilations") ?? [1, 1]) == [1, 1],
+              try node.string("auto_pad", default: "NOTSET") == "NOTSET", node.attributes["output_shape"] == nil else {
+            throw node.unsupported("ConvTranspose with groups, dilation, auto_pad or output_shape")
+        }
+        let strides = try node.ints("strides") ?? [1, 1], pads = try node.ints("pads") ?? [0, 0, 0, 0]
+        let outputPadding = try node.ints("output_padding") ?? [0, 0]
+        guard strides.count == 2, pads.count == 4, outputPadding.count == 2, strides.allSatisfy({ $0 >= 1 && $0 < 1 << 10 }),
+              pads.allSatisfy({ $0 >= 0 && $0 < 1 << 10 }), outputPadding.allSatisfy({ $0 >= 0 && $0 < 1 << 10 }) else {
+            throw node.invalid("strides \(strides), pads \(pads), output_padding \(outputPadding)")
+        }
+        let outH = strides[0] * (h - 1) + outputPadding[0] + kh - pads[0] - pads[2]
+        let outW = strides[1] * (wd - 1) + outputPadding[1] + kw - pads[1] - pads[3]
+        guard outH >= 1, outW >= 1 else { throw node.invalid("output \(outH) × \(outW)") }
+        let count = try checkedCount([n, m, outH, outW], node, &budget)
+        let cols = m * kh * kw, plane = h * wd
+        try budget.charge(plane * (c + cols), node)
+        let kernel = dense.flatMap { $0.k == c && $0.n == cols ? $0 : nil } ?? DenseKernel(weights: w.floats, k: c, n: cols, transposed: false)
+        let bias = inputs.count > 2 ? inputs[2]?.floats : nil
+        guard bias == nil || bias!.count == m else { throw node.invalid("bias of \(bias!.count) values for \(m) channels") }
+        let xv = x.floats
+        var out = [Float](repeating: 0, count: count)
+        var rows = [Float](repeating: 0, count: plane * c), product = [Float](repeating: 0, count: plane * cols)
+        for image in 0..<n {
+            for ch in 0..<c { for p in 0..<plane { rows[p * c + ch] = xv[(image * c + ch) * plane + p] } }
+            rows.withUnsafeBufferPointer { a in product.withUnsafeMutableBufferPointer { y in
+                kernel.run(input: a.baseAddress!, output: y.baseAddress!, rows: plane, pool: pool)
+            } }
+            let base = image * m * outH * outW
+            for y in 0..<h { for xx in 0..<wd {
+                let row = (y * wd + xx) * cols
+                for o in 0..<m { for ky in 0..<kh {
+                    let oy = y * strides[0] - pads[0] + ky
+                    guard oy >= 0, oy < outH else { continue }
+                    for kx in 0..<kw {
+                        let ox = xx * strides[1] - pads[1] + kx
+                        guard ox >= 0, ox < outW else { continue }
+                        out[base + (o * outH + oy) * outW + ox] += product[row + (o * kh + ky) * kw + kx]
+                    }
+                } }
+            } }
+            if let bias { for o in 0..<m { for p in 0..<(outH * outW) { out[base + o * outH * outW + p] += bias[o] } } }
+        }
+        return ConstantTensor(shape: [n, m, outH, outW], floats: out)
     }
 
     // MARK: - Detection operators

@@ -35,7 +35,12 @@ struct TailProgram: @unchecked Sendable {
     struct Branch {
         var nodes: [Node] = []
         var outputs: [Int] = []
+        /// A Loop body's inputs (iteration number, condition, loop-carried values), set per iteration.
+        var inputs: [Int] = []
     }
+
+    /// Iterations one Loop may run at most.
+    static let maxLoopIterations = 1 << 16
 
     /// A prefix activation read by the tail, with its ONNX shape at batch 1.
     struct PrefixInput {
@@ -85,6 +90,53 @@ struct TailProgram: @unchecked Sendable {
         }
     }
 
+    /// ONNX Loop: the body runs in the same register file while the trip count and the condition
+    /// allow; loop-carried values go round, scan outputs are stacked along a new first axis.
+    private func runLoop(_ node: Node, _ inputs: [ConstantTensor?], _ file: inout [ConstantTensor?], _ budget: inout ConstantFolder.Budget,
+                         pool: ThreadPool) throws -> [ConstantTensor] {
+        guard let body = node.branches.first, body.inputs.count >= 2, body.outputs.count >= 1 else {
+            throw node.onnx.invalid("Loop without a readable body")
+        }
+        let carriedCount = body.inputs.count - 2
+        guard inputs.count == carriedCount + 2, body.outputs.count >= carriedCount + 1 else {
+            throw node.onnx.invalid("Loop with \(inputs.count - 2) initial values for a body of \(carriedCount) loop-carried values")
+        }
+        let tripLimit = inputs[0].map { $0.count == 1 ? $0.ints[0] : 0 } ?? Int64.max
+        var condition = inputs[1].map { $0.count == 1 && ($0.isFloat ? $0.floats[0] != 0 : $0.ints[0] != 0) } ?? true
+        var carried = try (0..<carriedCount).map { k -> ConstantTensor in
+            guard let value = inputs[k + 2] else { throw node.onnx.invalid("Loop initial value \(k) is missing") }
+            return value
+        }
+        let scanCount = body.outputs.count - 1 - carriedCount
+        var scans = [[ConstantTensor]](repeating: [], count: scanCount)
+        var iteration: Int64 = 0
+        while iteration < tripLimit && condition {
+            guard iteration < Int64(Self.maxLoopIterations) else {
+                throw node.onnx.unsupported("Loop ran \(Self.maxLoopIterations) iterations (the limit)")
+            }
+            file[body.inputs[0]] = ConstantTensor(shape: [], ints: [iteration])
+            file[body.inputs[1]] = ConstantTensor(shape: [], ints: [condition ? 1 : 0])
+            for k in 0..<carriedCount { file[body.inputs[k + 2]] = carried[k] }
+            try run(body.nodes, topLevel: false, &file, &budget, pool: pool)
+            let outputs = try body.outputs.map { r -> ConstantTensor in
+                guard let value = file[r] else { throw SelfXitError.internalError("Loop body output '\(registerNames[r])' was not computed") }
+                return value
+            }
+            condition = outputs[0].count == 1 && (outputs[0].isFloat ? outputs[0].floats[0] != 0 : outputs[0].ints[0] != 0)
+            carried = Array(outputs[1...carriedCount])
+            for k in 0..<scanCount { scans[k].append(outputs[1 + carriedCount + k]) }
+            iteration += 1
+        }
+        let stacked = try scans.map { parts -> ConstantTensor in
+            guard let first = parts.first else { return ConstantTensor(shape: [0], floats: []) }
+            guard parts.allSatisfy({ $0.shape == first.shape }) else { throw node.onnx.invalid("Loop scan output changes shape between iterations") }
+            try budget.charge(first.count * parts.count, node.onnx)
+            if first.isFloat { return ConstantTensor(shape: [parts.count] + first.shape, floats: parts.flatMap(\.floats)) }
+            return ConstantTensor(shape: [parts.count] + first.shape, ints: parts.flatMap(\.ints))
+        }
+        return carried + stacked
+    }
+
     /// Evaluates `list` in order in `file` (top level: with dense kernels and register frees).
     private func run(_ list: [Node], topLevel: Bool, _ file: inout [ConstantTensor?], _ budget: inout ConstantFolder.Budget,
                      pool: ThreadPool) throws {
@@ -106,6 +158,8 @@ struct TailProgram: @unchecked Sendable {
                     guard let value = file[r] else { throw SelfXitError.internalError("If branch output '\(registerNames[r])' was not computed") }
                     return value
                 }
+            } else if node.onnx.opType == "Loop" {
+                results = try runLoop(node, inputs, &file, &budget, pool: pool)
             } else {
                 results = try TailOps.evaluate(node.onnx, inputs, opset: opset, budget: &budget,
                                                dense: topLevel ? denseKernels[index] : nil, pool: pool)

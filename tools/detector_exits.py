@@ -26,7 +26,16 @@ sys.path.insert(0, os.path.join(ROOT, "bindings", "python"))
 
 
 def frames(shape, draws: int) -> np.ndarray:
-    from PIL import Image
+    try:
+        from PIL import Image
+    except ImportError:  # the tools venv has no Pillow: Debian's python3 (python3-pil) decodes them
+        import subprocess
+        import tempfile
+        with tempfile.TemporaryDirectory() as folder:
+            out = os.path.join(folder, "frames.npy")
+            subprocess.run(["/usr/bin/python3", os.path.abspath(__file__), "--frames-only", out, "--shape",
+                            ",".join(map(str, shape)), "--draws", str(draws)], check=True)
+            return np.load(out)
     _, height, width = shape
     out = []
     for path in sorted(glob.glob(os.path.join(ROOT, "Tests", "Fixtures", "pedestrian", "frames", "*.jpg"))):
@@ -39,14 +48,19 @@ def frames(shape, draws: int) -> np.ndarray:
 
 
 def main() -> int:
-    import selfxit
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=os.path.join(ROOT, ".cache", "detectors", "maskrcnn_resnet50_fpn-op17.onnx"))
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--threshold", type=float, default=0.3)
     parser.add_argument("--tolerance", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--frames-only", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--shape", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.frames_only:
+        np.save(args.frames_only, frames(tuple(int(d) for d in args.shape.split(",")), args.draws))
+        return 0
+    import selfxit
     teacher = f"detector:mode=most_confident_object,threshold={args.threshold},classes=91,background=0"
     with selfxit.Engine(args.model, threads=args.threads, max_batch=4, teacher=teacher) as engine:
         info = engine.info

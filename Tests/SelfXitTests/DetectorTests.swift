@@ -112,4 +112,37 @@ final class DetectorTests: XCTestCase {
             XCTAssertEqual(try engine.inferOutputs(input, batch: 1)[2].values, scores, "same answer after a refused call")
         }
     }
+
+    /// The detector teacher on final detections (issue 13, point 6): the tiny FasterRCNN's tail
+    /// gives every frame the label of its most confident detection; frames submitted with exits
+    /// off get that class (or "none" when nothing clears the threshold) and are collected.
+    func testDetectorTeacherReadsTheTailsFinalDetections() throws {
+        let reference = try JSONDecoder().decode(DetectorReference.self, from: Data(contentsOf: Self.detectorDirectory.appendingPathComponent("reference.json")))
+        let input = try Self.floats(Self.detectorDirectory.appendingPathComponent("input.f32"))
+        var options = EngineOptions(threads: 2, maxBatch: 4)
+        var teacher = DetectorTeacher(mode: .mostConfidentObject, backgroundIndex: 0, scoreThreshold: 0.05)
+        teacher.classCount = 5
+        options.teacher = .detector(teacher)
+        let engine = try Engine(contentsOf: Self.detectorDirectory.appendingPathComponent("tiny_fasterrcnn.onnx"), options: options)
+        XCTAssertEqual(engine.teacherClasses, 5)
+        let best = reference.scores.indices.max { reference.scores[$0] < reference.scores[$1] }!
+        engine.setExitsEnabled(false)
+        var classes: [Int] = []
+        try engine.submit(input + input, batch: 2) { classes.append($0.classIndex) }
+        XCTAssertEqual(classes, [reference.labels[best], reference.labels[best]], "the most confident detection's label, per frame")
+        // A threshold above every score: "none" (the background class 0).
+        teacher.scoreThreshold = 0.99
+        options.teacher = .detector(teacher)
+        let strict = try Engine(contentsOf: Self.detectorDirectory.appendingPathComponent("tiny_fasterrcnn.onnx"), options: options)
+        strict.setExitsEnabled(false)
+        var none: [Int] = []
+        try strict.submit(input, batch: 1) { none.append($0.classIndex) }
+        XCTAssertEqual(none, [0])
+        // Outputs that are not there are refused by name.
+        teacher.labelsOutput = "nope"
+        options.teacher = .detector(teacher)
+        XCTAssertThrowsError(try Engine(contentsOf: Self.detectorDirectory.appendingPathComponent("tiny_fasterrcnn.onnx"), options: options)) { error in
+            XCTAssertTrue("\(error)".contains("nope"), "\(error)")
+        }
+    }
 }

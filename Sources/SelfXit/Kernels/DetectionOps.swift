@@ -661,11 +661,20 @@ enum TailOps {
             let startW = rv[r * 4] * scale - offset, startH = rv[r * 4 + 1] * scale - offset
             let endW = rv[r * 4 + 2] * scale - offset, endH = rv[r * 4 + 3] * scale - offset
             var roiW = endW - startW, roiH = endH - startH
+            // A NaN or infinite box samples nothing (its bins read 0) instead of trapping below.
+            if !roiW.isFinite || !roiH.isFinite || !startW.isFinite || !startH.isFinite { roiW = 0; roiH = 0 }
             if !halfPixel { roiW = max(roiW, 1); roiH = max(roiH, 1) }
             let binH = roiH / Float(outH), binW = roiW / Float(outW)
             let gridH = ratio > 0 ? ratio : Int(min(max((roiH / Float(outH)).rounded(.up), 0), Float(1024)))
             let gridW = ratio > 0 ? ratio : Int(min(max((roiW / Float(outW)).rounded(.up), 0), Float(1024)))
             let samples = max(gridH * gridW, 1)
+            // The sampling points of this ROI (and their reads, per channel) count as work: a
+            // huge output size times an adaptive grid would otherwise allocate without bound.
+            guard let points = checkedElementCount([outH, outW, samples]), let reads = checkedMultiply(points, max(channels, 1)) else {
+                throw node.unsupported("RoiAlign of \(outH) × \(outW) bins of \(samples) samples is too large")
+            }
+            try budget.charge(points, node)
+            try budget.charge(reads / 16, node)
             // Bilinear taps of every sample point (shared by the channels).
             var taps: [(Int, Int, Int, Int, Float, Float, Float, Float)] = []
             taps.reserveCapacity(outH * outW * samples)

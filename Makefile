@@ -193,6 +193,16 @@ conformance: build
 	@dpkg -s python3-torchvision >/dev/null 2>&1 || apt-get install -y python3-torch python3-torchvision
 	/usr/bin/python3 tools/zoo_export.py
 	SELFXIT_LIBRARY=$(CURDIR)/.build/release/libselfxit.so $$(tools/zoo_venv.sh) tools/zoo_conformance.py $(CONFORMANCE_ARGS)
+	/usr/bin/python3 tools/export_detectors.py
+	SELFXIT_LIBRARY=$(CURDIR)/.build/release/libselfxit.so $$(tools/zoo_venv.sh) tools/detector_conformance.py --ops $(DETECTOR_CONFORMANCE_ARGS)
+
+# The detectors alone (issue 13): torchvision's five detectors, random weights, one frame.
+DETECTOR_CONFORMANCE_ARGS ?= --markdown
+.PHONY: conformance-detectors
+conformance-detectors: build
+	@dpkg -s python3-torchvision >/dev/null 2>&1 || apt-get install -y python3-torch python3-torchvision
+	/usr/bin/python3 tools/export_detectors.py
+	SELFXIT_LIBRARY=$(CURDIR)/.build/release/libselfxit.so $$(tools/zoo_venv.sh) tools/detector_conformance.py --ops $(DETECTOR_CONFORMANCE_ARGS)
 
 # ---- The C kernels on their own (Tests/Kernels/kernel_test.c) -------------------------------
 # Every kernel configuration the machine runs, against the portable C kernels and naive loops.

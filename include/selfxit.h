@@ -231,6 +231,12 @@ typedef struct sx_info {
     uint32_t exits_enabled;
     /* Samples recorded for the next exit build. */
     uint64_t collected_samples;
+    /* 0 when the model's input has no batch axis (one image a call: torchvision's detectors
+     * take [3, H, W]); input_shape is then the file's whole input shape and batch is 1. */
+    uint32_t input_has_batch_axis;
+    /* 1 when part of the model runs with shapes computed at run time (a detector after its
+     * NMS): its outputs are read with sx_infer_outputs_shaped, one input a call. */
+    uint32_t has_runtime_shapes;
 } sx_info;
 
 /* Fills `info` (set its struct_size first, e.g. sizeof(sx_info)). Errors: INVALID_ARGUMENT.
@@ -655,10 +661,29 @@ SX_NODISCARD SX_API sx_status sx_output_describe(sx_engine *engine, size_t index
  * output i, sample after sample. num_outputs must equal sx_output_count. Blocks until done;
  * nothing is written to `outputs` on an error. Errors: INVALID_ARGUMENT (NULL pointer, batch 0
  * or above max_batch, num_outputs wrong, a capacity too small, a non-finite input while those
- * are refused), SHAPE_MISMATCH (input_len), OUT_OF_MEMORY. Thread-safe (calls run
- * concurrently, each on its own workspace). */
+ * are refused; a capacity below the size a run-time-shaped output has for this input),
+ * SHAPE_MISMATCH (input_len), BAD_MODEL or UNSUPPORTED_OP (a run-time-shaped part fails on this
+ * input, naming the node), OUT_OF_MEMORY. Thread-safe (calls run concurrently, each on its own
+ * workspace). */
 SX_NODISCARD SX_API sx_status sx_infer_outputs(sx_engine *engine, const float *input, size_t input_len, size_t batch,
                                                size_t num_outputs, float *const *outputs, const size_t *capacities);
+
+/* Runs the full model on ONE input (input_size floats) and copies every graph output with the
+ * shape computed for this input: for models whose later part has shapes known only at run time
+ * (sx_info.has_runtime_shapes: a detector's boxes, scores and labels after NMS; such a model
+ * runs one image a call), and for any other model (then each shape is the file's, batch 1
+ * leading). ranks[i] and shapes[i * SX_MAX_RANK + axis] (caller-owned, num_outputs and
+ * num_outputs × SX_MAX_RANK entries) receive output i's rank and dims; outputs[i]
+ * (caller-owned, capacities[i] floats) its values, row-major (integer outputs such as labels
+ * as floats). When a capacity is too small, ranks and shapes are still written, no output is,
+ * and the call fails: size the buffers from the shapes and call again. Blocks until done.
+ * Errors: INVALID_ARGUMENT (NULL pointer, num_outputs wrong, a capacity too small, a
+ * non-finite input while those are refused), SHAPE_MISMATCH (input_len, or a run-time shape
+ * the model's own operators reject), BAD_MODEL or UNSUPPORTED_OP (the run-time-shaped part
+ * fails on this input, naming the node), OUT_OF_MEMORY. Thread-safe. */
+SX_NODISCARD SX_API sx_status sx_infer_outputs_shaped(sx_engine *engine, const float *input, size_t input_len,
+                                                      size_t num_outputs, float *const *outputs, const size_t *capacities,
+                                                      size_t *ranks, int64_t *shapes);
 
 #ifdef __cplusplus
 }

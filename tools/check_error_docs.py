@@ -39,7 +39,7 @@ SWIFT_API = {
     "Engine(modelBytes": {"invalidArgument", "invalidModel", "unsupportedOperator", "unsupportedModel", "shapeMismatch",
                           "outOfMemory"},
     "submit": {"invalidArgument", "shapeMismatch", "outOfMemory"},
-    "inferOutputs": {"invalidArgument", "shapeMismatch", "outOfMemory"},
+    "inferOutputs": {"invalidArgument", "shapeMismatch", "outOfMemory", "invalidModel", "unsupportedOperator"},
     "updateExits": {"invalidArgument", "wrongState", "outOfMemory", "cancelled"},
     "setExitsEnabled": set(),
     "saveExits": {"wrongState", "io"},

@@ -122,6 +122,8 @@ public func sx_engine_info(_ engine: OpaquePointer?, _ info: UnsafeMutablePointe
             result.num_active_exits = UInt32(e.activeExitCount)
             result.exits_enabled = e.exitsEnabled ? 1 : 0
             result.collected_samples = UInt64(e.collectedSampleCount)
+            result.input_has_batch_axis = e.inputHasBatchAxis ? 1 : 0
+            result.has_runtime_shapes = e.hasRunTimeShapedTail ? 1 : 0
             try writeVersioned(result, to: info, name: "info")
         }
     }

@@ -58,8 +58,48 @@ public func sx_infer_outputs(_ engine: OpaquePointer?, _ input: UnsafePointer<Fl
                 throw CABIError(status: SX_ERR_SHAPE_MISMATCH, message: "input_len is \(inputLength); batch \(batch) × input_size \(e.inputCount) needs \(overflow ? "more" : "\(needed)")")
             }
             let values = try e.inferOutputs(UnsafeBufferPointer(start: input, count: inputLength), batch: batch)
+            // Outputs whose shapes the data decides (a detector's boxes) may outgrow what the
+            // described size promised: checked before anything is written.
+            for (i, value) in values.enumerated() where value.values.count > capacities[i] {
+                throw CABIError.invalid("capacities[\(i)] is \(capacities[i]); output '\(value.info.name)' has shape \(value.info.shape) (\(value.values.count) floats) for this input: use sx_infer_outputs_shaped")
+            }
             for (i, value) in values.enumerated() {
                 value.values.withUnsafeBufferPointer { outputs[i]!.update(from: $0.baseAddress!, count: $0.count) }
+            }
+        }
+    }
+}
+
+@_cdecl("sx_infer_outputs_shaped")
+public func sx_infer_outputs_shaped(_ engine: OpaquePointer?, _ input: UnsafePointer<Float>?, _ inputLength: Int,
+                                    _ numOutputs: Int, _ outputs: UnsafePointer<UnsafeMutablePointer<Float>?>?,
+                                    _ capacities: UnsafePointer<Int>?, _ ranks: UnsafeMutablePointer<Int>?,
+                                    _ shapes: UnsafeMutablePointer<Int64>?) -> sx_status {
+    guarded("sx_infer_outputs_shaped") {
+        try HandleRegistry.with(engine) { handle in
+            guard let input else { throw CABIError.invalid("input is NULL") }
+            guard let outputs, let capacities, let ranks, let shapes else { throw CABIError.invalid("outputs, capacities, ranks or shapes is NULL") }
+            let e = handle.engine
+            let infos = e.outputInfos
+            guard numOutputs == infos.count else { throw CABIError.invalid("num_outputs is \(numOutputs); the model has \(infos.count) outputs") }
+            for i in 0..<numOutputs where outputs[i] == nil { throw CABIError.invalid("outputs[\(i)] is NULL") }
+            guard inputLength == e.inputCount else {
+                throw CABIError(status: SX_ERR_SHAPE_MISMATCH, message: "input_len is \(inputLength); one input of input_size \(e.inputCount) is needed")
+            }
+            let values = try e.inferOutputs(UnsafeBufferPointer(start: input, count: inputLength), batch: 1)
+            let rankLimit = Int(SX_MAX_RANK)
+            for (i, value) in values.enumerated() {
+                // The file's view: a batched model's outputs carry their batch of 1.
+                let shape = e.hasRunTimeShapedTail ? value.info.shape : [1] + value.info.shape
+                guard shape.count <= rankLimit else { throw CABIError.invalid("output '\(value.info.name)' has rank \(shape.count), above SX_MAX_RANK") }
+                ranks[i] = shape.count
+                for a in 0..<rankLimit { shapes[i * rankLimit + a] = a < shape.count ? Int64(shape[a]) : 0 }
+            }
+            for (i, value) in values.enumerated() where value.values.count > capacities[i] {
+                throw CABIError.invalid("capacities[\(i)] is \(capacities[i]); output '\(value.info.name)' has \(value.values.count) floats for this input (shape written to shapes)")
+            }
+            for (i, value) in values.enumerated() {
+                value.values.withUnsafeBufferPointer { if let base = $0.baseAddress { outputs[i]!.update(from: base, count: $0.count) } }
             }
         }
     }

@@ -104,4 +104,10 @@ echo "run.sh: building and running $out/test_outputs"
 $cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_outputs.c" -o "$out/test_outputs" \
     -L"$libdir" -lselfxit -Wl,-rpath,"$libdir" -lm
 "$out/test_outputs" "$root" || status=1
+# A detector: one image without batch axis, outputs shaped at run time (issue 13).
+echo "run.sh: building and running $out/test_detector"
+# shellcheck disable=SC2086
+$cc $warn -O2 ${CFLAGS:-} -I"$root/include" "$here/test_detector.c" -o "$out/test_detector" \
+    -L"$libdir" -lselfxit -Wl,-rpath,"$libdir"
+"$out/test_detector" "$root" || status=1
 exit $status

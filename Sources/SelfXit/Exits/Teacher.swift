@@ -48,6 +48,11 @@ public struct DetectorTeacher: Sendable, Equatable {
     public var backgroundIndex: Int?
     /// Score in (0, 1) an anchor must reach to count as a detection.
     public var scoreThreshold: Float
+    /// Models whose outputs are final detections (a run-time-shaped tail after NMS: torchvision's
+    /// detectors, issue 13): the outputs holding each detection's label and score (nil: "labels",
+    /// and `scoresOutput` or "scores"), and the detector's class count (nil: 91, torchvision's COCO).
+    public var labelsOutput: String?
+    public var classCount: Int?
 
     public init(mode: Mode = .mostConfidentObject, scoresOutput: String? = nil, activation: ScoreActivation = .sigmoid,
                 backgroundIndex: Int? = 0, scoreThreshold: Float = 0.5) {
@@ -131,8 +136,14 @@ extension Teacher {
                 case "threshold":
                     guard let threshold = Float(value) else { throw SelfXitError.invalidArgument("teacher threshold='\(value)' is not a number") }
                     teacher.scoreThreshold = threshold
+                case "labels": teacher.labelsOutput = value
+                case "classes":
+                    guard let count = Int(value), (1...(1 << 16)).contains(count) else {
+                        throw SelfXitError.invalidArgument("teacher classes='\(value)' is not a class count in 1...65536")
+                    }
+                    teacher.classCount = count
                 default:
-                    throw SelfXitError.invalidArgument("unknown teacher option '\(key)' (mode, class, scores, activation, background, threshold)")
+                    throw SelfXitError.invalidArgument("unknown teacher option '\(key)' (mode, class, scores, activation, background, threshold, labels, classes)")
                 }
             }
             switch modeName {
@@ -157,6 +168,8 @@ struct ResolvedTeacher: Sendable {
     enum Kind: Sendable {
         case classifier(output: Graph.ValueID, probability: Bool)
         case detector(DetectorTeacher, output: Graph.ValueID, anchors: Int, detectorClasses: Int)
+        /// Final detections of a run-time-shaped tail: positions of the scores and labels outputs.
+        case tailDetector(DetectorTeacher, scores: Int, labels: Int, detectorClasses: Int)
         case host
     }
     let kind: Kind
@@ -180,6 +193,31 @@ struct ResolvedTeacher: Sendable {
             kind = .host
             classes = count
             noneClass = nil
+        case .detector(let detector) where graph.tail != nil:
+            // Final detections (issue 13): the tail's labels and scores, one entry a detection.
+            let names = graph.tail!.outputs.map(\.name)
+            let (scoresName, labelsName) = (detector.scoresOutput ?? "scores", detector.labelsOutput ?? "labels")
+            guard let scores = names.firstIndex(of: scoresName), let labels = names.firstIndex(of: labelsName) else {
+                throw SelfXitError.invalidArgument("teacher needs the detector's '\(scoresName)' and '\(labelsName)' outputs "
+                    + "(outputs: \(names.joined(separator: ", "))): name them with scores=<output>,labels=<output>")
+            }
+            let detectorClasses = detector.classCount ?? 91
+            if let background = detector.backgroundIndex {
+                guard (0..<detectorClasses).contains(background), detectorClasses >= 2 else {
+                    throw SelfXitError.invalidArgument("teacher background class \(background) is out of range for \(detectorClasses) classes")
+                }
+            }
+            guard detector.scoreThreshold.isFinite, detector.scoreThreshold > 0, detector.scoreThreshold < 1 else {
+                throw SelfXitError.invalidArgument("teacher score threshold must lie in (0, 1), got \(detector.scoreThreshold)")
+            }
+            if case .mostConfidentOf(let index) = detector.mode {
+                guard (0..<detectorClasses).contains(index), index != detector.backgroundIndex else {
+                    throw SelfXitError.invalidArgument("teacher class \(index) is out of range or the background (\(detectorClasses) classes)")
+                }
+            }
+            kind = .tailDetector(detector, scores: scores, labels: labels, detectorClasses: detectorClasses)
+            classes = detector.backgroundIndex == nil ? detectorClasses + 1 : detectorClasses
+            noneClass = detector.backgroundIndex ?? detectorClasses
         case .detector(let detector):
             let names = graph.outputs.map { graph.values[$0].name }
             let output: Graph.ValueID
@@ -247,6 +285,19 @@ struct ResolvedTeacher: Sendable {
                 for j in 0..<width { out[j] /= sum }
             }
             return true
+        case .tailDetector(let detector, let scoresIndex, let labelsIndex, let detectorClasses):
+            // The tail of this row's image, then the detections it reports (already after NMS,
+            // scores are probabilities). A failing tail makes the distribution NaN: never taught.
+            guard let tail = graph.tail,
+                  let results = try? tail.run(prefix: { UnsafePointer(pointer($0) + row * graph.values[$0].elementsPerSample) },
+                                              pool: ThreadPool.serial()) else {
+                for j in out.indices { out[j] = .nan }
+                return true
+            }
+            let scores = results[scoresIndex].floats, labels = results[labelsIndex].ints
+            Self.finalDetectionDistribution(detector, scores: scores, labels: labels, detectorClasses: detectorClasses,
+                                            noneClass: noneClass!, into: out)
+            return true
         case .detector(let detector, let output, let anchors, let detectorClasses):
             let logits = UnsafePointer(pointer(output) + row * anchors * detectorClasses)
             Self.detectorDistribution(detector, logits: logits, anchors: anchors, detectorClasses: detectorClasses,
@@ -292,6 +343,34 @@ struct ResolvedTeacher: Sendable {
         if sawNaN {
             for j in out.indices { out[j] = .nan }
             return
+        }
+        switch detector.mode {
+        case .mostConfidentObject, .mostConfidentOf:
+            out[bestClass >= 0 && bestScore >= detector.scoreThreshold ? bestClass : noneClass] = 1
+        case .allObjects:
+            let total = votes.reduce(0, +)
+            if total == 0 { out[noneClass] = 1 } else { for c in 0..<detectorClasses { out[c] = votes[c] / total } }
+        }
+    }
+
+    /// The teacher of one frame from final detections (label and score each; see
+    /// `DetectorTeacher.Mode`): labels outside the class range and NaN scores are skipped.
+    static func finalDetectionDistribution(_ detector: DetectorTeacher, scores: [Float], labels: [Int64], detectorClasses: Int,
+                                           noneClass: Int, into out: UnsafeMutableBufferPointer<Float>) {
+        for j in out.indices { out[j] = 0 }
+        var bestScore: Float = -1, bestClass = -1
+        var votes = [Float](repeating: 0, count: detectorClasses)
+        for (score, label) in zip(scores, labels) {
+            guard label >= 0, label < Int64(detectorClasses), Int(label) != detector.backgroundIndex, !score.isNaN else { continue }
+            let c = Int(label)
+            switch detector.mode {
+            case .mostConfidentObject:
+                if score > bestScore { bestScore = score; bestClass = c }
+            case .mostConfidentOf(let watched):
+                if c == watched, score > bestScore { bestScore = score; bestClass = c }
+            case .allObjects:
+                if score >= detector.scoreThreshold { votes[c] += 1 }
+            }
         }
         switch detector.mode {
         case .mostConfidentObject, .mostConfidentOf:

@@ -34,6 +34,15 @@ struct GraphImporter {
     var foldBudget = ConstantFolder.Budget()
     /// Logical views of tensors whose batch axis the model moved (Graph+ONNXImportBatchLayout.swift).
     var layouts: [Graph.ValueID: BatchLayout] = [:]
+    /// One image a call, no batch axis in the file (`[3, H, W]`, torchvision's detectors): the
+    /// batch is 1, shapes fold to numbers, and what the planner cannot run goes to the tail
+    /// (Graph+ONNXImportTail.swift).
+    var unbatchedModel = false
+    /// Activations whose ONNX view has no leading batch axis (ONNX shape = per-sample shape).
+    var unbatched: Set<Graph.ValueID> = []
+    /// The run-time-shaped tail being built, and the tail register of each tensor it computes or reads.
+    var tail: TailProgram?
+    var tailRegisters: [String: Int] = [:]
 
     init(model: ONNXModel, options: Graph.ImportOptions) throws {
         self.model = model
@@ -57,20 +66,23 @@ struct GraphImporter {
             throw SelfXitError.invalidModel("input '\(input.name)' needs a shape of rank ≥ 2 (batch first)")
         }
         if case .value(let batch) = dims[0] { fixedBatch = batch }
+        unbatchedModel = Self.isUnbatchedImage(dims)
+        if unbatchedModel { fixedBatch = 1 }
+        let sampleDims = unbatchedModel ? Array(dims) : Array(dims.dropFirst())
         var sampleShape: [Int] = []
-        for (axis, dim) in dims.dropFirst().enumerated() {
+        for (axis, dim) in sampleDims.enumerated() {
             if let override = options.inputShape {
-                guard override.count == dims.count - 1 else {
-                    throw SelfXitError.shapeMismatch("input shape \(override) has rank \(override.count), the model's sample rank is \(dims.count - 1)")
+                guard override.count == sampleDims.count else {
+                    throw SelfXitError.shapeMismatch("input shape \(override) has rank \(override.count), the model's sample rank is \(sampleDims.count)")
                 }
                 if case .value(let fixed) = dim, fixed != override[axis] {
-                    throw SelfXitError.shapeMismatch("input shape \(override) contradicts the model's dimension \(axis + 1) = \(fixed)")
+                    throw SelfXitError.shapeMismatch("input shape \(override) contradicts the model's dimension \(unbatchedModel ? axis : axis + 1) = \(fixed)")
                 }
                 sampleShape.append(override[axis])
             } else if case .value(let fixed) = dim {
                 sampleShape.append(fixed)
             } else {
-                throw SelfXitError.invalidArgument("input '\(input.name)' dimension \(axis + 1) is symbolic: give the input shape when loading")
+                throw SelfXitError.invalidArgument("input '\(input.name)' dimension \(unbatchedModel ? axis : axis + 1) is symbolic: give the input shape when loading")
             }
         }
         guard sampleShape.count <= 5, sampleShape.allSatisfy({ $0 > 0 && $0 < 1 << 20 }),
@@ -79,10 +91,15 @@ struct GraphImporter {
         }
         graph.input = graph.addValue(input.name, shape: sampleShape)
         symbols[input.name] = .activation(graph.input)
+        if unbatchedModel {
+            unbatched.insert(graph.input)
+            graph.unbatchedInput = true
+        }
     }
 
     mutating func run() throws -> Graph {
         for node in model.graph.nodes { try importNode(node) }
+        if unbatchedModel { return try finishWithTail() }
         for output in model.graph.outputs {
             guard case .activation(let id)? = symbols[output.name] else {
                 throw SelfXitError.invalidModel("graph output '\(output.name)' is not computed from the input")
@@ -100,6 +117,15 @@ struct GraphImporter {
     // MARK: - Node dispatch
 
     mutating func importNode(_ node: ONNXNode) throws {
+        if unbatchedModel {
+            try importNodeWithTail(node)  // Graph+ONNXImportTail.swift
+            return
+        }
+        try importPlannedNode(node)
+    }
+
+    /// Lowers `node` into the planned graph, or throws naming why it cannot be.
+    mutating func importPlannedNode(_ node: ONNXNode) throws {
         guard node.domain.isEmpty || node.domain == "ai.onnx" else {
             throw node.unsupported("operator domain '\(node.domain)' is not supported")
         }

@@ -85,6 +85,11 @@ struct Graph {
     var input: ValueID = 0
     var outputs: [ValueID] = []
     var valueIDs: [String: ValueID] = [:]
+    /// The file's input has no batch axis (one image a call, `[3, H, W]`; issue 13): batch is 1.
+    var unbatchedInput = false
+    /// The run-time-shaped tail (post-NMS boxes, ROI heads) evaluated after the planned graph,
+    /// whose `outputs` are then the planned values the tail reads (Runtime/TailEvaluator.swift).
+    var tail: TailProgram?
 
     mutating func addValue(_ name: String, shape: [Int]) -> ValueID {
         values.append(Value(name: name, shape: shape))

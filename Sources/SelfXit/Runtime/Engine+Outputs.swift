@@ -6,10 +6,11 @@
 public struct EngineOutputInfo: Sendable, Equatable {
     /// The output's name in the ONNX graph.
     public let name: String
-    /// Per-sample shape (batch excluded).
+    /// Per-sample shape (batch excluded). For an output of a run-time-shaped tail (a detector's
+    /// boxes), the shape the file declares, −1 where a dimension is known only at run time.
     public let shape: [Int]
-    /// Floats per sample (the product of `shape`).
-    public var elementsPerSample: Int { shape.reduce(1, *) }
+    /// Floats per sample (the product of `shape`); 0 when a dimension is known only at run time.
+    public var elementsPerSample: Int { shape.contains { $0 < 0 } ? 0 : shape.reduce(1, *) }
 }
 
 /// One graph output of one `inferOutputs` call: `values` holds batch × elementsPerSample
@@ -23,14 +24,18 @@ public struct EngineOutputValue: Sendable, Equatable {
 extension Engine {
     /// The model's graph outputs, in the model's order (`outputs[0]` is the one `infer` returns).
     public var outputInfos: [EngineOutputInfo] {
-        plan.graph.outputs.map { EngineOutputInfo(name: plan.graph.values[$0].name, shape: plan.graph.values[$0].shape) }
+        if let tail = plan.graph.tail {
+            return zip(tail.outputs, tail.outputShapes).map { EngineOutputInfo(name: $0.0.name, shape: $0.1) }
+        }
+        return plan.graph.outputs.map { EngineOutputInfo(name: plan.graph.values[$0].name, shape: plan.graph.values[$0].shape) }
     }
 
     /// Runs the full model on `batch` samples (batch × inputCount floats) and returns every graph
     /// output. Throws `invalidArgument` (batch outside 1...maxBatch, non-finite input when those
     /// are refused), `shapeMismatch` (input length), `outOfMemory` (workspace).
     public func inferOutputs(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [EngineOutputValue] {
-        try runFullModel(input, batch: batch) { workspace in
+        if plan.graph.tail != nil { return try inferTailOutputs(input, batch: batch) }
+        return try runFullModel(input, batch: batch) { workspace in
             zip(plan.graph.outputs, outputInfos).map { id, info in
                 EngineOutputValue(info: info, batch: batch,
                                   values: Array(UnsafeBufferPointer(start: plan.pointer(id, in: workspace), count: batch * info.elementsPerSample)))

@@ -422,6 +422,8 @@ class Engine:
             "num_active_exits": int(info.num_active_exits),
             "exits_enabled": bool(info.exits_enabled),
             "collected_samples": int(info.collected_samples),
+            "input_has_batch_axis": bool(info.input_has_batch_axis),
+            "has_runtime_shapes": bool(info.has_runtime_shapes),
         }
 
     @property
@@ -954,7 +956,11 @@ class Engine:
         """Runs the full model (no early exits, nothing recorded) on a batch (N, *input_shape)
         or one sample and returns every graph output by name, each float32 (N, *shape) — a
         detector's boxes, scores and labels, or a classifier's raw logits (`sx_infer_outputs`).
-        Batches larger than `max_batch` are split into several calls."""
+        Batches larger than `max_batch` are split into several calls. A model whose outputs
+        have shapes known only at run time (`info["has_runtime_shapes"]`, a detector) takes one
+        input and returns its outputs with their run-time shapes (`infer_outputs_shaped`)."""
+        if self.info["has_runtime_shapes"]:
+            return self.infer_outputs_shaped(x)
         batch = self._as_batch(x)
         n = batch.shape[0]
         described = self.outputs()
@@ -975,6 +981,36 @@ class Engine:
             for array, part in zip(arrays, parts):
                 array[start:start + rows] = part
         return {name: array for (name, _), array in zip(described, arrays)}
+
+    def infer_outputs_shaped(self, x: npt.ArrayLike) -> dict[str, FloatArray]:
+        """ONE input (`input_shape`, or a batch of one) through the full model; every output by
+        name with the shape computed for this input (`sx_infer_outputs_shaped`): a detector's
+        boxes [n, 4], scores [n] and labels [n] (as float32)."""
+        chunk = np.ascontiguousarray(self._as_batch(x), dtype=np.float32)
+        if chunk.shape[0] != 1:
+            raise ValueError(f"infer_outputs_shaped takes one input, got a batch of {chunk.shape[0]}")
+        names = [name for name, _ in self.outputs()]
+        n = len(names)
+        capacity = 1 << 16
+        for _ in range(3):
+            parts = [np.empty(capacity, dtype=np.float32) for _ in names]
+            pointers = (ctypes.c_void_p * n)(*[p.ctypes.data for p in parts])
+            capacities = (ctypes.c_size_t * n)(*[p.size for p in parts])
+            ranks = (ctypes.c_size_t * n)()
+            shapes = (ctypes.c_int64 * (n * _lib.SX_MAX_RANK))()
+            h = self._enter()
+            try:
+                rc = lib.sx_infer_outputs_shaped(h, chunk.ctypes.data, chunk.size, n, pointers, capacities, ranks, shapes)
+            finally:
+                self._leave()
+            dims = [tuple(int(shapes[i * _lib.SX_MAX_RANK + a]) for a in range(int(ranks[i]))) for i in range(n)]
+            sizes = [int(np.prod(d)) if d else 1 for d in dims]
+            if rc == Status.INVALID_ARGUMENT and any(r > 0 for r in ranks) and max(sizes) > capacity:
+                capacity = max(sizes)  # too small for this input: again with the sizes it reported
+                continue
+            _check(rc, "sx_infer_outputs_shaped")
+            return {name: part[:size].reshape(shape) for name, part, size, shape in zip(names, parts, sizes, dims)}
+        raise RuntimeError("sx_infer_outputs_shaped: outputs kept growing")
 
     # -- statistics ----------------------------------------------------------------------
 

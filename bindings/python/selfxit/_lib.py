@@ -91,6 +91,8 @@ class sx_info(ctypes.Structure):
         ("num_active_exits", ctypes.c_uint32),
         ("exits_enabled", ctypes.c_uint32),
         ("collected_samples", ctypes.c_uint64),
+        ("input_has_batch_axis", ctypes.c_uint32),
+        ("has_runtime_shapes", ctypes.c_uint32),
     ]
 
 
@@ -316,6 +318,11 @@ _PROTOTYPES = {
         _status,
         [_engine_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t,
          _p(ctypes.c_void_p), _p(ctypes.c_size_t)],
+    ),
+    "sx_infer_outputs_shaped": (
+        _status,
+        [_engine_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, _p(ctypes.c_void_p), _p(ctypes.c_size_t),
+         _p(ctypes.c_size_t), _p(ctypes.c_int64)],
     ),
     "sx_update_exits_async": (_status, [_engine_p, _p(sx_update_options)]),
     "sx_cancel_exit_build": (_status, [_engine_p]),

@@ -36,3 +36,27 @@ def test_infer_outputs_returns_every_output_matching_onnx_runtime():
             engine.infer_outputs(np.zeros((2, 3), dtype=np.float32))
         assert error.value.status == Status.SHAPE_MISMATCH
         assert engine.infer_outputs(x)["y"].shape == (3, 3, 5, 4)
+
+
+DETECTOR = Path(__file__).resolve().parents[3] / "Tests" / "Fixtures" / "detector"
+
+
+def test_detector_outputs_have_run_time_shapes_and_match_onnx_runtime():
+    """torchvision's FasterRCNN (tiny backbone): one image [3, H, W] without batch axis, boxes /
+    labels / scores with the number of detections the image decides (issue 13)."""
+    reference = json.loads((DETECTOR / "reference.json").read_text())
+    x = np.fromfile(DETECTOR / "input.f32", dtype=np.float32).reshape(reference["input_shape"])
+    with Engine(str(DETECTOR / "tiny_fasterrcnn.onnx"), threads=2, max_batch=1) as engine:
+        info = engine.info
+        assert not info["input_has_batch_axis"] and info["has_runtime_shapes"]
+        assert engine.input_shape == tuple(reference["input_shape"])
+        assert engine.outputs()[0] == ("boxes", (-1, 4))
+        got = engine.infer_outputs(x)
+        n = len(reference["scores"])
+        assert got["boxes"].shape == (n, 4) and got["labels"].shape == (n,) and got["scores"].shape == (n,)
+        # Order-insensitive: sort both by (label, score).
+        ours = sorted(zip(got["labels"].astype(int), got["scores"], map(tuple, got["boxes"])))
+        theirs = sorted(zip(reference["labels"], reference["scores"], map(tuple, reference["boxes"])))
+        for (la, sa, ba), (lb, sb, bb) in zip(ours, theirs):
+            assert la == lb and abs(sa - sb) <= 1e-3
+            assert np.abs(np.array(ba) - np.array(bb)).max() <= 1e-3 * max(1.0, np.abs(bb).max())

@@ -65,6 +65,8 @@ package struct ONNXNode: Equatable, Sendable {
     package var inputs: [String]
     package var outputs: [String]
     package var attributes: [String: ONNXAttributeValue]
+    /// Parsed GRAPH attributes (If's then/else branches, Loop's body), by attribute name.
+    package var subgraphs: [String: ONNXGraph] = [:]
 
     package init(name: String = "", opType: String, domain: String = "", inputs: [String], outputs: [String],
                 attributes: [String: ONNXAttributeValue] = [:]) {

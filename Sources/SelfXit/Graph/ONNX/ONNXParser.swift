@@ -131,13 +131,17 @@ enum ONNXParser {
 
     // MARK: GraphProto
 
-    static func parseGraph(_ r: inout R, into g: inout ONNXGraph) throws(ModelLoadError) {
+    /// Subgraph nesting parsed at most (If/Loop bodies; issue 13): deeper ones are recorded,
+    /// not parsed, so a hostile file cannot exhaust the stack.
+    static let maxSubgraphDepth = 4
+
+    static func parseGraph(_ r: inout R, into g: inout ONNXGraph, depth: Int = 0) throws(ModelLoadError) {
         while let tag = try r.readTag() {
             switch tag.field {
             case 1:
                 try R.expect(tag.wireType, .lengthDelimited, "node")
                 var sub = try r.readSubmessage()
-                g.nodes.append(try parseNode(&sub, index: g.nodes.count))
+                g.nodes.append(try parseNode(&sub, index: g.nodes.count, depth: depth))
             case 2:
                 try R.expect(tag.wireType, .lengthDelimited, "name")
                 g.name = try r.readString("name")
@@ -169,7 +173,7 @@ enum ONNXParser {
 
     // MARK: NodeProto
 
-    static func parseNode(_ r: inout R, index: Int) throws(ModelLoadError) -> ONNXNode {
+    static func parseNode(_ r: inout R, index: Int, depth: Int = 0) throws(ModelLoadError) -> ONNXNode {
         var node = ONNXNode(opType: "", inputs: [], outputs: [])
         var attributeCount = 0
         func label() -> String {
@@ -200,13 +204,14 @@ enum ONNXParser {
                     try R.expect(tag.wireType, .lengthDelimited, "attribute")
                     var sub = try r.readSubmessage()
                     let i = attributeCount
-                    let (name, value) = try withContext("attribute[\(i)]") { () throws(ModelLoadError) in
-                        try parseAttribute(&sub)
+                    let (name, value, subgraph) = try withContext("attribute[\(i)]") { () throws(ModelLoadError) in
+                        try parseAttribute(&sub, depth: depth)
                     }
                     if node.attributes[name] != nil {
                         throw .malformed("attribute '\(name)' appears twice")
                     }
                     node.attributes[name] = value
+                    if let subgraph { node.subgraphs[name] = subgraph }
                     attributeCount += 1
                 default:
                     try r.skip(tag.wireType, field: tag.field)
@@ -221,7 +226,7 @@ enum ONNXParser {
 
     // MARK: AttributeProto
 
-    static func parseAttribute(_ r: inout R) throws(ModelLoadError) -> (String, ONNXAttributeValue) {
+    static func parseAttribute(_ r: inout R, depth: Int = 0) throws(ModelLoadError) -> (String, ONNXAttributeValue, ONNXGraph?) {
         var name = ""
         var type: Int32 = 0
         var f: Float?
@@ -229,6 +234,7 @@ enum ONNXParser {
         var s: String?
         var t: ONNXTensor?
         var hasGraph = false
+        var subgraph: ONNXGraph?
         var floats: [Float] = []
         var ints: [UInt64] = []
         var strings: [String] = []
@@ -254,8 +260,21 @@ enum ONNXParser {
                     try R.expect(tag.wireType, .lengthDelimited, "t")
                     var sub = try r.readSubmessage()
                     t = try withContext("t") { () throws(ModelLoadError) in try parseTensor(&sub) }
+                case 6 where depth < maxSubgraphDepth:
+                    // One subgraph (If's branches, Loop's body): parsed, nesting bounded. One that
+                    // does not parse is recorded unparsed; the importer then refuses its node.
+                    try R.expect(tag.wireType, .lengthDelimited, "g")
+                    var sub = try r.readSubmessage()
+                    var g = ONNXGraph()
+                    do throws(ModelLoadError) {
+                        try parseGraph(&sub, into: &g, depth: depth + 1)
+                        subgraph = g
+                    } catch {
+                        subgraph = nil
+                    }
+                    hasGraph = true
                 case 6, 11:
-                    // Subgraphs are not supported: recorded, not parsed (keeps nesting bounded).
+                    // Lists of subgraphs, and subgraphs nested deeper: recorded, not parsed.
                     try R.expect(tag.wireType, .lengthDelimited, tag.field == 6 ? "g" : "graphs")
                     _ = try r.readLengthDelimited()
                     hasGraph = true
@@ -332,7 +351,7 @@ enum ONNXParser {
         case 11, 12, 13, 14: value = .unparsed(attributeType: type)
         default: throw .malformed("\(label) has unknown attribute type \(type)")
         }
-        return (name, value)
+        return (name, value, type == 5 ? subgraph : nil)
     }
 
     // MARK: ValueInfoProto / TypeProto

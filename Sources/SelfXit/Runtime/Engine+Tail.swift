@@ -1,0 +1,29 @@
+/// Models with a run-time-shaped tail (issue 13): one image a call, outputs whose shapes the
+/// data decides (a detector's boxes, scores and labels after NMS).
+extension Engine {
+    /// False when the model's input has no batch axis (`[3, H, W]`, one image a call, e.g.
+    /// torchvision's detectors): `inputShape` is then the file's whole input shape, batch is 1.
+    public var inputHasBatchAxis: Bool { !plan.graph.unbatchedInput }
+
+    /// Whether part of the model runs with shapes computed at run time (after the planned part).
+    public var hasRunTimeShapedTail: Bool { plan.graph.tail != nil }
+
+    /// Nodes of the run-time-shaped tail (0 without one) and of the planned part.
+    public var tailNodeCount: Int { plan.graph.tail?.nodes.count ?? 0 }
+    public var plannedNodeCount: Int { plan.graph.nodes.count }
+
+    /// `inferOutputs` of a model with a tail: the planned part in a pooled workspace, then the
+    /// tail on its values; each output with the shape computed for this image.
+    func inferTailOutputs(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [EngineOutputValue] {
+        guard let tail = plan.graph.tail else { throw SelfXitError.internalError("no tail") }
+        guard batch == 1 else {
+            throw SelfXitError.invalidArgument("batch is \(batch); this model's outputs have shapes known only at run time, so it runs one image a call (batch 1)")
+        }
+        return try runFullModel(input, batch: 1) { workspace in
+            let results = try tail.run(prefix: { UnsafePointer(plan.pointer($0, in: workspace)) }, pool: plan.pool)
+            return zip(tail.outputs, results).map { output, value in
+                EngineOutputValue(info: EngineOutputInfo(name: output.name, shape: value.shape), batch: 1, values: value.floats)
+            }
+        }
+    }
+}

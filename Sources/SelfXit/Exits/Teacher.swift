@@ -455,15 +455,22 @@ extension ResolvedTeacher {
         case .host:
             return TeacherRecord(kind: "host", classCount: classes)
         case .detector(let detector, let output, _, _):
-            var record = TeacherRecord(kind: "detector", classCount: classes, output: graph.values[output].name,
-                                       activation: detector.activation.rawValue, background: detector.backgroundIndex,
-                                       scoreThreshold: detector.scoreThreshold)
-            switch detector.mode {
-            case .mostConfidentObject: record.mode = "most_confident_object"
-            case .mostConfidentOf(let index): record.mode = "most_confident_of"; record.modeClass = index
-            case .allObjects: record.mode = "all_objects"
-            }
-            return record
+            return Self.detectorRecord(detector, classes: classes, output: graph.values[output].name)
+        case .tailDetector(let detector, let scores, _, _):
+            // Final detections of a run-time tail: the scores output names it, as the raw-head one does.
+            return Self.detectorRecord(detector, classes: classes, output: graph.tail.map { $0.outputs[scores].name } ?? "?")
         }
+    }
+
+    private static func detectorRecord(_ detector: DetectorTeacher, classes: Int, output: String) -> TeacherRecord {
+        var record = TeacherRecord(kind: "detector", classCount: classes, output: output,
+                                   activation: detector.activation.rawValue, background: detector.backgroundIndex,
+                                   scoreThreshold: detector.scoreThreshold)
+        switch detector.mode {
+        case .mostConfidentObject: record.mode = "most_confident_object"
+        case .mostConfidentOf(let index): record.mode = "most_confident_of"; record.modeClass = index
+        case .allObjects: record.mode = "all_objects"
+        }
+        return record
     }
 }

@@ -219,6 +219,18 @@ typedef struct sx_kernel_config {
     void (*sigmoid)(const float *x, float *y, size_t n);
     /// `y[i] = x[i] · sigmoid(x[i])`, total as `sigmoid` (never NULL).
     void (*silu)(const float *x, float *y, size_t n);
+    /// `sx_sgemm`'s blocks (Goto/BLIS): rows of a packed A block (a multiple of `mr`), its depth K,
+    /// and columns of a packed B block (a multiple of 16), sized for this ISA's tile and the caches
+    /// of the CPUs it targets.
+    int sgemm_mc, sgemm_kc, sgemm_nc;
+    /// `sx_sgemm`'s product of a packed A block (`mc` rows, `kc` deep) by `nc` columns of a packed
+    /// B block into C (added to C when `accum`) in this tile's loop order, or NULL (then `gemm`).
+    void (*sgemm_block)(int mc, int nc, int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc, int accum);
+    /// `sx_sgemm` of a plain A (row-major, read in place) by at most `sgemm_skinny_max_n` columns
+    /// of B (all `k` rows packed, alpha applied), or NULL.
+    void (*sgemm_skinny)(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c, ptrdiff_t ldc,
+                         int beta1);
+    int sgemm_skinny_max_n;
 } sx_kernel_config;
 
 /// The configuration of `isa`, or NULL when this machine cannot run it (or `isa` is no ISA id).

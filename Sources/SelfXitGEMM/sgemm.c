@@ -195,7 +195,6 @@ static void pack_b_trans_avx512(const float *b, ptrdiff_t ldb, int p0, int kc, i
         }
     }
 }
-#endif
 
 /// `pack_b` of a plain B on 8-float vectors (AVX2 and AVX-512 alike): row by row, each row's 16
 /// columns of a panel two loads and two stores, the last panel's columns masked (zeros past `nc`).
@@ -278,6 +277,7 @@ static void pack_b_trans_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int
         }
     }
 }
+#endif
 
 /// Packs K `p0..<p0+kc`, columns `j0..<j0+nc` of op(B) into 16-column panels (k-major, columns
 /// past `nc` zero). op(B)(p, j) is `b[p·ldb + j]`, or `b[j·ldb + p]` when transposed (on AVX2

@@ -30,8 +30,10 @@ struct DepthwisePlan {
     init(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config> = PackedGEMM.currentConfig, inPlace: Bool = true) {
         self.g = g
         self.config = config
+        let maxPlaneS1 = Int(config.pointee.dw3x3_direct_max_plane_s1)
         readsInPlace = inPlace && config.pointee.dw3x3_direct != nil && g.kernelHeight == 3 && g.kernelWidth == 3 && g.dilationH == 1 && g.dilationW == 1
             && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
+            && (g.strideH == 2 || maxPlaneS1 == 0 || g.inHeight * g.inWidth <= maxPlaneS1)
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1
         let roundedW = (g.outWidth + 15) / 16 * 16
         let phaseW = roundedW + (g.kernelWidth - 1) * g.dilationW / g.strideW + 1

@@ -41,6 +41,9 @@ static const sx_kernel_config avx2_config = {
     // slower than the padded copy + dw3x3_plane on 4 of 5 layers on Zen 4 (selfxit-kernelbench
     // tune, 2026-12-05): AVX2's vmaskmovps loads cost what AVX-512's masked loads do not.
     .dw3x3_direct = sxk_dw3x3_direct_avx2,
+    // Stride 1 only on planes that fit L1 (8192 floats, 32 KB): on MobileNetV2's 112×112 layer the
+    // strips lost 17–37 % to the padded copy's sequential reads (tune, Zen 4; 56×56 and smaller won).
+    .dw3x3_direct_max_plane_s1 = 8192,
     // Plain loads inside the row, masked ones only on the edge strips (x86/pool_avx2.c).
     .maxpool_direct = sxk_maxpool_direct_avx2,
     .deinterleave2 = sxk_deinterleave2_avx2,

@@ -231,6 +231,9 @@ typedef struct sx_kernel_config {
     void (*sgemm_skinny)(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c, ptrdiff_t ldc,
                          int beta1);
     int sgemm_skinny_max_n;
+    /// Largest stride-1 plane (floats) the depthwise planner reads in place with `dw3x3_direct`;
+    /// 0: no limit. Larger ones take the padded copy + `dw3x3_plane` (measured faster there).
+    int dw3x3_direct_max_plane_s1;
 } sx_kernel_config;
 
 /// The configuration of `isa`, or NULL when this machine cannot run it (or `isa` is no ISA id).

@@ -137,6 +137,24 @@ SXK_HIDDEN void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1,
 SXK_HIDDEN void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
                                      const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
                                      float hi);
+/// sx_sgemm's product of a packed A block (`mc` rows, `kc` deep) by `nc` columns of a packed B
+/// block into C (`accum`: added to C), B panel outer, A panels inner (see gemm_avx2.c).
+SXK_HIDDEN void sxk_sgemm_block_avx2(int mc, int nc, int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
+                                     int accum);
+/// C (`m×n`, n ≤ 3 panels) = A·B (+ C when `beta1`), A row-major read in place, B all `k` rows
+/// packed in 16-column panels with alpha applied.
+SXK_HIDDEN void sxk_sgemm_skinny_avx2(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c,
+                                      ptrdiff_t ldc, int beta1);
+/* x86/small_rows_avx2.c, x86/pool_avx2.c */
+SXK_HIDDEN void sxk_small_rows_avx2(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
+                                    const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);
+SXK_HIDDEN void sxk_maxpool_direct_avx2(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,
+                                        int pad_left, float *out, int out_h, int out_w);
+/* x86/depthwise_avx2.c */
+SXK_HIDDEN void sxk_dw3x3_direct_avx2(const float *x, int in_h, int in_w, int stride, int pad_top, int pad_left,
+                                      const float *w, float bias, const float *res, float *out, int oy0, int oy1,
+                                      int out_w, int act, float lo, float hi);
+SXK_HIDDEN void sxk_deinterleave2_avx2(const float *s, float *d, int lo, int hi);
 SXK_HIDDEN void sxk_sigmoid_avx2(const float *x, float *y, size_t n);
 /* x86/depthwise_kxk_avx2.c */
 SXK_HIDDEN void sxk_dw_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, int kh, int kw,

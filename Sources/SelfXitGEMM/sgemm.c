@@ -2,12 +2,17 @@
 // library needs no BLAS: OpenBLAS's thread count, core selection and environment belong to the
 // host process, and the engine must leave them as it found them.
 //
-// Blocking (Goto style): columns in blocks of NC, K in blocks of KC, rows in blocks of MC. Each
-// (K, N) block of op(B) is packed once into 16-column panels (the layout `sx_gemm_compute`
-// reads), each (M, K) block of op(A) (scaled by alpha) into MR-row panels; `sx_gemm_compute`
-// then keeps an A panel in L1 over a run of B panels held in L2. The first K block writes C
-// (beta 0) or adds to it (beta 1); later K blocks add to it. Scratch is one fixed-size buffer per
-// thread (freed when the thread exits), or a small stack buffer if that cannot be allocated.
+// Blocking (Goto style): columns in blocks of NC, K in blocks of KC, rows in blocks of MC, each
+// configuration's own (`sgemm_mc/kc/nc`). Each (K, N) block of op(B) is packed once into
+// 16-column panels (the layout `sx_gemm_compute` reads), each (M, K) block of op(A) (scaled by
+// alpha) into MR-row panels. Without a block product of its own (`sgemm_block`) a configuration's
+// `sx_gemm_compute` then keeps an A panel in L1 over a run of B panels held in L2 (the 16×16
+// AVX-512 tile); with one (AVX2's 6×16) the B block is packed a few panels at a time, each
+// multiplied by the first A block while still in cache, and a B panel stays in L1 while the A
+// panels stream past it. A few columns (`sgemm_skinny`) read A in place and pack only B. The
+// first K block writes C (beta 0) or adds to it (beta 1); later K blocks add to it. Scratch is one
+// buffer per thread, grown to what its products need (bounded; freed when the thread exits), or a
+// small stack buffer if that cannot be allocated.
 #include "selfxit_gemm.h"
 #include "avx512_helpers.h"
 
@@ -24,7 +29,8 @@
 #endif
 
 #define NR SX_GEMM_NR
-/// Rows per A block: a multiple of every ISA's MR (16, 6, 4); 240×256 floats of A (240 KB) stay
+/// Default blocks (a configuration's sgemm_mc/kc/nc override them, see configs/kernel_config.c):
+/// rows per A block, a multiple of every ISA's MR (16, 6, 4); 240×256 floats of A (240 KB) stay
 /// in L2 beside the 256 KB run of B panels `sx_gemm_compute` sweeps them over.
 #define MC 240
 /// K per block: a 16-row A panel of 256 steps is 16 KB, one B panel as much (L1 holds both).
@@ -35,8 +41,13 @@
 #define MC_SMALL 48
 #define KC_SMALL 32
 #define NC_SMALL 32
-
-#define SCRATCH_FLOATS ((size_t)MC * KC + (size_t)KC * NC)
+/// The most scratch one thread keeps (floats): the AVX2 blocks (168×256 + 256×2048, 2.2 MB) and
+/// the few-column product's packed B (k × 32) up to k = 16384.
+#define SCRATCH_MAX_FLOATS ((size_t)600 * 1024)
+/// The A gather of a transposed few-rows product (m·k floats) takes at most this much.
+#define SCRATCH_FEW_FLOATS ((size_t)MC * KC + (size_t)KC * NC)
+/// Floats of the header (the capacity) before the scratch proper: one cache line.
+#define SCRATCH_HEADER 16
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -47,19 +58,27 @@ static void scratch_make_key(void) {
     scratch_key_ok = pthread_key_create(&scratch_key, free) == 0;
 }
 
-/// This thread's scratch (`SCRATCH_FLOATS`, 64-byte aligned), allocated on first use; NULL when
-/// that fails (the caller then blocks smaller on the stack).
-static float *thread_scratch(void) {
+/// This thread's scratch, at least `floats` (≤ SCRATCH_MAX_FLOATS) long and 64-byte aligned,
+/// grown on demand (a thread that only runs small products keeps a small one) and kept until the
+/// thread exits; NULL when that fails (the caller then blocks smaller on the stack).
+static float *thread_scratch(size_t floats) {
+    if (floats > SCRATCH_MAX_FLOATS) return NULL;
     pthread_once(&scratch_once, scratch_make_key);
     if (!scratch_key_ok) return NULL;
     float *p = pthread_getspecific(scratch_key);
-    if (p) return p;
-    p = aligned_alloc(64, SCRATCH_FLOATS * sizeof(float));
-    if (p && pthread_setspecific(scratch_key, p) != 0) {
-        free(p);
-        p = NULL;
+    if (p && *(size_t *)p >= floats) return p + SCRATCH_HEADER;
+    // Grown to at least the old fixed size, so that products of mixed sizes do not reallocate often.
+    size_t cap = floats < SCRATCH_FEW_FLOATS ? SCRATCH_FEW_FLOATS : floats;
+    cap = (cap + 15) / 16 * 16;
+    float *q = aligned_alloc(64, (cap + SCRATCH_HEADER) * sizeof(float));
+    if (!q) return NULL;
+    if (pthread_setspecific(scratch_key, q) != 0) {
+        free(q);
+        return NULL;
     }
-    return p;
+    free(p);
+    *(size_t *)q = cap;
+    return q + SCRATCH_HEADER;
 }
 
 #if SX_X86
@@ -96,6 +115,22 @@ static int pack_a6_avx2(const float *a, ptrdiff_t lda, int kc, float alpha, floa
     }
     return p;
 }
+
+/// A 6-row panel of a transposed A (op(A)'s column p is `rows` ≤ 6 consecutive floats at
+/// `a + p·lda`): one masked 6-lane load a K step (rows past `rows` read as zero) stored as 8
+/// floats that the next step's store overwrites by 2; the last step's store is masked.
+AVX2_TARGET
+static void pack_a6_trans_avx2(const float *a, ptrdiff_t lda, int kc, int rows, float alpha, float *d) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mrows = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows), lane);
+    const __m256i m6 = _mm256_cmpgt_epi32(_mm256_set1_epi32(6), lane);
+    const __m256 va = _mm256_set1_ps(alpha);
+    for (int p = 0; p < kc; p++) {
+        __m256 v = _mm256_mul_ps(va, _mm256_maskload_ps(a + (ptrdiff_t)p * lda, mrows));
+        if (p + 1 < kc) _mm256_storeu_ps(d + (size_t)p * 6, v);
+        else _mm256_maskstore_ps(d + (size_t)p * 6, m6, v);
+    }
+}
 #endif
 
 /// Packs rows `i0..<i0+mc`, K `p0..<p0+kc` of op(A) × alpha into MR-row panels (k-major, rows
@@ -110,6 +145,10 @@ static void pack_a(int mr, int trans, const float *a, ptrdiff_t lda, int i0, int
             const float *s = a + (ptrdiff_t)(i0 + ip) * lda + p0;
             for (int p = pack_a6_avx2(s, lda, kc, alpha, d); p < kc; p++)
                 for (int r = 0; r < 6; r++) d[(size_t)p * 6 + r] = alpha * s[(ptrdiff_t)r * lda + p];
+            continue;
+        }
+        if (trans && mr == 6 && sx_gemm_isa_supported(SX_GEMM_ISA_AVX2)) {
+            pack_a6_trans_avx2(a + (ptrdiff_t)p0 * lda + i0 + ip, lda, kc, rows, alpha, d);
             continue;
         }
 #endif
@@ -156,15 +195,105 @@ static void pack_b_trans_avx512(const float *b, ptrdiff_t ldb, int p0, int kc, i
         }
     }
 }
+
+/// `pack_b` of a plain B on 8-float vectors (AVX2 and AVX-512 alike): row by row, each row's 16
+/// columns of a panel two loads and two stores, the last panel's columns masked (zeros past `nc`).
+AVX2_TARGET
+static void pack_b_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, int nc, float *dst) {
+    const int full = nc / NR * NR;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - full), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - full - 8), lane);
+    const size_t step = (size_t)NR * kc;  // floats from one panel to the next
+    for (int p = 0; p < kc; p++) {
+        const float *s = b + (ptrdiff_t)(p0 + p) * ldb + j0;
+        float *dp = dst + (size_t)p * NR;
+        int jp = 0;
+        for (; jp + 2 * NR <= full; jp += 2 * NR, dp += 2 * step) {
+            // B's rows are ldb apart: the lines 8 rows down are fetched ahead (from L3 in the
+            // fused packing, a pattern the stream prefetchers pick up late).
+            _mm_prefetch((const char *)(s + 8 * ldb + jp), _MM_HINT_T0);
+            _mm_prefetch((const char *)(s + 8 * ldb + jp + 16), _MM_HINT_T0);
+            __m256 v0 = _mm256_loadu_ps(s + jp), v1 = _mm256_loadu_ps(s + jp + 8);
+            __m256 v2 = _mm256_loadu_ps(s + jp + 16), v3 = _mm256_loadu_ps(s + jp + 24);
+            _mm256_storeu_ps(dp, v0);
+            _mm256_storeu_ps(dp + 8, v1);
+            _mm256_storeu_ps(dp + step, v2);
+            _mm256_storeu_ps(dp + step + 8, v3);
+        }
+        for (; jp < full; jp += NR, dp += step) {
+            _mm256_storeu_ps(dp, _mm256_loadu_ps(s + jp));
+            _mm256_storeu_ps(dp + 8, _mm256_loadu_ps(s + jp + 8));
+        }
+        if (full < nc) {
+            _mm256_storeu_ps(dp, _mm256_maskload_ps(s + full, m0));
+            _mm256_storeu_ps(dp + 8, _mm256_maskload_ps(s + full + 8, m1));
+        }
+    }
+}
+
+/// Transposes 8 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void transpose8_avx2(__m256 *v) {
+    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    // u0 = column 0 (rows 0–3) | column 4, u1 = 1 | 5, u2 = 2 | 6, u3 = 3 | 7; u4..u7 rows 4–7.
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    v[0] = _mm256_permute2f128_ps(u0, u4, 0x20); v[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    v[2] = _mm256_permute2f128_ps(u2, u6, 0x20); v[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    v[4] = _mm256_permute2f128_ps(u0, u4, 0x31); v[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    v[6] = _mm256_permute2f128_ps(u2, u6, 0x31); v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/// `pack_b` of a transposed B on AVX2: per panel and 8 K steps, two 8×8 transposes in registers
+/// (stored rows = op(B)'s columns), K tail masked; the scalar loop wrote one float 16 apart.
+AVX2_TARGET
+static void pack_b_trans_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, int nc, float *dst) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int jp = 0; jp < nc; jp += NR) {
+        float *d = dst + (size_t)jp * kc;
+        const int cols = nc - jp < NR ? nc - jp : NR;
+        for (int p = 0; p < kc; p += 8) {
+            const int steps = kc - p < 8 ? kc - p : 8;
+            const __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(steps), lane);
+            for (int h = 0; h < 2; h++) {
+                __m256 v[8];
+#pragma clang loop unroll(full)
+                for (int i = 0; i < 8; i++) {
+                    const int j = h * 8 + i;
+                    const float *src = b + (ptrdiff_t)(j0 + jp + j) * ldb + p0 + p;
+                    v[i] = j >= cols ? _mm256_setzero_ps()
+                         : steps == 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, mk);
+                }
+                transpose8_avx2(v);  // v[q] lane i = op(B)(p + q, jp + 8h + i)
+                for (int q = 0; q < steps; q++) _mm256_storeu_ps(d + (size_t)(p + q) * NR + h * 8, v[q]);
+            }
+        }
+    }
+}
 #endif
 
 /// Packs K `p0..<p0+kc`, columns `j0..<j0+nc` of op(B) into 16-column panels (k-major, columns
-/// past `nc` zero). op(B)(p, j) is `b[p·ldb + j]`, or `b[j·ldb + p]` when transposed (on
-/// AVX-512 — `isa`, so that each ISA's test covers its own packing — in vector transposes).
+/// past `nc` zero). op(B)(p, j) is `b[p·ldb + j]`, or `b[j·ldb + p]` when transposed (on AVX2
+/// and AVX-512 — `isa`, so that each ISA's test covers its own packing — in vectors).
 static void pack_b(int isa, int trans, const float *b, ptrdiff_t ldb, int p0, int kc, int j0, int nc, float *dst) {
 #if SX_X86
     if (trans && isa == SX_GEMM_ISA_AVX512) {
         pack_b_trans_avx512(b, ldb, p0, kc, j0, nc, dst);
+        return;
+    }
+    if (trans && isa == SX_GEMM_ISA_AVX2) {
+        pack_b_trans_avx2(b, ldb, p0, kc, j0, nc, dst);
+        return;
+    }
+    if (!trans && (isa == SX_GEMM_ISA_AVX2 || isa == SX_GEMM_ISA_AVX512)) {
+        pack_b_avx2(b, ldb, p0, kc, j0, nc, dst);
         return;
     }
 #else
@@ -427,11 +556,14 @@ static void few_rows(int isa, int trans_b, int m, int n, int k, float alpha, con
 
 /* ---------------------------------------------------------------- sgemm */
 
-static void blocked(int isa, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, ptrdiff_t lda,
-                    const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc, float *pa, float *pb,
-                    int mcb, int kcb, int ncb);
-static void blocked_on_stack(int isa, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                             ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc);
+static void blocked(const sx_kernel_config *cfg, int isa, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
+                    float *pa, float *pb, int mcb, int kcb, int ncb);
+static void blocked_on_stack(const sx_kernel_config *cfg, int isa, int trans_a, int trans_b, int m, int n, int k,
+                             float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
+                             float *c, ptrdiff_t ldc);
+
+static inline size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 void sx_sgemm(int isa, int trans_a, int trans_b, int m, int n, int k, float alpha,
               const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
@@ -451,53 +583,108 @@ void sx_sgemm(int isa, int trans_a, int trans_b, int m, int n, int k, float alph
     // costs more: ResNet-50's 2048×1000 classifier, 16 rows, 0.65 ms against 1.0 packed on Zen 4;
     // at 24 rows packing wins).
     const sx_kernel_config *cfg = sx_kernel_config_for(isa);
-    if (cfg && cfg->small_rows && !trans_a && !trans_b && m <= 2 * cfg->small_rows_max && beta == 0.0f) {
+    if (!cfg) cfg = sx_kernel_config_for(SX_GEMM_ISA_SCALAR);
+    if (cfg->small_rows && !trans_a && !trans_b && m <= 2 * cfg->small_rows_max && beta == 0.0f) {
         const int step = cfg->small_rows_max;
         for (int i0 = 0; i0 < m; i0 += step)
             cfg->small_rows(m - i0 < step ? m - i0 : step, n, k, alpha, a + (ptrdiff_t)i0 * lda, lda, b, ldb,
                             c + (ptrdiff_t)i0 * ldc, ldc);
         return;
     }
-    float *scratch = thread_scratch();
     const int few = trans_b ? m <= FEW_ROWS_NT || (size_t)n * k <= FEW_ROWS_NT_B : m <= FEW_ROWS;
-    if (few && (!trans_a || (scratch && (size_t)m * k <= SCRATCH_FLOATS))) {
-        if (trans_a) {
+    if (few && !trans_a) {
+        few_rows(isa, trans_b, m, n, k, alpha, a, lda, b, ldb, beta == 1.0f, c, ldc);
+        return;
+    }
+    if (few && (size_t)m * k <= SCRATCH_FEW_FLOATS) {
+        float *scratch = thread_scratch((size_t)m * k);
+        if (scratch) {
             // op(A)'s rows are columns of `a`: gathered into the scratch first (m·k floats).
             for (int i = 0; i < m; i++)
                 for (int p = 0; p < k; p++) scratch[(size_t)i * k + p] = a[(ptrdiff_t)p * lda + i];
             few_rows(isa, trans_b, m, n, k, alpha, scratch, k, b, ldb, beta == 1.0f, c, ldc);
-        } else {
-            few_rows(isa, trans_b, m, n, k, alpha, a, lda, b, ldb, beta == 1.0f, c, ldc);
+            return;
         }
-        return;
     }
+    // Few columns: A read in place, only B (k × ≤ 2 panels, alpha applied) packed (a classifier's
+    // 1000×2048 weights by 32 samples: packing A moved as many bytes as the product reads).
+    if (cfg->sgemm_skinny && !trans_a && n <= cfg->sgemm_skinny_max_n) {
+        const size_t pbn = sx_gemm_packed_b_floats(n, k);
+        float *pb = thread_scratch(pbn);
+        if (pb) {
+            pack_b(isa, trans_b, b, ldb, 0, k, 0, n, pb);
+            if (alpha != 1.0f)
+                for (size_t i = 0; i < pbn; i++) pb[i] *= alpha;
+            cfg->sgemm_skinny(m, n, k, a, lda, pb, c, ldc, beta == 1.0f);
+            return;
+        }
+    }
+    const int mcb = cfg->sgemm_mc > 0 ? cfg->sgemm_mc : MC, kcb = cfg->sgemm_kc > 0 ? cfg->sgemm_kc : KC;
+    const int ncb = cfg->sgemm_nc > 0 ? cfg->sgemm_nc : NC;
+    // Only as much scratch as this product's blocks use.
+    const size_t mcu = round_up((size_t)(m < mcb ? m : mcb), (size_t)cfg->mr), kcu = (size_t)(k < kcb ? k : kcb);
+    const size_t ncu = round_up((size_t)(n < ncb ? n : ncb), NR);
+    // B's block starts on a cache line (a panel's 16 floats a K step are then one line).
+    const size_t pa_floats = round_up(mcu * kcu, 16);
+    float *scratch = thread_scratch(pa_floats + kcu * ncu);
     if (scratch)
-        blocked(isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, scratch,
-                scratch + (size_t)MC * KC, MC, KC, NC);
+        blocked(cfg, isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, scratch,
+                scratch + pa_floats, (int)mcu, (int)kcu, (int)ncu);
     else
-        blocked_on_stack(isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        blocked_on_stack(cfg, isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/// Columns of B a configuration with its own block product (`sgemm_block`) packs at a time for
+/// the first A block: 4 panels (4 cache lines of each row read together), multiplied by that A
+/// block while they are still in L1 / L2 (OpenBLAS's order: B is packed in chunks between
+/// kernel calls on the first A block, so that block never re-reads B from L3).
+#define FUSED_B_COLS 64
+
 /// The blocked product with scratch `pa` (`mcb·kcb` floats) and `pb` (`kcb·ncb`); beta 0 or 1.
-static void blocked(int isa, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, ptrdiff_t lda,
-                    const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc, float *pa, float *pb,
-                    int mcb, int kcb, int ncb) {
-    const int mr = sx_gemm_mr(isa);
-    // Even K blocks (no short last block wasting a pass).
+static void blocked(const sx_kernel_config *cfg, int isa, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
+                    float *pa, float *pb, int mcb, int kcb, int ncb) {
+    const int mr = cfg->mr;
+    // Even K blocks (no short last block wasting a pass); with a block product, a multiple of 8
+    // steps (the vector A packing's unit) where that stays within the block.
     const int kblocks = (k + kcb - 1) / kcb;
-    const int kc0 = (k + kblocks - 1) / kblocks;
+    int kc0 = (k + kblocks - 1) / kblocks;
+    if (cfg->sgemm_block && (int)round_up((size_t)kc0, 8) <= kcb) kc0 = (int)round_up((size_t)kc0, 8);
+    // Rows: with a block product, even blocks (256 rows: 2×128, not 168 + 88) in whole panels.
+    int mc0 = mcb;
+    if (cfg->sgemm_block) {
+        const int mblocks = (m + mcb - 1) / mcb;
+        mc0 = (int)round_up((size_t)((m + mblocks - 1) / mblocks), (size_t)mr);
+        if (mc0 > mcb) mc0 = mcb;
+    }
+    // One A block in all: packed once, not once per column block.
+    const int a_once = mc0 >= m && kc0 >= k;
+    int a_ready = 0;
     for (int j0 = 0; j0 < n; j0 += ncb) {
         const int nc = n - j0 < ncb ? n - j0 : ncb;
         const int npanels = (nc + NR - 1) / NR;
         for (int p0 = 0; p0 < k; p0 += kc0) {
             const int kc = k - p0 < kc0 ? k - p0 : kc0;
-            pack_b(isa, trans_b, b, ldb, p0, kc, j0, nc, pb);
+            if (!cfg->sgemm_block) pack_b(isa, trans_b, b, ldb, p0, kc, j0, nc, pb);
             // The first K block adds to C only when beta is 1; later blocks always add.
             const int accumulate = p0 > 0 || beta == 1.0f;
-            for (int i0 = 0; i0 < m; i0 += mcb) {
-                const int mc = m - i0 < mcb ? m - i0 : mcb;
-                pack_a(mr, trans_a, a, lda, i0, mc, p0, kc, alpha, pa);
+            for (int i0 = 0; i0 < m; i0 += mc0) {
+                const int mc = m - i0 < mc0 ? m - i0 : mc0;
+                if (!a_once || !a_ready) pack_a(mr, trans_a, a, lda, i0, mc, p0, kc, alpha, pa);
+                a_ready = 1;
                 float *cb = c + (ptrdiff_t)i0 * ldc + j0;
+                if (cfg->sgemm_block) {
+                    if (i0 == 0) {
+                        for (int g = 0; g < nc; g += FUSED_B_COLS) {
+                            const int gc = nc - g < FUSED_B_COLS ? nc - g : FUSED_B_COLS;
+                            pack_b(isa, trans_b, b, ldb, p0, kc, j0 + g, gc, pb + (size_t)g * kc);
+                            cfg->sgemm_block(mc, gc, kc, pa, pb + (size_t)g * kc, cb + g, ldc, accumulate);
+                        }
+                    } else {
+                        cfg->sgemm_block(mc, nc, kc, pa, pb, cb, ldc, accumulate);
+                    }
+                    continue;
+                }
                 sx_gemm_out out = {
                     .c = cb, .ldc = ldc, .c_sample_stride = 0,
                     .residual = accumulate ? cb : NULL, .ldr = ldc, .r_sample_stride = 0,
@@ -512,8 +699,10 @@ static void blocked(int isa, int trans_a, int trans_b, int m, int n, int k, floa
 /// `blocked` with small blocks on the stack, apart so that the usual path keeps its frame small
 /// (a host thread with a short stack may run a product).
 __attribute__((noinline))
-static void blocked_on_stack(int isa, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                             ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc) {
+static void blocked_on_stack(const sx_kernel_config *cfg, int isa, int trans_a, int trans_b, int m, int n, int k,
+                             float alpha, const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta,
+                             float *c, ptrdiff_t ldc) {
     float pa[MC_SMALL * KC_SMALL], pb[KC_SMALL * NC_SMALL];
-    blocked(isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pa, pb, MC_SMALL, KC_SMALL, NC_SMALL);
+    blocked(cfg, isa, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, pa, pb, MC_SMALL, KC_SMALL,
+            NC_SMALL);
 }

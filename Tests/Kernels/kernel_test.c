@@ -127,6 +127,55 @@ static void check_dw_direct(const sx_kernel_config *cfg, int h, int w, int strid
     free(x); free(res); free(o1); free(o2);
 }
 
+/* The configuration's few-rows product (where it has one) against the portable one: every row
+ * count 1…small_rows_max, column tails of both strip widths, padded leading dimensions. */
+static void check_small_rows(const sx_kernel_config *cfg, int rows, int n, int k) {
+    if (!cfg->small_rows || rows > cfg->small_rows_max) return;
+    int ldx = k + 3, ldb = n + 5, ldy = n + 2;
+    float *x = floats((size_t)rows * ldx), *b = floats((size_t)k * ldb);
+    float *y1 = floats((size_t)rows * ldy), *y2 = floats((size_t)rows * ldy);
+    memcpy(y2, y1, sizeof(float) * (size_t)rows * ldy);
+    cfg->small_rows(rows, n, k, 0.75f, x, ldx, b, ldb, y1, ldy);
+    sxk_small_rows_portable(rows, n, k, 0.75f, x, ldx, b, ldb, y2, ldy);
+    char what[64];
+    snprintf(what, sizeof what, "small_rows %d×%d k %d", rows, n, k);
+    /* Padding columns of y compared too: they must be left as they were. */
+    expect_close(what, cfg->name, y1, y2, (size_t)rows * ldy, 1e-5f * (float)(k + 1));
+    free(x); free(b); free(y1); free(y2);
+}
+
+/* The configuration's in-place max pooling (where it has one) against the portable one, NaN and
+ * −inf among the inputs. */
+static void check_maxpool(const sx_kernel_config *cfg, int h, int w, int kh, int kw, int stride, int pad) {
+    if (!cfg->maxpool_direct) return;
+    int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kw) / stride + 1;
+    float *x = floats((size_t)h * w), *o1 = floats((size_t)oh * ow), *o2 = floats((size_t)oh * ow);
+    x[(h / 2) * w + w / 3] = NAN;
+    x[w - 1] = -INFINITY;
+    cfg->maxpool_direct(x, h, w, kh, kw, stride, pad, pad, o1, oh, ow);
+    sxk_maxpool_direct_portable(x, h, w, kh, kw, stride, pad, pad, o2, oh, ow);
+    char what[80];
+    snprintf(what, sizeof what, "maxpool_direct %dx%d k%dx%d s%d pad %d", h, w, kh, kw, stride, pad);
+    expect_close(what, cfg->name, o1, o2, (size_t)oh * ow, 0);
+    free(x); free(o1); free(o2);
+}
+
+/* The configuration's stride-2 deinterleave against the portable one: every range end (vector
+ * tails), outputs outside lo..<hi left alone; the source holds exactly 2·hi − 1 floats read. */
+static void check_deinterleave(const sx_kernel_config *cfg) {
+    for (int lo = 0; lo <= 3; lo += 3)
+        for (int hi = lo; hi <= 40; hi++) {
+            float *src = floats((size_t)(2 * hi + 1)), d1[48], d2[48];
+            for (int i = 0; i < 48; i++) d1[i] = d2[i] = (float)i;
+            cfg->deinterleave2(src, d1, lo, hi);
+            sxk_deinterleave2_portable(src, d2, lo, hi);
+            char what[48];
+            snprintf(what, sizeof what, "deinterleave2 %d..<%d", lo, hi);
+            expect_close(what, cfg->name, d1, d2, 48, 0);
+            free(src);
+        }
+}
+
 static void check_activations(const sx_kernel_config *cfg) {
     float special[] = {NAN, INFINITY, -INFINITY, 3.4e38f, -3.4e38f, 1e30f, -1e30f, 88.72f, 88.73f, -87.33f, -87.34f,
                        1e-40f, -1e-40f, 0.0f, -0.0f, 1.0f, -1.0f, 20.0f, -20.0f, 100.0f, -100.0f};
@@ -275,9 +324,22 @@ int main(void) {
             check_dw_direct(cfg, 56, 56, 2, 0, acts[ai], 0);
         }
         check_activations(cfg);
+        check_deinterleave(cfg);
+        for (int rows = 1; rows <= 8; rows++) {
+            check_small_rows(cfg, rows, 37, 29);
+            check_small_rows(cfg, rows, 64, 70);
+            check_small_rows(cfg, rows, 5, 3);
+        }
+        int pools[][6] = {{13, 17, 3, 3, 2, 1}, {112, 112, 3, 3, 2, 1}, {9, 31, 3, 3, 1, 1}, {8, 8, 2, 2, 2, 0},
+                          {7, 40, 3, 2, 1, 0}, {5, 3, 3, 3, 2, 1}, {30, 57, 3, 3, 2, 0}, {4, 9, 1, 1, 1, 0}};
+        for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+            check_maxpool(cfg, pools[i][0], pools[i][1], pools[i][2], pools[i][3], pools[i][4], pools[i][5]);
         check_sgemm(cfg, 1, 50, 30);
         check_sgemm(cfg, 9, 70, 45);
         check_sgemm(cfg, 100, 130, 300);
+        check_sgemm(cfg, 1000, 32, 600);   /* few columns: A read in place (AVX2), two K blocks */
+        check_sgemm(cfg, 50, 17, 1100);
+        check_sgemm(cfg, 250, 2060, 300);  /* M, K and N blocks of every configuration, tails */
         printf("kernel config %s: ran, %d checks, %s\n", cfg->name, checks - checks0, failures == before ? "ok" : "FAILED");
         ran++;
     }

@@ -72,7 +72,12 @@ final class KernelSGEMMTests: XCTestCase {
                     check(isa: isa, transA: transA, transB: transB, m: 33, n: 1001, k: 520, beta: beta)
                     check(isa: isa, transA: transA, transB: transB, m: 5, n: 1100, k: 1030, beta: beta)
                     check(isa: isa, transA: transA, transB: transB, m: 250, n: 530, k: 70, alpha: 0.5, beta: beta)
+                    // Few columns (AVX2: A read in place, B packed with alpha; K in blocks of 512).
+                    check(isa: isa, transA: transA, transB: transB, m: 1030, n: 32, k: 600, alpha: 0.5, beta: beta)
+                    check(isa: isa, transA: transA, transB: transB, m: 50, n: 17, k: 1100, beta: beta)
                 }
+                // Past AVX2's blocks (MC 168 in even blocks, NC 2048, K blocks a multiple of 8).
+                check(isa: isa, transA: transA, transB: transB, m: 250, n: 2060, k: 300, beta: 1)
             }
         }
         // Any other beta scales C first; alpha 0 or k 0 read neither A nor B.

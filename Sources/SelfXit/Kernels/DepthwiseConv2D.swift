@@ -39,8 +39,11 @@ struct DepthwisePlan {
         self.config = config
         let directShape = g.dilationH == 1 && g.dilationW == 1 && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2)
         let is3x3 = g.kernelHeight == 3 && g.kernelWidth == 3
+        // A config may read stride-1 3×3 planes in place only up to a size (AVX2: measured per plane size).
+        let maxPlaneS1 = Int(config.pointee.dw3x3_direct_max_plane_s1)
         let in3x3 = inPlace && directShape && is3x3 && config.pointee.dw3x3_direct != nil
-        usesKxK = inPlace && directShape && !in3x3 && config.pointee.dw_direct != nil
+            && (g.strideH == 2 || maxPlaneS1 == 0 || g.inHeight * g.inWidth <= maxPlaneS1)
+        usesKxK = inPlace && directShape && !is3x3 && config.pointee.dw_direct != nil
             && g.kernelHeight <= Int(SX_DW_DIRECT_MAX_K) && g.kernelWidth <= Int(SX_DW_DIRECT_MAX_K)
         readsInPlace = in3x3 || usesKxK
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1

@@ -24,6 +24,7 @@ static const sx_kernel_config scalar_config = {
     .deinterleave2 = sxk_deinterleave2_portable,
     .sigmoid = sxk_sigmoid_portable, .silu = sxk_silu_portable,
     .fused_acts = SXK_EXT_ACTS,  // every portable kernel stores through sxk_act1
+    .sgemm_mc = 240, .sgemm_kc = 256, .sgemm_nc = 512,
 };
 
 #if SX_X86
@@ -31,19 +32,33 @@ static const sx_kernel_config avx2_config = {
     .isa = SX_GEMM_ISA_AVX2, .name = "avx2",
     // 6×16 tile: 12 ymm accumulators + 2 B vectors + 1 broadcast of 16 registers.
     .mr = SXK_MR_AVX2, .nr = SXK_NR,
-    .direct_unit = 48, .ctd_max_pixels = 0, .small_rows_max = 0, .vector_floats = 8,
+    .direct_unit = 48, .ctd_max_pixels = 0, .small_rows_max = 8, .vector_floats = 8,
     .gemm = sxk_gemm_avx2,
     .direct = sxk_direct_avx2,
-    .ct = NULL, .ctd = NULL, .small_rows = NULL,
+    .ct = NULL, .ctd = NULL,
+    // Up to 8 rows: 6 × 16 columns or 8 × 8 a strip, B read once, in place (x86/small_rows_avx2.c).
+    .small_rows = sxk_small_rows_avx2,
     .im2col = sxk_im2col_portable,
     .dw3x3_plane = sxk_dw3x3_plane_avx2,
-    // No in-place depthwise: an 8-wide port of the AVX-512 one (9 masked loads per 8 outputs)
-    // measured 14–215 % slower than the padded copy + dw3x3_plane on 4 of 5 layers on Zen 4 (selfxit-kernelbench
+    // In-place depthwise with plain loads inside the row and masked ones only on the edge strips
+    // (x86/depthwise_avx2.c). The first port, 9 masked loads per 8 outputs, measured 14–215 %
+    // slower than the padded copy + dw3x3_plane on 4 of 5 layers on Zen 4 (selfxit-kernelbench
     // tune, 2026-12-05): AVX2's vmaskmovps loads cost what AVX-512's masked loads do not.
-    .dw3x3_direct = NULL, .maxpool_direct = NULL,
-    .deinterleave2 = sxk_deinterleave2_portable,
+    .dw3x3_direct = sxk_dw3x3_direct_avx2,
+    // Stride 1 only on planes that fit L1 (8192 floats, 32 KB): on MobileNetV2's 112×112 layer the
+    // strips lost 17–37 % to the padded copy's sequential reads (tune, Zen 4; 56×56 and smaller won).
+    .dw3x3_direct_max_plane_s1 = 8192,
+    // Plain loads inside the row, masked ones only on the edge strips (x86/pool_avx2.c).
+    .maxpool_direct = sxk_maxpool_direct_avx2,
+    .deinterleave2 = sxk_deinterleave2_avx2,
     .sigmoid = sxk_sigmoid_avx2, .silu = sxk_silu_avx2,
     .dw_plane = sxk_dw_plane_avx2,  // 5×5 depthwise through the padded copy, in C instead of Swift's loop
+    // sx_sgemm in BLIS's order for a 6×16 tile (sxk_sgemm_block_avx2): a B panel of kc 256
+    // (16 KB) in L1; the A block, 168×256 (168 KB), in L2 (Haswell 256 KB, Zen 2 512 KB); the B
+    // block, 256×2048 (2 MB), in L3, so a 2048-wide product packs its A once, not four times.
+    .sgemm_mc = 168, .sgemm_kc = 256, .sgemm_nc = 2048,
+    .sgemm_block = sxk_sgemm_block_avx2,
+    .sgemm_skinny = sxk_sgemm_skinny_avx2, .sgemm_skinny_max_n = 32,
 };
 
 static const sx_kernel_config avx512_config = {
@@ -64,6 +79,8 @@ static const sx_kernel_config avx512_config = {
     // every epilogue (sx_act512) instead of a second pass over the output.
     .dw_direct = sxk_dw_direct_avx512,
     .fused_acts = SXK_EXT_ACTS,
+    // 240×256 of A (240 KB) in L2 beside the 256 KB run of B panels sx_gemm_compute sweeps it over.
+    .sgemm_mc = 240, .sgemm_kc = 256, .sgemm_nc = 512,
 };
 #endif
 
@@ -81,6 +98,7 @@ static const sx_kernel_config neon_config = {
     .dw3x3_direct = NULL, .maxpool_direct = NULL,
     .deinterleave2 = sxk_deinterleave2_portable,
     .sigmoid = sxk_sigmoid_neon, .silu = sxk_silu_neon,
+    .sgemm_mc = 240, .sgemm_kc = 256, .sgemm_nc = 512,
 };
 #endif
 

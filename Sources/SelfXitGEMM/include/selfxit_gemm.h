@@ -235,6 +235,22 @@ typedef struct sx_kernel_config {
     /// encodes them). Or NULL (the caller's own loop).
     void (*dw_plane)(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, int kh, int kw, const float *w,
                      float bias, float *out, int out_h, int out_w, int act, float lo, float hi);
+
+    /// `sx_sgemm`'s blocks (Goto/BLIS): rows of a packed A block (a multiple of `mr`), its depth K,
+    /// and columns of a packed B block (a multiple of 16), sized for this ISA's tile and the caches
+    /// of the CPUs it targets.
+    int sgemm_mc, sgemm_kc, sgemm_nc;
+    /// `sx_sgemm`'s product of a packed A block (`mc` rows, `kc` deep) by `nc` columns of a packed
+    /// B block into C (added to C when `accum`) in this tile's loop order, or NULL (then `gemm`).
+    void (*sgemm_block)(int mc, int nc, int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc, int accum);
+    /// `sx_sgemm` of a plain A (row-major, read in place) by at most `sgemm_skinny_max_n` columns
+    /// of B (all `k` rows packed, alpha applied), or NULL.
+    void (*sgemm_skinny)(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c, ptrdiff_t ldc,
+                         int beta1);
+    int sgemm_skinny_max_n;
+    /// Largest stride-1 plane (floats) the depthwise planner reads in place with `dw3x3_direct`;
+    /// 0: no limit. Larger ones take the padded copy + `dw3x3_plane` (measured faster there).
+    int dw3x3_direct_max_plane_s1;
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

@@ -21,63 +21,153 @@ static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
     return v;
 }
 
+/// The 6×16 tile for `R` rows (1…6, a constant after inlining: a tail panel computes only its
+/// rows — 64 or 128 output channels are 10⅔ or 21⅓ panels of 6, and a full-height tile there
+/// wasted 3 % of the FMAs). A element (p, r) is `a[p·6 + r]` (packed) or, with `lda` > 0,
+/// `a[r·lda + p]` (read in place: sx_sgemm's few-column products, where packing A would cost
+/// about as much as the product).
+__attribute__((always_inline))
 AVX2_TARGET
-static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
-                        const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
-    enum { MR = MR_AVX2 };
-    __m256 acc0[MR], acc1[MR];
+static inline void tile_avx2(const int R, const ptrdiff_t lda, int k, const float *a, const float *b, float *c,
+                             ptrdiff_t ldc, int nv, const float *bias, const float *res, ptrdiff_t ldr, int act, float lo,
+                             float hi, int accum) {
+    __m256 acc0[MR_AVX2], acc1[MR_AVX2];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    for (int r = 0; r < R; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
     // Columns `< nv` of a row: masked loads and stores (maskload never touches masked-off lanes).
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), lane);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv - 8), lane);
-    if (accum) {
-        for (int r = 0; r < mv; r++) {
-            acc0[r] = _mm256_maskload_ps(c + (ptrdiff_t)r * ldc, m0);
-            acc1[r] = _mm256_maskload_ps(c + (ptrdiff_t)r * ldc + 8, m1);
-        }
-    }
-#pragma clang loop unroll_count(2)
-    for (int p = 0; p < k; p++) {
-        __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
-        const float *ap = a + (size_t)p * MR;
+    // The tile of C is fetched now and read (with `accum`) only after the K loop: loaded here, a
+    // C that lives in L3 (a 1024² product's, read back once per K block) stalled every call.
 #pragma clang loop unroll(full)
-        for (int r = 0; r < MR; r++) {
-            __m256 av = _mm256_broadcast_ss(ap + r);
-            acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-            acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+    for (int r = 0; r < R; r++) {
+        _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc + NR - 1), _MM_HINT_T0);
+    }
+    if (lda == 0) {
+#pragma clang loop unroll_count(2)
+        for (int p = 0; p < k; p++) {
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
+            const float *ap = a + (size_t)p * MR_AVX2;
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m256 av = _mm256_broadcast_ss(ap + r);
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+        }
+    } else {
+        const float *ar[MR_AVX2];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) ar[r] = a + (ptrdiff_t)r * lda;
+#pragma clang loop unroll_count(2)
+        for (int p = 0; p < k; p++) {
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m256 av = _mm256_broadcast_ss(ar[r] + p);
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
         }
     }
     __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
 #pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) {
-        if (r < mv) {
-            __m256 v0 = acc0[r], v1 = acc1[r];
-            if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
-            float *cr = c + (ptrdiff_t)r * ldc;
-            if (nv == NR) {
-                if (res) {
-                    v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr));
-                    v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr + 8));
-                }
-                _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
-                _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
-            } else {
-                if (res) {
-                    v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr, m0));
-                    v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr + 8, m1));
-                }
-                _mm256_maskstore_ps(cr, m0, act8(v0, act, vlo, vhi));
-                _mm256_maskstore_ps(cr + 8, m1, act8(v1, act, vlo, vhi));
+    for (int r = 0; r < R; r++) {
+        __m256 v0 = acc0[r], v1 = acc1[r];
+        float *cr = c + (ptrdiff_t)r * ldc;
+        if (accum) {
+            v0 = _mm256_add_ps(v0, nv == NR ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, m0));
+            v1 = _mm256_add_ps(v1, nv == NR ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, m1));
+        }
+        if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
+        if (nv == NR) {
+            if (res) {
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr));
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr + 8));
             }
+            _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
+            _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
+        } else {
+            if (res) {
+                v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr, m0));
+                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr + 8, m1));
+            }
+            _mm256_maskstore_ps(cr, m0, act8(v0, act, vlo, vhi));
+            _mm256_maskstore_ps(cr + 8, m1, act8(v1, act, vlo, vhi));
         }
     }
+}
+
+/// The packed tile (`sxk_tile_fn`): a panel's `mv` rows on the tile of that height.
+AVX2_TARGET
+static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                        const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
+#define TILE_CASE(R) case R: tile_avx2(R, 0, k, a, b, c, ldc, nv, bias, res, ldr, act, lo, hi, accum); break;
+    switch (mv) {
+        TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5)
+        default: tile_avx2(MR_AVX2, 0, k, a, b, c, ldc, nv, bias, res, ldr, act, lo, hi, accum); break;
+    }
+#undef TILE_CASE
+}
+
+/// `kernel_avx2` with A read in place (row stride `lda` > 0), no epilogue but the accumulation.
+AVX2_TARGET
+static void kernel_avx2_inplace_a(int k, const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc, int mv,
+                                  int nv, int accum) {
+#define TILE_CASE(R) case R: tile_avx2(R, lda, k, a, b, c, ldc, nv, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, accum); break;
+    switch (mv) {
+        TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5)
+        default: tile_avx2(MR_AVX2, lda, k, a, b, c, ldc, nv, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, accum); break;
+    }
+#undef TILE_CASE
 }
 
 void sxk_gemm_avx2(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0, int np1,
                    const sx_gemm_out *out) {
     sxk_gemm_drive(kernel_avx2, NULL, MR_AVX2, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
+}
+
+/* ---------------------------------------------------------------- sx_sgemm's blocks */
+
+void sxk_sgemm_block_avx2(int mc, int nc, int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,
+                          int accum) {
+    // BLIS's loop order for a tile that is wider than tall: each B panel (kc×16 floats, 16 KB at
+    // kc 256) stays in L1 while the block's A panels (6 rows, 24 bytes a K step) stream past it
+    // from L2. The other order (sxk_gemm_drive: A panel in L1, B streamed) moves 64 bytes a K
+    // step out of L2 for the same 12 FMAs, and needs A's block and B's in L2 together — more
+    // than Haswell's 256 KB or Zen 2's 512 KB hold at sx_sgemm's AVX-512 blocks.
+    for (int jp = 0; jp < nc; jp += NR) {
+        const int nv = nc - jp < NR ? nc - jp : NR;
+        const float *bp = pb + (size_t)jp * kc;
+        for (int ip = 0; ip < mc; ip += MR_AVX2) {
+            const int mv = mc - ip < MR_AVX2 ? mc - ip : MR_AVX2;
+            kernel_avx2(kc, pa + (size_t)ip * kc, bp, c + (ptrdiff_t)ip * ldc + jp, ldc, mv, nv, NULL, NULL, 0,
+                        SX_GEMM_ACT_NONE, 0, 0, accum);
+        }
+    }
+}
+
+void sxk_sgemm_skinny_avx2(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c,
+                           ptrdiff_t ldc, int beta1) {
+    // Few columns (a classifier's 1000×2048 weights times 32 samples): each element of A meets
+    // only one or two B panels, so A is read in place, 6 rows at a time (6 streams the
+    // prefetchers follow), never copied; B (all of it packed, alpha applied) is the small operand.
+    // K in blocks of 512: a 6-row strip of A (12 KB) stays in L1 for the second B panel.
+    enum { KB = 512 };
+    const int panels = (n + NR - 1) / NR;
+    for (int i0 = 0; i0 < m; i0 += MR_AVX2) {
+        const int mv = m - i0 < MR_AVX2 ? m - i0 : MR_AVX2;
+        for (int p0 = 0; p0 < k; p0 += KB) {
+            const int kc = k - p0 < KB ? k - p0 : KB;
+            for (int jp = 0; jp < panels; jp++) {
+                const int nv = n - jp * NR < NR ? n - jp * NR : NR;
+                kernel_avx2_inplace_a(kc, a + (ptrdiff_t)i0 * lda + p0, lda, pb + (size_t)jp * NR * k + (size_t)p0 * NR,
+                                      c + (ptrdiff_t)i0 * ldc + jp * NR, ldc, mv, nv, p0 > 0 || beta1);
+            }
+        }
+    }
 }
 
 /* ---------------------------------------------------------------- direct (implicit GEMM) */
@@ -93,11 +183,14 @@ static inline ptrdiff_t direct_pixel(const sx_gemm_direct_b *b, int q) {
 /// accumulators, 2 loads + 6 broadcasts per 12 FMAs, as the packed tile. Where the 16 columns are
 /// 16 consecutive output pixels the epilogue works on vectors; otherwise (a grid row's padding
 /// columns among them, or the tail) through a tile on the stack, column by column.
+/// `R` (1…6, constant after inlining) is the panel's row count: a tail panel computes only its rows.
+__attribute__((always_inline))
 AVX2_TARGET
-static void direct_tile_avx2(int k, const float *a, const float *x, const int *off, int q, int len,
-                             const sx_gemm_direct_b *b, float *c, ptrdiff_t ldc, int mv, const float *bias,
-                             const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
+static inline void direct_tile_avx2_r(const int R, int k, const float *a, const float *x, const int *off, int q,
+                                      int len, const sx_gemm_direct_b *b, float *c, ptrdiff_t ldc, const float *bias,
+                                      const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
     enum { MR = MR_AVX2 };
+    const int mv = R;
     int q_row = q / b->grid_w, q_col = q - q_row * b->grid_w;
     const int fast = len == 16 && (b->grid_w == b->valid_w || q_col + 16 <= b->valid_w);
     const ptrdiff_t pix0 = fast ? (b->grid_w == b->valid_w ? q : (ptrdiff_t)q_row * b->valid_w + q_col) : 0;
@@ -106,8 +199,9 @@ static void direct_tile_avx2(int k, const float *a, const float *x, const int *o
         for (int j = 0; j < 16; j++) pix[j] = j < len ? direct_pixel(b, q + j) : -1;
     __m256 acc0[MR], acc1[MR];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    for (int r = 0; r < R; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
     if (accum) {
+#pragma clang loop unroll(full)
         for (int r = 0; r < mv; r++) {
             const float *cr = c + (ptrdiff_t)r * ldc;
             if (fast) {
@@ -129,7 +223,7 @@ static void direct_tile_avx2(int k, const float *a, const float *x, const int *o
             __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
             const float *ap = a + (size_t)p * MR;
 #pragma clang loop unroll(full)
-            for (int r = 0; r < MR; r++) {
+            for (int r = 0; r < R; r++) {
                 __m256 av = _mm256_broadcast_ss(ap + r);
                 acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
                 acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
@@ -145,7 +239,7 @@ static void direct_tile_avx2(int k, const float *a, const float *x, const int *o
             __m256 b0 = _mm256_maskload_ps(bp, m0), b1 = _mm256_maskload_ps(bp + 8, m1);
             const float *ap = a + (size_t)p * MR;
 #pragma clang loop unroll(full)
-            for (int r = 0; r < MR; r++) {
+            for (int r = 0; r < R; r++) {
                 __m256 av = _mm256_broadcast_ss(ap + r);
                 acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
                 acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
@@ -154,8 +248,8 @@ static void direct_tile_avx2(int k, const float *a, const float *x, const int *o
     }
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
 #pragma clang loop unroll(full)
-    for (int r = 0; r < MR; r++) {
-        if (r < mv) {
+    for (int r = 0; r < R; r++) {
+        {
             __m256 v0 = acc0[r], v1 = acc1[r];
             if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
             float *cr = c + (ptrdiff_t)r * ldc;
@@ -180,6 +274,19 @@ static void direct_tile_avx2(int k, const float *a, const float *x, const int *o
             }
         }
     }
+}
+
+/// The direct tile for a panel of `mv` rows (see `direct_tile_avx2_r`).
+AVX2_TARGET
+static void direct_tile_avx2(int k, const float *a, const float *x, const int *off, int q, int len,
+                             const sx_gemm_direct_b *b, float *c, ptrdiff_t ldc, int mv, const float *bias,
+                             const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
+#define DIRECT_CASE(R) case R: direct_tile_avx2_r(R, k, a, x, off, q, len, b, c, ldc, bias, res, ldr, act, lo, hi, accum); break;
+    switch (mv) {
+        DIRECT_CASE(1) DIRECT_CASE(2) DIRECT_CASE(3) DIRECT_CASE(4) DIRECT_CASE(5)
+        default: direct_tile_avx2_r(MR_AVX2, k, a, x, off, q, len, b, c, ldc, bias, res, ldr, act, lo, hi, accum); break;
+    }
+#undef DIRECT_CASE
 }
 
 void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b, int q0, int q1,

@@ -291,7 +291,10 @@ typedef void (*sx_result_fn)(const sx_result *result, void *user_data);
  * as soon as that sample is resolved — an early exit answers it before the batch finishes.
  * `input` is borrowed for the call. Samples that run the full model are recorded for exit
  * building. Errors: INVALID_ARGUMENT (NULL, batch 0 or > max_batch, or a NaN/+-inf input
- * value unless non_finite_inputs = 1; no callback runs then), SHAPE_MISMATCH
+ * value unless non_finite_inputs = 1; or a model with run-time-shaped outputs — a whole
+ * detector, sx_info.has_runtime_shapes — served with the classifier teacher: it has no class
+ * vector, read it with sx_infer_outputs_shaped or give it a detector teacher; no callback runs
+ * then), SHAPE_MISMATCH
  * (input_len != batch × input_size), OUT_OF_MEMORY (memory for this batch could not be
  * allocated — its activations, checked before any callback, or exit-head and collection
  * buffers later, after which the samples not yet answered get no callback; the engine stays

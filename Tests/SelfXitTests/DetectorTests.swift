@@ -138,6 +138,16 @@ final class DetectorTests: XCTestCase {
         var none: [Int] = []
         try strict.submit(input, batch: 1) { none.append($0.classIndex) }
         XCTAssertEqual(none, [0])
+        // The classifier teacher has no class vector to read on such a model: submit and infer
+        // are refused with a message (they used to answer from the raw head the tail reads).
+        let plain = try Engine(contentsOf: Self.detectorDirectory.appendingPathComponent("tiny_fasterrcnn.onnx"),
+                               options: EngineOptions(threads: 2, maxBatch: 4))
+        XCTAssertThrowsError(try plain.submit(input, batch: 1) { _ in XCTFail("no answer expected") }) { error in
+            guard case SelfXitError.invalidArgument(let message) = error else { return XCTFail("expected invalidArgument, got \(error)") }
+            XCTAssertTrue(message.contains("inferOutputs") && message.contains("detector"), message)
+        }
+        XCTAssertThrowsError(try plain.infer(input, batch: 1))
+        XCTAssertFalse(try plain.inferOutputs(input, batch: 1).isEmpty, "the outputs are still read after a refused submit")
         // Outputs that are not there are refused by name.
         teacher.labelsOutput = "nope"
         options.teacher = .detector(teacher)

@@ -92,6 +92,7 @@ extension Engine {
     /// classes are those the exits were built or loaded with, else the options'. In all-exits
     /// mode every trained exit reports an `.exitPrediction` and nothing leaves early.
     func submitWithTeacher(_ input: UnsafeBufferPointer<Float>, batch: Int, labels: [Int]?, onResult: (ExitResult) -> Void) throws {
+        try refusePlannedAnswerOfTail("submit")
         try validate(input, batch: batch)
         let start = MonotonicClock.nanoseconds()
         let nonFiniteInput = nonFiniteSamples(input, batch: batch)

@@ -16,6 +16,7 @@ extension Engine {
     /// never recorded. Thread-safe; `onResult` runs between kernel launches, so it may
     /// itself submit work (to this engine or another).
     public func submit(_ input: UnsafeBufferPointer<Float>, batch: Int, onResult: (ExitResult) -> Void) throws {
+        try refusePlannedAnswerOfTail("submit")
         // Detector/host teachers, watched classes, all-exits mode: Engine+Watch.
         if usesTeacherPath { return try submitWithTeacher(input, batch: batch, labels: nil, onResult: onResult) }
         try validate(input, batch: batch)

@@ -26,4 +26,16 @@ extension Engine {
             }
         }
     }
+
+    /// Throws `invalidArgument` when `what` would answer from the model's first planned tensor
+    /// rather than its outputs: with a run-time-shaped tail that tensor is only what the tail
+    /// reads (a detector's raw box encodings, say), and a class or a vector taken from it would
+    /// look valid while meaning nothing. A detector teacher (which reads the tail's final
+    /// detections) or `inferOutputs` are the ways to serve such a model.
+    func refusePlannedAnswerOfTail(_ what: String) throws {
+        guard plan.graph.tail != nil, teacher.isClassifier else { return }
+        throw SelfXitError.invalidArgument("\(what): this model's outputs have shapes known only at run time (a whole detector), so it has no "
+            + "class vector to answer with; read its outputs with sx_infer_outputs_shaped / inferOutputs, or serve it with a detector "
+            + "teacher (teacher \"detector\")")
+    }
 }

@@ -154,9 +154,14 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Runs the full model on `batch` samples laid out contiguously (batch × inputCount
-    /// floats) and returns the first output (batch × outputCount floats).
+    /// floats) and returns the first output (batch × outputCount floats). A model whose outputs
+    /// have run-time shapes (a whole detector) is refused with `invalidArgument`: `inferOutputs`.
     public func infer(_ input: UnsafeBufferPointer<Float>, batch: Int) throws -> [Float] {
-        try runFullModel(input, batch: batch) { workspace in
+        if plan.graph.tail != nil {
+            throw SelfXitError.invalidArgument("infer: this model's outputs have shapes known only at run time (a whole detector); "
+                + "read them with inferOutputs")
+        }
+        return try runFullModel(input, batch: batch) { workspace in
             Array(UnsafeBufferPointer(start: plan.pointer(plan.graph.outputs[0], in: workspace), count: batch * outputCount))
         }
     }

@@ -32,12 +32,17 @@ python3 tools/write_frames.py --out "$work/frames" --count 400 >/dev/null
 echo "-- selfxit inspect"
 $cli inspect "$model" | tee "$work/inspect.txt"
 grep -q "exit candidates: 8" "$work/inspect.txt" || fail "inspect: expected 8 exit candidates"
+# A whole detector (run-time-shaped tail): its graph outputs are listed, not the planned tensor.
+$cli inspect Tests/Fixtures/detector/tiny_fasterrcnn.onnx | tee "$work/inspect_detector.txt"
+grep -q "run-time-shaped tail" "$work/inspect_detector.txt" || fail "inspect: a detector's tail not stated"
+grep -q "'scores' \[?\]" "$work/inspect_detector.txt" || fail "inspect: a detector's scores output not listed with its run-time shape"
 $cli inspect "$model" --json > "$work/inspect.json"
 python3 - "$work/inspect.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
 c = d["candidates"]
 assert d["inputShape"] == [1, 28, 28] and d["outputShape"] == [10], d
+assert d["runtimeShapes"] is False and [o["shape"] for o in d["outputs"]] == [[10]], d
 assert len(c) == 8 and all(0 < a["flopsBefore"] < b["flopsBefore"] < d["flops"] for a, b in zip(c, c[1:])), c
 assert all(x["flopsBefore"] + x["flopsAfter"] == d["flops"] for x in c)
 EOF

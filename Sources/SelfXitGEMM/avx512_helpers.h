@@ -16,7 +16,7 @@ static inline __mmask16 sx_row_mask(int ix, int in_w) {
     return (__mmask16)((hi >= 16 ? 0xFFFFu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u));
 }
 
-/// `e^x`, total like activation_x86.c's `exp16v` and Swift's `exp16` (the same Cephes
+/// `e^x`, total like activation_x86.c's `exp8` and Swift's `exp16` (the same Cephes
 /// polynomial; no float → int conversion, so NaN → NaN and nothing traps; +inf above 88.72,
 /// 0 below −87.34).
 __attribute__((target("avx512f,fma"), always_inline))

@@ -6,6 +6,7 @@
 
 #if SX_X86
 #include <immintrin.h>
+#include "../avx512_helpers.h"
 
 #define EXP_LO -87.3f
 #define EXP_HI 88.3f
@@ -62,37 +63,15 @@ void sxk_silu_avx2(const float *x, float *y, size_t n) { map_avx2(x, y, n, 1); }
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
 
-AVX512_TARGET __attribute__((always_inline))
-static inline __m512 exp16v(__m512 x) {
-    __m512 xc = _mm512_min_ps(_mm512_set1_ps(EXP_HI), _mm512_max_ps(_mm512_set1_ps(EXP_LO), x));
-    const __m512 magic = _mm512_set1_ps(12582912.0f);
-    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(1.44269504088896341f), magic);
-    __m512 n = _mm512_sub_ps(t, magic);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000)),
-                                                      _mm512_set1_epi32(127)), 23);
-    __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_INF), _CMP_GT_OQ), _mm512_set1_ps(__builtin_inff()));
-    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_ZERO), _CMP_LT_OQ), _mm512_setzero_ps());
-}
-
 AVX512_TARGET
 static void map_avx512(const float *x, float *y, size_t n, int silu) {
-    const __m512 one = _mm512_set1_ps(1.0f);
+    const int act = silu ? SX_GEMM_ACT_SILU : SX_GEMM_ACT_SIGMOID;
+    const __m512 unused = _mm512_setzero_ps();  // sx_act512's Clip bounds
     for (size_t i = 0; i < n; i += 16) {
         size_t left = n - i;
         __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, exp16v(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-        _mm512_mask_storeu_ps(y + i, m, silu ? _mm512_mul_ps(v, s) : s);
+        _mm512_mask_storeu_ps(y + i, m, sx_act512(v, act, unused, unused));
     }
 }
 

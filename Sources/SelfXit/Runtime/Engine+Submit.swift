@@ -16,9 +16,9 @@ extension Engine {
     /// never recorded. Thread-safe; `onResult` runs between kernel launches, so it may
     /// itself submit work (to this engine or another).
     public func submit(_ input: UnsafeBufferPointer<Float>, batch: Int, onResult: (ExitResult) -> Void) throws {
-        try refusePlannedAnswerOfTail("submit")
         // Detector/host teachers, watched classes, all-exits mode: Engine+Watch.
         if usesTeacherPath { return try submitWithTeacher(input, batch: batch, labels: nil, onResult: onResult) }
+        try refusePlannedAnswerOfTail("submit")
         try validate(input, batch: batch)
         let start = MonotonicClock.nanoseconds()
         // Per sample, whether its input holds NaN/±inf (nil: none does, the common case).

@@ -63,9 +63,7 @@ public func sx_infer_outputs(_ engine: OpaquePointer?, _ input: UnsafePointer<Fl
             for (i, value) in values.enumerated() where value.values.count > capacities[i] {
                 throw CABIError.invalid("capacities[\(i)] is \(capacities[i]); output '\(value.info.name)' has shape \(value.info.shape) (\(value.values.count) floats) for this input: use sx_infer_outputs_shaped")
             }
-            for (i, value) in values.enumerated() {
-                value.values.withUnsafeBufferPointer { outputs[i]!.update(from: $0.baseAddress!, count: $0.count) }
-            }
+            copyOut(values, to: outputs)
         }
     }
 }
@@ -98,9 +96,17 @@ public func sx_infer_outputs_shaped(_ engine: OpaquePointer?, _ input: UnsafePoi
             for (i, value) in values.enumerated() where value.values.count > capacities[i] {
                 throw CABIError.invalid("capacities[\(i)] is \(capacities[i]); output '\(value.info.name)' has \(value.values.count) floats for this input (shape written to shapes)")
             }
-            for (i, value) in values.enumerated() {
-                value.values.withUnsafeBufferPointer { if let base = $0.baseAddress { outputs[i]!.update(from: base, count: $0.count) } }
-            }
+            copyOut(values, to: outputs)
         }
+    }
+}
+
+/// Copies each output's floats to the caller's buffer `outputs[i]` (checked non-NULL and large
+/// enough by the caller). An output may be empty (a detector that found nothing): an empty
+/// array need not have a base address, so it is skipped rather than unwrapped.
+private func copyOut(_ values: [EngineOutputValue], to outputs: UnsafePointer<UnsafeMutablePointer<Float>?>) {
+    for (i, value) in values.enumerated() {
+        guard let destination = outputs[i] else { continue }
+        value.values.withUnsafeBufferPointer { if let base = $0.baseAddress { destination.update(from: base, count: $0.count) } }
     }
 }

@@ -219,7 +219,9 @@ typedef struct sx_info {
     int64_t input_shape[SX_MAX_RANK];
     size_t input_size;
     /* Classes of the answers: the classifier's outputs per sample, or the teacher's classes
-     * (sx_engine_options.teacher; a detector's classes, its background meaning "none"). */
+     * (sx_engine_options.teacher; a detector's classes, its background meaning "none"). 0 for a
+     * model with run-time shapes (has_runtime_shapes) served with the classifier teacher: it has
+     * no class vector, its outputs are read with sx_infer_outputs_shaped. */
     size_t num_classes;
     /* FLOPs per sample of the full model (a multiply-add counts 2). */
     uint64_t backbone_flops;

@@ -115,7 +115,7 @@ public func sx_engine_info(_ engine: OpaquePointer?, _ info: UnsafeMutablePointe
                 for (axis, dim) in e.inputShape.prefix(dims.count).enumerated() { dims[axis] = Int64(dim) }
             }
             result.input_size = e.inputCount
-            result.num_classes = e.teacherClasses
+            result.num_classes = e.answerClasses
             result.backbone_flops = UInt64(e.backboneFLOPs)
             result.num_candidates = UInt32(e.candidateCount)
             result.num_trained_exits = UInt32(e.trainedExitCount)

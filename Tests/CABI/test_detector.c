@@ -79,8 +79,8 @@ int main(int argc, char **argv) {
     info.struct_size = sizeof info;
     s = sx_engine_info(engine, &info);
     check(s == SX_OK && info.input_has_batch_axis == 0 && info.has_runtime_shapes == 1 && info.input_rank == 3 &&
-          info.input_shape[0] == 3 && info.input_shape[1] == 96 && info.input_shape[2] == 128,
-          "sx_engine_info: [3, 96, 128] without batch axis, run-time shapes");
+          info.input_shape[0] == 3 && info.input_shape[1] == 96 && info.input_shape[2] == 128 && info.num_classes == 0,
+          "sx_engine_info: [3, 96, 128] without batch axis, run-time shapes, no class vector (num_classes 0)");
     s = sx_output_count(engine, &count);
     check(s == SX_OK && count == 3, "three outputs");
     memset(&out_info, 0, sizeof out_info);

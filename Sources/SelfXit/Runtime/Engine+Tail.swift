@@ -8,6 +8,12 @@ extension Engine {
     /// Whether part of the model runs with shapes computed at run time (after the planned part).
     public var hasRunTimeShapedTail: Bool { plan.graph.tail != nil }
 
+    /// Classes the engine answers in (`ExitResult`, `sx_result.num_classes`): the teacher's, or 0
+    /// for a model with a run-time-shaped tail served with the classifier teacher — it has no class
+    /// vector (`submit`/`infer` are refused), and the teacher's count would be the size of the
+    /// planned tensor the tail reads (4 800 box scores, say), not a number of classes.
+    public var answerClasses: Int { plan.graph.tail != nil && teacher.isClassifier ? 0 : teacherClasses }
+
     /// Nodes of the run-time-shaped tail (0 without one) and of the planned part.
     public var tailNodeCount: Int { plan.graph.tail?.nodes.count ?? 0 }
     public var plannedNodeCount: Int { plan.graph.nodes.count }

@@ -49,6 +49,7 @@ def test_detector_outputs_have_run_time_shapes_and_match_onnx_runtime():
     with Engine(str(DETECTOR / "tiny_fasterrcnn.onnx"), threads=2, max_batch=1) as engine:
         info = engine.info
         assert not info["input_has_batch_axis"] and info["has_runtime_shapes"]
+        assert engine.num_classes == 0  # no class vector: outputs come from infer_outputs
         assert engine.input_shape == tuple(reference["input_shape"])
         assert engine.outputs()[0] == ("boxes", (-1, 4))
         got = engine.infer_outputs(x)

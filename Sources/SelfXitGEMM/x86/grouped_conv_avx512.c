@@ -38,8 +38,11 @@ GC_INLINE void gc_tile(const int CO, const int NS, const int KW, const gc_ctx *t
     const size_t cstride = (size_t)t->l->ring * t->l->block;
     int tap[16];
     for (int kx = 0; kx < kw; kx++) tap[kx] = t->l->tap[kx];
-    __m512 acc[CO][NS];
+    // Fixed-size arrays (CO and NS are constants once inlined; a VLA would live on the stack).
+    __m512 acc[8][6];
+    #pragma clang loop unroll(full)
     for (int co = 0; co < CO; co++)
+        #pragma clang loop unroll(full)
         for (int s = 0; s < NS; s++) acc[co][s] = _mm512_setzero_ps();
     for (int c = 0; c < g->cin; c++) {
         const float *rc = t->rows + c * cstride + ox0;
@@ -49,22 +52,27 @@ GC_INLINE void gc_tile(const int CO, const int NS, const int KW, const gc_ctx *t
             const float *w = wc + ky * kw * SX_GCONV_CO_BLOCK;
             for (int kx = 0; kx < kw; kx++) {
                 const float *rp = r + tap[kx];
-                __m512 v[NS];
+                __m512 v[6];
+                #pragma clang loop unroll(full)
                 for (int s = 0; s < NS; s++) v[s] = _mm512_loadu_ps(rp + 16 * s);
+                #pragma clang loop unroll(full)
                 for (int co = 0; co < CO; co++) {
                     __m512 wv = _mm512_set1_ps(w[kx * SX_GCONV_CO_BLOCK + co]);
+                    #pragma clang loop unroll(full)
                     for (int s = 0; s < NS; s++) acc[co][s] = _mm512_fmadd_ps(wv, v[s], acc[co][s]);
                 }
             }
         }
     }
     const __m512 vlo = _mm512_set1_ps(t->lo), vhi = _mm512_set1_ps(t->hi);
+    #pragma clang loop unroll(full)
     for (int co = 0; co < CO; co++) {
         if (co >= nco) break;
         int ch = co0 + co;
         const __m512 b = _mm512_set1_ps(t->bias ? t->bias[ch] : 0.0f);
         float *o = t->out + ch * t->oplane;
         const float *rr = t->res ? t->res + ch * t->oplane : NULL;
+        #pragma clang loop unroll(full)
         for (int s = 0; s < NS; s++) {
             int x0 = ox0 + 16 * s;
             if (x0 >= g->out_w) break;

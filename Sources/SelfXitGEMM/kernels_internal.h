@@ -190,9 +190,11 @@ typedef struct sxk_gconv_layout {
     int tap[16];
 } sxk_gconv_layout;
 SXK_HIDDEN void sxk_gconv_layout_of(const sx_gconv_geom *g, sxk_gconv_layout *l);
-/// Row state of one call: which input row each ring slot holds (−1: none yet).
+/// Row state of one call: which input row each ring slot holds (−1: none yet), and whether the
+/// ring's padding has been zeroed (once per call; rows then write only their in-image floats).
 typedef struct sxk_gconv_rows {
     int built[SXK_GCONV_MAX_RING];
+    int zeroed;
 } sxk_gconv_rows;
 SXK_HIDDEN void sxk_gconv_rows_init(sxk_gconv_rows *r);
 /// Builds (where not built yet) every input row output row `oy` reads, for all `cin` channels,

@@ -22,12 +22,12 @@ int sx_gconv_supported(const sx_gconv_geom *g) {
     if (g->stride_h <= 0 || g->stride_w <= 0 || g->stride_h > 8 || g->stride_w > 8) return 0;
     if (g->dil_h <= 0 || g->dil_w <= 0 || g->dil_h > 64 || g->dil_w > 64) return 0;
     if (g->pad_top < 0 || g->pad_left < 0 || g->pad_top > 1024 || g->pad_left > 1024) return 0;
-    if ((g->kh - 1) * g->dil_h + 1 > SXK_GCONV_MAX_RING) return 0;
+    if ((g->kh - 1) * g->dil_h + 1 + g->stride_h > SXK_GCONV_MAX_RING) return 0;
     if (g->out_w > 8192 || g->in_w > 65536 || g->cin > 4096 || g->cout > 4096) return 0;
     // Scratch stays bounded (at most 64 M floats; RegNet and ResNeXt need a few thousand).
     sxk_gconv_layout l;
     sxk_gconv_layout_of(g, &l);
-    if ((double)g->cin * l.ring * l.block > (double)(1 << 26)) return 0;
+    if ((double)g->cin * l.cstride > (double)(1 << 26)) return 0;
     return 1;
 }
 
@@ -35,7 +35,10 @@ void sxk_gconv_layout_of(const sx_gconv_geom *g, sxk_gconv_layout *l) {
     l->ow_r = (g->out_w + 15) / 16 * 16;
     l->plen = l->ow_r + ((g->kw - 1) * g->dil_w) / g->stride_w;
     l->block = (g->stride_w * l->plen + 15) / 16 * 16;
-    l->ring = (g->kh - 1) * g->dil_h + 1;
+    // The rows of output rows oy and oy + 1 (kernels for narrow planes take two rows at once).
+    l->ring = (g->kh - 1) * g->dil_h + 1 + g->stride_h;
+    l->zero_off = l->ring * l->block;
+    l->cstride = (size_t)(l->ring + 1) * l->block;
     for (int kx = 0; kx < 16; kx++) {
         int q = kx * g->dil_w;
         l->tap[kx] = kx < g->kw ? (q % g->stride_w) * l->plen + q / g->stride_w : 0;
@@ -64,7 +67,7 @@ size_t sx_gconv_scratch_floats(const sx_gconv_geom *g) {
     sxk_gconv_layout l;
     sxk_gconv_layout_of(g, &l);
     // The rows, plus one output row of accumulators for the portable kernel.
-    return (size_t)g->cin * l.ring * l.block + (size_t)l.ow_r;
+    return (size_t)g->cin * l.cstride + (size_t)l.ow_r;
 }
 
 void sxk_gconv_rows_init(sxk_gconv_rows *r) {
@@ -100,7 +103,7 @@ static void build_row(const sx_gconv_geom *g, const sxk_gconv_layout *l, const f
 void sxk_gconv_prepare(const sx_gconv_geom *g, const sxk_gconv_layout *l, sxk_gconv_rows *r, const float *x, int oy,
                        float *scratch, void (*deint)(const float *, float *, int, int), int *ky0, int *ky1,
                        int *slot_off) {
-    const size_t plane = (size_t)g->in_h * g->in_w, cstride = (size_t)l->ring * l->block;
+    const size_t plane = (size_t)g->in_h * g->in_w, cstride = l->cstride;
     if (!r->zeroed) {  // the first output row of this call: clear the padding of every block once
         memset(scratch, 0, (size_t)g->cin * cstride * sizeof(float));
         r->zeroed = 1;
@@ -108,7 +111,7 @@ void sxk_gconv_prepare(const sx_gconv_geom *g, const sxk_gconv_layout *l, sxk_gc
     int first = -1, end = 0;
     for (int ky = 0; ky < g->kh; ky++) {
         int iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
-        slot_off[ky] = 0;
+        slot_off[ky] = l->zero_off;
         if (iy < 0 || iy >= g->in_h) continue;
         if (first < 0) first = ky;
         end = ky + 1;
@@ -129,7 +132,7 @@ void sxk_gconv_portable(const sx_gconv_geom *g, const float *x, const float *pw,
     sxk_gconv_layout_of(g, &l);
     sxk_gconv_rows rows;
     sxk_gconv_rows_init(&rows);
-    const size_t cstride = (size_t)l.ring * l.block, k = (size_t)g->cin * g->kh * g->kw;
+    const size_t cstride = l.cstride, k = (size_t)g->cin * g->kh * g->kw;
     const size_t oplane = (size_t)g->out_h * g->out_w;
     float *acc = scratch + (size_t)g->cin * cstride;
     int slot_off[16];

@@ -32,7 +32,7 @@ typedef struct {
 GC2_INLINE void gc2_tile(const int NS, const int KW, const gc2_ctx *t, const float *wb, int co0, int nco, int ox0) {
     const sx_gconv_geom *g = t->g;
     const int kw = KW ? KW : g->kw, kh = g->kh;
-    const size_t cstride = (size_t)t->l->ring * t->l->block;
+    const size_t cstride = t->l->cstride;
     int tap[16];
     for (int kx = 0; kx < kw; kx++) tap[kx] = t->l->tap[kx];
     // Fixed-size arrays (NS is a constant once inlined; a VLA would live on the stack).

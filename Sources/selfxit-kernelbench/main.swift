@@ -22,7 +22,15 @@ struct KernelBenchCommand: ParsableCommand {
     /// `min`: the fastest single call instead of best-of-5 means (a shared, loaded machine: a
     /// call that ran without being preempted).
     var fastestCall: Bool { words.contains("min") }
-    static let names: Set<String> = ["r50", "dn", "tune", "min"]
+    /// `cold`: each call runs a different copy of the layer (48 MB of weights in all, round
+    /// robin), so its weights come from memory as in a whole model at batch 1; the median call.
+    var coldWeights: Bool { words.contains("cold") }
+    /// `grid` / `packed`: force the direct product on the grid / the packed GEMM (experiments).
+    var forced: Conv2DKernel.PlanChoice {
+        words.contains("grid") ? .direct(channelMajor: false) : words.contains("ctd") ? .direct(channelMajor: true)
+            : words.contains("packed") ? .packed(channelMajor: nil) : .rule
+    }
+    static let names: Set<String> = ["r50", "dn", "tune", "min", "cold", "grid", "ctd", "packed"]
     var numbers: [Int] { words.filter { !Self.names.contains($0) }.compactMap { Int($0) } }
 
     func validate() throws {
@@ -153,7 +161,9 @@ var totals = [Int: Double]()
 for batch in batches {
     for (name, g) in layers {
         let w = (0..<(g.outChannels * g.inChannels / g.groups * g.kernelHeight * g.kernelWidth)).map { Float($0 % 17) / 8 - 1 }
-        let kernel = Conv2DKernel(geometry: g, weights: w, bias: [Float](repeating: 0.1, count: g.outChannels), activation: .relu)
+        let copies = command.coldWeights ? max(2, min(512, (48 << 20) / (4 * w.count))) : 1
+        let kernels = (0..<copies).map { _ in Conv2DKernel(geometry: g, weights: w, bias: [Float](repeating: 0.1, count: g.outChannels), activation: .relu, plan: command.forced) }
+        let kernel = kernels[0]
         let x = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.inChannels * g.inHeight * g.inWidth)
         x.initialize(repeating: 0.5, count: batch * g.inChannels * g.inHeight * g.inWidth)
         let y = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.outChannels * g.outHeight * g.outWidth)
@@ -161,11 +171,24 @@ for batch in batches {
         // "+res": the residual summed in place into the output, as the memory plan lays it out.
         y.initialize(repeating: 0.25, count: batch * g.outChannels * g.outHeight * g.outWidth)
         let residual = name.hasSuffix("+res") ? UnsafePointer(y) : nil
-        let t = time { kernel.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool) }
+        var t = 0.0
+        if command.coldWeights {
+            var calls: [Double] = []
+            for round in 0..<max(3, 600 / copies) {
+                for (i, k) in kernels.enumerated() {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    k.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool)
+                    if round > 0 || i >= copies / 2 { calls.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+                }
+            }
+            t = calls.sorted()[calls.count / 2]
+        } else {
+            t = time { kernel.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool) }
+        }
         let gflops = 2 * Double(g.macsPerSample * batch) / t / 1e9
         if !name.hasPrefix("mbv2") { totals[batch, default: 0] += t }
         print(name.padding(toLength: 28, withPad: " ", startingAt: 0)
-              + String(format: " %5d %8.3f %8.1f", batch, t * 1e3, gflops))
+              + String(format: " %5d %8.3f %8.1f  %@", batch, t * 1e3, gflops, kernel.algorithmName))
         x.deallocate(); y.deallocate(); scratch.deallocate()
     }
 }

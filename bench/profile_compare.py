@@ -8,10 +8,13 @@ enable_profiling; each node's `<name>_kernel_time` events over --iters runs afte
 (minimum) per node. SelfXit: `selfxit-bench --profile --plan-order`, best of --iters per node
 (it runs each node on the whole batch, also where a real run goes sample-parallel).
 
-Nodes are matched by name. Both engines fuse (ORT: Conv+Add+Relu into FusedConv, NCHWc reorders
-it adds; SelfXit: BN/ReLU/Add into the conv) and both keep the surviving node's ONNX name, so
-most convolutions match one to one; a node only one side ran is listed with the other side
-empty, and its time still counts in its engine's total. The table lists SelfXit's plan order, then
+Nodes are matched by name. Both engines fuse (ORT: Conv+BN+Add+Relu into NCHWc convolutions it
+names after the value they write, '.../relu/Relu_output_0_nchwc'; SelfXit: BN/ReLU/Add into the
+conv, keeping the conv's name): ORT's names are mapped through the model to the node writing that
+value and back through BN/activations/Add to the node SelfXit kept (`rename_ort_nodes`), so the
+convolutions match one to one; a node only one side ran (ORT's Concat where SelfXit fused it,
+its layout reorders) is listed with the other side empty, and its time still counts in its
+engine's total. The table lists SelfXit's plan order, then
 ORT-only nodes; --sort orders by the time lost (ours − ORT) instead. Per-operator totals follow.
 """
 
@@ -93,6 +96,39 @@ def ours_profile(bench, model, batch, threads, iters, shape=None):
     return order, best, op
 
 
+def rename_ort_nodes(model, order, best, op, ours):
+    """ORT names a node it made (NCHWc convolutions, fusions) after the value it writes —
+    '/layer1/layer1.0/relu/Relu_output_0_nchwc' — where SelfXit keeps the name of the node that
+    survives a fusion ('/layer1/layer1.0/conv1/Conv'). Map each ORT name to the node producing
+    that value, then back through BatchNormalization / activations / Add to the node SelfXit
+    kept; names that match nothing stay as they are."""
+    import onnx
+
+    graph = onnx.load(model, load_external_data=False).graph
+    producer = {out: node.name for node in graph.node for out in node.output}
+    nodes = {node.name: node for node in graph.node}
+    through = {"BatchNormalization", "Relu", "Clip", "Add", "Sigmoid", "Mul", "HardSwish", "HardSigmoid"}
+
+    def ours_name(name):
+        node = producer.get(re.sub(r"(_bn)?_nchwc$", "", name), name)
+        for _ in range(4):
+            if node in ours or node not in nodes or nodes[node].op_type not in through:
+                break
+            node = producer.get(nodes[node].input[0])
+        return node if node in ours else name
+
+    new_order, new_best, new_op = [], {}, {}
+    for name in order:
+        key = ours_name(name)
+        if key in new_best:  # two ORT nodes for one of ours: add them up
+            new_best[key] += best[name]
+        else:
+            new_order.append(key)
+            new_best[key] = best[name]
+            new_op[key] = op[name]
+    return new_order, new_best, new_op
+
+
 def module_of(name):
     """'/layer1/layer1.0/conv1/Conv' and ORT's '/layer1/layer1.0/relu/Relu_output_0_nchwc' -> '/layer1/layer1.0'."""
     name = re.sub(r"_output_\d+.*$", "", name)
@@ -138,6 +174,7 @@ def main(argv=None):
 
     if args.modules:
         return print_modules(s_order, s_best, o_order, o_best, o_run)
+    o_order, o_best, o_op = rename_ort_nodes(args.model, o_order, o_best, o_op, set(s_order))
     rows = [(n, s_op[n], s_best[n], o_best.get(n)) for n in s_order]
     rows += [(n, o_op[n], None, o_best[n]) for n in o_order if n not in s_best]
     if args.sort:
@@ -163,7 +200,7 @@ def main(argv=None):
     s_total = sum(s_best.values())
     o_total = sum(o_best.values())
     matched = [n for n in s_order if n in o_best]
-    print(f"\nsum of nodes: ours {s_total:.3f} ms, ORT {o_total:.3f} ms ; "
+    print(f"\nsum of nodes: ours {s_total:.3f} ms, ORT {o_total:.3f} ms; "
           f"ORT run median {o_run:.3f} ms; {len(matched)} nodes matched, {len(s_order) - len(matched)} ours only, "
           f"{len(o_order) - len(matched)} ORT only")
     print(f"matched nodes: ours {sum(s_best[n] for n in matched):.3f} ms, ORT {sum(o_best[n] for n in matched):.3f} ms")

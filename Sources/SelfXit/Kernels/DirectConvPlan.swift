@@ -225,11 +225,12 @@ struct DirectConvPlan {
                     // Channel-major (short rows, planes up to 28 wide) with a copy of at most 1 MB:
                     // each thread pads the whole sample into its own scratch and then takes tiles.
                     // Padded together, half of every tile's B was written by the other core, and its
-                    // scattered broadcast loads miss L2 on every such line: when the two cores do
-                    // not share an L3 (this VM's two vCPUs land on one CCX or on two, run to run),
-                    // ResNet-50's 3×3 layers at 28×28 and 14×14 ran 1.5× faster on two threads than
-                    // on one where the 1×1 ones ran 1.95× (1.34 → 1.06 ms each with this). One
-                    // hand-off a layer instead of two, too. Larger copies (stride 2 on 56×56 planes:
+                    // scattered broadcast loads miss L2 on every such line: on the Zen 4 VM in its
+                    // slower state (the same binary 41 or 50 ms a ResNet-50 image, run to run —
+                    // cross-core traffic is the likely difference), ResNet-50's 3×3 layers at 28×28
+                    // and 14×14 ran 1.5× faster on two threads than on one where the 1×1 ones ran
+                    // 1.95× (in the model 1.35 → 1.11 ms each with this; ResNet-50 b1 49.8 → 48.4
+                    // ms; unchanged in the faster state). One hand-off a layer instead of two, too. Larger copies (stride 2 on 56×56 planes:
                     // 1.7 MB) cost more to make twice than they save.
                     let next = TaskCounter()
                     pool.parallelFor(threads) { t in
@@ -253,12 +254,10 @@ struct DirectConvPlan {
                 }
                 if padded {
                     pool.parallelFor(threads) { t in
-                        // By rows (of the padded plane, or of every subsampled plane), as the tiles
-                        // split pixels: a thread's tiles then read mostly rows it wrote itself.
                         if g.strideH == 1 {
                             pad(x, channels: 0..<g.inChannels, rows: (paddedH * t / threads)..<(paddedH * (t + 1) / threads), into: scratch)
                         } else {
-                            pad(x, channels: 0..<g.inChannels, planeRows: (planeH * t / threads)..<(planeH * (t + 1) / threads), into: scratch)
+                            pad(x, channels: (g.inChannels * t / threads)..<(g.inChannels * (t + 1) / threads), into: scratch)
                         }
                     }
                 }
@@ -282,21 +281,14 @@ struct DirectConvPlan {
     /// Copies channels `channels` of one sample `x` into the zero-padded plane (stride 1) or the
     /// subsampled planes (stride 2) of `buffer`.
     private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
-        if g.strideH == 1 { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
-        pad(x, channels: channels, planeRows: 0..<planeH, into: buffer)
-    }
-
-    /// Stride 2: rows `planeRows` of the subsampled planes of channels `channels`.
-    private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, planeRows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
-        guard !planeRows.isEmpty else { return }
+        let s = g.strideH
+        if s == 1 { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
         let plane = planeH * planeW
         for c in channels {
             let src = x + c * g.inPlane
             for (slot, (py, column)) in planes.enumerated() {
-                // Plane row i holds input row 2i + py − padTop.
-                sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop + 2 * planeRows.lowerBound),
-                                    Int32(column - g.padLeft), buffer + (c * planes.count + slot) * plane + planeRows.lowerBound * planeW,
-                                    Int32(planeRows.count), Int32(planeW))
+                sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop), Int32(column - g.padLeft),
+                                    buffer + (c * planes.count + slot) * plane, Int32(planeH), Int32(planeW))
             }
         }
     }

@@ -20,11 +20,17 @@ enum ConstantFolder {
     /// large folds cannot hold the import for minutes. See `ImportLimits`.
     struct Budget {
         var elementsLeft = ImportLimits.maxFoldWork
+        /// Elements one tensor may have: `maxFoldElements` when folding at load time; the
+        /// run-time tail allows more (`TailProgram.maxTensorElements`: a detector's ROI features).
+        var maxElements = ImportLimits.maxFoldElements
+        var atRunTime = false
 
         /// Charges `count` elements (before they are computed) or throws naming the node.
         mutating func charge(_ count: Int, _ node: ONNXNode) throws {
-            guard count <= ImportLimits.maxFoldElements else {
-                throw node.unsupported("folding this node at load time would produce \(count) elements (limit \(ImportLimits.maxFoldElements))")
+            guard count <= maxElements else {
+                throw node.unsupported(atRunTime
+                    ? "this node would produce \(count) elements at run time (limit \(maxElements))"
+                    : "folding this node at load time would produce \(count) elements (limit \(maxElements))")
             }
             guard count <= elementsLeft else {
                 throw node.unsupported("constant folding of this model exceeds \(ImportLimits.maxFoldWork) elements in all")

@@ -772,6 +772,9 @@ enum TailOps {
         }
         let reduction = try node.string("reduction", default: "none")
         try budget.charge(data.count + updates.count, node)
+        if axis == 0, reduction == "none", rank >= 1, data.isFloat == updates.isFloat, indices.shape.dropFirst() == data.shape.dropFirst() {
+            return try scatterRows(node, data, indices, updates)
+        }
         let dataStrides = elementStrides(data.shape)
         let coordinates = ConstantFolder.tiledIndices(indices.shape, steps: (0..<rank).map { $0 == axis ? 0 : dataStrides[$0] })
         let idx = indices.ints
@@ -811,6 +814,50 @@ enum TailOps {
             default: out[t] = min(out[t], u[e])
             }
         }
+        return ConstantTensor(shape: data.shape, ints: out)
+    }
+
+    /// ScatterElements along axis 0 whose indices have the data's trailing shape (Faster/Mask
+    /// R-CNN's MultiScaleRoIAlign: each level's pooled ROIs put back in ROI order, indices an
+    /// `Expand` of one ROI number per row): element `e` of index row k goes to
+    /// `index · inner + e % inner`. A row whose indices are all equal is one block copy. The general
+    /// path built two index arrays the size of the features (2 × 24 M Ints on R50).
+    static func scatterRows(_ node: ONNXNode, _ data: ConstantTensor, _ indices: ConstantTensor, _ updates: ConstantTensor) throws -> ConstantTensor {
+        let dim = data.shape[0]
+        let inner = uncheckedProduct(data.shape.dropFirst())
+        let rows = indices.shape[0]
+        let idx = indices.ints
+        func copyRows<T>(_ out: inout [T], _ u: [T]) throws {
+            try idx.withUnsafeBufferPointer { ip in try u.withUnsafeBufferPointer { up in try out.withUnsafeMutableBufferPointer { op in
+                for k in 0..<rows {
+                    let row = k * inner
+                    guard inner > 0 else { break }
+                    let first = ip[row]
+                    var uniform = true
+                    for e in 1..<inner where ip[row + e] != first { uniform = false; break }
+                    if uniform {
+                        var i = Int(clamping: first)
+                        if i < 0 { i += dim }
+                        guard i >= 0, i < dim else { throw node.invalid("index \(first) out of range for dimension \(dim)") }
+                        (op.baseAddress! + i * inner).update(from: up.baseAddress! + row, count: inner)
+                        continue
+                    }
+                    for e in 0..<inner {
+                        var i = Int(clamping: ip[row + e])
+                        if i < 0 { i += dim }
+                        guard i >= 0, i < dim else { throw node.invalid("index \(ip[row + e]) out of range for dimension \(dim)") }
+                        op[i * inner + e] = up[row + e]
+                    }
+                }
+            } } }
+        }
+        if data.isFloat {
+            var out = data.floats
+            try copyRows(&out, updates.floats)
+            return ConstantTensor(shape: data.shape, floats: out)
+        }
+        var out = data.ints
+        try copyRows(&out, updates.ints)
         return ConstantTensor(shape: data.shape, ints: out)
     }
 

@@ -251,6 +251,14 @@ typedef struct sx_kernel_config {
     /// Largest stride-1 plane (floats) the depthwise planner reads in place with `dw3x3_direct`;
     /// 0: no limit. Larger ones take the padded copy + `dw3x3_plane` (measured faster there).
     int dw3x3_direct_max_plane_s1;
+    /// The direct grid (`direct`, not channel-major) only for convolutions of K (in channels ×
+    /// kernel taps) ≥ this; 0: any. Below it im2col + `gemm` (a stem's 27 rows: the grid's tiles
+    /// are mostly epilogue there).
+    int direct_min_k;
+    /// 1×1 convolutions take the direct grid only with at most this many output channels; 0: any.
+    /// With more, packing B is spread over enough rows that the packed product's contiguous panels
+    /// win over reading B in place.
+    int direct_pointwise_max_m;
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

@@ -60,11 +60,12 @@ static const sx_kernel_config avx2_config = {
     .sgemm_block = sxk_sgemm_block_avx2,
     .sgemm_skinny = sxk_sgemm_skinny_avx2, .sgemm_skinny_max_n = 32,
     // Where the 6×16 direct grid lost to the packed products in `selfxit-kernelbench tune`
-    // (SELFXIT_GEMM_ISA=avx2, Zen 4, 2026-12-05, four runs): ResNet-18's stem (K 27) by 30–94 %
-    // to im2col; 1×1 layers with 128+ output channels by up to 11–46 % (ResNet-50's 1024→256 on
-    // 14×14 in every run; its stride-2 256→512 and ResNet-18's stride-2 64→128 downsamples to
-    // im2col); 1×1 layers with 24–64 outputs tied or won (MobileNetV2's 144→24: 15 % faster).
-    .direct_min_k = 32, .direct_pointwise_max_m = 64,
+    // (SELFXIT_GEMM_ISA=avx2, Zen 4, 2026-12-05, six runs at 1 and 2 threads): ResNet-18's stem
+    // (K 27) by 30–94 % to im2col at 1 thread (a tie at 2); 1×1 layers with 64+ output channels
+    // by 5–46 % in most runs (ResNet-50's 1024→256 on 14×14 and 256→64 on 56×56 to pointwise,
+    // the stride-2 downsamples to im2col at 2 threads in every run: 0.10 against 0.13–0.15 ms);
+    // MobileNetV2's 144→24 tied or won on the grid (15 % faster at 1 thread).
+    .direct_min_k = 32, .direct_pointwise_max_m = 32,
 };
 
 static const sx_kernel_config avx512_config = {

@@ -12,7 +12,7 @@ struct KernelBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selfxit-kernelbench",
         abstract: "Time ResNet-18 (width 64, 28×28) and MobileNetV2 conv layers, or ResNet-50's bottleneck layers at 224×224 (r50): ms and GFLOPS.",
-        usage: "selfxit-kernelbench [r50|tune] [threads] [batch...]")
+        usage: "selfxit-kernelbench [r50|dn|tune [grouped]] [min|cold] [grid|ctd|packed] [threads] [batch...]")
 
     @Argument(help: ArgumentHelp("[r50] [threads] [batch...]: r50 picks ResNet-50's layers; then the thread count (default 2) and batch sizes (default 1 32).", valueName: "r50|threads|batch"))
     var words: [String] = []

@@ -176,6 +176,51 @@ SXK_HIDDEN void sxk_sigmoid_neon(const float *x, float *y, size_t n);
 SXK_HIDDEN void sxk_silu_neon(const float *x, float *y, size_t n);
 #endif
 
+/* ---- grouped convolution (grouped_conv.c; x86/grouped_conv_avx512.c, x86/grouped_conv_avx2.c) */
+/// Largest ring of input rows (`(kh−1)·dil_h + 1 + stride_h`) a grouped-conv call keeps.
+#define SXK_GCONV_MAX_RING 64
+/// Where one group's input rows live in a `grouped_conv` call's scratch: per input channel `c`
+/// (`cstride` floats apart) a ring of `ring` blocks (input row `iy` in block `iy % ring`; the ring
+/// holds the rows of two consecutive output rows) and one block of zeros after it (`zero_off`,
+/// what a kernel row outside the image reads), each `block` floats holding the
+/// row zero-padded and split into `stride_w` phases of `plen` floats: phase `p`, float `i` is
+/// column `i·stride_w + p − pad_left` of the row. Output column `ox`, kernel column `kx` reads
+/// float `tap[kx] + ox` of its block — plain loads, no masks, for every stride and dilation.
+/// `plen` covers `ow_r` (out_w rounded up to 16) columns, so 16-wide loads past `out_w` stay inside.
+typedef struct sxk_gconv_layout {
+    int ow_r, plen, block, ring, zero_off;
+    size_t cstride;
+    int tap[16];
+} sxk_gconv_layout;
+SXK_HIDDEN void sxk_gconv_layout_of(const sx_gconv_geom *g, sxk_gconv_layout *l);
+/// Row state of one call: which input row each ring slot holds (−1: none yet), and whether the
+/// ring's padding has been zeroed (once per call; rows then write only their in-image floats).
+typedef struct sxk_gconv_rows {
+    int built[SXK_GCONV_MAX_RING];
+    int zeroed;
+} sxk_gconv_rows;
+SXK_HIDDEN void sxk_gconv_rows_init(sxk_gconv_rows *r);
+/// Builds (where not built yet) every input row output row `oy` reads, for all `cin` channels,
+/// into `scratch` (`deint`: the configuration's `deinterleave2` for stride 2). Returns the valid
+/// kernel rows `*ky0..<*ky1` (rows outside the image are skipped: their taps are zero) and, per
+/// kernel row, the float offset of its block within a channel's ring (`slot_off[ky]`, `zero_off`
+/// for rows outside the image; channel `c`'s ring starts at `c·cstride`).
+SXK_HIDDEN void sxk_gconv_prepare(const sx_gconv_geom *g, const sxk_gconv_layout *l, sxk_gconv_rows *r,
+                                  const float *x, int oy, float *scratch,
+                                  void (*deint)(const float *, float *, int, int), int *ky0, int *ky1,
+                                  int *slot_off);
+SXK_HIDDEN void sxk_gconv_portable(const sx_gconv_geom *g, const float *x, const float *pw, const float *bias,
+                                   const float *res, float *out, int oy0, int oy1, int act, float lo, float hi,
+                                   float *scratch);
+#if SX_X86
+SXK_HIDDEN void sxk_gconv_avx512(const sx_gconv_geom *g, const float *x, const float *pw, const float *bias,
+                                 const float *res, float *out, int oy0, int oy1, int act, float lo, float hi,
+                                 float *scratch);
+SXK_HIDDEN void sxk_gconv_avx2(const sx_gconv_geom *g, const float *x, const float *pw, const float *bias,
+                               const float *res, float *out, int oy0, int oy1, int act, float lo, float hi,
+                               float *scratch);
+#endif
+
 /// The hardware's ISA (CPUID / the build's target), without any override (gemm.c).
 SXK_HIDDEN int sxk_hardware_isa(void);
 

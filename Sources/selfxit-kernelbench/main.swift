@@ -2,7 +2,8 @@
 // Usage: selfxit-kernelbench [r50] [threads] [batch...]   (defaults: 2 threads, batches 1 and 32;
 // `r50`: ResNet-50's bottleneck layers at 224×224 instead, "+res" ones adding a residual in place)
 //        selfxit-kernelbench tune [threads] [batch...]   re-measures every planner decision on
-// ResNet-18/50, MobileNetV2 and EfficientNet layers (Tune.swift); SELFXIT_GEMM_ISA picks the config.
+// ResNet-18/50, MobileNetV2, EfficientNet, RegNetY and ResNeXt layers (Tune.swift); SELFXIT_GEMM_ISA
+// picks the config; `tune grouped ...` the grouped layers alone.
 import ArgumentParser
 import Foundation
 import SelfXit
@@ -18,10 +19,12 @@ struct KernelBenchCommand: ParsableCommand {
 
     var resnet50: Bool { words.contains("r50") }
     var tune: Bool { words.contains("tune") }
-    var numbers: [Int] { words.filter { $0 != "r50" && $0 != "tune" }.compactMap { Int($0) } }
+    /// With `tune`: only the grouped layers (RegNetY, ResNeXt).
+    var grouped: Bool { words.contains("grouped") }
+    var numbers: [Int] { words.filter { $0 != "r50" && $0 != "tune" && $0 != "grouped" }.compactMap { Int($0) } }
 
     func validate() throws {
-        for word in words where word != "r50" && word != "tune" {
+        for word in words where word != "r50" && word != "tune" && word != "grouped" {
             guard let value = Int(word), value >= 1 else {
                 throw ValidationError("'\(word)' is neither r50, tune nor a positive number (threads, then batch sizes)")
             }
@@ -105,7 +108,26 @@ if command.tune {
         ("effb0 dw 672 5x5 14", geometry(672, 14, 672, k: 5, s: 1, groups: 672)),
         ("effb0 pw 1x1 1152→192 7", geometry(1152, 7, 192, k: 1, s: 1)),
     ]
-    runTuningCheck(layers: resnet18Layers + resnet50Layers.filter { !$0.0.hasSuffix("+res") } + dwLayers,
+    // Grouped 3×3 layers: RegNetY-400MF (group width 8) and ResNeXt-50 32×4d (group widths 4–32):
+    // the rule takes GroupedConvPlan where the configuration has `grouped_conv`; `packed` is im2col.
+    let groupedLayers: [(String, Conv2DGeometry)] = [
+        ("regnety g6 48 s2 112", geometry(48, 112, 48, k: 3, s: 2, groups: 6)),
+        ("regnety g6 48 56", geometry(48, 56, 48, k: 3, s: 1, groups: 6)),
+        ("regnety g13 104 s2 56", geometry(104, 56, 104, k: 3, s: 2, groups: 13)),
+        ("regnety g13 104 28", geometry(104, 28, 104, k: 3, s: 1, groups: 13)),
+        ("regnety g26 208 14", geometry(208, 14, 208, k: 3, s: 1, groups: 26)),
+        ("regnety g55 440 7", geometry(440, 7, 440, k: 3, s: 1, groups: 55)),
+        ("resnext g32 128 56", geometry(128, 56, 128, k: 3, s: 1, groups: 32)),
+        ("resnext g32 256 s2 56", geometry(256, 56, 256, k: 3, s: 2, groups: 32)),
+        ("resnext g32 512 14", geometry(512, 14, 512, k: 3, s: 1, groups: 32)),
+        ("resnext g32 1024 7", geometry(1024, 7, 1024, k: 3, s: 1, groups: 32)),
+    ]
+    if command.grouped {  // `tune grouped [threads] [batch...]`: those layers alone
+        runTuningCheck(layers: groupedLayers, threads: threads,
+                       batches: args.count > 1 ? Array(args.dropFirst()) : [1, 8], pool: pool)
+        Foundation.exit(0)
+    }
+    runTuningCheck(layers: resnet18Layers + resnet50Layers.filter { !$0.0.hasSuffix("+res") } + dwLayers + groupedLayers,
                    threads: threads, batches: args.count > 1 ? Array(args.dropFirst()) : [1, 8], pool: pool)
     Foundation.exit(0)
 }

@@ -296,6 +296,52 @@ static void check_entry_points(void) {
     free(w); free(b); free(pw); free(pb); free(c); free(want); free(x); free(bb); free(y); free(yw); free(plane); free(d1); free(d2);
 }
 
+/* The configuration's grouped convolution (one group; where it has one) against a naive
+ * convolution: every stride / dilation / padding / width used, channel counts around the 8-channel
+ * weight block (4 → the 4-channel tile, 12 → a full block and a half one), the rows split over
+ * two calls (each builds its own row ring), bias, residual, each activation. */
+static void check_gconv(const sx_kernel_config *cfg, int cin, int cout, int h, int w, int kh, int kw, int stride,
+                        int dil, int pad, int act, int residual) {
+    if (!cfg->grouped_conv) return;
+    sx_gconv_geom g = {.cin = cin, .in_h = h, .in_w = w, .cout = cout, .kh = kh, .kw = kw, .stride_h = stride,
+                       .stride_w = stride, .dil_h = dil, .dil_w = dil, .pad_top = pad, .pad_left = pad};
+    g.out_h = (h + 2 * pad - (kh - 1) * dil - 1) / stride + 1;
+    g.out_w = (w + 2 * pad - (kw - 1) * dil - 1) / stride + 1;
+    if (!sx_gconv_supported(&g)) {
+        printf("FAIL sx_gconv_supported refuses %dx%d k%d s%d on %s\n", h, w, kh, stride, cfg->name);
+        failures++;
+        return;
+    }
+    size_t plane = (size_t)g.out_h * g.out_w, nout = (size_t)cout * plane;
+    float *x = floats((size_t)cin * h * w), *wt = floats((size_t)cout * cin * kh * kw), *bias = floats((size_t)cout);
+    float *res = floats(nout), *o = floats(nout), *want = floats(nout);
+    float *pw = floats(sx_gconv_packed_floats(&g)), *scratch = floats(sx_gconv_scratch_floats(&g));
+    sx_gconv_pack(&g, wt, pw);
+    for (int co = 0; co < cout; co++)
+        for (int oy = 0; oy < g.out_h; oy++)
+            for (int ox = 0; ox < g.out_w; ox++) {
+                double sum = bias[co];
+                for (int c = 0; c < cin; c++)
+                    for (int ky = 0; ky < kh; ky++)
+                        for (int kx = 0; kx < kw; kx++) {
+                            int iy = oy * stride - pad + ky * dil, ix = ox * stride - pad + kx * dil;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                            sum += (double)x[((size_t)c * h + iy) * w + ix] * wt[(((size_t)co * cin + c) * kh + ky) * kw + kx];
+                        }
+                size_t i = co * plane + (size_t)oy * g.out_w + ox;
+                if (residual) sum += res[i];
+                want[i] = sxk_act1((float)sum, act, 0.0f, 6.0f);
+            }
+    int split = g.out_h / 2;
+    cfg->grouped_conv(&g, x, pw, bias, residual ? res : NULL, o, 0, split, act, 0.0f, 6.0f, scratch);
+    cfg->grouped_conv(&g, x, pw, bias, residual ? res : NULL, o, split, g.out_h, act, 0.0f, 6.0f, scratch);
+    char what[120];
+    snprintf(what, sizeof what, "grouped_conv %d→%d %dx%d k%dx%d s%d d%d pad %d act %d res %d", cin, cout, h, w, kh, kw,
+             stride, dil, pad, act, residual);
+    expect_close(what, cfg->name, o, want, nout, 1e-4f);
+    free(x); free(wt); free(bias); free(res); free(o); free(want); free(pw); free(scratch);
+}
+
 int main(void) {
     static const char *isa_names[SX_GEMM_ISA_COUNT] = {"scalar", "avx2", "avx512", "neon"};
     int ran = 0;
@@ -322,6 +368,20 @@ int main(void) {
             check_dw_direct(cfg, 14, 37, 2, 1, acts[ai], 0);
             check_dw_direct(cfg, 5, 3, 2, 1, acts[ai], ai == 2);
             check_dw_direct(cfg, 56, 56, 2, 0, acts[ai], 0);
+        }
+        {
+            /* cin, cout, h, w, kh, kw, stride, dilation, pad */
+            int gc[][9] = {{8, 8, 56, 56, 3, 3, 1, 1, 1}, {8, 8, 112, 112, 3, 3, 2, 1, 1}, {8, 8, 7, 7, 3, 3, 1, 1, 1},
+                           {16, 16, 14, 14, 3, 3, 2, 1, 1}, {4, 4, 13, 29, 3, 3, 1, 1, 1}, {4, 4, 30, 31, 3, 3, 2, 1, 1},
+                           {3, 12, 9, 35, 3, 3, 1, 2, 2}, {5, 7, 11, 10, 5, 5, 2, 1, 2}, {2, 3, 6, 5, 1, 1, 1, 1, 0},
+                           {6, 9, 17, 40, 3, 3, 3, 1, 0}, {8, 8, 3, 2, 3, 3, 1, 1, 1}, {32, 32, 28, 28, 3, 3, 1, 1, 1},
+                           {8, 5, 20, 21, 7, 3, 1, 1, 3}};
+            int gacts[] = {SX_GEMM_ACT_NONE, SX_GEMM_ACT_RELU, SX_GEMM_ACT_CLIP, SX_GEMM_ACT_SILU};
+            for (size_t i = 0; i < sizeof gc / sizeof gc[0]; i++)
+                for (int ai = 0; ai < 4; ai++) {
+                    check_gconv(cfg, gc[i][0], gc[i][1], gc[i][2], gc[i][3], gc[i][4], gc[i][5], gc[i][6], gc[i][7],
+                                gc[i][8], gacts[ai], (int)(i + ai) % 2);
+                }
         }
         check_activations(cfg);
         check_deinterleave(cfg);

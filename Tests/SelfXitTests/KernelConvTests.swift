@@ -115,6 +115,35 @@ final class KernelConvTests: XCTestCase {
         check(geometry(c: 8, h: 5, w: 5, oc: 8, k: (1, 1), groups: 2), residual: true)
     }
 
+    /// Grouped (not depthwise) convolutions on every kernel configuration this machine runs:
+    /// through `GroupedConvPlan` where the configuration has `grouped_conv` (the test asserts that
+    /// it is taken), im2col otherwise. RegNet's 8- and 16-channel groups at stride 1 and 2,
+    /// ResNeXt's 4-channel ones, blocks of 8 with a remainder, odd planes, 5×5, dilation, asymmetric
+    /// pads, 1×1 groups; every fused activation and the separate ones.
+    func testGroupedEveryConfig() {
+        forEachKernelConfig("grouped conv") { cfg in
+            let cases: [(Conv2DGeometry, Bool, Activation)] = [
+                (geometry(c: 48, h: 28, w: 28, oc: 48, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 6), false, .relu),
+                (geometry(c: 24, h: 15, w: 17, oc: 24, k: (3, 3), pads: (1, 1, 1, 1), groups: 3), true, .relu),
+                (geometry(c: 32, h: 14, w: 14, oc: 32, k: (3, 3), pads: (1, 1, 1, 1), groups: 2), true, .none),
+                (geometry(c: 32, h: 11, w: 23, oc: 32, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), groups: 8), false, .clip(min: 0, max: 6)),
+                (geometry(c: 12, h: 9, w: 10, oc: 30, k: (3, 3), pads: (1, 1, 1, 1), groups: 3), false, .silu),
+                (geometry(c: 10, h: 13, w: 12, oc: 4, k: (5, 5), s: (2, 2), pads: (2, 1, 2, 1), groups: 2), true, .hardSwish),
+                (geometry(c: 6, h: 12, w: 12, oc: 9, k: (3, 3), d: (2, 2), pads: (2, 2, 2, 2), groups: 3), false, .sigmoid),
+                (geometry(c: 8, h: 9, w: 8, oc: 8, k: (3, 2), s: (2, 1), pads: (0, 1, 2, 0), groups: 4), true, .none),
+                (geometry(c: 8, h: 5, w: 5, oc: 8, k: (1, 1), groups: 2), true, .relu),
+            ]
+            for (g, residual, act) in cases {
+                if cfg.pointee.grouped_conv != nil {
+                    let k = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels / g.groups * g.kernelHeight * g.kernelWidth),
+                                         bias: nil, activation: act)
+                    XCTAssertEqual(k.algorithmName, "grouped", "\(g) on \(String(cString: cfg.pointee.name))")
+                }
+                check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])
+            }
+        }
+    }
+
     /// Depthwise on every kernel configuration this machine runs (in-place 3×3 where the
     /// configuration has `dw3x3_direct`, its `dw3x3_plane` through the padded copy otherwise).
     func testDepthwiseEveryConfig() {

@@ -37,12 +37,13 @@ package struct Conv2DGeometry: Equatable, Sendable {
 /// The algorithm is picked at init: depthwise (`groups == inChannels == outChannels`) → direct
 /// SIMD kernel; stride-1 ungrouped on a plane large enough (with AVX-512) → implicit GEMM that
 /// reads B in place (`DirectConvPlan`); 1×1 stride-1 unpadded → sgemm on the input packed as is;
-/// anything else (grouped included) → im2col + sgemm per group.
+/// grouped (not depthwise) where the configuration has a `grouped_conv` kernel → `GroupedConvPlan`;
+/// anything else → im2col + sgemm per group.
 package final class Conv2DKernel {
     package let geometry: Conv2DGeometry
     package let activation: Activation
 
-    private enum Algorithm { case pointwise, im2col, depthwise(DepthwisePlan), direct(DirectConvPlan) }
+    private enum Algorithm { case pointwise, im2col, depthwise(DepthwisePlan), direct(DirectConvPlan), grouped(GroupedConvPlan) }
     private let algorithm: Algorithm
     /// The weights as given, `[outC][inC/groups][kH][kW]` (per group a row-major `M×K` operand),
     /// kept only where a kernel reads them unpacked: depthwise, and the unpacked `sx_sgemm` path (`packedA` empty).
@@ -100,6 +101,10 @@ package final class Conv2DKernel {
         if g.groups == g.inChannels && g.groups == g.outChannels {
             if case let .depthwise(inPlace) = choice { algorithm = .depthwise(DepthwisePlan(g, inPlace: inPlace)) }
             else { algorithm = .depthwise(DepthwisePlan(g)) }
+        } else if case .rule = choice, PackedGEMM.currentISA != nil,
+                  let plan = GroupedConvPlan(g, weights: unpacked, config: PackedGEMM.currentConfig) {
+            // Grouped (not depthwise): the configuration's direct grouped kernel (GroupedConvPlan).
+            algorithm = .grouped(plan)
         } else if PackedGEMM.currentISA != nil, let cm = directChoice,
                   let plan = DirectConvPlan(g, config: PackedGEMM.currentConfig, channelMajor: cm) {
             algorithm = .direct(plan)
@@ -109,7 +114,10 @@ package final class Conv2DKernel {
         } else {
             algorithm = .im2col
         }
-        if case .depthwise = algorithm {
+        if case .grouped = algorithm {
+            packedA = []
+            samplesPerChunk = 1
+        } else if case .depthwise = algorithm {
             packedA = []
             samplesPerChunk = 1
         } else if case let .direct(plan) = algorithm {
@@ -134,7 +142,10 @@ package final class Conv2DKernel {
             packedA = []
             samplesPerChunk = 1
         }
-        if packedA.isEmpty {  // depthwise, or the unpacked sx_sgemm path
+        if case .grouped = algorithm {  // GroupedConvPlan holds its own packed copy
+            unpacked.deallocate()
+            unpackedWeights = nil
+        } else if packedA.isEmpty {  // depthwise, or the unpacked sx_sgemm path
             unpackedWeights = unpacked
         } else {
             unpacked.deallocate()
@@ -149,6 +160,7 @@ package final class Conv2DKernel {
         case .im2col: return packedA.first?.channelMajor == true ? "im2col ct" : "im2col"
         case let .depthwise(plan): return plan.readsInPlace ? "dw in place" : "dw padded"
         case let .direct(plan): return plan.channelMajor ? "direct ctd" : "direct grid"
+        case .grouped: return "grouped"
         }
     }
 
@@ -165,6 +177,7 @@ package final class Conv2DKernel {
     /// Floats of scratch each thread needs; `run` takes `pool.threadCount` times this.
     package var scratchFloatsPerThread: Int {
         if case let .direct(plan) = algorithm { return plan.scratchFloats }
+        if case let .grouped(plan) = algorithm { return plan.scratchFloats }
         if !packedA.isEmpty {
             let nr = PackedGEMM.nr
             return (samplesPerChunk * n + nr - 1) / nr * nr * k
@@ -174,6 +187,7 @@ package final class Conv2DKernel {
         case .im2col: return k * n
         case let .depthwise(plan): return plan.scratchFloats
         case let .direct(plan): return plan.scratchFloats
+        case let .grouped(plan): return plan.scratchFloats
         }
     }
 
@@ -194,6 +208,11 @@ package final class Conv2DKernel {
         if case let .direct(plan) = algorithm {
             plan.run(input: input, weights: packedA[0], bias: bias, residual: residual, output: output,
                      batch: batch, activation: activation, scratch: scratch, pool: pool)
+            return
+        }
+        if case let .grouped(plan) = algorithm {
+            plan.run(input: input, bias: bias, residual: residual, output: output, batch: batch,
+                     activation: activation, scratch: scratch, pool: pool)
             return
         }
         guard let weights = unpackedWeights else {

@@ -25,6 +25,7 @@ static const sx_kernel_config scalar_config = {
     .sigmoid = sxk_sigmoid_portable, .silu = sxk_silu_portable,
     .fused_acts = SXK_EXT_ACTS,  // every portable kernel stores through sxk_act1
     .sgemm_mc = 240, .sgemm_kc = 256, .sgemm_nc = 512,
+    .grouped_conv = sxk_gconv_portable,  // grouped_conv.c: the phase-split row ring, plain C loops
 };
 
 #if SX_X86
@@ -59,6 +60,9 @@ static const sx_kernel_config avx2_config = {
     .sgemm_mc = 168, .sgemm_kc = 256, .sgemm_nc = 2048,
     .sgemm_block = sxk_sgemm_block_avx2,
     .sgemm_skinny = sxk_sgemm_skinny_avx2, .sgemm_skinny_max_n = 32,
+    // Grouped convolutions directly (4 channels × 3 strips of 8, x86/grouped_conv_avx2.c) instead
+    // of im2col + a 6-row GEMM per group.
+    .grouped_conv = sxk_gconv_avx2,
 };
 
 static const sx_kernel_config avx512_config = {
@@ -81,6 +85,9 @@ static const sx_kernel_config avx512_config = {
     .fused_acts = SXK_EXT_ACTS,
     // 240×256 of A (240 KB) in L2 beside the 256 KB run of B panels sx_gemm_compute sweeps it over.
     .sgemm_mc = 240, .sgemm_kc = 256, .sgemm_nc = 512,
+    // Grouped convolutions directly (8 channels × 3 strips of 16, x86/grouped_conv_avx512.c) instead
+    // of im2col + the 16-row GEMM, half idle for RegNet's 8-channel groups (BENCHMARKS §7.9).
+    .grouped_conv = sxk_gconv_avx512,
 };
 #endif
 

@@ -175,6 +175,31 @@ void sx_deinterleave2(const float *s, float *d, int lo, int hi);
 void sx_subsample2_plane(const float *x, int in_h, int in_w, int row0, int col0, float *dst, int plane_h, int plane_w);
 
 
+/// One group of a grouped convolution (`groups > 1`, not depthwise) for
+/// `sx_kernel_config.grouped_conv`: `cin` input planes `in_h×in_w` in, `cout` output planes
+/// `out_h×out_w` out, `kh×kw` kernel, strides, dilations and the top/left padding (bottom/right
+/// are implied by the output size). Every field positive except the paddings (≥ 0).
+typedef struct sx_gconv_geom {
+    int cin, in_h, in_w;
+    int cout, out_h, out_w;
+    int kh, kw, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
+} sx_gconv_geom;
+/// Output channels a packed grouped-conv weight block holds (the last block zero-padded).
+#define SX_GCONV_CO_BLOCK 8
+/// Whether `grouped_conv` takes `g`: kernel sides ≤ 16, the rows one output row reads
+/// (`(kh−1)·dil_h + 1`) ≤ 64, strides ≤ 8, and a few more size limits (see grouped_conv.c);
+/// 0 for a NULL or inconsistent `g`.
+int sx_gconv_supported(const sx_gconv_geom *g);
+/// Floats of `sx_gconv_pack`'s output: `ceil(cout/8)·8 · cin·kh·kw`.
+size_t sx_gconv_packed_floats(const sx_gconv_geom *g);
+/// Packs one group's weights `w` (`[cout][cin][kh][kw]`, ONNX order) for `grouped_conv` into `dst`
+/// (`sx_gconv_packed_floats` floats, 64-byte aligned): blocks of 8 output channels, each
+/// `[cin][kh][kw][8]`, missing channels zero.
+void sx_gconv_pack(const sx_gconv_geom *g, const float *w, float *dst);
+/// Floats of scratch one `grouped_conv` call needs (its input rows, zero-padded and split into
+/// stride phases); 64-byte aligned scratch is best.
+size_t sx_gconv_scratch_floats(const sx_gconv_geom *g);
+
 /// One ISA's kernels (XNNPACK-style configuration): tile sizes and function pointers, filled once
 /// per ISA in configs/kernel_config.c. A NULL kernel means this ISA has no fast path of that kind
 /// and planners take the general one (im2col + `gemm`, a padded copy + `dw3x3_plane`, portable
@@ -251,6 +276,14 @@ typedef struct sx_kernel_config {
     /// Largest stride-1 plane (floats) the depthwise planner reads in place with `dw3x3_direct`;
     /// 0: no limit. Larger ones take the padded copy + `dw3x3_plane` (measured faster there).
     int dw3x3_direct_max_plane_s1;
+    /// Grouped convolution, one group (`sx_gconv_supported(g)`), output rows `oy0..<oy1`:
+    /// `x` the group's `cin` input planes, `pw` its weights packed by `sx_gconv_pack`, `bias` its
+    /// `cout` biases (may be NULL), `out` its `cout` output planes (`out_h×out_w`, row 0 at `out`),
+    /// `res` (laid out as `out`, may be NULL, may be `out`) added before the activation;
+    /// `scratch` holds `sx_gconv_scratch_floats(g)`. Or NULL (im2col + `gemm` per group).
+    void (*grouped_conv)(const sx_gconv_geom *g, const float *x, const float *pw, const float *bias,
+                         const float *res, float *out, int oy0, int oy1, int act, float lo, float hi,
+                         float *scratch);
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

@@ -18,15 +18,28 @@ struct KernelBenchCommand: ParsableCommand {
     var words: [String] = []
 
     var resnet50: Bool { words.contains("r50") }
+    var densenet: Bool { words.contains("dn") }
     var tune: Bool { words.contains("tune") }
     /// With `tune`: only the grouped layers (RegNetY, ResNeXt).
     var grouped: Bool { words.contains("grouped") }
-    var numbers: [Int] { words.filter { $0 != "r50" && $0 != "tune" && $0 != "grouped" }.compactMap { Int($0) } }
+    /// `min`: the fastest single call instead of best-of-5 means (a shared, loaded machine: a
+    /// call that ran without being preempted).
+    var fastestCall: Bool { words.contains("min") }
+    /// `cold`: each call runs a different copy of the layer (48 MB of weights in all, round
+    /// robin), so its weights come from memory as in a whole model at batch 1; the median call.
+    var coldWeights: Bool { words.contains("cold") }
+    /// `grid` / `packed`: force the direct product on the grid / the packed GEMM (experiments).
+    var forced: Conv2DKernel.PlanChoice {
+        words.contains("grid") ? .direct(channelMajor: false) : words.contains("ctd") ? .direct(channelMajor: true)
+            : words.contains("packed") ? .packed(channelMajor: nil) : .rule
+    }
+    static let names: Set<String> = ["r50", "dn", "tune", "grouped", "min", "cold", "grid", "ctd", "packed"]
+    var numbers: [Int] { words.filter { !Self.names.contains($0) }.compactMap { Int($0) } }
 
     func validate() throws {
-        for word in words where word != "r50" && word != "tune" && word != "grouped" {
+        for word in words where !Self.names.contains(word) {
             guard let value = Int(word), value >= 1 else {
-                throw ValidationError("'\(word)' is neither r50, tune nor a positive number (threads, then batch sizes)")
+                throw ValidationError("'\(word)' is neither a word (\(Self.names.sorted().joined(separator: ", "))) nor a positive number (threads, then batch sizes)")
             }
         }
     }
@@ -75,7 +88,28 @@ let resnet18Layers: [(String, Conv2DGeometry)] = [
     ("mbv2 pw 1x1 144→24 56", geometry(144, 56, 24, k: 1, s: 1)),
 ]
 
-let layers = command.resnet50 ? resnet50Layers : resnet18Layers
+/// DenseNet-121's (torchvision, 224×224) layer shapes: the 7×7 stride-2 stem (ResNet-50's too),
+/// each dense layer's 1×1 (K = 64 + 32·i → 128) and 3×3 128 → 32, and the transitions' 1×1.
+let densenetLayers: [(String, Conv2DGeometry)] = [
+    ("stem 7x7 s2 3→64 224", geometry(3, 224, 64, k: 7, s: 2)),
+    ("dn b1 1x1 64→128 56", geometry(64, 56, 128, k: 1, s: 1)),
+    ("dn b1 1x1 224→128 56", geometry(224, 56, 128, k: 1, s: 1)),
+    ("dn b1 3x3 128→32 56", geometry(128, 56, 32, k: 3, s: 1)),
+    ("dn t1 1x1 256→128 56", geometry(256, 56, 128, k: 1, s: 1)),
+    ("dn b2 1x1 128→128 28", geometry(128, 28, 128, k: 1, s: 1)),
+    ("dn b2 1x1 480→128 28", geometry(480, 28, 128, k: 1, s: 1)),
+    ("dn b2 3x3 128→32 28", geometry(128, 28, 32, k: 3, s: 1)),
+    ("dn t2 1x1 512→256 28", geometry(512, 28, 256, k: 1, s: 1)),
+    ("dn b3 1x1 256→128 14", geometry(256, 14, 128, k: 1, s: 1)),
+    ("dn b3 1x1 992→128 14", geometry(992, 14, 128, k: 1, s: 1)),
+    ("dn b3 3x3 128→32 14", geometry(128, 14, 32, k: 3, s: 1)),
+    ("dn t3 1x1 1024→512 14", geometry(1024, 14, 512, k: 1, s: 1)),
+    ("dn b4 1x1 512→128 7", geometry(512, 7, 128, k: 1, s: 1)),
+    ("dn b4 1x1 992→128 7", geometry(992, 7, 128, k: 1, s: 1)),
+    ("dn b4 3x3 128→32 7", geometry(128, 7, 32, k: 3, s: 1)),
+]
+
+let layers = command.resnet50 ? resnet50Layers : command.densenet ? densenetLayers : resnet18Layers
 let args = command.numbers
 let threads = args.first ?? 2
 let batches = args.count > 1 ? Array(args.dropFirst()) : [1, 32]
@@ -84,6 +118,17 @@ let pool = try ThreadPool(threads: threads)
 /// Best-of-5 mean seconds per call, each sample ≥ ~50 ms of calls.
 func time(_ body: () -> Void) -> Double {
     body()
+    if command.fastestCall {
+        var best = Double.infinity
+        let start = DispatchTime.now().uptimeNanoseconds
+        var calls = 0
+        repeat {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            body(); calls += 1
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+        } while calls < 2000 && DispatchTime.now().uptimeNanoseconds - start < 400_000_000
+        return best
+    }
     var best = Double.infinity
     for _ in 0..<5 {
         var calls = 0
@@ -138,7 +183,9 @@ var totals = [Int: Double]()
 for batch in batches {
     for (name, g) in layers {
         let w = (0..<(g.outChannels * g.inChannels / g.groups * g.kernelHeight * g.kernelWidth)).map { Float($0 % 17) / 8 - 1 }
-        let kernel = Conv2DKernel(geometry: g, weights: w, bias: [Float](repeating: 0.1, count: g.outChannels), activation: .relu)
+        let copies = command.coldWeights ? max(2, min(512, (48 << 20) / (4 * w.count))) : 1
+        let kernels = (0..<copies).map { _ in Conv2DKernel(geometry: g, weights: w, bias: [Float](repeating: 0.1, count: g.outChannels), activation: .relu, plan: command.forced) }
+        let kernel = kernels[0]
         let x = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.inChannels * g.inHeight * g.inWidth)
         x.initialize(repeating: 0.5, count: batch * g.inChannels * g.inHeight * g.inWidth)
         let y = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.outChannels * g.outHeight * g.outWidth)
@@ -146,11 +193,24 @@ for batch in batches {
         // "+res": the residual summed in place into the output, as the memory plan lays it out.
         y.initialize(repeating: 0.25, count: batch * g.outChannels * g.outHeight * g.outWidth)
         let residual = name.hasSuffix("+res") ? UnsafePointer(y) : nil
-        let t = time { kernel.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool) }
+        var t = 0.0
+        if command.coldWeights {
+            var calls: [Double] = []
+            for round in 0..<max(3, 600 / copies) {
+                for (i, k) in kernels.enumerated() {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    k.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool)
+                    if round > 0 || i >= copies / 2 { calls.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9) }
+                }
+            }
+            t = calls.sorted()[calls.count / 2]
+        } else {
+            t = time { kernel.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool) }
+        }
         let gflops = 2 * Double(g.macsPerSample * batch) / t / 1e9
         if !name.hasPrefix("mbv2") { totals[batch, default: 0] += t }
         print(name.padding(toLength: 28, withPad: " ", startingAt: 0)
-              + String(format: " %5d %8.3f %8.1f", batch, t * 1e3, gflops))
+              + String(format: " %5d %8.3f %8.1f  %@", batch, t * 1e3, gflops, kernel.algorithmName))
         x.deallocate(); y.deallocate(); scratch.deallocate()
     }
 }

@@ -54,6 +54,10 @@ final class KernelPoolingTests: XCTestCase {
             geometry(c: 64, h: 56, w: 56, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), ceil: false),
             geometry(c: 2, h: 7, w: 37, k: (3, 3), s: (1, 1), pads: (1, 1, 1, 1), ceil: false),
             geometry(c: 2, h: 9, w: 71, k: (2, 3), s: (2, 2), pads: (0, 1, 1, 1), ceil: true),
+            // 2×2 stride 2 inside the plane (averagePool2D's fast path; DenseNet's transitions),
+            // an odd row and column left over in the first.
+            geometry(c: 3, h: 13, w: 11, k: (2, 2), s: (2, 2), pads: (0, 0, 0, 0), ceil: false),
+            geometry(c: 5, h: 28, w: 28, k: (2, 2), s: (2, 2), pads: (0, 0, 0, 0), ceil: false),
         ]
         for g in geometries {
             for batch in [1, 3] {

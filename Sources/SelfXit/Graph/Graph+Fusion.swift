@@ -9,6 +9,7 @@ extension Graph {
         fuseResidualAdds()
         fuseSiLU()
         fuseActivations()
+        fuseConcatIntoAffine()
     }
 
     /// What one rewrite did: node `survivor` absorbed the nodes `removed` and now writes the
@@ -133,6 +134,25 @@ extension Graph {
             }
             graph.nodes[p].output = graph.nodes[index].output
             return Merge(survivor: p, removed: [index])
+        }
+    }
+
+    /// Concat (along the channels) → BatchNormalization (+ activation) becomes one affine node
+    /// reading the Concat's inputs: DenseNet normalises the concatenation of all earlier features
+    /// before every dense layer, and that concatenation has no other reader, so writing it and
+    /// reading it back was a whole copy pass per layer (DenseNet-121: 58 of them, up to 1 000
+    /// channels each). Runs after `fuseActivations`, so the ReLU is already in the affine node.
+    private mutating func fuseConcatIntoAffine() {
+        rewriteInOnePass { graph, index, context in
+            guard case .channelAffine = graph.nodes[index].operation, graph.nodes[index].inputs.count == 1,
+                  let p = context.producers[graph.nodes[index].inputs[0]],
+                  case .concat(axis: 1) = graph.nodes[p].operation, !graph.nodes[p].inputs.isEmpty,
+                  context.isPrivate(graph.nodes[p].output),
+                  graph.nodes[p].inputs.allSatisfy({ graph.values[$0].shape.count == graph.values[graph.nodes[p].output].shape.count })
+            else { return nil }
+            // The affine node survives (its name and position: every Concat input is computed by then).
+            graph.nodes[index].inputs = graph.nodes[p].inputs
+            return Merge(survivor: index, removed: [p])
         }
     }
 }

@@ -580,6 +580,9 @@ struct GraphImporter {
         guard pads.count == 2 * rank else { throw node.invalid("pads has \(pads.count) values for rank \(rank)") }
         guard pads.allSatisfy({ $0 >= 0 && $0 < 1 << 16 }) else { throw node.unsupported("negative (cropping) pads") }
         guard pads[0] == 0, pads[rank] == 0 else { throw node.unsupported("padding the batch dimension") }
+        // All-zero pads copy the tensor unchanged: share its buffer instead (torchvision's DenseNet
+        // export puts one before each transition's AveragePool).
+        if pads.allSatisfy({ $0 == 0 }) { return (.alias, [x], s) }
         let out = (1..<rank).map { s[$0 - 1] + pads[$0] + pads[$0 + rank] }
         return (.pad(pads: pads, value: value), [x], out)
     }

@@ -40,7 +40,8 @@ struct Graph {
         case conv(geometry: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation)
         /// `y = act(x · Wᵀ + bias)` over the last axis; `weights` is [outFeatures][inFeatures].
         case dense(inFeatures: Int, outFeatures: Int, weights: [Float], bias: [Float]?, activation: Activation)
-        /// Per-channel `y = x * scale[c] + shift[c]` (an unfolded BatchNormalization).
+        /// Per-channel `y = x * scale[c] + shift[c]` (an unfolded BatchNormalization). With several
+        /// inputs, `x` is their concatenation along the channels (a Concat fused in: Graph+Fusion).
         case channelAffine(scale: [Float], shift: [Float], activation: Activation)
         case binary(BinaryKind, lhs: Operand, rhs: Operand, activation: Activation)
         case activation(Activation)

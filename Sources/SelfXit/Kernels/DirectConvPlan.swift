@@ -221,6 +221,37 @@ struct DirectConvPlan {
             let tiles = nTiles * mTiles
             for s in 0..<batch {
                 let x = input + s * inSample
+                if padded && channelMajor && scratchFloats <= 1 << 18 {
+                    // Channel-major (short rows, planes up to 28 wide) with a copy of at most 1 MB:
+                    // each thread pads the whole sample into its own scratch and then takes tiles.
+                    // Padded together, half of every tile's B was written by the other core, and its
+                    // scattered broadcast loads miss L2 on every such line: on the Zen 4 VM in its
+                    // slower state (the same binary 41 or 50 ms a ResNet-50 image, run to run —
+                    // cross-core traffic is the likely difference), ResNet-50's 3×3 layers at 28×28
+                    // and 14×14 ran 1.5× faster on two threads than on one where the 1×1 ones ran
+                    // 1.95× (in the model 1.35 → 1.11 ms each with this; ResNet-50 b1 49.8 → 48.4
+                    // ms; unchanged in the faster state). One hand-off a layer instead of two, too. Larger copies (stride 2 on 56×56 planes:
+                    // 1.7 MB) cost more to make twice than they save.
+                    let next = TaskCounter()
+                    pool.parallelFor(threads) { t in
+                        let buffer = scratch + t * scratchFloats
+                        var ready = false
+                        while true {
+                            let tile = next.take()
+                            guard tile < tiles else { break }
+                            if !ready { pad(x, channels: 0..<g.inChannels, into: buffer); ready = true }
+                            let nt = tile / mTiles, mt = tile % mTiles
+                            compute(s, UnsafePointer(buffer),
+                                    mp: min(mPanels, mUnits * mt / mTiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / mTiles * panelUnit),
+                                    units: (units * nt / nTiles)..<(units * (nt + 1) / nTiles))
+                        }
+                    }
+                    if act.separate {
+                        let y = output + s * outSample
+                        runActivation(activation, input: y, output: y, count: outSample, pool: pool)
+                    }
+                    continue
+                }
                 if padded {
                     pool.parallelFor(threads) { t in
                         if g.strideH == 1 {

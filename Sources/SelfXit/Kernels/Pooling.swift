@@ -62,6 +62,21 @@ package func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output:
 package func averagePool2D(_ g: Pool2DGeometry, countIncludePad: Bool, input: UnsafePointer<Float>,
                           output: UnsafeMutablePointer<Float>, batch: Int, pool: ThreadPool) {
     precondition(g.dilationH == 1 && g.dilationW == 1, "AveragePool has no dilation")
+    // 2×2 stride 2 with every window inside the plane (DenseNet's transitions): the mean of four,
+    // whatever `countIncludePad`, without the general loop's per-pixel bounds (0.57 ms against
+    // ONNX Runtime's 0.04 on DenseNet-121's first transition at batch 1).
+    if g.kernelHeight == 2 && g.kernelWidth == 2 && g.strideH == 2 && g.strideW == 2 && g.padTop == 0 && g.padLeft == 0
+        && 2 * g.outHeight <= g.inHeight && 2 * g.outWidth <= g.inWidth {
+        forEachPlane(g, input, output, batch: batch, pool: pool) { x, y in
+            for oy in 0..<g.outHeight {
+                let r0 = x + 2 * oy * g.inWidth, r1 = r0 + g.inWidth, out = y + oy * g.outWidth
+                for ox in 0..<g.outWidth {
+                    out[ox] = (r0[2 * ox] + r0[2 * ox + 1] + r1[2 * ox] + r1[2 * ox + 1]) * 0.25
+                }
+            }
+        }
+        return
+    }
     forEachPlane(g, input, output, batch: batch, pool: pool) { x, y in
         for oy in 0..<g.outHeight {
             let (y0, y1) = taps(oy, g.strideH, g.padTop, 1, g.kernelHeight, g.inHeight)

@@ -294,13 +294,18 @@ final class ExecutionPlan {
             }, scratchFloatsPerThread: 0, prefersWholeBatch: rowsPerSample == 1 && inFeatures * outFeatures >= 1 << 18)
 
         case .channelAffine(let scale, let shift, let activation):
+            // Several inputs: their concatenation along the channels (a Concat fused in, Graph+Fusion).
             let channels = scale.count
-            try require(channels > 0 && shift.count == channels && shape(inputIDs[0]).first == channels
-                        && outputWidth % channels == 0, "per-channel parameters do not match the tensor")
+            let inputChannels = inputIDs.map { shape($0).first ?? 0 }
             let plane = outputWidth / max(channels, 1)
+            try require(channels > 0 && shift.count == channels && !inputIDs.isEmpty
+                        && inputChannels.reduce(0, +) == channels && outputWidth % channels == 0
+                        && inputIDs.allSatisfy { graph.values[$0].elementsPerSample == (shape($0).first ?? 0) * plane },
+                        "per-channel parameters do not match the tensor")
             return Step(run: { ctx in
-                channelAffine(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), scale: scale, shift: shift,
-                              batch: ctx.rows, channels: channels, plane: plane, activation: activation, pool: ctx.pool)
+                let inputs = inputIDs.indices.map { (UnsafePointer(ptr(inputIDs[$0], ctx)), inputChannels[$0]) }
+                concatChannelAffine(inputs: inputs, output: ptr(outputID, ctx), scale: scale, shift: shift,
+                                    batch: ctx.rows, plane: plane, activation: activation, pool: ctx.pool)
             }, scratchFloatsPerThread: 0)
 
         case .binary(let kind, let lhs, let rhs, let activation):

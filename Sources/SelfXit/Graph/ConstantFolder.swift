@@ -20,11 +20,17 @@ enum ConstantFolder {
     /// large folds cannot hold the import for minutes. See `ImportLimits`.
     struct Budget {
         var elementsLeft = ImportLimits.maxFoldWork
+        /// Elements one tensor may have: `maxFoldElements` when folding at load time; the
+        /// run-time tail allows more (`TailProgram.maxTensorElements`: a detector's ROI features).
+        var maxElements = ImportLimits.maxFoldElements
+        var atRunTime = false
 
         /// Charges `count` elements (before they are computed) or throws naming the node.
         mutating func charge(_ count: Int, _ node: ONNXNode) throws {
-            guard count <= ImportLimits.maxFoldElements else {
-                throw node.unsupported("folding this node at load time would produce \(count) elements (limit \(ImportLimits.maxFoldElements))")
+            guard count <= maxElements else {
+                throw node.unsupported(atRunTime
+                    ? "this node would produce \(count) elements at run time (limit \(maxElements))"
+                    : "folding this node at load time would produce \(count) elements (limit \(maxElements))")
             }
             guard count <= elementsLeft else {
                 throw node.unsupported("constant folding of this model exceeds \(ImportLimits.maxFoldWork) elements in all")
@@ -213,6 +219,22 @@ enum ConstantFolder {
             }
             let shape = try broadcastShape(x.shape, checkedShape(shapeTensor.ints, node), node)
             _ = try outputCount(shape, node, &budget)
+            // Broadcast along trailing axes only (an index per ROI expanded over [C, H, W] in
+            // Faster/Mask R-CNN's ROI pooling, 12 M elements at run time): each value repeated,
+            // without an index array as large as the result.
+            let padded = Array(repeating: 1, count: shape.count - x.shape.count) + x.shape
+            var split = shape.count
+            while split > 0 && padded[split - 1] == 1 { split -= 1 }
+            if padded[..<split] == shape[..<split] {
+                let inner = uncheckedProduct(shape[split...])
+                func repeated<T>(_ v: [T]) -> [T] {
+                    var out: [T] = []
+                    out.reserveCapacity(v.count * inner)
+                    for value in v { out.append(contentsOf: repeatElement(value, count: inner)) }
+                    return out
+                }
+                return x.isFloat ? ConstantTensor(shape: shape, floats: repeated(x.floats)) : ConstantTensor(shape: shape, ints: repeated(x.ints))
+            }
             let indices = broadcastIndices(from: x.shape, to: shape)
             if x.isFloat { let v = x.floats; return ConstantTensor(shape: shape, floats: indices.map { v[$0] }) }
             let v = x.ints

@@ -32,6 +32,8 @@ extension Graph {
             return saturatingProduct([4, out])
         case .layerNorm:
             return saturatingProduct([6, out])
+        case .resize2D(let kernel):
+            return kernel.nearest ? 0 : saturatingProduct([7, out])
         }
     }
 

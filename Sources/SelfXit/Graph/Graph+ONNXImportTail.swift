@@ -160,8 +160,10 @@ extension GraphImporter {
         }
     }
 
-    /// Resize of a planned `[1, C, H, W]` tensor, lowered to per-axis dense products with the
-    /// interpolation matrices (`ResizePlan.matrix`): width, then height between two transposes.
+    /// Resize of a planned `[1, C, H, W]` tensor: a two-tap kernel over the last two axes
+    /// (`Resize2DKernel`, ONNX Runtime's arithmetic). It was lowered to per-axis dense products
+    /// with the interpolation matrices: O(in · out) per row (≈ 300 MFLOPs of SSDLite's transform)
+    /// and a different rounding from ONNX Runtime's bilinear sum.
     mutating func importResize(_ node: ONNXNode, _ inputs: [Symbol?], _ constants: [ConstantTensor?], _ x: Graph.ValueID) throws {
         let s = shape(x)
         guard s.count == 3 else { throw node.unsupported("Resize of a \(s.count + 1)-D tensor (only [N, C, H, W] in the planned graph)") }
@@ -172,23 +174,13 @@ extension GraphImporter {
         guard plan.outputShape[0] == 1, plan.outputShape[1] == s[0] else { throw node.unsupported("Resize of the batch or channel axis") }
         let (outH, outW) = (plan.outputShape[2], plan.outputShape[3])
         let output = node.outputs[0]
-        var current = x
-        var currentShape = s
-        if outW != s[2] || !plan.axes[3].isIdentity {
-            let name = (outH != s[1] || !plan.axes[2].isIdentity) ? "\(output)::resize_w" : output
-            currentShape = [s[0], s[1], outW]
-            try emit(node, .dense(inFeatures: s[2], outFeatures: outW, weights: plan.matrix(3, inLen: s[2]), bias: nil, activation: .none),
-                     [current], currentShape, output: name)
-            current = graph.values.count - 1
+        if outH == s[1], outW == s[2], plan.axes[2].isIdentity, plan.axes[3].isIdentity {
+            try emit(node, .alias, [x], s, output: output)
+            return
         }
-        if outH != s[1] || !plan.axes[2].isIdentity {
-            try emit(node, .transpose(permutation: [0, 1, 3, 2]), [current], [s[0], currentShape[2], s[1]], output: "\(output)::resize_t")
-            try emit(node, .dense(inFeatures: s[1], outFeatures: outH, weights: plan.matrix(2, inLen: s[1]), bias: nil, activation: .none),
-                     [graph.values.count - 1], [s[0], currentShape[2], outH], output: "\(output)::resize_h")
-            try emit(node, .transpose(permutation: [0, 1, 3, 2]), [graph.values.count - 1], [s[0], outH, currentShape[2]], output: output)
-            current = graph.values.count - 1
-        }
-        if current == x { try emit(node, .alias, [x], s, output: output) }
+        let kernel = Resize2DKernel(plan: plan, heightAxis: 2, widthAxis: 3, inHeight: s[1], inWidth: s[2],
+                                    nearest: try node.string("mode", default: "nearest") == "nearest")
+        try emit(node, .resize2D(kernel), [x], [s[0], outH, outW], output: output)
     }
 
     /// Appends `node` to the run-time-shaped tail, binding its inputs (tail results, constants,
@@ -324,7 +316,14 @@ extension GraphImporter {
                 }
             }
         }
-        return TailProgram.Node(onnx: node, inputs: inputRegisters, outputs: outputRegisters, branches: branches)
+        var compiled = TailProgram.Node(onnx: node, inputs: inputRegisters, outputs: outputRegisters, branches: branches)
+        // A Conv whose weights (and bias) are constants in the register file — initializers,
+        // Constant nodes; nothing writes those registers — packs its kernel once per geometry.
+        if node.opType == "Conv", inputRegisters.count >= 2, inputRegisters[1] >= 0, program.registers[inputRegisters[1]] != nil,
+           inputRegisters.count < 3 || inputRegisters[2] < 0 || program.registers[inputRegisters[2]] != nil {
+            compiled.convCache = TailConvCache()
+        }
+        return compiled
     }
 
     /// The graph of an unbatched model: the planned part, whose outputs are the activations the

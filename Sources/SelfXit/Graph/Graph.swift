@@ -71,6 +71,9 @@ struct Graph {
         /// The same constant in every sample (a constant joining activations, e.g. ViT's class
         /// token in a Concat); no inputs.
         case constantFill([Float])
+        /// Resize of the last two axes (`[C, H, W]` per sample; nearest or bilinear, two taps
+        /// per axis as ONNX Runtime computes it; issue 13: the detectors' transform and FPN).
+        case resize2D(Resize2DKernel)
     }
 
     struct Node {

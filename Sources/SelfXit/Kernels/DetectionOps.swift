@@ -18,7 +18,7 @@ enum TailOps {
     static var supportedOps: Set<String> { ownOps.union(ConstantFolder.supportedOps) }
 
     static func evaluate(_ node: ONNXNode, _ inputs: [ConstantTensor?], opset: Int, budget: inout ConstantFolder.Budget,
-                         dense: DenseKernel?, pool: ThreadPool) throws -> [ConstantTensor] {
+                         dense: DenseKernel?, pool: ThreadPool, convCache: TailConvCache? = nil) throws -> [ConstantTensor] {
         func input(_ index: Int) throws -> ConstantTensor {
             guard index < inputs.count, let tensor = inputs[index] else { throw node.invalid("missing input \(index)") }
             return tensor
@@ -103,7 +103,7 @@ enum TailOps {
         case "NonMaxSuppression":
             return [try nonMaxSuppression(node, inputs, &budget)]
         case "RoiAlign":
-            return [try roiAlign(node, try input(0), try input(1), try input(2), opset: opset, &budget)]
+            return [try roiAlign(node, try input(0), try input(1), try input(2), opset: opset, pool: pool, &budget)]
         case "ScatterElements":
             return [try scatterElements(node, try input(0), try input(1), try input(2), &budget)]
         case "GatherND":
@@ -140,7 +140,7 @@ enum TailOps {
         case "Pad":
             return [try pad(node, inputs, opset: opset, &budget)]
         case "Conv":
-            return [try conv(node, inputs, pool: pool, &budget)]
+            return [try conv(node, inputs, pool: pool, cache: convCache, &budget)]
         case "ConvTranspose":
             return [try convTranspose(node, inputs, dense: dense, pool: pool, &budget)]
         default:
@@ -469,9 +469,11 @@ enum TailOps {
 
     // MARK: - Convolutions on ROIs (Mask R-CNN's mask head)
 
-    /// 2-D Conv of a run-time-shaped `[N, C, H, W]` (N ROIs) on the engine's convolution kernel,
-    /// built for this call's geometry (weights packed per call: the ROI count varies).
-    static func conv(_ node: ONNXNode, _ inputs: [ConstantTensor?], pool: ThreadPool, _ budget: inout ConstantFolder.Budget) throws -> ConstantTensor {
+    /// 2-D Conv of a run-time-shaped `[N, C, H, W]` (N ROIs) on the engine's convolution kernel for
+    /// the per-image geometry (N is its batch): packed once per geometry when the node's weights are
+    /// constants (`cache`), else per call.
+    static func conv(_ node: ONNXNode, _ inputs: [ConstantTensor?], pool: ThreadPool, cache: TailConvCache? = nil,
+                     _ budget: inout ConstantFolder.Budget) throws -> ConstantTensor {
         guard inputs.count >= 2, let x = inputs[0], let w = inputs[1], x.shape.count == 4, w.shape.count == 4 else {
             throw node.unsupported("only 2-D Conv ([N, C, H, W] input, [M, C/group, kH, kW] weights) in the run-time-shaped tail")
         }
@@ -505,7 +507,8 @@ enum TailOps {
                                       dilationH: dilations[0], dilationW: dilations[1], padTop: pads[0], padLeft: pads[1], groups: group)
         let bias = inputs.count > 2 ? inputs[2]?.floats : nil
         guard bias == nil || bias!.count == m else { throw node.invalid("bias of \(bias!.count) values for \(m) channels") }
-        let kernel = Conv2DKernel(geometry: geometry, weights: w.floats, bias: bias, activation: .none)
+        let kernel = cache?.kernel(for: geometry) { Conv2DKernel(geometry: geometry, weights: w.floats, bias: bias, activation: .none) }
+            ?? Conv2DKernel(geometry: geometry, weights: w.floats, bias: bias, activation: .none)
         let scratchCount = kernel.scratchFloatsPerThread * pool.threadCount
         guard scratchCount <= ImportLimits.maxScratchFloats else { throw node.unsupported("Conv scratch of \(scratchCount) floats") }
         try budget.charge(scratchCount, node)
@@ -542,33 +545,52 @@ enum TailOps {
         guard outH >= 1, outW >= 1 else { throw node.invalid("output \(outH) × \(outW)") }
         let count = try checkedCount([n, m, outH, outW], node, &budget)
         let cols = m * kh * kw, plane = h * wd
-        try budget.charge(plane * (c + cols), node)
+        let chunk = max(1, min(n, (1 << 22) / max(plane * cols, 1)))
+        try budget.charge(chunk * plane * (c + cols), node)
         let kernel = dense.flatMap { $0.k == c && $0.n == cols ? $0 : nil } ?? DenseKernel(weights: w.floats, k: c, n: cols, transposed: false)
         let bias = inputs.count > 2 ? inputs[2]?.floats : nil
         guard bias == nil || bias!.count == m else { throw node.invalid("bias of \(bias!.count) values for \(m) channels") }
-        let xv = x.floats
+        // Images go through the product in chunks (one packed product of chunk·plane rows, not
+        // one per ROI), bounded to about 4 M floats of product per chunk. col2im then adds each
+        // product row's m·kH·kW values into the output planes; Mask R-CNN's 2 × 2 stride-2 kernel
+        // writes every output pixel exactly once.
         var out = [Float](repeating: 0, count: count)
-        var rows = [Float](repeating: 0, count: plane * c), product = [Float](repeating: 0, count: plane * cols)
-        for image in 0..<n {
-            for ch in 0..<c { for p in 0..<plane { rows[p * c + ch] = xv[(image * c + ch) * plane + p] } }
-            rows.withUnsafeBufferPointer { a in product.withUnsafeMutableBufferPointer { y in
-                kernel.run(input: a.baseAddress!, output: y.baseAddress!, rows: plane, pool: pool)
-            } }
-            let base = image * m * outH * outW
-            for y in 0..<h { for xx in 0..<wd {
-                let row = (y * wd + xx) * cols
-                for o in 0..<m { for ky in 0..<kh {
-                    let oy = y * strides[0] - pads[0] + ky
-                    guard oy >= 0, oy < outH else { continue }
-                    for kx in 0..<kw {
-                        let ox = xx * strides[1] - pads[1] + kx
-                        guard ox >= 0, ox < outW else { continue }
-                        out[base + (o * outH + oy) * outW + ox] += product[row + (o * kh + ky) * kw + kx]
-                    }
-                } }
-            } }
-            if let bias { for o in 0..<m { for p in 0..<(outH * outW) { out[base + o * outH * outW + p] += bias[o] } } }
-        }
+        var rows = [Float](repeating: 0, count: chunk * plane * c), product = [Float](repeating: 0, count: chunk * plane * cols)
+        let (sy, sx, py, px) = (strides[0], strides[1], pads[0], pads[1])
+        let outPlane = outH * outW
+        x.floats.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in
+        rows.withUnsafeMutableBufferPointer { rp in product.withUnsafeMutableBufferPointer { pp in
+            var first = 0
+            while first < n {
+                let images = min(chunk, n - first)
+                for image in 0..<images {
+                    let source = xp.baseAddress! + (first + image) * c * plane
+                    let target = rp.baseAddress! + image * plane * c
+                    for ch in 0..<c { for p in 0..<plane { target[p * c + ch] = source[ch * plane + p] } }
+                }
+                kernel.run(input: UnsafePointer(rp.baseAddress!), output: pp.baseAddress!, rows: images * plane, pool: pool)
+                for image in 0..<images {
+                    let base = op.baseAddress! + (first + image) * m * outPlane
+                    let products = UnsafePointer(pp.baseAddress! + image * plane * cols)
+                    for y in 0..<h { for xx in 0..<wd {
+                        let row = products + (y * wd + xx) * cols
+                        for ky in 0..<kh {
+                            let oy = y * sy - py + ky
+                            guard oy >= 0, oy < outH else { continue }
+                            for kx in 0..<kw {
+                                let ox = xx * sx - px + kx
+                                guard ox >= 0, ox < outW else { continue }
+                                let target = base + oy * outW + ox
+                                let tap = row + ky * kw + kx
+                                for o in 0..<m { target[o * outPlane] += tap[o * kh * kw] }
+                            }
+                        }
+                    } }
+                    if let bias { for o in 0..<m { let b = bias[o]; for p in 0..<outPlane { base[o * outPlane + p] += b } } }
+                }
+                first += images
+            }
+        } } } }
         return ConstantTensor(shape: [n, m, outH, outW], floats: out)
     }
 
@@ -636,7 +658,7 @@ enum TailOps {
     /// ONNX RoiAlign (average or max) as ONNX Runtime samples it: `sampling_ratio` points per bin
     /// side (adaptive when 0), bilinear taps clamped to the feature map, boxes `[x1, y1, x2, y2]`.
     static func roiAlign(_ node: ONNXNode, _ x: ConstantTensor, _ rois: ConstantTensor, _ batchIndices: ConstantTensor, opset: Int,
-                         _ budget: inout ConstantFolder.Budget) throws -> ConstantTensor {
+                         pool: ThreadPool, _ budget: inout ConstantFolder.Budget) throws -> ConstantTensor {
         guard x.shape.count == 4, rois.shape.count == 2, rois.shape[1] == 4, batchIndices.count == rois.shape[0] else {
             throw SelfXitError.shapeMismatch("node '\(node.displayName)': X \(x.shape), rois \(rois.shape), batch_indices \(batchIndices.shape)")
         }
@@ -652,9 +674,15 @@ enum TailOps {
         }
         let numRois = rois.shape[0]
         let count = try checkedCount([numRois, channels, outH, outW], node, &budget)
-        let xv = x.floats, rv = rois.floats, bi = batchIndices.ints
-        var out = [Float](repeating: 0, count: count)
+        let rv = rois.floats, bi = batchIndices.ints
         let offset: Float = halfPixel ? 0.5 : 0
+        // First the bilinear taps of every ROI's sample points (shared by its channels), then
+        // the channels of all ROIs in parallel: each (ROI, channel) sums its taps in ONNX
+        // Runtime's order (w1·x1 + w2·x2 + w3·x3 + w4·x4 per point, points in bin order).
+        typealias Tap = (Int, Int, Int, Int, Float, Float, Float, Float)
+        var taps: [Tap] = []
+        var roiBatch = [Int](repeating: 0, count: numRois), roiFirstTap = [Int](repeating: 0, count: numRois + 1)
+        var roiSamples = [Int](repeating: 1, count: numRois)
         for r in 0..<numRois {
             let batch = Int(clamping: bi[r])
             guard batch >= 0, batch < n else { throw node.invalid("batch index \(bi[r]) out of range \(n)") }
@@ -675,9 +703,8 @@ enum TailOps {
             }
             try budget.charge(points, node)
             try budget.charge(reads / 16, node)
-            // Bilinear taps of every sample point (shared by the channels).
-            var taps: [(Int, Int, Int, Int, Float, Float, Float, Float)] = []
-            taps.reserveCapacity(outH * outW * samples)
+            roiBatch[r] = batch
+            roiSamples[r] = samples
             for ph in 0..<outH { for pw in 0..<outW { for iy in 0..<gridH {
                 let yy = startH + Float(ph) * binH + (Float(iy) + 0.5) * binH / Float(gridH)
                 for ix in 0..<gridW {
@@ -685,24 +712,40 @@ enum TailOps {
                     taps.append(bilinearTap(yy, xx, height: height, width: width))
                 }
             } } }
-            for c in 0..<channels {
-                let plane = (batch * channels + c) * height * width
-                var t = 0
-                for ph in 0..<outH { for pw in 0..<outW {
-                    var acc: Float = 0
-                    var best = -Float.infinity
-                    for _ in 0..<(gridH * gridW) {
-                        let (p1, p2, p3, p4, w1, w2, w3, w4) = taps[t]; t += 1
-                        if isMax {
-                            // ONNX Runtime's max mode: the largest weighted tap.
-                            best = max(best, max(max(w1 * xv[plane + p1], w2 * xv[plane + p2]), max(w3 * xv[plane + p3], w4 * xv[plane + p4])))
-                        } else {
-                            acc += w1 * xv[plane + p1] + w2 * xv[plane + p2] + w3 * xv[plane + p3] + w4 * xv[plane + p4]
+            roiFirstTap[r + 1] = taps.count
+        }
+        var out = [Float](repeating: 0, count: count)
+        let items = numRois * channels, bins = outH * outW
+        if items > 0 {
+            x.floats.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { op in taps.withUnsafeBufferPointer { tp in
+                let (xv, outBase, tapBase) = (xp.baseAddress!, op.baseAddress!, tp.baseAddress!)
+                let tasks = items * bins < 16_384 ? 1 : min(pool.threadCount * 4, items)
+                let work = { (task: Int) in
+                    for item in (items * task / tasks)..<(items * (task + 1) / tasks) {
+                        let (r, c) = item.quotientAndRemainder(dividingBy: channels)
+                        let plane = xv + (roiBatch[r] * channels + c) * height * width
+                        let perBin = (roiFirstTap[r + 1] - roiFirstTap[r]) / bins
+                        var t = tapBase + roiFirstTap[r]
+                        let target = outBase + item * bins
+                        for bin in 0..<bins {
+                            var acc: Float = 0
+                            var best = -Float.infinity
+                            for _ in 0..<perBin {
+                                let (p1, p2, p3, p4, w1, w2, w3, w4) = t.pointee
+                                t += 1
+                                if isMax {
+                                    // ONNX Runtime's max mode: the largest weighted tap.
+                                    best = max(best, max(max(w1 * plane[p1], w2 * plane[p2]), max(w3 * plane[p3], w4 * plane[p4])))
+                                } else {
+                                    acc += w1 * plane[p1] + w2 * plane[p2] + w3 * plane[p3] + w4 * plane[p4]
+                                }
+                            }
+                            target[bin] = isMax ? (perBin > 0 ? best : 0) : acc / Float(roiSamples[r])
                         }
                     }
-                    out[((r * channels + c) * outH + ph) * outW + pw] = isMax ? (gridH * gridW > 0 ? best : 0) : acc / Float(samples)
-                } }
-            }
+                }
+                if tasks <= 1 { work(0) } else { pool.parallelFor(tasks, work) }
+            } } }
         }
         return ConstantTensor(shape: [numRois, channels, outH, outW], floats: out)
     }
@@ -729,6 +772,9 @@ enum TailOps {
         }
         let reduction = try node.string("reduction", default: "none")
         try budget.charge(data.count + updates.count, node)
+        if axis == 0, reduction == "none", rank >= 1, data.isFloat == updates.isFloat, indices.shape.dropFirst() == data.shape.dropFirst() {
+            return try scatterRows(node, data, indices, updates)
+        }
         let dataStrides = elementStrides(data.shape)
         let coordinates = ConstantFolder.tiledIndices(indices.shape, steps: (0..<rank).map { $0 == axis ? 0 : dataStrides[$0] })
         let idx = indices.ints
@@ -768,6 +814,50 @@ enum TailOps {
             default: out[t] = min(out[t], u[e])
             }
         }
+        return ConstantTensor(shape: data.shape, ints: out)
+    }
+
+    /// ScatterElements along axis 0 whose indices have the data's trailing shape (Faster/Mask
+    /// R-CNN's MultiScaleRoIAlign: each level's pooled ROIs put back in ROI order, indices an
+    /// `Expand` of one ROI number per row): element `e` of index row k goes to
+    /// `index · inner + e % inner`. A row whose indices are all equal is one block copy. The general
+    /// path built two index arrays the size of the features (2 × 24 M Ints on R50).
+    static func scatterRows(_ node: ONNXNode, _ data: ConstantTensor, _ indices: ConstantTensor, _ updates: ConstantTensor) throws -> ConstantTensor {
+        let dim = data.shape[0]
+        let inner = uncheckedProduct(data.shape.dropFirst())
+        let rows = indices.shape[0]
+        let idx = indices.ints
+        func copyRows<T>(_ out: inout [T], _ u: [T]) throws {
+            try idx.withUnsafeBufferPointer { ip in try u.withUnsafeBufferPointer { up in try out.withUnsafeMutableBufferPointer { op in
+                for k in 0..<rows {
+                    let row = k * inner
+                    guard inner > 0 else { break }
+                    let first = ip[row]
+                    var uniform = true
+                    for e in 1..<inner where ip[row + e] != first { uniform = false; break }
+                    if uniform {
+                        var i = Int(clamping: first)
+                        if i < 0 { i += dim }
+                        guard i >= 0, i < dim else { throw node.invalid("index \(first) out of range for dimension \(dim)") }
+                        (op.baseAddress! + i * inner).update(from: up.baseAddress! + row, count: inner)
+                        continue
+                    }
+                    for e in 0..<inner {
+                        var i = Int(clamping: ip[row + e])
+                        if i < 0 { i += dim }
+                        guard i >= 0, i < dim else { throw node.invalid("index \(ip[row + e]) out of range for dimension \(dim)") }
+                        op[i * inner + e] = up[row + e]
+                    }
+                }
+            } } }
+        }
+        if data.isFloat {
+            var out = data.floats
+            try copyRows(&out, updates.floats)
+            return ConstantTensor(shape: data.shape, floats: out)
+        }
+        var out = data.ints
+        try copyRows(&out, updates.ints)
         return ConstantTensor(shape: data.shape, ints: out)
     }
 
@@ -830,6 +920,20 @@ enum TailOps {
         var current = x.floats
         var shape = x.shape
         try budget.charge(uncheckedProduct(plan.outputShape), node)
+        // Only the last two axes change (Mask R-CNN's paste: a 28 × 28 mask to its box): ONNX
+        // Runtime's 2-D kernel, whose bilinear sum rounds differently from two 1-D passes.
+        if rank >= 2, (0..<(rank - 2)).allSatisfy({ plan.outputShape[$0] == shape[$0] && plan.axes[$0].isIdentity }) {
+            let kernel = Resize2DKernel(plan: plan, heightAxis: rank - 2, widthAxis: rank - 1, inHeight: shape[rank - 2],
+                                        inWidth: shape[rank - 1], nearest: try node.string("mode", default: "nearest") == "nearest")
+            let planes = uncheckedProduct(shape[..<(rank - 2)])
+            var out = [Float](repeating: 0, count: uncheckedProduct(plan.outputShape))
+            if planes > 0, !out.isEmpty, !current.isEmpty {
+                current.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { yp in
+                    kernel.run(input: xp.baseAddress!, output: yp.baseAddress!, planes: planes, pool: .serial())
+                } }
+            }
+            return ConstantTensor(shape: plan.outputShape, floats: out)
+        }
         for axis in 0..<rank where plan.outputShape[axis] != shape[axis] || !plan.axes[axis].isIdentity {
             let taps = plan.axes[axis]
             var next = shape
@@ -1002,16 +1106,5 @@ struct ResizePlan {
             let identity = inLen == outLen && taps.enumerated().allSatisfy { $0.element.0 == $0.offset && $0.element.2 == 0 }
             return Axis(taps: taps, isIdentity: identity)
         }
-    }
-
-    /// The interpolation matrix of one axis, `[outLen, inLen]` row-major (a dense layer's weights).
-    func matrix(_ axis: Int, inLen: Int) -> [Float] {
-        let taps = axes[axis].taps
-        var m = [Float](repeating: 0, count: taps.count * inLen)
-        for (j, (i0, i1, w)) in taps.enumerated() {
-            m[j * inLen + i0] += 1 - w
-            m[j * inLen + i1] += w
-        }
-        return m
     }
 }

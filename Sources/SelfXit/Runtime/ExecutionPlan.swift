@@ -500,6 +500,15 @@ final class ExecutionPlan {
                     for row in 0..<ctx.rows { (y + row * outputWidth).update(from: v.baseAddress!, count: outputWidth) }
                 }
             }, scratchFloatsPerThread: 0)
+
+        case .resize2D(let kernel):
+            let input = graph.values[inputIDs[0]].shape
+            try require(inputIDs.count == 1 && input.count == 3 && input[1] == kernel.inHeight && input[2] == kernel.inWidth
+                        && outputWidth == input[0] * kernel.outHeight * kernel.outWidth, "resize does not match its tensors")
+            let planes = input[0]
+            return Step(run: { ctx in
+                kernel.run(input: ptr(inputIDs[0], ctx), output: ptr(outputID, ctx), planes: ctx.rows * planes, pool: ctx.pool)
+            }, scratchFloatsPerThread: 0)
         }
     }
 }

@@ -11,7 +11,7 @@
 /// engine's kernels (`DenseKernel` for Gemm/MatMul with constant weights).
 ///
 /// Every tail tensor is sized and charged to a per-call budget (`ConstantFolder.Budget`, at most
-/// `ImportLimits.maxFoldElements` elements each) before it is allocated: a hostile model or input
+/// `maxTensorElements` elements each) before it is allocated: a hostile model or input
 /// gets a `SelfXitError` naming the node, never a trap.
 struct TailProgram: @unchecked Sendable {
     struct Node {
@@ -24,6 +24,8 @@ struct TailProgram: @unchecked Sendable {
         var frees: [Int] = []
         /// An `If`'s then and else branches (nodes in the same register file).
         var branches: [Branch] = []
+        /// A Conv with constant weights and bias: its kernels, packed once per geometry.
+        var convCache: TailConvCache? = nil
 
         /// Every register this node reads, its branches' reads included.
         var reads: [Int] {
@@ -64,6 +66,10 @@ struct TailProgram: @unchecked Sendable {
 
     /// Elements all tensors of one tail evaluation may produce together (1 G: seconds of work).
     static let maxWorkPerCall = 1 << 30
+    /// Elements one tail tensor may have (64 M floats, 256 MB): Faster R-CNN R50's pooled ROI
+    /// pooling (ScatterElements into [ROIs, 256, 7, 7]) makes 24.4 M elements on the conformance
+    /// frame of a calibrated model — over the load-time folding limit (16.7 M) that bounded them before.
+    static let maxTensorElements = 1 << 26
 
     /// Works out which registers each node frees (outputs are never freed).
     mutating func finish() {
@@ -83,6 +89,8 @@ struct TailProgram: @unchecked Sendable {
         }
         var budget = ConstantFolder.Budget()
         budget.elementsLeft = Self.maxWorkPerCall
+        budget.maxElements = Self.maxTensorElements
+        budget.atRunTime = true
         try run(nodes, topLevel: true, &file, &budget, pool: pool)
         return try outputs.map { name, r in
             guard let value = file[r] else { throw SelfXitError.internalError("tail output '\(name)' was not computed") }
@@ -162,7 +170,7 @@ struct TailProgram: @unchecked Sendable {
                 results = try runLoop(node, inputs, &file, &budget, pool: pool)
             } else {
                 results = try TailOps.evaluate(node.onnx, inputs, opset: opset, budget: &budget,
-                                               dense: topLevel ? denseKernels[index] : nil, pool: pool)
+                                               dense: topLevel ? denseKernels[index] : nil, pool: pool, convCache: node.convCache)
             }
             guard results.count >= node.outputs.filter({ $0 >= 0 }).count else {
                 throw node.onnx.invalid("produced \(results.count) outputs, \(node.outputs.count) expected")

@@ -181,9 +181,77 @@ static void peak_row(int m, int n, int k, double peak, int reps) {
     free(a); free(b); free(c);
 }
 
+/* Cmp for qsort of doubles. */
+static int cmp_double(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* `rounds` rounds of peak_row's measurement (thread CPU time, best of `reps` in a round, ours and
+ * OpenBLAS alternating), the conv GEMM shapes by default: each round's ratio, then the medians.
+ * A shared machine's load moves single rounds by several per cent; the median of ≥ 7 does not. */
+static void rounds_rows(int rounds, int nshapes, int (*shapes)[3], double peak) {
+    printf("| m×n×k | ours GF/s (median) | %% of peak | OpenBLAS GF/s (median) | ours/OpenBLAS median | min–max over rounds |\n"
+           "|---|---:|---:|---:|---:|---|\n");
+    for (int s = 0; s < nshapes; s++) {
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *a = random_floats((size_t)m * k), *b = random_floats((size_t)k * n), *c = random_floats((size_t)m * n);
+        int isa = sx_gemm_default_isa();
+        double flops = 2.0 * m * n * k, go[64], gt[64], ratio[64];
+        int reps = (int)(4e9 / flops) + 3;
+        if (reps > 40) reps = 40;
+        if (rounds > 64) rounds = 64;
+        for (int r = 0; r < rounds; r++) {
+            double ours = 1e9, theirs = 1e9;
+            for (int i = 0; i < reps; i++) {
+                double t = now();
+                sx_sgemm(isa, 0, 0, m, n, k, 1, a, k, b, n, 0, c, n);
+                t = now() - t;
+                if (t < ours) ours = t;
+                t = now();
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 0, c, n);
+                t = now() - t;
+                if (t < theirs) theirs = t;
+            }
+            go[r] = flops / ours * 1e-9;
+            gt[r] = flops / theirs * 1e-9;
+            ratio[r] = theirs / ours;
+        }
+        qsort(go, rounds, sizeof(double), cmp_double);
+        qsort(gt, rounds, sizeof(double), cmp_double);
+        qsort(ratio, rounds, sizeof(double), cmp_double);
+        printf("| %4d×%4d×%4d | %6.1f | %4.1f %% | %6.1f | %.3f | %.3f–%.3f |\n", m, n, k, go[rounds / 2],
+               100 * go[rounds / 2] * 1e9 / peak, gt[rounds / 2], ratio[rounds / 2], ratio[0], ratio[rounds - 1]);
+        fflush(stdout);
+        free(a); free(b); free(c);
+    }
+}
+
 int main(int argc, char **argv) {
     openblas_set_num_threads(1);
 #if defined(__x86_64__)
+    /* `r ROUNDS [m n k]...`: rounds_rows in thread CPU time (default: the conv GEMM shapes). */
+    if (argc >= 2 && argv[1][0] == 'r' && argv[1][1] == 0) {
+        g_clock = CLOCK_THREAD_CPUTIME_ID;
+        int rounds = argc >= 3 ? atoi(argv[2]) : 7, isa = sx_gemm_default_isa();
+        double p2 = 0, p512 = 0;
+        for (int r = 0; r < 200; r++) {
+            double x = fma_peak_avx2(200000);
+            if (x > p2) p2 = x;
+            if (sx_gemm_isa_supported(SX_GEMM_ISA_AVX512)) { x = fma_peak_avx512(200000); if (x > p512) p512 = x; }
+        }
+        double peak = isa == SX_GEMM_ISA_AVX512 ? p512 : p2;
+        printf("measured FMA peak, 1 core: AVX2 %.1f GF/s, AVX-512 %.1f GF/s; sx_sgemm runs the %s configuration; %d rounds\n",
+               p2 * 1e-9, p512 * 1e-9, sx_kernel_config_for(isa)->name, rounds);
+        int conv[][3] = {{256, 3136, 576}, {128, 784, 1152}, {512, 196, 2304}, {64, 3136, 576}}, given[16][3];
+        int ng = 0;
+        for (int i = 3; i + 2 < argc && ng < 16; i += 3, ng++) {
+            given[ng][0] = atoi(argv[i]); given[ng][1] = atoi(argv[i + 1]); given[ng][2] = atoi(argv[i + 2]);
+        }
+        if (ng) rounds_rows(rounds < 1 ? 1 : rounds, ng, given, peak);
+        else rounds_rows(rounds < 1 ? 1 : rounds, 4, conv, peak);
+        return 0;
+    }
     if (argc >= 2 && argv[1][0] == 'p') {
         if (argv[1][1] == 'c') g_clock = CLOCK_THREAD_CPUTIME_ID;
         int isa = sx_gemm_default_isa();

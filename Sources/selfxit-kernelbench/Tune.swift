@@ -66,7 +66,10 @@ func runTuningCheck(layers: [(String, Conv2DGeometry)], threads: Int, batches: [
             print(name.padding(toLength: 30, withPad: " ", startingAt: 0)
                   + String(format: " %5d  %@ %8.3f   %@ %8.3f    %@", batch,
                            rule.algorithmName.padding(toLength: 12, withPad: " ", startingAt: 0), ruleTime * 1e3,
-                           best.padding(toLength: 12, withPad: " ", startingAt: 0), bestTime * 1e3, verdict))
+                           best.padding(toLength: 12, withPad: " ", startingAt: 0), bestTime * 1e3, verdict)
+                  // Every alternative's time (the margin of an "ok" is otherwise not shown).
+                  + "  [" + times.sorted(by: { $0.key < $1.key }).map { String(format: "%@ %.3f", $0.key, $0.value * 1e3) }
+                      .joined(separator: ", ") + "]")
         }
     }
     print(String(format: "%d of %d decisions pick the slower path (> 3 %%); %.3f of %.3f ms lost (%.1f %%)",

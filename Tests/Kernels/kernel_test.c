@@ -362,6 +362,10 @@ int main(void) {
             check_direct(cfg, 3, 9, 21, 13, 3, 1, acts[ai], 1);
             check_direct(cfg, 5, 16, 16, 7, 1, 0, acts[ai], 0);
             check_direct(cfg, 40, 12, 13, 31, 3, 1, acts[ai], ai == 1);
+            /* 7-pixel rows (grid 9 wide): up to three runs of pixels in a 16-column tile. */
+            check_direct(cfg, 20, 7, 7, 13, 3, 1, acts[ai], ai != 1);
+            /* 14×14 with K blocks (A over 1 MB): C re-read through the runs each block. */
+            if (ai == 1) check_direct(cfg, 128, 14, 14, 256, 3, 1, acts[ai], 1);
             check_dw_plane(cfg, 5, 3, acts[ai]);
             check_dw_plane(cfg, 9, 37, acts[ai]);
             check_dw_direct(cfg, 13, 17, 1, 1, acts[ai], 1);

@@ -227,8 +227,14 @@ final class KernelConvTests: XCTestCase {
                                       bias: nil, activation: act)
             // The channel-major cases (≥ 130 channels, short rows) take the direct path only with a
             // `ctd` kernel; without one the grid rule decides (small planes are packed instead).
+            // The configuration's limits on the grid (direct_min_k, direct_pointwise_max_m) send
+            // tiny K and wide 1×1 layers to the packed products.
+            let k = g.inChannels * g.kernelHeight * g.kernelWidth, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
+            let maxM = Int(cfg.pointee.direct_pointwise_max_m)
+            let gridAllowed = k >= Int(cfg.pointee.direct_min_k) && (!pointwise || maxM == 0 || g.outChannels <= maxM)
             if g.inChannels < 130 || cfg.pointee.ctd != nil {
-                XCTAssertEqual(kernel.isDirect, cfg.pointee.direct != nil, "\(g) on \(String(cString: cfg.pointee.name))")
+                XCTAssertEqual(kernel.isDirect, cfg.pointee.direct != nil && gridAllowed,
+                               "\(g) on \(String(cString: cfg.pointee.name))")
             }
             if g.inChannels >= 130 && cfg.pointee.ctd != nil { XCTAssertTrue(kernel.isDirectChannelMajor, "\(g)") }
             check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])

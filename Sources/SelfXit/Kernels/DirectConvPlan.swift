@@ -115,6 +115,11 @@ struct DirectConvPlan {
         gridColumns = (g.outHeight - 1) * gridW + g.outWidth
         let computed = (gridColumns + 15) / 16 * 16
         guard forced != nil || channelMajor || (gridColumns >= 64 && 8 * g.outPlane >= 7 * computed) else { return nil }
+        // The configuration's limits on the grid (measured per ISA: AVX2's 6×16 tile loses to the
+        // packed products on tiny K and on 1×1 layers with many output channels).
+        let minK = Int(config.pointee.direct_min_k), maxPointwiseM = Int(config.pointee.direct_pointwise_max_m)
+        guard forced != nil || channelMajor
+                || (k >= minK && (!pointwise || maxPointwiseM == 0 || g.outChannels <= maxPointwiseM)) else { return nil }
         // Per channel: the taps' (slot, offset), the same for every channel.
         var taps: [(slot: Int, offset: Int)] = []
         for ky in 0..<g.kernelHeight {

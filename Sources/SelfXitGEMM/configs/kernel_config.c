@@ -63,6 +63,14 @@ static const sx_kernel_config avx2_config = {
     // Grouped convolutions directly (4 channels × 3 strips of 8, x86/grouped_conv_avx2.c) instead
     // of im2col + a 6-row GEMM per group.
     .grouped_conv = sxk_gconv_avx2,
+
+    // Where the 6×16 direct grid lost to the packed products in `selfxit-kernelbench tune`
+    // (SELFXIT_GEMM_ISA=avx2, Zen 4, 2026-12-05, six runs at 1 and 2 threads): ResNet-18's stem
+    // (K 27) by 30–94 % to im2col at 1 thread (a tie at 2); 1×1 layers with 64+ output channels
+    // by 5–46 % in most runs (ResNet-50's 1024→256 on 14×14 and 256→64 on 56×56 to pointwise,
+    // the stride-2 downsamples to im2col at 2 threads in every run: 0.10 against 0.13–0.15 ms);
+    // MobileNetV2's 144→24 tied or won on the grid (15 % faster at 1 thread).
+    .direct_min_k = 32, .direct_pointwise_max_m = 32,
 };
 
 static const sx_kernel_config avx512_config = {

@@ -284,6 +284,15 @@ typedef struct sx_kernel_config {
     void (*grouped_conv)(const sx_gconv_geom *g, const float *x, const float *pw, const float *bias,
                          const float *res, float *out, int oy0, int oy1, int act, float lo, float hi,
                          float *scratch);
+
+    /// The direct grid (`direct`, not channel-major) only for convolutions of K (in channels ×
+    /// kernel taps) ≥ this; 0: any. Below it im2col + `gemm` (a stem's 27 rows: the grid's tiles
+    /// are mostly epilogue there).
+    int direct_min_k;
+    /// 1×1 convolutions take the direct grid only with at most this many output channels; 0: any.
+    /// With more, packing B is spread over enough rows that the packed product's contiguous panels
+    /// win over reading B in place.
+    int direct_pointwise_max_m;
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

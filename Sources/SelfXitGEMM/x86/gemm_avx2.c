@@ -100,11 +100,72 @@ static inline void tile_avx2(const int R, const ptrdiff_t lda, int k, const floa
     }
 }
 
+/// `tile_avx2` for a panel's last columns when at most 8 exist (`nv` ≤ 8): one vector a row
+/// instead of two, so a 196-pixel plane (12 panels + 4 columns) or a 49-pixel one (3 + 1) does not
+/// compute a whole 16-column panel for its tail. With one vector a row the 6 rows are only 6
+/// FMA chains — fewer than the FMA latency × 2 ports keep busy (8 on Zen 4, 10 on Zen 2) — so
+/// even and odd K steps accumulate apart (12 chains) and are added after the loop.
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void tile8_avx2(const int R, const ptrdiff_t lda, int k, const float *a, const float *b, float *c,
+                              ptrdiff_t ldc, int nv, const float *bias, const float *res, ptrdiff_t ldr, int act,
+                              float lo, float hi, int accum) {
+    __m256 acc0[MR_AVX2], acc1[MR_AVX2];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nv), lane);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc), _MM_HINT_T0);
+    int p = 0;
+    for (; p + 1 < k; p += 2) {
+        __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)(p + 1) * NR);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            const float *a0 = lda ? a + (ptrdiff_t)r * lda + p : a + (size_t)p * MR_AVX2 + r;
+            const float *a1 = lda ? a0 + 1 : a0 + MR_AVX2;
+            acc0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a0), b0, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a1), b1, acc1[r]);
+        }
+    }
+    if (p < k) {
+        __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR);
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            const float *a0 = lda ? a + (ptrdiff_t)r * lda + p : a + (size_t)p * MR_AVX2 + r;
+            acc0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(a0), b0, acc0[r]);
+        }
+    }
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        __m256 v = _mm256_add_ps(acc0[r], acc1[r]);
+        float *cr = c + (ptrdiff_t)r * ldc;
+        if (accum) v = _mm256_add_ps(v, nv == 8 ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, m0));
+        if (bias) v = _mm256_add_ps(v, _mm256_set1_ps(bias[r]));
+        if (res) {
+            const float *rr = res + (ptrdiff_t)r * ldr;
+            v = _mm256_add_ps(v, nv == 8 ? _mm256_loadu_ps(rr) : _mm256_maskload_ps(rr, m0));
+        }
+        v = act8(v, act, vlo, vhi);
+        if (nv == 8) _mm256_storeu_ps(cr, v);
+        else _mm256_maskstore_ps(cr, m0, v);
+    }
+}
+
 /// The packed tile (`sxk_tile_fn`): a panel's `mv` rows on the tile of that height.
 AVX2_TARGET
 static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
                         const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
 #define TILE_CASE(R) case R: tile_avx2(R, 0, k, a, b, c, ldc, nv, bias, res, ldr, act, lo, hi, accum); break;
+#define TILE8_CASE(R) case R: tile8_avx2(R, 0, k, a, b, c, ldc, nv, bias, res, ldr, act, lo, hi, accum); return;
+    if (nv <= 8) {
+        switch (mv) {
+            TILE8_CASE(1) TILE8_CASE(2) TILE8_CASE(3) TILE8_CASE(4) TILE8_CASE(5)
+            default: tile8_avx2(MR_AVX2, 0, k, a, b, c, ldc, nv, bias, res, ldr, act, lo, hi, accum); return;
+        }
+    }
+#undef TILE8_CASE
     switch (mv) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5)
         default: tile_avx2(MR_AVX2, 0, k, a, b, c, ldc, nv, bias, res, ldr, act, lo, hi, accum); break;
@@ -117,6 +178,14 @@ AVX2_TARGET
 static void kernel_avx2_inplace_a(int k, const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc, int mv,
                                   int nv, int accum) {
 #define TILE_CASE(R) case R: tile_avx2(R, lda, k, a, b, c, ldc, nv, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, accum); break;
+#define TILE8_CASE(R) case R: tile8_avx2(R, lda, k, a, b, c, ldc, nv, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, accum); return;
+    if (nv <= 8) {
+        switch (mv) {
+            TILE8_CASE(1) TILE8_CASE(2) TILE8_CASE(3) TILE8_CASE(4) TILE8_CASE(5)
+            default: tile8_avx2(MR_AVX2, lda, k, a, b, c, ldc, nv, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, accum); return;
+        }
+    }
+#undef TILE8_CASE
     switch (mv) {
         TILE_CASE(1) TILE_CASE(2) TILE_CASE(3) TILE_CASE(4) TILE_CASE(5)
         default: tile_avx2(MR_AVX2, lda, k, a, b, c, ldc, nv, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, accum); break;
@@ -172,17 +241,11 @@ void sxk_sgemm_skinny_avx2(int m, int n, int k, const float *a, ptrdiff_t lda, c
 
 /* ---------------------------------------------------------------- direct (implicit GEMM) */
 
-/// Grid column `q` of a direct B: its output pixel, or -1 where the column is padding.
-static inline ptrdiff_t direct_pixel(const sx_gemm_direct_b *b, int q) {
-    int row = q / b->grid_w, col = q - row * b->grid_w;
-    return col < b->valid_w ? (ptrdiff_t)row * b->valid_w + col : -1;
-}
-
 /// The direct product's AVX2 tile: rows `< mv` of a 6-row A panel × grid columns `q..q+15`
 /// (`len` of them exist, 1..16), B element (kk, col) read in place at `x[off[kk] + col]`: 12 ymm
 /// accumulators, 2 loads + 6 broadcasts per 12 FMAs, as the packed tile. Where the 16 columns are
 /// 16 consecutive output pixels the epilogue works on vectors; otherwise (a grid row's padding
-/// columns among them, or the tail) through a tile on the stack, column by column.
+/// columns among them, or the tail) on the same vectors through lane masks, one per run of pixels.
 /// `R` (1…6, constant after inlining) is the panel's row count: a tail panel computes only its rows.
 __attribute__((always_inline))
 AVX2_TARGET
@@ -194,9 +257,33 @@ static inline void direct_tile_avx2_r(const int R, int k, const float *a, const 
     int q_row = q / b->grid_w, q_col = q - q_row * b->grid_w;
     const int fast = len == 16 && (b->grid_w == b->valid_w || q_col + 16 <= b->valid_w);
     const ptrdiff_t pix0 = fast ? (b->grid_w == b->valid_w ? q : (ptrdiff_t)q_row * b->valid_w + q_col) : 0;
-    ptrdiff_t pix[16];
-    if (!fast)
-        for (int j = 0; j < 16; j++) pix[j] = j < len ? direct_pixel(b, q + j) : -1;
+    // Otherwise the 16 columns are runs of consecutive output pixels (one per grid row they
+    // touch) between a row's padding columns: run `s` is lanes `lo..<hi` of the tile at pixels
+    // `pix − lo + lane`, read and written through lane masks. The scalar loop this replaced (a
+    // pixel table, 16 loads and 16 stores a row) cost up to a fifth of a tile where K runs in
+    // blocks and C is re-read each block (ResNet-50's 14×14 3×3 layer, 36 % behind im2col).
+    struct { __m256i m0, m1; ptrdiff_t base; } run[16];
+    int runs = 0;
+    if (!fast) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), lane8 = _mm256_add_epi32(lane, _mm256_set1_epi32(8));
+        int j = 0, row = q_row, col = q_col;
+        while (j < len) {
+            if (col >= b->valid_w) {  // padding columns: skip to the next grid row
+                j += b->grid_w - col;
+                row++, col = 0;
+                continue;
+            }
+            int hi = j + (b->valid_w - col);
+            if (hi > len) hi = len;
+            const __m256i vlo_ = _mm256_set1_epi32(j - 1), vhi_ = _mm256_set1_epi32(hi);
+            run[runs].m0 = _mm256_and_si256(_mm256_cmpgt_epi32(lane, vlo_), _mm256_cmpgt_epi32(vhi_, lane));
+            run[runs].m1 = _mm256_and_si256(_mm256_cmpgt_epi32(lane8, vlo_), _mm256_cmpgt_epi32(vhi_, lane8));
+            run[runs].base = (ptrdiff_t)row * b->valid_w + col - j;
+            runs++;
+            col += hi - j;
+            j = hi;
+        }
+    }
     __m256 acc0[MR], acc1[MR];
 #pragma clang loop unroll(full)
     for (int r = 0; r < R; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
@@ -208,10 +295,12 @@ static inline void direct_tile_avx2_r(const int R, int k, const float *a, const 
                 acc0[r] = _mm256_loadu_ps(cr + pix0);
                 acc1[r] = _mm256_loadu_ps(cr + pix0 + 8);
             } else {
-                float t[16];
-                for (int j = 0; j < 16; j++) t[j] = pix[j] >= 0 ? cr[pix[j]] : 0.0f;
-                acc0[r] = _mm256_loadu_ps(t);
-                acc1[r] = _mm256_loadu_ps(t + 8);
+                // Runs' lanes are disjoint, masked-off lanes load 0 (and are never touched: the
+                // base may lie before C's start by up to 15 floats, none of them accessed).
+                for (int s = 0; s < runs; s++) {
+                    acc0[r] = _mm256_add_ps(acc0[r], _mm256_maskload_ps(cr + run[s].base, run[s].m0));
+                    acc1[r] = _mm256_add_ps(acc1[r], _mm256_maskload_ps(cr + run[s].base + 8, run[s].m1));
+                }
             }
         }
     }
@@ -262,14 +351,16 @@ static inline void direct_tile_avx2_r(const int R, int k, const float *a, const 
                 _mm256_storeu_ps(cr + pix0, act8(v0, act, vlo, vhi));
                 _mm256_storeu_ps(cr + pix0 + 8, act8(v1, act, vlo, vhi));
             } else {
-                float t[16];
-                _mm256_storeu_ps(t, v0);
-                _mm256_storeu_ps(t + 8, v1);
-                for (int j = 0; j < 16; j++) {
-                    if (pix[j] < 0) continue;
-                    float v = t[j];
-                    if (rr) v += rr[pix[j]];
-                    cr[pix[j]] = act1(v, act, lo, hi);
+                if (rr)
+                    for (int s = 0; s < runs; s++) {
+                        v0 = _mm256_add_ps(v0, _mm256_maskload_ps(rr + run[s].base, run[s].m0));
+                        v1 = _mm256_add_ps(v1, _mm256_maskload_ps(rr + run[s].base + 8, run[s].m1));
+                    }
+                v0 = act8(v0, act, vlo, vhi);
+                v1 = act8(v1, act, vlo, vhi);
+                for (int s = 0; s < runs; s++) {
+                    _mm256_maskstore_ps(cr + run[s].base, run[s].m0, v0);
+                    _mm256_maskstore_ps(cr + run[s].base + 8, run[s].m1, v1);
                 }
             }
         }

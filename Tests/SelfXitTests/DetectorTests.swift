@@ -79,6 +79,12 @@ final class DetectorTests: XCTestCase {
             XCTAssertFalse(engine.inputHasBatchAxis)
             XCTAssertTrue(engine.hasRunTimeShapedTail)
             XCTAssertGreaterThan(engine.plannedNodeCount, 10, "the backbone and FPN are planned")
+            // MultiScaleRoIAlign's index Expands are not materialised: their scatters copy rows
+            // (TailProgram.deferRowIndexExpands); the detections below must still match ORT.
+            let tailNodes = engine.plan.graph.tail?.nodes ?? []
+            let deferred = tailNodes.filter(\.deferred).count
+            XCTAssertGreaterThan(deferred, 0, "an Expand feeding a ScatterElements is deferred")
+            XCTAssertEqual(deferred, tailNodes.filter { $0.rowIndices != nil }.count)
             XCTAssertEqual(engine.outputInfos.map(\.name), ["boxes", "labels", "scores"])
             let outputs = try engine.inferOutputs(input, batch: 1)
             let boxes = outputs[0].values, labels = outputs[1].values.map { Int($0) }, scores = outputs[2].values

@@ -1108,3 +1108,117 @@ struct ResizePlan {
         }
     }
 }
+
+// MARK: - In place (tail values at their last use)
+
+extension TailOps {
+    /// Evaluates `node` in the buffer of its first input where it can, or returns nil (the caller
+    /// then runs `evaluate`). `TailProgram` takes a register out of the file before the node that
+    /// reads it last runs, so `inputs` then holds the only reference and Swift's copy-on-write
+    /// leaves the buffer where it is; where another reference remains (a constant of the
+    /// program, an input read twice) the first write copies it, as before. This removed copies
+    /// of Mask R-CNN's 12.5 M-element pooled features (`ScatterElements` ×4 in MultiScaleRoIAlign)
+    /// and of every activation's input (issue 13). Charges the budget as `evaluate` does.
+    static func evaluateInPlace(_ node: ONNXNode, _ inputs: inout [ConstantTensor?], budget: inout ConstantFolder.Budget,
+                                pool: ThreadPool) throws -> ConstantTensor? {
+        switch node.opType {
+        case "Relu", "Sigmoid", "Tanh":
+            // The engine's vector activations (ONNX Runtime's are vectorised too; sigmoid and
+            // tanh agree with `expf`-based ones to a few ulp, see `exp16`).
+            guard inputs.count == 1, let shape = inputs[0]?.shape, let count = checkedElementCount(shape),
+                  case .float(var values)? = inputs[0]?.storage, values.count == count else { return nil }
+            inputs[0] = nil
+            try budget.charge(count, node)
+            let activation: Activation = node.opType == "Relu" ? .relu : node.opType == "Sigmoid" ? .sigmoid : .tanh
+            values.withUnsafeMutableBufferPointer { p in
+                if let base = p.baseAddress { runActivation(activation, input: base, output: base, count: count, pool: pool) }
+            }
+            return ConstantTensor(shape: shape, floats: values)
+        case "ScatterElements":
+            // No local copy of the data tensor: it would hold a second reference to the buffer.
+            guard inputs.count == 3, let shape = inputs[0]?.shape, inputs[0]?.isFloat == true, let indices = inputs[1], let updates = inputs[2],
+                  updates.isFloat, try node.int("axis", default: 0) == 0, try node.string("reduction", default: "none") == "none",
+                  shape.count >= 1, indices.shape == updates.shape, indices.shape.count == shape.count,
+                  indices.shape.dropFirst() == shape.dropFirst(), !indices.isFloat else { return nil }
+            try budget.charge(uncheckedProduct(shape) + updates.count, node)
+            guard case .float(var out)? = inputs[0]?.storage else { return nil }
+            inputs[0] = nil
+            try scatterRows(node, &out, shape: shape, indices, updates)
+            return ConstantTensor(shape: shape, floats: out)
+        default:
+            return nil
+        }
+    }
+
+    /// `scatterRows` into `out` (the data's values, shape `shape`): rows whose indices agree are
+    /// block copies, split over the pool when there are many.
+    static func scatterRows(_ node: ONNXNode, _ out: inout [Float], shape: [Int], _ indices: ConstantTensor, _ updates: ConstantTensor) throws {
+        let dim = shape[0]
+        let inner = uncheckedProduct(shape.dropFirst())
+        let rows = indices.shape[0]
+        guard inner > 0, rows > 0 else { return }
+        guard case .int64(let idx) = indices.storage, case .float(let u) = updates.storage else {
+            throw node.invalid("ScatterElements needs int64 indices and float updates")
+        }
+        try idx.withUnsafeBufferPointer { ip in try u.withUnsafeBufferPointer { up in try out.withUnsafeMutableBufferPointer { op in
+            for k in 0..<rows {
+                let row = k * inner
+                let first = ip[row]
+                var uniform = true
+                for e in 1..<inner where ip[row + e] != first { uniform = false; break }
+                if uniform {
+                    var i = Int(clamping: first)
+                    if i < 0 { i += dim }
+                    guard i >= 0, i < dim else { throw node.invalid("index \(first) out of range for dimension \(dim)") }
+                    (op.baseAddress! + i * inner).update(from: up.baseAddress! + row, count: inner)
+                    continue
+                }
+                for e in 0..<inner {
+                    var i = Int(clamping: ip[row + e])
+                    if i < 0 { i += dim }
+                    guard i >= 0, i < dim else { throw node.invalid("index \(ip[row + e]) out of range for dimension \(dim)") }
+                    op[i * inner + e] = up[row + e]
+                }
+            }
+        } } }
+    }
+}
+
+extension TailOps {
+    /// ScatterElements along axis 0 whose indices are `Expand(rowIndex, expandShape)` with one
+    /// index per row (`rowIndex` of shape `[n, 1, …, 1]`; see `TailProgram.deferRowIndexExpands`):
+    /// row k of `updates` is copied to row `rowIndex[k]` of the data, in the data's buffer when
+    /// this node holds the only reference. Nil when the shapes are not of that form (the caller
+    /// then expands the indices and runs the general operator). Charges the budget as
+    /// `scatterElements` does.
+    static func scatterExpandedRows(_ node: ONNXNode, _ inputs: inout [ConstantTensor?], rowIndex: ConstantTensor,
+                                    expandShape: ConstantTensor, budget: inout ConstantFolder.Budget) throws -> ConstantTensor? {
+        // No local copy of the data tensor: it would hold a second reference to the buffer.
+        guard inputs.count == 3, let shape = inputs[0]?.shape, inputs[0]?.isFloat == true, let updates = inputs[2],
+              case .float(let u) = updates.storage,
+              case .int64(let idx) = rowIndex.storage, !rowIndex.isSymbolic, !expandShape.isFloat, !expandShape.isSymbolic,
+              try node.int("axis", default: 0) == 0, try node.string("reduction", default: "none") == "none",
+              shape.count >= 1, updates.shape.count == shape.count, updates.shape.dropFirst() == shape.dropFirst(),
+              expandShape.shape.count == 1, expandShape.ints.allSatisfy({ $0 >= 0 && $0 < 1 << 31 }),
+              rowIndex.shape.count <= updates.shape.count else { return nil }
+        let rank = updates.shape.count
+        let padded = Array(repeating: 1, count: rank - rowIndex.shape.count) + rowIndex.shape
+        guard padded.dropFirst().allSatisfy({ $0 == 1 }), padded[0] == updates.shape[0],
+              (try? ConstantFolder.broadcastShape(rowIndex.shape, expandShape.ints.map { Int($0) }, node)) == updates.shape else { return nil }
+        try budget.charge(uncheckedProduct(shape) + updates.count, node)
+        let dim = shape[0], inner = uncheckedProduct(shape.dropFirst()), rows = updates.shape[0]
+        guard case .float(var out)? = inputs[0]?.storage else { return nil }
+        inputs[0] = nil
+        if inner > 0 {
+            try u.withUnsafeBufferPointer { up in try out.withUnsafeMutableBufferPointer { op in
+                for k in 0..<rows {
+                    var i = Int(clamping: idx[k])
+                    if i < 0 { i += dim }
+                    guard i >= 0, i < dim else { throw node.invalid("index \(idx[k]) out of range for dimension \(dim)") }
+                    (op.baseAddress! + i * inner).update(from: up.baseAddress! + k * inner, count: inner)
+                }
+            } }
+        }
+        return ConstantTensor(shape: shape, floats: out)
+    }
+}

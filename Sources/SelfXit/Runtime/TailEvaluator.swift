@@ -27,9 +27,15 @@ struct TailProgram: @unchecked Sendable {
         /// A Conv with constant weights and bias: its kernels, packed once per geometry.
         var convCache: TailConvCache? = nil
 
+        /// An `Expand` not run: its only reader, a ScatterElements, reads its input instead (`rowIndices`).
+        var deferred = false
+        /// A ScatterElements whose indices are a deferred `Expand` of one index per row: that
+        /// Expand (node and input registers), evaluated only if the row form does not apply.
+        var rowIndices: (node: ONNXNode, inputs: [Int])? = nil
+
         /// Every register this node reads, its branches' reads included.
         var reads: [Int] {
-            inputs.filter { $0 >= 0 } + branches.flatMap { b in b.nodes.flatMap(\.reads) + b.outputs }
+            inputs.filter { $0 >= 0 } + (rowIndices?.inputs ?? []) + branches.flatMap { b in b.nodes.flatMap(\.reads) + b.outputs }
         }
     }
 
@@ -73,10 +79,32 @@ struct TailProgram: @unchecked Sendable {
 
     /// Works out which registers each node frees (outputs are never freed).
     mutating func finish() {
+        deferRowIndexExpands()
         var last = [Int](repeating: -1, count: registers.count)
         for (index, node) in nodes.enumerated() { for r in node.reads { last[r] = index } }
         for (_, r) in outputs { last[r] = Int.max }
         for (r, index) in last.enumerated() where index >= 0 && index < nodes.count { nodes[index].frees.append(r) }
+    }
+
+    /// Faster/Mask R-CNN's MultiScaleRoIAlign puts each level's pooled ROIs back in ROI order with
+    /// `ScatterElements(zeros, Expand(roi index [n, 1, 1, 1] → [n, 256, 7, 7]), pooled)`: the Expand
+    /// makes an int64 tensor as large as the features (100 MB on the box head) only to say "row k
+    /// goes to row index[k]". Such an Expand, read by nothing else, is not run; the scatter reads
+    /// its input and copies whole rows (`TailOps.scatterExpandedRows`), and evaluates the Expand
+    /// itself when the shapes are not of that form.
+    private mutating func deferRowIndexExpands() {
+        var readers = [Int](repeating: 0, count: registers.count)
+        for node in nodes { for r in node.reads { readers[r] += 1 } }
+        for (_, r) in outputs { readers[r] += 2 }
+        var producer: [Int: Int] = [:]
+        for (j, node) in nodes.enumerated() { for r in node.outputs where r >= 0 { producer[r] = j } }
+        for i in nodes.indices where nodes[i].onnx.opType == "ScatterElements" && nodes[i].inputs.count == 3 {
+            let r = nodes[i].inputs[1]
+            guard r >= 0, readers[r] == 1, let j = producer[r], j < i, nodes[j].onnx.opType == "Expand",
+                  nodes[j].inputs.count == 2, nodes[j].inputs.allSatisfy({ $0 >= 0 }), nodes[j].outputs == [r] else { continue }
+            nodes[j].deferred = true
+            nodes[i].rowIndices = (nodes[j].onnx, nodes[j].inputs)
+        }
     }
 
     /// Evaluates the tail for one image. `prefix(value)` points at that image's row of a prefix
@@ -149,8 +177,12 @@ struct TailProgram: @unchecked Sendable {
     private func run(_ list: [Node], topLevel: Bool, _ file: inout [ConstantTensor?], _ budget: inout ConstantFolder.Budget,
                      pool: ThreadPool) throws {
         for (index, node) in list.enumerated() {
-            let inputs = node.inputs.map { $0 >= 0 ? file[$0] : nil }
-            for (k, r) in node.inputs.enumerated() where r >= 0 && inputs[k] == nil {
+            if node.deferred {
+                for r in node.frees { file[r] = nil }
+                continue
+            }
+            var inputs = node.inputs.map { $0 >= 0 ? file[$0] : nil }
+            for (k, r) in node.inputs.enumerated() where r >= 0 && inputs[k] == nil && !(k == 1 && node.rowIndices != nil) {
                 throw SelfXitError.internalError("tail node '\(node.onnx.displayName)' reads '\(registerNames[r])' before it is computed")
             }
             let results: [ConstantTensor]
@@ -169,8 +201,32 @@ struct TailProgram: @unchecked Sendable {
             } else if node.onnx.opType == "Loop" {
                 results = try runLoop(node, inputs, &file, &budget, pool: pool)
             } else {
-                results = try TailOps.evaluate(node.onnx, inputs, opset: opset, budget: &budget,
-                                               dense: topLevel ? denseKernels[index] : nil, pool: pool, convCache: node.convCache)
+                // Registers this node reads for the last time leave the file now, so that an
+                // operator holding the only reference updates the buffer in place
+                // (`TailOps.evaluateInPlace`) instead of copying it.
+                for r in node.frees where node.inputs.contains(r) { file[r] = nil }
+                if let deferred = node.rowIndices {
+                    let expandInputs = deferred.inputs.map { file[$0] }
+                    guard let x = expandInputs[0], let shape = expandInputs[1] else {
+                        throw SelfXitError.internalError("tail node '\(node.onnx.displayName)' reads its indices' Expand inputs before they are computed")
+                    }
+                    if let result = try TailOps.scatterExpandedRows(node.onnx, &inputs, rowIndex: x, expandShape: shape, budget: &budget) {
+                        results = [result]
+                        for (k, r) in node.outputs.enumerated() where r >= 0 {
+                            try results[k].checkConsistent { "node '\(node.onnx.displayName)' (\(node.onnx.opType)): result" }
+                            file[r] = results[k]
+                        }
+                        for r in node.frees { file[r] = nil }
+                        continue
+                    }
+                    inputs[1] = try ConstantFolder.evaluate(deferred.node, expandInputs, opset: opset, budget: &budget)
+                }
+                if let result = try TailOps.evaluateInPlace(node.onnx, &inputs, budget: &budget, pool: pool) {
+                    results = [result]
+                } else {
+                    results = try TailOps.evaluate(node.onnx, inputs, opset: opset, budget: &budget,
+                                                   dense: topLevel ? denseKernels[index] : nil, pool: pool, convCache: node.convCache)
+                }
             }
             guard results.count >= node.outputs.filter({ $0 >= 0 }).count else {
                 throw node.onnx.invalid("produced \(results.count) outputs, \(node.outputs.count) expected")

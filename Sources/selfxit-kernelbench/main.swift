@@ -69,6 +69,12 @@ let resnet50Layers: [(String, Conv2DGeometry)] = [
     ("r50 l3 1x1 256→1024 14 +res", geometry(256, 14, 1024, k: 1, s: 1)),
     ("r50 l4 3x3 512→512 7", geometry(512, 7, 512, k: 3, s: 1)),
     ("r50 l4 1x1 512→2048 7 +res", geometry(512, 7, 2048, k: 1, s: 1)),
+    // The other stride-2 layers (layer3.0's and layer4.0's 3×3 and downsamples) and the stem.
+    ("r50 l3 3x3 s2 256 28", geometry(256, 28, 256, k: 3, s: 2)),
+    ("r50 l3 1x1 s2 512→1024 28", geometry(512, 28, 1024, k: 1, s: 2)),
+    ("r50 l4 3x3 s2 512 14", geometry(512, 14, 512, k: 3, s: 2)),
+    ("r50 l4 1x1 s2 1024→2048 14", geometry(1024, 14, 2048, k: 1, s: 2)),
+    ("r50 stem 7x7 s2 3→64 224", geometry(3, 224, 64, k: 7, s: 2)),
 ]
 
 let resnet18Layers: [(String, Conv2DGeometry)] = [

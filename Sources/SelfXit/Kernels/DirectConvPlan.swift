@@ -71,8 +71,19 @@ struct DirectConvPlan {
         // where the packed product measured 4–20 % slower); the grid was faster otherwise.
         pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
         let k = g.inChannels * g.kernelHeight * g.kernelWidth
+        //
+        // A stride-2 1×1 (a downsample) goes channel-major on rows of at most 14 pixels whatever
+        // its channels: ResNet-50's layer3.0 downsample, 512→1024 at 28→14, ran 1.06 ms against
+        // the grid's 1.43 (selfxit-kernelbench r50 min, 2 threads, Zen 4; the grid's stride-2 1×1
+        // products ran at 145–160 GFLOPS where the same shapes at stride 1 run at 210–220).
+        // Measured and not taken (docs/BENCHMARKS.md §7.12): the 28-pixel-row downsample
+        // (256→512 at 56→28) and the 7×7 stem on channel-major ran faster alone (1.07 against
+        // 1.27, 1.13 against 1.27 ms) but slower inside the model (1.23–1.50 against 1.01–1.29,
+        // 1.42–1.54 against 1.23–1.29). Likely why: their outputs (1.6 and 3.2 MB) are written
+        // cold there, and channel-major stores rows of ≤ 14 pixels (partial cache lines) per channel.
+        let s2 = g.strideH == 2 && g.strideW == 2
         let rule = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= (pointwise ? ctdPixels : 2 * ctdPixels) && k >= 128
-            && (!pointwise || k >= g.outChannels || g.outPlane < 64)
+            && (!pointwise || s2 || k >= g.outChannels || g.outPlane < 64)
         if let forced, forced && ctdPixels == 0 { return nil }
         channelMajor = forced ?? rule
         // Rows and columns the windows reach.

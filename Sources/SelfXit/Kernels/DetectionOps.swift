@@ -823,42 +823,45 @@ enum TailOps {
     /// `index · inner + e % inner`. A row whose indices are all equal is one block copy. The general
     /// path built two index arrays the size of the features (2 × 24 M Ints on R50).
     static func scatterRows(_ node: ONNXNode, _ data: ConstantTensor, _ indices: ConstantTensor, _ updates: ConstantTensor) throws -> ConstantTensor {
-        let dim = data.shape[0]
-        let inner = uncheckedProduct(data.shape.dropFirst())
-        let rows = indices.shape[0]
         let idx = indices.ints
-        func copyRows<T>(_ out: inout [T], _ u: [T]) throws {
-            try idx.withUnsafeBufferPointer { ip in try u.withUnsafeBufferPointer { up in try out.withUnsafeMutableBufferPointer { op in
-                for k in 0..<rows {
-                    let row = k * inner
-                    guard inner > 0 else { break }
-                    let first = ip[row]
-                    var uniform = true
-                    for e in 1..<inner where ip[row + e] != first { uniform = false; break }
-                    if uniform {
-                        var i = Int(clamping: first)
-                        if i < 0 { i += dim }
-                        guard i >= 0, i < dim else { throw node.invalid("index \(first) out of range for dimension \(dim)") }
-                        (op.baseAddress! + i * inner).update(from: up.baseAddress! + row, count: inner)
-                        continue
-                    }
-                    for e in 0..<inner {
-                        var i = Int(clamping: ip[row + e])
-                        if i < 0 { i += dim }
-                        guard i >= 0, i < dim else { throw node.invalid("index \(ip[row + e]) out of range for dimension \(dim)") }
-                        op[i * inner + e] = up[row + e]
-                    }
-                }
-            } } }
-        }
         if data.isFloat {
             var out = data.floats
-            try copyRows(&out, updates.floats)
+            try scatterRows(node, &out, shape: data.shape, idx, updates.floats)
             return ConstantTensor(shape: data.shape, floats: out)
         }
         var out = data.ints
-        try copyRows(&out, updates.ints)
+        try scatterRows(node, &out, shape: data.shape, idx, updates.ints)
         return ConstantTensor(shape: data.shape, ints: out)
+    }
+
+    /// `scatterRows` into `out` (the data's values, shape `shape`; `indices` and `updates` of the
+    /// shape the caller checked): rows whose indices agree are block copies.
+    static func scatterRows<T>(_ node: ONNXNode, _ out: inout [T], shape: [Int], _ indices: [Int64], _ updates: [T]) throws {
+        let dim = shape[0]
+        let inner = uncheckedProduct(shape.dropFirst())
+        guard inner > 0 else { return }
+        let rows = indices.count / inner
+        try indices.withUnsafeBufferPointer { ip in try updates.withUnsafeBufferPointer { up in try out.withUnsafeMutableBufferPointer { op in
+            for k in 0..<rows {
+                let row = k * inner
+                let first = ip[row]
+                var uniform = true
+                for e in 1..<inner where ip[row + e] != first { uniform = false; break }
+                if uniform {
+                    var i = Int(clamping: first)
+                    if i < 0 { i += dim }
+                    guard i >= 0, i < dim else { throw node.invalid("index \(first) out of range for dimension \(dim)") }
+                    (op.baseAddress! + i * inner).update(from: up.baseAddress! + row, count: inner)
+                    continue
+                }
+                for e in 0..<inner {
+                    var i = Int(clamping: ip[row + e])
+                    if i < 0 { i += dim }
+                    guard i >= 0, i < dim else { throw node.invalid("index \(ip[row + e]) out of range for dimension \(dim)") }
+                    op[i * inner + e] = up[row + e]
+                }
+            }
+        } } }
     }
 
     static func gatherND(_ node: ONNXNode, _ data: ConstantTensor, _ indices: ConstantTensor, _ budget: inout ConstantFolder.Budget) throws -> ConstantTensor {
@@ -1141,46 +1144,14 @@ extension TailOps {
                   shape.count >= 1, indices.shape == updates.shape, indices.shape.count == shape.count,
                   indices.shape.dropFirst() == shape.dropFirst(), !indices.isFloat else { return nil }
             try budget.charge(uncheckedProduct(shape) + updates.count, node)
-            guard case .float(var out)? = inputs[0]?.storage else { return nil }
+            guard case .float(var out)? = inputs[0]?.storage, case .int64(let idx) = indices.storage,
+                  case .float(let u) = updates.storage else { return nil }
             inputs[0] = nil
-            try scatterRows(node, &out, shape: shape, indices, updates)
+            try scatterRows(node, &out, shape: shape, idx, u)
             return ConstantTensor(shape: shape, floats: out)
         default:
             return nil
         }
-    }
-
-    /// `scatterRows` into `out` (the data's values, shape `shape`): rows whose indices agree are
-    /// block copies, split over the pool when there are many.
-    static func scatterRows(_ node: ONNXNode, _ out: inout [Float], shape: [Int], _ indices: ConstantTensor, _ updates: ConstantTensor) throws {
-        let dim = shape[0]
-        let inner = uncheckedProduct(shape.dropFirst())
-        let rows = indices.shape[0]
-        guard inner > 0, rows > 0 else { return }
-        guard case .int64(let idx) = indices.storage, case .float(let u) = updates.storage else {
-            throw node.invalid("ScatterElements needs int64 indices and float updates")
-        }
-        try idx.withUnsafeBufferPointer { ip in try u.withUnsafeBufferPointer { up in try out.withUnsafeMutableBufferPointer { op in
-            for k in 0..<rows {
-                let row = k * inner
-                let first = ip[row]
-                var uniform = true
-                for e in 1..<inner where ip[row + e] != first { uniform = false; break }
-                if uniform {
-                    var i = Int(clamping: first)
-                    if i < 0 { i += dim }
-                    guard i >= 0, i < dim else { throw node.invalid("index \(first) out of range for dimension \(dim)") }
-                    (op.baseAddress! + i * inner).update(from: up.baseAddress! + row, count: inner)
-                    continue
-                }
-                for e in 0..<inner {
-                    var i = Int(clamping: ip[row + e])
-                    if i < 0 { i += dim }
-                    guard i >= 0, i < dim else { throw node.invalid("index \(ip[row + e]) out of range for dimension \(dim)") }
-                    op[i * inner + e] = up[row + e]
-                }
-            }
-        } } }
     }
 }
 

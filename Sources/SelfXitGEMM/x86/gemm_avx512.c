@@ -747,11 +747,12 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
                     float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
                     const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
                     float *part = partial + (size_t)(si - s0) * CTD_MAX_PIXELS * 2 * NR;
-                    if (last) {
+                    if (last && klen >= 256) {
                         // The segment's output (and residual) lines, fetched for writing while the
                         // K loop runs: at batch 32 C is a new sample's, cold, and its 14-pixel rows
                         // are partial cache lines, read before they are written (+1.5–2 % on
-                        // ResNet-18 w64's 28×28 layer, one thread, batch 32).
+                        // ResNet-18 w64's 28×28 layer, one thread, batch 32; over 128 K rows
+                        // the prefetches cost more than they saved: 1x1 s2 128→256, 1 %).
                         const int chs = m - ch0 < 16 * nvec ? m - ch0 : 16 * nvec;
                         for (int ch = 0; ch < chs; ch++) {
                             __builtin_prefetch(c + (ptrdiff_t)ch * out->ldc, 1, 3);

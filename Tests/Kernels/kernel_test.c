@@ -265,6 +265,26 @@ static void check_entry_points(void) {
         expect_close("sx_gemm_compute_ctd", name, c3, want3, (size_t)mm * oh * ow, 1e-4f);
         free(x3); free(w3); free(pw3); free(c3); free(want3); free(off3);
     }
+    /* sx_subsample2_plane: every row / column phase and padding a stride-2 product uses, planes
+     * wider and narrower than the input's half, against the definition. */
+    {
+        int ih = 9, iw = 13;
+        float *src = floats((size_t)ih * iw), *got = floats(8 * 9), *ref = malloc(sizeof(float) * 8 * 9);
+        for (int row0 = -2; row0 <= 1; row0++)
+            for (int col0 = -3; col0 <= 2; col0++)
+                for (int pw = 5; pw <= 9; pw += 4) {
+                    int ph = 6;
+                    for (int i = 0; i < ph; i++)
+                        for (int j = 0; j < pw; j++) {
+                            int iy = 2 * i + row0, ix = 2 * j + col0;
+                            ref[i * pw + j] = iy >= 0 && iy < ih && ix >= 0 && ix < iw ? src[iy * iw + ix] : 0;
+                            got[i * pw + j] = NAN;
+                        }
+                    sx_subsample2_plane(src, ih, iw, row0, col0, got, ph, pw);
+                    expect_close("sx_subsample2_plane", name, got, ref, (size_t)ph * pw, 0);
+                }
+        free(src); free(got); free(ref);
+    }
     /* sx_gemm_small_rows. */
     float *x = floats(3 * 40), *bb = floats(40 * 37), *y = floats(3 * 37), *yw = malloc(sizeof(float) * 3 * 37);
     for (int r = 0; r < 3; r++)

@@ -751,8 +751,8 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
                         // The segment's output (and residual) lines, fetched for writing while the
                         // K loop runs: at batch 32 C is a new sample's, cold, and its 14-pixel rows
                         // are partial cache lines, read before they are written (+1.5–2 % on
-                        // ResNet-18 w64's 28×28 layer, one thread, batch 32; over 128 K rows
-                        // the prefetches cost more than they saved: 1x1 s2 128→256, 1 %).
+                        // ResNet-18 w64's 28×28 layer, one thread, batch 32; at K = 128 they
+                        // cost more than they saved: a 1×1 stride-2 128→256 product lost 1 %).
                         const int chs = m - ch0 < 16 * nvec ? m - ch0 : 16 * nvec;
                         for (int ch = 0; ch < chs; ch++) {
                             __builtin_prefetch(c + (ptrdiff_t)ch * out->ldc, 1, 3);

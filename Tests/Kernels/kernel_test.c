@@ -239,12 +239,15 @@ static void check_entry_points(void) {
     sx_gemm_out o = {c, cps, (ptrdiff_t)m * cps, NULL, cps, (ptrdiff_t)m * cps, NULL, cps, SX_GEMM_ACT_NONE, 0, 0};
     sx_gemm_compute_ct(pw, m, k, 0, (m + 15) / 16, pb, n, 0, (n + 15) / 16, &o);
     expect_close("sx_gemm_compute_ct", name, c, want, (size_t)m * n, 1e-4f);
-    /* sx_gemm_compute_ctd: a 3×3 over a padded 9×11 grid (7×9 outputs), 20 channels. */
-    {
-        int cin = 3, gh = 9, gw = 11, oh = 7, ow = 9, kk3 = cin * 9, mm = 20;
+    /* sx_gemm_compute_ctd: a 3×3 over a padded 9×11 grid (7×9 outputs), 20 channels; then 1000
+     * input channels (K = 9000: the AVX-512 kernel splits K into blocks above 8192 rows) over a
+     * 5×18 grid (3×16 outputs: a 14-pixel segment and a 2-pixel one a row). */
+    for (int variant = 0; variant < 2; variant++) {
+        int cin = variant ? 1000 : 3, gh = variant ? 5 : 9, gw = variant ? 18 : 11, oh = variant ? 3 : 7, ow = variant ? 16 : 9;
+        int kk3 = cin * 9, mm = 20;
         float *x3 = floats((size_t)cin * gh * gw), *w3 = floats((size_t)mm * kk3), *pw3 = floats(sx_gemm_packed_wt_floats(mm, kk3));
         float *c3 = floats((size_t)mm * oh * ow), *want3 = malloc(sizeof(float) * (size_t)mm * oh * ow);
-        int off3[27];
+        int *off3 = malloc(sizeof(int) * (size_t)kk3);
         for (int ci = 0; ci < cin; ci++)
             for (int ky = 0; ky < 3; ky++)
                 for (int kx = 0; kx < 3; kx++) off3[(ci * 3 + ky) * 3 + kx] = ci * gh * gw + ky * gw + kx;
@@ -260,7 +263,27 @@ static void check_entry_points(void) {
         sx_gemm_out o3 = {c3, oh * ow, 0, NULL, oh * ow, 0, NULL, oh * ow, SX_GEMM_ACT_NONE, 0, 0};
         sx_gemm_compute_ctd(pw3, mm, kk3, 0, (mm + 15) / 16, &db3, 0, oh, &o3);
         expect_close("sx_gemm_compute_ctd", name, c3, want3, (size_t)mm * oh * ow, 1e-4f);
-        free(x3); free(w3); free(pw3); free(c3); free(want3);
+        free(x3); free(w3); free(pw3); free(c3); free(want3); free(off3);
+    }
+    /* sx_subsample2_plane: every row / column phase and padding a stride-2 product uses, planes
+     * wider and narrower than the input's half, against the definition. */
+    {
+        int ih = 9, iw = 13;
+        float *src = floats((size_t)ih * iw), *got = floats(8 * 9), *ref = malloc(sizeof(float) * 8 * 9);
+        for (int row0 = -2; row0 <= 1; row0++)
+            for (int col0 = -3; col0 <= 2; col0++)
+                for (int pw = 5; pw <= 9; pw += 4) {
+                    int ph = 6;
+                    for (int i = 0; i < ph; i++)
+                        for (int j = 0; j < pw; j++) {
+                            int iy = 2 * i + row0, ix = 2 * j + col0;
+                            ref[i * pw + j] = iy >= 0 && iy < ih && ix >= 0 && ix < iw ? src[iy * iw + ix] : 0;
+                            got[i * pw + j] = NAN;
+                        }
+                    sx_subsample2_plane(src, ih, iw, row0, col0, got, ph, pw);
+                    expect_close("sx_subsample2_plane", name, got, ref, (size_t)ph * pw, 0);
+                }
+        free(src); free(got); free(ref);
     }
     /* sx_gemm_small_rows. */
     float *x = floats(3 * 40), *bb = floats(40 * 37), *y = floats(3 * 37), *yw = malloc(sizeof(float) * 3 * 37);

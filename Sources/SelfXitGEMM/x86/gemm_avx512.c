@@ -10,7 +10,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+#define AVX512_TARGET __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx,prfchw")))
 #define NR SXK_NR
 #define MR_AVX512 SXK_MR_AVX512
 #define KC_MAX SXK_KC_MAX
@@ -674,12 +674,23 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
 }
 
 /// Row segments a channel-major K-blocked pass keeps partial sums for (on the stack, 1.75 KB each).
+#ifndef CTD_GROUP_SEGMENTS
 #define CTD_GROUP_SEGMENTS 32
-/// K rows per block when a channel pair's weights outgrow ~64 KB: 16 KB of them then stay in L1
-/// while every row segment of the group passes, instead of streaming once per row from L3. With
-/// 256 rows (32 KB) a segment's 256 rows of B (another 8–16 KB) no longer fit beside them in a
-/// 48 KB L1: 128 measured 3–5 % faster on ResNet-50's layer3 and layer4 (0.5–1 % a whole pass).
-#define CTD_KC 128
+#endif
+/// K rows a block at most (equal blocks) when a channel pair's weights outgrow `CTD_KC_FROM`
+/// rows (1 MB, L2): below that K is not split. Splitting K at 128 rows (16 KB of weights kept in
+/// L1 while the group's segments pass) measured 2–5 % slower than one pass per segment on every
+/// 3×3 layer of ResNet-18 w64 and ResNet-50 (Zen 4, one thread, a microbenchmark of this function:
+/// hot, batch 32 with a new input and output per sample, and cold weights — 48 MB of
+/// copies round robin; docs/BENCHMARKS.md §7.14): each block paid a round trip of 28 partial sums
+/// and its own loop, and the weights stream from L2 at 128 bytes per 28 FMAs, which the hardware
+/// prefetcher keeps up with.
+#ifndef CTD_KC
+#define CTD_KC 4096
+#endif
+#ifndef CTD_KC_FROM
+#define CTD_KC_FROM 8192
+#endif
 
 AVX512_TARGET
 void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b,
@@ -693,10 +704,12 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
     const int segments = (out_w + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS;  // a row's, when not dense
     const ptrdiff_t run0 = (ptrdiff_t)oy0 * out_w, run = (ptrdiff_t)(oy1 - oy0) * out_w;
     const int total = dense ? (int)((run + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS) : (oy1 - oy0) * segments;
-    const int kc = (size_t)k * 2 * NR * sizeof(float) > 64 * 1024 ? CTD_KC : k;
+    const int kblocks = k > CTD_KC_FROM ? (k + CTD_KC - 1) / CTD_KC : 1;
+    const int kc = (k + kblocks - 1) / kblocks;
     __attribute__((aligned(64))) float partial[CTD_GROUP_SEGMENTS * CTD_MAX_PIXELS * 2 * NR];
-    // Channel panels in pairs; for each pair groups of segments, K in blocks whose weights stay
-    // in L1 while the group's segments pass (partial sums wait in `partial`).
+    // Channel panels in pairs; for each pair groups of segments, K in blocks (one below
+    // `CTD_KC_FROM` rows) whose weights stay in L2 while the group's segments pass (partial sums
+    // wait in `partial`).
     for (int cp = cp0; cp < cp1; cp += 2) {
         int nvec = cp + 1 < cp1 ? 2 : 1;
         int ch0 = cp * NR;
@@ -734,6 +747,22 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
                     float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
                     const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
                     float *part = partial + (size_t)(si - s0) * CTD_MAX_PIXELS * 2 * NR;
+                    if (last && klen >= 256) {
+                        // The segment's output (and residual) lines, fetched for writing while the
+                        // K loop runs: at batch 32 C is a new sample's, cold, and its 14-pixel rows
+                        // are partial cache lines, read before they are written (+1.5–2 % on
+                        // ResNet-18 w64's 28×28 layer, one thread, batch 32; at K = 128 they
+                        // cost more than they saved: a 1×1 stride-2 128→256 product lost 1 %).
+                        const int chs = m - ch0 < 16 * nvec ? m - ch0 : 16 * nvec;
+                        for (int ch = 0; ch < chs; ch++) {
+                            __builtin_prefetch(c + (ptrdiff_t)ch * out->ldc, 1, 3);
+                            __builtin_prefetch(c + (ptrdiff_t)ch * out->ldc + len - 1, 1, 3);
+                            if (res) {
+                                __builtin_prefetch(res + (ptrdiff_t)ch * out->ldr, 0, 3);
+                                __builtin_prefetch(res + (ptrdiff_t)ch * out->ldr + len - 1, 0, 3);
+                            }
+                        }
+                    }
     #define CTD_CASE(R) case R: kernel_ctd(R, klen, xr, offk, wk0, wk1, nvec, cm, c, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
                     switch (len) {
                         CTD_CASE(14) CTD_CASE(13) CTD_CASE(12) CTD_CASE(11) CTD_CASE(10) CTD_CASE(9) CTD_CASE(8)

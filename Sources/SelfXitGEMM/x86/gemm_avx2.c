@@ -45,7 +45,43 @@ static inline void tile_avx2(const int R, const ptrdiff_t lda, int k, const floa
         _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc + NR - 1), _MM_HINT_T0);
     }
-    if (lda == 0) {
+    if (lda == 0 && R <= 3) {
+        // 1–3 rows are 2–6 FMA chains, fewer than latency × 2 ports keep busy (8 on Zen 4, 10 on
+        // Zen 2): even and odd K steps accumulate apart (4–12 chains), added after the loop. A
+        // 128-row product (21 panels + 2 rows) ran its last panel at half speed.
+        __m256 e0[3], e1[3];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { e0[r] = _mm256_setzero_ps(); e1[r] = _mm256_setzero_ps(); }
+        int p = 0;
+        for (; p + 1 < k; p += 2) {
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
+            const float *ap = a + (size_t)p * MR_AVX2;
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m256 av = _mm256_broadcast_ss(ap + r);
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+            b0 = _mm256_loadu_ps(b + (size_t)(p + 1) * NR), b1 = _mm256_loadu_ps(b + (size_t)(p + 1) * NR + 8);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m256 av = _mm256_broadcast_ss(ap + MR_AVX2 + r);
+                e0[r] = _mm256_fmadd_ps(av, b0, e0[r]);
+                e1[r] = _mm256_fmadd_ps(av, b1, e1[r]);
+            }
+        }
+        if (p < k) {
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m256 av = _mm256_broadcast_ss(a + (size_t)p * MR_AVX2 + r);
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { acc0[r] = _mm256_add_ps(acc0[r], e0[r]); acc1[r] = _mm256_add_ps(acc1[r], e1[r]); }
+    } else if (lda == 0) {
 #pragma clang loop unroll_count(2)
         for (int p = 0; p < k; p++) {
             __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);

@@ -232,42 +232,39 @@ static void pack_b_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, i
     }
 }
 
-/// `pack_b` of a plain B for the AVX2 configuration: four K steps (rows of B) at a time, walking
-/// the rows panel by panel, each panel's four steps one 256-byte run of stores. Four sequential
+/// `pack_b` of a plain B for the AVX2 configuration: eight K steps (rows of B) at a time, walking
+/// the rows panel by panel, each panel's eight steps one 512-byte run of stores. Eight sequential
 /// read streams that the hardware prefetchers follow over a wide group (sx_sgemm packs 512
 /// columns at a time): B usually comes from L3 or memory once, and the one-row-at-a-time loop
 /// over 64-column groups (4 lines per row, then the next row 12 KB on) read it at ~13 GB/s where
-/// this reads ~17 GB/s (Zen 4, a 576×3136 B out of memory).
+/// this reads ~17–18 GB/s (4 rows: ~16; Zen 4, a 576×3136 B out of memory, one thread).
 AVX2_TARGET
-static void pack_b_rows4_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, int nc, float *dst) {
+static void pack_b_rows8_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, int nc, float *dst) {
+    enum { ROWS = 8 };
     const int full = nc / NR * NR;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - full), lane);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - full - 8), lane);
     const size_t step = (size_t)NR * kc;  // floats from one panel to the next
     int p = 0;
-    for (; p + 4 <= kc; p += 4) {
-        const float *s0 = b + (ptrdiff_t)(p0 + p) * ldb + j0, *s1 = s0 + ldb, *s2 = s1 + ldb, *s3 = s2 + ldb;
+    for (; p + ROWS <= kc; p += ROWS) {
+        const float *s = b + (ptrdiff_t)(p0 + p) * ldb + j0;
         float *dp = dst + (size_t)p * NR;
         for (int jp = 0; jp < full; jp += NR, dp += step) {
-            __m256 a0 = _mm256_loadu_ps(s0 + jp), a1 = _mm256_loadu_ps(s0 + jp + 8);
-            __m256 b0 = _mm256_loadu_ps(s1 + jp), b1 = _mm256_loadu_ps(s1 + jp + 8);
-            __m256 c0 = _mm256_loadu_ps(s2 + jp), c1 = _mm256_loadu_ps(s2 + jp + 8);
-            __m256 d0 = _mm256_loadu_ps(s3 + jp), d1 = _mm256_loadu_ps(s3 + jp + 8);
-            _mm256_storeu_ps(dp, a0); _mm256_storeu_ps(dp + 8, a1);
-            _mm256_storeu_ps(dp + 16, b0); _mm256_storeu_ps(dp + 24, b1);
-            _mm256_storeu_ps(dp + 32, c0); _mm256_storeu_ps(dp + 40, c1);
-            _mm256_storeu_ps(dp + 48, d0); _mm256_storeu_ps(dp + 56, d1);
-        }
-        if (full < nc) {
-            const float *sr[4] = {s0, s1, s2, s3};
-            for (int r = 0; r < 4; r++) {
-                _mm256_storeu_ps(dp + 16 * r, _mm256_maskload_ps(sr[r] + full, m0));
-                _mm256_storeu_ps(dp + 16 * r + 8, _mm256_maskload_ps(sr[r] + full + 8, m1));
+#pragma clang loop unroll(full)
+            for (int r = 0; r < ROWS; r++) {
+                __m256 v0 = _mm256_loadu_ps(s + r * ldb + jp), v1 = _mm256_loadu_ps(s + r * ldb + jp + 8);
+                _mm256_storeu_ps(dp + NR * r, v0);
+                _mm256_storeu_ps(dp + NR * r + 8, v1);
             }
         }
+        if (full < nc)
+            for (int r = 0; r < ROWS; r++) {
+                _mm256_storeu_ps(dp + NR * r, _mm256_maskload_ps(s + r * ldb + full, m0));
+                _mm256_storeu_ps(dp + NR * r + 8, _mm256_maskload_ps(s + r * ldb + full + 8, m1));
+            }
     }
-    for (; p < kc; p++) {  // the last kc % 4 steps, one row each
+    for (; p < kc; p++) {  // the last kc % 8 steps, one row each
         const float *s = b + (ptrdiff_t)(p0 + p) * ldb + j0;
         float *dp = dst + (size_t)p * NR;
         for (int jp = 0; jp < full; jp += NR, dp += step) {
@@ -342,7 +339,7 @@ static void pack_b(int isa, int trans, const float *b, ptrdiff_t ldb, int p0, in
         return;
     }
     if (!trans && isa == SX_GEMM_ISA_AVX2) {
-        pack_b_rows4_avx2(b, ldb, p0, kc, j0, nc, dst);
+        pack_b_rows8_avx2(b, ldb, p0, kc, j0, nc, dst);
         return;
     }
     if (!trans && isa == SX_GEMM_ISA_AVX512) {
@@ -691,7 +688,7 @@ void sx_sgemm(int isa, int trans_a, int trans_b, int m, int n, int k, float alph
 /// the first A block: 32 panels (288×512 floats, 576 KB), multiplied by that A block while they
 /// are still in L2 (B is packed in chunks between kernel calls on the first A block, so that
 /// block never re-reads B from L3). Not fewer: B comes from L3 or memory, and rows read 512
-/// floats at a time stream (4 rows at once, `pack_b_rows4_avx2`) where 64 (4 lines a row, the
+/// floats at a time stream (8 rows at once, `pack_b_rows8_avx2`) where 64 (4 lines a row, the
 /// next row 12 KB on) left every line to a demand miss — 64×3136×576 went from 0.94 to 0.96–0.98
 /// of OpenBLAS Haswell with this and the reuse below (sgemm_bench r, Zen 4, AVX2 forced).
 #define FUSED_B_COLS 512

@@ -359,6 +359,10 @@ int main(void) {
             check_gemm(cfg, 70, 5 * 49, 77, 49, acts[ai], 1, 1);   /* samples straddling panels */
             check_gemm(cfg, 33, 100, 600, 100, acts[ai], 1, 1);    /* K blocks (large A) */
             check_gemm(cfg, 6, 64, 1100, 64, acts[ai], 0, 0);
+            /* last panel of 1–3 columns (AVX2's transposed tail tile), odd and tiny K */
+            check_gemm(cfg, 13, 49, 30, 49, acts[ai], 1, 0);
+            check_gemm(cfg, 8, 50, 9, 50, acts[ai], 1, 1);
+            check_gemm(cfg, 11, 35, 2, 35, acts[ai], 0, 0);
             check_direct(cfg, 3, 9, 21, 13, 3, 1, acts[ai], 1);
             check_direct(cfg, 5, 16, 16, 7, 1, 0, acts[ai], 0);
             check_direct(cfg, 40, 12, 13, 31, 3, 1, acts[ai], ai == 1);

@@ -237,7 +237,7 @@ static void pack_b_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, i
 /// read streams that the hardware prefetchers follow over a wide group (sx_sgemm packs 512
 /// columns at a time): B usually comes from L3 or memory once, and the one-row-at-a-time loop
 /// over 64-column groups (4 lines per row, then the next row 12 KB on) read it at ~13 GB/s where
-/// this reads ~17–18 GB/s (4 rows: ~16; Zen 4, a 576×3136 B out of memory, one thread).
+/// this reads ~17–18 GB/s (4 rows: ~16; Zen 4, a standalone copy of a 576×3136 B out of memory).
 AVX2_TARGET
 static void pack_b_rows8_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, int nc, float *dst) {
     enum { ROWS = 8 };
@@ -689,8 +689,9 @@ void sx_sgemm(int isa, int trans_a, int trans_b, int m, int n, int k, float alph
 /// are still in L2 (B is packed in chunks between kernel calls on the first A block, so that
 /// block never re-reads B from L3). Not fewer: B comes from L3 or memory, and rows read 512
 /// floats at a time stream (8 rows at once, `pack_b_rows8_avx2`) where 64 (4 lines a row, the
-/// next row 12 KB on) left every line to a demand miss — 64×3136×576 went from 0.94 to 0.96–0.98
-/// of OpenBLAS Haswell with this and the reuse below (sgemm_bench r, Zen 4, AVX2 forced).
+/// next row 12 KB on) left every line to a demand miss — with this, the reuse below and KC 288,
+/// 64×3136×576 went from 0.94 to 0.99 of OpenBLAS Haswell (sgemm_bench r 7, Zen 4, AVX2 forced,
+/// docs/BENCHMARKS.md §7.16); 256 columns measured the same, 1024 1–2 % slower.
 #define FUSED_B_COLS 512
 
 /// The blocked product with scratch `pa` (`mcb·kcb` floats) and `pb` (`kcb·ncb`); beta 0 or 1.

@@ -59,8 +59,9 @@ static const sx_kernel_config avx2_config = {
     // block, 288×2048 (2.3 MB), in L3, so a 2048-wide product packs its A once, not four times.
     // KC 288 (was 256): a 576-deep product in 2 K blocks, not 3 — C read back once less, the tile's
     // epilogue over 288 steps; MC 264 (was 168): a 256-row product is one A block, so B is packed
-    // and used once (sgemm_bench r, Zen 4, AVX2 forced: 256×3136×576 0.95 → 0.97–0.99 of OpenBLAS
-    // Haswell, 64×3136×576 0.94 → 0.98; on Haswell's 256 KB L2 the A block would not fit — unmeasured).
+    // and used once (with sgemm.c's 8-row B packing in 512-column groups, sgemm_bench r 7, Zen 4,
+    // AVX2 forced: 256×3136×576 0.96 → 0.99 of OpenBLAS Haswell, 64×3136×576 0.94 → 0.99,
+    // BENCHMARKS §7.16; Haswell's 256 KB L2 would not hold the A block — unmeasured there).
     .sgemm_mc = 264, .sgemm_kc = 288, .sgemm_nc = 2048,
     .sgemm_block = sxk_sgemm_block_avx2,
     .sgemm_skinny = sxk_sgemm_skinny_avx2, .sgemm_skinny_max_n = 32,

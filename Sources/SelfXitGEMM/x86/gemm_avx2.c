@@ -21,6 +21,24 @@ static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
     return v;
 }
 
+/// Transposes 8 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void transpose8_ps(__m256 *v) {
+    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    v[0] = _mm256_permute2f128_ps(u0, u4, 0x20); v[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    v[2] = _mm256_permute2f128_ps(u2, u6, 0x20); v[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    v[4] = _mm256_permute2f128_ps(u0, u4, 0x31); v[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    v[6] = _mm256_permute2f128_ps(u2, u6, 0x31); v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
 /// The 6×16 tile for `R` rows (1…6, a constant after inlining: a tail panel computes only its
 /// rows — 64 or 128 output channels are 10⅔ or 21⅓ panels of 6, and a full-height tile there
 /// wasted 3 % of the FMAs). A element (p, r) is `a[p·6 + r]` (packed) or, with `lda` > 0,
@@ -520,6 +538,130 @@ void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_g
                     int len = qe - q < NR ? qe - q : NR;
                     direct_tile_avx2(klen, ap, b->x, b->offsets + kb0, q, len, b, c, out->ldc, mv, bias, res, out->ldr,
                                      last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
+                }
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- channel-major direct */
+
+/// Pixels per channel-major segment: 6 pixels × 16 output channels are 12 ymm accumulators beside
+/// 2 weight vectors and a broadcast (16 registers).
+#define CTD_PIXELS_AVX2 6
+/// Segments a K-blocked pass keeps partial sums for (on the stack, 384 bytes each).
+#define CTD_GROUP_AVX2 32
+/// K rows per block when a 16-channel panel's weights outgrow 32 KB (8 KB of them then stay in L1
+/// while the group's segments pass).
+#define CTD_KC_AVX2 128
+
+/// `R` (≤ 6) consecutive output pixels of one row × 16 output channels (one weight panel): pixel
+/// `r`'s element of K row `kk` read in place at `xr[off[kk] + r]` and broadcast. `first`/`last`:
+/// the K block's place (partial sums wait in `part` between blocks). The epilogue transposes the
+/// 16-channel vectors into per-channel rows of `R` pixels (C is channel-major, `ldc` apart).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void ctd_tile_avx2(const int R, int k, const float *xr, const int *off, const float *w, int chans,
+                                 float *c, ptrdiff_t ldc, const float *res, ptrdiff_t ldr, const float *bias, int act,
+                                 float lo, float hi, int in_place, float *part, int first, int last) {
+    __m256 acc0[8], acc1[8];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 8; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    if (!first) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { acc0[r] = _mm256_loadu_ps(part + 16 * r); acc1[r] = _mm256_loadu_ps(part + 16 * r + 8); }
+    }
+    for (int p = 0; p < k; p++) {
+        const __m256 w0 = _mm256_loadu_ps(w + (size_t)p * NR), w1 = _mm256_loadu_ps(w + (size_t)p * NR + 8);
+        const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            const __m256 bv = _mm256_broadcast_ss(xp + r);
+            acc0[r] = _mm256_fmadd_ps(w0, bv, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(w1, bv, acc1[r]);
+        }
+    }
+    if (!last) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { _mm256_storeu_ps(part + 16 * r, acc0[r]); _mm256_storeu_ps(part + 16 * r + 8, acc1[r]); }
+        return;
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i pm = _mm256_cmpgt_epi32(_mm256_set1_epi32(R), lane);  // the segment's pixels
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#pragma clang loop unroll(full)
+    for (int h = 0; h < 2; h++) {
+        // Channels 8h..8h+7: v[q] lane r = pixel r of channel 8h + q after the transpose.
+        __m256 v[8];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 8; r++) v[r] = h ? acc1[r] : acc0[r];
+        if (bias) {
+            const __m256i cm = _mm256_cmpgt_epi32(_mm256_set1_epi32(chans - 8 * h), lane);
+            const __m256 bv = _mm256_maskload_ps(bias + 8 * h, cm);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) v[r] = _mm256_add_ps(v[r], bv);
+        }
+        transpose8_ps(v);
+#pragma clang loop unroll(full)
+        for (int q = 0; q < 8; q++) {
+            const int ch = 8 * h + q;
+            if (ch >= chans) break;
+            float *cr = c + (ptrdiff_t)ch * ldc;
+            __m256 t = v[q];
+            if (in_place) t = _mm256_add_ps(t, _mm256_maskload_ps(cr, pm));
+            else if (res) t = _mm256_add_ps(t, _mm256_maskload_ps(res + (ptrdiff_t)ch * ldr, pm));
+            _mm256_maskstore_ps(cr, pm, act8(t, act, vlo, vhi));
+        }
+    }
+}
+
+AVX2_TARGET
+void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0, int oy1,
+                  const sx_gemm_out *out) {
+    const int in_place = sxk_residual_in_place(out);
+    const int out_w = b->valid_w;
+    // As sxk_ctd_avx512: a grid as wide as the output (a 1×1 product on an unpadded plane) runs its
+    // rows' pixels as one run; otherwise each row splits into near-equal segments (14: 5 + 5 + 4).
+    const int dense = b->grid_w == out_w;
+    const int segments = (out_w + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2;
+    const ptrdiff_t run0 = (ptrdiff_t)oy0 * out_w, run = (ptrdiff_t)(oy1 - oy0) * out_w;
+    const int total = dense ? (int)((run + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2) : (oy1 - oy0) * segments;
+    const int kc = (size_t)k * NR * sizeof(float) > 32 * 1024 ? CTD_KC_AVX2 : k;
+    float partial[CTD_GROUP_AVX2 * CTD_PIXELS_AVX2 * NR];
+    for (int cp = cp0; cp < cp1; cp++) {
+        const int ch0 = cp * NR;
+        const int chans = m - ch0 < NR ? m - ch0 : NR;
+        const float *w = pw + (size_t)cp * k * NR;
+        const float *bias = out->bias ? out->bias + ch0 : NULL;
+        for (int s0 = 0; s0 < total; s0 += CTD_GROUP_AVX2) {
+            const int s1 = s0 + CTD_GROUP_AVX2 < total ? s0 + CTD_GROUP_AVX2 : total;
+            for (int kb0 = 0; kb0 < k; kb0 += kc) {
+                const int klen = k - kb0 < kc ? k - kb0 : kc;
+                const int first = kb0 == 0, last = kb0 + klen >= k;
+                const float *wk = w + (size_t)kb0 * NR;
+                const int *offk = b->offsets + kb0;
+                for (int si = s0; si < s1; si++) {
+                    ptrdiff_t pixel;
+                    int len;
+                    const float *xr;
+                    if (dense) {
+                        const ptrdiff_t p0 = run0 + run * si / total, p1 = run0 + run * (si + 1) / total;
+                        pixel = p0;
+                        len = (int)(p1 - p0);
+                        xr = b->x + p0;
+                    } else {
+                        const int oy = oy0 + si / segments, sg = si % segments;
+                        const int ox0 = out_w * sg / segments, ox1 = out_w * (sg + 1) / segments;
+                        pixel = (ptrdiff_t)oy * out_w + ox0;
+                        len = ox1 - ox0;
+                        xr = b->x + (ptrdiff_t)oy * b->grid_w + ox0;
+                    }
+                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
+                    const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
+                    float *part = partial + (size_t)(si - s0) * CTD_PIXELS_AVX2 * NR;
+#define CTD_CASE(R) case R: ctd_tile_avx2(R, klen, xr, offk, wk, chans, c, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+                    switch (len) { CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1) default: break; }
+#undef CTD_CASE
                 }
             }
         }

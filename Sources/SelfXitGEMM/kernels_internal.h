@@ -137,9 +137,6 @@ SXK_HIDDEN void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1,
 SXK_HIDDEN void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
                                      const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
                                      float hi);
-/// `sx_gemm_compute_ctd` on AVX2: row segments of ≤ 6 pixels × 16-channel weight panels.
-SXK_HIDDEN void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0,
-                             int oy1, const sx_gemm_out *out);
 /// sx_sgemm's product of a packed A block (`mc` rows, `kc` deep) by `nc` columns of a packed B
 /// block into C (`accum`: added to C), B panel outer, A panels inner (see gemm_avx2.c).
 SXK_HIDDEN void sxk_sgemm_block_avx2(int mc, int nc, int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc,

@@ -33,10 +33,10 @@ static const sx_kernel_config avx2_config = {
     .isa = SX_GEMM_ISA_AVX2, .name = "avx2",
     // 6×16 tile: 12 ymm accumulators + 2 B vectors + 1 broadcast of 16 registers.
     .mr = SXK_MR_AVX2, .nr = SXK_NR,
-    .direct_unit = 48, .ctd_max_pixels = 6, .small_rows_max = 8, .vector_floats = 8,
+    .direct_unit = 48, .ctd_max_pixels = 0, .small_rows_max = 8, .vector_floats = 8,
     .gemm = sxk_gemm_avx2,
     .direct = sxk_direct_avx2,
-    .ct = NULL, .ctd = sxk_ctd_avx2,
+    .ct = NULL, .ctd = NULL,
     // Up to 8 rows: 6 × 16 columns or 8 × 8 a strip, B read once, in place (x86/small_rows_avx2.c).
     .small_rows = sxk_small_rows_avx2,
     .im2col = sxk_im2col_portable,

@@ -12,8 +12,11 @@
  *                                 # then large products as a % of it, ours and OpenBLAS
  *   .build/sgemm_bench pc         # the same timed in thread CPU time (a shared machine: time spent
  *                                 # descheduled is not counted, for either library)
+ *   .build/sgemm_bench r 7 [m n k]...  # 7 rounds of `pc`'s measurement (the conv GEMM shapes, or
+ *                                 # the given ones): the medians and each round's spread
  * The AVX2 configuration against OpenBLAS's Haswell kernels (on an AVX-512 machine):
  *   SELFXIT_GEMM_ISA=avx2 OPENBLAS_CORETYPE=Haswell .build/sgemm_bench p
+ *   SELFXIT_GEMM_ISA=avx2 OPENBLAS_CORETYPE=Haswell .build/sgemm_bench r 7
  */
 #define _POSIX_C_SOURCE 199309L
 #include "selfxit_gemm.h"

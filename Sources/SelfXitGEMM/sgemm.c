@@ -41,9 +41,9 @@
 #define MC_SMALL 48
 #define KC_SMALL 32
 #define NC_SMALL 32
-/// The most scratch one thread keeps (floats): the AVX2 blocks (168×256 + 256×2048, 2.2 MB) and
+/// The most scratch one thread keeps (floats): the AVX2 blocks (264×288 + 288×2048, 2.6 MB) and
 /// the few-column product's packed B (k × 32) up to k = 16384.
-#define SCRATCH_MAX_FLOATS ((size_t)600 * 1024)
+#define SCRATCH_MAX_FLOATS ((size_t)704 * 1024)
 /// The A gather of a transposed few-rows product (m·k floats) takes at most this much.
 #define SCRATCH_FEW_FLOATS ((size_t)MC * KC + (size_t)KC * NC)
 /// Floats of the header (the capacity) before the scratch proper: one cache line.
@@ -232,6 +232,52 @@ static void pack_b_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, i
     }
 }
 
+/// `pack_b` of a plain B for the AVX2 configuration: eight K steps (rows of B) at a time, walking
+/// the rows panel by panel, each panel's eight steps one 512-byte run of stores. Eight sequential
+/// read streams that the hardware prefetchers follow over a wide group (sx_sgemm packs 512
+/// columns at a time): B usually comes from L3 or memory once, and the one-row-at-a-time loop
+/// over 64-column groups (4 lines per row, then the next row 12 KB on) read it at ~13 GB/s where
+/// this reads ~17–18 GB/s (4 rows: ~16; Zen 4, a standalone copy of a 576×3136 B out of memory).
+AVX2_TARGET
+static void pack_b_rows8_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, int nc, float *dst) {
+    enum { ROWS = 8 };
+    const int full = nc / NR * NR;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - full), lane);
+    const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - full - 8), lane);
+    const size_t step = (size_t)NR * kc;  // floats from one panel to the next
+    int p = 0;
+    for (; p + ROWS <= kc; p += ROWS) {
+        const float *s = b + (ptrdiff_t)(p0 + p) * ldb + j0;
+        float *dp = dst + (size_t)p * NR;
+        for (int jp = 0; jp < full; jp += NR, dp += step) {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < ROWS; r++) {
+                __m256 v0 = _mm256_loadu_ps(s + r * ldb + jp), v1 = _mm256_loadu_ps(s + r * ldb + jp + 8);
+                _mm256_storeu_ps(dp + NR * r, v0);
+                _mm256_storeu_ps(dp + NR * r + 8, v1);
+            }
+        }
+        if (full < nc)
+            for (int r = 0; r < ROWS; r++) {
+                _mm256_storeu_ps(dp + NR * r, _mm256_maskload_ps(s + r * ldb + full, m0));
+                _mm256_storeu_ps(dp + NR * r + 8, _mm256_maskload_ps(s + r * ldb + full + 8, m1));
+            }
+    }
+    for (; p < kc; p++) {  // the last kc % 8 steps, one row each
+        const float *s = b + (ptrdiff_t)(p0 + p) * ldb + j0;
+        float *dp = dst + (size_t)p * NR;
+        for (int jp = 0; jp < full; jp += NR, dp += step) {
+            _mm256_storeu_ps(dp, _mm256_loadu_ps(s + jp));
+            _mm256_storeu_ps(dp + 8, _mm256_loadu_ps(s + jp + 8));
+        }
+        if (full < nc) {
+            _mm256_storeu_ps(dp, _mm256_maskload_ps(s + full, m0));
+            _mm256_storeu_ps(dp + 8, _mm256_maskload_ps(s + full + 8, m1));
+        }
+    }
+}
+
 /// Transposes 8 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`).
 __attribute__((always_inline))
 AVX2_TARGET
@@ -292,7 +338,11 @@ static void pack_b(int isa, int trans, const float *b, ptrdiff_t ldb, int p0, in
         pack_b_trans_avx2(b, ldb, p0, kc, j0, nc, dst);
         return;
     }
-    if (!trans && (isa == SX_GEMM_ISA_AVX2 || isa == SX_GEMM_ISA_AVX512)) {
+    if (!trans && isa == SX_GEMM_ISA_AVX2) {
+        pack_b_rows8_avx2(b, ldb, p0, kc, j0, nc, dst);
+        return;
+    }
+    if (!trans && isa == SX_GEMM_ISA_AVX512) {
         pack_b_avx2(b, ldb, p0, kc, j0, nc, dst);
         return;
     }
@@ -635,10 +685,14 @@ void sx_sgemm(int isa, int trans_a, int trans_b, int m, int n, int k, float alph
 }
 
 /// Columns of B a configuration with its own block product (`sgemm_block`) packs at a time for
-/// the first A block: 4 panels (4 cache lines of each row read together), multiplied by that A
-/// block while they are still in L1 / L2 (OpenBLAS's order: B is packed in chunks between
-/// kernel calls on the first A block, so that block never re-reads B from L3).
-#define FUSED_B_COLS 64
+/// the first A block: 32 panels (288×512 floats, 576 KB), multiplied by that A block while they
+/// are still in L2 (B is packed in chunks between kernel calls on the first A block, so that
+/// block never re-reads B from L3). Not fewer: B comes from L3 or memory, and rows read 512
+/// floats at a time stream (8 rows at once, `pack_b_rows8_avx2`) where 64 (4 lines a row, the
+/// next row 12 KB on) left every line to a demand miss — with this, the reuse below and KC 288,
+/// 64×3136×576 went from 0.94 to 0.99 of OpenBLAS Haswell (sgemm_bench r 7, Zen 4, AVX2 forced,
+/// docs/BENCHMARKS.md §7.16); 256 columns measured the same, 1024 1–2 % slower.
+#define FUSED_B_COLS 512
 
 /// The blocked product with scratch `pa` (`mcb·kcb` floats) and `pb` (`kcb·ncb`); beta 0 or 1.
 static void blocked(const sx_kernel_config *cfg, int isa, int trans_a, int trans_b, int m, int n, int k, float alpha,
@@ -675,10 +729,15 @@ static void blocked(const sx_kernel_config *cfg, int isa, int trans_a, int trans
                 float *cb = c + (ptrdiff_t)i0 * ldc + j0;
                 if (cfg->sgemm_block) {
                     if (i0 == 0) {
+                        // With one A block in all, a packed group is used once: each is packed
+                        // over the same scratch (576 KB, stays in L2), not across the whole block
+                        // (2.4 MB, whose stores then missed L2).
+                        const int once = mc >= m;
                         for (int g = 0; g < nc; g += FUSED_B_COLS) {
                             const int gc = nc - g < FUSED_B_COLS ? nc - g : FUSED_B_COLS;
-                            pack_b(isa, trans_b, b, ldb, p0, kc, j0 + g, gc, pb + (size_t)g * kc);
-                            cfg->sgemm_block(mc, gc, kc, pa, pb + (size_t)g * kc, cb + g, ldc, accumulate);
+                            float *pg = once ? pb : pb + (size_t)g * kc;
+                            pack_b(isa, trans_b, b, ldb, p0, kc, j0 + g, gc, pg);
+                            cfg->sgemm_block(mc, gc, kc, pa, pg, cb + g, ldc, accumulate);
                         }
                     } else {
                         cfg->sgemm_block(mc, nc, kc, pa, pb, cb, ldc, accumulate);

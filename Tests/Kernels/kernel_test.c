@@ -99,6 +99,38 @@ static void check_direct(const sx_kernel_config *cfg, int cin, int h, int w, int
     free(x); free(a); free(bias); free(off); free(pa); free(res); free(c1); free(c2);
 }
 
+/* The channel-major direct product (`ctd`) of one configuration vs the portable one (skipped where
+ * the configuration has none): partial channel panels, bias, residual (2: in place), K blocks. */
+static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int pad, int act, int residual) {
+    if (!cfg->ctd) return;
+    int gw = w + 2 * pad, gh = h + 2 * pad, oh = gh - ks + 1, ow = gw - ks + 1;
+    int k = cin * ks * ks, n = (oh - 1) * gw + ow;
+    float *x = floats((size_t)cin * gh * gw + 64), *a = floats((size_t)m * k), *bias = floats((size_t)m);
+    int *off = malloc(sizeof(int) * (size_t)k);
+    for (int c = 0; c < cin; c++)
+        for (int ky = 0; ky < ks; ky++)
+            for (int kx = 0; kx < ks; kx++) off[(c * ks + ky) * ks + kx] = c * gh * gw + ky * gw + kx;
+    float *pw = floats(sx_gemm_packed_wt_floats(m, k));
+    sx_gemm_pack_wt(a, m, k, pw);
+    size_t csize = (size_t)m * oh * ow;
+    float *res = floats(csize), *c1 = floats(csize), *c2 = malloc(csize * sizeof(float));
+    if (residual == 2) memcpy(c1, res, csize * sizeof(float));
+    memcpy(c2, c1, csize * sizeof(float));
+    sx_gemm_direct_b db = {x, off, n, gw, ow};
+    sx_gemm_out o1 = {c1, oh * ow, 0, residual == 2 ? c1 : residual ? res : NULL, oh * ow, 0, bias, oh * ow, act, 0.0f, 6.0f};
+    sx_gemm_out o2 = o1;
+    o2.c = c2;
+    if (residual == 2) o2.residual = c2;
+    int panels = (m + 15) / 16, split = oh / 2;
+    cfg->ctd(pw, m, k, 0, panels, &db, 0, split, &o1);
+    cfg->ctd(pw, m, k, 0, panels, &db, split, oh, &o1);
+    sxk_ctd_portable(pw, m, k, 0, panels, &db, 0, oh, &o2);
+    char what[128];
+    snprintf(what, sizeof what, "ctd cin %d %dx%d m %d k%d pad %d act %d res %d", cin, h, w, m, ks, pad, act, residual);
+    expect_close(what, cfg->name, c1, c2, csize, 1e-5f * (float)(k + 1));
+    free(x); free(a); free(bias); free(off); free(pw); free(res); free(c1); free(c2);
+}
+
 static void check_dw_plane(const sx_kernel_config *cfg, int oh, int ow, int act) {
     int rw = (ow + 15) / 16 * 16 + 2;
     float *buf = floats((size_t)(oh + 2) * rw + 32), w[9], *o1 = floats((size_t)oh * ow), *o2 = floats((size_t)oh * ow);
@@ -382,6 +414,10 @@ int main(void) {
             check_gemm(cfg, 70, 5 * 49, 77, 49, acts[ai], 1, 1);   /* samples straddling panels */
             check_gemm(cfg, 33, 100, 600, 100, acts[ai], 1, 1);    /* K blocks (large A) */
             check_gemm(cfg, 6, 64, 1100, 64, acts[ai], 0, 0);
+            /* last panel of 1–3 columns (AVX2's transposed tail tile), odd and tiny K */
+            check_gemm(cfg, 13, 49, 30, 49, acts[ai], 1, 0);
+            check_gemm(cfg, 8, 50, 9, 50, acts[ai], 1, 1);
+            check_gemm(cfg, 11, 35, 2, 35, acts[ai], 0, 0);
             check_direct(cfg, 3, 9, 21, 13, 3, 1, acts[ai], 1);
             check_direct(cfg, 5, 16, 16, 7, 1, 0, acts[ai], 0);
             check_direct(cfg, 40, 12, 13, 31, 3, 1, acts[ai], ai == 1);
@@ -389,6 +425,10 @@ int main(void) {
             check_direct(cfg, 20, 7, 7, 13, 3, 1, acts[ai], ai != 1);
             /* 14×14 with K blocks (A over 1 MB): C re-read through the runs each block. */
             if (ai == 1) check_direct(cfg, 128, 14, 14, 256, 3, 1, acts[ai], 1);
+            check_ctd(cfg, 20, 7, 7, 20, 3, 1, acts[ai], ai);          /* 7-pixel rows: 4 + 3 */
+            check_ctd(cfg, 64, 14, 14, 37, 3, 1, acts[ai], 2 - ai);    /* K blocks; 14: 5 + 5 + 4 */
+            check_ctd(cfg, 30, 7, 7, 16, 1, 0, acts[ai], ai == 1);     /* dense: the plane as one run */
+            check_ctd(cfg, 9, 5, 13, 33, 3, 1, acts[ai], 1);           /* 13-pixel rows, 33 channels */
             check_dw_plane(cfg, 5, 3, acts[ai]);
             check_dw_plane(cfg, 9, 37, acts[ai]);
             check_dw_direct(cfg, 13, 17, 1, 1, acts[ai], 1);

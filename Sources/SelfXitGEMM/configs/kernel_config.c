@@ -54,10 +54,15 @@ static const sx_kernel_config avx2_config = {
     .deinterleave2 = sxk_deinterleave2_avx2,
     .sigmoid = sxk_sigmoid_avx2, .silu = sxk_silu_avx2,
     .dw_plane = sxk_dw_plane_avx2,  // 5×5 depthwise through the padded copy, in C instead of Swift's loop
-    // sx_sgemm in BLIS's order for a 6×16 tile (sxk_sgemm_block_avx2): a B panel of kc 256
-    // (16 KB) in L1; the A block, 168×256 (168 KB), in L2 (Haswell 256 KB, Zen 2 512 KB); the B
-    // block, 256×2048 (2 MB), in L3, so a 2048-wide product packs its A once, not four times.
-    .sgemm_mc = 168, .sgemm_kc = 256, .sgemm_nc = 2048,
+    // sx_sgemm in BLIS's order for a 6×16 tile (sxk_sgemm_block_avx2): a B panel of kc 288
+    // (18 KB) in L1; the A block, 264×288 (297 KB), in L2 (Zen 2 512 KB; Zen 4 1 MB); the B
+    // block, 288×2048 (2.3 MB), in L3, so a 2048-wide product packs its A once, not four times.
+    // KC 288 (was 256): a 576-deep product in 2 K blocks, not 3 — C read back once less, the tile's
+    // epilogue over 288 steps; MC 264 (was 168): a 256-row product is one A block, so B is packed
+    // and used once (with sgemm.c's 8-row B packing in 512-column groups, sgemm_bench r 7, Zen 4,
+    // AVX2 forced: 256×3136×576 0.96 → 0.99 of OpenBLAS Haswell, 64×3136×576 0.94 → 0.99,
+    // BENCHMARKS §7.16; Haswell's 256 KB L2 would not hold the A block — unmeasured there).
+    .sgemm_mc = 264, .sgemm_kc = 288, .sgemm_nc = 2048,
     .sgemm_block = sxk_sgemm_block_avx2,
     .sgemm_skinny = sxk_sgemm_skinny_avx2, .sgemm_skinny_max_n = 32,
     // Grouped convolutions directly (4 channels × 3 strips of 8, x86/grouped_conv_avx2.c) instead

@@ -45,7 +45,43 @@ static inline void tile_avx2(const int R, const ptrdiff_t lda, int k, const floa
         _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc + NR - 1), _MM_HINT_T0);
     }
-    if (lda == 0) {
+    if (lda == 0 && R <= 3) {
+        // 1–3 rows are 2–6 FMA chains, fewer than latency × 2 ports keep busy (8 on Zen 4, 10 on
+        // Zen 2): even and odd K steps accumulate apart (4–12 chains), added after the loop. A
+        // 128-row product (21 panels + 2 rows) ran its last panel at half speed.
+        __m256 e0[3], e1[3];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { e0[r] = _mm256_setzero_ps(); e1[r] = _mm256_setzero_ps(); }
+        int p = 0;
+        for (; p + 1 < k; p += 2) {
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
+            const float *ap = a + (size_t)p * MR_AVX2;
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m256 av = _mm256_broadcast_ss(ap + r);
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+            b0 = _mm256_loadu_ps(b + (size_t)(p + 1) * NR), b1 = _mm256_loadu_ps(b + (size_t)(p + 1) * NR + 8);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m256 av = _mm256_broadcast_ss(ap + MR_AVX2 + r);
+                e0[r] = _mm256_fmadd_ps(av, b0, e0[r]);
+                e1[r] = _mm256_fmadd_ps(av, b1, e1[r]);
+            }
+        }
+        if (p < k) {
+            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m256 av = _mm256_broadcast_ss(a + (size_t)p * MR_AVX2 + r);
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+        }
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { acc0[r] = _mm256_add_ps(acc0[r], e0[r]); acc1[r] = _mm256_add_ps(acc1[r], e1[r]); }
+    } else if (lda == 0) {
 #pragma clang loop unroll_count(2)
         for (int p = 0; p < k; p++) {
             __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
@@ -153,12 +189,87 @@ static inline void tile8_avx2(const int R, const ptrdiff_t lda, int k, const flo
     }
 }
 
+/// The packed tile for a panel's last `NV` ≤ 4 columns, computed transposed: the vectors run over
+/// the A panel's 6 rows (one load a K step: the panel stores a step's 6 rows together) and each of
+/// the `NV` B columns is broadcast, so no FMA lane is spent on columns that do not exist. `tile8`
+/// for these spent 6 FMAs and 7 loads a K step on 8 lanes of which `NV` were real: a 196-pixel
+/// plane's 4-column tail (12 panels + 4) took 5 % of a 512×196×2304 product's kernel time, a
+/// 49-pixel plane's 1-column tail (3 panels + 1) as long as half a full panel. `U` K steps
+/// accumulate apart (`NV`·`U` FMA chains). Lanes of rows past `mv` hold the panel's zero padding
+/// and are not stored; the epilogue (≤ 24 outputs) is scalar.
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void tilet_avx2(const int NV, int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv,
+                              const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi,
+                              int accum) {
+    const int u = NV == 1 ? 4 : 2;  // K steps accumulated apart: 4–8 chains
+    __m256 acc[4][4];
+#pragma clang loop unroll(full)
+    for (int q = 0; q < 4; q++)
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NV; j++) acc[q][j] = _mm256_setzero_ps();
+    const __m256i m6 = _mm256_cmpgt_epi32(_mm256_set1_epi32(MR_AVX2), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR_AVX2; r++) _mm_prefetch((const char *)(c + (ptrdiff_t)(r < mv ? r : 0) * ldc), _MM_HINT_T0);
+    int p = 0;
+    // An 8-float load at step p reads 2 floats of step p + 1: plain loads while those exist.
+    if (u == 4) {
+        for (; p + 4 < k; p += 4) {
+#pragma clang loop unroll(full)
+            for (int q = 0; q < 4; q++) {
+                const __m256 av = _mm256_loadu_ps(a + (size_t)(p + q) * MR_AVX2);
+                acc[q][0] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + (size_t)(p + q) * NR), acc[q][0]);
+            }
+        }
+    } else {
+        for (; p + 2 < k; p += 2) {
+#pragma clang loop unroll(full)
+            for (int q = 0; q < 2; q++) {
+                const __m256 av = _mm256_loadu_ps(a + (size_t)(p + q) * MR_AVX2);
+#pragma clang loop unroll(full)
+                for (int j = 0; j < NV; j++)
+                    acc[q][j] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + (size_t)(p + q) * NR + j), acc[q][j]);
+            }
+        }
+    }
+    for (; p < k; p++) {
+        const __m256 av = _mm256_maskload_ps(a + (size_t)p * MR_AVX2, m6);
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NV; j++) acc[0][j] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + (size_t)p * NR + j), acc[0][j]);
+    }
+    float t[4][8];
+#pragma clang loop unroll(full)
+    for (int j = 0; j < NV; j++) {
+        __m256 v = _mm256_add_ps(acc[0][j], acc[1][j]);
+        if (u == 4) v = _mm256_add_ps(v, _mm256_add_ps(acc[2][j], acc[3][j]));
+        _mm256_storeu_ps(t[j], v);
+    }
+    for (int r = 0; r < mv; r++) {
+        float *cr = c + (ptrdiff_t)r * ldc;
+        const float *rr = res ? res + (ptrdiff_t)r * ldr : NULL;
+        const float br = bias ? bias[r] : 0.0f;
+#pragma clang loop unroll(full)
+        for (int j = 0; j < NV; j++) {
+            float v = t[j][r];
+            if (accum) v += cr[j];
+            v += br;
+            if (rr) v += rr[j];
+            cr[j] = act1(v, act, lo, hi);
+        }
+    }
+}
+
 /// The packed tile (`sxk_tile_fn`): a panel's `mv` rows on the tile of that height.
 AVX2_TARGET
 static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
                         const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
 #define TILE_CASE(R) case R: tile_avx2(R, 0, k, a, b, c, ldc, nv, bias, res, ldr, act, lo, hi, accum); break;
 #define TILE8_CASE(R) case R: tile8_avx2(R, 0, k, a, b, c, ldc, nv, bias, res, ldr, act, lo, hi, accum); return;
+#define TILET_CASE(NV) case NV: tilet_avx2(NV, k, a, b, c, ldc, mv, bias, res, ldr, act, lo, hi, accum); return;
+    if (nv <= 4) {
+        switch (nv) { TILET_CASE(1) TILET_CASE(2) TILET_CASE(3) default: tilet_avx2(4, k, a, b, c, ldc, mv, bias, res, ldr, act, lo, hi, accum); return; }
+    }
+#undef TILET_CASE
     if (nv <= 8) {
         switch (mv) {
             TILE8_CASE(1) TILE8_CASE(2) TILE8_CASE(3) TILE8_CASE(4) TILE8_CASE(5)

@@ -392,7 +392,9 @@ int main(void) {
             check_gemm(cfg, 1, 1, 1, 1, acts[ai], 0, 0);
             check_gemm(cfg, 13, 37, 29, 37, acts[ai], 1, 0);
             check_gemm(cfg, 70, 5 * 49, 77, 49, acts[ai], 1, 1);   /* samples straddling panels */
-            check_gemm(cfg, 33, 100, 600, 100, acts[ai], 1, 1);    /* K blocks (large A) */
+            check_gemm(cfg, 33, 100, 600, 100, acts[ai], 1, 1);
+            /* K blocks: A panels over 16 MB (1040 × 4100), several B panels, residual in place */
+            if (ai == 1) check_gemm(cfg, 1040, 48, 4100, 24, acts[ai], 1, 1);
             check_gemm(cfg, 6, 64, 1100, 64, acts[ai], 0, 0);
             check_direct(cfg, 3, 9, 21, 13, 3, 1, acts[ai], 1);
             check_direct(cfg, 5, 16, 16, 7, 1, 0, acts[ai], 0);

@@ -274,9 +274,13 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile2_fn kern2, int mr, const float *p
     const int cps = out->cols_per_sample;
     const int in_place = sxk_residual_in_place(out);
     int kblocks = (k + KC_MAX - 1) / KC_MAX;
-    // Only worth it when A is re-read for several B panels and the A panels in use outgrow L2
-    // (otherwise the extra C traffic costs more than it saves).
-    if (np1 - np0 <= 1 || (size_t)(mp1 - mp0) * mr * k * sizeof(float) <= (1u << 20)) kblocks = 1;
+    // Only worth it when A is re-read for several B panels and the A panels in use outgrow half
+    // the L3 (32 MB on Zen 4), so that each B panel pair would stream them from memory. A panel
+    // streamed whole from L3 is cheap (the kernels prefetch it; 4 bytes a cycle at 16 columns),
+    // while K blocks restart that stream every KC steps: ResNet-18 b32's layer4 (A 9.4 MB, K 4608,
+    // 64 columns a chunk) ran 7 % slower on two threads K-blocked (1.5 % on one) when the limit
+    // was 1 MB (BENCHMARKS §7.15).
+    if (np1 - np0 <= 1 || (size_t)(mp1 - mp0) * mr * k * sizeof(float) <= (16u << 20)) kblocks = 1;
     const int kc = (k + kblocks - 1) / kblocks;
     for (int kb0 = 0; kb0 < k; kb0 += kc) {
         const int klen = k - kb0 < kc ? k - kb0 : kc;

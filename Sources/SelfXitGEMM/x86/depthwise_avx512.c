@@ -111,10 +111,58 @@ static void dw3x3_direct_avx512_(const float *x, int in_h, int in_w, int stride,
     }
 }
 
+/// One input row's 3-tap stride-2 maxima for the 16 outputs of a strip starting at input column
+/// `b`: the maxima of columns (i, i+1, i+2) for 32 consecutive i, then their even lanes; columns
+/// outside the row read as −∞. `max_ps` drops a NaN of its first operand, so `*nan` collects the
+/// lanes where any column read is NaN (the caller then redoes the plane NaN-exactly).
+__attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+static inline __m512 maxpool_row3_s2(const float *row, int b, int in_w, __mmask16 *nan) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    __m512 a0 = _mm512_mask_loadu_ps(ninf, sx_row_mask(b, in_w), row + b);
+    __m512 b0 = _mm512_mask_loadu_ps(ninf, sx_row_mask(b + 1, in_w), row + b + 1);
+    __m512 c0 = _mm512_mask_loadu_ps(ninf, sx_row_mask(b + 2, in_w), row + b + 2);
+    __m512 a1 = _mm512_mask_loadu_ps(ninf, sx_row_mask(b + 16, in_w), row + b + 16);
+    __m512 b1 = _mm512_mask_loadu_ps(ninf, sx_row_mask(b + 17, in_w), row + b + 17);
+    __m512 c1 = _mm512_mask_loadu_ps(ninf, sx_row_mask(b + 18, in_w), row + b + 18);
+    // a0 and a1 hold columns b..b+31, c1 the last two (b+32, b+33).
+    *nan |= _mm512_cmp_ps_mask(a0, a1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c1, c1, _CMP_UNORD_Q);
+    __m512 m0 = _mm512_max_ps(_mm512_max_ps(a0, b0), c0);
+    __m512 m1 = _mm512_max_ps(_mm512_max_ps(a1, b1), c1);
+    return _mm512_permutex2var_ps(m0, even, m1);
+}
+
+/// 3×3 stride-2 max pooling (ResNet's after the stem: 112×112 → 56×56 a plane) computed
+/// separably: each input row's horizontal maxima once (`maxpool_row3_s2`), shared by the two
+/// output rows that read it, then two vertical maxima an output vector: 12 loads, 2 permutes and
+/// 10 maxima where the general loop below takes 18 loads, 9 permutes, 9 maxima and 9 NaN
+/// compares. Returns 0 when the plane holds a NaN (outputs then incomplete: redo it).
+__attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
+static int maxpool3x3_s2_avx512(const float *x, int in_h, int in_w, int pad_top, int pad_left, float *out, int out_h, int out_w) {
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    __mmask16 nan = 0;
+    for (int ox = 0; ox < out_w; ox += 16) {
+        const int n = out_w - ox;
+        const __mmask16 sm = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+        const int b = 2 * ox - pad_left;
+        // `top`: the maxima of input row 2·oy − pad_top (the bottom row of the output row above).
+        int iy = -pad_top;
+        __m512 top = iy >= 0 && iy < in_h ? maxpool_row3_s2(x + (ptrdiff_t)iy * in_w, b, in_w, &nan) : ninf;
+        for (int oy = 0; oy < out_h; oy++, iy += 2) {
+            __m512 mid = iy + 1 >= 0 && iy + 1 < in_h ? maxpool_row3_s2(x + (ptrdiff_t)(iy + 1) * in_w, b, in_w, &nan) : ninf;
+            __m512 bot = iy + 2 >= 0 && iy + 2 < in_h ? maxpool_row3_s2(x + (ptrdiff_t)(iy + 2) * in_w, b, in_w, &nan) : ninf;
+            _mm512_mask_storeu_ps(out + (ptrdiff_t)oy * out_w + ox, sm, _mm512_max_ps(_mm512_max_ps(top, mid), bot));
+            top = bot;
+        }
+    }
+    return nan == 0;
+}
+
 /// Max pooling of one plane, dilation 1, stride 1 or 2, kernel up to 3×3 (see `sx_maxpool_direct`).
 __attribute__((target("avx512f,avx512vl,avx512dq,fma,avx2,avx")))
 void sxk_maxpool_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                                   float *out, int out_h, int out_w) {
+    if (kh == 3 && kw == 3 && stride == 2 && maxpool3x3_s2_avx512(x, in_h, in_w, pad_top, pad_left, out, out_h, out_w)) return;
     const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
     const int chunks = (out_w + 15) / 16;

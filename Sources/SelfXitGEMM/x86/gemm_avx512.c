@@ -103,10 +103,84 @@ static void im2col_gather_avx512(const float *x, const sx_im2col_geom *g, int r0
     }
 }
 
-/// im2col for the AVX-512 configuration: the gather for small planes, else row segments with
-/// masked loads (stride 1 and 2) or the portable segment.
+/// Input planes of at most this many pixels (four registers) take `im2col_permute_avx512`.
+#define PERMUTE_MAX_PLANE 64
+
+/// `im2col_gather_avx512` for input planes of ≤ 64 pixels (ResNet-18's layer4 on 28×28 images:
+/// 4×4 and 7×7 planes, K up to 4608 rows a sample): a channel's whole plane is loaded once into up
+/// to four registers and each tap's 16 pixels are one or two permutes of them, zero-masked where
+/// the tap reads padding. A gather costs ≈ 35 cycles on Zen 4 and was 7 % of that layer's time
+/// (1 thread, BENCHMARKS §7.15); a permute about one.
+AVX512_TARGET
+static void im2col_permute_avx512(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
+    const int k = g->channels * g->kernel_h * g->kernel_w, taps = g->kernel_h * g->kernel_w;
+    const int npix = (oy1 - oy0) * g->out_w, vecs = (npix + 15) / 16;
+    const int plane = g->in_h * g->in_w;
+    // Per tap and vector: the plane index of each pixel (0..63), which lanes read an input pixel
+    // in registers 0–1 (index < 32) and which in registers 2–3.
+    int table[GATHER_MAX_TAPS][GATHER_MAX_PIXELS] __attribute__((aligned(64)));
+    __mmask16 lo_m[GATHER_MAX_TAPS][GATHER_MAX_PIXELS / 16], hi_m[GATHER_MAX_TAPS][GATHER_MAX_PIXELS / 16];
+    for (int t = 0; t < taps; t++) {
+        int ky = t / g->kernel_w, kx = t % g->kernel_w;
+        for (int v = 0; v < vecs; v++) {
+            unsigned lo = 0, hi = 0;
+            for (int j = 0; j < 16; j++) {
+                int p = 16 * v + j;
+                int oy = oy0 + p / g->out_w, ox = p % g->out_w;
+                int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
+                int ix = ox * g->stride_w + kx * g->dilation_w - g->pad_left;
+                int inside = p < npix && iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w;
+                int i = inside ? iy * g->in_w + ix : 0;
+                table[t][p] = i;
+                if (inside) { if (i < 32) lo |= 1u << j; else hi |= 1u << j; }
+            }
+            lo_m[t][v] = (__mmask16)lo;
+            hi_m[t][v] = (__mmask16)hi;
+        }
+    }
+    const __mmask16 l0 = sx_row_mask(0, plane), l1 = sx_row_mask(16, plane);
+    const __mmask16 l2 = sx_row_mask(32, plane), l3 = sx_row_mask(48, plane);
+    __m512 z0 = _mm512_setzero_ps(), z1 = z0, z2 = z0, z3 = z0;
+    for (int r = r0, c = r0 / taps, t = r0 % taps; r < r1; r++) {
+        if (r == r0 || t == 0) {
+            const float *src = x + (size_t)c * plane;
+            z0 = _mm512_maskz_loadu_ps(l0, src);
+            if (plane > 16) z1 = _mm512_maskz_loadu_ps(l1, src + 16);
+            if (plane > 32) z2 = _mm512_maskz_loadu_ps(l2, src + 32);
+            if (plane > 48) z3 = _mm512_maskz_loadu_ps(l3, src + 48);
+        }
+        const int tap = t;
+        if (++t == taps) { t = 0; c++; }
+        for (int v = 0; v < vecs; v++) {
+            __m512i idx = _mm512_load_si512((const void *)&table[tap][16 * v]);
+            __m512 val;
+            if (plane <= 16) val = _mm512_maskz_permutexvar_ps(lo_m[tap][v], idx, z0);
+            else {
+                val = _mm512_maskz_permutex2var_ps(lo_m[tap][v], z0, idx, z1);
+                if (plane > 32) val = _mm512_mask_mov_ps(val, hi_m[tap][v], _mm512_permutex2var_ps(z2, idx, z3));
+            }
+            int n = npix - 16 * v < 16 ? npix - 16 * v : 16;
+            int col = col0 + 16 * v, off = col & (NR - 1);
+            float *row = dst + (size_t)(col / NR) * NR * k + (size_t)r * NR;
+            int first = NR - off < n ? NR - off : n;
+            if (first == 16) _mm512_storeu_ps(row, val);
+            else _mm512_mask_storeu_ps(row + off, (__mmask16)((1u << first) - 1u), val);
+            if (n > first) {
+                float *next = row + (size_t)NR * k;
+                _mm512_mask_storeu_ps(next - first, (__mmask16)(((1u << n) - 1u) & ~((1u << first) - 1u)), val);
+            }
+        }
+    }
+}
+
+/// im2col for the AVX-512 configuration: permutes or the gather for small planes, else row
+/// segments with masked loads (stride 1 and 2) or the portable segment.
 void sxk_im2col_avx512(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
     const int npix = (oy1 - oy0) * g->out_w;
+    if (npix <= GATHER_MAX_PIXELS && g->kernel_h * g->kernel_w <= GATHER_MAX_TAPS && g->in_h * g->in_w <= PERMUTE_MAX_PLANE) {
+        im2col_permute_avx512(x, g, r0, r1, oy0, oy1, col0, dst);
+        return;
+    }
     if (npix <= GATHER_MAX_PIXELS && g->kernel_h * g->kernel_w <= GATHER_MAX_TAPS) {
         im2col_gather_avx512(x, g, r0, r1, oy0, oy1, col0, dst);
         return;

@@ -273,8 +273,12 @@ final class ExecutionPlan {
             // A convolution whose weights outweigh its output per sample 64 times or more
             // (ResNet-18 w64's layer4 on 28×28 images: 9.4 MB of weights for 8 K outputs)
             // runs once on the whole batch, as the dense layer below: sample-parallel, each
-            // thread streamed its weights from memory once per sample pair.
-            let heavyWeights = weights.count >= 64 * outputWidth
+            // thread streamed its weights from memory once per sample pair. Only weights over
+            // 4 MB (beyond a core's L2, so streamed from L3 or memory): the squeeze-and-excite
+            // 1×1 convolutions on 1×1 planes (EfficientNet, MobileNetV3, RegNetY) also weigh 64×
+            // their output, but they fit in L2, and running them on the whole batch cut every
+            // block into batch-wide steps: EfficientNet-B0 b8 51 → 62 ms (Zen 4, 2 threads).
+            let heavyWeights = weights.count >= 1 << 20 && weights.count >= 64 * outputWidth
             return Step(run: { ctx in
                 kernel.run(input: ptr(inputIDs[0], ctx), residual: hasResidual ? UnsafePointer(ptr(inputIDs[1], ctx)) : nil,
                            output: ptr(outputID, ctx), batch: ctx.rows, scratch: ctx.scratch, pool: ctx.pool)

@@ -71,15 +71,22 @@ static void check_gemm(const sx_kernel_config *cfg, int m, int n, int k, int cps
     free(a); free(b); free(bias); free(pa); free(pr); free(pb); free(res); free(c1); free(c2);
 }
 
+/* Per K row (c, ky, kx) of a stride-1 `ks`×`ks` convolution, where its B row starts in a padded
+ * `gh`×`gw` grid of `cin` channels (the direct products' `sx_gemm_direct_b.offsets`). */
+static int *grid_offsets(int cin, int ks, int gh, int gw) {
+    int *off = malloc(sizeof(int) * (size_t)cin * ks * ks);
+    for (int c = 0; c < cin; c++)
+        for (int ky = 0; ky < ks; ky++)
+            for (int kx = 0; kx < ks; kx++) off[(c * ks + ky) * ks + kx] = c * gh * gw + ky * gw + kx;
+    return off;
+}
+
 /* A 3×3 (or 1×1) stride-1 convolution as a direct product over a padded grid. */
 static void check_direct(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int pad, int act, int residual) {
     int gw = w + 2 * pad, gh = h + 2 * pad, oh = gh - ks + 1, ow = gw - ks + 1;
     int k = cin * ks * ks, n = (oh - 1) * gw + ow;
     float *x = floats((size_t)cin * gh * gw + 64), *a = floats((size_t)m * k), *bias = floats((size_t)m);
-    int *off = malloc(sizeof(int) * (size_t)k);
-    for (int c = 0; c < cin; c++)
-        for (int ky = 0; ky < ks; ky++)
-            for (int kx = 0; kx < ks; kx++) off[(c * ks + ky) * ks + kx] = c * gh * gw + ky * gw + kx;
+    int *off = grid_offsets(cin, ks, gh, gw);
     float *pa = floats(sx_gemm_packed_a_floats(cfg->isa, m, k));
     sx_gemm_pack_a(cfg->isa, a, k, m, k, pa);
     size_t csize = (size_t)m * oh * ow;
@@ -106,10 +113,7 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
     int gw = w + 2 * pad, gh = h + 2 * pad, oh = gh - ks + 1, ow = gw - ks + 1;
     int k = cin * ks * ks, n = (oh - 1) * gw + ow;
     float *x = floats((size_t)cin * gh * gw + 64), *a = floats((size_t)m * k), *bias = floats((size_t)m);
-    int *off = malloc(sizeof(int) * (size_t)k);
-    for (int c = 0; c < cin; c++)
-        for (int ky = 0; ky < ks; ky++)
-            for (int kx = 0; kx < ks; kx++) off[(c * ks + ky) * ks + kx] = c * gh * gw + ky * gw + kx;
+    int *off = grid_offsets(cin, ks, gh, gw);
     float *pw = floats(sx_gemm_packed_wt_floats(m, k));
     sx_gemm_pack_wt(a, m, k, pw);
     size_t csize = (size_t)m * oh * ow;

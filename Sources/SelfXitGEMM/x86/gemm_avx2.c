@@ -21,6 +21,20 @@ static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
     return v;
 }
 
+/// One K step of the 6×16 tile for `R` rows: A's packed rows at `ap` broadcast against the two
+/// B vectors at `bp`, into `acc0` / `acc1` (in registers once inlined with a constant `R`).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void tile_step_avx2(const int R, const float *ap, const float *bp, __m256 *acc0, __m256 *acc1) {
+    __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        __m256 av = _mm256_broadcast_ss(ap + r);
+        acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+        acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+    }
+}
+
 /// The 6×16 tile for `R` rows (1…6, a constant after inlining: a tail panel computes only its
 /// rows — 64 or 128 output channels are 10⅔ or 21⅓ panels of 6, and a full-height tile there
 /// wasted 3 % of the FMAs). A element (p, r) is `a[p·6 + r]` (packed) or, with `lda` > 0,
@@ -54,45 +68,15 @@ static inline void tile_avx2(const int R, const ptrdiff_t lda, int k, const floa
         for (int r = 0; r < R; r++) { e0[r] = _mm256_setzero_ps(); e1[r] = _mm256_setzero_ps(); }
         int p = 0;
         for (; p + 1 < k; p += 2) {
-            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
-            const float *ap = a + (size_t)p * MR_AVX2;
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m256 av = _mm256_broadcast_ss(ap + r);
-                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
-            }
-            b0 = _mm256_loadu_ps(b + (size_t)(p + 1) * NR), b1 = _mm256_loadu_ps(b + (size_t)(p + 1) * NR + 8);
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m256 av = _mm256_broadcast_ss(ap + MR_AVX2 + r);
-                e0[r] = _mm256_fmadd_ps(av, b0, e0[r]);
-                e1[r] = _mm256_fmadd_ps(av, b1, e1[r]);
-            }
+            tile_step_avx2(R, a + (size_t)p * MR_AVX2, b + (size_t)p * NR, acc0, acc1);
+            tile_step_avx2(R, a + (size_t)(p + 1) * MR_AVX2, b + (size_t)(p + 1) * NR, e0, e1);
         }
-        if (p < k) {
-            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m256 av = _mm256_broadcast_ss(a + (size_t)p * MR_AVX2 + r);
-                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
-            }
-        }
+        if (p < k) tile_step_avx2(R, a + (size_t)p * MR_AVX2, b + (size_t)p * NR, acc0, acc1);
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) { acc0[r] = _mm256_add_ps(acc0[r], e0[r]); acc1[r] = _mm256_add_ps(acc1[r], e1[r]); }
     } else if (lda == 0) {
 #pragma clang loop unroll_count(2)
-        for (int p = 0; p < k; p++) {
-            __m256 b0 = _mm256_loadu_ps(b + (size_t)p * NR), b1 = _mm256_loadu_ps(b + (size_t)p * NR + 8);
-            const float *ap = a + (size_t)p * MR_AVX2;
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m256 av = _mm256_broadcast_ss(ap + r);
-                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
-            }
-        }
+        for (int p = 0; p < k; p++) tile_step_avx2(R, a + (size_t)p * MR_AVX2, b + (size_t)p * NR, acc0, acc1);
     } else {
         const float *ar[MR_AVX2];
 #pragma clang loop unroll(full)

@@ -342,4 +342,32 @@ final class KernelConvTests: XCTestCase {
                   batches: [1], threads: [2])
         }
     }
+    /// `balancedChunkCount` against an exhaustive search over the same counts (least … 4·least +
+    /// threads, smallest largest share, fewest chunks on a tie): the early stop at ⌈batch/threads⌉
+    /// must not change the choice; batch 32 in chunks of ≤ 6 on 2 threads is 8 chunks of 4.
+    func testBalancedChunkCountMatchesExhaustiveSearch() {
+        func exhaustive(_ batch: Int, _ maxChunk: Int, _ threads: Int) -> Int {
+            let least = (batch + maxChunk - 1) / maxChunk
+            guard threads > 1 && batch > 1 else { return least }
+            var best = least, bestShare = Int.max
+            for count in least...min(batch, 4 * least + threads) {
+                var loads = [Int](repeating: 0, count: threads)
+                for c in 0..<count {
+                    let t = loads.indices.min { loads[$0] < loads[$1] }!
+                    loads[t] += batch * (c + 1) / count - batch * c / count
+                }
+                if loads.max()! < bestShare { best = count; bestShare = loads.max()! }
+            }
+            return best
+        }
+        XCTAssertEqual(balancedChunkCount(batch: 32, maxChunk: 6, threads: 2), 8)
+        for threads in [1, 2, 3, 4, 8] {
+            for maxChunk in 1...8 {
+                for batch in 1...160 {
+                    XCTAssertEqual(balancedChunkCount(batch: batch, maxChunk: maxChunk, threads: threads),
+                                   exhaustive(batch, maxChunk, threads), "batch \(batch) maxChunk \(maxChunk) threads \(threads)")
+                }
+            }
+        }
+    }
 }

@@ -291,6 +291,20 @@ final class KernelConvTests: XCTestCase {
         let costly = geometry(c: 128, h: 14, w: 14, oc: 128, k: (3, 3), pads: (1, 1, 1, 1))
         check(costly, residual: true, act: .relu, batches: [3, 6], threads: [2])
         check(costly, residual: true, inPlace: true, act: .relu, batches: [5], threads: [2])
+        // Split by rows at batch 1 (input larger than the weights): each thread pads only the
+        // rows its row blocks read, blocks of uneven height over 2 and 3 threads, taps reaching
+        // 8 rows down (5×5, dilation 2).
+        check(geometry(c: 8, h: 13, w: 20, oc: 8, k: (5, 5), d: (2, 2), pads: (4, 4, 4, 4)), residual: true, act: .relu,
+              batches: [1, 2], threads: [1, 2, 3])
+        check(geometry(c: 16, h: 23, w: 17, oc: 8, k: (3, 3), pads: (1, 0, 2, 1)), act: .none, batches: [1], threads: [2, 3])
+        // Planes under 7 pixels wide: packed product when batched, channel-major direct on the
+        // same packed weights when one sample is shared by the threads (batch < threads).
+        for g in [geometry(c: 32, h: 4, w: 4, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)),
+                  geometry(c: 32, h: 7, w: 7, oc: 24, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1))] {
+            let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * 9), bias: nil, activation: .relu)
+            XCTAssertEqual(kernel.algorithmName == "im2col/ctd", hasCTD && Int(cfg.pointee.mr) == Int(cfg.pointee.nr), "\(g): \(kernel.algorithmName)")
+            check(g, residual: true, act: .relu, batches: [1, 2, 3], threads: [1, 2, 3])
+        }
         // Wide rows, short K, and 1×1 products with fewer inputs than outputs stay on the grid.
         for g in [geometry(c: 17, h: 16, w: 30, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), geometry(c: 9, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)),
                   geometry(c: 160, h: 12, w: 12, oc: 200, k: (1, 1))] {

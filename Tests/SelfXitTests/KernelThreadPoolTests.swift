@@ -16,6 +16,29 @@ final class KernelThreadPoolTests: XCTestCase {
         }
     }
 
+    /// `parallelForEachThread` runs every index once, each on the same thread call after call
+    /// (index 0 on the caller), mixed with `parallelFor` jobs that hand indices out dynamically.
+    func testEachThreadIndexStaysOnItsThread() {
+        for threads in [1, 2, 3, 5] {
+            let pool = ThreadPool(threadCount: threads)
+            let lock = NSLock()
+            var owner = [pthread_t?](repeating: nil, count: threads)
+            for round in 0..<200 {
+                var hits = [Int](repeating: 0, count: threads)
+                pool.parallelForEachThread { t in
+                    lock.lock(); defer { lock.unlock() }
+                    hits[t] += 1
+                    let me = pthread_self()
+                    if let o = owner[t] { XCTAssertNotEqual(pthread_equal(o, me), 0, "threads \(threads) index \(t) moved at round \(round)") }
+                    else { owner[t] = me }
+                }
+                XCTAssertEqual(hits, [Int](repeating: 1, count: threads), "threads \(threads) round \(round)")
+                if round % 3 == 0 { pool.parallelFor(7) { _ in } }
+            }
+            XCTAssertNotEqual(pthread_equal(owner[0]!, pthread_self()), 0, "index 0 runs on the caller")
+        }
+    }
+
     func testClampsThreadCount() {
         XCTAssertEqual(ThreadPool(threadCount: 0).threadCount, 1)
         XCTAssertEqual(ThreadPool(threadCount: -3).threadCount, 1)

@@ -58,6 +58,9 @@ package final class Conv2DKernel {
     private let packedA: [PackedMatrixA]
     /// Samples whose columns share one packed B (short rows at late layers: longer N per product).
     private let samplesPerChunk: Int
+    /// A packed product's channel-major direct alternative for batches smaller than the thread
+    /// count (one sample shared by the threads), on the same packed weights; see `init`.
+    private let sharedSampleDirect: DirectConvPlan?
 
     /// Precondition: `geometry` is consistent (channels divisible by `groups`, output sizes match
     /// the padding), `weights.count == outC · inC/groups · kH · kW`, `bias` (if any) has `outC` entries.
@@ -117,12 +120,15 @@ package final class Conv2DKernel {
         if case .grouped = algorithm {
             packedA = []
             samplesPerChunk = 1
+            sharedSampleDirect = nil
         } else if case .depthwise = algorithm {
             packedA = []
             samplesPerChunk = 1
+            sharedSampleDirect = nil
         } else if case let .direct(plan) = algorithm {
             packedA = [PackedMatrixA(isa: plan.config.pointee.isa, rows: unpacked, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
             samplesPerChunk = 1
+            sharedSampleDirect = nil
         } else if let isa = PackedGEMM.currentISA {
             let (m, k) = (self.m, self.k)
             let w = UnsafePointer(unpacked)
@@ -130,6 +136,23 @@ package final class Conv2DKernel {
             // row-major panels would compute 64 pixel lanes for a 49-pixel plane.
             let hasCT = PackedGEMM.config(isa)?.pointee.ct != nil
             let channelMajor = hasCT && (packedCM ?? (n <= 64 && n % PackedGEMM.nr != 0))
+            // Planes narrower than the channel-major direct rule's 7 pixels (ResNet-18 w64's 4×4
+            // layer4): batched, the packed product wins (its samples share one packed B: 227
+            // against 209 GFLOPS at batch 2–32), but one sample shared by two threads runs 1.14–
+            // 1.36× faster channel-major direct (0.361 against 0.491 ms for 512→512 3×3 at 4×4,
+            // 0.217 against 0.248 for 256→512 stride 2; 1×1 layers even; selfxit-kernelbench
+            // min packed|ctd 2 1, Zen 4). The direct kernel reads the packed weights as they
+            // are where the configuration's A panels are as tall as its channel vectors (`mr`
+            // = `nr`: AVX-512's 16, the same layout as channel-major packing); packing the
+            // batched product channel-major instead cost it 4 % at batch 32.
+            if case .rule = choice, Int(PackedGEMM.config(isa)?.pointee.mr ?? 0) == PackedGEMM.nr,
+               g.groups == 1, g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
+               let plan = DirectConvPlan(g, config: PackedGEMM.currentConfig, channelMajor: true), plan.channelMajor,
+               plan.config.pointee.isa == isa {
+                sharedSampleDirect = plan
+            } else {
+                sharedSampleDirect = nil
+            }
             packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k, channelMajor: channelMajor) }
             // Aim for ≥ 256 columns per product, with packed B at most 8 MB per thread.
             let byWidth = max(1, 256 / max(1, n))
@@ -141,6 +164,7 @@ package final class Conv2DKernel {
         } else {
             packedA = []
             samplesPerChunk = 1
+            sharedSampleDirect = nil
         }
         if case .grouped = algorithm {  // GroupedConvPlan holds its own packed copy
             unpacked.deallocate()
@@ -157,6 +181,7 @@ package final class Conv2DKernel {
     package var algorithmName: String {
         switch algorithm {
         case .pointwise: return packedA.first?.channelMajor == true ? "pointwise ct" : "pointwise"
+        case .im2col where sharedSampleDirect != nil: return "im2col/ctd"  // ctd below the thread count
         case .im2col: return packedA.first?.channelMajor == true ? "im2col ct" : "im2col"
         case let .depthwise(plan): return plan.readsInPlace ? "dw in place" : "dw padded"
         case let .direct(plan): return plan.channelMajor ? "direct ctd" : "direct grid"
@@ -180,7 +205,7 @@ package final class Conv2DKernel {
         if case let .grouped(plan) = algorithm { return plan.scratchFloats }
         if !packedA.isEmpty {
             let nr = PackedGEMM.nr
-            return (samplesPerChunk * n + nr - 1) / nr * nr * k
+            return max((samplesPerChunk * n + nr - 1) / nr * nr * k, sharedSampleDirect?.scratchFloats ?? 0)
         }
         switch algorithm {
         case .pointwise: return 0
@@ -213,6 +238,11 @@ package final class Conv2DKernel {
         if case let .grouped(plan) = algorithm {
             plan.run(input: input, bias: bias, residual: residual, output: output, batch: batch,
                      activation: activation, scratch: scratch, pool: pool)
+            return
+        }
+        if let plan = sharedSampleDirect, batch < pool.threadCount, let weights = packedA.first {
+            plan.run(input: input, weights: weights, bias: bias, residual: residual, output: output,
+                     batch: batch, activation: activation, scratch: scratch, pool: pool)
             return
         }
         guard let weights = unpackedWeights else {

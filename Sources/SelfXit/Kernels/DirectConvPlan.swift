@@ -248,6 +248,39 @@ struct DirectConvPlan {
                     // 1.95× (in the model 1.35 → 1.11 ms each with this; ResNet-50 b1 49.8 → 48.4
                     // ms; unchanged in the faster state). One hand-off a layer instead of two, too. Larger copies (stride 2 on 56×56 planes:
                     // 1.7 MB) cost more to make twice than they save.
+                    if g.strideH == 1 && nTiles == threads {
+                        // Split by rows: thread t computes row block t first (`parallelForEachThread`
+                        // keeps t on one core layer after layer) and pads only the rows its blocks
+                        // read, which that core wrote in the previous layer: padding all of them
+                        // pulled the other core's half of the input across (ResNet-18 w64's 28×28
+                        // layers ran 1.25× their time alone inside the model, batch 1, 2 threads).
+                        let next = (0..<threads).map { _ in TaskCounter() }
+                        pool.parallelForEachThread { t in
+                            let buffer = scratch + t * scratchFloats
+                            for o in 0..<threads {
+                                let share = (t + o) % threads
+                                let u = (units * share / threads)..<(units * (share + 1) / threads)
+                                var ready = false
+                                while true {
+                                    let mt = next[share].take()
+                                    guard mt < mTiles else { break }
+                                    if !ready {
+                                        let reach = min(paddedH, u.upperBound + (g.kernelHeight - 1) * g.dilationH)
+                                        pad(x, channels: 0..<g.inChannels, rows: u.lowerBound..<reach, into: buffer)
+                                        ready = true
+                                    }
+                                    compute(s, UnsafePointer(buffer),
+                                            mp: min(mPanels, mUnits * mt / mTiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / mTiles * panelUnit),
+                                            units: u)
+                                }
+                            }
+                        }
+                        if act.separate {
+                            let y = output + s * outSample
+                            runActivation(activation, input: y, output: y, count: outSample, pool: pool)
+                        }
+                        continue
+                    }
                     let next = TaskCounter()
                     pool.parallelFor(threads) { t in
                         let buffer = scratch + t * scratchFloats
@@ -313,15 +346,8 @@ struct DirectConvPlan {
     private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, rows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         let plane = paddedH * paddedW
         for c in channels {
-            let src = x + c * g.inPlane
-            for r in rows {
-                let d = buffer + c * plane + r * paddedW
-                let iy = r - g.padTop
-                guard iy >= 0 && iy < g.inHeight else { d.update(repeating: 0, count: paddedW); continue }
-                d.update(repeating: 0, count: g.padLeft)
-                (d + g.padLeft).update(from: src + iy * g.inWidth, count: g.inWidth)
-                (d + g.padLeft + g.inWidth).update(repeating: 0, count: paddedW - g.padLeft - g.inWidth)
-            }
+            sx_pad_plane_rows(x + c * g.inPlane, Int32(g.inHeight), Int32(g.inWidth), Int32(g.padTop), Int32(g.padLeft),
+                              buffer + c * plane, Int32(paddedW), Int32(rows.lowerBound), Int32(rows.upperBound))
         }
     }
 }

@@ -92,7 +92,23 @@ package final class ThreadPool: @unchecked Sendable {
         pthread_mutex_lock(&callerLock)
         defer { pthread_mutex_unlock(&callerLock) }
         withoutActuallyEscaping(body) { body in
-            state.run(count: count, helpers: min(threadCount, count) - 1, body: body)
+            state.run(count: count, helpers: min(threadCount, count) - 1, pinned: false, body: body)
+        }
+    }
+
+    /// Calls `body(t)` once for every `t` in `0..<threadCount` and returns when all calls have
+    /// finished; `t` is always run by the same thread (0 by the caller, `t` by worker `t − 1`),
+    /// where `parallelFor` hands indices to whichever thread comes first. Kernels that split
+    /// every layer the same way (by rows of the plane) so keep each part on the core whose cache
+    /// holds the previous layer's part. A late worker delays the job (no other thread takes its
+    /// index): the body should let threads that finish early take over unfinished work.
+    /// Precondition as `parallelFor`: not called from inside a `body`.
+    package func parallelForEachThread(_ body: (Int) -> Void) {
+        if threadCount == 1 { body(0); return }
+        pthread_mutex_lock(&callerLock)
+        defer { pthread_mutex_unlock(&callerLock) }
+        withoutActuallyEscaping(body) { body in
+            state.run(count: threadCount, helpers: threadCount - 1, pinned: true, body: body)
         }
     }
 }
@@ -126,6 +142,8 @@ private final class PoolState: @unchecked Sendable {
     private let stopping = Atomic<Bool>(false)
     private var body: ((Int) -> Void)?
     private var count = 0
+    /// Index `id + 1` runs on worker `id` and index 0 on the caller (`parallelForEachThread`).
+    private var pinned = false
     private let spinNanoseconds: UInt64
 
     init() {
@@ -141,9 +159,10 @@ private final class PoolState: @unchecked Sendable {
         pthread_mutex_destroy(&mutex)
     }
 
-    func run(count: Int, helpers: Int, body: @escaping (Int) -> Void) {
+    func run(count: Int, helpers: Int, pinned: Bool, body: @escaping (Int) -> Void) {
         self.body = body
         self.count = count
+        self.pinned = pinned
         nextIndex.store(0, ordering: .relaxed)
         busy.store(helpers, ordering: .relaxed)
         let generation = (job.load(ordering: .relaxed) >> 16) &+ 1
@@ -154,7 +173,7 @@ private final class PoolState: @unchecked Sendable {
             pthread_mutex_unlock(&mutex)
         }
 
-        drain(body, count)
+        if pinned { body(0) } else { drain(body, count) }
 
         // Every index has been claimed; wait for the helpers still running theirs.
         if busy.load(ordering: .acquiring) != 0 {
@@ -217,8 +236,12 @@ private final class PoolState: @unchecked Sendable {
             guard id < (current & 0xFFFF) else { continue }
             // Held only until drained: the caller's closure must not outlive its withoutActuallyEscaping.
             var work = body
-            let count = self.count
-            drain(work!, count)
+            if pinned {
+                work!(id + 1)
+            } else {
+                let count = self.count
+                drain(work!, count)
+            }
             work = nil
             busy.subtract(1, ordering: .releasing)
         }

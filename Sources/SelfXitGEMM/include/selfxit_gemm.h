@@ -173,6 +173,10 @@ void sx_deinterleave2(const float *s, float *d, int lo, int hi);
 /// A stride-2 subsampled plane: `dst[i][j] = x[2i + row0][2j + col0]` (`plane_h × plane_w`, rows
 /// packed), zero where that falls outside `x` (`in_h × in_w`).
 void sx_subsample2_plane(const float *x, int in_h, int in_w, int row0, int col0, float *dst, int plane_h, int plane_w);
+/// Rows `row0 ..< row1` of one zero-padded plane: `dst[r][j] = x[r − pad_top][j − pad_left]`
+/// (`padded_w` floats a row, rows packed), zero where that falls outside `x` (`in_h × in_w`).
+void sx_pad_plane_rows(const float *x, int in_h, int in_w, int pad_top, int pad_left, float *dst, int padded_w,
+                       int row0, int row1);
 
 
 /// One group of a grouped convolution (`groups > 1`, not depthwise) for

@@ -246,9 +246,10 @@ struct DirectConvPlan {
                     // cross-core traffic is the likely difference), ResNet-50's 3×3 layers at 28×28
                     // and 14×14 ran 1.5× faster on two threads than on one where the 1×1 ones ran
                     // 1.95× (in the model 1.35 → 1.11 ms each with this; ResNet-50 b1 49.8 → 48.4
-                    // ms; unchanged in the faster state). One hand-off a layer instead of two, too. Larger copies (stride 2 on 56×56 planes:
-                    // 1.7 MB) cost more to make twice than they save.
-                    if g.strideH == 1 && nTiles == threads {
+                    // ms; unchanged in the faster state). One hand-off a layer instead of two, too.
+                    // Larger copies (stride 2 on 56×56 planes: 1.7 MB) cost more to make twice than
+                    // they save.
+                    if nTiles == threads {
                         // Split by rows: thread t computes row block t first (`parallelForEachThread`
                         // keeps t on one core layer after layer) and pads only the rows its blocks
                         // read, which that core wrote in the previous layer: padding all of them
@@ -265,8 +266,7 @@ struct DirectConvPlan {
                                     let mt = next[share].take()
                                     guard mt < mTiles else { break }
                                     if !ready {
-                                        let reach = min(paddedH, u.upperBound + (g.kernelHeight - 1) * g.dilationH)
-                                        pad(x, channels: 0..<g.inChannels, rows: u.lowerBound..<reach, into: buffer)
+                                        pad(x, outputRows: u, into: buffer)
                                         ready = true
                                     }
                                     compute(s, UnsafePointer(buffer),
@@ -338,6 +338,24 @@ struct DirectConvPlan {
             for (slot, (py, column)) in planes.enumerated() {
                 sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop), Int32(column - g.padLeft),
                                     buffer + (c * planes.count + slot) * plane, Int32(planeH), Int32(planeW))
+            }
+        }
+    }
+
+    /// The rows of every channel's padded plane (stride 1) or subsampled planes (stride 2) that
+    /// output rows `outputRows` read.
+    private func pad(_ x: UnsafePointer<Float>, outputRows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
+        let s = g.strideH
+        let reach = outputRows.upperBound + (g.kernelHeight - 1) * g.dilationH / s
+        if s == 1 { return pad(x, channels: 0..<g.inChannels, rows: outputRows.lowerBound..<min(paddedH, reach), into: buffer) }
+        let rows = outputRows.lowerBound..<min(planeH, reach)
+        guard !rows.isEmpty else { return }
+        let plane = planeH * planeW
+        for c in 0..<g.inChannels {
+            let src = x + c * g.inPlane
+            for (slot, (py, column)) in planes.enumerated() {
+                sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop + s * rows.lowerBound), Int32(column - g.padLeft),
+                                    buffer + (c * planes.count + slot) * plane + rows.lowerBound * planeW, Int32(rows.count), Int32(planeW))
             }
         }
     }

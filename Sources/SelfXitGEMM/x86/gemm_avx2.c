@@ -221,39 +221,13 @@ static inline void tilet_avx2(const int NV, int k, const float *a, const float *
 #pragma clang loop unroll(full)
         for (int j = 0; j < NV; j++) acc[0][j] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + (size_t)p * NR + j), acc[0][j]);
     }
-    __m256 v[4];
-#pragma clang loop unroll(full)
-    for (int j = 0; j < NV; j++) {
-        v[j] = _mm256_add_ps(acc[0][j], acc[1][j]);
-        if (u == 4) v[j] = _mm256_add_ps(v[j], _mm256_add_ps(acc[2][j], acc[3][j]));
-    }
-    if (NV == 4 && (act == SX_GEMM_ACT_NONE || act == SX_GEMM_ACT_RELU || act == SX_GEMM_ACT_CLIP)) {
-        // Four columns: the 4 row vectors transposed in registers into 4-float rows of C (a 196-
-        // pixel plane's tail). The scalar epilogue below, 24 outputs one at a time, took as long
-        // as a fifth of a 288-step K loop here.
-        const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-        const __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-        const __m256 r04 = _mm256_shuffle_ps(t0, t2, 0x44), r15 = _mm256_shuffle_ps(t0, t2, 0xEE);
-        const __m256 r26 = _mm256_shuffle_ps(t1, t3, 0x44), r37 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m128 row[MR_AVX2] = {_mm256_castps256_ps128(r04), _mm256_castps256_ps128(r15), _mm256_castps256_ps128(r26),
-                               _mm256_castps256_ps128(r37), _mm256_extractf128_ps(r04, 1), _mm256_extractf128_ps(r15, 1)};
-        const __m128 vlo = _mm_set1_ps(lo), vhi = _mm_set1_ps(hi);
-        for (int r = 0; r < mv; r++) {
-            float *cr = c + (ptrdiff_t)r * ldc;
-            __m128 x = row[r];
-            if (accum) x = _mm_add_ps(x, _mm_loadu_ps(cr));
-            if (bias) x = _mm_add_ps(x, _mm_set1_ps(bias[r]));
-            if (res) x = _mm_add_ps(x, _mm_loadu_ps(res + (ptrdiff_t)r * ldr));
-            /* x second: max/min return their second operand for NaN (as act8). */
-            if (act == SX_GEMM_ACT_RELU) x = _mm_max_ps(_mm_setzero_ps(), x);
-            else if (act == SX_GEMM_ACT_CLIP) x = _mm_min_ps(vhi, _mm_max_ps(vlo, x));
-            _mm_storeu_ps(cr, x);
-        }
-        return;
-    }
     float t[4][8];
 #pragma clang loop unroll(full)
-    for (int j = 0; j < NV; j++) _mm256_storeu_ps(t[j], v[j]);
+    for (int j = 0; j < NV; j++) {
+        __m256 v = _mm256_add_ps(acc[0][j], acc[1][j]);
+        if (u == 4) v = _mm256_add_ps(v, _mm256_add_ps(acc[2][j], acc[3][j]));
+        _mm256_storeu_ps(t[j], v);
+    }
     for (int r = 0; r < mv; r++) {
         float *cr = c + (ptrdiff_t)r * ldc;
         const float *rr = res ? res + (ptrdiff_t)r * ldr : NULL;

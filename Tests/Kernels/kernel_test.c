@@ -525,6 +525,8 @@ int main(void) {
         check_sgemm(cfg, 1000, 32, 600);   /* few columns: A read in place (AVX2), two K blocks */
         check_sgemm(cfg, 50, 17, 1100);
         check_sgemm(cfg, 250, 2060, 300);  /* M, K and N blocks of every configuration, tails */
+        check_sgemm(cfg, 64, 40, 301);     /* K blocks of 152 and 149 steps: AVX2's full tile's K % 4 steps */
+        check_sgemm(cfg, 40, 50, 7);       /* a K block of 7 steps */
         printf("kernel config %s: ran, %d checks, %s\n", cfg->name, checks - checks0, failures == before ? "ok" : "FAILED");
         ran++;
     }

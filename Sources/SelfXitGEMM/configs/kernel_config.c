@@ -61,7 +61,8 @@ static const sx_kernel_config avx2_config = {
     // epilogue over 288 steps; MC 264 (was 168): a 256-row product is one A block, so B is packed
     // and used once (with sgemm.c's 8-row B packing in 512-column groups, sgemm_bench r 7, Zen 4,
     // AVX2 forced: 256×3136×576 0.96 → 0.99 of OpenBLAS Haswell, 64×3136×576 0.94 → 0.99,
-    // BENCHMARKS §7.16; Haswell's 256 KB L2 would not hold the A block — unmeasured there).
+    // BENCHMARKS §7.16; Haswell's 256 KB L2 would not hold the A block — unmeasured there; with
+    // the lean full tile and A's next-panel prefetch, §7.18: 0.997–1.027 on the four conv shapes).
     .sgemm_mc = 264, .sgemm_kc = 288, .sgemm_nc = 2048,
     .sgemm_block = sxk_sgemm_block_avx2,
     .sgemm_skinny = sxk_sgemm_skinny_avx2, .sgemm_skinny_max_n = 32,

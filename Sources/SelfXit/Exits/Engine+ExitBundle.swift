@@ -21,17 +21,20 @@ import Glibc
 /// accidents: anyone can edit a field and recompute it, so loading also checks every field
 /// against the model before anything is built from it (`validated`).
 /// Thresholds of exits out of service are +∞, which JSON cannot hold as a number.
-private let bundleEncoder: JSONEncoder = {
+/// A coder a call (not one shared global): saves and loads run on the host's threads at once
+/// (Tests/CABI/stress.c), and a lazily initialised global coder shared by them is what
+/// ThreadSanitizer flagged (`make sanitize-tsan`); a coder costs microseconds beside the file.
+private func makeBundleEncoder() -> JSONEncoder {
     let encoder = JSONEncoder()
     encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     return encoder
-}()
+}
 
-private let bundleDecoder: JSONDecoder = {
+private func makeBundleDecoder() -> JSONDecoder {
     let decoder = JSONDecoder()
     decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     return decoder
-}()
+}
 
 extension Engine {
     static let bundleMagic = Array("SXEXITS\0".utf8)
@@ -125,7 +128,7 @@ extension Engine {
             },
             guards: configuration.watch.map { watch in watch.values.sorted { $0.candidateIndex < $1.candidateIndex } })
         let json: Data
-        do { json = try bundleEncoder.encode(payload) } catch {
+        do { json = try makeBundleEncoder().encode(payload) } catch {
             throw SelfXitError.internalError("cannot encode the exits: \(error)")
         }
         var bytes = Self.bundleMagic
@@ -167,7 +170,7 @@ extension Engine {
             throw refuse("the exit bundle is damaged (checksum mismatch)")
         }
         let payload: DecodedPayload
-        do { payload = try bundleDecoder.decode(DecodedPayload.self, from: Data(json)) } catch let error as DecodingError {
+        do { payload = try makeBundleDecoder().decode(DecodedPayload.self, from: Data(json)) } catch let error as DecodingError {
             throw refuse(Self.describe(error))
         } catch {
             throw refuse("its contents cannot be read: \(error)")

@@ -240,6 +240,27 @@ static void pack_b_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, i
     }
 }
 
+/// `R` K steps (rows of B from `s`) of every panel: `full` columns in whole panels, the last
+/// `nc − full` through the lane masks `m0`/`m1`; panels `step` floats apart in `dp`.
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void pack_b_steps_avx2(const int R, const float *s, ptrdiff_t ldb, int full, int nc, __m256i m0, __m256i m1,
+                                     float *dp, size_t step) {
+    for (int jp = 0; jp < full; jp += NR, dp += step) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            __m256 v0 = _mm256_loadu_ps(s + r * ldb + jp), v1 = _mm256_loadu_ps(s + r * ldb + jp + 8);
+            _mm256_storeu_ps(dp + NR * r, v0);
+            _mm256_storeu_ps(dp + NR * r + 8, v1);
+        }
+    }
+    if (full < nc)
+        for (int r = 0; r < R; r++) {
+            _mm256_storeu_ps(dp + NR * r, _mm256_maskload_ps(s + r * ldb + full, m0));
+            _mm256_storeu_ps(dp + NR * r + 8, _mm256_maskload_ps(s + r * ldb + full + 8, m1));
+        }
+}
+
 /// `pack_b` of a plain B for the AVX2 configuration: eight K steps (rows of B) at a time, walking
 /// the rows panel by panel, each panel's eight steps one 512-byte run of stores. Eight sequential
 /// read streams that the hardware prefetchers follow over a wide group (sx_sgemm packs 512
@@ -248,42 +269,16 @@ static void pack_b_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, i
 /// this reads ~17–18 GB/s (4 rows: ~16; Zen 4, a standalone copy of a 576×3136 B out of memory).
 AVX2_TARGET
 static void pack_b_rows8_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int j0, int nc, float *dst) {
-    enum { ROWS = 8 };
     const int full = nc / NR * NR;
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - full), lane);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nc - full - 8), lane);
     const size_t step = (size_t)NR * kc;  // floats from one panel to the next
     int p = 0;
-    for (; p + ROWS <= kc; p += ROWS) {
-        const float *s = b + (ptrdiff_t)(p0 + p) * ldb + j0;
-        float *dp = dst + (size_t)p * NR;
-        for (int jp = 0; jp < full; jp += NR, dp += step) {
-#pragma clang loop unroll(full)
-            for (int r = 0; r < ROWS; r++) {
-                __m256 v0 = _mm256_loadu_ps(s + r * ldb + jp), v1 = _mm256_loadu_ps(s + r * ldb + jp + 8);
-                _mm256_storeu_ps(dp + NR * r, v0);
-                _mm256_storeu_ps(dp + NR * r + 8, v1);
-            }
-        }
-        if (full < nc)
-            for (int r = 0; r < ROWS; r++) {
-                _mm256_storeu_ps(dp + NR * r, _mm256_maskload_ps(s + r * ldb + full, m0));
-                _mm256_storeu_ps(dp + NR * r + 8, _mm256_maskload_ps(s + r * ldb + full + 8, m1));
-            }
-    }
-    for (; p < kc; p++) {  // the last kc % 8 steps, one row each
-        const float *s = b + (ptrdiff_t)(p0 + p) * ldb + j0;
-        float *dp = dst + (size_t)p * NR;
-        for (int jp = 0; jp < full; jp += NR, dp += step) {
-            _mm256_storeu_ps(dp, _mm256_loadu_ps(s + jp));
-            _mm256_storeu_ps(dp + 8, _mm256_loadu_ps(s + jp + 8));
-        }
-        if (full < nc) {
-            _mm256_storeu_ps(dp, _mm256_maskload_ps(s + full, m0));
-            _mm256_storeu_ps(dp + 8, _mm256_maskload_ps(s + full + 8, m1));
-        }
-    }
+    for (; p + 8 <= kc; p += 8)
+        pack_b_steps_avx2(8, b + (ptrdiff_t)(p0 + p) * ldb + j0, ldb, full, nc, m0, m1, dst + (size_t)p * NR, step);
+    for (; p < kc; p++)  // the last kc % 8 steps, one row each
+        pack_b_steps_avx2(1, b + (ptrdiff_t)(p0 + p) * ldb + j0, ldb, full, nc, m0, m1, dst + (size_t)p * NR, step);
 }
 
 /// Transposes 8 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`).

@@ -66,21 +66,39 @@ static void im2col_segment_avx512(const float *x, const sx_im2col_geom *g, int c
 #define GATHER_MAX_PIXELS 64
 #define GATHER_MAX_TAPS 49
 
+/// The input-plane index (`iy·in_w + ix`) that tap `t` reads for pixel `p` of output rows from
+/// `oy0` (`npix` pixels), or −1 where it reads padding or lies past the pixels.
+static inline int im2col_tap_index(const sx_im2col_geom *g, int oy0, int npix, int t, int p) {
+    const int ky = t / g->kernel_w, kx = t % g->kernel_w;
+    const int oy = oy0 + p / g->out_w, ox = p % g->out_w;
+    const int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
+    const int ix = ox * g->stride_w + kx * g->dilation_w - g->pad_left;
+    return p < npix && iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w ? iy * g->in_w + ix : -1;
+}
+
+/// Stores the `n` ≤ 16 values of `val` as columns `col ...` of K row `r` of packed B (`k` rows):
+/// the rest of one panel, then the start of the next.
+AVX512_TARGET
+static inline void im2col_store_columns(float *dst, int k, int r, int col, int n, __m512 val) {
+    const int off = col & (NR - 1);
+    float *row = dst + (size_t)(col / NR) * NR * k + (size_t)r * NR;
+    const int first = NR - off < n ? NR - off : n;
+    if (first == 16) _mm512_storeu_ps(row, val);
+    else _mm512_mask_storeu_ps(row + off, (__mmask16)((1u << first) - 1u), val);
+    if (n > first) {
+        float *next = row + (size_t)NR * k;
+        _mm512_mask_storeu_ps(next - first, (__mmask16)(((1u << n) - 1u) & ~((1u << first) - 1u)), val);
+    }
+}
+
 AVX512_TARGET
 static void im2col_gather_avx512(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
     const int k = g->channels * g->kernel_h * g->kernel_w, taps = g->kernel_h * g->kernel_w;
     const int npix = (oy1 - oy0) * g->out_w, vecs = (npix + 15) / 16;
     const int plane = g->in_h * g->in_w;
     int table[GATHER_MAX_TAPS][GATHER_MAX_PIXELS] __attribute__((aligned(64)));
-    for (int t = 0; t < taps; t++) {
-        int ky = t / g->kernel_w, kx = t % g->kernel_w;
-        for (int p = 0; p < vecs * 16; p++) {
-            int oy = oy0 + p / g->out_w, ox = p % g->out_w;
-            int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
-            int ix = ox * g->stride_w + kx * g->dilation_w - g->pad_left;
-            table[t][p] = p < npix && iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w ? iy * g->in_w + ix : -1;
-        }
-    }
+    for (int t = 0; t < taps; t++)
+        for (int p = 0; p < vecs * 16; p++) table[t][p] = im2col_tap_index(g, oy0, npix, t, p);
     const __m512i none = _mm512_set1_epi32(-1);
     for (int r = r0; r < r1; r++) {
         int c = r / taps, t = r % taps;
@@ -89,16 +107,7 @@ static void im2col_gather_avx512(const float *x, const sx_im2col_geom *g, int r0
             __m512i idx = _mm512_load_si512((const void *)&table[t][16 * v]);
             __mmask16 inside = _mm512_cmpneq_epi32_mask(idx, none);
             __m512 val = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), inside, idx, src, 4);
-            int n = npix - 16 * v < 16 ? npix - 16 * v : 16;
-            int col = col0 + 16 * v, off = col & (NR - 1);
-            // Columns col..col+n−1: the rest of one panel, then the start of the next.
-            float *row = dst + (size_t)(col / NR) * NR * k + (size_t)r * NR;
-            int first = NR - off < n ? NR - off : n;
-            _mm512_mask_storeu_ps(row + off, (__mmask16)((1u << first) - 1u), val);
-            if (n > first) {
-                float *next = row + (size_t)NR * k;
-                _mm512_mask_storeu_ps(next - first, (__mmask16)(((1u << n) - 1u) & ~((1u << first) - 1u)), val);
-            }
+            im2col_store_columns(dst, k, r, col0 + 16 * v, npix - 16 * v < 16 ? npix - 16 * v : 16, val);
         }
     }
 }
@@ -121,18 +130,12 @@ static void im2col_permute_avx512(const float *x, const sx_im2col_geom *g, int r
     int table[GATHER_MAX_TAPS][GATHER_MAX_PIXELS] __attribute__((aligned(64)));
     __mmask16 lo_m[GATHER_MAX_TAPS][GATHER_MAX_PIXELS / 16], hi_m[GATHER_MAX_TAPS][GATHER_MAX_PIXELS / 16];
     for (int t = 0; t < taps; t++) {
-        int ky = t / g->kernel_w, kx = t % g->kernel_w;
         for (int v = 0; v < vecs; v++) {
             unsigned lo = 0, hi = 0;
             for (int j = 0; j < 16; j++) {
-                int p = 16 * v + j;
-                int oy = oy0 + p / g->out_w, ox = p % g->out_w;
-                int iy = oy * g->stride_h + ky * g->dilation_h - g->pad_top;
-                int ix = ox * g->stride_w + kx * g->dilation_w - g->pad_left;
-                int inside = p < npix && iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w;
-                int i = inside ? iy * g->in_w + ix : 0;
-                table[t][p] = i;
-                if (inside) { if (i < 32) lo |= 1u << j; else hi |= 1u << j; }
+                int i = im2col_tap_index(g, oy0, npix, t, 16 * v + j);
+                table[t][16 * v + j] = i < 0 ? 0 : i;
+                if (i >= 0) { if (i < 32) lo |= 1u << j; else hi |= 1u << j; }
             }
             lo_m[t][v] = (__mmask16)lo;
             hi_m[t][v] = (__mmask16)hi;
@@ -159,16 +162,7 @@ static void im2col_permute_avx512(const float *x, const sx_im2col_geom *g, int r
                 val = _mm512_maskz_permutex2var_ps(lo_m[tap][v], z0, idx, z1);
                 if (plane > 32) val = _mm512_mask_mov_ps(val, hi_m[tap][v], _mm512_permutex2var_ps(z2, idx, z3));
             }
-            int n = npix - 16 * v < 16 ? npix - 16 * v : 16;
-            int col = col0 + 16 * v, off = col & (NR - 1);
-            float *row = dst + (size_t)(col / NR) * NR * k + (size_t)r * NR;
-            int first = NR - off < n ? NR - off : n;
-            if (first == 16) _mm512_storeu_ps(row, val);
-            else _mm512_mask_storeu_ps(row + off, (__mmask16)((1u << first) - 1u), val);
-            if (n > first) {
-                float *next = row + (size_t)NR * k;
-                _mm512_mask_storeu_ps(next - first, (__mmask16)(((1u << n) - 1u) & ~((1u << first) - 1u)), val);
-            }
+            im2col_store_columns(dst, k, r, col0 + 16 * v, npix - 16 * v < 16 ? npix - 16 * v : 16, val);
         }
     }
 }
@@ -862,87 +856,64 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
     }
 }
 
-/// `sx_gemm_small_rows` for `R` rows and the 32 columns from `c0` (masks `m0`, `m1`): B streams
-/// once from memory, a row per K step, fetched `SMALL_ROWS_PREFETCH` rows ahead (the rows are
-/// `ldb` apart, a stride the hardware prefetchers follow late or not at all).
+/// `sx_gemm_small_rows` for `R` rows and the `16·V` columns from `b` (lane masks `m[v]`): B
+/// streams once from memory, a row per K step, fetched `SMALL_ROWS_PREFETCH` rows ahead (the rows
+/// are `ldb` apart, a stride the hardware prefetchers follow late or not at all). `R·V` ≤ 16
+/// accumulators.
 #define SMALL_ROWS_PREFETCH 12
 __attribute__((always_inline))
 AVX512_TARGET
-static inline void small_rows_block(const int R, int k, float alpha, const float *x, ptrdiff_t ldx, const float *b,
-                                    ptrdiff_t ldb, __mmask16 m0, __mmask16 m1, float *y, ptrdiff_t ldy) {
-    __m512 acc0[8], acc1[8];
+static inline void small_rows_block(const int R, const int V, int k, float alpha, const float *x, ptrdiff_t ldx,
+                                    const float *b, ptrdiff_t ldb, const __mmask16 *m, float *y, ptrdiff_t ldy) {
+    __m512 acc[16];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < 8; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    for (int i = 0; i < R * V; i++) acc[i] = _mm512_setzero_ps();
     for (int p = 0; p < k; p++) {
         const float *bp = b + (ptrdiff_t)p * ldb;
-        _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb), _MM_HINT_T0);
-        _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb + 31), _MM_HINT_T0);
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, bp), b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+        // Every line of the run SMALL_ROWS_PREFETCH rows on (its first float, every 16th, its last).
 #pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-            __m512 xv = _mm512_set1_ps(x[(ptrdiff_t)r * ldx + p]);
-            acc0[r] = _mm512_fmadd_ps(xv, b0, acc0[r]);
-            acc1[r] = _mm512_fmadd_ps(xv, b1, acc1[r]);
-        }
-    }
-    const __m512 va = _mm512_set1_ps(alpha);
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) {
-        _mm512_mask_storeu_ps(y + (ptrdiff_t)r * ldy, m0, _mm512_mul_ps(va, acc0[r]));
-        _mm512_mask_storeu_ps(y + (ptrdiff_t)r * ldy + 16, m1, _mm512_mul_ps(va, acc1[r]));
-    }
-}
-
-/// One or two rows (a classifier at batch 1: a matrix-vector product that only streams B) over
-/// the 128 columns from `b`: each K step reads a 512-byte run of B's row instead of 128 bytes, so
-/// a pass visits each 4 KB page of a 1000-column B (a row a page) for 8 lines, not 2. MobileNetV3-
-/// Large's two classifier layers at batch 1 ran 1.2–1.35× ORT's time with 32-column passes.
-#define SMALL_ROWS_WIDE 128
-__attribute__((always_inline))
-AVX512_TARGET
-static inline void small_rows_wide_block(const int R, int k, float alpha, const float *x, ptrdiff_t ldx, const float *b,
-                                         ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
-    __m512 acc[2][8];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < 2; r++)
-#pragma clang loop unroll(full)
-        for (int v = 0; v < 8; v++) acc[r][v] = _mm512_setzero_ps();
-    for (int p = 0; p < k; p++) {
-        const float *bp = b + (ptrdiff_t)p * ldb;
-#pragma clang loop unroll(full)
-        for (int l = 0; l < 8; l++) _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb + 16 * l), _MM_HINT_T0);
+        for (int v = 0; v < V; v++) _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb + 16 * v), _MM_HINT_T0);
+        _mm_prefetch((const char *)(bp + SMALL_ROWS_PREFETCH * ldb + 16 * V - 1), _MM_HINT_T0);
         __m512 bv[8];
 #pragma clang loop unroll(full)
-        for (int v = 0; v < 8; v++) bv[v] = _mm512_loadu_ps(bp + 16 * v);
+        for (int v = 0; v < V; v++) bv[v] = _mm512_maskz_loadu_ps(m[v], bp + 16 * v);
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) {
             __m512 xv = _mm512_set1_ps(x[(ptrdiff_t)r * ldx + p]);
 #pragma clang loop unroll(full)
-            for (int v = 0; v < 8; v++) acc[r][v] = _mm512_fmadd_ps(xv, bv[v], acc[r][v]);
+            for (int v = 0; v < V; v++) acc[r * V + v] = _mm512_fmadd_ps(xv, bv[v], acc[r * V + v]);
         }
     }
     const __m512 va = _mm512_set1_ps(alpha);
 #pragma clang loop unroll(full)
     for (int r = 0; r < R; r++)
 #pragma clang loop unroll(full)
-        for (int v = 0; v < 8; v++) _mm512_storeu_ps(y + (ptrdiff_t)r * ldy + 16 * v, _mm512_mul_ps(va, acc[r][v]));
+        for (int v = 0; v < V; v++) _mm512_mask_storeu_ps(y + (ptrdiff_t)r * ldy + 16 * v, m[v], _mm512_mul_ps(va, acc[r * V + v]));
 }
+
+/// One or two rows (a classifier at batch 1: a matrix-vector product that only streams B) run
+/// 128 columns (8 vectors) a pass before the 32-column passes: each K step reads a 512-byte run of
+/// B's row instead of 128 bytes, so a pass visits each 4 KB page of a 1000-column B (a row a page)
+/// for 8 lines, not 2. MobileNetV3-Large's two classifier layers at batch 1 ran 1.2–1.35× ORT's
+/// time with 32-column passes only.
+#define SMALL_ROWS_WIDE 128
 
 AVX512_TARGET
 static void small_rows_avx512_(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
                               const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
     int c0 = 0;
     if (rows <= 2) {
+        const __mmask16 all[8] = {0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF};
         for (; c0 + SMALL_ROWS_WIDE <= n; c0 += SMALL_ROWS_WIDE) {
-            if (rows == 1) small_rows_wide_block(1, k, alpha, x, ldx, b + c0, ldb, y + c0, ldy);
-            else small_rows_wide_block(2, k, alpha, x, ldx, b + c0, ldb, y + c0, ldy);
+            if (rows == 1) small_rows_block(1, 8, k, alpha, x, ldx, b + c0, ldb, all, y + c0, ldy);
+            else small_rows_block(2, 8, k, alpha, x, ldx, b + c0, ldb, all, y + c0, ldy);
         }
     }
     for (; c0 < n; c0 += 32) {
         int left = n - c0;
-        __mmask16 m0 = sx_row_mask(0, left), m1 = sx_row_mask(0, left - 16);
+        const __mmask16 m[2] = {sx_row_mask(0, left), sx_row_mask(0, left - 16)};
         // Each row count inlines the block with a constant R (its loops unrolled, accumulators in registers).
-#define SMALL_ROWS_CASE(R) case R: small_rows_block(R, k, alpha, x, ldx, b + c0, ldb, m0, m1, y + c0, ldy); break;
+#define SMALL_ROWS_CASE(R) case R: small_rows_block(R, 2, k, alpha, x, ldx, b + c0, ldb, m, y + c0, ldy); break;
         switch (rows) {
             SMALL_ROWS_CASE(1) SMALL_ROWS_CASE(2) SMALL_ROWS_CASE(3) SMALL_ROWS_CASE(4)
             SMALL_ROWS_CASE(5) SMALL_ROWS_CASE(6) SMALL_ROWS_CASE(7) SMALL_ROWS_CASE(8)

@@ -117,18 +117,31 @@ package final class Conv2DKernel {
         } else {
             algorithm = .im2col
         }
+        // Planes narrower than the channel-major direct rule's 7 pixels (ResNet-18 w64's 4×4
+        // layer4): batched, the packed product wins (its samples share one packed B: 227 against
+        // 209 GFLOPS at batch 2–32), but one sample shared by two threads runs 1.14–1.36× faster
+        // channel-major direct (0.361 against 0.491 ms for 512→512 3×3 at 4×4, 0.217 against
+        // 0.248 for 256→512 stride 2; 1×1 layers even; selfxit-kernelbench min packed|ctd 2 1,
+        // Zen 4). The direct kernel reads the packed weights as they are where the
+        // configuration's A panels are as tall as its channel vectors (`mr` = `nr`: AVX-512's 16,
+        // the same layout as channel-major packing); packing the batched product channel-major
+        // instead cost it 4 % at batch 32.
+        if case .im2col = algorithm, case .rule = choice, let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
+           Int(config.pointee.mr) == PackedGEMM.nr, g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
+           let plan = DirectConvPlan(g, config: config, channelMajor: true), plan.channelMajor {
+            sharedSampleDirect = plan
+        } else {
+            sharedSampleDirect = nil
+        }
         if case .grouped = algorithm {
             packedA = []
             samplesPerChunk = 1
-            sharedSampleDirect = nil
         } else if case .depthwise = algorithm {
             packedA = []
             samplesPerChunk = 1
-            sharedSampleDirect = nil
         } else if case let .direct(plan) = algorithm {
             packedA = [PackedMatrixA(isa: plan.config.pointee.isa, rows: unpacked, lda: k, m: m, k: k, channelMajor: plan.channelMajor)]
             samplesPerChunk = 1
-            sharedSampleDirect = nil
         } else if let isa = PackedGEMM.currentISA {
             let (m, k) = (self.m, self.k)
             let w = UnsafePointer(unpacked)
@@ -136,23 +149,6 @@ package final class Conv2DKernel {
             // row-major panels would compute 64 pixel lanes for a 49-pixel plane.
             let hasCT = PackedGEMM.config(isa)?.pointee.ct != nil
             let channelMajor = hasCT && (packedCM ?? (n <= 64 && n % PackedGEMM.nr != 0))
-            // Planes narrower than the channel-major direct rule's 7 pixels (ResNet-18 w64's 4×4
-            // layer4): batched, the packed product wins (its samples share one packed B: 227
-            // against 209 GFLOPS at batch 2–32), but one sample shared by two threads runs 1.14–
-            // 1.36× faster channel-major direct (0.361 against 0.491 ms for 512→512 3×3 at 4×4,
-            // 0.217 against 0.248 for 256→512 stride 2; 1×1 layers even; selfxit-kernelbench
-            // min packed|ctd 2 1, Zen 4). The direct kernel reads the packed weights as they
-            // are where the configuration's A panels are as tall as its channel vectors (`mr`
-            // = `nr`: AVX-512's 16, the same layout as channel-major packing); packing the
-            // batched product channel-major instead cost it 4 % at batch 32.
-            if case .rule = choice, Int(PackedGEMM.config(isa)?.pointee.mr ?? 0) == PackedGEMM.nr,
-               g.groups == 1, g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
-               let plan = DirectConvPlan(g, config: PackedGEMM.currentConfig, channelMajor: true), plan.channelMajor,
-               plan.config.pointee.isa == isa {
-                sharedSampleDirect = plan
-            } else {
-                sharedSampleDirect = nil
-            }
             packedA = (0..<g.groups).map { PackedMatrixA(isa: isa, rows: w + $0 * m * k, lda: k, m: m, k: k, channelMajor: channelMajor) }
             // Aim for ≥ 256 columns per product, with packed B at most 8 MB per thread.
             let byWidth = max(1, 256 / max(1, n))
@@ -164,7 +160,6 @@ package final class Conv2DKernel {
         } else {
             packedA = []
             samplesPerChunk = 1
-            sharedSampleDirect = nil
         }
         if case .grouped = algorithm {  // GroupedConvPlan holds its own packed copy
             unpacked.deallocate()

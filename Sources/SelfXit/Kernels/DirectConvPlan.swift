@@ -235,6 +235,10 @@ struct DirectConvPlan {
                 mTiles = min(mUnits, max(1, (8 * threads + nTiles - 1) / nTiles))
             }
             let tiles = nTiles * mTiles
+            /// The A panels of channel tile `mt` (pairs of panels when channel-major).
+            func tilePanels(_ mt: Int) -> Range<Int> {
+                min(mPanels, mUnits * mt / mTiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / mTiles * panelUnit)
+            }
             for s in 0..<batch {
                 let x = input + s * inSample
                 if padded && channelMajor && scratchFloats <= 1 << 18 {
@@ -265,34 +269,24 @@ struct DirectConvPlan {
                                 while true {
                                     let mt = next[share].take()
                                     guard mt < mTiles else { break }
-                                    if !ready {
-                                        pad(x, outputRows: u, into: buffer)
-                                        ready = true
-                                    }
-                                    compute(s, UnsafePointer(buffer),
-                                            mp: min(mPanels, mUnits * mt / mTiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / mTiles * panelUnit),
-                                            units: u)
+                                    if !ready { pad(x, outputRows: u, into: buffer); ready = true }
+                                    compute(s, UnsafePointer(buffer), mp: tilePanels(mt), units: u)
                                 }
                             }
                         }
-                        if act.separate {
-                            let y = output + s * outSample
-                            runActivation(activation, input: y, output: y, count: outSample, pool: pool)
-                        }
-                        continue
-                    }
-                    let next = TaskCounter()
-                    pool.parallelFor(threads) { t in
-                        let buffer = scratch + t * scratchFloats
-                        var ready = false
-                        while true {
-                            let tile = next.take()
-                            guard tile < tiles else { break }
-                            if !ready { pad(x, channels: 0..<g.inChannels, into: buffer); ready = true }
-                            let nt = tile / mTiles, mt = tile % mTiles
-                            compute(s, UnsafePointer(buffer),
-                                    mp: min(mPanels, mUnits * mt / mTiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / mTiles * panelUnit),
-                                    units: (units * nt / nTiles)..<(units * (nt + 1) / nTiles))
+                    } else {
+                        let next = TaskCounter()
+                        pool.parallelFor(threads) { t in
+                            let buffer = scratch + t * scratchFloats
+                            var ready = false
+                            while true {
+                                let tile = next.take()
+                                guard tile < tiles else { break }
+                                if !ready { pad(x, channels: 0..<g.inChannels, into: buffer); ready = true }
+                                let nt = tile / mTiles
+                                compute(s, UnsafePointer(buffer), mp: tilePanels(tile % mTiles),
+                                        units: (units * nt / nTiles)..<(units * (nt + 1) / nTiles))
+                            }
                         }
                     }
                     if act.separate {
@@ -315,9 +309,8 @@ struct DirectConvPlan {
                 pool.parallelForShares(itemsPerShare: tilesPerShare) { share, item in
                     let tile = share * tilesPerShare + item
                     guard tile < tiles else { return }
-                    let nt = tile / mTiles, mt = tile % mTiles
-                    compute(s, src, mp: min(mPanels, mUnits * mt / mTiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / mTiles * panelUnit),
-                            units: (units * nt / nTiles)..<(units * (nt + 1) / nTiles))
+                    let nt = tile / mTiles
+                    compute(s, src, mp: tilePanels(tile % mTiles), units: (units * nt / nTiles)..<(units * (nt + 1) / nTiles))
                 }
                 if act.separate {
                     let y = output + s * outSample
@@ -330,16 +323,8 @@ struct DirectConvPlan {
     /// Copies channels `channels` of one sample `x` into the zero-padded plane (stride 1) or the
     /// subsampled planes (stride 2) of `buffer`.
     private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
-        let s = g.strideH
-        if s == 1 { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
-        let plane = planeH * planeW
-        for c in channels {
-            let src = x + c * g.inPlane
-            for (slot, (py, column)) in planes.enumerated() {
-                sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop), Int32(column - g.padLeft),
-                                    buffer + (c * planes.count + slot) * plane, Int32(planeH), Int32(planeW))
-            }
-        }
+        if g.strideH == 1 { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
+        subsample(x, channels: channels, planeRows: 0..<planeH, into: buffer)
     }
 
     /// The rows of every channel's padded plane (stride 1) or subsampled planes (stride 2) that
@@ -348,13 +333,17 @@ struct DirectConvPlan {
         let s = g.strideH
         let reach = outputRows.upperBound + (g.kernelHeight - 1) * g.dilationH / s
         if s == 1 { return pad(x, channels: 0..<g.inChannels, rows: outputRows.lowerBound..<min(paddedH, reach), into: buffer) }
-        let rows = outputRows.lowerBound..<min(planeH, reach)
+        subsample(x, channels: 0..<g.inChannels, planeRows: outputRows.lowerBound..<min(planeH, reach), into: buffer)
+    }
+
+    /// Stride 2: rows `planeRows` of the subsampled planes of channels `channels`.
+    private func subsample(_ x: UnsafePointer<Float>, channels: Range<Int>, planeRows rows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         guard !rows.isEmpty else { return }
         let plane = planeH * planeW
-        for c in 0..<g.inChannels {
+        for c in channels {
             let src = x + c * g.inPlane
             for (slot, (py, column)) in planes.enumerated() {
-                sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop + s * rows.lowerBound), Int32(column - g.padLeft),
+                sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop + 2 * rows.lowerBound), Int32(column - g.padLeft),
                                     buffer + (c * planes.count + slot) * plane + rows.lowerBound * planeW, Int32(rows.count), Int32(planeW))
             }
         }

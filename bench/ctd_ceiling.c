@@ -57,7 +57,7 @@ static void ceilings(void) {
     for (int rep = 0; rep < 20; rep++) {
         double t0 = now();
         for (int it = 0; it < 1000; it++) {
-            kernel_ctd(14, k, x, off, w, w + (size_t)k * NR, 2, cm, c, 14, NULL, 0, NULL, 0, 0, 0, 0, partial, 1, 0);
+            kernel_ctd(14, k, x, off, NULL, w, w + (size_t)k * NR, 2, cm, c, 14, NULL, 0, NULL, 0, 0, 0, 0, partial, 1, 0);
             __asm__ volatile("" ::"r"(partial) : "memory");
         }
         double t = (now() - t0) / 1000;

@@ -92,7 +92,7 @@ static void check_direct(const sx_kernel_config *cfg, int cin, int h, int w, int
     size_t csize = (size_t)m * oh * ow;
     float *res = floats(csize), *c1 = floats(csize), *c2 = malloc(csize * sizeof(float));
     memcpy(c2, c1, csize * sizeof(float));
-    sx_gemm_direct_b db = {x, off, n, gw, ow};
+    sx_gemm_direct_b db = {x, off, n, gw, ow, NULL, NULL};
     sx_gemm_out o1 = {c1, oh * ow, 0, residual ? res : NULL, oh * ow, 0, bias, oh * ow, act, 0.0f, 6.0f};
     sx_gemm_out o2 = o1;
     o2.c = c2;
@@ -120,7 +120,7 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
     float *res = floats(csize), *c1 = floats(csize), *c2 = malloc(csize * sizeof(float));
     if (residual == 2) memcpy(c1, res, csize * sizeof(float));
     memcpy(c2, c1, csize * sizeof(float));
-    sx_gemm_direct_b db = {x, off, n, gw, ow};
+    sx_gemm_direct_b db = {x, off, n, gw, ow, NULL, NULL};
     sx_gemm_out o1 = {c1, oh * ow, 0, residual == 2 ? c1 : residual ? res : NULL, oh * ow, 0, bias, oh * ow, act, 0.0f, 6.0f};
     sx_gemm_out o2 = o1;
     o2.c = c2;
@@ -133,6 +133,59 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
     snprintf(what, sizeof what, "ctd cin %d %dx%d m %d k%d pad %d act %d res %d", cin, h, w, m, ks, pad, act, residual);
     expect_close(what, cfg->name, c1, c2, csize, 1e-5f * (float)(k + 1));
     free(x); free(a); free(bias); free(off); free(pw); free(res); free(c1); free(c2);
+}
+
+/* `ctd` with per-row K lists (`sx_gemm_direct_b.row_k`): each output row lists the K rows whose
+ * input row exists, and the padded grid's top and bottom padding rows hold NaN (the side columns
+ * stay zero): a kernel that reads a listed-out tap, or lists for the wrong row, returns NaN. Checked
+ * against the portable kernel without lists on the zero-padded grid; `pad` ≥ `ks` gives rows whose
+ * window lies wholly in the padding (empty lists). The configuration's kernel and the portable one. */
+static void check_ctd_row_lists(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int pad) {
+    int gw = w + 2 * pad, gh = h + 2 * pad, oh = gh - ks + 1, ow = gw - ks + 1;
+    int k = cin * ks * ks, n = (oh - 1) * gw + ow;
+    float *x = floats((size_t)cin * gh * gw + 64), *xz = malloc(sizeof(float) * ((size_t)cin * gh * gw + 64));
+    float *a = floats((size_t)m * k), *bias = floats((size_t)m);
+    for (int c = 0; c < cin; c++)
+        for (int y = 0; y < gh; y++)
+            for (int xx = 0; xx < gw; xx++) {
+                float *v = x + ((size_t)c * gh + y) * gw + xx;
+                if (xx < pad || xx >= pad + w) *v = 0;
+                else if (y < pad || y >= pad + h) *v = NAN;
+            }
+    memcpy(xz, x, sizeof(float) * ((size_t)cin * gh * gw + 64));
+    for (size_t i = 0; i < (size_t)cin * gh * gw; i++) if (isnan(xz[i])) xz[i] = 0;
+    int *off = grid_offsets(cin, ks, gh, gw), *span = malloc(sizeof(int) * 2 * (size_t)oh), *list = malloc(sizeof(int) * (size_t)oh * k + 4);
+    int used = 0;
+    for (int oy = 0; oy < oh; oy++) {
+        span[2 * oy] = used;
+        for (int c = 0; c < cin; c++)
+            for (int ky = 0; ky < ks; ky++)
+                for (int kx = 0; kx < ks; kx++)
+                    if (oy - pad + ky >= 0 && oy - pad + ky < h) list[used++] = (c * ks + ky) * ks + kx;
+        span[2 * oy + 1] = used - span[2 * oy];
+        if (span[2 * oy + 1] == k) { span[2 * oy] = -1; span[2 * oy + 1] = 0; used -= k; }
+    }
+    float *pw = floats(sx_gemm_packed_wt_floats(m, k));
+    sx_gemm_pack_wt(a, m, k, pw);
+    size_t csize = (size_t)m * oh * ow;
+    float *c1 = floats(csize), *c2 = floats(csize), *want = floats(csize);
+    sx_gemm_direct_b lists = {x, off, n, gw, ow, span, list}, plain = {xz, off, n, gw, ow, NULL, NULL};
+    sx_gemm_out o1 = {c1, oh * ow, 0, NULL, oh * ow, 0, bias, oh * ow, SX_GEMM_ACT_RELU, 0, 0};
+    sx_gemm_out o2 = o1, ow_ = o1;
+    o2.c = c2;
+    ow_.c = want;
+    int panels = (m + 15) / 16, split = oh / 2;
+    char what[128];
+    snprintf(what, sizeof what, "ctd row lists cin %d %dx%d m %d k%d pad %d", cin, h, w, m, ks, pad);
+    sxk_ctd_portable(pw, m, k, 0, panels, &plain, 0, oh, &ow_);
+    if (cfg->ctd) {
+        cfg->ctd(pw, m, k, 0, panels, &lists, 0, split, &o1);
+        cfg->ctd(pw, m, k, 0, panels, &lists, split, oh, &o1);
+        expect_close(what, cfg->name, c1, want, csize, 1e-5f * (float)(k + 1));
+    }
+    sxk_ctd_portable(pw, m, k, 0, panels, &lists, 0, oh, &o2);
+    expect_close(what, "portable", c2, want, csize, 1e-5f * (float)(k + 1));
+    free(x); free(xz); free(a); free(bias); free(off); free(span); free(list); free(pw); free(c1); free(c2); free(want);
 }
 
 static void check_dw_plane(const sx_kernel_config *cfg, int oh, int ow, int act) {
@@ -299,7 +352,7 @@ static void check_entry_points(void) {
                     for (int q = 0; q < kk3; q++) acc += (double)w3[i * kk3 + q] * x3[off3[q] + oy * gw + ox];
                     want3[i * oh * ow + oy * ow + ox] = (float)acc;
                 }
-        sx_gemm_direct_b db3 = {x3, off3, (oh - 1) * gw + ow, gw, ow};
+        sx_gemm_direct_b db3 = {x3, off3, (oh - 1) * gw + ow, gw, ow, NULL, NULL};
         sx_gemm_out o3 = {c3, oh * ow, 0, NULL, oh * ow, 0, NULL, oh * ow, SX_GEMM_ACT_NONE, 0, 0};
         sx_gemm_compute_ctd(pw3, mm, kk3, 0, (mm + 15) / 16, &db3, 0, oh, &o3);
         expect_close("sx_gemm_compute_ctd", name, c3, want3, (size_t)mm * oh * ow, 1e-4f);
@@ -470,6 +523,12 @@ int main(void) {
             check_ctd(cfg, 64, 14, 14, 37, 3, 1, acts[ai], 2 - ai);    /* K blocks; 14: 5 + 5 + 4 */
             check_ctd(cfg, 30, 7, 7, 16, 1, 0, acts[ai], ai == 1);     /* dense: the plane as one run */
             check_ctd(cfg, 9, 5, 13, 33, 3, 1, acts[ai], 1);           /* 13-pixel rows, 33 channels */
+            if (ai == 0) {
+                check_ctd_row_lists(cfg, 20, 7, 7, 20, 3, 1);   /* 3×3: top and bottom rows skip a third */
+                check_ctd_row_lists(cfg, 16, 28, 28, 64, 3, 1); /* 28-pixel rows: 14 + 14, two pairs */
+                check_ctd_row_lists(cfg, 9, 6, 13, 33, 5, 2);   /* 5×5: two row classes at each edge */
+                check_ctd_row_lists(cfg, 8, 4, 4, 17, 3, 3);    /* rows wholly in the padding: empty lists */
+            }
             check_dw_plane(cfg, 5, 3, acts[ai]);
             check_dw_plane(cfg, 9, 37, acts[ai]);
             check_dw_direct(cfg, 13, 17, 1, 1, acts[ai], 1);

@@ -298,12 +298,14 @@ final class KernelConvTests: XCTestCase {
               batches: [1, 2], threads: [1, 2, 3])
         check(geometry(c: 16, h: 23, w: 17, oc: 8, k: (3, 3), pads: (1, 0, 2, 1)), act: .none, batches: [1], threads: [2, 3])
         // Planes under 7 pixels wide: packed product when batched, channel-major direct on the
-        // same packed weights when one sample is shared by the threads (batch < threads).
+        // same packed weights when one sample is shared by the threads (batch < threads) and, at
+        // stride 1, from 8 samples a thread (batch 16 on 2 threads, 24 on 3: whole samples a thread,
+        // the top and bottom rows on their K-row lists).
         for g in [geometry(c: 32, h: 4, w: 4, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)),
                   geometry(c: 32, h: 7, w: 7, oc: 24, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1))] {
             let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * 9), bias: nil, activation: .relu)
             XCTAssertEqual(kernel.algorithmName == "im2col/ctd", hasCTD && Int(cfg.pointee.mr) == Int(cfg.pointee.nr), "\(g): \(kernel.algorithmName)")
-            check(g, residual: true, act: .relu, batches: [1, 2, 3], threads: [1, 2, 3])
+            check(g, residual: true, act: .relu, batches: [1, 2, 3, 16, 24], threads: [1, 2, 3])
         }
         // Wide rows, short K, and 1×1 products with fewer inputs than outputs stay on the grid.
         for g in [geometry(c: 17, h: 16, w: 30, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), geometry(c: 9, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)),

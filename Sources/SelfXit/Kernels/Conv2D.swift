@@ -59,7 +59,8 @@ package final class Conv2DKernel {
     /// Samples whose columns share one packed B (short rows at late layers: longer N per product).
     private let samplesPerChunk: Int
     /// A packed product's channel-major direct alternative for batches smaller than the thread
-    /// count (one sample shared by the threads), on the same packed weights; see `init`.
+    /// count (one sample shared by the threads) and, at stride 1, from 8 samples a thread, on the
+    /// same packed weights; see `init`.
     private let sharedSampleDirect: DirectConvPlan?
 
     /// Precondition: `geometry` is consistent (channels divisible by `groups`, output sizes match
@@ -125,7 +126,11 @@ package final class Conv2DKernel {
         // Zen 4). The direct kernel reads the packed weights as they are where the
         // configuration's A panels are as tall as its channel vectors (`mr` = `nr`: AVX-512's 16,
         // the same layout as channel-major packing); packing the batched product channel-major
-        // instead cost it 4 % at batch 32.
+        // instead cost it 4 % at batch 32. Since the channel-major kernel skips the taps that read
+        // padding rows (`DirectConvPlan.rowK`: a sixth of a 4×4 plane's work), stride-1 layers run it
+        // at batches of 8 a thread and up too, whole samples a thread: 512→512 at 4×4, batch 32,
+        // 10.32–10.39 against the packed product's 10.79–10.85 ms (batch 8 and 2 even; stride 2
+        // still 5–6 % slower channel-major; selfxit-kernelbench min ctd|packed 2 1 2 8 32, Zen 4).
         if case .im2col = algorithm, case .rule = choice, let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
            Int(config.pointee.mr) == PackedGEMM.nr, g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
            let plan = DirectConvPlan(g, config: config, channelMajor: true), plan.channelMajor {
@@ -176,7 +181,7 @@ package final class Conv2DKernel {
     package var algorithmName: String {
         switch algorithm {
         case .pointwise: return packedA.first?.channelMajor == true ? "pointwise ct" : "pointwise"
-        case .im2col where sharedSampleDirect != nil: return "im2col/ctd"  // ctd below the thread count
+        case .im2col where sharedSampleDirect != nil: return "im2col/ctd"  // ctd below the thread count (and batched at stride 1)
         case .im2col: return packedA.first?.channelMajor == true ? "im2col ct" : "im2col"
         case let .depthwise(plan): return plan.readsInPlace ? "dw in place" : "dw padded"
         case let .direct(plan): return plan.channelMajor ? "direct ctd" : "direct grid"
@@ -235,7 +240,8 @@ package final class Conv2DKernel {
                      activation: activation, scratch: scratch, pool: pool)
             return
         }
-        if let plan = sharedSampleDirect, batch < pool.threadCount, let weights = packedA.first {
+        if let plan = sharedSampleDirect, batch < pool.threadCount || (batch >= 8 * pool.threadCount && plan.g.strideH == 1),
+           let weights = packedA.first {
             plan.run(input: input, weights: weights, bias: bias, residual: residual, output: output,
                      batch: batch, activation: activation, scratch: scratch, pool: pool)
             return

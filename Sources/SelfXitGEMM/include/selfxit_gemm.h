@@ -91,6 +91,15 @@ typedef struct sx_gemm_direct_b {
     const float *x;
     const int *offsets;
     int n, grid_w, valid_w;
+    /// Optional, read by the channel-major products (`ctd`) only; NULL: every output row runs all
+    /// `k` K rows. Where `row_k_span[2·oy] >= 0`, output row `oy` runs only the K rows
+    /// `row_k[row_k_span[2·oy] ..< row_k_span[2·oy] + row_k_span[2·oy + 1]]` (ascending). The
+    /// convolution planner lists, for the top and bottom output rows, the K rows whose window row
+    /// lies inside the input: the taps that read only zero padding rows are skipped (a third of a
+    /// 3×3 kernel's work on those rows; ONNX Runtime's NCHWc kernels skip them too). The padding
+    /// stays in B, so a kernel that ignores the lists computes the same sums.
+    const int *row_k_span;
+    const int *row_k;
 } sx_gemm_direct_b;
 
 /// Computes A panels `mp0..<mp1` (packed for the default ISA) against grid columns `q0..<q1`

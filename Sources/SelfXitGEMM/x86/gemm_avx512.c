@@ -703,7 +703,8 @@ void sxk_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
 #define CTD_MAX_PIXELS 14
 __attribute__((always_inline))
 AVX512_TARGET
-static inline void kernel_ctd(const int R, int k, const float *xr, const int *off, const float *w0, const float *w1, int nvec,
+static inline void kernel_ctd(const int R, int k, const float *xr, const int *off, const int *kidx,
+                              const float *w0, const float *w1, int nvec,
                               const __mmask16 *cm, float *c, ptrdiff_t ldc, const float *res, ptrdiff_t ldr,
                               const float *bias, int act, float lo, float hi, int accum, float *partial, int first, int last) {
     __m512 acc0[CTD_MAX_PIXELS], acc1[CTD_MAX_PIXELS];
@@ -717,7 +718,38 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
         // A residual in place: start from the sums already in C.
         ct_load_c_rows(R, acc0, acc1, nvec, cm, c, ldc);
     }
-    if (nvec == 2) {
+    if (kidx && nvec == 2) {
+        // A top or bottom row: only the K rows `kidx[0..<k]` whose window row is inside the input
+        // (`sx_gemm_direct_b.row_k`); the loop below with one more indirection. `kidx` is a
+        // constant NULL or not in each inlined copy, so neither copy carries the other's loop
+        // (one function with both loops spilled the 28 accumulators: the 28×28 layers 33 % slower).
+        for (int j = 0; j < k; j++) {
+            const int p = kidx[j];
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
+            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            {
+                int q = kidx[j + CTD_XPREFETCH < k ? j + CTD_XPREFETCH : k - 1];
+                _mm_prefetch((const char *)(xr + off[q]), _MM_HINT_T0);
+                _mm_prefetch((const char *)(xr + off[q] + R - 1), _MM_HINT_T0);
+            }
+            const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m512 b = _mm512_set1_ps(xp[r]);
+                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
+            }
+        }
+    } else if (kidx) {
+        for (int j = 0; j < k; j++) {
+            const int p = kidx[j];
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
+            const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
+        }
+    } else if (nvec == 2) {
         for (int p = 0; p < k; p++) {
             __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
             _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
@@ -828,7 +860,14 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
                     float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
                     const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
                     float *part = partial + (size_t)(si - s0) * CTD_MAX_PIXELS * 2 * NR;
-                    if (last && klen >= 256) {
+                    // A top or bottom row's own K rows (one K block only: the lists index all of K).
+                    const int *kidx = NULL;
+                    int kn = klen;
+                    if (!dense && kblocks == 1 && b->row_k_span) {
+                        int oy = oy0 + si / segments;
+                        if (b->row_k_span[2 * oy] >= 0) { kidx = b->row_k + b->row_k_span[2 * oy]; kn = b->row_k_span[2 * oy + 1]; }
+                    }
+                    if (last && kn >= 256) {
                         // The segment's output (and residual) lines, fetched for writing while the
                         // K loop runs: at batch 32 C is a new sample's, cold, and its 14-pixel rows
                         // are partial cache lines, read before they are written (+1.5–2 % on
@@ -844,11 +883,20 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
                             }
                         }
                     }
-    #define CTD_CASE(R) case R: kernel_ctd(R, klen, xr, offk, wk0, wk1, nvec, cm, c, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
-                    switch (len) {
-                        CTD_CASE(14) CTD_CASE(13) CTD_CASE(12) CTD_CASE(11) CTD_CASE(10) CTD_CASE(9) CTD_CASE(8)
+    #define CTD_CASE(R) case R: kernel_ctd(R, kn, xr, offk, KIDX, wk0, wk1, nvec, cm, c, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+    #define CTD_CASES \
+                        CTD_CASE(14) CTD_CASE(13) CTD_CASE(12) CTD_CASE(11) CTD_CASE(10) CTD_CASE(9) CTD_CASE(8) \
                         CTD_CASE(7) CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1)
+                    if (kidx) {
+    #define KIDX kidx
+                        switch (len) { CTD_CASES }
+    #undef KIDX
+                    } else {
+    #define KIDX NULL
+                        switch (len) { CTD_CASES }
+    #undef KIDX
                     }
+    #undef CTD_CASES
     #undef CTD_CASE
                 }
             }

@@ -278,6 +278,7 @@ final class KernelConvTests: XCTestCase {
             (geometry(c: 16, h: 10, w: 9, oc: 33, k: (3, 3), d: (2, 2), pads: (2, 1, 2, 1)), false, .none),
             (geometry(c: 20, h: 30, w: 34, oc: 24, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),
             (geometry(c: 32, h: 7, w: 7, oc: 50, k: (3, 3), pads: (1, 1, 1, 1)), false, .relu),
+            (geometry(c: 16, h: 9, w: 56, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)), true, .relu),  // 56-pixel rows: 4 segments
         ]
         for (g, residual, act) in cases {
             let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
@@ -308,7 +309,7 @@ final class KernelConvTests: XCTestCase {
             check(g, residual: true, act: .relu, batches: [1, 2, 3, 16, 24], threads: [1, 2, 3])
         }
         // Wide rows, short K, and 1×1 products with fewer inputs than outputs stay on the grid.
-        for g in [geometry(c: 17, h: 16, w: 30, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), geometry(c: 9, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)),
+        for g in [geometry(c: 17, h: 16, w: 58, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), geometry(c: 9, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)),
                   geometry(c: 160, h: 12, w: 12, oc: 200, k: (1, 1))] {
             XCTAssertFalse(Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
                                         bias: nil, activation: .none).isDirectChannelMajor, "\(g)")

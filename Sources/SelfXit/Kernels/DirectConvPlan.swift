@@ -62,7 +62,8 @@ struct DirectConvPlan {
     /// `nil` when `g` does not suit a direct product: grouped, strides other than 1×1 or 2×2, or
     /// a grid wasting more than an eighth of its columns (small planes, whose im2col is cheap anyway).
     /// Also `nil` when `config` has no direct kernel. Channel-major needs its `ctd` kernel, and
-    /// takes rows of at most twice its `ctd_max_pixels` (14 on AVX-512, so 28).
+    /// takes rows of at most twice its `ctd_max_pixels` (14 on AVX-512, so 28), four times (56) at
+    /// stride 1 with a kernel larger than 1×1.
     /// `channelMajor` (tuning checks only, selfxit-kernelbench tune) overrides the rule: `true`
     /// where the configuration has a `ctd` kernel, `false` always; the grid-waste limit is then lifted.
     init?(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config>, channelMajor forced: Bool? = nil) {
@@ -92,8 +93,13 @@ struct DirectConvPlan {
         // 1.27, 1.13 against 1.27 ms) but slower inside the model (1.23–1.50 against 1.01–1.29,
         // 1.42–1.54 against 1.23–1.29). Likely why: their outputs (1.6 and 3.2 MB) are written
         // cold there, and channel-major stores rows of ≤ 14 pixels (partial cache lines) per channel.
+        // Stride-1 kernels larger than 1×1 go channel-major on rows of up to 56 pixels (four
+        // segments): ResNet-50's 3×3 64→64 at 56×56 ran 1.024–1.060 ms in the model against the
+        // grid's 1.071–1.082 at batch 1 and 8.56–8.72 against 8.94–9.14 at batch 8 (its padding
+        // rows skipped, no grid column spent on padding; selfxit-bench --profile, alternating,
+        // Zen 4, 2 threads; BENCHMARKS §7.20).
         let s2 = g.strideH == 2 && g.strideW == 2
-        let rule = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= (pointwise ? ctdPixels : 2 * ctdPixels) && k >= 128
+        let rule = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= (pointwise ? ctdPixels : (s2 ? 2 : 4) * ctdPixels) && k >= 128
             && (!pointwise || s2 || k >= g.outChannels || g.outPlane < 64)
         if let forced, forced && ctdPixels == 0 { return nil }
         channelMajor = forced ?? rule

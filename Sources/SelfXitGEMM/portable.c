@@ -95,10 +95,19 @@ void sxk_ctd_portable(const float *pw, int m, int k, int cp0, int cp1, const sx_
             for (int ox = 0; ox < b->valid_w; ox++) {
                 const float *xp = b->x + (ptrdiff_t)oy * b->grid_w + ox;
                 float s = 0;
+                // Top and bottom rows: only the K rows their list names (`sx_gemm_direct_b.row_k`);
+                // the border columns of the other rows: their column's list.
+                const int *kidx = NULL;
+                int kn = 0;
                 if (b->row_k_span && b->row_k_span[2 * oy] >= 0) {
-                    // Top and bottom rows: only the K rows their list names (`sx_gemm_direct_b.row_k`).
-                    const int *kidx = b->row_k + b->row_k_span[2 * oy];
-                    for (int j = 0; j < b->row_k_span[2 * oy + 1]; j++) s += wp[(size_t)kidx[j] * NR] * xp[b->offsets[kidx[j]]];
+                    kidx = b->row_k + b->row_k_span[2 * oy];
+                    kn = b->row_k_span[2 * oy + 1];
+                } else if (b->row_k && b->border_cols > 0 && b->col1 > b->col0) {
+                    for (int bc = 0; bc < b->border_cols; bc++)
+                        if (b->border_col[bc] == ox) { kidx = b->row_k + b->col_k_span[2 * bc]; kn = b->col_k_span[2 * bc + 1]; }
+                }
+                if (kidx) {
+                    for (int j = 0; j < kn; j++) s += wp[(size_t)kidx[j] * NR] * xp[b->offsets[kidx[j]]];
                 } else {
                     for (int kk = 0; kk < k; kk++) s += wp[(size_t)kk * NR] * xp[b->offsets[kk]];
                 }

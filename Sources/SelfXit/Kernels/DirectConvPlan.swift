@@ -54,6 +54,15 @@ struct DirectConvPlan {
     /// the grid kernels compute them, as their vectors run across rows).
     let rowKSpan: [Int32]
     let rowK: [Int32]
+    /// Channel-major only, with `rowK` (else empty): the output columns whose window reaches the
+    /// padding columns, each with its (start, length) of K rows in `rowK` — the taps (`c, ky, kx`)
+    /// whose input column exists — and the columns between them (`interiorColumns`), which
+    /// the rows without a list run as row segments (`sx_gemm_direct_b.border_col`). Only on
+    /// rows of at most 14 pixels (7 at stride 2; see `init`) with at least 5 interior columns
+    /// (5-pixel segments ran at the kernel's full rate per pixel; fewer leave its FMA pipes idle).
+    let borderColumns: [Int32]
+    let borderColumnKSpan: [Int32]
+    let interiorColumns: Range<Int>
     /// Most K-row list entries kept (4 MB); past that the rows run all of K (same sums, the padding is zero).
     static let maxRowKEntries = 1 << 20
     /// Widest input (channels) a stride-2 convolution copies as phases; wider ones copy a plane per kernel column.
@@ -162,37 +171,80 @@ struct DirectConvPlan {
               let sampleFloats = checkedMultiply(g.inChannels, channelFloats), sampleFloats < Int(Int32.max) else { return nil }
         let plane = s == 1 ? 0 : planeH * planeW
         offsets = (0..<g.inChannels).flatMap { c in taps.map { Int32(c * channelFloats + $0.slot * plane + $0.offset) } }
-        (rowKSpan, rowK) = channelMajor ? DirectConvPlan.rowKLists(g) : ([], [])
+        // Border columns apart only where a row is one segment (stride 1) or half of one (stride
+        // 2): ResNet-50 b1's 3×3 layers (selfxit-bench --profile, alternating, Zen 4, 2 threads)
+        // at 14×14 ran 0.968 ms against 0.988 with them apart, at 7×7 0.997–1.026 against
+        // 1.054–1.063, stride 2 into 7×7 1.137–1.147 against 1.161–1.167; but at 28×28 and 56×56
+        // 1–2.5 % slower, stride 2 into 14×14 1.5 % slower: a column segment's 14 pixels lie on 14
+        // grid rows, whose lines for all the channels outgrow L1, while the work saved shrinks
+        // with the row's width (2 columns of `outWidth`).
+        let columnsApart = g.outWidth <= (s == 1 ? ctdPixels : ctdPixels / 2)
+        let lists = channelMajor && !pointwise ? DirectConvPlan.kLists(g, columns: columnsApart) : nil
+        rowKSpan = lists?.rowSpans ?? []
+        rowK = lists?.entries ?? []
+        borderColumns = lists?.columns ?? []
+        borderColumnKSpan = lists?.columnSpans ?? []
+        interiorColumns = lists?.interior ?? 0..<0
     }
 
-    /// `rowKSpan` and `rowK` for `g`: rows with the same window rows inside the input share a list.
-    private static func rowKLists(_ g: Conv2DGeometry) -> ([Int32], [Int32]) {
+    /// The K-row lists of `g`'s top and bottom rows and border columns (`rowKSpan`, `borderColumns`);
+    /// `nil` when no window reaches the padding or the lists would pass `maxRowKEntries`.
+    private static func kLists(_ g: Conv2DGeometry, columns wanted: Bool)
+        -> (rowSpans: [Int32], entries: [Int32], columns: [Int32], columnSpans: [Int32], interior: Range<Int>)? {
         let taps = g.kernelHeight * g.kernelWidth
-        var spans: [Int32] = []
-        var lists: [Int32] = []
-        var known: [Range<Int>: Int32] = [:]
-        spans.reserveCapacity(2 * g.outHeight)
-        for oy in 0..<g.outHeight {
-            // Kernel rows ky whose input row exists: a range, as the input row grows with ky.
-            let top = oy * g.strideH - g.padTop
-            let rows = (0..<g.kernelHeight).filter { top + $0 * g.dilationH >= 0 && top + $0 * g.dilationH < g.inHeight }
-            let valid = (rows.first ?? 0)..<((rows.last ?? -1) + 1)
-            if valid.count == g.kernelHeight { spans += [-1, 0]; continue }
-            let length = g.inChannels * valid.count * g.kernelWidth
-            if let start = known[valid] { spans += [start, Int32(length)]; continue }
-            guard lists.count + length <= maxRowKEntries else { return ([], []) }
-            let start = Int32(lists.count)
+        var entries: [Int32] = []
+        /// Where the list of the taps with kernel rows `kys` and columns `kxs` starts (shared by
+        /// the rows, or columns, with the same ones); nil past the budget.
+        var known: [[Int]: Int32] = [:]
+        func list(kys: Range<Int>, kxs: Range<Int>) -> Int32? {
+            let key = [kys.lowerBound, kys.upperBound, kxs.lowerBound, kxs.upperBound]
+            if let start = known[key] { return start }
+            guard entries.count + g.inChannels * kys.count * kxs.count <= maxRowKEntries else { return nil }
+            let start = Int32(entries.count)
             for c in 0..<g.inChannels {
-                for ky in valid {
-                    for kx in 0..<g.kernelWidth { lists.append(Int32(c * taps + ky * g.kernelWidth + kx)) }
+                for ky in kys {
+                    for kx in kxs { entries.append(Int32(c * taps + ky * g.kernelWidth + kx)) }
                 }
             }
-            known[valid] = start
-            spans += [start, Int32(length)]
+            known[key] = start
+            return start
         }
-        guard !known.isEmpty else { return ([], []) }
-        // Rows whose window lies wholly in the padding list nothing: keep the pointer valid anyway.
-        return (spans, lists.isEmpty ? [0] : lists)
+        /// Kernel rows (or columns) whose input row (column) exists: a range, as the input index grows with the tap.
+        func valid(_ o: Int, stride: Int, pad: Int, dilation: Int, extent: Int, size: Int) -> Range<Int> {
+            let first = o * stride - pad
+            let inside = (0..<extent).filter { first + $0 * dilation >= 0 && first + $0 * dilation < size }
+            return (inside.first ?? 0)..<((inside.last ?? -1) + 1)
+        }
+        let allRows = 0..<g.kernelHeight, allColumns = 0..<g.kernelWidth
+        var rowSpans: [Int32] = []
+        rowSpans.reserveCapacity(2 * g.outHeight)
+        var anyRow = false
+        for oy in 0..<g.outHeight {
+            let kys = valid(oy, stride: g.strideH, pad: g.padTop, dilation: g.dilationH, extent: g.kernelHeight, size: g.inHeight)
+            if kys == allRows { rowSpans += [-1, 0]; continue }
+            guard let start = list(kys: kys, kxs: allColumns) else { return nil }
+            rowSpans += [start, Int32(g.inChannels * kys.count * g.kernelWidth)]
+            anyRow = true
+        }
+        // Border columns: those outside the run of columns whose windows lie inside the input.
+        let kxsOf = (0..<g.outWidth).map { valid($0, stride: g.strideW, pad: g.padLeft, dilation: g.dilationW, extent: g.kernelWidth, size: g.inWidth) }
+        let inner = kxsOf.indices.filter { kxsOf[$0] == allColumns }
+        var columns: [Int32] = [], columnSpans: [Int32] = []
+        var interior = 0..<0
+        if wanted, let first = inner.first, let last = inner.last, last + 1 - first == inner.count, inner.count >= 5,
+           inner.count < g.outWidth {
+            let saved = (entries, known)
+            var fits = true
+            for ox in 0..<g.outWidth where !(first...last).contains(ox) {
+                guard let start = list(kys: allRows, kxs: kxsOf[ox]) else { fits = false; break }
+                columns.append(Int32(ox))
+                columnSpans += [start, Int32(g.inChannels * g.kernelHeight * kxsOf[ox].count)]
+            }
+            if fits { interior = first..<(last + 1) } else { (entries, known) = saved; columns = []; columnSpans = [] }
+        }
+        guard anyRow || !columns.isEmpty else { return nil }
+        // Rows or columns whose window lies wholly in the padding list nothing: keep the pointer valid anyway.
+        return (anyRow ? rowSpans : [], entries.isEmpty ? [0] : entries, columns, columnSpans, interior)
     }
 
     /// Floats of scratch per thread (the padded copy of one sample).
@@ -219,13 +271,19 @@ struct DirectConvPlan {
         offsets.withUnsafeBufferPointer { off in
           rowKSpan.withUnsafeBufferPointer { rowKSpan in
           rowK.withUnsafeBufferPointer { rowK in
+          borderColumns.withUnsafeBufferPointer { borderColumns in
+          borderColumnKSpan.withUnsafeBufferPointer { borderColumnKSpan in
             /// A panels `mp` × units `u` of sample `s`, B read from `src`.
             func compute(_ s: Int, _ src: UnsafePointer<Float>, mp: Range<Int>, units u: Range<Int>) {
                 guard !mp.isEmpty && !u.isEmpty else { return }
                 var b = sx_gemm_direct_b(x: src, offsets: off.baseAddress, n: Int32(gridColumns),
                                          grid_w: Int32(gridW), valid_w: Int32(g.outWidth),
                                          row_k_span: rowKSpan.isEmpty ? nil : rowKSpan.baseAddress,
-                                         row_k: rowK.isEmpty ? nil : rowK.baseAddress)
+                                         row_k: rowK.isEmpty ? nil : rowK.baseAddress,
+                                         col0: Int32(interiorColumns.lowerBound), col1: Int32(interiorColumns.upperBound),
+                                         border_cols: Int32(borderColumns.count),
+                                         border_col: borderColumns.isEmpty ? nil : borderColumns.baseAddress,
+                                         col_k_span: borderColumnKSpan.isEmpty ? nil : borderColumnKSpan.baseAddress)
                 var out = sx_gemm_out(c: output + s * outSample, ldc: g.outPlane, c_sample_stride: 0,
                                       residual: residual.map { $0 + s * outSample }, ldr: g.outPlane, r_sample_stride: 0,
                                       bias: bias, cols_per_sample: Int32(g.outPlane),
@@ -369,6 +427,8 @@ struct DirectConvPlan {
                     runActivation(activation, input: y, output: y, count: outSample, pool: pool)
                 }
             }
+          }
+          }
           }
           }
         }

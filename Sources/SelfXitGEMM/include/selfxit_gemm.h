@@ -100,6 +100,16 @@ typedef struct sx_gemm_direct_b {
     /// stays in B, so a kernel that ignores the lists computes the same sums.
     const int *row_k_span;
     const int *row_k;
+    /// Optional, channel-major only, with `row_k` (`border_cols` 0: none): the rows without a
+    /// list of their own run only pixels `col0 ..< col1` as row segments, and each of the
+    /// `border_cols` output columns `border_col[i]` outside that range runs down those rows
+    /// (≤ 14 rows a segment, pixel `r` one grid row further in B and one output row in C) over
+    /// the K rows `row_k[col_k_span[2·i] ..< col_k_span[2·i] + col_k_span[2·i + 1]]`: the taps whose
+    /// window column lies inside the input. Top and bottom rows (with a list) keep whole-row
+    /// segments, so their corner pixels still read the padding columns (zeros).
+    int col0, col1, border_cols;
+    const int *border_col;
+    const int *col_k_span;
 } sx_gemm_direct_b;
 
 /// Computes A panels `mp0..<mp1` (packed for the default ISA) against grid columns `q0..<q1`

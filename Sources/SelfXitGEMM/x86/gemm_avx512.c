@@ -786,6 +786,57 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
     ct_store_rows(R, acc0, acc1, nvec, cm, c, ldc, res, ldr, bias, act, lo, hi);
 }
 
+/// `kernel_ctd` for `R` (≤ 14) output pixels down a border column (`sx_gemm_direct_b.border_col`):
+/// pixel `r`'s input at `xr[off[kk] + r·gstride]` and its output at `c + r·pstride` (residual
+/// likewise), over the K rows `kidx[0..<k]` whose window column is inside the input. The pixels
+/// are not consecutive in C: gathered / scattered epilogue (`ct_gather_c`, `ct_store`), a few
+/// per cent of a segment's time, on two columns of a plane.
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void kernel_ctd_column(const int R, int k, const float *xr, ptrdiff_t gstride, const int *off, const int *kidx,
+                                     const float *w0, const float *w1, int nvec, const __mmask16 *cm,
+                                     float *c, ptrdiff_t pstride, ptrdiff_t ldc, const float *res, ptrdiff_t ldr,
+                                     const float *bias, int act, float lo, float hi, int accum) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i cidx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)ldc));
+    __m512 acc0[CTD_MAX_PIXELS], acc1[CTD_MAX_PIXELS];
+    float *cpix[CTD_MAX_PIXELS];
+    const float *rpix[CTD_MAX_PIXELS];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < CTD_MAX_PIXELS; r++) {
+        acc0[r] = _mm512_setzero_ps();
+        acc1[r] = _mm512_setzero_ps();
+        cpix[r] = c + r * pstride;
+        rpix[r] = res ? res + r * pstride : NULL;
+    }
+    // A residual in place: start from the sums already in C.
+    if (accum) ct_gather_c(R, acc0, acc1, nvec, cm, cpix, cidx, ldc);
+    if (nvec == 2) {
+        for (int j = 0; j < k; j++) {
+            const int p = kidx[j];
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
+            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m512 b = _mm512_set1_ps(xp[r * gstride]);
+                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
+            }
+        }
+    } else {
+        for (int j = 0; j < k; j++) {
+            const int p = kidx[j];
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
+            const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r * gstride]), acc0[r]);
+        }
+    }
+    ct_store(R, acc0, acc1, nvec, cm, cpix, cidx, ldc, res ? rpix : NULL, ldr, bias, act, lo, hi);
+}
+
 /// Row segments a channel-major K-blocked pass keeps partial sums for (on the stack, 1.75 KB each).
 #ifndef CTD_GROUP_SEGMENTS
 #define CTD_GROUP_SEGMENTS 32
@@ -819,6 +870,11 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
     const int total = dense ? (int)((run + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS) : (oy1 - oy0) * segments;
     const int kblocks = k > CTD_KC_FROM ? (k + CTD_KC - 1) / CTD_KC : 1;
     const int kc = (k + kblocks - 1) / kblocks;
+    // Border columns apart (`sx_gemm_direct_b.border_cols`): rows without a list of their own
+    // run pixels col0..<col1 in `isegments` segments; the border columns run down those rows after
+    // each channel pair's row segments. Only in one K block (the lists index all of K).
+    const int colsplit = !dense && kblocks == 1 && b->row_k && b->border_cols > 0 && b->col1 > b->col0;
+    const int isegments = colsplit ? (b->col1 - b->col0 + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS : segments;
     __attribute__((aligned(64))) float partial[CTD_GROUP_SEGMENTS * CTD_MAX_PIXELS * 2 * NR];
     // Channel panels in pairs; for each pair groups of segments, K in blocks (one below
     // `CTD_KC_FROM` rows) whose weights stay in L2 while the group's segments pass (partial sums
@@ -852,7 +908,12 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
                         xr = b->x + p0;
                     } else {
                         int oy = oy0 + si / segments, sg = si % segments;
-                        int ox0 = out_w * sg / segments, ox1 = out_w * (sg + 1) / segments;
+                        int from = 0, width = out_w, count = segments;
+                        if (colsplit && !(b->row_k_span && b->row_k_span[2 * oy] >= 0)) {
+                            if (sg >= isegments) continue;
+                            from = b->col0; width = b->col1 - b->col0; count = isegments;
+                        }
+                        int ox0 = from + width * sg / count, ox1 = from + width * (sg + 1) / count;
                         pixel = (ptrdiff_t)oy * out_w + ox0;
                         len = ox1 - ox0;
                         xr = b->x + (ptrdiff_t)oy * b->grid_w + ox0;
@@ -900,6 +961,34 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
     #undef CTD_CASE
                 }
             }
+        }
+        if (!colsplit) continue;
+        // The border columns down each run of rows without a list of their own, in near-equal
+        // segments of at most 14 rows.
+        const float *res0 = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr : NULL;
+        for (int oy = oy0; oy < oy1;) {
+            if (b->row_k_span && b->row_k_span[2 * oy] >= 0) { oy++; continue; }
+            int end = oy;
+            while (end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
+            const int rows = end - oy, pieces = (rows + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS;
+            for (int bc = 0; bc < b->border_cols; bc++) {
+                const int ox = b->border_col[bc];
+                const int *kidx = b->row_k + b->col_k_span[2 * bc];
+                const int kn = b->col_k_span[2 * bc + 1];
+                for (int piece = 0; piece < pieces; piece++) {
+                    const int r0 = oy + rows * piece / pieces, r1 = oy + rows * (piece + 1) / pieces;
+                    const float *xr = b->x + (ptrdiff_t)r0 * b->grid_w + ox;
+                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + (ptrdiff_t)r0 * out_w + ox;
+                    const float *res = res0 ? res0 + (ptrdiff_t)r0 * out_w + ox : NULL;
+    #define CTDC_CASE(R) case R: kernel_ctd_column(R, kn, xr, b->grid_w, b->offsets, kidx, w0, w1, nvec, cm, c, out_w, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place); break;
+                    switch (r1 - r0) {
+                        CTDC_CASE(14) CTDC_CASE(13) CTDC_CASE(12) CTDC_CASE(11) CTDC_CASE(10) CTDC_CASE(9) CTDC_CASE(8)
+                        CTDC_CASE(7) CTDC_CASE(6) CTDC_CASE(5) CTDC_CASE(4) CTDC_CASE(3) CTDC_CASE(2) CTDC_CASE(1)
+                    }
+    #undef CTDC_CASE
+                }
+            }
+            oy = end;
         }
     }
 }

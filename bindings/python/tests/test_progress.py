@@ -123,8 +123,15 @@ def test_ctrl_c_cancels_build(built):
             signal.pthread_kill(main, signal.SIGINT)
 
     assert threading.current_thread() is threading.main_thread()
-    with pytest.raises(KeyboardInterrupt):
-        e.update_exits(progress=interrupt, **FAST)
+    # A runner started as a background job of a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler (the test failed that way when CI
+    # ran under `cmd &`): Ctrl-C's own handler for the test's duration, as in a terminal.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            e.update_exits(progress=interrupt, **FAST)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert sent and time.monotonic() - sent[0] < 1.5
     assert len(calls_after) <= 3, calls_after  # the cancel reaches the library at the next call
     assert e.stats()["last_build"] == report

@@ -135,67 +135,18 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
     free(x); free(a); free(bias); free(off); free(pw); free(res); free(c1); free(c2);
 }
 
-/* `ctd` with per-row K lists (`sx_gemm_direct_b.row_k`): each output row lists the K rows whose
- * input row exists, and the padded grid's top and bottom padding rows hold NaN (the side columns
- * stay zero): a kernel that reads a listed-out tap, or lists for the wrong row, returns NaN. Checked
- * against the portable kernel without lists on the zero-padded grid; `pad` ≥ `ks` gives rows whose
- * window lies wholly in the padding (empty lists). The configuration's kernel and the portable one. */
-static void check_ctd_row_lists(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int pad) {
-    int gw = w + 2 * pad, gh = h + 2 * pad, oh = gh - ks + 1, ow = gw - ks + 1;
-    int k = cin * ks * ks, n = (oh - 1) * gw + ow;
-    float *x = floats((size_t)cin * gh * gw + 64), *xz = malloc(sizeof(float) * ((size_t)cin * gh * gw + 64));
-    float *a = floats((size_t)m * k), *bias = floats((size_t)m);
-    for (int c = 0; c < cin; c++)
-        for (int y = 0; y < gh; y++)
-            for (int xx = 0; xx < gw; xx++) {
-                float *v = x + ((size_t)c * gh + y) * gw + xx;
-                if (xx < pad || xx >= pad + w) *v = 0;
-                else if (y < pad || y >= pad + h) *v = NAN;
-            }
-    memcpy(xz, x, sizeof(float) * ((size_t)cin * gh * gw + 64));
-    for (size_t i = 0; i < (size_t)cin * gh * gw; i++) if (isnan(xz[i])) xz[i] = 0;
-    int *off = grid_offsets(cin, ks, gh, gw), *span = malloc(sizeof(int) * 2 * (size_t)oh), *list = malloc(sizeof(int) * (size_t)oh * k + 4);
-    int used = 0;
-    for (int oy = 0; oy < oh; oy++) {
-        span[2 * oy] = used;
-        for (int c = 0; c < cin; c++)
-            for (int ky = 0; ky < ks; ky++)
-                for (int kx = 0; kx < ks; kx++)
-                    if (oy - pad + ky >= 0 && oy - pad + ky < h) list[used++] = (c * ks + ky) * ks + kx;
-        span[2 * oy + 1] = used - span[2 * oy];
-        if (span[2 * oy + 1] == k) { span[2 * oy] = -1; span[2 * oy + 1] = 0; used -= k; }
-    }
-    float *pw = floats(sx_gemm_packed_wt_floats(m, k));
-    sx_gemm_pack_wt(a, m, k, pw);
-    size_t csize = (size_t)m * oh * ow;
-    float *c1 = floats(csize), *c2 = floats(csize), *want = floats(csize);
-    sx_gemm_direct_b lists = {x, off, n, gw, ow, span, list, 0, 0, 0, NULL, NULL}, plain = {xz, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL};
-    sx_gemm_out o1 = {c1, oh * ow, 0, NULL, oh * ow, 0, bias, oh * ow, SX_GEMM_ACT_RELU, 0, 0};
-    sx_gemm_out o2 = o1, ow_ = o1;
-    o2.c = c2;
-    ow_.c = want;
-    int panels = (m + 15) / 16, split = oh / 2;
-    char what[128];
-    snprintf(what, sizeof what, "ctd row lists cin %d %dx%d m %d k%d pad %d", cin, h, w, m, ks, pad);
-    sxk_ctd_portable(pw, m, k, 0, panels, &plain, 0, oh, &ow_);
-    if (cfg->ctd) {
-        cfg->ctd(pw, m, k, 0, panels, &lists, 0, split, &o1);
-        cfg->ctd(pw, m, k, 0, panels, &lists, split, oh, &o1);
-        expect_close(what, cfg->name, c1, want, csize, 1e-5f * (float)(k + 1));
-    }
-    sxk_ctd_portable(pw, m, k, 0, panels, &lists, 0, oh, &o2);
-    expect_close(what, "portable", c2, want, csize, 1e-5f * (float)(k + 1));
-    free(x); free(xz); free(a); free(bias); free(off); free(span); free(list); free(pw); free(c1); free(c2); free(want);
-}
-
-/* `ctd` with border columns apart (`sx_gemm_direct_b.border_col`): a `ks`×`ks` stride-1 product
- * padded by `padx` columns each side and `pady` rows. The padding columns hold NaN where
- * `pady` is 0 (only the border columns' segments read near them, so reading a listed-out tap
- * gives NaN); with row padding too (zeros, whose corners the top and bottom rows read) the sums
- * are checked, so every pixel must be computed once by exactly one kind of segment. Residual 0
- * none, 1 apart, 2 in place (the column segments gather and scatter C). Against the portable
- * kernel without lists on a zero-padded copy; the portable kernel with the lists too. */
-static void check_ctd_column_lists(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int padx, int pady, int residual) {
+/* `ctd` with per-row K lists (`sx_gemm_direct_b.row_k`) and, with `columns`, border columns apart
+ * (`border_col`): a `ks`×`ks` stride-1 product padded by `padx` columns each side and `pady` rows.
+ * Each output row lists the K rows whose input row exists, and the padding *rows* hold NaN: a
+ * kernel that reads a listed-out tap, or a list for the wrong row, returns NaN. The padding
+ * columns hold NaN too where `columns` and `pady` is 0 (only the border columns' segments read
+ * near them); with row padding as well they hold zeros (the top and bottom rows' corner pixels
+ * read them) and the sums are checked, so every pixel must be computed once by exactly one kind
+ * of segment. `pad` ≥ `ks` gives rows whose window lies wholly in the padding (empty lists).
+ * Residual 0 none, 1 apart, 2 in place (the column segments gather and scatter C). Against the
+ * portable kernel without lists on a zero-padded copy; the portable kernel with the lists too. */
+static void check_ctd_lists(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int padx, int pady,
+                            int residual, int columns) {
     int gw = w + 2 * padx, gh = h + 2 * pady, oh = gh - ks + 1, ow = gw - ks + 1;
     int k = cin * ks * ks, n = (oh - 1) * gw + ow;
     size_t xn = (size_t)cin * gh * gw + 64;
@@ -204,18 +155,15 @@ static void check_ctd_column_lists(const sx_kernel_config *cfg, int cin, int h, 
         for (int y = 0; y < gh; y++)
             for (int xx = 0; xx < gw; xx++) {
                 float *v = x + ((size_t)c * gh + y) * gw + xx;
-                if (y < pady || y >= pady + h) *v = 0;
-                else if (xx < padx || xx >= padx + w) *v = pady ? 0 : NAN;
+                if (y < pady || y >= pady + h) *v = NAN;
+                else if (xx < padx || xx >= padx + w) *v = columns && !pady ? NAN : 0;
             }
     memcpy(xz, x, sizeof(float) * xn);
     for (size_t i = 0; i < xn; i++) if (isnan(xz[i])) xz[i] = 0;
-    int *off = malloc(sizeof(int) * (size_t)k);
-    for (int c = 0; c < cin; c++)
-        for (int ky = 0; ky < ks; ky++)
-            for (int kx = 0; kx < ks; kx++) off[(c * ks + ky) * ks + kx] = c * gh * gw + ky * gw + kx;
+    int *off = grid_offsets(cin, ks, gh, gw);
     int *span = malloc(sizeof(int) * 2 * (size_t)oh), *cols = malloc(sizeof(int) * (size_t)ow), *cspan = malloc(sizeof(int) * 2 * (size_t)ow);
     int *list = malloc(sizeof(int) * ((size_t)(oh + ow) * k + 4));
-    int used = 0, ncols = 0, col0 = -1, col1 = -1;
+    int used = 0, ncols = 0, col0 = 0, col1 = 0;
     for (int oy = 0; oy < oh; oy++) {
         span[2 * oy] = used;
         for (int c = 0; c < cin; c++)
@@ -225,13 +173,13 @@ static void check_ctd_column_lists(const sx_kernel_config *cfg, int cin, int h, 
         span[2 * oy + 1] = used - span[2 * oy];
         if (span[2 * oy + 1] == k) { span[2 * oy] = -1; span[2 * oy + 1] = 0; used -= k; }
     }
-    for (int ox = 0; ox < ow; ox++) {
+    for (int ox = 0; columns && ox < ow; ox++) {
         int start = used;
         for (int c = 0; c < cin; c++)
             for (int ky = 0; ky < ks; ky++)
                 for (int kx = 0; kx < ks; kx++)
                     if (ox - padx + kx >= 0 && ox - padx + kx < w) list[used++] = (c * ks + ky) * ks + kx;
-        if (used - start == k) { used = start; if (col0 < 0) col0 = ox; col1 = ox + 1; continue; }
+        if (used - start == k) { used = start; if (col1 == 0) col0 = ox; col1 = ox + 1; continue; }
         cols[ncols] = ox; cspan[2 * ncols] = start; cspan[2 * ncols + 1] = used - start; ncols++;
     }
     float *pw = floats(sx_gemm_packed_wt_floats(m, k));
@@ -250,7 +198,8 @@ static void check_ctd_column_lists(const sx_kernel_config *cfg, int cin, int h, 
     if (residual == 2) { o2.residual = c2; ow_.residual = want; }
     int panels = (m + 15) / 16, split = oh / 3;
     char what[128];
-    snprintf(what, sizeof what, "ctd column lists cin %d %dx%d m %d k%d pad %d/%d res %d", cin, h, w, m, ks, padx, pady, residual);
+    snprintf(what, sizeof what, "ctd %s lists cin %d %dx%d m %d k%d pad %d/%d res %d", columns ? "row and column" : "row",
+             cin, h, w, m, ks, padx, pady, residual);
     sxk_ctd_portable(pw, m, k, 0, panels, &plain, 0, oh, &ow_);
     if (cfg->ctd) {
         cfg->ctd(pw, m, k, 0, panels, &lists, 0, split, &o1);
@@ -599,15 +548,15 @@ int main(void) {
             check_ctd(cfg, 30, 7, 7, 16, 1, 0, acts[ai], ai == 1);     /* dense: the plane as one run */
             check_ctd(cfg, 9, 5, 13, 33, 3, 1, acts[ai], 1);           /* 13-pixel rows, 33 channels */
             if (ai == 0) {
-                check_ctd_row_lists(cfg, 20, 7, 7, 20, 3, 1);   /* 3×3: top and bottom rows skip a third */
-                check_ctd_row_lists(cfg, 16, 28, 28, 64, 3, 1); /* 28-pixel rows: 14 + 14, two pairs */
-                check_ctd_row_lists(cfg, 9, 6, 13, 33, 5, 2);   /* 5×5: two row classes at each edge */
-                check_ctd_row_lists(cfg, 8, 4, 4, 17, 3, 3);    /* rows wholly in the padding: empty lists */
-                check_ctd_column_lists(cfg, 20, 9, 28, 40, 3, 1, 0, 0);  /* NaN columns: 26 + 2 columns of 9 rows */
-                check_ctd_column_lists(cfg, 12, 30, 14, 33, 3, 1, 0, 1); /* 14-pixel rows: 12 + 2; 30 rows: 14 + 16 */
-                check_ctd_column_lists(cfg, 9, 16, 13, 20, 5, 2, 0, 2);  /* 5×5: two border columns a side, in place */
-                check_ctd_column_lists(cfg, 16, 7, 7, 64, 3, 1, 1, 2);   /* rows and columns: corners in the row segments */
-                check_ctd_column_lists(cfg, 8, 20, 56, 24, 3, 1, 1, 1);  /* 56-pixel rows: 54 = 4 segments + 2 columns */
+                check_ctd_lists(cfg, 20, 7, 7, 20, 3, 1, 1, 0, 0);     /* 3×3: top and bottom rows skip a third */
+                check_ctd_lists(cfg, 16, 28, 28, 64, 3, 1, 1, 0, 0);   /* 28-pixel rows: 14 + 14, two pairs */
+                check_ctd_lists(cfg, 9, 6, 13, 33, 5, 2, 2, 0, 0);     /* 5×5: two row classes at each edge */
+                check_ctd_lists(cfg, 8, 4, 4, 17, 3, 3, 3, 0, 0);      /* rows wholly in the padding: empty lists */
+                check_ctd_lists(cfg, 20, 9, 28, 40, 3, 1, 0, 0, 1);    /* NaN columns: 26 + 2 columns of 9 rows */
+                check_ctd_lists(cfg, 12, 30, 14, 33, 3, 1, 0, 1, 1);   /* 14-pixel rows: 12 + 2; 30 rows: 14 + 16 */
+                check_ctd_lists(cfg, 9, 16, 13, 20, 5, 2, 0, 2, 1);    /* 5×5: two border columns a side, in place */
+                check_ctd_lists(cfg, 16, 7, 7, 64, 3, 1, 1, 2, 1);     /* rows and columns: corners in the row segments */
+                check_ctd_lists(cfg, 8, 20, 56, 24, 3, 1, 1, 1, 1);    /* 56-pixel rows: 54 = 4 segments + 2 columns */
             }
             check_dw_plane(cfg, 5, 3, acts[ai]);
             check_dw_plane(cfg, 9, 37, acts[ai]);

@@ -695,6 +695,53 @@ void sxk_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
     }
 }
 
+/// The K loop of the channel-major direct kernels: for K rows `p` (`kidx[j]` where `listed`,
+/// else `j`), pixel `r`'s input `xr[off[p] + r·gstride]` broadcast against one or two weight
+/// vectors into `acc0[r]` / `acc1[r]`. Row segments pass `gstride` 1 and fetch their input lines
+/// a few K steps ahead (`xprefetch`); border columns (`gstride` a grid row) do not. Every caller
+/// passes `listed`, `gstride` 1 and `xprefetch` as constants of its inlined copy (a runtime
+/// `listed`, or a NULL test the compiler cannot fold, versions the loop: border columns 1.2 % slower),
+/// so each copy carries one loop: one copy holding a listed and a plain loop spilled the 28
+/// accumulators (the 28×28 layers 33 % slower).
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void ctd_accumulate(const int R, int k, const float *xr, ptrdiff_t gstride, const int *off,
+                                  const int listed, const int *kidx, const int xprefetch, const float *w0, const float *w1, int nvec, __m512 *acc0, __m512 *acc1) {
+    if (nvec == 2) {
+        for (int j = 0; j < k; j++) {
+            const int p = listed ? kidx[j] : j;
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
+            // Weights stream from memory on the first pass: fetch well ahead of the hardware.
+            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
+            if (xprefetch) {
+                // The input lines a few K steps on (a segment's K steps jump between channels'
+                // planes, which the hardware prefetchers do not follow): +1 % on ResNet-18 w64's
+                // 3×3 layers at batch 32, +4–8 % on its stride-2 ones (kernelbench min ctd 2 32).
+                int ahead = j + CTD_XPREFETCH < k ? j + CTD_XPREFETCH : k - 1;
+                int q = listed ? kidx[ahead] : ahead;
+                _mm_prefetch((const char *)(xr + off[q]), _MM_HINT_T0);
+                _mm_prefetch((const char *)(xr + off[q] + R - 1), _MM_HINT_T0);
+            }
+            const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                __m512 b = _mm512_set1_ps(xp[r * gstride]);
+                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
+            }
+        }
+    } else {
+        for (int j = 0; j < k; j++) {
+            const int p = listed ? kidx[j] : j;
+            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
+            const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r * gstride]), acc0[r]);
+        }
+    }
+}
+
 /// The micro-kernel of `sx_gemm_compute_ctd`: `R` (≤ 14) consecutive output pixels of one row,
 /// B read in place (pixel `r`'s element of K row `kk` at `xr[off[kk] + r]`, broadcast) × up to 32
 /// output channels (one or two weight panels as vectors): 28 accumulators, 16 loads per 28 FMAs.
@@ -718,66 +765,7 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
         // A residual in place: start from the sums already in C.
         ct_load_c_rows(R, acc0, acc1, nvec, cm, c, ldc);
     }
-    if (kidx && nvec == 2) {
-        // A top or bottom row: only the K rows `kidx[0..<k]` whose window row is inside the input
-        // (`sx_gemm_direct_b.row_k`); the loop below with one more indirection. `kidx` is a
-        // constant NULL or not in each inlined copy, so neither copy carries the other's loop
-        // (one function with both loops spilled the 28 accumulators: the 28×28 layers 33 % slower).
-        for (int j = 0; j < k; j++) {
-            const int p = kidx[j];
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
-            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            {
-                int q = kidx[j + CTD_XPREFETCH < k ? j + CTD_XPREFETCH : k - 1];
-                _mm_prefetch((const char *)(xr + off[q]), _MM_HINT_T0);
-                _mm_prefetch((const char *)(xr + off[q] + R - 1), _MM_HINT_T0);
-            }
-            const float *xp = xr + off[p];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m512 b = _mm512_set1_ps(xp[r]);
-                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
-            }
-        }
-    } else if (kidx) {
-        for (int j = 0; j < k; j++) {
-            const int p = kidx[j];
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
-            const float *xp = xr + off[p];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
-        }
-    } else if (nvec == 2) {
-        for (int p = 0; p < k; p++) {
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
-            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            {
-                // The input lines a few K steps on (a segment's K steps jump between channels'
-                // planes, which the hardware prefetchers do not follow): +1 % on ResNet-18 w64's
-                // 3×3 layers at batch 32, +4–8 % on its stride-2 ones (kernelbench min ctd 2 32).
-                int q = p + CTD_XPREFETCH < k ? p + CTD_XPREFETCH : k - 1;
-                _mm_prefetch((const char *)(xr + off[q]), _MM_HINT_T0);
-                _mm_prefetch((const char *)(xr + off[q] + R - 1), _MM_HINT_T0);
-            }
-            const float *xp = xr + off[p];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m512 b = _mm512_set1_ps(xp[r]);
-                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
-            }
-        }
-    } else {
-        for (int p = 0; p < k; p++) {
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
-            const float *xp = xr + off[p];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r]), acc0[r]);
-        }
-    }
+    ctd_accumulate(R, k, xr, 1, off, kidx != NULL, kidx, 1, w0, w1, nvec, acc0, acc1);
     if (!last) {
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) { _mm512_store_ps(partial + 32 * r, acc0[r]); _mm512_store_ps(partial + 32 * r + 16, acc1[r]); }
@@ -811,29 +799,7 @@ static inline void kernel_ctd_column(const int R, int k, const float *xr, ptrdif
     }
     // A residual in place: start from the sums already in C.
     if (accum) ct_gather_c(R, acc0, acc1, nvec, cm, cpix, cidx, ldc);
-    if (nvec == 2) {
-        for (int j = 0; j < k; j++) {
-            const int p = kidx[j];
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR), a1 = _mm512_load_ps(w1 + (size_t)p * NR);
-            _mm_prefetch((const char *)(w0 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + (size_t)(p + CT_PREFETCH) * NR), _MM_HINT_T0);
-            const float *xp = xr + off[p];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) {
-                __m512 b = _mm512_set1_ps(xp[r * gstride]);
-                acc0[r] = _mm512_fmadd_ps(a0, b, acc0[r]);
-                acc1[r] = _mm512_fmadd_ps(a1, b, acc1[r]);
-            }
-        }
-    } else {
-        for (int j = 0; j < k; j++) {
-            const int p = kidx[j];
-            __m512 a0 = _mm512_load_ps(w0 + (size_t)p * NR);
-            const float *xp = xr + off[p];
-#pragma clang loop unroll(full)
-            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(a0, _mm512_set1_ps(xp[r * gstride]), acc0[r]);
-        }
-    }
+    ctd_accumulate(R, k, xr, gstride, off, 1, kidx, 0, w0, w1, nvec, acc0, acc1);
     ct_store(R, acc0, acc1, nvec, cm, cpix, cidx, ldc, res ? rpix : NULL, ldr, bias, act, lo, hi);
 }
 

@@ -134,6 +134,9 @@ SXK_HIDDEN void sxk_gemm_avx2(const float *pa, int m, int k, int mp0, int mp1, c
                               int np1, const sx_gemm_out *out);
 SXK_HIDDEN void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_gemm_direct_b *b, int q0,
                                 int q1, const sx_gemm_out *out);
+/// `sx_gemm_compute_ctd` on AVX2: row segments of ≤ 6 pixels × 16-channel weight panels.
+SXK_HIDDEN void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0,
+                             int oy1, const sx_gemm_out *out);
 SXK_HIDDEN void sxk_dw3x3_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
                                      const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
                                      float hi);

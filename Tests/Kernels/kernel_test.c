@@ -557,6 +557,9 @@ int main(void) {
                 check_ctd_lists(cfg, 9, 16, 13, 20, 5, 2, 0, 2, 1);    /* 5×5: two border columns a side, in place */
                 check_ctd_lists(cfg, 16, 7, 7, 64, 3, 1, 1, 2, 1);     /* rows and columns: corners in the row segments */
                 check_ctd_lists(cfg, 8, 20, 56, 24, 3, 1, 1, 1, 1);    /* 56-pixel rows: 54 = 4 segments + 2 columns */
+                /* K over 512: AVX2's K blocks (listed rows in the first block, columns after) */
+                check_ctd_lists(cfg, 64, 7, 7, 20, 3, 1, 1, 1, 0);
+                check_ctd_lists(cfg, 60, 8, 14, 24, 3, 1, 0, 2, 1);
             }
             check_dw_plane(cfg, 5, 3, acts[ai]);
             check_dw_plane(cfg, 9, 37, acts[ai]);

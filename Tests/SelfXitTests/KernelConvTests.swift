@@ -194,6 +194,16 @@ final class KernelConvTests: XCTestCase {
         forEachKernelConfig("direct convolutions") { cfg in runDirectSuite(cfg) }
     }
 
+    /// Whether `cfg` has a channel-major direct kernel and its widths (`ctd_max_width…`, per kind:
+    /// kernels over 1×1 or 1×1, stride 1 or 2) take `g`'s output rows — the cases below are
+    /// chosen to pass the planner's other conditions (rows of 7 or more, K ≥ 128, more inputs
+    /// than outputs or a small plane for 1×1).
+    func channelMajorWidthAllowed(_ g: Conv2DGeometry, _ cfg: UnsafePointer<sx_kernel_config>) -> Bool {
+        let c = cfg.pointee, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1, s2 = g.strideH == 2 && g.strideW == 2
+        let width = pointwise ? (s2 ? c.ctd_max_width_1x1_s2 : c.ctd_max_width_1x1) : (s2 ? c.ctd_max_width_s2 : c.ctd_max_width)
+        return c.ctd != nil && g.outWidth <= Int(width)
+    }
+
     func runDirectSuite(_ cfg: UnsafePointer<sx_kernel_config>) {
         let cases: [(Conv2DGeometry, Bool, Activation)] = [
             (geometry(c: 20, h: 12, w: 16, oc: 37, k: (1, 1)), true, .relu),
@@ -232,11 +242,13 @@ final class KernelConvTests: XCTestCase {
             let k = g.inChannels * g.kernelHeight * g.kernelWidth, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
             let maxM = Int(cfg.pointee.direct_pointwise_max_m)
             let gridAllowed = k >= Int(cfg.pointee.direct_min_k) && (!pointwise || maxM == 0 || g.outChannels <= maxM)
-            if g.inChannels < 130 || cfg.pointee.ctd != nil {
+            let channelMajor = g.inChannels >= 130 && channelMajorWidthAllowed(g, cfg)
+            if channelMajor {
+                XCTAssertTrue(kernel.isDirectChannelMajor, "\(g) on \(String(cString: cfg.pointee.name))")
+            } else if g.inChannels < 130 || cfg.pointee.ctd != nil {
                 XCTAssertEqual(kernel.isDirect, cfg.pointee.direct != nil && gridAllowed,
                                "\(g) on \(String(cString: cfg.pointee.name))")
             }
-            if g.inChannels >= 130 && cfg.pointee.ctd != nil { XCTAssertTrue(kernel.isDirectChannelMajor, "\(g)") }
             check(g, residual: residual, act: act, batches: [1, 3], threads: [1, 2])
         }
     }
@@ -283,7 +295,7 @@ final class KernelConvTests: XCTestCase {
         for (g, residual, act) in cases {
             let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
                                       bias: nil, activation: act)
-            XCTAssertEqual(kernel.isDirectChannelMajor, hasCTD, "\(g)")
+            XCTAssertEqual(kernel.isDirectChannelMajor, channelMajorWidthAllowed(g, cfg), "\(g) on \(String(cString: cfg.pointee.name))")
             check(g, residual: residual, act: act, batches: [1, 3, 17], threads: [1, 2])
             if residual { check(g, residual: true, inPlace: true, act: act, batches: [2], threads: [2]) }
         }

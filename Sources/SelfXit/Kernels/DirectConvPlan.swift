@@ -108,7 +108,12 @@ struct DirectConvPlan {
         // rows skipped, no grid column spent on padding; selfxit-bench --profile, alternating,
         // Zen 4, 2 threads; BENCHMARKS §7.20).
         let s2 = g.strideH == 2 && g.strideW == 2
-        let rule = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= (pointwise ? ctdPixels : (s2 ? 2 : 4) * ctdPixels) && k >= 128
+        // The widths are the configuration's (`ctd_max_width…`: AVX-512 56 / 28 / 14 / 14 pixels as
+        // above; AVX2, whose 6-pixel segments cost more per row, keeps stride-2 1×1 products off).
+        let cfgWidths = config.pointee
+        let maxWidth = Int(pointwise ? (s2 ? cfgWidths.ctd_max_width_1x1_s2 : cfgWidths.ctd_max_width_1x1)
+                                     : (s2 ? cfgWidths.ctd_max_width_s2 : cfgWidths.ctd_max_width))
+        let rule = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= maxWidth && k >= 128
             && (!pointwise || s2 || k >= g.outChannels || g.outPlane < 64)
         if let forced, forced && ctdPixels == 0 { return nil }
         channelMajor = forced ?? rule

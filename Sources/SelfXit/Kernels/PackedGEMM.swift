@@ -94,7 +94,8 @@ final class PackedMatrixA {
     init(isa: Int32, rows a: UnsafePointer<Float>, lda: Int, m: Int, k: Int, channelMajor: Bool = false) {
         precondition(m > 0 && k > 0 && m <= Int(Int32.max) && k <= Int(Int32.max))
         let config = sx_kernel_config_for(isa) ?? sx_kernel_config_default()!
-        precondition(!channelMajor || (config.pointee.ct != nil && lda == k))
+        // Channel-major panels feed `ct` (packed products) or `ctd` (direct ones, DirectConvPlan).
+        precondition(!channelMajor || ((config.pointee.ct != nil || config.pointee.ctd != nil) && lda == k))
         self.isa = config.pointee.isa
         self.config = config
         self.m = m

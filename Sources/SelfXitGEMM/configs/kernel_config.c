@@ -33,10 +33,10 @@ static const sx_kernel_config avx2_config = {
     .isa = SX_GEMM_ISA_AVX2, .name = "avx2",
     // 6×16 tile: 12 ymm accumulators + 2 B vectors + 1 broadcast of 16 registers.
     .mr = SXK_MR_AVX2, .nr = SXK_NR,
-    .direct_unit = 48, .ctd_max_pixels = 0, .small_rows_max = 8, .vector_floats = 8,
+    .direct_unit = 48, .ctd_max_pixels = 6, .small_rows_max = 8, .vector_floats = 8,
     .gemm = sxk_gemm_avx2,
     .direct = sxk_direct_avx2,
-    .ct = NULL, .ctd = NULL,
+    .ct = NULL, .ctd = sxk_ctd_avx2,
     // Up to 8 rows: 6 × 16 columns or 8 × 8 a strip, B read once, in place (x86/small_rows_avx2.c).
     .small_rows = sxk_small_rows_avx2,
     .im2col = sxk_im2col_portable,
@@ -77,6 +77,14 @@ static const sx_kernel_config avx2_config = {
     // the stride-2 downsamples to im2col at 2 threads in every run: 0.10 against 0.13–0.15 ms);
     // MobileNetV2's 144→24 tied or won on the grid (15 % faster at 1 thread).
     .direct_min_k = 32, .direct_pointwise_max_m = 32,
+    // Channel-major direct (6 pixels × 16 channels) against the grid and the packed products,
+    // each forced (SELFXIT_GEMM_ISA=avx2 selfxit-kernelbench [r50|dn] min ctd|grid|packed 2 1 8 32,
+    // Zen 4, BENCHMARKS §7.21): stride-1 3×3 layers on rows of 7–56 pixels 0.36–0.95 of the best
+    // other path at batch 1 and 0.74–0.97 at batches 8 / 32 (one 1.24 at batch 8); stride-2 3×3
+    // into rows of 7–14 0.71–1.00 at batch 1, 0.92–1.14 batched, into 28 (56-pixel input) 1.39;
+    // 1×1 layers on 14×14 and 7×7 0.71–0.90 at batch 1 (1.10 for 512→2048), on 28×28 and 56×56
+    // 1.2–1.5; stride-2 1×1 downsamples 0.92–1.24 at batch 1, 1.05–1.32 batched: never.
+    .ctd_max_width = 56, .ctd_max_width_s2 = 14, .ctd_max_width_1x1 = 14, .ctd_max_width_1x1_s2 = 0,
 };
 
 static const sx_kernel_config avx512_config = {
@@ -102,6 +110,9 @@ static const sx_kernel_config avx512_config = {
     // Grouped convolutions directly (8 channels × 3 strips of 16, x86/grouped_conv_avx512.c) instead
     // of im2col + the 16-row GEMM, half idle for RegNet's 8-channel groups (BENCHMARKS §7.9).
     .grouped_conv = sxk_gconv_avx512,
+    // Channel-major direct (14 pixels × 32 channels, DirectConvPlan): stride-1 kernels > 1×1 on
+    // rows up to 56 pixels (four segments, §7.20), stride 2 up to 28, 1×1 up to 14 (§7.12–7.14).
+    .ctd_max_width = 56, .ctd_max_width_s2 = 28, .ctd_max_width_1x1 = 14, .ctd_max_width_1x1_s2 = 14,
 };
 #endif
 

@@ -316,6 +316,10 @@ typedef struct sx_kernel_config {
     /// With more, packing B is spread over enough rows that the packed product's contiguous panels
     /// win over reading B in place.
     int direct_pointwise_max_m;
+    /// The widest output rows (pixels) the convolution planner gives `ctd` (channel-major direct;
+    /// rows narrower than 7 never), per kind of convolution: kernels larger than 1×1 at stride 1
+    /// and at stride 2, 1×1 at stride 1 and at stride 2. 0: that kind never channel-major.
+    int ctd_max_width, ctd_max_width_s2, ctd_max_width_1x1, ctd_max_width_1x1_s2;
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

@@ -1,6 +1,7 @@
 // AVX2 + FMA kernels of the AVX2 configuration (configs/kernel_config.c), written for 16 ymm
 // registers: the packed 6×16 GEMM tile (12 accumulators, 2 B vectors, 1 broadcast), the direct
-// (implicit-GEMM) product on the same tile, depthwise 3×3 and the vector activations. Compiled on
+// (implicit-GEMM) product on the same tile, the channel-major direct product (6 pixels × 16
+// channels), depthwise 3×3 and the vector activations. Compiled on
 // x86 only, with per-function target attributes (the table is the only way in).
 #include "../kernels_internal.h"
 
@@ -544,6 +545,223 @@ void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_g
                                      last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
                 }
             }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- channel-major direct */
+
+/// Transposes 8 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void transpose8_ps(__m256 *v) {
+    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
+    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
+    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
+    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    v[0] = _mm256_permute2f128_ps(u0, u4, 0x20); v[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    v[2] = _mm256_permute2f128_ps(u2, u6, 0x20); v[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    v[4] = _mm256_permute2f128_ps(u0, u4, 0x31); v[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    v[6] = _mm256_permute2f128_ps(u2, u6, 0x31); v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/// Pixels per channel-major segment: 6 pixels × 16 output channels are 12 ymm accumulators beside
+/// 2 weight vectors and a broadcast (16 registers).
+#define CTD_PIXELS_AVX2 6
+/// Segments a K-blocked pass keeps partial sums for (on the stack, 384 bytes each).
+#define CTD_GROUP_AVX2 32
+/// K rows per block when a 16-channel panel's weights outgrow 32 KB: 8 KB of them then stay in L1
+/// while the group's segments pass.
+#define CTD_KC_AVX2 128
+
+/// `R` (≤ 6) consecutive output pixels of one row × 16 output channels (one weight panel): pixel
+/// `r`'s element of K row `p` read in place at `xr[off[p] + r]` and broadcast, for K rows
+/// `0..<k`, or with `listed` (a constant of each inlined copy) the rows `kidx[0..<k]` (a top or
+/// bottom row's taps inside the input, `sx_gemm_direct_b.row_k`). `first`/`last`: the K block's
+/// place (partial sums wait in `part` between blocks). The epilogue transposes the 16-channel
+/// vectors into per-channel rows of `R` pixels (C is channel-major, `ldc` apart).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void ctd_tile_avx2(const int R, const int listed, int k, const int *kidx, const float *xr, ptrdiff_t gstride,
+                                 const int *off, const float *w, int chans, float *c, ptrdiff_t pstride, ptrdiff_t ldc,
+                                 const float *res, ptrdiff_t ldr, const float *bias, int act, float lo, float hi,
+                                 int in_place, float *part, int first, int last) {
+    __m256 acc0[8], acc1[8];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 8; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+    if (!first) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { acc0[r] = _mm256_loadu_ps(part + 16 * r); acc1[r] = _mm256_loadu_ps(part + 16 * r + 8); }
+    }
+    for (int j = 0; j < k; j++) {
+        const int p = listed ? kidx[j] : j;
+        const __m256 w0 = _mm256_loadu_ps(w + (size_t)p * NR), w1 = _mm256_loadu_ps(w + (size_t)p * NR + 8);
+        const float *xp = xr + off[p];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+            const __m256 bv = _mm256_broadcast_ss(xp + r * gstride);
+            acc0[r] = _mm256_fmadd_ps(w0, bv, acc0[r]);
+            acc1[r] = _mm256_fmadd_ps(w1, bv, acc1[r]);
+        }
+    }
+    if (!last) {
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { _mm256_storeu_ps(part + 16 * r, acc0[r]); _mm256_storeu_ps(part + 16 * r + 8, acc1[r]); }
+        return;
+    }
+    if (pstride != 1) {
+        // Pixels down a border column (`ldc` / `ldr` apart per channel, `pstride` per pixel): a
+        // scalar epilogue — two columns a plane.
+        float sums[8 * 16];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { _mm256_storeu_ps(sums + 16 * r, acc0[r]); _mm256_storeu_ps(sums + 16 * r + 8, acc1[r]); }
+        for (int ch = 0; ch < chans; ch++)
+            for (int r = 0; r < R; r++) {
+                float *cp = c + (ptrdiff_t)ch * ldc + r * pstride;
+                float v = sums[16 * r + ch] + (bias ? bias[ch] : 0.0f);
+                if (in_place) v += *cp;
+                else if (res) v += res[(ptrdiff_t)ch * ldr + r * pstride];
+                *cp = act1(v, act, lo, hi);
+            }
+        return;
+    }
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i pm = _mm256_cmpgt_epi32(_mm256_set1_epi32(R), lane);  // the segment's pixels
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#pragma clang loop unroll(full)
+    for (int h = 0; h < 2; h++) {
+        // Channels 8h..8h+7: v[q] lane r = pixel r of channel 8h + q after the transpose.
+        __m256 v[8];
+#pragma clang loop unroll(full)
+        for (int r = 0; r < 8; r++) v[r] = h ? acc1[r] : acc0[r];
+        if (bias) {
+            const __m256i cm = _mm256_cmpgt_epi32(_mm256_set1_epi32(chans - 8 * h), lane);
+            const __m256 bv = _mm256_maskload_ps(bias + 8 * h, cm);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) v[r] = _mm256_add_ps(v[r], bv);
+        }
+        transpose8_ps(v);
+#pragma clang loop unroll(full)
+        for (int q = 0; q < 8; q++) {
+            const int ch = 8 * h + q;
+            if (ch >= chans) break;
+            float *cr = c + (ptrdiff_t)ch * ldc;
+            __m256 t = v[q];
+            if (in_place) t = _mm256_add_ps(t, _mm256_maskload_ps(cr, pm));
+            else if (res) t = _mm256_add_ps(t, _mm256_maskload_ps(res + (ptrdiff_t)ch * ldr, pm));
+            _mm256_maskstore_ps(cr, pm, act8(t, act, vlo, vhi));
+        }
+    }
+}
+
+/// `sx_gemm_compute_ctd` for 16 ymm registers: each output row in near-equal segments of ≤ 6
+/// pixels (14: 5 + 5 + 4), each segment × one 16-channel weight panel at a time. A panel's weights
+/// over 32 KB (K > 512) run in K blocks of 128 over groups of 32 segments, whose partial sums wait
+/// on the stack. Top and bottom rows with a K-row list (`row_k`) run only those K rows, in one
+/// block; border columns (`border_cols`, rows of at most `ctd_max_pixels`: only where a plan
+/// forces channel-major onto a narrow plane) run down the rows with a scalar epilogue.
+AVX2_TARGET
+void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0, int oy1,
+                  const sx_gemm_out *out) {
+    const int in_place = sxk_residual_in_place(out);
+    const int out_w = b->valid_w;
+    // A grid as wide as the output (a 1×1 product on an unpadded plane, no row lists) runs its
+    // rows' pixels as one run; otherwise each row splits into near-equal segments.
+    const int dense = b->grid_w == out_w && !b->row_k_span;
+    const int segments = (out_w + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2;
+    const ptrdiff_t run0 = (ptrdiff_t)oy0 * out_w, run = (ptrdiff_t)(oy1 - oy0) * out_w;
+    const int total = dense ? (int)((run + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2) : (oy1 - oy0) * segments;
+    const int kc = (size_t)k * NR * sizeof(float) > 32 * 1024 ? CTD_KC_AVX2 : k;
+    // Border columns apart (`sx_gemm_direct_b.border_cols`): rows without a list of their own run
+    // pixels col0..<col1 in `isegments` segments, and each border column runs down those rows
+    // after the channel panel's row segments, over its own K rows.
+    const int colsplit = !dense && b->row_k && b->border_cols > 0 && b->col1 > b->col0;
+    const int isegments = colsplit ? (b->col1 - b->col0 + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2 : segments;
+    float partial[CTD_GROUP_AVX2 * CTD_PIXELS_AVX2 * NR];
+    for (int cp = cp0; cp < cp1; cp++) {
+        const int ch0 = cp * NR;
+        const int chans = m - ch0 < NR ? m - ch0 : NR;
+        const float *w = pw + (size_t)cp * k * NR;
+        const float *bias = out->bias ? out->bias + ch0 : NULL;
+        for (int s0 = 0; s0 < total; s0 += CTD_GROUP_AVX2) {
+            const int s1 = s0 + CTD_GROUP_AVX2 < total ? s0 + CTD_GROUP_AVX2 : total;
+            for (int kb0 = 0; kb0 < k; kb0 += kc) {
+                const int klen = k - kb0 < kc ? k - kb0 : kc;
+                const int first = kb0 == 0, last = kb0 + klen >= k;
+                const float *wk = w + (size_t)kb0 * NR;
+                const int *offk = b->offsets + kb0;
+                for (int si = s0; si < s1; si++) {
+                    ptrdiff_t pixel;
+                    int len;
+                    const float *xr;
+                    const int *kidx = NULL;
+                    int kn = 0;
+                    if (dense) {
+                        const ptrdiff_t p0 = run0 + run * si / total, p1 = run0 + run * (si + 1) / total;
+                        pixel = p0;
+                        len = (int)(p1 - p0);
+                        xr = b->x + p0;
+                    } else {
+                        const int oy = oy0 + si / segments, sg = si % segments;
+                        int from = 0, width = out_w, count = segments;
+                        if (colsplit && !(b->row_k_span && b->row_k_span[2 * oy] >= 0)) {
+                            if (sg >= isegments) continue;
+                            from = b->col0; width = b->col1 - b->col0; count = isegments;
+                        }
+                        const int ox0 = from + width * sg / count, ox1 = from + width * (sg + 1) / count;
+                        pixel = (ptrdiff_t)oy * out_w + ox0;
+                        len = ox1 - ox0;
+                        xr = b->x + (ptrdiff_t)oy * b->grid_w + ox0;
+                        if (b->row_k_span && b->row_k_span[2 * oy] >= 0) {
+                            // A listed row: all its K rows in the first block, none after.
+                            if (!first) continue;
+                            kidx = b->row_k + b->row_k_span[2 * oy];
+                            kn = b->row_k_span[2 * oy + 1];
+                        }
+                    }
+                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
+                    const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
+                    float *part = partial + (size_t)(si - s0) * CTD_PIXELS_AVX2 * NR;
+                    if (kidx) {
+#define CTD_LIST(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, 1, b->offsets, w, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, 1, 1); break;
+                        switch (len) { CTD_LIST(6) CTD_LIST(5) CTD_LIST(4) CTD_LIST(3) CTD_LIST(2) CTD_LIST(1) default: break; }
+#undef CTD_LIST
+                    } else {
+#define CTD_CASE(R) case R: ctd_tile_avx2(R, 0, klen, NULL, xr, 1, offk, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+                        switch (len) { CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1) default: break; }
+#undef CTD_CASE
+                    }
+                }
+            }
+        }
+        if (!colsplit) continue;
+        // The border columns down each run of rows without a list, in near-equal pieces of ≤ 6.
+        const float *res0 = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr : NULL;
+        for (int oy = oy0; oy < oy1;) {
+            if (b->row_k_span && b->row_k_span[2 * oy] >= 0) { oy++; continue; }
+            int end = oy;
+            while (end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
+            const int rows = end - oy, pieces = (rows + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2;
+            for (int bc = 0; bc < b->border_cols; bc++) {
+                const int ox = b->border_col[bc];
+                const int *kidx = b->row_k + b->col_k_span[2 * bc];
+                const int kn = b->col_k_span[2 * bc + 1];
+                for (int piece = 0; piece < pieces; piece++) {
+                    const int r0 = oy + rows * piece / pieces, r1 = oy + rows * (piece + 1) / pieces;
+                    const float *xr = b->x + (ptrdiff_t)r0 * b->grid_w + ox;
+                    const ptrdiff_t pixel = (ptrdiff_t)r0 * out_w + ox;
+                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
+                    const float *res = res0 ? res0 + pixel : NULL;
+#define CTD_COL(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, b->grid_w, b->offsets, w, chans, c, out_w, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, partial, 1, 1); break;
+                    switch (r1 - r0) { CTD_COL(6) CTD_COL(5) CTD_COL(4) CTD_COL(3) CTD_COL(2) CTD_COL(1) default: break; }
+#undef CTD_COL
+                }
+            }
+            oy = end;
         }
     }
 }

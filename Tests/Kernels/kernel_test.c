@@ -568,6 +568,21 @@ int main(void) {
             check_dw_direct(cfg, 5, 3, 2, 1, acts[ai], ai == 2);
             check_dw_direct(cfg, 56, 56, 2, 0, acts[ai], 0);
         }
+        /* HardSwish / SiLU / Sigmoid in the epilogues of the configurations that list them
+         * (`fused_acts`): the GEMM tiles, the direct grid, channel-major, depthwise. */
+        int ext[] = {SX_GEMM_ACT_HARDSWISH, SX_GEMM_ACT_SILU, SX_GEMM_ACT_SIGMOID};
+        for (int ei = 0; ei < 3; ei++) {
+            if (!(cfg->fused_acts & (1u << ext[ei]))) continue;
+            check_gemm(cfg, 13, 37, 29, 37, ext[ei], 1, 0);
+            check_gemm(cfg, 70, 5 * 49, 77, 49, ext[ei], 1, 1);
+            check_direct(cfg, 40, 12, 13, 31, 3, 1, ext[ei], 1);
+            check_direct(cfg, 20, 7, 7, 13, 3, 1, ext[ei], 0);
+            check_ctd(cfg, 20, 7, 7, 20, 3, 1, ext[ei], 1);
+            check_ctd(cfg, 30, 7, 7, 16, 1, 0, ext[ei], 0);
+            check_dw_plane(cfg, 9, 37, ext[ei]);
+            check_dw_direct(cfg, 13, 17, 1, 1, ext[ei], 1);
+            check_dw_direct(cfg, 14, 37, 2, 1, ext[ei], 0);
+        }
         {
             /* cin, cout, h, w, kh, kw, stride, dilation, pad */
             int gc[][9] = {{8, 8, 56, 56, 3, 3, 1, 1, 1}, {8, 8, 112, 112, 3, 3, 2, 1, 1}, {8, 8, 7, 7, 3, 3, 1, 1, 1},

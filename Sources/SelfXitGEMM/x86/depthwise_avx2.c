@@ -8,17 +8,11 @@
 
 #if SX_X86
 #include <immintrin.h>
+#include "../avx2_helpers.h"
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
 
-__attribute__((always_inline))
-AVX2_TARGET
-static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
-    /* v second: max_ps/min_ps return their second operand for NaN (see sx_act512). */
-    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);
-    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));
-    return v;
-}
+#define act8 sx_act8_basic
 
 /// 8 floats of a row from column `ix`, zero outside `0..<in_w` (`masked`: the strip reaches past
 /// an end; masked-off lanes are never read).

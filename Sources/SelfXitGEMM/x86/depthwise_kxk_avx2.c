@@ -7,15 +7,11 @@
 
 #if SX_X86
 #include <immintrin.h>
+#include "../avx2_helpers.h"
 
 #define DWP_TARGET __attribute__((target("avx2,fma,avx")))
 
-/// `act` of `v` for NONE/RELU/CLIP (NaN stays NaN: the value goes second into max/min).
-DWP_TARGET __attribute__((always_inline)) static inline __m256 dwp_act(__m256 v, int act, __m256 lo, __m256 hi) {
-    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);
-    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(hi, _mm256_max_ps(lo, v));
-    return v;
-}
+#define dwp_act sx_act8_basic
 
 /// Stores the first `n` (1..8) lanes of `v` at `o`.
 DWP_TARGET __attribute__((always_inline)) static inline void dwp_store(float *o, __m256 v, int n) {

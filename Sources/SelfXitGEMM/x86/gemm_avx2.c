@@ -8,19 +8,13 @@
 #if SX_X86
 #include <immintrin.h>
 #include <string.h>
+#include "../avx2_helpers.h"
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
 #define NR SXK_NR
 #define MR_AVX2 SXK_MR_AVX2
 #define act1 sxk_act1
-
-AVX2_TARGET
-static inline __m256 act8(__m256 v, int act, __m256 vlo, __m256 vhi) {
-    /* v second: max_ps/min_ps return their second operand for NaN (see sx_act512). */
-    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);
-    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));
-    return v;
-}
+#define act8 sx_act8_basic
 
 /// One K step of the 6×16 tile for `R` rows: A's packed rows at `ap` broadcast against the two
 /// B vectors at `bp`, into `acc0` / `acc1` (in registers once inlined with a constant `R`).

@@ -9,6 +9,7 @@
 
 #if SX_X86
 #include <immintrin.h>
+#include "../avx2_helpers.h"
 
 #pragma clang diagnostic ignored "-Wpass-failed"
 
@@ -83,15 +84,9 @@ GC2_INLINE void gc2_tile(const int CO, const int NS, const int KW, const gc2_ctx
                 __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane);
                 if (rr) v = _mm256_add_ps(v, _mm256_maskload_ps(rr + x0, m));
             }
-            // v second: max_ps/min_ps return their second operand for NaN (see sx_act512).
-            if (t->act == SX_GEMM_ACT_RELU) v = _mm256_max_ps(_mm256_setzero_ps(), v);
-            else if (t->act == SX_GEMM_ACT_CLIP) v = _mm256_min_ps(vhi, _mm256_max_ps(vlo, v));
+            v = sx_act8(v, t->act, vlo, vhi);
             if (left >= 8) _mm256_storeu_ps(o + x0, v);
             else _mm256_maskstore_ps(o + x0, _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane), v);
-            if (t->act > SX_GEMM_ACT_CLIP) {
-                int nv = left < 8 ? left : 8;
-                for (int i = 0; i < nv; i++) o[x0 + i] = sxk_act1(o[x0 + i], t->act, t->lo, t->hi);
-            }
         }
     }
 }

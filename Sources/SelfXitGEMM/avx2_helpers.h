@@ -1,0 +1,71 @@
+// Helpers shared by SelfXit's AVX2 kernels (internal header): the total exp and the fused
+// activation every AVX2 epilogue applies (the AVX2 twin of avx512_helpers.h).
+#ifndef SELFXIT_AVX2_HELPERS_H
+#define SELFXIT_AVX2_HELPERS_H
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#include "selfxit_gemm.h"
+
+/// e^x on 8 lanes, total like the Swift exp16 (docs/HARDENING.md): no float → int conversion
+/// (n = round(x/ln2) through the 1.5·2^23 add, 2^n built from the bits with wrapping integer
+/// ops), NaN → NaN, +inf above 88.72, 0 below −87.34, so nothing traps.
+__attribute__((target("avx2,fma,avx"), always_inline))
+static inline __m256 sx_exp8(__m256 x) {
+    // Constant first: max/min return the second operand when either is NaN, so NaN passes.
+    __m256 xc = _mm256_min_ps(_mm256_set1_ps(88.3f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
+    __m256 n = _mm256_sub_ps(t, magic);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000)),
+                                                      _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), _mm256_cmp_ps(x, _mm256_set1_ps(88.72283935546875f), _CMP_GT_OQ));
+    return _mm256_blendv_ps(y, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(-87.33654022216797f), _CMP_LT_OQ));
+}
+
+/// `1 / (1 + e^−x)` on 8 lanes (NaN → NaN).
+__attribute__((target("avx2,fma,avx"), always_inline))
+static inline __m256 sx_sigmoid8(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, sx_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+/// `act` of `v` for NONE / RELU / CLIP only — the activations the AVX2 configuration's GEMM,
+/// direct and depthwise epilogues are given (it lists no others in `fused_acts`). NaN stays NaN:
+/// the value goes second into max/min (see `sx_act512`).
+__attribute__((target("avx2,fma,avx"), always_inline))
+static inline __m256 sx_act8_basic(__m256 v, int act, __m256 lo, __m256 hi) {
+    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);
+    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+    return v;
+}
+
+/// `act` (`SX_GEMM_ACT_*`) of `v`, as `sx_act512`: NaN stays NaN (the value goes second into
+/// max/min), −0 stays −0 under ReLU; HardSwish, SiLU and Sigmoid too (the AVX2 configuration
+/// does not list them in `fused_acts` — measured slower in its depthwise kernels — but its
+/// grouped kernel applies whatever it is given).
+__attribute__((target("avx2,fma,avx"), always_inline))
+static inline __m256 sx_act8(__m256 v, int act, __m256 lo, __m256 hi) {
+    if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);
+    if (act == SX_GEMM_ACT_CLIP) return _mm256_min_ps(hi, _mm256_max_ps(lo, v));
+    if (act == SX_GEMM_ACT_HARDSWISH) {
+        __m256 g = _mm256_fmadd_ps(v, _mm256_set1_ps(1.0f / 6.0f), _mm256_set1_ps(0.5f));
+        g = _mm256_min_ps(_mm256_set1_ps(1.0f), _mm256_max_ps(_mm256_setzero_ps(), g));
+        return _mm256_mul_ps(v, g);
+    }
+    if (act == SX_GEMM_ACT_SILU) return _mm256_mul_ps(v, sx_sigmoid8(v));
+    if (act == SX_GEMM_ACT_SIGMOID) return sx_sigmoid8(v);
+    return v;
+}
+#endif
+#endif

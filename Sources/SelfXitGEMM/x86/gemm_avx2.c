@@ -581,9 +581,13 @@ static inline void transpose8_ps(__m256 *v) {
 __attribute__((always_inline))
 AVX2_TARGET
 static inline void ctd_tile_avx2(const int R, const int listed, int k, const int *kidx, const float *xr, ptrdiff_t gstride,
-                                 const int *off, const float *w, int chans, float *c, ptrdiff_t pstride, ptrdiff_t ldc,
-                                 const float *res, ptrdiff_t ldr, const float *bias, int act, float lo, float hi,
-                                 int in_place, float *part, int first, int last) {
+                                 const float *const *xb, const int *off, const float *w, int chans, float *c,
+                                 ptrdiff_t pstride, ptrdiff_t ldc, const float *res, ptrdiff_t ldr, const float *bias,
+                                 int act, float lo, float hi, int in_place, float *part, int first, int last) {
+    // Pixel r's input: `xb[r]` (a run of pixels over several rows), else `xr + r·gstride`.
+    const float *base[8];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) base[r] = xb ? xb[r] : xr + r * gstride;
     __m256 acc0[8], acc1[8];
 #pragma clang loop unroll(full)
     for (int r = 0; r < 8; r++) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
@@ -594,10 +598,10 @@ static inline void ctd_tile_avx2(const int R, const int listed, int k, const int
     for (int j = 0; j < k; j++) {
         const int p = listed ? kidx[j] : j;
         const __m256 w0 = _mm256_loadu_ps(w + (size_t)p * NR), w1 = _mm256_loadu_ps(w + (size_t)p * NR + 8);
-        const float *xp = xr + off[p];
+        const int o = off[p];
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) {
-            const __m256 bv = _mm256_broadcast_ss(xp + r * gstride);
+            const __m256 bv = _mm256_broadcast_ss(base[r] + o);
             acc0[r] = _mm256_fmadd_ps(w0, bv, acc0[r]);
             acc1[r] = _mm256_fmadd_ps(w1, bv, acc1[r]);
         }
@@ -659,8 +663,8 @@ static inline void ctd_tile_avx2(const int R, const int listed, int k, const int
 /// block; border columns (`border_cols`, rows of at most `ctd_max_pixels`: only where a plan
 /// forces channel-major onto a narrow plane) run down the rows with a scalar epilogue.
 AVX2_TARGET
-void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0, int oy1,
-                  const sx_gemm_out *out) {
+static void ctd_rows_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0, int oy1,
+                          const sx_gemm_out *out) {
     const int in_place = sxk_residual_in_place(out);
     const int out_w = b->valid_w;
     // A grid as wide as the output (a 1×1 product on an unpadded plane, no row lists) runs its
@@ -721,11 +725,11 @@ void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm
                     const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
                     float *part = partial + (size_t)(si - s0) * CTD_PIXELS_AVX2 * NR;
                     if (kidx) {
-#define CTD_LIST(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, 1, b->offsets, w, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, 1, 1); break;
+#define CTD_LIST(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, 1, NULL, b->offsets, w, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, 1, 1); break;
                         switch (len) { CTD_LIST(6) CTD_LIST(5) CTD_LIST(4) CTD_LIST(3) CTD_LIST(2) CTD_LIST(1) default: break; }
 #undef CTD_LIST
                     } else {
-#define CTD_CASE(R) case R: ctd_tile_avx2(R, 0, klen, NULL, xr, 1, offk, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+#define CTD_CASE(R) case R: ctd_tile_avx2(R, 0, klen, NULL, xr, 1, NULL, offk, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
                         switch (len) { CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1) default: break; }
 #undef CTD_CASE
                     }
@@ -750,11 +754,98 @@ void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm
                     const ptrdiff_t pixel = (ptrdiff_t)r0 * out_w + ox;
                     float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
                     const float *res = res0 ? res0 + pixel : NULL;
-#define CTD_COL(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, b->grid_w, b->offsets, w, chans, c, out_w, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, partial, 1, 1); break;
+#define CTD_COL(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, b->grid_w, NULL, b->offsets, w, chans, c, out_w, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, partial, 1, 1); break;
                     switch (r1 - r0) { CTD_COL(6) CTD_COL(5) CTD_COL(4) CTD_COL(3) CTD_COL(2) CTD_COL(1) default: break; }
 #undef CTD_COL
                 }
             }
+            oy = end;
+        }
+    }
+}
+
+/// One run of output pixels `p0..<p1` (raster order: consecutive in C, row after row) of channel
+/// panel `cp`, in near-equal segments of ≤ 6 pixels whatever the rows' width — a 7-pixel row is
+/// not cut 4 + 3 (8 and 6 accumulators, short of the 8 FMA chains two pipes need), and pixel r
+/// of a segment reads B at its own row's base. `kidx`/`kn`: a listed row's K rows (one block).
+AVX2_TARGET
+static void ctd_run_avx2(const float *w, int chans, int k, const sx_gemm_direct_b *b, ptrdiff_t p0, ptrdiff_t p1,
+                         const int *kidx, int kn, const sx_gemm_out *out, int ch0, const float *bias, int in_place,
+                         float *partial) {
+    const int out_w = b->valid_w;
+    const ptrdiff_t run = p1 - p0;
+    const int total = (int)((run + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2);
+    // A listed row runs its K rows in one block — also none at all (a row wholly in the padding:
+    // bias, residual and activation only).
+    const int kc = kidx ? (k > 0 ? k : 1) : (size_t)k * NR * sizeof(float) > 32 * 1024 ? CTD_KC_AVX2 : k;
+    for (int s0 = 0; s0 < total; s0 += CTD_GROUP_AVX2) {
+        const int s1 = s0 + CTD_GROUP_AVX2 < total ? s0 + CTD_GROUP_AVX2 : total;
+        for (int kb0 = 0; kb0 < k || (kidx && kb0 == 0); kb0 += kc) {
+            const int klen = k - kb0 < kc ? k - kb0 : kc;
+            const int first = kb0 == 0, last = kb0 + klen >= k;
+            const float *wk = w + (size_t)kb0 * NR;
+            const int *offk = b->offsets + kb0;
+            for (int si = s0; si < s1; si++) {
+                const ptrdiff_t q0 = p0 + run * si / total, q1 = p0 + run * (si + 1) / total;
+                const int len = (int)(q1 - q0);
+                // Pixels consecutive in B too (one grid row, or a grid as wide as the output) read
+                // from one base; a segment across rows from a base per pixel.
+                const float *xb[CTD_PIXELS_AVX2];
+                int oy = (int)(q0 / out_w), ox = (int)(q0 - (ptrdiff_t)oy * out_w);
+                const float *xr = b->x + (ptrdiff_t)oy * b->grid_w + ox;
+                const int across = b->grid_w != out_w && ox + len > out_w;
+                for (int r = 0; across && r < len; r++) {
+                    xb[r] = b->x + (ptrdiff_t)oy * b->grid_w + ox;
+                    if (++ox == out_w) { ox = 0; oy++; }
+                }
+                float *c = out->c + (ptrdiff_t)ch0 * out->ldc + q0;
+                const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + q0 : NULL;
+                float *part = partial + (size_t)(si - s0) * CTD_PIXELS_AVX2 * NR;
+                // (A listed row is one grid row: never across.)
+#define CTD_RCASES(T) switch (len) { T(6) T(5) T(4) T(3) T(2) T(1) default: break; }
+#define CTD_RLIST(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, 1, NULL, b->offsets, w, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, 1, 1); break;
+#define CTD_RONE(R) case R: ctd_tile_avx2(R, 0, klen, NULL, xr, 1, NULL, offk, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+#define CTD_RPIX(R) case R: ctd_tile_avx2(R, 0, klen, NULL, NULL, 0, xb, offk, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+                if (kidx) CTD_RCASES(CTD_RLIST)
+                else if (!across) CTD_RCASES(CTD_RONE)
+                else CTD_RCASES(CTD_RPIX)
+#undef CTD_RPIX
+#undef CTD_RONE
+#undef CTD_RLIST
+#undef CTD_RCASES
+            }
+        }
+    }
+}
+
+/// `sx_gemm_compute_ctd` for 16 ymm registers: per 16-channel weight panel, the rows with a
+/// K-row list (`row_k`: top and bottom rows, their taps inside the input only) one by one, and
+/// each run of rows between them as one run of pixels (`ctd_run_avx2`). Where border columns
+/// are split off (`border_cols`: only a plan forcing channel-major onto rows of ≤ 6 pixels) the
+/// rows go segment by segment (`ctd_rows_avx2`).
+AVX2_TARGET
+void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0, int oy1,
+                  const sx_gemm_out *out) {
+    const int out_w = b->valid_w;
+    if (b->row_k && b->border_cols > 0 && b->col1 > b->col0 && b->grid_w != out_w) {
+        ctd_rows_avx2(pw, m, k, cp0, cp1, b, oy0, oy1, out);
+        return;
+    }
+    const int in_place = sxk_residual_in_place(out);
+    float partial[CTD_GROUP_AVX2 * CTD_PIXELS_AVX2 * NR];
+    for (int cp = cp0; cp < cp1; cp++) {
+        const int ch0 = cp * NR;
+        const int chans = m - ch0 < NR ? m - ch0 : NR;
+        const float *w = pw + (size_t)cp * k * NR;
+        const float *bias = out->bias ? out->bias + ch0 : NULL;
+        for (int oy = oy0; oy < oy1;) {
+            const int listed = b->row_k_span && b->row_k_span[2 * oy] >= 0;
+            int end = oy + 1;
+            while (!listed && end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
+            const int *kidx = listed ? b->row_k + b->row_k_span[2 * oy] : NULL;
+            const int kn = listed ? b->row_k_span[2 * oy + 1] : 0;
+            ctd_run_avx2(w, chans, listed ? kn : k, b, (ptrdiff_t)oy * out_w, (ptrdiff_t)end * out_w, kidx, kn, out, ch0,
+                         bias, in_place, partial);
             oy = end;
         }
     }

@@ -201,7 +201,8 @@ final class KernelConvTests: XCTestCase {
     func channelMajorWidthAllowed(_ g: Conv2DGeometry, _ cfg: UnsafePointer<sx_kernel_config>) -> Bool {
         let c = cfg.pointee, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1, s2 = g.strideH == 2 && g.strideW == 2
         let width = pointwise ? (s2 ? c.ctd_max_width_1x1_s2 : c.ctd_max_width_1x1) : (s2 ? c.ctd_max_width_s2 : c.ctd_max_width)
-        return c.ctd != nil && g.outWidth <= Int(width)
+        let expansion = pointwise && !s2 && g.inChannels < g.outChannels
+        return c.ctd != nil && g.outWidth <= Int(width) && (!expansion || g.outHeight * g.outWidth < Int(c.ctd_1x1_expand_max_plane))
     }
 
     func runDirectSuite(_ cfg: UnsafePointer<sx_kernel_config>) {

@@ -88,8 +88,9 @@ struct DirectConvPlan {
         // rows and compute the padding between them (an eighth of a 14×14 plane's grid). Measured
         // 6–25 % faster on 3×3 layers of 28×28 down to 7×7. Only with K ≥ 128, over which the
         // transposing epilogue is spread. A 1×1 product only on rows of at most 14 pixels, and
-        // with fewer inputs than outputs only on planes too small for the grid (under 64 pixels,
-        // where the packed product measured 4–20 % slower); the grid was faster otherwise.
+        // with fewer inputs than outputs only on planes too small for the grid (AVX-512: under 64
+        // pixels, where the packed product measured 4–20 % slower; `ctd_1x1_expand_max_plane`);
+        // the grid was faster otherwise.
         pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
         let k = g.inChannels * g.kernelHeight * g.kernelWidth
         //
@@ -114,7 +115,7 @@ struct DirectConvPlan {
         let maxWidth = Int(pointwise ? (s2 ? cfgWidths.ctd_max_width_1x1_s2 : cfgWidths.ctd_max_width_1x1)
                                      : (s2 ? cfgWidths.ctd_max_width_s2 : cfgWidths.ctd_max_width))
         let rule = ctdPixels > 0 && g.outWidth >= 7 && g.outWidth <= maxWidth && k >= 128
-            && (!pointwise || s2 || k >= g.outChannels || g.outPlane < 64)
+            && (!pointwise || s2 || k >= g.outChannels || g.outPlane < Int(cfgWidths.ctd_1x1_expand_max_plane))
         if let forced, forced && ctdPixels == 0 { return nil }
         channelMajor = forced ?? rule
         // Rows and columns the windows reach.

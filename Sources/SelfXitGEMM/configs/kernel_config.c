@@ -87,8 +87,11 @@ static const sx_kernel_config avx2_config = {
     // other path at batch 1 and 0.74–0.97 at batches 8 / 32 (one 1.24 at batch 8); stride-2 3×3
     // into rows of 7–14 0.71–1.00 at batch 1, 0.92–1.14 batched, into 28 (56-pixel input) 1.39;
     // 1×1 layers on 14×14 and 7×7 0.71–0.90 at batch 1 (1.10 for 512→2048), on 28×28 and 56×56
-    // 1.2–1.5; stride-2 1×1 downsamples 0.92–1.24 at batch 1, 1.05–1.32 batched: never.
+    // 1.2–1.5; stride-2 1×1 downsamples 0.92–1.24 at batch 1, 1.05–1.32 batched: never. 1×1
+    // expansions (fewer inputs than outputs) on 7×7: 1.10 at batch 1 (512→2048), 1.31–1.36 at
+    // batch 8 (EfficientNet-B0's 192→1152, 320→1280): never.
     .ctd_max_width = 56, .ctd_max_width_s2 = 14, .ctd_max_width_1x1 = 14, .ctd_max_width_1x1_s2 = 0,
+    .ctd_1x1_expand_max_plane = 0,
 };
 
 static const sx_kernel_config avx512_config = {
@@ -117,6 +120,8 @@ static const sx_kernel_config avx512_config = {
     // Channel-major direct (14 pixels × 32 channels, DirectConvPlan): stride-1 kernels > 1×1 on
     // rows up to 56 pixels (four segments, §7.20), stride 2 up to 28, 1×1 up to 14 (§7.12–7.14).
     .ctd_max_width = 56, .ctd_max_width_s2 = 28, .ctd_max_width_1x1 = 14, .ctd_max_width_1x1_s2 = 14,
+    // 1×1 expansions channel-major below 64 pixels (7×7: the packed product measured 4–20 % slower).
+    .ctd_1x1_expand_max_plane = 64,
 };
 #endif
 

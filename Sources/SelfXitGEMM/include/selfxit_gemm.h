@@ -320,6 +320,9 @@ typedef struct sx_kernel_config {
     /// rows narrower than 7 never), per kind of convolution: kernels larger than 1×1 at stride 1
     /// and at stride 2, 1×1 at stride 1 and at stride 2. 0: that kind never channel-major.
     int ctd_max_width, ctd_max_width_s2, ctd_max_width_1x1, ctd_max_width_1x1_s2;
+    /// A stride-1 1×1 convolution with fewer inputs than outputs goes channel-major only on planes
+    /// of fewer pixels than this (0: never); with at least as many inputs, within the width above.
+    int ctd_1x1_expand_max_plane;
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

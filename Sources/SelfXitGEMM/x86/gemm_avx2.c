@@ -656,113 +656,6 @@ static inline void ctd_tile_avx2(const int R, const int listed, int k, const int
     }
 }
 
-/// `sx_gemm_compute_ctd` for 16 ymm registers: each output row in near-equal segments of ≤ 6
-/// pixels (14: 5 + 5 + 4), each segment × one 16-channel weight panel at a time. A panel's weights
-/// over 32 KB (K > 512) run in K blocks of 128 over groups of 32 segments, whose partial sums wait
-/// on the stack. Top and bottom rows with a K-row list (`row_k`) run only those K rows, in one
-/// block; border columns (`border_cols`, rows of at most `ctd_max_pixels`: only where a plan
-/// forces channel-major onto a narrow plane) run down the rows with a scalar epilogue.
-AVX2_TARGET
-static void ctd_rows_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0, int oy1,
-                          const sx_gemm_out *out) {
-    const int in_place = sxk_residual_in_place(out);
-    const int out_w = b->valid_w;
-    // A grid as wide as the output (a 1×1 product on an unpadded plane, no row lists) runs its
-    // rows' pixels as one run; otherwise each row splits into near-equal segments.
-    const int dense = b->grid_w == out_w && !b->row_k_span;
-    const int segments = (out_w + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2;
-    const ptrdiff_t run0 = (ptrdiff_t)oy0 * out_w, run = (ptrdiff_t)(oy1 - oy0) * out_w;
-    const int total = dense ? (int)((run + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2) : (oy1 - oy0) * segments;
-    const int kc = (size_t)k * NR * sizeof(float) > 32 * 1024 ? CTD_KC_AVX2 : k;
-    // Border columns apart (`sx_gemm_direct_b.border_cols`): rows without a list of their own run
-    // pixels col0..<col1 in `isegments` segments, and each border column runs down those rows
-    // after the channel panel's row segments, over its own K rows.
-    const int colsplit = !dense && b->row_k && b->border_cols > 0 && b->col1 > b->col0;
-    const int isegments = colsplit ? (b->col1 - b->col0 + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2 : segments;
-    float partial[CTD_GROUP_AVX2 * CTD_PIXELS_AVX2 * NR];
-    for (int cp = cp0; cp < cp1; cp++) {
-        const int ch0 = cp * NR;
-        const int chans = m - ch0 < NR ? m - ch0 : NR;
-        const float *w = pw + (size_t)cp * k * NR;
-        const float *bias = out->bias ? out->bias + ch0 : NULL;
-        for (int s0 = 0; s0 < total; s0 += CTD_GROUP_AVX2) {
-            const int s1 = s0 + CTD_GROUP_AVX2 < total ? s0 + CTD_GROUP_AVX2 : total;
-            for (int kb0 = 0; kb0 < k; kb0 += kc) {
-                const int klen = k - kb0 < kc ? k - kb0 : kc;
-                const int first = kb0 == 0, last = kb0 + klen >= k;
-                const float *wk = w + (size_t)kb0 * NR;
-                const int *offk = b->offsets + kb0;
-                for (int si = s0; si < s1; si++) {
-                    ptrdiff_t pixel;
-                    int len;
-                    const float *xr;
-                    const int *kidx = NULL;
-                    int kn = 0;
-                    if (dense) {
-                        const ptrdiff_t p0 = run0 + run * si / total, p1 = run0 + run * (si + 1) / total;
-                        pixel = p0;
-                        len = (int)(p1 - p0);
-                        xr = b->x + p0;
-                    } else {
-                        const int oy = oy0 + si / segments, sg = si % segments;
-                        int from = 0, width = out_w, count = segments;
-                        if (colsplit && !(b->row_k_span && b->row_k_span[2 * oy] >= 0)) {
-                            if (sg >= isegments) continue;
-                            from = b->col0; width = b->col1 - b->col0; count = isegments;
-                        }
-                        const int ox0 = from + width * sg / count, ox1 = from + width * (sg + 1) / count;
-                        pixel = (ptrdiff_t)oy * out_w + ox0;
-                        len = ox1 - ox0;
-                        xr = b->x + (ptrdiff_t)oy * b->grid_w + ox0;
-                        if (b->row_k_span && b->row_k_span[2 * oy] >= 0) {
-                            // A listed row: all its K rows in the first block, none after.
-                            if (!first) continue;
-                            kidx = b->row_k + b->row_k_span[2 * oy];
-                            kn = b->row_k_span[2 * oy + 1];
-                        }
-                    }
-                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
-                    const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + pixel : NULL;
-                    float *part = partial + (size_t)(si - s0) * CTD_PIXELS_AVX2 * NR;
-                    if (kidx) {
-#define CTD_LIST(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, 1, NULL, b->offsets, w, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, 1, 1); break;
-                        switch (len) { CTD_LIST(6) CTD_LIST(5) CTD_LIST(4) CTD_LIST(3) CTD_LIST(2) CTD_LIST(1) default: break; }
-#undef CTD_LIST
-                    } else {
-#define CTD_CASE(R) case R: ctd_tile_avx2(R, 0, klen, NULL, xr, 1, NULL, offk, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
-                        switch (len) { CTD_CASE(6) CTD_CASE(5) CTD_CASE(4) CTD_CASE(3) CTD_CASE(2) CTD_CASE(1) default: break; }
-#undef CTD_CASE
-                    }
-                }
-            }
-        }
-        if (!colsplit) continue;
-        // The border columns down each run of rows without a list, in near-equal pieces of ≤ 6.
-        const float *res0 = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr : NULL;
-        for (int oy = oy0; oy < oy1;) {
-            if (b->row_k_span && b->row_k_span[2 * oy] >= 0) { oy++; continue; }
-            int end = oy;
-            while (end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
-            const int rows = end - oy, pieces = (rows + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2;
-            for (int bc = 0; bc < b->border_cols; bc++) {
-                const int ox = b->border_col[bc];
-                const int *kidx = b->row_k + b->col_k_span[2 * bc];
-                const int kn = b->col_k_span[2 * bc + 1];
-                for (int piece = 0; piece < pieces; piece++) {
-                    const int r0 = oy + rows * piece / pieces, r1 = oy + rows * (piece + 1) / pieces;
-                    const float *xr = b->x + (ptrdiff_t)r0 * b->grid_w + ox;
-                    const ptrdiff_t pixel = (ptrdiff_t)r0 * out_w + ox;
-                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
-                    const float *res = res0 ? res0 + pixel : NULL;
-#define CTD_COL(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, b->grid_w, NULL, b->offsets, w, chans, c, out_w, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, partial, 1, 1); break;
-                    switch (r1 - r0) { CTD_COL(6) CTD_COL(5) CTD_COL(4) CTD_COL(3) CTD_COL(2) CTD_COL(1) default: break; }
-#undef CTD_COL
-                }
-            }
-            oy = end;
-        }
-    }
-}
 
 /// One run of output pixels `p0..<p1` (raster order: consecutive in C, row after row) of channel
 /// panel `cp`, in near-equal segments of ≤ 6 pixels whatever the rows' width — a 7-pixel row is
@@ -822,15 +715,13 @@ static void ctd_run_avx2(const float *w, int chans, int k, const sx_gemm_direct_
 /// K-row list (`row_k`: top and bottom rows, their taps inside the input only) one by one, and
 /// each run of rows between them as one run of pixels (`ctd_run_avx2`). Where border columns
 /// are split off (`border_cols`: only a plan forcing channel-major onto rows of ≤ 6 pixels) the
-/// rows go segment by segment (`ctd_rows_avx2`).
+/// rows between run their interior pixels `col0..<col1` row by row, and each border column then
+/// runs down them over its own K rows (pixels a grid row apart: a scalar epilogue).
 AVX2_TARGET
 void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm_direct_b *b, int oy0, int oy1,
                   const sx_gemm_out *out) {
     const int out_w = b->valid_w;
-    if (b->row_k && b->border_cols > 0 && b->col1 > b->col0 && b->grid_w != out_w) {
-        ctd_rows_avx2(pw, m, k, cp0, cp1, b, oy0, oy1, out);
-        return;
-    }
+    const int colsplit = b->row_k && b->border_cols > 0 && b->col1 > b->col0 && b->grid_w != out_w;
     const int in_place = sxk_residual_in_place(out);
     float partial[CTD_GROUP_AVX2 * CTD_PIXELS_AVX2 * NR];
     for (int cp = cp0; cp < cp1; cp++) {
@@ -842,10 +733,43 @@ void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm
             const int listed = b->row_k_span && b->row_k_span[2 * oy] >= 0;
             int end = oy + 1;
             while (!listed && end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
-            const int *kidx = listed ? b->row_k + b->row_k_span[2 * oy] : NULL;
-            const int kn = listed ? b->row_k_span[2 * oy + 1] : 0;
-            ctd_run_avx2(w, chans, listed ? kn : k, b, (ptrdiff_t)oy * out_w, (ptrdiff_t)end * out_w, kidx, kn, out, ch0,
-                         bias, in_place, partial);
+            if (listed) {
+                const int kn = b->row_k_span[2 * oy + 1];
+                ctd_run_avx2(w, chans, kn, b, (ptrdiff_t)oy * out_w, (ptrdiff_t)(oy + 1) * out_w,
+                             b->row_k + b->row_k_span[2 * oy], kn, out, ch0, bias, in_place, partial);
+            } else if (colsplit) {
+                for (int row = oy; row < end; row++)
+                    ctd_run_avx2(w, chans, k, b, (ptrdiff_t)row * out_w + b->col0, (ptrdiff_t)row * out_w + b->col1, NULL,
+                                 0, out, ch0, bias, in_place, partial);
+            } else {
+                ctd_run_avx2(w, chans, k, b, (ptrdiff_t)oy * out_w, (ptrdiff_t)end * out_w, NULL, 0, out, ch0, bias,
+                             in_place, partial);
+            }
+            oy = end;
+        }
+        if (!colsplit) continue;
+        // The border columns down each run of rows without a list, in near-equal pieces of ≤ 6.
+        const float *res0 = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr : NULL;
+        for (int oy = oy0; oy < oy1;) {
+            if (b->row_k_span && b->row_k_span[2 * oy] >= 0) { oy++; continue; }
+            int end = oy;
+            while (end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
+            const int rows = end - oy, pieces = (rows + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2;
+            for (int bc = 0; bc < b->border_cols; bc++) {
+                const int ox = b->border_col[bc];
+                const int *kidx = b->row_k + b->col_k_span[2 * bc];
+                const int kn = b->col_k_span[2 * bc + 1];
+                for (int piece = 0; piece < pieces; piece++) {
+                    const int r0 = oy + rows * piece / pieces, r1 = oy + rows * (piece + 1) / pieces;
+                    const float *xr = b->x + (ptrdiff_t)r0 * b->grid_w + ox;
+                    const ptrdiff_t pixel = (ptrdiff_t)r0 * out_w + ox;
+                    float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
+                    const float *res = res0 ? res0 + pixel : NULL;
+#define CTD_COL(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, b->grid_w, NULL, b->offsets, w, chans, c, out_w, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, partial, 1, 1); break;
+                    switch (r1 - r0) { CTD_COL(6) CTD_COL(5) CTD_COL(4) CTD_COL(3) CTD_COL(2) CTD_COL(1) default: break; }
+#undef CTD_COL
+                }
+            }
             oy = end;
         }
     }

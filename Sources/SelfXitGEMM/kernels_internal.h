@@ -50,6 +50,18 @@ SXK_HIDDEN void sxk_im2col_segment_portable(const float *x, const sx_im2col_geom
 SXK_HIDDEN void sxk_im2col_with(sxk_segment_fn seg, const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0,
                                 int oy1, int col0, float *dst);
 
+/// Whether output row `oy` of a channel-major product has a K-row list of its own
+/// (`sx_gemm_direct_b.row_k_span`: a top or bottom row, only the taps inside the input).
+static inline int sxk_row_listed(const sx_gemm_direct_b *b, int oy) {
+    return b->row_k_span && b->row_k_span[2 * oy] >= 0;
+}
+
+/// The end of the run of rows without a list that starts at `oy` (< `oy1`, itself unlisted).
+static inline int sxk_unlisted_end(const sx_gemm_direct_b *b, int oy, int oy1) {
+    while (oy < oy1 && !sxk_row_listed(b, oy)) oy++;
+    return oy;
+}
+
 /// Whether the residual is C itself (the product is then accumulated into C from the first K block on).
 static inline int sxk_residual_in_place(const sx_gemm_out *out) {
     return out->residual != NULL && out->residual == out->c;

@@ -99,7 +99,7 @@ void sxk_ctd_portable(const float *pw, int m, int k, int cp0, int cp1, const sx_
                 // the border columns of the other rows: their column's list.
                 const int *kidx = NULL;
                 int kn = 0;
-                if (b->row_k_span && b->row_k_span[2 * oy] >= 0) {
+                if (sxk_row_listed(b, oy)) {
                     kidx = b->row_k + b->row_k_span[2 * oy];
                     kn = b->row_k_span[2 * oy + 1];
                 } else if (b->row_k && b->border_cols > 0 && b->col1 > b->col0) {

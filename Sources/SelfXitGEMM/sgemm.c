@@ -15,6 +15,7 @@
 // small stack buffer if that cannot be allocated.
 #include "selfxit_gemm.h"
 #include "avx512_helpers.h"
+#include "avx2_helpers.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -281,25 +282,6 @@ static void pack_b_rows8_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int
         pack_b_steps_avx2(1, b + (ptrdiff_t)(p0 + p) * ldb + j0, ldb, full, nc, m0, m1, dst + (size_t)p * NR, step);
 }
 
-/// Transposes 8 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`).
-__attribute__((always_inline))
-AVX2_TARGET
-static inline void transpose8_avx2(__m256 *v) {
-    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-    // u0 = column 0 (rows 0–3) | column 4, u1 = 1 | 5, u2 = 2 | 6, u3 = 3 | 7; u4..u7 rows 4–7.
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    v[0] = _mm256_permute2f128_ps(u0, u4, 0x20); v[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    v[2] = _mm256_permute2f128_ps(u2, u6, 0x20); v[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    v[4] = _mm256_permute2f128_ps(u0, u4, 0x31); v[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    v[6] = _mm256_permute2f128_ps(u2, u6, 0x31); v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 /// `pack_b` of a transposed B on AVX2: per panel and 8 K steps, two 8×8 transposes in registers
 /// (stored rows = op(B)'s columns), K tail masked; the scalar loop wrote one float 16 apart.
 AVX2_TARGET
@@ -320,7 +302,7 @@ static void pack_b_trans_avx2(const float *b, ptrdiff_t ldb, int p0, int kc, int
                     v[i] = j >= cols ? _mm256_setzero_ps()
                          : steps == 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, mk);
                 }
-                transpose8_avx2(v);  // v[q] lane i = op(B)(p + q, jp + 8h + i)
+                sx_transpose8(v);  // v[q] lane i = op(B)(p + q, jp + 8h + i)
                 for (int q = 0; q < steps; q++) _mm256_storeu_ps(d + (size_t)(p + q) * NR + h * 8, v[q]);
             }
         }

@@ -545,24 +545,6 @@ void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_g
 
 /* ---------------------------------------------------------------- channel-major direct */
 
-/// Transposes 8 vectors in place (`v[i]` lane `j` ↔ `v[j]` lane `i`).
-__attribute__((always_inline))
-AVX2_TARGET
-static inline void transpose8_ps(__m256 *v) {
-    __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]), t1 = _mm256_unpackhi_ps(v[0], v[1]);
-    __m256 t2 = _mm256_unpacklo_ps(v[2], v[3]), t3 = _mm256_unpackhi_ps(v[2], v[3]);
-    __m256 t4 = _mm256_unpacklo_ps(v[4], v[5]), t5 = _mm256_unpackhi_ps(v[4], v[5]);
-    __m256 t6 = _mm256_unpacklo_ps(v[6], v[7]), t7 = _mm256_unpackhi_ps(v[6], v[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    v[0] = _mm256_permute2f128_ps(u0, u4, 0x20); v[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    v[2] = _mm256_permute2f128_ps(u2, u6, 0x20); v[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    v[4] = _mm256_permute2f128_ps(u0, u4, 0x31); v[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    v[6] = _mm256_permute2f128_ps(u2, u6, 0x31); v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
-
 /// Pixels per channel-major segment: 6 pixels × 16 output channels are 12 ymm accumulators beside
 /// 2 weight vectors and a broadcast (16 registers).
 #define CTD_PIXELS_AVX2 6
@@ -642,7 +624,7 @@ static inline void ctd_tile_avx2(const int R, const int listed, int k, const int
 #pragma clang loop unroll(full)
             for (int r = 0; r < R; r++) v[r] = _mm256_add_ps(v[r], bv);
         }
-        transpose8_ps(v);
+        sx_transpose8(v);
 #pragma clang loop unroll(full)
         for (int q = 0; q < 8; q++) {
             const int ch = 8 * h + q;
@@ -669,11 +651,11 @@ static void ctd_run_avx2(const float *w, int chans, int k, const sx_gemm_direct_
     const ptrdiff_t run = p1 - p0;
     const int total = (int)((run + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2);
     // A listed row runs its K rows in one block — also none at all (a row wholly in the padding:
-    // bias, residual and activation only).
+    // bias, residual and activation only), hence at least one block and kc ≥ 1.
     const int kc = kidx ? (k > 0 ? k : 1) : (size_t)k * NR * sizeof(float) > 32 * 1024 ? CTD_KC_AVX2 : k;
     for (int s0 = 0; s0 < total; s0 += CTD_GROUP_AVX2) {
         const int s1 = s0 + CTD_GROUP_AVX2 < total ? s0 + CTD_GROUP_AVX2 : total;
-        for (int kb0 = 0; kb0 < k || (kidx && kb0 == 0); kb0 += kc) {
+        for (int kb0 = 0; kb0 == 0 || kb0 < k; kb0 += kc) {
             const int klen = k - kb0 < kc ? k - kb0 : kc;
             const int first = kb0 == 0, last = kb0 + klen >= k;
             const float *wk = w + (size_t)kb0 * NR;
@@ -730,9 +712,8 @@ void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm
         const float *w = pw + (size_t)cp * k * NR;
         const float *bias = out->bias ? out->bias + ch0 : NULL;
         for (int oy = oy0; oy < oy1;) {
-            const int listed = b->row_k_span && b->row_k_span[2 * oy] >= 0;
-            int end = oy + 1;
-            while (!listed && end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
+            const int listed = sxk_row_listed(b, oy);
+            const int end = listed ? oy + 1 : sxk_unlisted_end(b, oy, oy1);
             if (listed) {
                 const int kn = b->row_k_span[2 * oy + 1];
                 ctd_run_avx2(w, chans, kn, b, (ptrdiff_t)oy * out_w, (ptrdiff_t)(oy + 1) * out_w,
@@ -751,9 +732,8 @@ void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm
         // The border columns down each run of rows without a list, in near-equal pieces of ≤ 6.
         const float *res0 = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr : NULL;
         for (int oy = oy0; oy < oy1;) {
-            if (b->row_k_span && b->row_k_span[2 * oy] >= 0) { oy++; continue; }
-            int end = oy;
-            while (end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
+            if (sxk_row_listed(b, oy)) { oy++; continue; }
+            const int end = sxk_unlisted_end(b, oy, oy1);
             const int rows = end - oy, pieces = (rows + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2;
             for (int bc = 0; bc < b->border_cols; bc++) {
                 const int ox = b->border_col[bc];

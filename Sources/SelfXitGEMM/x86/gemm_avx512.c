@@ -875,7 +875,7 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
                     } else {
                         int oy = oy0 + si / segments, sg = si % segments;
                         int from = 0, width = out_w, count = segments;
-                        if (colsplit && !(b->row_k_span && b->row_k_span[2 * oy] >= 0)) {
+                        if (colsplit && !sxk_row_listed(b, oy)) {
                             if (sg >= isegments) continue;
                             from = b->col0; width = b->col1 - b->col0; count = isegments;
                         }
@@ -890,9 +890,10 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
                     // A top or bottom row's own K rows (one K block only: the lists index all of K).
                     const int *kidx = NULL;
                     int kn = klen;
-                    if (!dense && kblocks == 1 && b->row_k_span) {
-                        int oy = oy0 + si / segments;
-                        if (b->row_k_span[2 * oy] >= 0) { kidx = b->row_k + b->row_k_span[2 * oy]; kn = b->row_k_span[2 * oy + 1]; }
+                    const int oy = oy0 + si / segments;
+                    if (!dense && kblocks == 1 && sxk_row_listed(b, oy)) {
+                        kidx = b->row_k + b->row_k_span[2 * oy];
+                        kn = b->row_k_span[2 * oy + 1];
                     }
                     if (last && kn >= 256) {
                         // The segment's output (and residual) lines, fetched for writing while the
@@ -933,9 +934,8 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
         // segments of at most 14 rows.
         const float *res0 = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr : NULL;
         for (int oy = oy0; oy < oy1;) {
-            if (b->row_k_span && b->row_k_span[2 * oy] >= 0) { oy++; continue; }
-            int end = oy;
-            while (end < oy1 && !(b->row_k_span && b->row_k_span[2 * end] >= 0)) end++;
+            if (sxk_row_listed(b, oy)) { oy++; continue; }
+            const int end = sxk_unlisted_end(b, oy, oy1);
             const int rows = end - oy, pieces = (rows + CTD_MAX_PIXELS - 1) / CTD_MAX_PIXELS;
             for (int bc = 0; bc < b->border_cols; bc++) {
                 const int ox = b->border_col[bc];

@@ -172,6 +172,9 @@ SXK_HIDDEN void sxk_dw3x3_direct_avx2(const float *x, int in_h, int in_w, int st
 SXK_HIDDEN void sxk_deinterleave2_avx2(const float *s, float *d, int lo, int hi);
 SXK_HIDDEN void sxk_sigmoid_avx2(const float *x, float *y, size_t n);
 /* x86/depthwise_kxk_avx2.c */
+SXK_HIDDEN void sxk_dw_direct_avx2(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,
+                                   int pad_left, const float *w, float bias, const float *res, float *out, int oy0,
+                                   int oy1, int out_w, int act, float lo, float hi);
 SXK_HIDDEN void sxk_dw_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off, int kh, int kw,
                                   const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
                                   float hi);

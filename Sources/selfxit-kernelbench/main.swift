@@ -12,7 +12,7 @@ struct KernelBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selfxit-kernelbench",
         abstract: "Time ResNet-18 (width 64, 28×28) and MobileNetV2 conv layers, or ResNet-50's bottleneck layers at 224×224 (r50): ms and GFLOPS.",
-        usage: "selfxit-kernelbench [r50|dn|tune [grouped]] [min|cold] [grid|ctd|packed] [threads] [batch...]")
+        usage: "selfxit-kernelbench [r50|dn|dw|tune [grouped]] [min|cold] [grid|ctd|packed|copy|inplace] [threads] [batch...]")
 
     @Argument(help: ArgumentHelp("[r50] [threads] [batch...]: r50 picks ResNet-50's layers; then the thread count (default 2) and batch sizes (default 1 32).", valueName: "r50|threads|batch"))
     var words: [String] = []
@@ -20,6 +20,9 @@ struct KernelBenchCommand: ParsableCommand {
     var resnet50: Bool { words.contains("r50") }
     var densenet: Bool { words.contains("dn") }
     var tune: Bool { words.contains("tune") }
+    /// `dw`: the depthwise layers of EfficientNet-B0, MobileNetV3-Large and MobileNetV2 (with
+    /// their activations: SiLU, HardSwish / ReLU, ReLU6).
+    var depthwise: Bool { words.contains("dw") }
     /// With `tune`: only the grouped layers (RegNetY, ResNeXt).
     var grouped: Bool { words.contains("grouped") }
     /// `min`: the fastest single call instead of best-of-5 means (a shared, loaded machine: a
@@ -31,9 +34,10 @@ struct KernelBenchCommand: ParsableCommand {
     /// `grid` / `packed`: force the direct product on the grid / the packed GEMM (experiments).
     var forced: Conv2DKernel.PlanChoice {
         words.contains("grid") ? .direct(channelMajor: false) : words.contains("ctd") ? .direct(channelMajor: true)
-            : words.contains("packed") ? .packed(channelMajor: nil) : .rule
+            : words.contains("packed") ? .packed(channelMajor: nil) : words.contains("copy") ? .depthwise(inPlace: false)
+            : words.contains("inplace") ? .depthwise(inPlace: true) : .rule
     }
-    static let names: Set<String> = ["r50", "dn", "tune", "grouped", "min", "cold", "grid", "ctd", "packed"]
+    static let names: Set<String> = ["r50", "dn", "dw", "tune", "grouped", "min", "cold", "grid", "ctd", "packed", "copy", "inplace"]
     var numbers: [Int] { words.filter { !Self.names.contains($0) }.compactMap { Int($0) } }
 
     func validate() throws {
@@ -115,7 +119,44 @@ let densenetLayers: [(String, Conv2DGeometry)] = [
     ("dn b4 3x3 128→32 7", geometry(128, 7, 32, k: 3, s: 1)),
 ]
 
-let layers = command.resnet50 ? resnet50Layers : command.densenet ? densenetLayers : resnet18Layers
+/// Every distinct depthwise shape of EfficientNet-B0, MobileNetV3-Large and MobileNetV2 at 224×224.
+let depthwiseLayers: [(String, Conv2DGeometry)] = [
+    ("effb0 dw 32 3x3 112", geometry(32, 112, 32, k: 3, s: 1, groups: 32)),
+    ("effb0 dw 96 3x3 s2 112", geometry(96, 112, 96, k: 3, s: 2, groups: 96)),
+    ("effb0 dw 144 3x3 56", geometry(144, 56, 144, k: 3, s: 1, groups: 144)),
+    ("effb0 dw 144 5x5 s2 56", geometry(144, 56, 144, k: 5, s: 2, groups: 144)),
+    ("effb0 dw 240 5x5 28", geometry(240, 28, 240, k: 5, s: 1, groups: 240)),
+    ("effb0 dw 240 3x3 s2 28", geometry(240, 28, 240, k: 3, s: 2, groups: 240)),
+    ("effb0 dw 480 3x3 14", geometry(480, 14, 480, k: 3, s: 1, groups: 480)),
+    ("effb0 dw 480 5x5 14", geometry(480, 14, 480, k: 5, s: 1, groups: 480)),
+    ("effb0 dw 672 5x5 14", geometry(672, 14, 672, k: 5, s: 1, groups: 672)),
+    ("effb0 dw 672 5x5 s2 14", geometry(672, 14, 672, k: 5, s: 2, groups: 672)),
+    ("effb0 dw 1152 5x5 7", geometry(1152, 7, 1152, k: 5, s: 1, groups: 1152)),
+    ("effb0 dw 1152 3x3 7", geometry(1152, 7, 1152, k: 3, s: 1, groups: 1152)),
+    ("mnv3 dw 64 3x3 s2 112", geometry(64, 112, 64, k: 3, s: 2, groups: 64)),
+    ("mnv3 dw 72 3x3 56", geometry(72, 56, 72, k: 3, s: 1, groups: 72)),
+    ("mnv3 dw 72 5x5 s2 56", geometry(72, 56, 72, k: 5, s: 2, groups: 72)),
+    ("mnv3 dw 120 5x5 28", geometry(120, 28, 120, k: 5, s: 1, groups: 120)),
+    ("mnv3 hs dw 240 3x3 s2 28", geometry(240, 28, 240, k: 3, s: 2, groups: 240)),
+    ("mnv3 hs dw 200 3x3 14", geometry(200, 14, 200, k: 3, s: 1, groups: 200)),
+    ("mnv3 hs dw 672 5x5 s2 14", geometry(672, 14, 672, k: 5, s: 2, groups: 672)),
+    ("mnv3 hs dw 960 5x5 7", geometry(960, 7, 960, k: 5, s: 1, groups: 960)),
+    ("mbv2 dw 144 3x3 s2 56", geometry(144, 56, 144, k: 3, s: 2, groups: 144)),
+    ("mbv2 dw 192 3x3 28", geometry(192, 28, 192, k: 3, s: 1, groups: 192)),
+    ("mbv2 dw 576 3x3 14", geometry(576, 14, 576, k: 3, s: 1, groups: 576)),
+    ("mbv2 dw 960 3x3 7", geometry(960, 7, 960, k: 3, s: 1, groups: 960)),
+]
+
+/// The layer's activation in its model (ReLU where the name does not say).
+func activation(of name: String) -> Activation {
+    if name.hasPrefix("effb0") { return .silu }
+    if name.hasPrefix("mnv3 hs") { return .hardSwish }
+    if name.hasPrefix("mbv2 dw") && command.depthwise { return .clip(min: 0, max: 6) }
+    return .relu
+}
+
+let layers = command.resnet50 ? resnet50Layers : command.densenet ? densenetLayers
+    : command.depthwise ? depthwiseLayers : resnet18Layers
 let args = command.numbers
 let threads = args.first ?? 2
 let batches = args.count > 1 ? Array(args.dropFirst()) : [1, 32]
@@ -190,7 +231,7 @@ for batch in batches {
     for (name, g) in layers {
         let w = (0..<(g.outChannels * g.inChannels / g.groups * g.kernelHeight * g.kernelWidth)).map { Float($0 % 17) / 8 - 1 }
         let copies = command.coldWeights ? max(2, min(512, (48 << 20) / (4 * w.count))) : 1
-        let kernels = (0..<copies).map { _ in Conv2DKernel(geometry: g, weights: w, bias: [Float](repeating: 0.1, count: g.outChannels), activation: .relu, plan: command.forced) }
+        let kernels = (0..<copies).map { _ in Conv2DKernel(geometry: g, weights: w, bias: [Float](repeating: 0.1, count: g.outChannels), activation: activation(of: name), plan: command.forced) }
         let kernel = kernels[0]
         let x = UnsafeMutablePointer<Float>.allocate(capacity: batch * g.inChannels * g.inHeight * g.inWidth)
         x.initialize(repeating: 0.5, count: batch * g.inChannels * g.inHeight * g.inWidth)
@@ -214,7 +255,7 @@ for batch in batches {
             t = time { kernel.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool) }
         }
         let gflops = 2 * Double(g.macsPerSample * batch) / t / 1e9
-        if !name.hasPrefix("mbv2") { totals[batch, default: 0] += t }
+        if !name.hasPrefix("mbv2") || command.depthwise { totals[batch, default: 0] += t }
         print(name.padding(toLength: 28, withPad: " ", startingAt: 0)
               + String(format: " %5d %8.3f %8.1f  %@", batch, t * 1e3, gflops, kernel.algorithmName))
         x.deallocate(); y.deallocate(); scratch.deallocate()

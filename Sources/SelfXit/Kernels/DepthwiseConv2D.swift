@@ -43,7 +43,8 @@ struct DepthwisePlan {
         let maxPlaneS1 = Int(config.pointee.dw3x3_direct_max_plane_s1)
         let in3x3 = inPlace && directShape && is3x3 && config.pointee.dw3x3_direct != nil
             && (g.strideH == 2 || maxPlaneS1 == 0 || g.inHeight * g.inWidth <= maxPlaneS1)
-        usesKxK = inPlace && directShape && !is3x3 && config.pointee.dw_direct != nil
+        // 3×3 goes through `dw_direct` only where the configuration has no 3×3 kernel of its own.
+        usesKxK = inPlace && directShape && (!is3x3 || config.pointee.dw3x3_direct == nil) && config.pointee.dw_direct != nil
             && g.kernelHeight <= Int(SX_DW_DIRECT_MAX_K) && g.kernelWidth <= Int(SX_DW_DIRECT_MAX_K)
         readsInPlace = in3x3 || usesKxK
         paddedH = (g.outHeight - 1) * g.strideH + (g.kernelHeight - 1) * g.dilationH + 1
@@ -70,7 +71,9 @@ struct DepthwisePlan {
         let planes = batch * g.inChannels
         let parts = min(pool.threadCount, planes)
         let taps = g.kernelHeight * g.kernelWidth
-        let fused = PackedGEMM.fused(activation, config: config)
+        // `dw_direct` applies every activation code as it stores, whatever `fused_acts` says of
+        // the configuration's other kernels (AVX2: its GEMM epilogues do not).
+        let fused = usesKxK ? PackedGEMM.fused(activation, extended: ~0) : PackedGEMM.fused(activation, config: config)
         let offsets3 = tapOffsets.map { Int32($0) }
         if readsInPlace && batch < pool.threadCount {
             // Small batch: each thread owns a share of the work, planes handed out in chunks.

@@ -67,6 +67,12 @@ enum PackedGEMM {
     /// store (`fused_acts`: AVX-512 and portable C), so those layers skip a second pass over
     /// their output. Only for kernels of `config`.
     static func fused(_ a: Activation, config: UnsafePointer<sx_kernel_config>) -> (code: Int32, lo: Float, hi: Float, separate: Bool) {
+        fused(a, extended: config.pointee.fused_acts)
+    }
+
+    /// `fused(a)` plus the activations above Clip whose bit is set in `extended` (`fused_acts`, or
+    /// all of them for kernels that apply every code, as `dw_direct` does).
+    static func fused(_ a: Activation, extended: UInt32) -> (code: Int32, lo: Float, hi: Float, separate: Bool) {
         let code: Int32
         switch a {
         case .hardSwish: code = Int32(SX_GEMM_ACT_HARDSWISH)
@@ -74,7 +80,7 @@ enum PackedGEMM {
         case .sigmoid: code = Int32(SX_GEMM_ACT_SIGMOID)
         default: return fused(a)
         }
-        guard config.pointee.fused_acts & (1 << UInt32(code)) != 0 else { return fused(a) }
+        guard extended & (1 << UInt32(code)) != 0 else { return fused(a) }
         return (code, 0, 0, false)
     }
 }

@@ -57,6 +57,7 @@ static const sx_kernel_config avx2_config = {
     // EfficientNet-B0 (batch 1, 2 threads, Zen 4) the 1×1 layers ran level with the separate pass
     // and the depthwise layers 15–30 % slower (the exp's constants beside 9 weights and 9 taps
     // in 16 registers); BENCHMARKS §7.21.
+    .dw_direct = sxk_dw_direct_avx2,
     .dw_plane = sxk_dw_plane_avx2,  // 5×5 depthwise through the padded copy, in C instead of Swift's loop
     // sx_sgemm in BLIS's order for a 6×16 tile (sxk_sgemm_block_avx2): a B panel of kc 288
     // (18 KB) in L1; the A block, 264×288 (297 KB), in L2 (Zen 2 512 KB; Zen 4 1 MB); the B

@@ -271,12 +271,14 @@ typedef struct sx_kernel_config {
     /// `y[i] = x[i] · sigmoid(x[i])`, total as `sigmoid` (never NULL).
     void (*silu)(const float *x, float *y, size_t n);
     /// Depthwise `kh×kw` (each ≤ SX_DW_DIRECT_MAX_K), dilation 1, stride 1 or 2 in both directions,
-    /// over one plane read in place: as `dw3x3_direct` with `w` holding `kh·kw` taps. Or NULL.
+    /// over one plane read in place: as `dw3x3_direct` with `w` holding `kh·kw` taps, and applying
+    /// every SX_GEMM_ACT_* code (HardSwish, SiLU, Sigmoid too, whatever `fused_acts` says). Or NULL.
     void (*dw_direct)(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                       const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                       int act, float lo, float hi);
     /// Bit `1 << code` for each SX_GEMM_ACT_* code above CLIP that every kernel of this
-    /// configuration taking an `act` applies as it stores (0: those activations run as a separate pass).
+    /// configuration taking an `act` applies as it stores (0: those activations run as a separate pass);
+    /// `dw_direct` applies them all regardless.
     unsigned fused_acts;
     /// Depthwise `kh×kw` over one zero-padded plane, as `dw3x3_plane` with `off` holding `kw` column
     /// offsets and `w` `kh·kw` taps (any stride or dilation: the caller's padded, phase-split copy

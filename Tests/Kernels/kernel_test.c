@@ -232,7 +232,10 @@ static void check_dw_direct(const sx_kernel_config *cfg, int h, int w, int strid
     float *x = floats((size_t)h * w), wt[9], *res = floats((size_t)oh * ow);
     float *o1 = floats((size_t)oh * ow), *o2 = floats((size_t)oh * ow);
     for (int i = 0; i < 9; i++) wt[i] = rnd();
-    cfg->dw3x3_direct(x, h, w, stride, pad, pad, wt, 0.3f, residual ? res : NULL, o1, 0, oh, ow, act, 0.0f, 6.0f);
+    /* residual 2: summed in place (res == out) */
+    if (residual == 2) memcpy(o1, res, sizeof(float) * (size_t)oh * ow);
+    cfg->dw3x3_direct(x, h, w, stride, pad, pad, wt, 0.3f, residual == 2 ? o1 : residual ? res : NULL, o1, 0, oh, ow,
+                      act, 0.0f, 6.0f);
     sxk_dw3x3_direct_portable(x, h, w, stride, pad, pad, wt, 0.3f, residual ? res : NULL, o2, 0, oh, ow, act, 0.0f, 6.0f);
     char what[80];
     snprintf(what, sizeof what, "dw3x3_direct %dx%d s%d pad %d act %d res %d", h, w, stride, pad, act, residual);
@@ -250,12 +253,12 @@ static void check_dw_kxk(const sx_kernel_config *cfg, int h, int w, int kh, int 
     int oh = (h + 2 * pad_top - kh) / stride + 1, ow = (w + 2 * pad_left - kw) / stride + 1;
     float *x = floats((size_t)h * w), *wt = floats((size_t)kh * kw), *res = floats((size_t)oh * ow);
     float *got = floats((size_t)oh * ow), *want = floats((size_t)oh * ow);
-    for (int i = 0; i < oh * ow; i++) got[i] = NAN;
+    /* residual 2: summed in place (res == out), as the memory plan may lay it out */
+    for (int i = 0; i < oh * ow; i++) got[i] = residual == 2 ? res[i] : NAN;
+    const float *r = residual == 2 ? got : residual ? res : NULL;
     if (split > oh) split = oh;
-    cfg->dw_direct(x, h, w, kh, kw, stride, pad_top, pad_left, wt, 0.3f, residual ? res : NULL, got, 0, split, ow,
-                   act, 0.0f, 6.0f);
-    cfg->dw_direct(x, h, w, kh, kw, stride, pad_top, pad_left, wt, 0.3f, residual ? res : NULL, got, split, oh, ow,
-                   act, 0.0f, 6.0f);
+    cfg->dw_direct(x, h, w, kh, kw, stride, pad_top, pad_left, wt, 0.3f, r, got, 0, split, ow, act, 0.0f, 6.0f);
+    cfg->dw_direct(x, h, w, kh, kw, stride, pad_top, pad_left, wt, 0.3f, r, got, split, oh, ow, act, 0.0f, 6.0f);
     for (int oy = 0; oy < oh; oy++)
         for (int ox = 0; ox < ow; ox++) {
             double sum = 0.3;
@@ -603,6 +606,9 @@ int main(void) {
             check_dw_direct(cfg, 14, 37, 2, 1, acts[ai], 0);
             check_dw_direct(cfg, 5, 3, 2, 1, acts[ai], ai == 2);
             check_dw_direct(cfg, 56, 56, 2, 0, acts[ai], 0);
+            check_dw_direct(cfg, 14, 14, 1, 1, acts[ai], 2);   /* 8 + 6 columns, residual in place */
+            check_dw_direct(cfg, 11, 21, 1, 1, acts[ai], 1);   /* 8 + 8 + 5 */
+            check_dw_direct(cfg, 7, 7, 1, 1, acts[ai], 0);     /* one strip of 7 */
         }
         {
             /* h, w, kh, kw, stride, pad top, pad left, split */
@@ -616,7 +622,7 @@ int main(void) {
             for (size_t i = 0; i < sizeof dk / sizeof dk[0]; i++)
                 for (int ai = 0; ai < 6; ai++)
                     check_dw_kxk(cfg, dk[i][0], dk[i][1], dk[i][2], dk[i][3], dk[i][4], dk[i][5], dk[i][6], dacts[ai],
-                                 (int)(i + ai) % 2, dk[i][7]);
+                                 (int)(i + ai) % 3, dk[i][7]);
         }
         /* HardSwish / SiLU / Sigmoid in the epilogues of the configurations that list them
          * (`fused_acts`): the GEMM tiles, the direct grid, channel-major, depthwise. */

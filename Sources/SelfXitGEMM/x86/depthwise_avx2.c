@@ -67,7 +67,9 @@ static void dw3x3_direct_avx2_(const float *x, int in_h, int in_w, int stride, i
     for (int t = 0; t < 9; t++) wv[t] = _mm256_set1_ps(w[t]);
     // Input columns a strip reads: ix .. ix + 9 (stride 1) or ix .. ix + 16 (stride 2).
     const int span = stride == 1 ? 10 : 17;
-    for (int ox = 0; ox < out_w; ox += 8) {
+    for (int ox0 = 0; ox0 < out_w; ox0 += 8) {
+        // The last strip ends at the row's end where it can (see depthwise_kxk_avx2.c).
+        const int ox = ox0 + 8 > out_w && out_w >= 8 && res != out ? out_w - 8 : ox0;
         const int n = out_w - ox;
         const __m256i sm = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
         const int ix = ox * stride - pad_left;
@@ -93,7 +95,7 @@ static void dw3x3_direct_avx2_(const float *x, int in_h, int in_w, int stride, i
                 _mm256_storeu_ps(o, act8(y, act, vlo, vhi));
             } else {
                 if (res) y = _mm256_add_ps(y, _mm256_maskload_ps(res + (ptrdiff_t)oy * out_w + ox, sm));
-                _mm256_maskstore_ps(o, sm, act8(y, act, vlo, vhi));
+                sx_store_tail8(o, act8(y, act, vlo, vhi), n);
             }
             if (oy + 1 == oy1) break;
             iy += stride;

@@ -147,15 +147,13 @@ DWP_INLINE void dwa_block(const float *const *rp, int KH, int KW, int S, int R, 
     const __m256i sm = dwa_mask(0, n);
 #pragma clang loop unroll(full)
     for (int r = 0; r < R; r++) {
-        if (r >= rows) break;
-        const ptrdiff_t o = (ptrdiff_t)(oy + r) * out_w + ox;
-        __m256 y = acc[r];
-        if (n >= 8) {
-            if (res) y = _mm256_add_ps(y, _mm256_loadu_ps(res + o));
-            _mm256_storeu_ps(out + o, sx_act8(y, act, vlo, vhi));
-        } else {
-            if (res) y = _mm256_add_ps(y, _mm256_maskload_ps(res + o, sm));
-            _mm256_maskstore_ps(out + o, sm, sx_act8(y, act, vlo, vhi));
+        if (r < rows) {
+            const ptrdiff_t o = (ptrdiff_t)(oy + r) * out_w + ox;
+            __m256 y = acc[r];
+            if (res) y = _mm256_add_ps(y, n >= 8 ? _mm256_loadu_ps(res + o) : _mm256_maskload_ps(res + o, sm));
+            y = sx_act8(y, act, vlo, vhi);
+            if (n >= 8) _mm256_storeu_ps(out + o, y);
+            else sx_store_tail8(out + o, y, n);
         }
     }
 }
@@ -203,7 +201,10 @@ DWP_INLINE void dwa_plane(const float *x, int in_h, int in_w, int KH, int KW, in
     for (int oy = oy0; oy < oy1; oy += R) {
         const int rows = oy1 - oy < R ? oy1 - oy : R;
         const int iy0 = oy * S - pad_top;
-        for (int ox = 0; ox < out_w; ox += 8) {
+        for (int ox0 = 0; ox0 < out_w; ox0 += 8) {
+            // A row's last strip ends at the row's end (overlapping the one before) where the row
+            // has 8 columns and the outputs are not summed in place (res == out): every store whole.
+            const int ox = ox0 + 8 > out_w && out_w >= 8 && res != out ? out_w - 8 : ox0;
             const int n = out_w - ox < 8 ? out_w - ox : 8;
             const int ix = ox * S - pad_left;
             const int direct = S == 1 && ix >= 0 && ix + 7 + KW <= in_w;

@@ -128,8 +128,9 @@ void sxk_deinterleave2_avx2(const float *s, float *d, int lo, int hi) {
         __m256 a = _mm256_maskload_ps(s + 2 * j, _mm256_cmpgt_epi32(_mm256_set1_epi32(reach), lane));
         __m256 b = _mm256_maskload_ps(s + 2 * j + 8, _mm256_cmpgt_epi32(_mm256_set1_epi32(reach - 8), lane));
         __m256 ev = _mm256_shuffle_ps(a, b, 0x88);
-        _mm256_maskstore_ps(d + j, _mm256_cmpgt_epi32(_mm256_set1_epi32(hi - j), lane),
-                            _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8)));
+        const __m256 even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8));
+        if (hi - j == 8) _mm256_storeu_ps(d + j, even);
+        else sx_store_tail8(d + j, even, hi - j);
     }
 }
 

@@ -109,8 +109,13 @@ static inline void tile_avx2(const int R, const ptrdiff_t lda, int k, const floa
                 v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr, m0));
                 v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr + 8, m1));
             }
-            _mm256_maskstore_ps(cr, m0, act8(v0, act, vlo, vhi));
-            _mm256_maskstore_ps(cr + 8, m1, act8(v1, act, vlo, vhi));
+            // Tails stored 4 + 2 + 1 (sx_store_tail8: vmaskmovps stores are microcoded on AMD).
+            if (nv >= 8) {
+                _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
+                sx_store_tail8(cr + 8, act8(v1, act, vlo, vhi), nv - 8);
+            } else {
+                sx_store_tail8(cr, act8(v0, act, vlo, vhi), nv);
+            }
         }
     }
 }
@@ -164,7 +169,7 @@ static inline void tile8_avx2(const int R, const ptrdiff_t lda, int k, const flo
         }
         v = act8(v, act, vlo, vhi);
         if (nv == 8) _mm256_storeu_ps(cr, v);
-        else _mm256_maskstore_ps(cr, m0, v);
+        else sx_store_tail8(cr, v, nv);
     }
 }
 
@@ -633,7 +638,7 @@ static inline void ctd_tile_avx2(const int R, const int listed, int k, const int
             __m256 t = v[q];
             if (in_place) t = _mm256_add_ps(t, _mm256_maskload_ps(cr, pm));
             else if (res) t = _mm256_add_ps(t, _mm256_maskload_ps(res + (ptrdiff_t)ch * ldr, pm));
-            _mm256_maskstore_ps(cr, pm, act8(t, act, vlo, vhi));
+            sx_store_tail8(cr, act8(t, act, vlo, vhi), R);  // R ≤ 6 pixels: 4 + 2 + 1, not vmaskmovps
         }
     }
 }

@@ -86,7 +86,7 @@ GC2_INLINE void gc2_tile(const int CO, const int NS, const int KW, const gc2_ctx
             }
             v = sx_act8(v, t->act, vlo, vhi);
             if (left >= 8) _mm256_storeu_ps(o + x0, v);
-            else _mm256_maskstore_ps(o + x0, _mm256_cmpgt_epi32(_mm256_set1_epi32(left), lane), v);
+            else sx_store_tail8(o + x0, v, left);
         }
     }
 }

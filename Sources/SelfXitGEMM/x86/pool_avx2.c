@@ -6,6 +6,7 @@
 
 #if SX_X86
 #include <immintrin.h>
+#include "../avx2_helpers.h"
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
 
@@ -48,7 +49,6 @@ AVX2_TARGET
 void sxk_maxpool_direct_avx2(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                              float *out, int out_h, int out_w) {
     const __m256 ninf = _mm256_set1_ps(-__builtin_inff()), qnan = _mm256_set1_ps(__builtin_nanf(""));
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int oy = 0; oy < out_h; oy++) {
         const int iy0 = oy * stride - pad_top;
         const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < kh ? in_h - iy0 : kh;
@@ -68,7 +68,7 @@ void sxk_maxpool_direct_avx2(const float *x, int in_h, int in_w, int kh, int kw,
             }
             m = _mm256_blendv_ps(m, qnan, nan);
             if (out_w - ox >= 8) _mm256_storeu_ps(o + ox, m);
-            else _mm256_maskstore_ps(o + ox, _mm256_cmpgt_epi32(_mm256_set1_epi32(out_w - ox), lane), m);
+            else sx_store_tail8(o + ox, m, out_w - ox);
         }
     }
 }

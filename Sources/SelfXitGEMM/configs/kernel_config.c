@@ -57,6 +57,10 @@ static const sx_kernel_config avx2_config = {
     // EfficientNet-B0 (batch 1, 2 threads, Zen 4) the 1×1 layers ran level with the separate pass
     // and the depthwise layers 15–30 % slower (the exp's constants beside 9 weights and 9 taps
     // in 16 registers); BENCHMARKS §7.21.
+    // Depthwise k×k in place (x86/depthwise_kxk_avx2.c): 8 columns × 7 rows a block, each tap one
+    // load feeding every row it reaches; 5×5 layers 0.15–0.75 of the padded copy + dw_plane
+    // (BENCHMARKS §7.22). It applies SiLU / HardSwish / Sigmoid itself, as every dw_direct does.
+    // 3×3 keeps dw3x3_direct (faster on every plane but 7×7, stride 2 up to 1.6×).
     .dw_direct = sxk_dw_direct_avx2,
     .dw_plane = sxk_dw_plane_avx2,  // 5×5 depthwise through the padded copy, in C instead of Swift's loop
     // sx_sgemm in BLIS's order for a 6×16 tile (sxk_sgemm_block_avx2): a B panel of kc 288

@@ -135,6 +135,31 @@ SXK_HIDDEN void sxk_maxpool_direct_avx512(const float *x, int in_h, int in_w, in
                                           int pad_left, float *out, int out_h, int out_w);
 SXK_HIDDEN void sxk_deinterleave2_avx512(const float *s, float *d, int lo, int hi);
 /* x86/depthwise_kxk_avx512.c */
+/// The in-place k×k depthwise kernels' entry (`sxk_dw_direct_avx512`, `sxk_dw_direct_avx2`): square
+/// 3×3, 5×5 and 7×7 with stride 1 or 2 go to the constant-size instances `P##_3x3_s1` …
+/// `P##_7x7_s2`, anything else to `P##_any` (run-time sizes).
+#define SXK_DW_KXK_DISPATCH(P)                                                                                     \
+    do {                                                                                                           \
+        if (oy0 >= oy1 || out_w <= 0) return;                                                                      \
+        if (kh == kw && (stride == 1 || stride == 2)) {                                                            \
+            void (*fn)(const float *, int, int, int, int, const float *, float, const float *, float *, int, int, \
+                       int, int, float, float) = NULL;                                                             \
+            switch (kh * 2 + stride - 1) {                                                                         \
+            case 6: fn = P##_3x3_s1; break;                                                                        \
+            case 7: fn = P##_3x3_s2; break;                                                                        \
+            case 10: fn = P##_5x5_s1; break;                                                                       \
+            case 11: fn = P##_5x5_s2; break;                                                                       \
+            case 14: fn = P##_7x7_s1; break;                                                                       \
+            case 15: fn = P##_7x7_s2; break;                                                                       \
+            default: break;                                                                                        \
+            }                                                                                                      \
+            if (fn) {                                                                                              \
+                fn(x, in_h, in_w, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi);             \
+                return;                                                                                            \
+            }                                                                                                      \
+        }                                                                                                          \
+        P##_any(x, in_h, in_w, kh, kw, stride, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi);  \
+    } while (0)
 SXK_HIDDEN void sxk_dw_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,
                                      int pad_left, const float *w, float bias, const float *res, float *out, int oy0,
                                      int oy1, int out_w, int act, float lo, float hi);

@@ -191,15 +191,8 @@ func time(_ body: () -> Void) -> Double {
 }
 
 if command.tune {
-    // Depthwise layers of MobileNetV2 / EfficientNet-B0 besides the conv layers.
-    let dwLayers: [(String, Conv2DGeometry)] = [
-        ("dw 96 3x3 s2 112", geometry(96, 112, 96, k: 3, s: 2, groups: 96)),
-        ("dw 192 3x3 28", geometry(192, 28, 192, k: 3, s: 1, groups: 192)),
-        ("dw 576 3x3 14", geometry(576, 14, 576, k: 3, s: 1, groups: 576)),
-        ("effb0 dw 240 5x5 s2 56", geometry(240, 56, 240, k: 5, s: 2, groups: 240)),
-        ("effb0 dw 672 5x5 14", geometry(672, 14, 672, k: 5, s: 1, groups: 672)),
-        ("effb0 pw 1x1 1152→192 7", geometry(1152, 7, 192, k: 1, s: 1)),
-    ]
+    // The depthwise layers of the `dw` set and a 1×1 on a 7×7 plane besides the conv layers.
+    let dwLayers = depthwiseLayers + [("effb0 pw 1x1 1152→192 7", geometry(1152, 7, 192, k: 1, s: 1))]
     // Grouped 3×3 layers: RegNetY-400MF (group width 8) and ResNeXt-50 32×4d (group widths 4–32):
     // the rule takes GroupedConvPlan where the configuration has `grouped_conv`; `packed` is im2col.
     let groupedLayers: [(String, Conv2DGeometry)] = [

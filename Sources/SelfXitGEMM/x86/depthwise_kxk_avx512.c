@@ -154,18 +154,6 @@ DWK_TARGET static void dwk_any(const float *x, int in_h, int in_w, int kh, int k
 void sxk_dw_direct_avx512(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                           const float *w, float bias, const float *res, float *out, int oy0, int oy1, int out_w,
                           int act, float lo, float hi) {
-    if (oy0 >= oy1 || out_w <= 0) return;
-    if (kh == kw && (stride == 1 || stride == 2)) {
-        switch (kh * 2 + stride - 1) {
-        case 6: dwk_3x3_s1(x, in_h, in_w, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi); return;
-        case 7: dwk_3x3_s2(x, in_h, in_w, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi); return;
-        case 10: dwk_5x5_s1(x, in_h, in_w, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi); return;
-        case 11: dwk_5x5_s2(x, in_h, in_w, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi); return;
-        case 14: dwk_7x7_s1(x, in_h, in_w, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi); return;
-        case 15: dwk_7x7_s2(x, in_h, in_w, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi); return;
-        default: break;
-        }
-    }
-    dwk_any(x, in_h, in_w, kh, kw, stride, pad_top, pad_left, w, bias, res, out, oy0, oy1, out_w, act, lo, hi);
+    SXK_DW_KXK_DISPATCH(dwk);
 }
 #endif

@@ -52,6 +52,33 @@ static inline void sx_transpose8(__m256 *v) {
     v[6] = _mm256_permute2f128_ps(u2, u6, 0x31); v[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
+/// Lanes `i` with `0 ≤ c + i < in_w` (a row's columns), as a vmaskmovps mask.
+__attribute__((target("avx2,fma,avx"), always_inline))
+static inline __m256i sx_row_mask8(int c, int in_w) {
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(in_w - c), lane),
+                            _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(-c - 1)));
+}
+
+/// 8 floats of `row` from column `c`, zero outside `0..<in_w` (masked-off lanes are never read);
+/// `inside`: all 8 are in the row, a plain load.
+__attribute__((target("avx2,fma,avx"), always_inline))
+static inline __m256 sx_row_load8(const float *row, int c, int in_w, int inside) {
+    return inside ? _mm256_loadu_ps(row + c) : _mm256_maskload_ps(row + c, sx_row_mask8(c, in_w));
+}
+
+/// The even floats of a:b (16 consecutive floats → 8), and the odd ones: stride-2 rows.
+__attribute__((target("avx2,fma,avx"), always_inline))
+static inline __m256 sx_even8(__m256 a, __m256 b) {
+    const __m256 t = _mm256_shuffle_ps(a, b, 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+}
+__attribute__((target("avx2,fma,avx"), always_inline))
+static inline __m256 sx_odd8(__m256 a, __m256 b) {
+    const __m256 t = _mm256_shuffle_ps(a, b, 0xDD);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
+}
+
 /// Stores the first `n` (0..7) lanes of `v` at `p` as 4 + 2 + 1 floats. AMD's vmaskmovps store
 /// is slow (microcoded): where the depthwise kernels stored each row's last 6 of a 14-pixel row
 /// with it, that store took a sixth of the layer's time (perf, Zen 4).

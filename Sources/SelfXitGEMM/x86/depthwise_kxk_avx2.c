@@ -93,17 +93,8 @@ void sxk_dw_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const i
 
 static const float dwa_zero_row[DWA_ROW] __attribute__((aligned(32)));
 
-/// Lanes `i` with `0 ≤ c + i < in_w`.
-DWP_INLINE __m256i dwa_mask(int c, int in_w) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(in_w - c), lane),
-                            _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(-c - 1)));
-}
-
-/// 8 floats of `row` from column `c`, zero outside the image (`full`: all inside, a plain load).
-DWP_INLINE __m256 dwa_load(const float *row, int c, int in_w, int full) {
-    return full ? _mm256_loadu_ps(row + c) : _mm256_maskload_ps(row + c, dwa_mask(c, in_w));
-}
+#define dwa_mask sx_row_mask8
+#define dwa_load sx_row_load8
 
 /// Offset of kernel column `kx`'s tap within an input row's pointer: the row itself (stride 1),
 /// or its staged phases (stride 2: even columns at 0, odd at 16).
@@ -171,9 +162,8 @@ DWP_INLINE void dwa_stage_row(const float *row, int ix, int in_w, int S, int vec
     }
     const __m256 a = dwa_load(row, ix, in_w, ix >= 0 && ix + 8 <= in_w);
     const __m256 b = dwa_load(row, ix + 8, in_w, ix + 8 >= 0 && ix + 16 <= in_w);
-    const __m256 ev = _mm256_shuffle_ps(a, b, 0x88), od = _mm256_shuffle_ps(a, b, 0xDD);
-    _mm256_store_ps(st, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xD8)));
-    _mm256_store_ps(st + 16, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xD8)));
+    _mm256_store_ps(st, sx_even8(a, b));
+    _mm256_store_ps(st + 16, sx_odd8(a, b));
     const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     for (int q = 2; q < vecs; q++) {
         const int c = ix + 8 * q;

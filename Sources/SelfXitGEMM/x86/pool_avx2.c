@@ -14,17 +14,7 @@
 __attribute__((always_inline))
 AVX2_TARGET
 static inline __m256 even8(__m256 a, __m256 b) {
-    __m256 t = _mm256_shuffle_ps(a, b, 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), 0xD8));
-}
-
-/// Lanes `i` with `0 <= ix + i < in_w`, as a load mask.
-__attribute__((always_inline))
-AVX2_TARGET
-static inline __m256i inside(int ix, int in_w) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_and_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(in_w - ix), lane),
-                            _mm256_cmpgt_epi32(lane, _mm256_set1_epi32(-ix - 1)));
+    return sx_even8(a, b);
 }
 
 /// 8 floats of a row from column `ix` (`row` is the row's start), −inf outside `0..<in_w`.
@@ -32,7 +22,7 @@ __attribute__((always_inline))
 AVX2_TARGET
 static inline __m256 load_row8(const float *row, int ix, int in_w, __m256 ninf) {
     if (ix >= 0 && ix + 8 <= in_w) return _mm256_loadu_ps(row + ix);
-    const __m256i ok = inside(ix, in_w);
+    const __m256i ok = sx_row_mask8(ix, in_w);
     return _mm256_blendv_ps(ninf, _mm256_maskload_ps(row + ix, ok), _mm256_castsi256_ps(ok));
 }
 

@@ -117,8 +117,8 @@ static inline __m256 sx_act8_basic(__m256 v, int act, __m256 lo, __m256 hi) {
 
 /// `act` (`SX_GEMM_ACT_*`) of `v`, as `sx_act512`: NaN stays NaN (the value goes second into
 /// max/min), −0 stays −0 under ReLU; HardSwish, SiLU and Sigmoid too (the AVX2 configuration
-/// does not list them in `fused_acts` — measured slower in its depthwise kernels — but its
-/// grouped kernel applies whatever it is given).
+/// does not list them in `fused_acts` — measured slower in its 3×3 depthwise kernels and level in
+/// its GEMM epilogues — but its grouped kernel and `dw_direct` apply whatever they are given).
 __attribute__((target("avx2,fma,avx"), always_inline))
 static inline __m256 sx_act8(__m256 v, int act, __m256 lo, __m256 hi) {
     if (act == SX_GEMM_ACT_RELU) return _mm256_max_ps(_mm256_setzero_ps(), v);

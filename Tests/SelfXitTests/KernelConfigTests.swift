@@ -51,7 +51,7 @@ final class KernelConfigTests: XCTestCase {
             let g = Conv2DGeometry(inChannels: 8, inHeight: 20, inWidth: 20, outChannels: 8, outHeight: 20, outWidth: 20,
                                    kernelHeight: 3, kernelWidth: 3, padTop: 1, padLeft: 1, groups: 8)
             XCTAssertEqual(DepthwisePlan(g).config, cfg)
-            XCTAssertEqual(DepthwisePlan(g).readsInPlace, cfg.pointee.dw3x3_direct != nil)
+            XCTAssertEqual(DepthwisePlan(g).readsInPlace, cfg.pointee.dw3x3_direct != nil || cfg.pointee.dw_direct != nil)
             let g5 = Conv2DGeometry(inChannels: 8, inHeight: 20, inWidth: 20, outChannels: 8, outHeight: 10, outWidth: 10,
                                     kernelHeight: 5, kernelWidth: 5, strideH: 2, strideW: 2, padTop: 2, padLeft: 2, groups: 8)
             XCTAssertEqual(DepthwisePlan(g5).readsInPlace, cfg.pointee.dw_direct != nil)

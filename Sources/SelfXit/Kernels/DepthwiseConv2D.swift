@@ -13,10 +13,11 @@ import SelfXitGEMM
 /// `sx_dw3x3_direct` reads the plane in place with masked loads, deinterleaving stride-2 rows in
 /// registers; the copy was most of the time of a stride-2 layer. Other square-or-not kernels up
 /// to `SX_DW_DIRECT_MAX_K` (5×5 in MobileNetV3 and EfficientNet) with dilation 1 and stride 1 or
-/// 2 do the same through the configuration's `dw_direct` (AVX-512: x86/depthwise_kxk_avx512.c);
-/// before it they took the padded copy and the Swift loop below, 15× their FLOPs at peak. The
-/// kernels apply HardSwish / SiLU / Sigmoid as they store where the configuration lists them
-/// (`fused_acts`), instead of a second pass over the plane.
+/// 2 do the same through the configuration's `dw_direct` (x86/depthwise_kxk_avx512.c,
+/// x86/depthwise_kxk_avx2.c), as do 3×3 kernels where a configuration has `dw_direct` but no
+/// `dw3x3_direct`; before it they took the padded copy and the Swift loop below, 15× their FLOPs
+/// at peak. `dw_direct` applies HardSwish / SiLU / Sigmoid as it stores; the other kernels do
+/// where the configuration lists them (`fused_acts`), instead of a second pass over the plane.
 struct DepthwisePlan {
     let g: Conv2DGeometry
     /// The kernels the plan runs on (a test's forced configuration, else the default one).

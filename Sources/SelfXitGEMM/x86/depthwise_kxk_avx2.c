@@ -93,9 +93,6 @@ void sxk_dw_plane_avx2(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const i
 
 static const float dwa_zero_row[DWA_ROW] __attribute__((aligned(32)));
 
-#define dwa_mask sx_row_mask8
-#define dwa_load sx_row_load8
-
 /// Offset of kernel column `kx`'s tap within an input row's pointer: the row itself (stride 1),
 /// or its staged phases (stride 2: even columns at 0, odd at 16).
 DWP_INLINE int dwa_tap(int S, int kx) { return S == 1 ? kx : (kx & 1) * 16 + (kx >> 1); }
@@ -135,7 +132,7 @@ DWP_INLINE void dwa_block(const float *const *rp, int KH, int KW, int S, int R, 
             }
         }
     }
-    const __m256i sm = dwa_mask(0, n);
+    const __m256i sm = sx_row_mask8(0, n);
 #pragma clang loop unroll(full)
     for (int r = 0; r < R; r++) {
         if (r < rows) {
@@ -156,18 +153,18 @@ DWP_INLINE void dwa_stage_row(const float *row, int ix, int in_w, int S, int vec
     if (S == 1) {
         for (int q = 0; q < vecs; q++) {
             const int c = ix + 8 * q;
-            _mm256_store_ps(st + 8 * q, dwa_load(row, c, in_w, c >= 0 && c + 8 <= in_w));
+            _mm256_store_ps(st + 8 * q, sx_row_load8(row, c, in_w, c >= 0 && c + 8 <= in_w));
         }
         return;
     }
-    const __m256 a = dwa_load(row, ix, in_w, ix >= 0 && ix + 8 <= in_w);
-    const __m256 b = dwa_load(row, ix + 8, in_w, ix + 8 >= 0 && ix + 16 <= in_w);
+    const __m256 a = sx_row_load8(row, ix, in_w, ix >= 0 && ix + 8 <= in_w);
+    const __m256 b = sx_row_load8(row, ix + 8, in_w, ix + 8 >= 0 && ix + 16 <= in_w);
     _mm256_store_ps(st, sx_even8(a, b));
     _mm256_store_ps(st + 16, sx_odd8(a, b));
     const __m256i split = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     for (int q = 2; q < vecs; q++) {
         const int c = ix + 8 * q;
-        const __m256 v = _mm256_permutevar8x32_ps(dwa_load(row, c, in_w, c >= 0 && c + 8 <= in_w), split);
+        const __m256 v = _mm256_permutevar8x32_ps(sx_row_load8(row, c, in_w, c >= 0 && c + 8 <= in_w), split);
         _mm_store_ps(st + 4 * q, _mm256_castps256_ps128(v));
         _mm_store_ps(st + 16 + 4 * q, _mm256_extractf128_ps(v, 1));
     }

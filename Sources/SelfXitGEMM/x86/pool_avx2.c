@@ -10,13 +10,6 @@
 
 #define AVX2_TARGET __attribute__((target("avx2,fma,avx")))
 
-/// The even floats of `a`, `b` (16 consecutive floats): a stride-2 row's 8 taps.
-__attribute__((always_inline))
-AVX2_TARGET
-static inline __m256 even8(__m256 a, __m256 b) {
-    return sx_even8(a, b);
-}
-
 /// 8 floats of a row from column `ix` (`row` is the row's start), −inf outside `0..<in_w`.
 __attribute__((always_inline))
 AVX2_TARGET
@@ -31,8 +24,8 @@ __attribute__((always_inline))
 AVX2_TARGET
 static inline __m256 pool_taps(const float *row, int ix, int in_w, int stride, __m256 ninf) {
     if (stride == 1) return load_row8(row, ix, in_w, ninf);
-    if (ix >= 0 && ix + 16 <= in_w) return even8(_mm256_loadu_ps(row + ix), _mm256_loadu_ps(row + ix + 8));
-    return even8(load_row8(row, ix, in_w, ninf), load_row8(row, ix + 8, in_w, ninf));
+    if (ix >= 0 && ix + 16 <= in_w) return sx_even8(_mm256_loadu_ps(row + ix), _mm256_loadu_ps(row + ix + 8));
+    return sx_even8(load_row8(row, ix, in_w, ninf), load_row8(row, ix + 8, in_w, ninf));
 }
 
 AVX2_TARGET

@@ -185,6 +185,9 @@ SXK_HIDDEN void sxk_sgemm_block_avx2(int mc, int nc, int kc, const float *pa, co
 /// packed in 16-column panels with alpha applied.
 SXK_HIDDEN void sxk_sgemm_skinny_avx2(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c,
                                       ptrdiff_t ldc, int beta1);
+/// `sxk_sgemm_skinny_avx2` for the AVX-512 configuration: 8 rows of A in place × ≤ 2 panels.
+SXK_HIDDEN void sxk_sgemm_skinny_avx512(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c,
+                                        ptrdiff_t ldc, int beta1);
 /* x86/small_rows_avx2.c, x86/pool_avx2.c */
 SXK_HIDDEN void sxk_small_rows_avx2(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
                                     const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);

@@ -685,7 +685,9 @@ int main(void) {
         check_sgemm(cfg, 1, 50, 30);
         check_sgemm(cfg, 9, 70, 45);
         check_sgemm(cfg, 100, 130, 300);
-        check_sgemm(cfg, 1000, 32, 600);   /* few columns: A read in place (AVX2), two K blocks */
+        check_sgemm(cfg, 1000, 32, 600);   /* few columns: A read in place (AVX2, AVX-512), K blocks */
+        check_sgemm(cfg, 29, 9, 513);      /* few columns, one partial panel, odd K, a 5-row tail */
+        check_sgemm(cfg, 21, 1, 300);      /* one column (a classifier at batch 1) */
         check_sgemm(cfg, 50, 17, 1100);
         check_sgemm(cfg, 250, 2060, 300);  /* M, K and N blocks of every configuration, tails */
         check_sgemm(cfg, 64, 40, 301);     /* K blocks of 152 and 149 steps: AVX2's full tile's K % 4 steps */

@@ -601,6 +601,95 @@ void sxk_gemm_avx512(const float *pa, int m, int k, int mp0, int mp1, const floa
     sxk_gemm_drive(kernel_avx512, kernel_avx512_x2, MR_AVX512, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
 }
 
+/// sx_sgemm's few-columns tile: `R` (1…8) rows of A read in place (`lda` apart) × one or two B
+/// panels (`nvec`, `nv` valid columns of them), C added to when `accum`. Each A row is its own
+/// contiguous stream (8 streams the prefetchers follow); no packing of the large operand.
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void skinny_tile_avx512(const int R, int k, const float *a, ptrdiff_t lda, const float *b0,
+                                      const float *b1, int nvec, float *c, ptrdiff_t ldc, int nv, int accum) {
+    const __mmask16 m0 = nv >= NR ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1u);
+    const int n1 = nv - NR;
+    const __mmask16 m1 = n1 >= NR ? (__mmask16)0xFFFF : n1 <= 0 ? (__mmask16)0 : (__mmask16)((1u << n1) - 1u);
+    __m512 acc0[8], acc1[8];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
+    if (nvec > 1) {
+#pragma clang loop unroll_count(4)
+        for (int p = 0; p < k; p++) {
+            const __m512 x0 = _mm512_loadu_ps(b0 + (size_t)p * NR), x1 = _mm512_loadu_ps(b1 + (size_t)p * NR);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                const __m512 av = _mm512_set1_ps(a[(ptrdiff_t)r * lda + p]);
+                acc0[r] = _mm512_fmadd_ps(av, x0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(av, x1, acc1[r]);
+            }
+        }
+    } else {
+        // One panel: two accumulators a row over even and odd K steps, so that even a 4-row
+        // tail keeps 8 FMAs in flight.
+#pragma clang loop unroll_count(2)
+        for (int p = 0; p + 1 < k; p += 2) {
+            const __m512 x0 = _mm512_loadu_ps(b0 + (size_t)p * NR), x1 = _mm512_loadu_ps(b0 + (size_t)(p + 1) * NR);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) {
+                acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[(ptrdiff_t)r * lda + p]), x0, acc0[r]);
+                acc1[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[(ptrdiff_t)r * lda + p + 1]), x1, acc1[r]);
+            }
+        }
+        if (k & 1) {
+            const __m512 x0 = _mm512_loadu_ps(b0 + (size_t)(k - 1) * NR);
+#pragma clang loop unroll(full)
+            for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[(ptrdiff_t)r * lda + k - 1]), x0, acc0[r]);
+        }
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) { acc0[r] = _mm512_add_ps(acc0[r], acc1[r]); acc1[r] = _mm512_setzero_ps(); }
+    }
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        float *cr = c + (ptrdiff_t)r * ldc;
+        __m512 v0 = acc0[r];
+        if (accum) v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        if (nvec > 1) {
+            __m512 v1 = acc1[r];
+            if (accum) v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr + NR));
+            _mm512_mask_storeu_ps(cr + NR, m1, v1);
+        }
+    }
+}
+
+AVX512_TARGET
+void sxk_sgemm_skinny_avx512(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c,
+                             ptrdiff_t ldc, int beta1) {
+    // As sxk_sgemm_skinny_avx2: few columns (a classifier's 1000×2048 weights times ≤ 32 samples),
+    // so A is read in place 8 rows at a time and never copied; B (all of it packed, alpha applied)
+    // is the small operand. K in blocks of 256: a pair of B panels (32 KB) stays in L1 while
+    // the next rows pass.
+    enum { KB = 256, ROWS = 8 };
+    const int panels = (n + NR - 1) / NR;
+    for (int p0 = 0; p0 < k; p0 += KB) {
+        const int kc = k - p0 < KB ? k - p0 : KB;
+        for (int jp = 0; jp < panels; jp += 2) {
+            const int nvec = panels - jp >= 2 ? 2 : 1;
+            const int nv = n - jp * NR < nvec * NR ? n - jp * NR : nvec * NR;
+            const float *b0 = pb + (size_t)jp * NR * k + (size_t)p0 * NR;
+            const float *b1 = nvec > 1 ? b0 + (size_t)NR * k : NULL;
+            for (int i0 = 0; i0 < m; i0 += ROWS) {
+                const float *ai = a + (ptrdiff_t)i0 * lda + p0;
+                float *ci = c + (ptrdiff_t)i0 * ldc + jp * NR;
+                const int acc = p0 > 0 || beta1;
+#define SKINNY_CASE(R) case R: skinny_tile_avx512(R, kc, ai, lda, b0, b1, nvec, ci, ldc, nv, acc); break;
+                switch (m - i0 < ROWS ? m - i0 : ROWS) {
+                    SKINNY_CASE(1) SKINNY_CASE(2) SKINNY_CASE(3) SKINNY_CASE(4)
+                    SKINNY_CASE(5) SKINNY_CASE(6) SKINNY_CASE(7) SKINNY_CASE(8)
+                }
+#undef SKINNY_CASE
+            }
+        }
+    }
+}
+
 void sxk_direct_avx512(const float *pa, int m, int k, int mp0, int mp1,
                             const sx_gemm_direct_b *b, int q0, int q1, const sx_gemm_out *out) {
     const int mr = MR_AVX512;

@@ -125,6 +125,10 @@ SXK_HIDDEN void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, 
                                int oy1, const sx_gemm_out *out);
 SXK_HIDDEN void sxk_small_rows_avx512(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
                                       const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);
+/// C (`m×n`, n ≤ 2 panels) = A·B (+ C when `beta1`), A row-major read in place 8 rows at a time,
+/// B all `k` rows packed in 16-column panels with alpha applied (as `sxk_sgemm_skinny_avx2`).
+SXK_HIDDEN void sxk_sgemm_skinny_avx512(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c,
+                                        ptrdiff_t ldc, int beta1);
 SXK_HIDDEN void sxk_dw3x3_plane_avx512(const float *buf, ptrdiff_t step_y, ptrdiff_t dy, const int *off,
                                        const float *w, float bias, float *out, int out_h, int out_w, int act, float lo,
                                        float hi);
@@ -185,9 +189,6 @@ SXK_HIDDEN void sxk_sgemm_block_avx2(int mc, int nc, int kc, const float *pa, co
 /// packed in 16-column panels with alpha applied.
 SXK_HIDDEN void sxk_sgemm_skinny_avx2(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c,
                                       ptrdiff_t ldc, int beta1);
-/// `sxk_sgemm_skinny_avx2` for the AVX-512 configuration: 8 rows of A in place × ≤ 2 panels.
-SXK_HIDDEN void sxk_sgemm_skinny_avx512(int m, int n, int k, const float *a, ptrdiff_t lda, const float *pb, float *c,
-                                        ptrdiff_t ldc, int beta1);
 /* x86/small_rows_avx2.c, x86/pool_avx2.c */
 SXK_HIDDEN void sxk_small_rows_avx2(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx,
                                     const float *b, ptrdiff_t ldb, float *y, ptrdiff_t ldy);

@@ -119,6 +119,9 @@ static const sx_kernel_config avx512_config = {
     .fused_acts = SXK_EXT_ACTS,
     // 240×256 of A (240 KB) in L2 beside the 256 KB run of B panels sx_gemm_compute sweeps it over.
     .sgemm_mc = 240, .sgemm_kc = 256, .sgemm_nc = 512,
+    // At most two panels of columns: A read in place, only B packed. Packing A for these ran
+    // 0.32–0.62 of OpenBLAS SkylakeX on an Intel Xeon (n = 1–32; slower than the AVX2
+    // configuration on the same core); in place 0.79–1.39 (BENCHMARKS §7.23).
     .sgemm_skinny = sxk_sgemm_skinny_avx512, .sgemm_skinny_max_n = 32,
     // Grouped convolutions directly (8 channels × 3 strips of 16, x86/grouped_conv_avx512.c) instead
     // of im2col + the 16-row GEMM, half idle for RegNet's 8-channel groups (BENCHMARKS §7.9).

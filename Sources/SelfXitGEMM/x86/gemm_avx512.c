@@ -231,9 +231,7 @@ AVX512_TARGET
 static void kernel_avx512_x2(int k, const float *a, const float *b, const float *b1, float *c, ptrdiff_t ldc, int mv, int nv,
                              const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
     enum { MR = MR_AVX512, HR = 8 };
-    __mmask16 m0 = nv >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1u);
-    int n1 = nv - 16;
-    __mmask16 m1 = n1 >= 16 ? (__mmask16)0xFFFF : (n1 <= 0 ? (__mmask16)0 : (__mmask16)((1u << n1) - 1u));
+    const __mmask16 m0 = sx_row_mask(0, nv), m1 = sx_row_mask(NR, nv);
     __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     for (int h = 0; h < MR; h += HR) {
         if (h >= mv) break;
@@ -608,9 +606,7 @@ __attribute__((always_inline))
 AVX512_TARGET
 static inline void skinny_tile_avx512(const int R, int k, const float *a, ptrdiff_t lda, const float *b0,
                                       const float *b1, int nvec, float *c, ptrdiff_t ldc, int nv, int accum) {
-    const __mmask16 m0 = nv >= NR ? (__mmask16)0xFFFF : (__mmask16)((1u << nv) - 1u);
-    const int n1 = nv - NR;
-    const __mmask16 m1 = n1 >= NR ? (__mmask16)0xFFFF : n1 <= 0 ? (__mmask16)0 : (__mmask16)((1u << n1) - 1u);
+    const __mmask16 m0 = sx_row_mask(0, nv), m1 = sx_row_mask(NR, nv);
     __m512 acc0[8], acc1[8];
 #pragma clang loop unroll(full)
     for (int r = 0; r < R; r++) { acc0[r] = _mm512_setzero_ps(); acc1[r] = _mm512_setzero_ps(); }
@@ -643,7 +639,7 @@ static inline void skinny_tile_avx512(const int R, int k, const float *a, ptrdif
             for (int r = 0; r < R; r++) acc0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[(ptrdiff_t)r * lda + k - 1]), x0, acc0[r]);
         }
 #pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) { acc0[r] = _mm512_add_ps(acc0[r], acc1[r]); acc1[r] = _mm512_setzero_ps(); }
+        for (int r = 0; r < R; r++) acc0[r] = _mm512_add_ps(acc0[r], acc1[r]);
     }
 #pragma clang loop unroll(full)
     for (int r = 0; r < R; r++) {
@@ -675,10 +671,10 @@ void sxk_sgemm_skinny_avx512(int m, int n, int k, const float *a, ptrdiff_t lda,
             const int nv = n - jp * NR < nvec * NR ? n - jp * NR : nvec * NR;
             const float *b0 = pb + (size_t)jp * NR * k + (size_t)p0 * NR;
             const float *b1 = nvec > 1 ? b0 + (size_t)NR * k : NULL;
+            const int acc = p0 > 0 || beta1;
             for (int i0 = 0; i0 < m; i0 += ROWS) {
                 const float *ai = a + (ptrdiff_t)i0 * lda + p0;
                 float *ci = c + (ptrdiff_t)i0 * ldc + jp * NR;
-                const int acc = p0 > 0 || beta1;
 #define SKINNY_CASE(R) case R: skinny_tile_avx512(R, kc, ai, lda, b0, b1, nvec, ci, ldc, nv, acc); break;
                 switch (m - i0 < ROWS ? m - i0 : ROWS) {
                     SKINNY_CASE(1) SKINNY_CASE(2) SKINNY_CASE(3) SKINNY_CASE(4)
@@ -767,10 +763,7 @@ void sxk_ct_avx512(const float *pw, int m, int k, int cp0, int cp1,
             int nvec = cp + 1 < cp1 ? 2 : 1;
             int ch0 = cp * NR;
             __mmask16 cm[2];
-            for (int v = 0; v < 2; v++) {
-                int left = m - ch0 - 16 * v;
-                cm[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
-            }
+            for (int v = 0; v < 2; v++) cm[v] = sx_row_mask(ch0 + 16 * v, m);
             const float *w0 = pw + (size_t)cp * k * NR + (size_t)kb0 * NR, *w1 = w0 + (size_t)k * NR;
             const float *bias = out->bias && last ? out->bias + ch0 : NULL;
             for (int np = np0; np < np1; np++) {
@@ -954,10 +947,7 @@ void sxk_ctd_avx512(const float *pw, int m, int k, int cp0, int cp1, const sx_ge
         int nvec = cp + 1 < cp1 ? 2 : 1;
         int ch0 = cp * NR;
         __mmask16 cm[2];
-        for (int v = 0; v < 2; v++) {
-            int left = m - ch0 - 16 * v;
-            cm[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
-        }
+        for (int v = 0; v < 2; v++) cm[v] = sx_row_mask(ch0 + 16 * v, m);
         const float *w0 = pw + (size_t)cp * k * NR, *w1 = w0 + (size_t)k * NR;
         const float *bias = out->bias ? out->bias + ch0 : NULL;
         for (int s0 = 0; s0 < total; s0 += CTD_GROUP_SEGMENTS) {

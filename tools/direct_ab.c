@@ -1,0 +1,74 @@
+/* Direct (implicit-GEMM) product A/B: two builds of x86/gemm_avx512.c's `sxk_direct_avx512` (e.g.
+ * before and after a change) timed alternately call by call on ResNet-50's 1×1 layers, one thread,
+ * medians and minima of each compared (BENCHMARKS §7.23: on a machine whose speed swings by tens of
+ * per cent within seconds only such interleaving gives a usable ratio). The input rotates through
+ * NBUF copies (default 8, from L3; 1: hot in L2), so the two builds read different copies and the
+ * printed max |A − B| is only meaningful with NBUF 1. Not part of the library or of `make test`.
+ *
+ *   I="-ISources/SelfXitGEMM/include -ISources/SelfXitGEMM -ISources/SelfXitGEMM/x86"
+ *   R() { for f in gemm ct ctd im2col small_rows sgemm_skinny; do printf ' -Dsxk_%s_avx512=%s_%s' $f $1 $f; done;
+ *         printf ' -Dsxk_direct_avx512=direct_%s' $1; }
+ *   git show d648661:Sources/SelfXitGEMM/x86/gemm_avx512.c > .build/gemm_avx512_a.c   # without the prefetch
+ *   clang -O2 -std=gnu11 -c $I $(R a) .build/gemm_avx512_a.c -o .build/direct_a.o
+ *   clang -O2 -std=gnu11 -c $I $(R b) Sources/SelfXitGEMM/x86/gemm_avx512.c -o .build/direct_b.o
+ *   clang -O2 -std=gnu11 $I tools/direct_ab.c .build/direct_a.o .build/direct_b.o \
+ *      $(find Sources/SelfXitGEMM -name '*.c') -o .build/direct_ab -lm -lpthread
+ *   .build/direct_ab [CALLS [NBUF]]     # e.g. 400 8 (from L3), 400 1 (hot)
+ */
+#define _POSIX_C_SOURCE 199309L
+#include "selfxit_gemm.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+void direct_a(const float *, int, int, int, int, const sx_gemm_direct_b *, int, int, const sx_gemm_out *);
+void direct_b(const float *, int, int, int, int, const sx_gemm_direct_b *, int, int, const sx_gemm_out *);
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
+int main(int argc, char **argv) {
+    static const struct { const char *name; int cin, h, cout, pad; } L[] = {
+        {"1x1 256->64 56", 256, 56, 64, 0}, {"1x1 64->256 56", 64, 56, 256, 0}, {"1x1 256->128 56", 256, 56, 128, 0},
+        {"1x1 512->128 28", 512, 28, 128, 0}, {"1x1 128->512 28", 128, 28, 512, 0}, {"1x1 64->64 56", 64, 56, 64, 0},
+    };
+    const int rounds = argc > 1 ? atoi(argv[1]) : 200, nbuf = argc > 2 ? atoi(argv[2]) : 8;
+    if (rounds < 1 || nbuf < 1) { fprintf(stderr, "usage: direct_ab [CALLS ≥ 1 [NBUF ≥ 1]]\n"); return 2; }
+    for (unsigned li = 0; li < sizeof L / sizeof *L; li++) {
+        int cin = L[li].cin, h = L[li].h, m = L[li].cout, plane = h * h, k = cin;
+        int cs = plane + L[li].pad; float *x = malloc(sizeof(float) * cin * cs * 8), *w = malloc(sizeof(float) * m * k);
+        float *ca = malloc(sizeof(float) * m * plane), *cb = malloc(sizeof(float) * m * plane), *bias = malloc(sizeof(float) * m);
+        for (int i = 0; i < cin * cs * 8; i++) x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
+        for (int i = 0; i < m * k; i++) w[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
+        for (int i = 0; i < m; i++) bias[i] = 0.01f * i;
+        float *pa = aligned_alloc(64, ((sizeof(float) * sx_gemm_packed_a_floats(SX_GEMM_ISA_AVX512, m, k)) + 63) / 64 * 64);
+        sx_gemm_pack_a(SX_GEMM_ISA_AVX512, w, k, m, k, pa);
+        int *off = malloc(sizeof(int) * k);
+        for (int i = 0; i < k; i++) off[i] = i * cs;
+        sx_gemm_direct_b b; memset(&b, 0, sizeof b);
+        b.x = x; b.offsets = off; b.n = plane; b.grid_w = h; b.valid_w = h;
+        int panels = (m + 15) / 16;
+        sx_gemm_out oa = {ca, plane, (ptrdiff_t)m * plane, NULL, 0, 0, bias, plane, SX_GEMM_ACT_RELU, 0, 0};
+        sx_gemm_out ob = oa; ob.c = cb;
+        double *ta = malloc(sizeof(double) * rounds), *tb = malloc(sizeof(double) * rounds);
+        for (int r = 0; r < rounds; r++) {
+            for (int v = 0; v < 2; v++) {
+                int which = (r + v) & 1;
+                b.x = x + (size_t)((r * 2 + v) % nbuf) * cin * cs;
+                double t0 = now();
+                if (which == 0) direct_a(pa, m, k, 0, panels, &b, 0, plane, &oa);
+                else direct_b(pa, m, k, 0, panels, &b, 0, plane, &ob);
+                double dt = now() - t0;
+                (which == 0 ? ta : tb)[r] = dt;
+            }
+        }
+        double maxd = 0;
+        for (int i = 0; i < m * plane; i++) { double d = fabs(ca[i] - cb[i]); if (d > maxd) maxd = d; }
+        qsort(ta, rounds, sizeof(double), cmpd); qsort(tb, rounds, sizeof(double), cmpd);
+        double fl = 2.0 * m * k * plane;
+        printf("%-18s A min %.3f med %.3f ms (%.0f GF/s)  B min %.3f med %.3f ms (%.0f GF/s)  B/A min %.3f med %.3f  maxdiff %.1e\n",
+               L[li].name, ta[0] * 1e3, ta[rounds / 2] * 1e3, fl / ta[0] * 1e-9, tb[0] * 1e3, tb[rounds / 2] * 1e3, fl / tb[0] * 1e-9,
+               tb[0] / ta[0], tb[rounds / 2] / ta[rounds / 2], maxd);
+        free(x); free(w); free(ca); free(cb); free(bias); free(pa); free(off); free(ta); free(tb);
+    }
+    return 0;
+}

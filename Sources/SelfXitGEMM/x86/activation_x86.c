@@ -1,7 +1,8 @@
 // Vector sigmoid and SiLU for the AVX-512 and AVX2 configurations. Total like the Swift exp16
-// (docs/HARDENING.md): no float → int conversion (n = round(x/ln2) through the 1.5·2^23 add,
-// 2^n built from the bits with wrapping integer ops), NaN → NaN, e^x → +inf above 88.72 and 0
-// below −87.34, so nothing traps and no lane needs a range check.
+// (docs/HARDENING.md): no float → int conversion, NaN → NaN, e^x → +inf above 88.72 and 0 below
+// −87.34, so nothing traps and no lane needs a range check. AVX2 (`sx_exp8`): n = round(x/ln2)
+// through the 1.5·2^23 add, 2^n built from the bits with wrapping integer ops; AVX-512
+// (`sx_exp512`): n by `roundscale`, 2^n by `scalef`.
 #include "../kernels_internal.h"
 
 #if SX_X86

@@ -44,6 +44,17 @@ static int detect_isa(void) {
     return SX_GEMM_ISA_SCALAR;
 }
 
+int sxk_cpu_is_amd(void) {
+#if SX_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
+    // The vendor string is EBX, EDX, ECX: "Auth" "enti" "cAMD".
+    return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
+#else
+    return 0;
+#endif
+}
+
 int sxk_hardware_isa(void) {
     static int cached = -1;  // benign race: every thread computes the same value
     if (cached < 0) cached = detect_isa();

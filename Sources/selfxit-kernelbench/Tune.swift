@@ -8,7 +8,7 @@ import SelfXit
 
 func runTuningCheck(layers: [(String, Conv2DGeometry)], threads: Int, batches: [Int], pool: ThreadPool) {
     let choices: [Conv2DKernel.PlanChoice] = [.packed(channelMajor: false), .packed(channelMajor: true),
-                                             .direct(channelMajor: false), .direct(channelMajor: true)]
+                                             .direct(channelMajor: false), .direct(channelMajor: true), .packedSharingDirect]
     print("threads \(threads); kernel configuration: \(KernelConfigInfo.currentName)")
     print("layer".padding(toLength: 30, withPad: " ", startingAt: 0)
           + " batch  rule            ms   fastest         ms    verdict")

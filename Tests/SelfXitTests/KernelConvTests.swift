@@ -50,12 +50,12 @@ final class KernelConvTests: XCTestCase {
     /// `inPlace`: the residual is the output buffer itself (as the memory plan lays out a
     /// ResNet's expanding convolutions), else a buffer of its own.
     func check(_ g: Conv2DGeometry, bias: Bool = true, residual: Bool = false, inPlace: Bool = false, act: Activation = .none,
-               batches: [Int] = [1, 5], threads: [Int] = [1, 2, 3], seed: UInt64 = 7,
+               batches: [Int] = [1, 5], threads: [Int] = [1, 2, 3], seed: UInt64 = 7, plan: Conv2DKernel.PlanChoice = .rule,
                file: StaticString = #filePath, line: UInt = #line) {
         var rng = SeededRandom(seed)
         let w = rng.array(g.outChannels * (g.inChannels / g.groups) * g.kernelHeight * g.kernelWidth)
         let b = bias ? rng.array(g.outChannels) : nil
-        let kernel = Conv2DKernel(geometry: g, weights: w, bias: b, activation: act)
+        let kernel = Conv2DKernel(geometry: g, weights: w, bias: b, activation: act, plan: plan)
         for batch in batches {
             let x = rng.array(batch * g.inChannels * g.inPlane)
             let outCount = batch * g.outChannels * g.outPlane
@@ -314,12 +314,19 @@ final class KernelConvTests: XCTestCase {
         // Planes under 7 pixels wide: packed product when batched, channel-major direct on the
         // same packed weights when one sample is shared by the threads (batch < threads) and, at
         // stride 1, from 8 samples a thread (batch 16 on 2 threads, 24 on 3: whole samples a thread,
-        // the top and bottom rows on their K-row lists).
+        // the top and bottom rows on their K-row lists) — by the rule where the configuration has
+        // `ctd_narrow_planes` (AVX-512 on AMD CPUs), forced on every configuration that can, so
+        // the path is checked on whichever CPU runs the tests.
+        let sharing = hasCTD && Int(cfg.pointee.mr) == Int(cfg.pointee.nr)
         for g in [geometry(c: 32, h: 4, w: 4, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)),
                   geometry(c: 32, h: 7, w: 7, oc: 24, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1))] {
-            let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * 9), bias: nil, activation: .relu)
-            XCTAssertEqual(kernel.algorithmName == "im2col/ctd", hasCTD && Int(cfg.pointee.mr) == Int(cfg.pointee.nr), "\(g): \(kernel.algorithmName)")
+            let weights = [Float](repeating: 0, count: g.outChannels * g.inChannels * 9)
+            let kernel = Conv2DKernel(geometry: g, weights: weights, bias: nil, activation: .relu)
+            XCTAssertEqual(kernel.algorithmName == "im2col/ctd", sharing && cfg.pointee.ctd_narrow_planes != 0, "\(g): \(kernel.algorithmName)")
             check(g, residual: true, act: .relu, batches: [1, 2, 3, 16, 24], threads: [1, 2, 3])
+            let forced = Conv2DKernel(geometry: g, weights: weights, bias: nil, activation: .relu, plan: .packedSharingDirect)
+            XCTAssertEqual(forced.algorithmName, sharing ? "im2col/ctd" : "im2col", "\(g) forced")
+            if sharing { check(g, residual: true, act: .relu, batches: [1, 2, 3, 16, 24], threads: [1, 2, 3], plan: .packedSharingDirect) }
         }
         // Wide rows, short K, and 1×1 products with fewer inputs than outputs stay on the grid.
         for g in [geometry(c: 17, h: 16, w: 58, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), geometry(c: 9, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)),

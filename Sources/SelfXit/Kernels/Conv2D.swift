@@ -74,6 +74,9 @@ package final class Conv2DKernel {
         case direct(channelMajor: Bool)
         /// Depthwise: in place (`dw3x3_direct`) or through the padded copy.
         case depthwise(inPlace: Bool)
+        /// The packed product with its channel-major direct alternative for shared samples (the
+        /// rule's choice on rows under 7 pixels where the configuration has `ctd_narrow_planes`).
+        case packedSharingDirect
     }
 
     package convenience init(geometry g: Conv2DGeometry, weights: [Float], bias: [Float]?, activation: Activation) {
@@ -100,6 +103,7 @@ package final class Conv2DKernel {
         switch choice {
         case .rule, .depthwise: break
         case let .packed(cm): directChoice = .none; packedCM = cm
+        case .packedSharingDirect: directChoice = .none
         case let .direct(cm): directChoice = .some(cm)
         }
         if g.groups == g.inChannels && g.groups == g.outChannels {
@@ -131,7 +135,12 @@ package final class Conv2DKernel {
         // at batches of 8 a thread and up too, whole samples a thread: 512→512 at 4×4, batch 32,
         // 10.32–10.39 against the packed product's 10.79–10.85 ms (batch 8 and 2 even; stride 2
         // still 5–6 % slower channel-major; selfxit-kernelbench min ctd|packed 2 1 2 8 32, Zen 4).
-        if case .im2col = algorithm, case .rule = choice, let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
+        // On an Intel Xeon (Emerald Rapids) the packed product won both (0.30–0.62 against 0.45–0.72
+        // ms at batch 1, 8.8–11.2 against 16.1–17.1 at batch 32: channel-major streams a channel
+        // pair's weights once per row and sample, from an L3 its cores read slowly): which one wins
+        // depends on the CPU, not only the ISA, and the configuration says (`ctd_narrow_planes`).
+        if case .im2col = algorithm, let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
+           choice == .rule ? config.pointee.ctd_narrow_planes != 0 : choice == .packedSharingDirect,
            Int(config.pointee.mr) == PackedGEMM.nr, g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
            let plan = DirectConvPlan(g, config: config, channelMajor: true), plan.channelMajor {
             sharedSampleDirect = plan

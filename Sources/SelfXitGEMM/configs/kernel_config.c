@@ -1,9 +1,12 @@
 // One kernel configuration per ISA (the structure of XNNPACK's src/configs/): tile sizes and the
-// kernels each ISA has, NULL where it has none. The tables are constant; which ones this machine
-// may use is decided once from CPU detection (sx_gemm_isa_supported), and the default one from
-// that and SELFXIT_GEMM_ISA (sx_gemm_default_isa). Tests walk every table the machine runs.
+// kernels each ISA has, NULL where it has none. The tables are constant but for the AVX-512 one's
+// CPU-dependent planner choices (`ctd_narrow_planes`), set from the CPU's vendor the first time
+// it is asked for; which ones this machine may use is decided once from CPU detection
+// (sx_gemm_isa_supported), and the default one from that and SELFXIT_GEMM_ISA
+// (sx_gemm_default_isa). Tests walk every table the machine runs.
 #include "../kernels_internal.h"
 
+#include <pthread.h>
 #include <stddef.h>
 
 /// HardSwish, SiLU and Sigmoid: the activation codes above Clip.
@@ -131,7 +134,26 @@ static const sx_kernel_config avx512_config = {
     .ctd_max_width = 56, .ctd_max_width_s2 = 28, .ctd_max_width_1x1 = 14, .ctd_max_width_1x1_s2 = 14,
     // 1×1 expansions channel-major below 64 pixels (7×7: the packed product measured 4–20 % slower).
     .ctd_1x1_expand_max_plane = 64,
+    // Measured on AMD Zen 4 (Conv2D's init: 512→512 3×3 at 4×4, 2 threads, 0.361 ms channel-major
+    // against 0.491 packed at batch 1, 10.32 against 10.79 at batch 32); `avx512_for_cpu` turns it
+    // off on other vendors' CPUs: on an Intel Xeon (Emerald Rapids) the same layer ran 0.45–0.72
+    // against 0.30–0.62 ms at batch 1 and 16.1–17.1 against 8.8–11.2 ms at batch 32
+    // (selfxit-kernelbench min [packed] 2 1|32, tune 2 1), channel-major not gaining from the
+    // second thread; ResNet-18 w64 b1 ours/ORT 1.09–1.35 → 0.99–1.21 (BENCHMARKS §7.24).
+    .ctd_narrow_planes = 1,
 };
+
+/// The AVX-512 table with the CPU-dependent choices set for this machine's CPU (filled once).
+static sx_kernel_config avx512_tuned;
+static pthread_once_t avx512_tuned_once = PTHREAD_ONCE_INIT;
+static void avx512_tune_for_cpu(void) {
+    avx512_tuned = avx512_config;
+    avx512_tuned.ctd_narrow_planes = sxk_cpu_is_amd();
+}
+static const sx_kernel_config *avx512_for_cpu(void) {
+    pthread_once(&avx512_tuned_once, avx512_tune_for_cpu);
+    return &avx512_tuned;
+}
 #endif
 
 #if SX_ARM64
@@ -158,7 +180,7 @@ const sx_kernel_config *sx_kernel_config_for(int isa) {
     case SX_GEMM_ISA_SCALAR: return &scalar_config;
 #if SX_X86
     case SX_GEMM_ISA_AVX2: return &avx2_config;
-    case SX_GEMM_ISA_AVX512: return &avx512_config;
+    case SX_GEMM_ISA_AVX512: return avx512_for_cpu();
 #endif
 #if SX_ARM64
     case SX_GEMM_ISA_NEON: return &neon_config;

@@ -325,6 +325,14 @@ typedef struct sx_kernel_config {
     /// A stride-1 1×1 convolution with fewer inputs than outputs goes channel-major only on planes
     /// of fewer pixels than this (0: never); with at least as many inputs, within the width above.
     int ctd_1x1_expand_max_plane;
+    /// Whether a packed product on output rows narrower than 7 pixels (ResNet-18 w64's 4×4
+    /// layer4) runs its samples channel-major direct (`ctd`, on the same packed weights) when one
+    /// sample is shared by the threads and, at stride 1, from 8 samples a thread. That kernel
+    /// streams a channel pair's weights once per output row and sample, which pays on a CPU whose
+    /// cores read L3 fast (AMD Zen 4) and not on one whose do not (an Intel Xeon's mesh); it
+    /// depends on the CPU, not only the ISA, so the AVX-512 table's value is set from the CPU's
+    /// vendor when the table is first asked for (`sx_kernel_config_for`).
+    int ctd_narrow_planes;
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

@@ -19,13 +19,14 @@ static inline __m256 sx_exp8(__m256 x) {
     __m256 n = _mm256_sub_ps(t, magic);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
     r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    // e^r on [−ln2/2, ln2/2]: sx_exp512's degree-5 polynomial (relative error 1.6e-7), 5 FMAs
+    // where the Cephes form took 8 operations.
+    __m256 p = _mm256_set1_ps(8.2903150469e-3f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1897930205e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6667635739e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.9999150634e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9999970198e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000)),
                                                       _mm256_set1_epi32(127)), 23);
     __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));

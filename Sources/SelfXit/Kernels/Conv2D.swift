@@ -585,7 +585,10 @@ func addBiasAndResidual(_ row: UnsafeMutablePointer<Float>, count: Int, bias: Fl
     }
 }
 
-/// Uninitialized floats aligned to a cache line; free with `deallocate()`.
+/// Uninitialized floats aligned to a cache line (large ones on huge pages: `allocateForKernels`);
+/// free with `deallocate()` (on Linux Swift's aligned deallocation is `free`).
 func allocateFloats(_ count: Int) -> UnsafeMutablePointer<Float> {
-    UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64).bindMemory(to: Float.self, capacity: max(1, count))
+    let bytes = max(1, count) * 4
+    let raw = allocateForKernels(bytes: bytes) ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+    return raw.bindMemory(to: Float.self, capacity: max(1, count))
 }

@@ -117,12 +117,30 @@ final class Workspace {
 /// allocation fails — unlike `UnsafeMutablePointer.allocate`, which aborts the process.
 func tryAllocateFloats(_ count: Int, for purpose: @autoclosure () -> String) throws -> UnsafeMutablePointer<Float> {
     let (bytes, overflow) = max(count, 1).multipliedReportingOverflow(by: MemoryLayout<Float>.stride)
-    var raw: UnsafeMutableRawPointer?
-    guard !overflow, posix_memalign(&raw, 64, bytes) == 0, let raw else {
+    guard !overflow, let raw = allocateForKernels(bytes: bytes) else {
         throw SelfXitError.outOfMemory("could not allocate \(overflow ? "more than \(Int.max) bytes" : describeBytes(bytes)) for \(purpose())")
     }
     memset(raw, 0, bytes)
     return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+}
+
+/// Bytes of a transparent huge page on x86-64 and most aarch64 kernels.
+private let hugePageBytes = 2 << 20
+
+/// `bytes` (> 0) 64-byte aligned, to be released with `free`; nil when the allocation fails.
+/// From 2 MiB on, on a 2 MiB boundary with its whole 2 MiB pages marked MADV_HUGEPAGE: the
+/// kernels read a layer's weights and its input planes as dozens of streams at once (a 1×1
+/// layer's 256 channel planes), each on its own 4 KiB page, more than the TLB holds; where the
+/// system grants huge pages only on request (THP "madvise", the default of several
+/// distributions) this asks for them for our own buffers — nothing process-wide changes.
+func allocateForKernels(bytes: Int) -> UnsafeMutableRawPointer? {
+    var raw: UnsafeMutableRawPointer?
+    let huge = bytes >= hugePageBytes
+    guard posix_memalign(&raw, huge ? hugePageBytes : 64, bytes) == 0, let raw else { return nil }
+    #if os(Linux)
+    if huge { _ = madvise(raw, bytes & ~(hugePageBytes - 1), MADV_HUGEPAGE) }
+    #endif
+    return raw
 }
 
 /// `bytes` for a message: exact below 1 MiB, else in MiB or GiB with one decimal.

@@ -6,6 +6,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #include "selfxit_gemm.h"
+#include "exp_poly.h"
 
 /// e^x on 8 lanes, total like the Swift exp16 (docs/HARDENING.md): no float → int conversion
 /// (n = round(x/ln2) through the 1.5·2^23 add, 2^n built from the bits with wrapping integer
@@ -17,15 +18,14 @@ static inline __m256 sx_exp8(__m256 x) {
     const __m256 magic = _mm256_set1_ps(12582912.0f);
     __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(1.44269504088896341f), magic);
     __m256 n = _mm256_sub_ps(t, magic);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    // e^r on [−ln2/2, ln2/2]: sx_exp512's degree-5 polynomial (relative error 1.6e-7), 5 FMAs
-    // where the Cephes form took 8 operations.
-    __m256 p = _mm256_set1_ps(8.2903150469e-3f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1897930205e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6667635739e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.9999150634e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(9.9999970198e-1f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SX_EXP_LN2_HI), xc);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(SX_EXP_LN2_LO), r);
+    // e^r: the shared degree-5 polynomial (exp_poly.h).
+    __m256 p = _mm256_set1_ps(SX_EXP_C5);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SX_EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SX_EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SX_EXP_C2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SX_EXP_C1));
     p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
     __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000)),
                                                       _mm256_set1_epi32(127)), 23);

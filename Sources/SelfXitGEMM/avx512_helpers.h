@@ -6,6 +6,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #include "selfxit_gemm.h"
+#include "exp_poly.h"
 
 /// Lanes `i` of a 16-float load starting at column `ix` of a row whose columns are `0..<in_w`
 /// that lie inside the row (the others are masked off and never read).
@@ -16,29 +17,28 @@ static inline __mmask16 sx_row_mask(int ix, int in_w) {
     return (__mmask16)((hi >= 16 ? 0xFFFFu : ((1u << hi) - 1u)) & ~((1u << lo) - 1u));
 }
 
-/// `e^x`, total like activation_x86.c's `exp8` and Swift's `exp16`: no float → int conversion,
+/// `e^x`, total like avx2_helpers.h's `sx_exp8` and Swift's `exp16`: no float → int conversion,
 /// so NaN → NaN and nothing traps; +inf above 88.72 (where e^x passes FLT_MAX: `scalef` overflows
 /// to +inf by itself), 0 below −87.34 (masked, as the others: no denormal results).
-/// e^x = 2^n · e^r with n = round(x·log2 e) (`roundscale`) and r = x − n·ln 2 in two FMA steps
-/// (ln 2 split in a short high part and a low one, so r is exact to a few ulp for |n| ≤ 128);
-/// e^r on [−ln2/2, ln2/2] by a degree-5 polynomial fitted here for relative error (1.6e-7 over
-/// the whole range, evaluated in float); 2^n applied by `scalef`, which needs no exponent bit
-/// arithmetic and no range fix-ups. 14 vector operations where the Cephes form with integer
-/// exponent arithmetic and two blends took 22: SiLU 0.54–0.59 → 0.37–0.39 ns an element from
-/// L1 (one thread, Intel Xeon Emerald Rapids), EfficientNet-B0 applies it to 6.2 M values a frame.
+/// e^x = 2^n · e^r with n = round(x·log2 e) (`roundscale`), r = x − n·ln 2 in two FMA steps and
+/// e^r by the shared degree-5 polynomial (exp_poly.h: relative error 1.6e-7); 2^n applied by
+/// `scalef`, which needs no exponent bit arithmetic and no range fix-ups. 14 vector operations
+/// where the Cephes form with integer exponent arithmetic and two blends took 22: SiLU 0.54–0.59 →
+/// 0.37–0.39 ns an element from L1 (one thread, Intel Xeon Emerald Rapids; EfficientNet-B0 applies
+/// it to 6.2 M values a frame; BENCHMARKS §7.24).
 __attribute__((target("avx512f,fma"), always_inline))
 static inline __m512 sx_exp512(__m512 x) {
     // Constant first: max/min return the second operand when either is NaN, so NaN passes.
     __m512 xc = _mm512_min_ps(_mm512_set1_ps(88.8f), _mm512_max_ps(_mm512_set1_ps(-88.0f), x));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), xc);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(8.2903150469e-3f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1897930205e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6667635739e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.9999150634e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(9.9999970198e-1f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SX_EXP_LN2_HI), xc);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(SX_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(SX_EXP_C5);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SX_EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SX_EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SX_EXP_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SX_EXP_C1));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
     // Lanes below −87.34 (not NaN: unordered compares true) get 0.
     __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654022216797f), _CMP_NLT_UQ);

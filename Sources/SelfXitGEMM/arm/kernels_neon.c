@@ -5,6 +5,7 @@
 // checked against the portable C under qemu-user (`make test-aarch64-kernels`,
 // Tests/Kernels/kernel_test.c), since this project's machines are x86.
 #include "../kernels_internal.h"
+#include "../exp_poly.h"
 
 #if SX_ARM64
 #include <arm_neon.h>
@@ -208,15 +209,14 @@ static inline float32x4_t exp4(float32x4_t x) {
     const float32x4_t magic = vdupq_n_f32(12582912.0f);
     float32x4_t t = vfmaq_f32(magic, xc, vdupq_n_f32(1.44269504088896341f));
     float32x4_t n = vsubq_f32(t, magic);
-    float32x4_t r = vfmsq_f32(xc, n, vdupq_n_f32(0.693359375f));
-    r = vfmaq_f32(r, n, vdupq_n_f32(2.12194440e-4f));
-    // e^r by the x86 kernels' degree-5 polynomial (avx512_helpers.h: relative error 1.6e-7), 5
-    // FMAs where the Cephes form took 8 operations.
-    float32x4_t p = vdupq_n_f32(8.2903150469e-3f);
-    p = vfmaq_f32(vdupq_n_f32(4.1897930205e-2f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(1.6667635739e-1f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(4.9999150634e-1f), p, r);
-    p = vfmaq_f32(vdupq_n_f32(9.9999970198e-1f), p, r);
+    float32x4_t r = vfmsq_f32(xc, n, vdupq_n_f32(SX_EXP_LN2_HI));
+    r = vfmaq_f32(r, n, vdupq_n_f32(SX_EXP_LN2_LO));
+    // e^r: the shared degree-5 polynomial (exp_poly.h).
+    float32x4_t p = vdupq_n_f32(SX_EXP_C5);
+    p = vfmaq_f32(vdupq_n_f32(SX_EXP_C4), p, r);
+    p = vfmaq_f32(vdupq_n_f32(SX_EXP_C3), p, r);
+    p = vfmaq_f32(vdupq_n_f32(SX_EXP_C2), p, r);
+    p = vfmaq_f32(vdupq_n_f32(SX_EXP_C1), p, r);
     p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
     int32x4_t bits = vshlq_n_s32(vaddq_s32(vsubq_s32(vreinterpretq_s32_f32(t), vdupq_n_s32(0x4B400000)), vdupq_n_s32(127)), 23);
     float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(bits));

@@ -227,7 +227,8 @@ size_t sx_gconv_scratch_floats(const sx_gconv_geom *g);
 /// per ISA in configs/kernel_config.c. A NULL kernel means this ISA has no fast path of that kind
 /// and planners take the general one (im2col + `gemm`, a padded copy + `dw3x3_plane`, portable
 /// pooling). Planners read the widths below and test the pointers; they never compare ISA ids.
-/// Tables are immutable and live for the process.
+/// Tables are immutable and live for the process (the AVX-512 one's CPU-dependent fields are set
+/// once, before `sx_kernel_config_for` first returns it; thread-safe).
 typedef struct sx_kernel_config {
     int isa;                 ///< SX_GEMM_ISA_*
     const char *name;        ///< "avx512", "avx2", "neon", "scalar" (as SELFXIT_GEMM_ISA spells it)

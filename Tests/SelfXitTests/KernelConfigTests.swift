@@ -32,6 +32,9 @@ final class KernelConfigTests: XCTestCase {
             XCTAssertEqual(cfg.ctd != nil, cfg.ctd_max_pixels > 0, "\(name): ctd_max_pixels iff a ctd kernel")
             XCTAssertEqual(cfg.small_rows != nil, cfg.small_rows_max > 0, "\(name): small_rows_max iff small_rows")
             XCTAssertTrue(cfg.ctd == nil || cfg.direct != nil, "\(name): channel-major direct needs the direct planner")
+            XCTAssertTrue(cfg.ctd_narrow_planes == 0 || cfg.ctd != nil, "\(name): ctd_narrow_planes needs a ctd kernel")
+            // Set once from the CPU (the AVX-512 table's vendor-dependent fields): asked again, the same table.
+            XCTAssertEqual(sx_kernel_config_for(cfg.isa), sx_kernel_config_for(cfg.isa), name)
             XCTAssertTrue(cfg.gemm != nil && cfg.im2col != nil && cfg.dw3x3_plane != nil && cfg.deinterleave2 != nil
                           && cfg.sigmoid != nil && cfg.silu != nil, "\(name): a mandatory kernel is missing")
             func has(_ p: Bool, _ what: String) -> String { p ? what : "" }
@@ -40,7 +43,8 @@ final class KernelConfigTests: XCTestCase {
                            has(cfg.maxpool_direct != nil, "maxpool_direct"), has(cfg.dw_direct != nil, "dw_direct"),
                            has(cfg.dw_plane != nil, "dw_plane")].filter { !$0.isEmpty }
             print("kernel config \(name): runs here; MR \(cfg.mr), \(cfg.vector_floats) floats a vector; "
-                  + "gemm, im2col, dw3x3_plane, sigmoid, silu + [\(kernels.joined(separator: ", "))]")
+                  + "gemm, im2col, dw3x3_plane, sigmoid, silu + [\(kernels.joined(separator: ", "))]"
+                  + (cfg.ctd_narrow_planes != 0 ? "; narrow planes channel-major when shared" : ""))
         }
     }
 

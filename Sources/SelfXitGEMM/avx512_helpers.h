@@ -23,9 +23,9 @@ static inline __mmask16 sx_row_mask(int ix, int in_w) {
 /// e^x = 2^n · e^r with n = round(x·log2 e) (`roundscale`), r = x − n·ln 2 in two FMA steps and
 /// e^r by the shared degree-5 polynomial (exp_poly.h: relative error 1.6e-7); 2^n applied by
 /// `scalef`, which needs no exponent bit arithmetic and no range fix-ups. 14 vector operations
-/// where the Cephes form with integer exponent arithmetic and two blends took 22: SiLU 0.54–0.59 →
-/// 0.37–0.39 ns an element from L1 (one thread, Intel Xeon Emerald Rapids; EfficientNet-B0 applies
-/// it to 6.2 M values a frame; BENCHMARKS §7.24).
+/// where the Cephes form with integer exponent arithmetic and two blends took 22: SiLU 0.44–0.46 →
+/// 0.35–0.36 ns an element from L1 (tools/silu_bench.c, one thread, Intel Xeon Emerald Rapids;
+/// EfficientNet-B0 applies it to 6.2 M values a frame; BENCHMARKS §7.24).
 __attribute__((target("avx512f,fma"), always_inline))
 static inline __m512 sx_exp512(__m512 x) {
     // Constant first: max/min return the second operand when either is NaN, so NaN passes.

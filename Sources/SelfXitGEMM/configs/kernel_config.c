@@ -139,7 +139,7 @@ static const sx_kernel_config avx512_config = {
     // off on other vendors' CPUs: on an Intel Xeon (Emerald Rapids) the same layer ran 0.45–0.72
     // against 0.30–0.62 ms at batch 1 and 16.1–17.1 against 8.8–11.2 ms at batch 32
     // (selfxit-kernelbench min [packed] 2 1|32, tune 2 1), channel-major not gaining from the
-    // second thread; ResNet-18 w64 b1 ours/ORT 1.09–1.35 → 0.99–1.21 (BENCHMARKS §7.24).
+    // second thread; ResNet-18 w64 b1 ours/ORT 1.15–1.33 → 1.05–1.23 (BENCHMARKS §7.24).
     .ctd_narrow_planes = 1,
 };
 

@@ -48,8 +48,10 @@ int sxk_cpu_is_amd(void) {
 #if SX_X86
     unsigned a, b, c, d;
     if (!__get_cpuid(0, &a, &b, &c, &d)) return 0;
-    // The vendor string is EBX, EDX, ECX: "Auth" "enti" "cAMD".
-    return b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
+    // The vendor string is EBX, EDX, ECX: "Auth" "enti" "cAMD", or Hygon's "Hygo" "nGen" "uine"
+    // (its cores are licensed Zen cores, with Zen's cache hierarchy).
+    return (b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u)
+        || (b == 0x6f677948u && d == 0x6e65476eu && c == 0x656e6975u);
 #else
     return 0;
 #endif

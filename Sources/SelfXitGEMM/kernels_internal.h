@@ -270,7 +270,7 @@ SXK_HIDDEN void sxk_gconv_avx2(const sx_gconv_geom *g, const float *x, const flo
 
 /// The hardware's ISA (CPUID / the build's target), without any override (gemm.c).
 SXK_HIDDEN int sxk_hardware_isa(void);
-/// Whether the CPU reports itself as AMD's (cpuid leaf 0 "AuthenticAMD"); 0 off x86.
+/// Whether the CPU is a Zen-family design: cpuid leaf 0 "AuthenticAMD" or "HygonGenuine"; 0 off x86.
 SXK_HIDDEN int sxk_cpu_is_amd(void);
 
 #endif

@@ -1,0 +1,63 @@
+"""Per-node time of two SelfXit builds in the same model, their profiles alternating.
+
+    .cache/isa-venv/bin/python bench/profile_ab.py --model .cache/models/tv-resnet50.onnx \\
+        --base /tmp/base/selfxit-bench --new .build/release/selfxit-bench --rounds 8 [--batch 1] [--threads 2]
+
+A whole-model A/B on a shared VM needs many rounds to see a few per cent (the same binary ran
+ResNet-50 in 35 ms and in 57 ms minutes apart); a change to one kind of layer is seen more
+clearly per node, in the model (cold weights, the previous layer's output where it was written),
+than in a layer benchmark. Each round runs `selfxit-bench --profile --plan-order` (every node's
+best of --iters whole-model runs) for the base build and then the new one; each node keeps its
+best over all rounds (the order alternating round by round). Prints the nodes whose time moved by more than --show per cent, then both
+sums of node bests and the per-round sums (the drift the rounds saw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from profile_compare import ours_profile  # noqa: E402
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True)
+    p.add_argument("--base", required=True, help="the selfxit-bench binary to compare against")
+    p.add_argument("--new", default=".build/release/selfxit-bench")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--input-shape", help="C,H,W for symbolic-size models")
+    p.add_argument("--show", type=float, default=3.0, help="list nodes whose best moved by more than this (per cent)")
+    args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
+
+    best = {"base": {}, "new": {}}
+    sums = {"base": [], "new": []}
+    order = None
+    for r in range(args.rounds):
+        # ABBA order: whichever runs second in a round meets a machine that has warmed up.
+        pair = (("base", args.base), ("new", args.new))
+        for key, binary in (pair if r % 2 == 0 else pair[::-1]):
+            names, times, _ = ours_profile(binary, args.model, args.batch, args.threads, args.iters, args.input_shape)
+            order = order or names
+            sums[key].append(sum(times.values()))
+            for name, ms in times.items():
+                best[key][name] = min(ms, best[key].get(name, ms))
+    print(f"{'base ms':>9} {'new ms':>9} {'new/base':>8}  node (moved > {args.show:g} %)")
+    for name in order:
+        a, b = best["base"].get(name), best["new"].get(name)
+        if a and b and abs(b / a - 1) * 100 > args.show:
+            print(f"{a:9.3f} {b:9.3f} {b / a:8.3f}  {name}")
+    a, b = sum(best["base"].values()), sum(best["new"].values())
+    print(f"\nsum of node bests: base {a:.3f} ms, new {b:.3f} ms, new/base {b / a:.3f}")
+    print("per-round sums of node times (base/new): " + "  ".join(f"{x:.1f}/{y:.1f}" for x, y in zip(sums["base"], sums["new"])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,10 +27,12 @@ turn is a burst of 5 batches back to back, the first untimed (it finds the cache
 full of the other engine's data and its threads asleep), after a 1 ms pause (so
 neither engine's idle threads spin into the other's turn).  --repeats starts a fresh
 pair of workers per round, with at least --iters timed batches each per round.  An
-engine's latency is the median of all its timed batches; the ratio compares two
-medians taken over the same stretch of time, so the machine's drift (10-40 % within
-minutes on a shared VM) moves both alike.  Peak RSS is
-each worker's own.  Prints a Markdown table; --json-out also saves the raw results.
+engine's latency is the median of all its timed batches.  The ratio is the median over
+all turns of one turn's median against the other engine's turn beside it: a shared VM
+moves between speed states (the same model 35 or 57 ms, minutes apart; steady within a
+turn), and two medians pooled over rounds in different states can land outside every
+round's ratio (rounds 1.13 and 0.86, pooled 0.77; that pooled ratio is still in the JSON
+as pooled_ratio, with round_ratios and turn_ratios).  Peak RSS is each worker's own.  Prints a Markdown table; --json-out also saves the raw results.
 If the selfxit binary is missing the table is produced with ORT only.
 """
 
@@ -117,7 +119,8 @@ BURST = 5
 
 
 def measure_round(model, batch, threads, iters, warmup, binary, timeout, isa=None):
-    """One round: fresh workers, `iters` batches each, interleaved. Returns {engine: (times, summary)}."""
+    """One round: fresh workers, `iters` batches each, interleaved. Returns {engine: (turns, summary)},
+    `turns` the timed batches (ms) of each of the engine's turns in order."""
     cmd, env = ort_bench.serve_command(model, batch, threads, warmup)
     env.pop("SELFXIT_GEMM_ISA", None)
     workers = [Worker("ort", cmd, env, timeout)]
@@ -127,15 +130,15 @@ def measure_round(model, batch, threads, iters, warmup, binary, timeout, isa=Non
             our_env["SELFXIT_GEMM_ISA"] = isa
         workers.append(Worker("ours", [binary, "--model", model, "--batch", str(batch), "--threads", str(threads),
                                        "--warmup", str(warmup), "--serve"], our_env, timeout))
-    times = {w.name: [] for w in workers}
+    turns = {w.name: [] for w in workers}
     try:
         for i in range((iters + BURST - 2) // (BURST - 1)):
             for w in (workers if i % 2 == 0 else workers[::-1]):
                 time.sleep(0.001)
                 # The burst's first batch finds the caches holding the other engine's data and
                 # its threads asleep: run, not timed.
-                times[w.name] += w.run(BURST)[1:]
-        return {w.name: (times[w.name], w.finish()) for w in workers}
+                turns[w.name].append(w.run(BURST)[1:])
+        return {w.name: (turns[w.name], w.finish()) for w in workers}
     finally:
         for w in workers:
             if w.proc.poll() is None:
@@ -190,26 +193,32 @@ def main(argv=None):
     for row in args.rows:
         label, fname, batch = ROWS[row]
         model = os.path.join(args.models_dir, fname)
-        ort_times, our_times, ort_rss, our_rss, round_ratios = [], [], [], [], []
+        ort_times, our_times, ort_rss, our_rss, round_ratios, turn_ratios = [], [], [], [], [], []
         for _ in range(args.repeats):
             try:
                 measured = measure_round(model, batch, args.threads, args.iters, args.warmup, binary, args.timeout,
                                          args.isa)
             except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, ValueError) as e:
                 raise SystemExit(f"{row}: {e}")
-            ort_times += measured["ort"][0]
+            ort_turns = measured["ort"][0]
+            ort_round = [t for turn in ort_turns for t in turn]
+            ort_times += ort_round
             ort_rss.append(measured["ort"][1]["peak_rss_mb"])
             baseline_rss = measured["ort"][1].get("baseline_rss_mb", 0.0)
             if "ours" in measured:
-                our_times += measured["ours"][0]
+                our_turns = measured["ours"][0]
+                our_round = [t for turn in our_turns for t in turn]
+                our_times += our_round
                 our_rss.append(measured["ours"][1]["peak_rss_mb"])
-                round_ratios.append(statistics.median(measured["ours"][0]) / statistics.median(measured["ort"][0]))
+                round_ratios.append(statistics.median(our_round) / statistics.median(ort_round))
+                turn_ratios += [statistics.median(a) / statistics.median(b) for a, b in zip(our_turns, ort_turns)]
         ort_ms = statistics.median(ort_times)
         our_ms = statistics.median(our_times) if our_times else None
         res = {"row": row, "model": label, "isa": args.isa or "default", "file": fname, "batch": batch, "threads": args.threads,
                "ort_ms": ort_ms, "ours_ms": our_ms,
-               "ratio": (our_ms / ort_ms) if our_ms is not None else None,
-               "round_ratios": round_ratios,
+               "ratio": statistics.median(turn_ratios) if turn_ratios else None,
+               "pooled_ratio": (our_ms / ort_ms) if our_ms is not None else None,
+               "round_ratios": round_ratios, "turn_ratios": turn_ratios,
                "ort_rss_mb": max(ort_rss), "ours_rss_mb": max(our_rss) if our_rss else None,
                "baseline_rss_mb": baseline_rss, "ort_times_ms": ort_times, "ours_times_ms": our_times}
         results.append(res)
@@ -219,7 +228,8 @@ def main(argv=None):
     if args.isa:
         print(f"\nSelfXit ran with SELFXIT_GEMM_ISA={args.isa} (its {args.isa} kernel configuration); ORT its own dispatch.")
     print(f"\nThreads: {args.threads}, iters: {args.iters}, warmup: {args.warmup}, repeats: {args.repeats}; "
-          f"latency = median per batch, the engines taking turns of {BURST} batches (the first untimed).\n")
+          f"latency = median per batch, the engines taking turns of {BURST} batches (the first untimed); "
+          f"ours/ORT = median over the turns of each turn's ratio to the other engine's turn beside it.\n")
     print("| model | batch | ORT ms | ours ms | ours/ORT | ORT peak RSS MB | ours peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:

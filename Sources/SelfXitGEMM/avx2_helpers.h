@@ -20,13 +20,7 @@ static inline __m256 sx_exp8(__m256 x) {
     __m256 n = _mm256_sub_ps(t, magic);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(SX_EXP_LN2_HI), xc);
     r = _mm256_fmadd_ps(n, _mm256_set1_ps(SX_EXP_LN2_LO), r);
-    // e^r: the shared degree-5 polynomial (exp_poly.h).
-    __m256 p = _mm256_set1_ps(SX_EXP_C5);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SX_EXP_C4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SX_EXP_C3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SX_EXP_C2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(SX_EXP_C1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256 p = SX_EXP_POLY(_mm256_fmadd_ps, _mm256_set1_ps, r);  // e^r (exp_poly.h)
     __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(0x4B400000)),
                                                       _mm256_set1_epi32(127)), 23);
     __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));

@@ -34,12 +34,7 @@ static inline __m512 sx_exp512(__m512 x) {
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(SX_EXP_LN2_HI), xc);
     r = _mm512_fmadd_ps(n, _mm512_set1_ps(SX_EXP_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(SX_EXP_C5);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SX_EXP_C4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SX_EXP_C3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SX_EXP_C2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(SX_EXP_C1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    __m512 p = SX_EXP_POLY(_mm512_fmadd_ps, _mm512_set1_ps, r);  // e^r (exp_poly.h)
     // Lanes below −87.34 (not NaN: unordered compares true) get 0.
     __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.33654022216797f), _CMP_NLT_UQ);
     return _mm512_maskz_scalef_ps(keep, p, n);

@@ -211,13 +211,10 @@ static inline float32x4_t exp4(float32x4_t x) {
     float32x4_t n = vsubq_f32(t, magic);
     float32x4_t r = vfmsq_f32(xc, n, vdupq_n_f32(SX_EXP_LN2_HI));
     r = vfmaq_f32(r, n, vdupq_n_f32(SX_EXP_LN2_LO));
-    // e^r: the shared degree-5 polynomial (exp_poly.h).
-    float32x4_t p = vdupq_n_f32(SX_EXP_C5);
-    p = vfmaq_f32(vdupq_n_f32(SX_EXP_C4), p, r);
-    p = vfmaq_f32(vdupq_n_f32(SX_EXP_C3), p, r);
-    p = vfmaq_f32(vdupq_n_f32(SX_EXP_C2), p, r);
-    p = vfmaq_f32(vdupq_n_f32(SX_EXP_C1), p, r);
-    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    // e^r (exp_poly.h); vfmaq_f32 takes the addend first.
+#define NEON_MULADD(a, b, c) vfmaq_f32(c, a, b)
+    float32x4_t p = SX_EXP_POLY(NEON_MULADD, vdupq_n_f32, r);
+#undef NEON_MULADD
     int32x4_t bits = vshlq_n_s32(vaddq_s32(vsubq_s32(vreinterpretq_s32_f32(t), vdupq_n_s32(0x4B400000)), vdupq_n_s32(127)), 23);
     float32x4_t y = vmulq_f32(p, vreinterpretq_f32_s32(bits));
     y = vbslq_f32(vcgtq_f32(x, vdupq_n_f32(88.72283935546875f)), vdupq_n_f32(__builtin_inff()), y);

@@ -44,6 +44,8 @@ final class KernelConfigTests: XCTestCase {
                            has(cfg.dw_plane != nil, "dw_plane")].filter { !$0.isEmpty }
             print("kernel config \(name): runs here; MR \(cfg.mr), \(cfg.vector_floats) floats a vector; "
                   + "gemm, im2col, dw3x3_plane, sigmoid, silu + [\(kernels.joined(separator: ", "))]"
+                  + (cfg.ctd != nil ? "; channel-major rows up to \(cfg.ctd_max_width) px (stride 2: \(cfg.ctd_max_width_s2), "
+                      + "1×1: \(cfg.ctd_max_width_1x1), 1×1 stride 2: \(cfg.ctd_max_width_1x1_s2))" : "")
                   + (cfg.ctd_narrow_planes != 0 ? "; narrow planes channel-major when shared" : ""))
         }
     }

@@ -103,6 +103,8 @@ struct DirectConvPlan {
         // 1.27, 1.13 against 1.27 ms) but slower inside the model (1.23–1.50 against 1.01–1.29,
         // 1.42–1.54 against 1.23–1.29). Likely why: their outputs (1.6 and 3.2 MB) are written
         // cold there, and channel-major stores rows of ≤ 14 pixels (partial cache lines) per channel.
+        // On an Intel Xeon the stem is the other way round (0.90–0.95 of the grid's time in the
+        // model), so that configuration's stride-2 width is 112 there (configs/kernel_config.c).
         // Stride-1 kernels larger than 1×1 go channel-major on rows of up to 56 pixels (four
         // segments): ResNet-50's 3×3 64→64 at 56×56 ran 1.024–1.060 ms in the model against the
         // grid's 1.071–1.082 at batch 1 and 8.56–8.72 against 8.94–9.14 at batch 8 (its padding

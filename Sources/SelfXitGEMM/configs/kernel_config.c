@@ -130,7 +130,8 @@ static const sx_kernel_config avx512_config = {
     // of im2col + the 16-row GEMM, half idle for RegNet's 8-channel groups (BENCHMARKS §7.9).
     .grouped_conv = sxk_gconv_avx512,
     // Channel-major direct (14 pixels × 32 channels, DirectConvPlan): stride-1 kernels > 1×1 on
-    // rows up to 56 pixels (four segments, §7.20), stride 2 up to 28, 1×1 up to 14 (§7.12–7.14).
+    // rows up to 56 pixels (four segments, §7.20), stride 2 up to 28 (112 off AMD:
+    // `avx512_tune_for_cpu`), 1×1 up to 14 (§7.12–7.14).
     .ctd_max_width = 56, .ctd_max_width_s2 = 28, .ctd_max_width_1x1 = 14, .ctd_max_width_1x1_s2 = 14,
     // 1×1 expansions channel-major below 64 pixels (7×7: the packed product measured 4–20 % slower).
     .ctd_1x1_expand_max_plane = 64,
@@ -148,7 +149,17 @@ static sx_kernel_config avx512_tuned;
 static pthread_once_t avx512_tuned_once = PTHREAD_ONCE_INIT;
 static void avx512_tune_for_cpu(void) {
     avx512_tuned = avx512_config;
-    avx512_tuned.ctd_narrow_planes = sxk_cpu_is_amd();
+    const int amd = sxk_cpu_is_amd();
+    avx512_tuned.ctd_narrow_planes = amd;
+    // Stride-2 rows up to 112 pixels channel-major off AMD: the 7×7 stem (3→64 at 224, K 147) is
+    // the only dense layer of the benchmark models it moves. On an Intel Xeon (Emerald Rapids) it
+    // ran 0.90–0.95 of the grid's time inside ResNet-50 and DenseNet-121 (bench/profile_ab.py, 8–12
+    // alternating rounds, nodes around it ±3 %) and the tuning check had flagged it (+8–9 %); on
+    // Zen 4 the stem channel-major ran slower inside the model (1.42–1.54 against 1.23–1.29 ms,
+    // DirectConvPlan, BENCHMARKS §7.12), so AMD keeps 28. The 1×1 widths stay 14 on both: 28-pixel
+    // rows (ResNet-50's 512→128 at 28×28, 256→512 stride 2), faster alone, ran 1.04–1.21 of the grid
+    // inside the model on the Xeon as on Zen 4 (BENCHMARKS §7.26).
+    if (!amd) avx512_tuned.ctd_max_width_s2 = 112;
 }
 static const sx_kernel_config *avx512_for_cpu(void) {
     pthread_once(&avx512_tuned_once, avx512_tune_for_cpu);

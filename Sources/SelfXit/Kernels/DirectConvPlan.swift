@@ -71,8 +71,8 @@ struct DirectConvPlan {
     /// `nil` when `g` does not suit a direct product: grouped, strides other than 1×1 or 2×2, or
     /// a grid wasting more than an eighth of its columns (small planes, whose im2col is cheap anyway).
     /// Also `nil` when `config` has no direct kernel. Channel-major needs its `ctd` kernel, and
-    /// takes rows of at most twice its `ctd_max_pixels` (14 on AVX-512, so 28), four times (56) at
-    /// stride 1 with a kernel larger than 1×1.
+    /// takes rows as wide as the configuration's `ctd_max_width…` (AVX-512: 56 pixels at stride 1
+    /// with a kernel larger than 1×1, 28 at stride 2 — 112 on CPUs not AMD's — and 14 for 1×1).
     /// `channelMajor` (tuning checks only, selfxit-kernelbench tune) overrides the rule: `true`
     /// where the configuration has a `ctd` kernel, `false` always; the grid-waste limit is then lifted.
     init?(_ g: Conv2DGeometry, config: UnsafePointer<sx_kernel_config>, channelMajor forced: Bool? = nil) {
@@ -111,8 +111,9 @@ struct DirectConvPlan {
         // rows skipped, no grid column spent on padding; selfxit-bench --profile, alternating,
         // Zen 4, 2 threads; BENCHMARKS §7.20).
         let s2 = g.strideH == 2 && g.strideW == 2
-        // The widths are the configuration's (`ctd_max_width…`: AVX-512 56 / 28 / 14 / 14 pixels as
-        // above; AVX2, whose 6-pixel segments cost more per row, keeps stride-2 1×1 products off).
+        // The widths are the configuration's (`ctd_max_width…`: AVX-512 56 / 28 (112 off AMD) / 14 /
+        // 14 pixels as above; AVX2, whose 6-pixel segments cost more per row, keeps stride-2 1×1
+        // products off).
         let cfgWidths = config.pointee
         let maxWidth = Int(pointwise ? (s2 ? cfgWidths.ctd_max_width_1x1_s2 : cfgWidths.ctd_max_width_1x1)
                                      : (s2 ? cfgWidths.ctd_max_width_s2 : cfgWidths.ctd_max_width))

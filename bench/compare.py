@@ -32,7 +32,8 @@ all turns of one turn's median against the other engine's turn beside it: a shar
 moves between speed states (the same model 35 or 57 ms, minutes apart; steady within a
 turn), and two medians pooled over rounds in different states can land outside every
 round's ratio (rounds 1.13 and 0.86, pooled 0.77; that pooled ratio is still in the JSON
-as pooled_ratio, with round_ratios and turn_ratios).  Peak RSS is each worker's own.  Prints a Markdown table; --json-out also saves the raw results.
+as pooled_ratio, with round_ratios and turn_ratios).  Peak RSS is each worker's own.
+Prints a Markdown table; --json-out also saves the raw results.
 If the selfxit binary is missing the table is produced with ORT only.
 """
 

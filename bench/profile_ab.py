@@ -20,7 +20,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from profile_compare import ours_profile  # noqa: E402
+from profile_compare import keep_best, ours_profile  # noqa: E402
 
 
 def main(argv=None):
@@ -48,8 +48,7 @@ def main(argv=None):
             names, times, _ = ours_profile(binary, args.model, args.batch, args.threads, args.iters, args.input_shape)
             order = order or names
             sums[key].append(sum(times.values()))
-            for name, ms in times.items():
-                best[key][name] = min(ms, best[key].get(name, ms))
+            keep_best(best[key], times)
     print(f"{'base ms':>9} {'new ms':>9} {'new/base':>8}  node (moved > {args.show:g} %)")
     for name in order:
         a, b = best["base"].get(name), best["new"].get(name)

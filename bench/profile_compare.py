@@ -32,6 +32,12 @@ import sys
 import tempfile
 
 
+def keep_best(best, times):
+    """Folds one profile's node times into `best`, each node keeping its minimum."""
+    for name, ms in times.items():
+        best[name] = min(ms, best.get(name, ms))
+
+
 def ort_profile(model, batch, threads, iters, warmup, hw=None):
     import numpy as np
     import onnxruntime as ort
@@ -184,12 +190,10 @@ def main(argv=None):
         order, best, o_op, run = ort_profile(args.model, args.batch, args.threads, args.iters, args.warmup, hw)
         o_order = o_order or order
         o_runs.append(run)
-        for n, ms in best.items():
-            o_best[n] = min(ms, o_best.get(n, ms))
+        keep_best(o_best, best)
         order, best, s_op = ours_profile(args.bench, args.model, args.batch, args.threads, args.iters, args.input_shape)
         s_order = s_order or order
-        for n, ms in best.items():
-            s_best[n] = min(ms, s_best.get(n, ms))
+        keep_best(s_best, best)
     o_run = min(o_runs)
 
     if args.modules:

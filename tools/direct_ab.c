@@ -13,7 +13,7 @@
  *   clang -O2 -std=gnu11 -c $I $(R b) Sources/SelfXitGEMM/x86/gemm_avx512.c -o .build/direct_b.o
  *   clang -O2 -std=gnu11 $I tools/direct_ab.c .build/direct_a.o .build/direct_b.o \
  *      $(find Sources/SelfXitGEMM -name '*.c') -o .build/direct_ab -lm -lpthread
- *   .build/direct_ab [CALLS [NBUF]]     # e.g. 400 8 (from L3), 400 1 (hot)
+ *   [RES=inplace|sep] .build/direct_ab [CALLS [NBUF]]     # e.g. 400 8 (from L3), 400 1 (hot)
  */
 #define _POSIX_C_SOURCE 199309L
 #include "selfxit_gemm.h"
@@ -36,7 +36,15 @@ int main(int argc, char **argv) {
     for (unsigned li = 0; li < sizeof L / sizeof *L; li++) {
         int cin = L[li].cin, h = L[li].h, m = L[li].cout, plane = h * h, k = cin;
         int cs = plane + L[li].pad; float *x = malloc(sizeof(float) * cin * cs * 8), *w = malloc(sizeof(float) * m * k);
-        float *ca = malloc(sizeof(float) * m * plane), *cb = malloc(sizeof(float) * m * plane), *bias = malloc(sizeof(float) * m);
+        // C (and the residual) rotate through NBUF copies like the input: in the model both are
+        // fresh from L3 when the layer starts. RES=inplace adds the residual in place (C holds it,
+        // the plan's usual case), RES=sep reads it from its own buffer; unset: no residual.
+        const char *res_mode = getenv("RES");
+        const int in_place = res_mode && !strcmp(res_mode, "inplace"), separate = res_mode && !strcmp(res_mode, "sep");
+        size_t cfloats = (size_t)m * plane;
+        float *ca = malloc(sizeof(float) * cfloats * nbuf), *cb = malloc(sizeof(float) * cfloats * nbuf), *bias = malloc(sizeof(float) * m);
+        float *res = malloc(sizeof(float) * cfloats * nbuf);
+        for (size_t i = 0; i < cfloats * nbuf; i++) { ca[i] = cb[i] = 0.0f; res[i] = (float)(i % 13) * 0.01f; }
         for (int i = 0; i < cin * cs * 8; i++) x[i] = (float)((i * 7919) % 1000) / 1000.0f - 0.5f;
         for (int i = 0; i < m * k; i++) w[i] = (float)((i * 104729) % 1000) / 1000.0f - 0.5f;
         for (int i = 0; i < m; i++) bias[i] = 0.01f * i;
@@ -53,7 +61,12 @@ int main(int argc, char **argv) {
         for (int r = 0; r < rounds; r++) {
             for (int v = 0; v < 2; v++) {
                 int which = (r + v) & 1;
-                b.x = x + (size_t)((r * 2 + v) % nbuf) * cin * cs;
+                const int slot = (r * 2 + v) % nbuf;
+                b.x = x + (size_t)slot * cin * cs;
+                sx_gemm_out *o = which == 0 ? &oa : &ob;
+                o->c = (which == 0 ? ca : cb) + (size_t)slot * cfloats;
+                if (in_place) { o->residual = o->c; o->ldr = plane; }
+                if (separate) { o->residual = res + (size_t)slot * cfloats; o->ldr = plane; }
                 double t0 = now();
                 if (which == 0) direct_a(pa, m, k, 0, panels, &b, 0, plane, &oa);
                 else direct_b(pa, m, k, 0, panels, &b, 0, plane, &ob);
@@ -68,7 +81,7 @@ int main(int argc, char **argv) {
         printf("%-18s A min %.3f med %.3f ms (%.0f GF/s)  B min %.3f med %.3f ms (%.0f GF/s)  B/A min %.3f med %.3f  maxdiff %.1e\n",
                L[li].name, ta[0] * 1e3, ta[rounds / 2] * 1e3, fl / ta[0] * 1e-9, tb[0] * 1e3, tb[rounds / 2] * 1e3, fl / tb[0] * 1e-9,
                tb[0] / ta[0], tb[rounds / 2] / ta[rounds / 2], maxd);
-        free(x); free(w); free(ca); free(cb); free(bias); free(pa); free(off); free(ta); free(tb);
+        free(x); free(w); free(ca); free(cb); free(res); free(bias); free(pa); free(off); free(ta); free(tb);
     }
     return 0;
 }

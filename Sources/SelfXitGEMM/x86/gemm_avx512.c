@@ -713,6 +713,8 @@ void sxk_direct_avx512(const float *pa, int m, int k, int mp0, int mp1,
             const int calls = (mp1 - mp0) * ((qe - qb + 3 * NR - 1) / (3 * NR));
             const int rows_per_call = calls > 0 ? (klen + calls - 1) / calls : klen;
             int fetched_rows = qe < q1 ? 0 : klen;
+            const int prefetch_c = !first || in_place;
+            const int prefetch_res = !prefetch_c && out->residual && last;
             for (int mp = mp0; mp < mp1; mp++) {
                 const float *ap = pa + (size_t)mp * mr * k + (size_t)kb0 * mr;
                 int row0 = mp * mr;
@@ -728,6 +730,20 @@ void sxk_direct_avx512(const float *pa, int m, int k, int mp0, int mp1,
                         for (int col = qe; col < next_end; col += NR) _mm_prefetch((const char *)(row + col), _MM_HINT_T0);
                     }
                     direct_vec vec[3] = {direct_vec_at(b, q), direct_vec_at(b, q + NR), direct_vec_at(b, q + 2 * NR)};
+                    if (prefetch_c || prefetch_res) {
+                        // The next tile's C (read first when accumulating) or residual (read by
+                        // the epilogue) lines, fetched while this tile computes.
+                        int nq = q + 3 * NR, nmp = mp;
+                        if (nq + 3 * NR > qe || nq + 3 * NR > b->n) { nq = qb; nmp = mp + 1; }
+                        if (nmp < mp1) {
+                            const int nrow0 = nmp * mr, nmv = m - nrow0 < mr ? m - nrow0 : mr;
+                            const int p0 = direct_vec_at(b, nq).pixel, p1 = direct_vec_at(b, nq + 2 * NR).pixel + NR;
+                            const float *base = prefetch_c ? out->c + (ptrdiff_t)nrow0 * out->ldc : out->residual + (ptrdiff_t)nrow0 * out->ldr;
+                            const ptrdiff_t ld = prefetch_c ? out->ldc : out->ldr;
+                            for (int r = 0; r < nmv; r++)
+                                for (int px = p0; px < p1; px += NR) _mm_prefetch((const char *)(base + r * ld + px), _MM_HINT_T0);
+                        }
+                    }
                     kernel_avx512_direct3(klen, ap, b->x, b->offsets + kb0, q, vec, c, out->ldc, mv,
                                           bias, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
                 }

@@ -4,6 +4,8 @@ round), so every binary meets the same stretch of a shared machine's load; print
 batch latency and its ratio to the first binary's. Not part of `make test`.
 
     SELFXIT_GEMM_ISA=avx2 python3 bench/ab_bench.py MODEL.onnx BATCH ROUNDS BIN_BEFORE BIN_AFTER...
+
+THREADS=N sets the workers' thread count (default 2).
 """
 import os
 import statistics
@@ -16,7 +18,7 @@ model, batch, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 bins = sys.argv[4:]
 workers = []
 for b in bins:
-    p = subprocess.Popen([b, "--model", model, "--batch", batch, "--threads", "2", "--warmup", "3", "--serve"],
+    p = subprocess.Popen([b, "--model", model, "--batch", batch, "--threads", os.environ.get("THREADS", "2"), "--warmup", "3", "--serve"],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     while True:
         line = p.stdout.readline()

@@ -5,7 +5,7 @@ import XCTest
 /// Running the plan in segments, sample-parallel or node by node, gives the same outputs.
 final class ExecutionPlanTests: XCTestCase {
     /// Every cut point, batches with and without rows left over for the node-by-node run, against
-    /// one thread in one piece. The model reuses buffers across widths (its input's buffer later
+    /// one thread in one piece (itself checked against one thread node by node). The model reuses buffers across widths (its input's buffer later
     /// holds a wider activation) and writes residual sums in place, so a sample-parallel segment
     /// that wrote its outputs back early would clobber inputs other threads have not read yet.
     func testSegmentsMatchOnePassOnOneThread() throws {
@@ -19,6 +19,13 @@ final class ExecutionPlanTests: XCTestCase {
             let input = rng.array(batch * parallel.inputCount)
             // Same kernels per sample, but the threads may split a layer's sums differently.
             let expected = try serial.infer(input, batch: batch).map(Double.init)
+            // One thread takes a batch a sample at a time too (`ExecutionPlan.run`): the same
+            // outputs as that plan run node by node on the whole batch.
+            let nodeByNode = try serial.plan.makeWorkspace(capacity: batch)
+            input.withUnsafeBufferPointer { serial.plan.pointer(serial.plan.graph.input, in: nodeByNode).update(from: $0.baseAddress!, count: input.count) }
+            serial.plan.runSerial(0..<n, rows: batch, in: nodeByNode)
+            assertClose(Array(UnsafeBufferPointer(start: serial.plan.pointer(serial.plan.graph.outputs[0], in: nodeByNode), count: batch * serial.outputCount)),
+                        expected, tol: 1e-5, "batch \(batch), one thread node by node")
             assertClose(try parallel.infer(input, batch: batch), expected, tol: 1e-5, "batch \(batch), one segment")
             for cuts in [[n / 3], [1, n / 2, n - 2], Array(1..<n)] {
                 let workspace = try plan.makeWorkspace(capacity: batch)

@@ -212,7 +212,9 @@ if command.tune {
                        batches: args.count > 1 ? Array(args.dropFirst()) : [1, 8], pool: pool)
         Foundation.exit(0)
     }
-    runTuningCheck(layers: resnet18Layers + resnet50Layers.filter { !$0.0.hasSuffix("+res") } + dwLayers + groupedLayers,
+    // ResNet-50's layer1 expansion is listed with and without its residual; the check takes the
+    // one with it, as in the model.
+    runTuningCheck(layers: resnet18Layers + resnet50Layers.filter { $0.0 != "r50 l1 1x1 64→256 56" } + dwLayers + groupedLayers,
                    threads: threads, batches: args.count > 1 ? Array(args.dropFirst()) : [1, 8], pool: pool)
     Foundation.exit(0)
 }

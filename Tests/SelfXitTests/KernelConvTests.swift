@@ -217,6 +217,9 @@ final class KernelConvTests: XCTestCase {
             // (63 pixels into segments of 12 and 13; a subsampled 7×7 plane).
             (geometry(c: 130, h: 7, w: 9, oc: 50, k: (1, 1)), true, .clip(min: 0, max: 6)),
             (geometry(c: 130, h: 7, w: 7, oc: 200, k: (1, 1)), true, .relu),  // fewer inputs than outputs
+            // An expansion on 120 pixels: channel-major where `ctd_1x1_expand_max_plane` is over
+            // that (AVX-512 off AMD), else the grid.
+            (geometry(c: 130, h: 10, w: 12, oc: 260, k: (1, 1)), true, .relu),
             (geometry(c: 160, h: 14, w: 14, oc: 48, k: (1, 1), s: (2, 2)), false, .relu),
             // Stride 2: phase-split copies (only the phases the taps read).
             (geometry(c: 5, h: 40, w: 38, oc: 19, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), true, .relu),
@@ -264,6 +267,7 @@ final class KernelConvTests: XCTestCase {
             geometry(c: 24, h: 14, w: 14, oc: 20, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), // packed im2col
             geometry(c: 32, h: 7, w: 7, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)),        // channel-major (49 pixels)
             geometry(c: 700, h: 5, w: 5, oc: 400, k: (1, 1)),                          // channel-major, K blocks
+            geometry(c: 130, h: 10, w: 12, oc: 260, k: (1, 1)),                        // expansion (grid or channel-major by CPU)
             geometry(c: 20, h: 50, w: 48, oc: 21, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), // direct, stride-2 planes
             geometry(c: 5, h: 80, w: 80, oc: 21, k: (3, 3), s: (3, 3), pads: (1, 1, 1, 1)),  // large plane, row blocks
         ]
@@ -328,11 +332,14 @@ final class KernelConvTests: XCTestCase {
             XCTAssertEqual(forced.algorithmName, sharing ? "im2col/ctd" : "im2col", "\(g) forced")
             if sharing { check(g, residual: true, act: .relu, batches: [1, 2, 3, 16, 24], threads: [1, 2, 3], plan: .packedSharingDirect) }
         }
-        // Wide rows, short K, and 1×1 products with fewer inputs than outputs stay on the grid.
+        // Wide rows and short K stay on the grid; so do 1×1 products with fewer inputs than outputs
+        // on planes of `ctd_1x1_expand_max_plane` pixels or more (144 here: the grid on AMD's
+        // AVX-512 and on AVX2, channel-major on other AVX-512 CPUs).
         for g in [geometry(c: 17, h: 16, w: 58, oc: 18, k: (3, 3), pads: (0, 1, 2, 1)), geometry(c: 9, h: 20, w: 28, oc: 16, k: (3, 3), pads: (1, 1, 1, 1)),
                   geometry(c: 160, h: 12, w: 12, oc: 200, k: (1, 1))] {
-            XCTAssertFalse(Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
-                                        bias: nil, activation: .none).isDirectChannelMajor, "\(g)")
+            let expected = g.kernelHeight == 1 && hasCTD && channelMajorWidthAllowed(g, cfg)
+            XCTAssertEqual(Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
+                                        bias: nil, activation: .none).isDirectChannelMajor, expected, "\(g) on \(String(cString: cfg.pointee.name))")
         }
     }
 

@@ -89,8 +89,8 @@ struct DirectConvPlan {
         // 6–25 % faster on 3×3 layers of 28×28 down to 7×7. Only with K ≥ 128, over which the
         // transposing epilogue is spread. A 1×1 product only on rows of at most 14 pixels, and
         // with fewer inputs than outputs only on planes too small for the grid (AVX-512: under 64
-        // pixels, where the packed product measured 4–20 % slower; `ctd_1x1_expand_max_plane`);
-        // the grid was faster otherwise.
+        // pixels, where the packed product measured 4–20 % slower; under 256 off AMD, taking
+        // ResNet-50's 14×14 expansion; `ctd_1x1_expand_max_plane`); the grid was faster otherwise.
         pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
         let k = g.inChannels * g.kernelHeight * g.kernelWidth
         //

@@ -133,7 +133,8 @@ static const sx_kernel_config avx512_config = {
     // rows up to 56 pixels (four segments, §7.20), stride 2 up to 28 (112 off AMD:
     // `avx512_tune_for_cpu`), 1×1 up to 14 (§7.12–7.14).
     .ctd_max_width = 56, .ctd_max_width_s2 = 28, .ctd_max_width_1x1 = 14, .ctd_max_width_1x1_s2 = 14,
-    // 1×1 expansions channel-major below 64 pixels (7×7: the packed product measured 4–20 % slower).
+    // 1×1 expansions channel-major below 64 pixels (7×7: the packed product measured 4–20 % slower);
+    // 256 off AMD (`avx512_tune_for_cpu`).
     .ctd_1x1_expand_max_plane = 64,
     // Measured on AMD Zen 4 (Conv2D's init: 512→512 3×3 at 4×4, 2 threads, 0.361 ms channel-major
     // against 0.491 packed at batch 1, 10.32 against 10.79 at batch 32); `avx512_for_cpu` turns it
@@ -160,6 +161,12 @@ static void avx512_tune_for_cpu(void) {
     // rows (ResNet-50's 512→128 at 28×28, 256→512 stride 2), faster alone, ran 1.04–1.21 of the grid
     // inside the model on the Xeon as on Zen 4 (BENCHMARKS §7.26).
     if (!amd) avx512_tuned.ctd_max_width_s2 = 112;
+    // 1×1 expansions channel-major up to 16×16 planes off AMD: ResNet-50's layer3 256→1024 at
+    // 14×14 (+ residual in place) ran 0.94–0.99 of the grid's time inside the model on the Xeon, one
+    // and two threads (bench/profile_ab.py, 10 rounds each; alone 0.86–0.94, selfxit-kernelbench
+    // r50 / tune 1 1). The 28×28 expansion (128→512) stays on the grid (channel-major 1.09 alone).
+    // Zen 4 had measured the 7×7 limit (BENCHMARKS §7.27).
+    if (!amd) avx512_tuned.ctd_1x1_expand_max_plane = 256;
 }
 static const sx_kernel_config *avx512_for_cpu(void) {
     pthread_once(&avx512_tuned_once, avx512_tune_for_cpu);

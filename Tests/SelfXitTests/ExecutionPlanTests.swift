@@ -5,9 +5,10 @@ import XCTest
 /// Running the plan in segments, sample-parallel or node by node, gives the same outputs.
 final class ExecutionPlanTests: XCTestCase {
     /// Every cut point, batches with and without rows left over for the node-by-node run, against
-    /// one thread in one piece (itself checked against one thread node by node). The model reuses buffers across widths (its input's buffer later
-    /// holds a wider activation) and writes residual sums in place, so a sample-parallel segment
-    /// that wrote its outputs back early would clobber inputs other threads have not read yet.
+    /// one thread in one piece (itself checked against one thread node by node). The model reuses
+    /// buffers across widths (its input's buffer later holds a wider activation) and writes
+    /// residual sums in place, so a sample-parallel segment that wrote its outputs back early
+    /// would clobber inputs other threads have not read yet.
     func testSegmentsMatchOnePassOnOneThread() throws {
         let url = Fixtures.repositoryRoot.appendingPathComponent("models/fmnist-resnet18-w16.onnx")
         let parallel = try Engine(contentsOf: url, options: EngineOptions(threads: 2, seed: 1))

@@ -86,8 +86,8 @@ final class ExecutionPlan {
     /// batch 8: 15–20 % slower per image than at batch 1). One thread takes a batch of two or more
     /// the same way, a sample at a time: node by node, each layer's input was written a batch
     /// earlier and has left L2 (ResNet-50 at batch 8, one thread, Intel Xeon EMR: layer1's 1×1
-    /// layers 12–15 % and layer3's 1×1 1024→256 19 % slower per image than at batch 1; BENCHMARKS
-    /// §7.27). Rows that do not go round (`rows % threads`) then run node by node on all threads.
+    /// layers 11–15 % and layer3's 1×1 1024→256 17–22 % slower per image than at batch 1;
+    /// BENCHMARKS §7.27). Rows that do not go round (`rows % threads`) then run node by node on all threads.
     /// A step that prefers the whole batch (`Step.prefersWholeBatch`) runs on all rows at once
     /// between sample-parallel stretches.
     func run(_ range: Range<Int>, rows: Int, in workspace: Workspace) {

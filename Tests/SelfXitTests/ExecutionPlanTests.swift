@@ -5,8 +5,8 @@ import XCTest
 /// Running the plan in segments, sample-parallel or node by node, gives the same outputs.
 final class ExecutionPlanTests: XCTestCase {
     /// Every cut point, batches with and without rows left over for the node-by-node run, against
-    /// one thread in one piece (itself checked against one thread node by node). The model reuses
-    /// buffers across widths (its input's buffer later holds a wider activation) and writes
+    /// one thread in one piece (one thread a sample at a time checked against it too). The model
+    /// reuses buffers across widths (its input's buffer later holds a wider activation) and writes
     /// residual sums in place, so a sample-parallel segment that wrote its outputs back early
     /// would clobber inputs other threads have not read yet.
     func testSegmentsMatchOnePassOnOneThread() throws {
@@ -15,18 +15,30 @@ final class ExecutionPlanTests: XCTestCase {
         let serial = try Engine(contentsOf: url, options: EngineOptions(threads: 1, seed: 1))
         let plan = parallel.plan
         let n = plan.graph.nodes.count
+        XCTAssertFalse(serial.plan.oneThreadSampleWise, "28×28 images: one thread runs a batch node by node")
+        var graph = try Graph(model: ONNXModel(serializedBytes: try readFile(url)))
+        graph.fuse()
+        let sampleWise = try ExecutionPlan(graph: graph, pool: ThreadPool(threads: 1), oneThreadSampleWiseFrom: 0)
+        XCTAssertTrue(sampleWise.oneThreadSampleWise)
         for batch in [1, 2, 5, 8] {
             var rng = SeededRandom(UInt64(batch))
             let input = rng.array(batch * parallel.inputCount)
             // Same kernels per sample, but the threads may split a layer's sums differently.
             let expected = try serial.infer(input, batch: batch).map(Double.init)
-            // One thread takes a batch a sample at a time too (`ExecutionPlan.run`): the same
-            // outputs as that plan run node by node on the whole batch.
-            let nodeByNode = try serial.plan.makeWorkspace(capacity: batch)
-            input.withUnsafeBufferPointer { serial.plan.pointer(serial.plan.graph.input, in: nodeByNode).update(from: $0.baseAddress!, count: input.count) }
-            serial.plan.runSerial(0..<n, rows: batch, in: nodeByNode)
-            assertClose(Array(UnsafeBufferPointer(start: serial.plan.pointer(serial.plan.graph.outputs[0], in: nodeByNode), count: batch * serial.outputCount)),
-                        expected, tol: 1e-5, "batch \(batch), one thread node by node")
+            // One thread takes a batch a sample at a time where a sample's activations are large
+            // (`ExecutionPlan.oneThreadSampleWise`; not this model's): forced here, the same
+            // outputs as one thread node by node, over the same cut points.
+            for cuts in [[Int](), [n / 3], [1, n / 2, n - 2]] {
+                let workspace = try sampleWise.makeWorkspace(capacity: batch)
+                input.withUnsafeBufferPointer { sampleWise.pointer(sampleWise.graph.input, in: workspace).update(from: $0.baseAddress!, count: input.count) }
+                var start = 0
+                for end in cuts + [n] {
+                    sampleWise.run(start..<end, rows: batch, in: workspace)
+                    start = end
+                }
+                assertClose(Array(UnsafeBufferPointer(start: sampleWise.pointer(sampleWise.graph.outputs[0], in: workspace), count: batch * serial.outputCount)),
+                            expected, tol: 1e-5, "batch \(batch), one thread a sample at a time, cuts \(cuts.count)")
+            }
             assertClose(try parallel.infer(input, batch: batch), expected, tol: 1e-5, "batch \(batch), one segment")
             for cuts in [[n / 3], [1, n / 2, n - 2], Array(1..<n)] {
                 let workspace = try plan.makeWorkspace(capacity: batch)

@@ -20,6 +20,15 @@ final class ExecutionPlan {
     private let serialPool = ThreadPool.serial()
     /// Samples a thread takes through a sample-parallel stretch at once (its workspace's rows).
     let samplesPerThreadRun: Int
+    /// Whether one thread takes a batch of two or more a sample at a time (`run`).
+    let oneThreadSampleWise: Bool
+    /// A sample's widest activation (floats) from which one thread takes a batch a sample at a
+    /// time: 256 KB, so that 8 samples of it outgrow a 2 MB L2. The 224×224 models (widest
+    /// 0.4–0.8 M floats) ran batch 8 at 0.91–0.99 of the node-by-node time that way; models of
+    /// small images lost more to the per-sample calls than they won in cache (Fashion-MNIST
+    /// ResNet-18 w16, 12.5 K floats: 1.05–1.08 at batches 2, 8 and 64; ResNet-18 w64 on 28×28,
+    /// 50 K: 1.01 at batch 32; Intel Xeon EMR, BENCHMARKS §7.27).
+    static let oneThreadSampleWiseFloats = 1 << 16
 
     /// A compiled node: runs on the batch rows, scratch and threads of a `StepContext`.
     struct Step {
@@ -31,7 +40,8 @@ final class ExecutionPlan {
         var prefersWholeBatch = false
     }
 
-    init(graph: Graph, pool: ThreadPool) throws {
+    /// `oneThreadSampleWiseFrom`: `oneThreadSampleWiseFloats` but in tests.
+    init(graph: Graph, pool: ThreadPool, oneThreadSampleWiseFrom sampleWiseFloats: Int = oneThreadSampleWiseFloats) throws {
         // The kernels keep their own packed copies of the weights; the graph the plan keeps
         // (for shapes, names and FLOPs) need not hold a second one.
         self.graph = graph.withoutWeights()
@@ -43,6 +53,7 @@ final class ExecutionPlan {
         scratchFloatsPerThread = steps.map(\.scratchFloatsPerThread).max() ?? 0
         scratchFloats = scratchFloatsPerThread * pool.threadCount
         samplesPerThreadRun = Self.samplesPerThreadRun(graph: graph, floatsPerSample: memory.floatsPerSample)
+        oneThreadSampleWise = (graph.nodes.map { graph.values[$0.output].elementsPerSample }.max() ?? 0) >= sampleWiseFloats
     }
 
     /// Two samples at a time per thread when the weights outweigh a sample's activations 32 times
@@ -84,15 +95,16 @@ final class ExecutionPlan {
     /// waits for the others and each core works in its own cache. Splitting every node of a batch
     /// across the cores instead streams each layer's batch through the shared cache (ResNet-50 at
     /// batch 8: 15–20 % slower per image than at batch 1). One thread takes a batch of two or more
-    /// the same way, a sample at a time: node by node, each layer's input was written a batch
-    /// earlier and has left L2 (ResNet-50 at batch 8, one thread, Intel Xeon EMR: layer1's 1×1
-    /// layers 11–15 % and layer3's 1×1 1024→256 17–22 % slower per image than at batch 1;
-    /// BENCHMARKS §7.27). Rows that do not go round (`rows % threads`) then run node by node on all threads.
+    /// the same way, a sample at a time, where a sample's activations are large
+    /// (`oneThreadSampleWise`): node by node, each layer's input was written a batch earlier and
+    /// has left L2 (ResNet-50 at batch 8, one thread, Intel Xeon EMR: layer1's 1×1 layers 11–15 %
+    /// and layer3's 1×1 1024→256 17–22 % slower per image than at batch 1; BENCHMARKS §7.27).
+    /// Rows that do not go round (`rows % threads`) then run node by node on all threads.
     /// A step that prefers the whole batch (`Step.prefersWholeBatch`) runs on all rows at once
     /// between sample-parallel stretches.
     func run(_ range: Range<Int>, rows: Int, in workspace: Workspace) {
         let threads = pool.threadCount
-        let parallelRows = rows > 1 ? rows / threads * threads : 0
+        let parallelRows = rows > 1 && (threads > 1 || oneThreadSampleWise) ? rows / threads * threads : 0
         let wholeBatch = StepContext(workspace: workspace, firstRow: 0, rows: rows, scratch: workspace.scratch, pool: pool)
         guard parallelRows > 0 else {
             for index in range { steps[index].run(wholeBatch) }

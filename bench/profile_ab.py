@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -58,19 +59,22 @@ def main(argv=None):
         """Median over the rounds of new/base within a round: one quiet minute that only one
         build met moves a best-of ratio (two copies of one binary read 0.96–0.98 by bests) but
         not this one."""
-        ratios = sorted(n[name] / b[name] for b, n in zip(rounds["base"], rounds["new"]) if b.get(name) and n.get(name))
-        return ratios[len(ratios) // 2] if ratios else float("nan")
+        ratios = [n[name] / b[name] for b, n in zip(rounds["base"], rounds["new"]) if b.get(name) and n.get(name)]
+        return statistics.median_high(ratios) if ratios else float("nan")
 
     print(f"{'base ms':>9} {'new ms':>9} {'new/base':>8} {'paired':>7}  node (moved > {args.show:g} %: bests over all rounds; "
           "paired: median of the rounds' own ratios)")
     for name in order:
         a, b = best["base"].get(name), best["new"].get(name)
-        if a and b and (abs(b / a - 1) * 100 > args.show or abs(paired(name) - 1) * 100 > args.show):
-            print(f"{a:9.3f} {b:9.3f} {b / a:8.3f} {paired(name):7.3f}  {name}")
+        if not (a and b):
+            continue
+        ratio = paired(name)
+        if abs(b / a - 1) * 100 > args.show or abs(ratio - 1) * 100 > args.show:
+            print(f"{a:9.3f} {b:9.3f} {b / a:8.3f} {ratio:7.3f}  {name}")
     a, b = sum(best["base"].values()), sum(best["new"].values())
-    sum_ratios = sorted(y / x for x, y in zip(sums["base"], sums["new"]))
+    sum_ratio = statistics.median_high(y / x for x, y in zip(sums["base"], sums["new"]))
     print(f"\nsum of node bests: base {a:.3f} ms, new {b:.3f} ms, new/base {b / a:.3f}; "
-          f"median of the rounds' sum ratios {sum_ratios[len(sum_ratios) // 2]:.3f}")
+          f"median of the rounds' sum ratios {sum_ratio:.3f}")
     print("per-round sums of node times (base/new): " + "  ".join(f"{x:.1f}/{y:.1f}" for x, y in zip(sums["base"], sums["new"])))
 
 

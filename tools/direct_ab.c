@@ -33,14 +33,14 @@ int main(int argc, char **argv) {
     };
     const int rounds = argc > 1 ? atoi(argv[1]) : 200, nbuf = argc > 2 ? atoi(argv[2]) : 8;
     if (rounds < 1 || nbuf < 1) { fprintf(stderr, "usage: direct_ab [CALLS ≥ 1 [NBUF ≥ 1]]\n"); return 2; }
+    // C (and the residual) rotate through NBUF copies like the input: in the model both are
+    // fresh from L3 when the layer starts. RES=inplace adds the residual in place (C holds it,
+    // the plan's usual case), RES=sep reads it from its own buffer; unset: no residual.
+    const char *res_mode = getenv("RES");
+    const int in_place = res_mode && !strcmp(res_mode, "inplace"), separate = res_mode && !strcmp(res_mode, "sep");
     for (unsigned li = 0; li < sizeof L / sizeof *L; li++) {
         int cin = L[li].cin, h = L[li].h, m = L[li].cout, plane = h * h, k = cin;
         int cs = plane + L[li].pad; float *x = malloc(sizeof(float) * cin * cs * 8), *w = malloc(sizeof(float) * m * k);
-        // C (and the residual) rotate through NBUF copies like the input: in the model both are
-        // fresh from L3 when the layer starts. RES=inplace adds the residual in place (C holds it,
-        // the plan's usual case), RES=sep reads it from its own buffer; unset: no residual.
-        const char *res_mode = getenv("RES");
-        const int in_place = res_mode && !strcmp(res_mode, "inplace"), separate = res_mode && !strcmp(res_mode, "sep");
         size_t cfloats = (size_t)m * plane;
         float *ca = malloc(sizeof(float) * cfloats * nbuf), *cb = malloc(sizeof(float) * cfloats * nbuf), *bias = malloc(sizeof(float) * m);
         float *res = malloc(sizeof(float) * cfloats * nbuf);

@@ -16,7 +16,7 @@ final class ExecutionPlanTests: XCTestCase {
         let plan = parallel.plan
         let n = plan.graph.nodes.count
         XCTAssertFalse(serial.plan.oneThreadSampleWise, "28×28 images: one thread runs a batch node by node")
-        var graph = try Graph(model: ONNXModel(serializedBytes: try readFile(url)))
+        var graph = try Graph(model: ONNXModel(contentsOf: url))
         graph.fuse()
         let sampleWise = try ExecutionPlan(graph: graph, pool: ThreadPool(threads: 1), oneThreadSampleWiseFrom: 0)
         XCTAssertTrue(sampleWise.oneThreadSampleWise)
@@ -29,29 +29,28 @@ final class ExecutionPlanTests: XCTestCase {
             // (`ExecutionPlan.oneThreadSampleWise`; not this model's): forced here, the same
             // outputs as one thread node by node, over the same cut points.
             for cuts in [[Int](), [n / 3], [1, n / 2, n - 2]] {
-                let workspace = try sampleWise.makeWorkspace(capacity: batch)
-                input.withUnsafeBufferPointer { sampleWise.pointer(sampleWise.graph.input, in: workspace).update(from: $0.baseAddress!, count: input.count) }
-                var start = 0
-                for end in cuts + [n] {
-                    sampleWise.run(start..<end, rows: batch, in: workspace)
-                    start = end
-                }
-                assertClose(Array(UnsafeBufferPointer(start: sampleWise.pointer(sampleWise.graph.outputs[0], in: workspace), count: batch * serial.outputCount)),
-                            expected, tol: 1e-5, "batch \(batch), one thread a sample at a time, cuts \(cuts.count)")
+                assertClose(try runInSegments(sampleWise, input, batch: batch, cuts: cuts), expected, tol: 1e-5,
+                            "batch \(batch), one thread a sample at a time, cuts \(cuts.count)")
             }
             assertClose(try parallel.infer(input, batch: batch), expected, tol: 1e-5, "batch \(batch), one segment")
             for cuts in [[n / 3], [1, n / 2, n - 2], Array(1..<n)] {
-                let workspace = try plan.makeWorkspace(capacity: batch)
-                input.withUnsafeBufferPointer { plan.pointer(plan.graph.input, in: workspace).update(from: $0.baseAddress!, count: input.count) }
-                var start = 0
-                for end in cuts + [n] {
-                    plan.run(start..<end, rows: batch, in: workspace)
-                    start = end
-                }
-                let output = Array(UnsafeBufferPointer(start: plan.pointer(plan.graph.outputs[0], in: workspace), count: batch * parallel.outputCount))
-                assertClose(output, expected, tol: 1e-5, "batch \(batch), cuts \(cuts.count)")
+                assertClose(try runInSegments(plan, input, batch: batch, cuts: cuts), expected, tol: 1e-5, "batch \(batch), cuts \(cuts.count)")
             }
         }
+    }
+
+    /// `plan` run on `input` (`batch` rows) in segments ending at each of `cuts` and at the last
+    /// node; the first graph output's rows.
+    private func runInSegments(_ plan: ExecutionPlan, _ input: [Float], batch: Int, cuts: [Int]) throws -> [Float] {
+        let workspace = try plan.makeWorkspace(capacity: batch)
+        input.withUnsafeBufferPointer { plan.pointer(plan.graph.input, in: workspace).update(from: $0.baseAddress!, count: input.count) }
+        var start = 0
+        for end in cuts + [plan.graph.nodes.count] {
+            plan.run(start..<end, rows: batch, in: workspace)
+            start = end
+        }
+        let output = plan.graph.outputs[0]
+        return Array(UnsafeBufferPointer(start: plan.pointer(output, in: workspace), count: batch * plan.graph.values[output].elementsPerSample))
     }
 
     /// A dense layer with large weights runs once on the whole batch between two sample-parallel

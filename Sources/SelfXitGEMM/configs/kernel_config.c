@@ -160,13 +160,17 @@ static void avx512_tune_for_cpu(void) {
     // DirectConvPlan, BENCHMARKS §7.12), so AMD keeps 28. The 1×1 widths stay 14 on both: 28-pixel
     // rows (ResNet-50's 512→128 at 28×28, 256→512 stride 2), faster alone, ran 1.04–1.21 of the grid
     // inside the model on the Xeon as on Zen 4 (BENCHMARKS §7.26).
-    if (!amd) avx512_tuned.ctd_max_width_s2 = 112;
-    // 1×1 expansions channel-major on planes under 256 pixels off AMD: ResNet-50's layer3 256→1024 at
-    // 14×14 (+ residual in place) ran 0.94–0.99 of the grid's time inside the model on the Xeon, one
-    // and two threads (bench/profile_ab.py, 10–12 rounds, paired median 0.963–0.976 at one thread;
-    // alone 0.86–0.94, selfxit-kernelbench r50 / tune 1 1). The 28×28 expansion (128→512) stays on the grid (channel-major 1.09 alone).
-    // Zen 4 had measured the 7×7 limit (BENCHMARKS §7.27).
-    if (!amd) avx512_tuned.ctd_1x1_expand_max_plane = 256;
+    //
+    // 1×1 expansions channel-major on planes under 256 pixels off AMD: ResNet-50's layer3
+    // 256→1024 at 14×14 (+ residual in place) ran 0.94–0.99 of the grid's time inside the model on
+    // the Xeon, one and two threads (bench/profile_ab.py, 10–12 rounds, paired median 0.963–0.976
+    // at one thread; alone 0.86–0.94, selfxit-kernelbench r50 / tune 1 1). The 28×28 expansion
+    // (128→512) stays on the grid (channel-major 1.09 alone). Zen 4 had measured the 7×7 limit
+    // (BENCHMARKS §7.27).
+    if (!amd) {
+        avx512_tuned.ctd_max_width_s2 = 112;
+        avx512_tuned.ctd_1x1_expand_max_plane = 256;
+    }
 }
 static const sx_kernel_config *avx512_for_cpu(void) {
     pthread_once(&avx512_tuned_once, avx512_tune_for_cpu);

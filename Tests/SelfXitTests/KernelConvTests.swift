@@ -257,6 +257,36 @@ final class KernelConvTests: XCTestCase {
         }
     }
 
+    /// Weights of 1 MB or more that outweigh a sample's input run a batch weight tile by weight
+    /// tile, each tile over a group of samples (`DirectConvPlan.run`): padded copies of a group in
+    /// the threads' scratch (groups of 4 a thread, so batch 9 on 2 threads is a group of 8 and
+    /// one of 1), stride-2 phases, the input read in place (1×1), residuals (also in place) and
+    /// an activation applied after the product.
+    func testDirectWeightTileMajorBatches() throws {
+        forEachKernelConfig("weight-tile-major direct batches") { cfg in
+            let cases: [(Conv2DGeometry, Bool, Activation)] = [
+                (geometry(c: 192, h: 7, w: 7, oc: 160, k: (3, 3), pads: (1, 1, 1, 1)), true, .relu),
+                (geometry(c: 192, h: 14, w: 14, oc: 160, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)), false, .silu),
+                (geometry(c: 600, h: 7, w: 7, oc: 460, k: (1, 1)), true, .clip(min: 0, max: 6)),
+            ]
+            for (g, residual, act) in cases {
+                let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
+                                          bias: nil, activation: act)
+                if cfg.pointee.direct == nil {
+                    print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) has no direct kernel, \(g) packed")
+                } else {
+                    XCTAssertTrue(kernel.isDirectWeightTileMajor, "\(g) on \(String(cString: cfg.pointee.name)): \(kernel.algorithmName)")
+                }
+                check(g, residual: residual, act: act, batches: [2, 5, 9], threads: [1, 2])
+                if residual { check(g, residual: true, inPlace: true, act: act, batches: [9], threads: [2]) }
+            }
+        }
+        // Below 1 MB of weights a batch stays sample by sample.
+        let small = geometry(c: 64, h: 7, w: 7, oc: 64, k: (3, 3), pads: (1, 1, 1, 1))
+        XCTAssertFalse(Conv2DKernel(geometry: small, weights: [Float](repeating: 0, count: 64 * 64 * 9), bias: nil, activation: .relu)
+            .isDirectWeightTileMajor)
+    }
+
     /// A residual that is the output buffer itself: every ungrouped path (direct, packed,
     /// channel-major, row blocks, products split into K blocks) adds the product onto it.
     func testResidualInPlace() {

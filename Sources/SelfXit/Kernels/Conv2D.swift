@@ -202,6 +202,10 @@ package final class Conv2DKernel {
     var isDirect: Bool { if case .direct = algorithm { return true } else { return false } }
     /// Whether that implicit GEMM runs channel-major (short rows).
     var isDirectChannelMajor: Bool { if case let .direct(plan) = algorithm { return plan.channelMajor } else { return false } }
+    /// Whether a batch runs that implicit GEMM weight tile by weight tile over a group of samples.
+    var isDirectWeightTileMajor: Bool {
+        if case let .direct(plan) = algorithm { return plan.reusesWeightsAcrossSamples } else { return false }
+    }
 
     deinit {
         unpackedWeights?.deallocate()

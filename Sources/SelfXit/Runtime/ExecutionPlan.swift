@@ -286,15 +286,21 @@ final class ExecutionPlan {
                                                        detail: "the convolution needs \(kernel.scratchFloatsPerThread) floats of scratch per thread (padding or dilation too large)")
             }
             let hasResidual = inputIDs.count > 1
-            // A convolution whose weights outweigh its output per sample 64 times or more
-            // (ResNet-18 w64's layer4 on 28×28 images: 9.4 MB of weights for 8 K outputs)
-            // runs once on the whole batch, as the dense layer below: sample-parallel, each
-            // thread streamed its weights from memory once per sample pair. Only weights over
-            // 4 MB (beyond a core's L2, so streamed from L3 or memory): the squeeze-and-excite
-            // 1×1 convolutions on 1×1 planes (EfficientNet, MobileNetV3, RegNetY) also weigh 64×
-            // their output, but they fit in L2, and running them on the whole batch cut every
-            // block into batch-wide steps: EfficientNet-B0 b8 51 → 62 ms (Zen 4, 2 threads).
-            let heavyWeights = weights.count >= 1 << 20 && weights.count >= 64 * outputWidth
+            // A convolution whose weights outweigh its input and output per sample 8 times or
+            // more (ResNet-50's layer4 but its first 1×1 and downsample, 4–9.4 MB of weights for
+            // 25–125 K floats a sample; ResNet-18 w64's layer4 on 28×28 images) runs once on the
+            // whole batch, as the dense layer below, where the implicit GEMM takes the weights tile
+            // by tile over the samples (`DirectConvPlan.run`): sample-parallel, each thread
+            // streamed its weights from L3 or memory once per sample. ResNet-50, 2 threads, Intel
+            // Xeon EMR: batch 2 0.93, batch 8 0.96–0.98 of the time with only the three 3×3 layers
+            // on the whole batch (64× their output, the rule before); with layer3's 3×3 too
+            // (5.9×), 1.00 (BENCHMARKS §7.28). Only weights of 4 MB or more (beyond a core's L2):
+            // the squeeze-and-excite 1×1 convolutions on 1×1 planes (EfficientNet, MobileNetV3,
+            // RegNetY) weigh as much against their activations, but they fit in L2, and running
+            // them on the whole batch cut every block into batch-wide steps: EfficientNet-B0 b8
+            // 51 → 62 ms (Zen 4, 2 threads).
+            let sampleFloats = outputWidth + graph.values[inputIDs[0]].elementsPerSample
+            let heavyWeights = weights.count >= 1 << 20 && weights.count >= 8 * sampleFloats
             return Step(run: { ctx in
                 kernel.run(input: ptr(inputIDs[0], ctx), residual: hasResidual ? UnsafePointer(ptr(inputIDs[1], ctx)) : nil,
                            output: ptr(outputID, ctx), batch: ctx.rows, scratch: ctx.scratch, pool: ctx.pool)

@@ -318,6 +318,32 @@ static inline void direct_store_c(float *c, direct_vec v, __m512 x) {
     _mm512_mask_storeu_ps(c + v.pixel, (__mmask16)((1u << cnt) - 1u), _mm512_maskz_compress_ps(v.valid, x));
 }
 
+/// The 3-vector kernel's epilogue for rows `h..h+7` when all 48 columns are output pixels and
+/// the activation is none or ReLU: straight-line code per flag combination (`has_bias`,
+/// `has_res`, `relu` constants of each inlined copy), without the per-vector tests of the
+/// general epilogue, which cost ResNet-50's 1×1 layers 2–8 % (BENCHMARKS §7.28).
+__attribute__((always_inline))
+AVX512_TARGET
+static inline void direct3_store_dense(const int has_bias, const int has_res, const int relu, __m512 acc[3][8], int hv,
+                                       float *ch, ptrdiff_t ldc, int pixel, const float *bias, const float *res, ptrdiff_t ldr) {
+#pragma clang loop unroll(full)
+    for (int r = 0; r < 8; r++) {
+        if (r < hv) {
+            const __m512 bb = has_bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
+            float *cr = ch + (ptrdiff_t)r * ldc + pixel;
+            const float *rr = has_res ? res + (ptrdiff_t)r * ldr + pixel : NULL;
+#pragma clang loop unroll(full)
+            for (int v = 0; v < 3; v++) {
+                __m512 y = acc[v][r];
+                if (has_bias) y = _mm512_add_ps(y, bb);
+                if (has_res) y = _mm512_add_ps(y, _mm512_loadu_ps(rr + 16 * v));
+                if (relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+                _mm512_storeu_ps(cr + 16 * v, y);
+            }
+        }
+    }
+}
+
 /// `kernel_avx512_direct` for 48 grid columns whose loads are all in range: 8 rows × 3 vectors
 /// (24 accumulators) per pass, 11 loads per 24 FMAs instead of 10 per 16.
 AVX512_TARGET
@@ -327,6 +353,10 @@ static void kernel_avx512_direct3(int k, const float *a, const float *x, const i
     enum { MR = MR_AVX512, HR = 8 };
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
     const float *xq = x + q;
+    // All 48 columns output pixels, consecutive in C (a grid as wide as the output rows, or a
+    // stretch of one row).
+    const int dense = vec[0].valid == 0xFFFF && vec[1].valid == 0xFFFF && vec[2].valid == 0xFFFF
+        && vec[1].pixel == vec[0].pixel + 16 && vec[2].pixel == vec[0].pixel + 32;
     for (int h = 0; h < MR; h += HR) {
         if (h >= mv) break;
         int hv = mv - h;
@@ -350,6 +380,21 @@ static void kernel_avx512_direct3(int k, const float *a, const float *x, const i
                 acc[1][r] = _mm512_fmadd_ps(av, b1, acc[1][r]);
                 acc[2][r] = _mm512_fmadd_ps(av, b2, acc[2][r]);
             }
+        }
+        if (dense && (act == SX_GEMM_ACT_NONE || act == SX_GEMM_ACT_RELU)) {
+            const float *bh = bias ? bias + h : NULL, *rh = res ? res + (ptrdiff_t)h * ldr : NULL;
+            const int pixel = vec[0].pixel, relu = act == SX_GEMM_ACT_RELU;
+            switch ((bias ? 4 : 0) | (res ? 2 : 0) | relu) {
+            case 0: direct3_store_dense(0, 0, 0, acc, hv, ch, ldc, pixel, bh, rh, ldr); break;
+            case 1: direct3_store_dense(0, 0, 1, acc, hv, ch, ldc, pixel, bh, rh, ldr); break;
+            case 2: direct3_store_dense(0, 1, 0, acc, hv, ch, ldc, pixel, bh, rh, ldr); break;
+            case 3: direct3_store_dense(0, 1, 1, acc, hv, ch, ldc, pixel, bh, rh, ldr); break;
+            case 4: direct3_store_dense(1, 0, 0, acc, hv, ch, ldc, pixel, bh, rh, ldr); break;
+            case 5: direct3_store_dense(1, 0, 1, acc, hv, ch, ldc, pixel, bh, rh, ldr); break;
+            case 6: direct3_store_dense(1, 1, 0, acc, hv, ch, ldc, pixel, bh, rh, ldr); break;
+            default: direct3_store_dense(1, 1, 1, acc, hv, ch, ldc, pixel, bh, rh, ldr); break;
+            }
+            continue;
         }
 #pragma clang loop unroll(full)
         for (int r = 0; r < HR; r++) {

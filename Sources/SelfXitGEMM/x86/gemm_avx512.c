@@ -362,10 +362,17 @@ static void kernel_avx512_direct3(int k, const float *a, const float *x, const i
         int hv = mv - h;
         float *ch = c + (ptrdiff_t)h * ldc;
         __m512 acc[3][HR];
+        if (accum && dense) {
 #pragma clang loop unroll(full)
-        for (int r = 0; r < HR; r++)
+            for (int r = 0; r < HR; r++)
 #pragma clang loop unroll(full)
-            for (int v = 0; v < 3; v++) acc[v][r] = accum && r < hv ? direct_load_c(ch + (ptrdiff_t)r * ldc, vec[v]) : zero;
+                for (int v = 0; v < 3; v++) acc[v][r] = r < hv ? _mm512_loadu_ps(ch + (ptrdiff_t)r * ldc + vec[0].pixel + 16 * v) : zero;
+        } else {
+#pragma clang loop unroll(full)
+            for (int r = 0; r < HR; r++)
+#pragma clang loop unroll(full)
+                for (int v = 0; v < 3; v++) acc[v][r] = accum && r < hv ? direct_load_c(ch + (ptrdiff_t)r * ldc, vec[v]) : zero;
+        }
         const float *ah = a + h;
 #pragma clang loop unroll_count(2)
         for (int p = 0; p < k; p++) {

@@ -374,6 +374,30 @@ void sxk_sgemm_skinny_avx2(int m, int n, int k, const float *a, ptrdiff_t lda, c
 
 /* ---------------------------------------------------------------- direct (implicit GEMM) */
 
+/// `direct_tile_avx2_r`'s epilogue on 16 consecutive output pixels with no activation but ReLU
+/// (`has_bias`, `has_res`, `relu`: constants of each inlined copy).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void direct_store_dense_avx2(const int R, const int has_bias, const int has_res, const int relu,
+                                           const __m256 *acc0, const __m256 *acc1, float *c, ptrdiff_t ldc, ptrdiff_t pix0,
+                                           const float *bias, const float *res, ptrdiff_t ldr) {
+    const __m256 zero = _mm256_setzero_ps();
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) {
+        __m256 v0 = acc0[r], v1 = acc1[r];
+        if (has_bias) { const __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
+        if (has_res) {
+            const float *rr = res + (ptrdiff_t)r * ldr + pix0;
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rr));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rr + 8));
+        }
+        if (relu) { v0 = _mm256_max_ps(v0, zero); v1 = _mm256_max_ps(v1, zero); }
+        float *cr = c + (ptrdiff_t)r * ldc + pix0;
+        _mm256_storeu_ps(cr, v0);
+        _mm256_storeu_ps(cr + 8, v1);
+    }
+}
+
 /// The direct product's AVX2 tile: rows `< mv` of a 6-row A panel × grid columns `q..q+15`
 /// (`len` of them exist, 1..16), B element (kk, col) read in place at `x[off[kk] + col]`: 12 ymm
 /// accumulators, 2 loads + 6 broadcasts per 12 FMAs, as the packed tile. Where the 16 columns are
@@ -467,6 +491,21 @@ static inline void direct_tile_avx2_r(const int R, int k, const float *a, const 
                 acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
             }
         }
+    }
+    if (fast && (act == SX_GEMM_ACT_NONE || act == SX_GEMM_ACT_RELU)) {
+        // 16 consecutive output pixels and no activation but ReLU: straight-line code per
+        // (bias, residual, ReLU), without the general epilogue's tests per vector.
+        switch ((bias ? 4 : 0) | (res ? 2 : 0) | (act == SX_GEMM_ACT_RELU)) {
+        case 0: direct_store_dense_avx2(R, 0, 0, 0, acc0, acc1, c, ldc, pix0, bias, res, ldr); break;
+        case 1: direct_store_dense_avx2(R, 0, 0, 1, acc0, acc1, c, ldc, pix0, bias, res, ldr); break;
+        case 2: direct_store_dense_avx2(R, 0, 1, 0, acc0, acc1, c, ldc, pix0, bias, res, ldr); break;
+        case 3: direct_store_dense_avx2(R, 0, 1, 1, acc0, acc1, c, ldc, pix0, bias, res, ldr); break;
+        case 4: direct_store_dense_avx2(R, 1, 0, 0, acc0, acc1, c, ldc, pix0, bias, res, ldr); break;
+        case 5: direct_store_dense_avx2(R, 1, 0, 1, acc0, acc1, c, ldc, pix0, bias, res, ldr); break;
+        case 6: direct_store_dense_avx2(R, 1, 1, 0, acc0, acc1, c, ldc, pix0, bias, res, ldr); break;
+        default: direct_store_dense_avx2(R, 1, 1, 1, acc0, acc1, c, ldc, pix0, bias, res, ldr); break;
+        }
+        return;
     }
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
 #pragma clang loop unroll(full)

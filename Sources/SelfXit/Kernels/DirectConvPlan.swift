@@ -269,8 +269,9 @@ struct DirectConvPlan {
     /// with the weights in cache, one thread, Intel Xeon EMR); a tile of a few hundred KB stays in
     /// L2 while the group's samples pass through it.
     var reusesWeightsAcrossSamples: Bool {
-        let weightFloats = g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth
-        return weightFloats >= 1 << 18 && weightFloats >= (channelMajor && pointwise ? 2 : 1) * g.inChannels * g.inPlane
+        // In Double, as `run`'s FLOP count: the Int products of a model-supplied geometry could overflow.
+        let weightFloats = Double(g.outChannels) * Double(g.inChannels) * Double(g.kernelHeight) * Double(g.kernelWidth)
+        return weightFloats >= Double(1 << 18) && weightFloats >= Double(channelMajor && pointwise ? 2 : 1) * Double(g.inChannels) * Double(g.inPlane)
     }
 
     /// Padded samples a thread's scratch holds for the weight-tile-major batch (`run`): up to 4,

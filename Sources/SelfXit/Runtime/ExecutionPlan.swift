@@ -287,12 +287,12 @@ final class ExecutionPlan {
             }
             let hasResidual = inputIDs.count > 1
             // A convolution whose weights outweigh its input and output per sample 8 times or
-            // more (ResNet-50's layer4 but its first 1×1 and downsample, 4–9.4 MB of weights for
-            // 25–125 K floats a sample; ResNet-18 w64's layer4 on 28×28 images) runs once on the
+            // more (all of ResNet-50's layer4 but its first 1×1 and its downsample, 4–9.4 MB of
+            // weights for 25–125 K floats a sample; ResNet-18 w64's layer4 on 28×28) runs once on the
             // whole batch, as the dense layer below, where the implicit GEMM takes the weights tile
             // by tile over the samples (`DirectConvPlan.run`): sample-parallel, each thread
             // streamed its weights from L3 or memory once per sample. ResNet-50, 2 threads, Intel
-            // Xeon EMR: batch 2 0.93, batch 8 0.96–0.98 of the time with only the three 3×3 layers
+            // Xeon EMR: batch 2 0.93, batch 8 0.95–0.99 of the time with only the three 3×3 layers
             // on the whole batch (64× their output, the rule before); with layer3's 3×3 too
             // (5.9×), 1.00 (BENCHMARKS §7.28). Only weights of 4 MB or more (beyond a core's L2):
             // the squeeze-and-excite 1×1 convolutions on 1×1 planes (EfficientNet, MobileNetV3,

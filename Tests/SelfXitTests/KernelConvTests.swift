@@ -287,6 +287,42 @@ final class KernelConvTests: XCTestCase {
             .isDirectWeightTileMajor)
     }
 
+    /// A NaN in the input stays NaN through a fused ReLU on every path (`max(0, NaN)` must keep
+    /// the NaN, as ONNX Runtime does): 1×1 products on the grid (its straight-line epilogue),
+    /// channel-major and packed, with and without a residual, on every configuration.
+    func testNaNThroughFusedReLU() throws {
+        forEachKernelConfig("NaN through a fused ReLU") { cfg in
+            for g in [geometry(c: 20, h: 12, w: 16, oc: 37, k: (1, 1)), geometry(c: 160, h: 9, w: 11, oc: 40, k: (1, 1)),
+                      geometry(c: 9, h: 17, w: 23, oc: 33, k: (3, 3), pads: (1, 1, 1, 1))] {
+                var rng = SeededRandom(3)
+                let w = rng.array(g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth)
+                let kernel = Conv2DKernel(geometry: g, weights: w, bias: rng.array(g.outChannels), activation: .relu)
+                var x = rng.array(g.inChannels * g.inPlane)
+                let pixel = g.inPlane / 2 + 3  // an interior pixel, read by the output pixel at the same place
+                x[pixel] = .nan
+                for residual in [false, true] {
+                    var y = [Float](repeating: 0, count: g.outChannels * g.outPlane)
+                    let r = rng.array(y.count)
+                    var scratch = [Float](repeating: 0, count: max(1, 2 * kernel.scratchFloatsPerThread))
+                    x.withUnsafeBufferPointer { xp in
+                        r.withUnsafeBufferPointer { rp in
+                            y.withUnsafeMutableBufferPointer { yp in
+                                scratch.withUnsafeMutableBufferPointer { sp in
+                                    kernel.run(input: xp.baseAddress!, residual: residual ? rp.baseAddress! : nil, output: yp.baseAddress!,
+                                               batch: 1, scratch: sp.baseAddress!, pool: ThreadPool(threadCount: 2))
+                                }
+                            }
+                        }
+                    }
+                    for oc in 0..<g.outChannels {
+                        XCTAssertTrue(y[oc * g.outPlane + pixel].isNaN,
+                                      "\(String(cString: cfg.pointee.name)) \(kernel.algorithmName) channel \(oc) residual \(residual): \(y[oc * g.outPlane + pixel])")
+                    }
+                }
+            }
+        }
+    }
+
     /// A residual that is the output buffer itself: every ungrouped path (direct, packed,
     /// channel-major, row blocks, products split into K blocks) adds the product onto it.
     func testResidualInPlace() {

@@ -391,7 +391,8 @@ static inline void direct_store_dense_avx2(const int R, const int has_bias, cons
             v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rr));
             v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rr + 8));
         }
-        if (relu) { v0 = _mm256_max_ps(v0, zero); v1 = _mm256_max_ps(v1, zero); }
+        // max(0, v): maxps returns its second operand when either is NaN, so a NaN stays NaN.
+        if (relu) { v0 = _mm256_max_ps(zero, v0); v1 = _mm256_max_ps(zero, v1); }
         float *cr = c + (ptrdiff_t)r * ldc + pix0;
         _mm256_storeu_ps(cr, v0);
         _mm256_storeu_ps(cr + 8, v1);

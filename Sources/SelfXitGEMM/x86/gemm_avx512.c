@@ -337,7 +337,8 @@ static inline void direct3_store_dense(const int has_bias, const int has_res, co
                 __m512 y = acc[v][r];
                 if (has_bias) y = _mm512_add_ps(y, bb);
                 if (has_res) y = _mm512_add_ps(y, _mm512_loadu_ps(rr + 16 * v));
-                if (relu) y = _mm512_max_ps(y, _mm512_setzero_ps());
+                // max(0, y): maxps returns its second operand when either is NaN, so a NaN stays NaN.
+                if (relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
                 _mm512_storeu_ps(cr + 16 * v, y);
             }
         }

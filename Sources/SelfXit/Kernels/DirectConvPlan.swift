@@ -328,14 +328,20 @@ struct DirectConvPlan {
                 }
             }
 
+            // A panels split into `tiles` channel tiles (pairs of panels when channel-major, the
+            // micro-kernel's two vectors): tile `mt`'s panels.
+            let panelUnit = channelMajor ? 2 : 1
+            let mUnits = (mPanels + panelUnit - 1) / panelUnit
+            func tilePanels(_ mt: Int, of tiles: Int) -> Range<Int> {
+                min(mPanels, mUnits * mt / tiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / tiles * panelUnit)
+            }
+
             if batch > 1 && reusesWeightsAcrossSamples {
                 // Weight tile by weight tile: each tile (about 256 KB of packed weights, at least
                 // two a thread) runs every sample of a group before the next tile is fetched, so a
                 // batch streams the weights once a group instead of once a sample. A group is as
                 // many samples as the scratch holds padded copies of (all threads' scratch,
                 // shared), or the whole batch when B is the input itself.
-                let panelUnit = channelMajor ? 2 : 1
-                let mUnits = (mPanels + panelUnit - 1) / panelUnit
                 let weightBytes = Double(weights.m) * Double(weights.k) * 4
                 let mTiles = min(mUnits, max(2 * threads, Int(weightBytes / Double(1 << 18))))
                 let copy = copyFloats
@@ -349,7 +355,7 @@ struct DirectConvPlan {
                         }
                     }
                     pool.parallelForItems(mTiles) { _, mt in
-                        let mp = min(mPanels, mUnits * mt / mTiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / mTiles * panelUnit)
+                        let mp = tilePanels(mt, of: mTiles)
                         for s in group {
                             let src = padded ? UnsafePointer(scratch + (s - group.lowerBound) * copy) : input + s * inSample
                             compute(s, src, mp: mp, units: 0..<units)
@@ -396,8 +402,6 @@ struct DirectConvPlan {
             // 1024→256 at 14×14 (weights 1.3× the input) ran 9 % faster split by rows. Splitting
             // the larger operand saved 2–13 % on ResNet-50's 1×1 layers at 14×14 and its stride-2
             // 3×3 at 56×56, measured at batch 1 on 2 threads against a fixed split.
-            let panelUnit = channelMajor ? 2 : 1
-            let mUnits = (mPanels + panelUnit - 1) / panelUnit
             let weightFloats = Double(weights.m) * Double(weights.k), inputFloats = Double(g.inChannels) * Double(g.inPlane)
             let nTiles: Int, mTiles: Int
             if weightFloats >= (channelMajor && pointwise ? 2 : 1) * inputFloats {
@@ -414,10 +418,6 @@ struct DirectConvPlan {
                 mTiles = min(mUnits, max(1, (8 * threads + nTiles - 1) / nTiles))
             }
             let tiles = nTiles * mTiles
-            /// The A panels of channel tile `mt` (pairs of panels when channel-major).
-            func tilePanels(_ mt: Int) -> Range<Int> {
-                min(mPanels, mUnits * mt / mTiles * panelUnit)..<min(mPanels, mUnits * (mt + 1) / mTiles * panelUnit)
-            }
             for s in 0..<batch {
                 let x = input + s * inSample
                 if padded && channelMajor && copyFloats <= 1 << 18 {
@@ -449,7 +449,7 @@ struct DirectConvPlan {
                                     let mt = next[share].take()
                                     guard mt < mTiles else { break }
                                     if !ready { pad(x, outputRows: u, into: buffer); ready = true }
-                                    compute(s, UnsafePointer(buffer), mp: tilePanels(mt), units: u)
+                                    compute(s, UnsafePointer(buffer), mp: tilePanels(mt, of: mTiles), units: u)
                                 }
                             }
                         }
@@ -463,7 +463,7 @@ struct DirectConvPlan {
                                 guard tile < tiles else { break }
                                 if !ready { pad(x, channels: 0..<g.inChannels, into: buffer); ready = true }
                                 let nt = tile / mTiles
-                                compute(s, UnsafePointer(buffer), mp: tilePanels(tile % mTiles),
+                                compute(s, UnsafePointer(buffer), mp: tilePanels(tile % mTiles, of: mTiles),
                                         units: (units * nt / nTiles)..<(units * (nt + 1) / nTiles))
                             }
                         }
@@ -489,7 +489,7 @@ struct DirectConvPlan {
                     let tile = share * tilesPerShare + item
                     guard tile < tiles else { return }
                     let nt = tile / mTiles
-                    compute(s, src, mp: tilePanels(tile % mTiles), units: (units * nt / nTiles)..<(units * (nt + 1) / nTiles))
+                    compute(s, src, mp: tilePanels(tile % mTiles, of: mTiles), units: (units * nt / nTiles)..<(units * (nt + 1) / nTiles))
                 }
                 if act.separate {
                     let y = output + s * outSample

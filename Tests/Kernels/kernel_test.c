@@ -13,6 +13,11 @@
 
 static int failures, checks;
 static unsigned rng_state = 12345;
+/* Set for the non-finite pass: the checks that call `poison` put a NaN, +Inf and −Inf into their
+ * input (and residual), so every fused epilogue must carry them as the portable C does — an
+ * operand-order slip in a vector max/min (x86 `maxps` returns its second operand for a NaN)
+ * turns NaN into a finite number and fails here. */
+static int nonfinite;
 
 static float rnd(void) {
     rng_state = rng_state * 1103515245u + 12345u;
@@ -26,6 +31,14 @@ static float *floats(size_t n) {
     if (!p) { fprintf(stderr, "out of memory\n"); exit(2); }
     for (size_t i = 0; i < n; i++) p[i] = rnd();
     return p;
+}
+
+/* In the non-finite pass: a NaN, +Inf and −Inf at three spread positions of `p` (n ≥ 5). */
+static void poison(float *p, size_t n) {
+    if (!nonfinite || n < 5) return;
+    p[n / 5] = NAN;
+    p[n / 2] = INFINITY;
+    p[4 * n / 5] = -INFINITY;
 }
 
 /* |got − want| ≤ tol·(1 + |want|) element by element (NaN must match NaN). */
@@ -52,6 +65,8 @@ static void check_gemm(const sx_kernel_config *cfg, int m, int n, int k, int cps
     float *pb = floats(sx_gemm_packed_b_floats(n, k));
     size_t csize = (size_t)samples * m * cps;
     float *res = floats(csize), *c1 = floats(csize), *c2 = floats(csize);
+    poison(b, (size_t)k * n);
+    poison(res, csize);
     sx_gemm_pack_a(cfg->isa, a, k, m, k, pa);
     sx_gemm_pack_a(SX_GEMM_ISA_SCALAR, a, k, m, k, pr);
     sx_gemm_pack_b(b, n, n, k, 0, k, 0, pb);
@@ -66,7 +81,8 @@ static void check_gemm(const sx_kernel_config *cfg, int m, int n, int k, int cps
     cfg->gemm(pa, m, k, 0, (m + cfg->mr - 1) / cfg->mr, pb, n, 0, (n + 15) / 16, &o1);
     ref->gemm(pr, m, k, 0, (m + ref->mr - 1) / ref->mr, pb, n, 0, (n + 15) / 16, &o2);
     char what[128];
-    snprintf(what, sizeof what, "gemm m %d n %d k %d cps %d act %d res %d%s", m, n, k, cps, act, residual, in_place ? " in place" : "");
+    snprintf(what, sizeof what, "gemm m %d n %d k %d cps %d act %d res %d%s%s", m, n, k, cps, act, residual,
+             in_place ? " in place" : "", nonfinite ? " nonfinite" : "");
     expect_close(what, cfg->name, c1, c2, csize, 1e-5f * (float)(k + 1));
     free(a); free(b); free(bias); free(pa); free(pr); free(pb); free(res); free(c1); free(c2);
 }
@@ -91,6 +107,8 @@ static void check_direct(const sx_kernel_config *cfg, int cin, int h, int w, int
     sx_gemm_pack_a(cfg->isa, a, k, m, k, pa);
     size_t csize = (size_t)m * oh * ow;
     float *res = floats(csize), *c1 = floats(csize), *c2 = malloc(csize * sizeof(float));
+    poison(x, (size_t)cin * gh * gw);
+    poison(res, csize);
     memcpy(c2, c1, csize * sizeof(float));
     sx_gemm_direct_b db = {x, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL};
     sx_gemm_out o1 = {c1, oh * ow, 0, residual ? res : NULL, oh * ow, 0, bias, oh * ow, act, 0.0f, 6.0f};
@@ -101,7 +119,8 @@ static void check_direct(const sx_kernel_config *cfg, int cin, int h, int w, int
     else sxk_direct_portable(cfg->mr, pa, m, k, 0, panels, &db, 0, n, &o1);
     sxk_direct_portable(cfg->mr, pa, m, k, 0, panels, &db, 0, n, &o2);
     char what[128];
-    snprintf(what, sizeof what, "direct cin %d %dx%d m %d k%d pad %d act %d res %d", cin, h, w, m, ks, pad, act, residual);
+    snprintf(what, sizeof what, "direct cin %d %dx%d m %d k%d pad %d act %d res %d%s", cin, h, w, m, ks, pad, act, residual,
+             nonfinite ? " nonfinite" : "");
     expect_close(what, cfg->name, c1, c2, csize, 1e-5f * (float)(k + 1));
     free(x); free(a); free(bias); free(off); free(pa); free(res); free(c1); free(c2);
 }
@@ -118,6 +137,8 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
     sx_gemm_pack_wt(a, m, k, pw);
     size_t csize = (size_t)m * oh * ow;
     float *res = floats(csize), *c1 = floats(csize), *c2 = malloc(csize * sizeof(float));
+    poison(x, (size_t)cin * gh * gw);
+    poison(res, csize);
     if (residual == 2) memcpy(c1, res, csize * sizeof(float));
     memcpy(c2, c1, csize * sizeof(float));
     sx_gemm_direct_b db = {x, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL};
@@ -130,7 +151,8 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
     cfg->ctd(pw, m, k, 0, panels, &db, split, oh, &o1);
     sxk_ctd_portable(pw, m, k, 0, panels, &db, 0, oh, &o2);
     char what[128];
-    snprintf(what, sizeof what, "ctd cin %d %dx%d m %d k%d pad %d act %d res %d", cin, h, w, m, ks, pad, act, residual);
+    snprintf(what, sizeof what, "ctd cin %d %dx%d m %d k%d pad %d act %d res %d%s", cin, h, w, m, ks, pad, act, residual,
+             nonfinite ? " nonfinite" : "");
     expect_close(what, cfg->name, c1, c2, csize, 1e-5f * (float)(k + 1));
     free(x); free(a); free(bias); free(off); free(pw); free(res); free(c1); free(c2);
 }
@@ -216,11 +238,12 @@ static void check_dw_plane(const sx_kernel_config *cfg, int oh, int ow, int act)
     int rw = (ow + 15) / 16 * 16 + 2;
     float *buf = floats((size_t)(oh + 2) * rw + 32), w[9], *o1 = floats((size_t)oh * ow), *o2 = floats((size_t)oh * ow);
     for (int i = 0; i < 9; i++) w[i] = rnd();
+    poison(buf, (size_t)(oh + 2) * rw);
     int off[3] = {0, 1, 2};
     cfg->dw3x3_plane(buf, rw, rw, off, w, 0.25f, o1, oh, ow, act, 0.0f, 6.0f);
     sxk_dw3x3_plane_portable(buf, rw, rw, off, w, 0.25f, o2, oh, ow, act, 0.0f, 6.0f);
     char what[64];
-    snprintf(what, sizeof what, "dw3x3_plane %dx%d act %d", oh, ow, act);
+    snprintf(what, sizeof what, "dw3x3_plane %dx%d act %d%s", oh, ow, act, nonfinite ? " nonfinite" : "");
     expect_close(what, cfg->name, o1, o2, (size_t)oh * ow, 1e-5f);
     free(buf); free(o1); free(o2);
 }
@@ -232,13 +255,16 @@ static void check_dw_direct(const sx_kernel_config *cfg, int h, int w, int strid
     float *x = floats((size_t)h * w), wt[9], *res = floats((size_t)oh * ow);
     float *o1 = floats((size_t)oh * ow), *o2 = floats((size_t)oh * ow);
     for (int i = 0; i < 9; i++) wt[i] = rnd();
+    poison(x, (size_t)h * w);
+    poison(res, (size_t)oh * ow);
     /* residual 2: summed in place (res == out) */
     if (residual == 2) memcpy(o1, res, sizeof(float) * (size_t)oh * ow);
     cfg->dw3x3_direct(x, h, w, stride, pad, pad, wt, 0.3f, residual == 2 ? o1 : residual ? res : NULL, o1, 0, oh, ow,
                       act, 0.0f, 6.0f);
     sxk_dw3x3_direct_portable(x, h, w, stride, pad, pad, wt, 0.3f, residual ? res : NULL, o2, 0, oh, ow, act, 0.0f, 6.0f);
     char what[80];
-    snprintf(what, sizeof what, "dw3x3_direct %dx%d s%d pad %d act %d res %d", h, w, stride, pad, act, residual);
+    snprintf(what, sizeof what, "dw3x3_direct %dx%d s%d pad %d act %d res %d%s", h, w, stride, pad, act, residual,
+             nonfinite ? " nonfinite" : "");
     expect_close(what, cfg->name, o1, o2, (size_t)oh * ow, 1e-5f);
     free(x); free(res); free(o1); free(o2);
 }
@@ -253,6 +279,8 @@ static void check_dw_kxk(const sx_kernel_config *cfg, int h, int w, int kh, int 
     int oh = (h + 2 * pad_top - kh) / stride + 1, ow = (w + 2 * pad_left - kw) / stride + 1;
     float *x = floats((size_t)h * w), *wt = floats((size_t)kh * kw), *res = floats((size_t)oh * ow);
     float *got = floats((size_t)oh * ow), *want = floats((size_t)oh * ow);
+    poison(x, (size_t)h * w);
+    poison(res, (size_t)oh * ow);
     /* residual 2: summed in place (res == out), as the memory plan may lay it out */
     for (int i = 0; i < oh * ow; i++) got[i] = residual == 2 ? res[i] : NAN;
     const float *r = residual == 2 ? got : residual ? res : NULL;
@@ -271,8 +299,8 @@ static void check_dw_kxk(const sx_kernel_config *cfg, int h, int w, int kh, int 
             want[oy * ow + ox] = sxk_act1((float)sum, act, 0.0f, 6.0f);
         }
     char what[96];
-    snprintf(what, sizeof what, "dw_direct %dx%d k%dx%d s%d pad %d/%d act %d res %d split %d", h, w, kh, kw, stride,
-             pad_top, pad_left, act, residual, split);
+    snprintf(what, sizeof what, "dw_direct %dx%d k%dx%d s%d pad %d/%d act %d res %d split %d%s", h, w, kh, kw, stride,
+             pad_top, pad_left, act, residual, split, nonfinite ? " nonfinite" : "");
     expect_close(what, cfg->name, got, want, (size_t)oh * ow, 1e-5f * (float)(kh * kw));
     free(x); free(wt); free(res); free(got); free(want);
 }
@@ -652,6 +680,33 @@ int main(void) {
                     check_gconv(cfg, gc[i][0], gc[i][1], gc[i][2], gc[i][3], gc[i][4], gc[i][5], gc[i][6], gc[i][7],
                                 gc[i][8], gacts[ai], (int)(i + ai) % 2);
                 }
+        }
+        {
+            /* Non-finite pass: a NaN, +Inf and −Inf in the input and the residual of the GEMM tiles,
+             * the direct grid, channel-major and depthwise products, through every activation the
+             * configuration fuses; NaN in must stay NaN, ±Inf as the portable C gives them. */
+            int nacts[] = {SX_GEMM_ACT_NONE, SX_GEMM_ACT_RELU, SX_GEMM_ACT_CLIP, SX_GEMM_ACT_HARDSWISH,
+                           SX_GEMM_ACT_SILU, SX_GEMM_ACT_SIGMOID};
+            nonfinite = 1;
+            for (int ai = 0; ai < 6; ai++) {
+                int a = nacts[ai];
+                int fused = a <= SX_GEMM_ACT_CLIP || (cfg->fused_acts & (1u << a));
+                if (fused) {
+                    check_gemm(cfg, 13, 37, 29, 37, a, 1, 0);
+                    check_gemm(cfg, 70, 5 * 49, 77, 49, a, 1, 1);
+                    check_direct(cfg, 40, 12, 13, 31, 3, 1, a, 1);
+                    check_direct(cfg, 64, 14, 14, 64, 1, 0, a, ai % 2);   /* all 48 columns pixels: straight-line epilogue */
+                    check_direct(cfg, 20, 7, 7, 13, 3, 1, a, 0);
+                    check_ctd(cfg, 20, 7, 7, 20, 3, 1, a, ai % 3);
+                    check_ctd(cfg, 30, 7, 7, 16, 1, 0, a, 0);
+                    check_dw_plane(cfg, 9, 37, a);
+                    check_dw_direct(cfg, 13, 17, 1, 1, a, 1);
+                    check_dw_direct(cfg, 14, 37, 2, 1, a, 2);
+                }
+                check_dw_kxk(cfg, 14, 14, 5, 5, 1, 2, 2, a, ai % 3, 7);
+                check_dw_kxk(cfg, 23, 37, 7, 7, 2, 3, 3, a, 1, 6);
+            }
+            nonfinite = 0;
         }
         check_activations(cfg);
         check_deinterleave(cfg);

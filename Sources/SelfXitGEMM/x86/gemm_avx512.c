@@ -928,9 +928,6 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
         // A later K block: the sums so far wait in `partial` (pixel-major, 32 channels a pixel).
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) { acc0[r] = _mm512_load_ps(partial + 32 * r); acc1[r] = _mm512_load_ps(partial + 32 * r + 16); }
-    } else if (accum) {
-        // A residual in place: start from the sums already in C.
-        ct_load_c_rows(R, acc0, acc1, nvec, cm, c, ldc);
     }
     ctd_accumulate(R, k, xr, 1, off, kidx != NULL, kidx, 1, w0, w1, nvec, acc0, acc1);
     if (!last) {
@@ -938,7 +935,10 @@ static inline void kernel_ctd(const int R, int k, const float *xr, const int *of
         for (int r = 0; r < R; r++) { _mm512_store_ps(partial + 32 * r, acc0[r]); _mm512_store_ps(partial + 32 * r + 16, acc1[r]); }
         return;
     }
-    ct_store_rows(R, acc0, acc1, nvec, cm, c, ldc, res, ldr, bias, act, lo, hi);
+    // A residual in place (`accum`): C's rows are the residual, added after the transpose as a
+    // separate residual is (each channel's row read before it is written), not loaded into the
+    // accumulators first, which cost a second 16×16 transpose per 16 channels.
+    ct_store_rows(R, acc0, acc1, nvec, cm, c, ldc, accum ? c : res, accum ? ldc : ldr, bias, act, lo, hi);
 }
 
 /// `kernel_ctd` for `R` (≤ 14) output pixels down a border column (`sx_gemm_direct_b.border_col`):

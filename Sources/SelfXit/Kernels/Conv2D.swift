@@ -202,6 +202,11 @@ package final class Conv2DKernel {
     var isDirect: Bool { if case .direct = algorithm { return true } else { return false } }
     /// Whether that implicit GEMM runs channel-major (short rows).
     var isDirectChannelMajor: Bool { if case let .direct(plan) = algorithm { return plan.channelMajor } else { return false } }
+    /// Whether that implicit GEMM runs channel-major over one run of the plane's pixels (B as wide
+    /// as the output: a 1×1 product on an unpadded plane, or stride-2 kernel-column planes).
+    var isDirectChannelMajorDense: Bool {
+        if case let .direct(plan) = algorithm { return plan.channelMajor && plan.gridW == plan.g.outWidth } else { return false }
+    }
     /// Whether a batch runs that implicit GEMM weight tile by weight tile over a group of samples.
     var isDirectWeightTileMajor: Bool {
         if case let .direct(plan) = algorithm { return plan.reusesWeightsAcrossSamples } else { return false }

@@ -124,6 +124,13 @@ struct DirectConvPlan {
         // Rows and columns the windows reach.
         let reachH = max(g.inHeight + g.padTop, (g.outHeight - 1) * s + (g.kernelHeight - 1) * g.dilationH + 1)
         let reachW = max(g.inWidth + g.padLeft, (g.outWidth - 1) * s + (g.kernelWidth - 1) * g.dilationW + 1)
+        // Channel-major stride-2 rows of at most half the micro-kernel's pixels (ResNet-50's
+        // layer4.0 3×3, 14 → 7): the kernel-column planes below, exactly as wide as the output, so
+        // a plane's pixels run on from row to row and the product takes them as one run in
+        // segments of up to `ctdPixels` (`dense`), where the phase planes left 7-pixel rows (6
+        // with the border columns apart) and half the micro-kernel's accumulators idle. The taps
+        // that read padding are computed (zeros): no K lists in a dense run.
+        let narrowChannelMajor = s == 2 && channelMajor && !pointwise && 2 * g.outWidth <= ctdPixels
         var planes: [(rowPhase: Int, column: Int)] = []
         /// Slot of the plane a tap at padded offset (`dy`, `dx`) reads, and its offset in that plane.
         var tap: (Int, Int) -> (slot: Int, offset: Int)
@@ -133,7 +140,7 @@ struct DirectConvPlan {
             padded = paddedH != g.inHeight || paddedW != g.inWidth
             gridW = paddedW
             tap = { dy, dx in (0, dy * reachW + dx) }
-        } else if channelMajor || g.inChannels <= DirectConvPlan.maxPhaseSplitChannels {
+        } else if (channelMajor && !narrowChannelMajor) || g.inChannels <= DirectConvPlan.maxPhaseSplitChannels {
             // Phases: channel-major products waste nothing on the planes' extra column, and
             // taps kx and kx + 2 share their rows' cache lines.
             (paddedH, paddedW) = (0, 0)
@@ -188,7 +195,7 @@ struct DirectConvPlan {
         // grid rows, whose lines for all the channels outgrow L1, while the work saved shrinks
         // with the row's width (2 columns of `outWidth`).
         let columnsApart = g.outWidth <= (s == 1 ? ctdPixels : ctdPixels / 2)
-        let lists = channelMajor && !pointwise ? DirectConvPlan.kLists(g, columns: columnsApart) : nil
+        let lists = channelMajor && !pointwise && !narrowChannelMajor ? DirectConvPlan.kLists(g, columns: columnsApart) : nil
         rowKSpan = lists?.rowSpans ?? []
         rowK = lists?.entries ?? []
         borderColumns = lists?.columns ?? []

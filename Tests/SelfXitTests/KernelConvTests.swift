@@ -370,15 +370,21 @@ final class KernelConvTests: XCTestCase {
             check(g, residual: residual, act: act, batches: [1, 3, 17], threads: [1, 2])
             if residual { check(g, residual: true, inPlace: true, act: act, batches: [2], threads: [2]) }
         }
-        // Stride-2 rows of at most half the micro-kernel's pixels (14 → 7, 11×13 → 6×7, one-sided
-        // padding): channel-major over the kernel-column planes as one run of pixels, the taps
-        // that read padding computed on zeros.
-        for g in [geometry(c: 24, h: 14, w: 14, oc: 40, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)),
-                  geometry(c: 20, h: 11, w: 13, oc: 33, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)),
-                  geometry(c: 18, h: 14, w: 14, oc: 17, k: (3, 3), s: (2, 2), pads: (0, 0, 1, 1))] {
-            let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * 9),
+        // Rows of at most half the micro-kernel's pixels, 512 output channels or more (stride 2:
+        // 14 → 7, 11×13 → 6×7, one-sided padding; stride 1: 7×7 3×3, 5×5, dilation 2): channel-major
+        // over the kernel-column planes as one run of pixels, the taps that read padding computed
+        // on zeros; fewer output channels (the last case) keep the padded plane's rows.
+        for g in [geometry(c: 24, h: 14, w: 14, oc: 520, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)),
+                  geometry(c: 20, h: 11, w: 13, oc: 513, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)),
+                  geometry(c: 18, h: 14, w: 14, oc: 530, k: (3, 3), s: (2, 2), pads: (0, 0, 1, 1)),
+                  geometry(c: 24, h: 7, w: 7, oc: 512, k: (3, 3), pads: (1, 1, 1, 1)),
+                  geometry(c: 8, h: 6, w: 7, oc: 540, k: (5, 5), pads: (2, 2, 2, 2)),
+                  geometry(c: 16, h: 7, w: 7, oc: 515, k: (3, 3), d: (2, 2), pads: (2, 2, 2, 2)),
+                  geometry(c: 24, h: 7, w: 7, oc: 40, k: (3, 3), pads: (1, 1, 1, 1))] {
+            let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
                                       bias: nil, activation: .relu)
             let narrow = hasCTD && channelMajorWidthAllowed(g, cfg) && 2 * g.outWidth <= Int(cfg.pointee.ctd_max_pixels)
+                && g.outChannels >= 512
             XCTAssertEqual(kernel.isDirectChannelMajorDense, narrow, "\(g) on \(String(cString: cfg.pointee.name)): \(kernel.algorithmName)")
             check(g, residual: true, act: .relu, batches: [1, 3, 17], threads: [1, 2])
             check(g, residual: true, inPlace: true, act: .relu, batches: [2], threads: [2])

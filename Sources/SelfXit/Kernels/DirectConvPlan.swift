@@ -21,6 +21,9 @@ import SelfXitGEMM
 ///   stays within a few rows per tap (phases' rows would hold it across six rows a channel and
 ///   spill out of L1); the copy is 1.5× the input for a 3×3 kernel, against 2.25× for im2col.
 /// Only the planes some tap reads are copied (one for a 1×1 stride-2 convolution).
+/// Channel-major products on rows of at most half the micro-kernel's pixels (7×7 outputs) copy
+/// the kernel-column planes at stride 1 too (`cx = kx`, rows as wide as the output; 3× the input
+/// for a 3×3 kernel), so that the plane's pixels run on from row to row (see `init`).
 struct DirectConvPlan {
     let g: Conv2DGeometry
     /// The kernels the plan runs on (`direct`, and `ctd` when `channelMajor`).
@@ -124,23 +127,29 @@ struct DirectConvPlan {
         // Rows and columns the windows reach.
         let reachH = max(g.inHeight + g.padTop, (g.outHeight - 1) * s + (g.kernelHeight - 1) * g.dilationH + 1)
         let reachW = max(g.inWidth + g.padLeft, (g.outWidth - 1) * s + (g.kernelWidth - 1) * g.dilationW + 1)
-        // Channel-major stride-2 rows of at most half the micro-kernel's pixels (ResNet-50's
-        // layer4.0 3×3, 14 → 7): the kernel-column planes below, exactly as wide as the output, so
-        // a plane's pixels run on from row to row and the product takes them as one run in
-        // segments of up to `ctdPixels` (`dense`), where the phase planes left 7-pixel rows (6
-        // with the border columns apart) and half the micro-kernel's accumulators idle. The taps
-        // that read padding are computed (zeros): no K lists in a dense run.
-        let narrowChannelMajor = s == 2 && channelMajor && !pointwise && 2 * g.outWidth <= ctdPixels
+        // Channel-major rows of at most half the micro-kernel's pixels (ResNet-50's layer4 3×3
+        // layers, 7×7 outputs) with 512 output channels or more: the kernel-column planes below,
+        // exactly as wide as the output, so a plane's pixels run on from row to row and the
+        // product takes them as one run in segments of up to `ctdPixels` (`dense`), where the
+        // padded plane or the phase planes left 7-pixel rows (5–6 with the border columns apart)
+        // and half the micro-kernel's accumulators idle, each pass streaming a channel pair's
+        // weights from L2. The taps that read padding are computed (zeros: 18 % more FMAs at 7×7
+        // stride 1, 9 % at stride 2; no K lists in a dense run), and the copy is 2–3× the padded
+        // one, paid once a sample and saved per channel pair: selfxit-kernelbench, Intel Xeon EMR,
+        // ResNet-50's 512-channel 3×3 at 7×7 0.90–0.96 (stride 1) and 0.88–0.97 (stride 2) of the
+        // old layout's time, ResNet-18 w64's 256-channel ones 1.06–1.14 (stride 1) and 1.04–1.07
+        // (stride 2, batch 1), DenseNet-121's 128→32 1.3: taken from 512 output channels.
+        let narrowChannelMajor = channelMajor && !pointwise && 2 * g.outWidth <= ctdPixels && g.outChannels >= 512
         var planes: [(rowPhase: Int, column: Int)] = []
         /// Slot of the plane a tap at padded offset (`dy`, `dx`) reads, and its offset in that plane.
         var tap: (Int, Int) -> (slot: Int, offset: Int)
-        if s == 1 {
+        if s == 1 && !narrowChannelMajor {
             (paddedH, paddedW) = (reachH, reachW)
             (planeH, planeW) = (0, 0)
             padded = paddedH != g.inHeight || paddedW != g.inWidth
             gridW = paddedW
             tap = { dy, dx in (0, dy * reachW + dx) }
-        } else if (channelMajor && !narrowChannelMajor) || g.inChannels <= DirectConvPlan.maxPhaseSplitChannels {
+        } else if s == 2 && ((channelMajor && !narrowChannelMajor) || g.inChannels <= DirectConvPlan.maxPhaseSplitChannels) {
             // Phases: channel-major products waste nothing on the planes' extra column, and
             // taps kx and kx + 2 share their rows' cache lines.
             (paddedH, paddedW) = (0, 0)
@@ -182,10 +191,10 @@ struct DirectConvPlan {
         // Checked: with hostile pads or dilations these products can leave Int (the C offsets
         // below are 32-bit anyway); such geometries go to im2col, whose scratch the plan bounds.
         let (pH, pW, plH, plW) = (paddedH, paddedW, planeH, planeW)
-        guard let channelFloats = s == 1 ? checkedMultiply(pH, pW)
+        guard let channelFloats = planes.isEmpty ? checkedMultiply(pH, pW)
                 : checkedMultiply(planes.count, plH).flatMap({ checkedMultiply($0, plW) }),
               let sampleFloats = checkedMultiply(g.inChannels, channelFloats), sampleFloats < Int(Int32.max) else { return nil }
-        let plane = s == 1 ? 0 : planeH * planeW
+        let plane = planes.isEmpty ? 0 : planeH * planeW
         offsets = (0..<g.inChannels).flatMap { c in taps.map { Int32(c * channelFloats + $0.slot * plane + $0.offset) } }
         // Border columns apart only where a row is one segment (stride 1) or half of one (stride
         // 2): ResNet-50 b1's 3×3 layers (selfxit-bench --profile, alternating, Zen 4, 2 threads)
@@ -266,7 +275,7 @@ struct DirectConvPlan {
     /// Floats of one sample's padded copy (0 when B is the input itself).
     private var copyFloats: Int {
         guard padded else { return 0 }
-        return g.inChannels * (g.strideH == 1 ? paddedH * paddedW : planes.count * planeH * planeW)
+        return g.inChannels * (planes.isEmpty ? paddedH * paddedW : planes.count * planeH * planeW)
     }
 
     /// Whether a batch runs weight tile by weight tile, each tile over every sample of a group
@@ -483,7 +492,7 @@ struct DirectConvPlan {
                 }
                 if padded {
                     pool.parallelFor(threads) { t in
-                        if g.strideH == 1 {
+                        if planes.isEmpty {
                             pad(x, channels: 0..<g.inChannels, rows: (paddedH * t / threads)..<(paddedH * (t + 1) / threads), into: scratch)
                         } else {
                             pad(x, channels: (g.inChannels * t / threads)..<(g.inChannels * (t + 1) / threads), into: scratch)
@@ -513,7 +522,7 @@ struct DirectConvPlan {
     /// Copies channels `channels` of one sample `x` into the zero-padded plane (stride 1) or the
     /// subsampled planes (stride 2) of `buffer`.
     private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
-        if g.strideH == 1 { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
+        if planes.isEmpty { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
         subsample(x, channels: channels, planeRows: 0..<planeH, into: buffer)
     }
 
@@ -522,17 +531,23 @@ struct DirectConvPlan {
     private func pad(_ x: UnsafePointer<Float>, outputRows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         let s = g.strideH
         let reach = outputRows.upperBound + (g.kernelHeight - 1) * g.dilationH / s
-        if s == 1 { return pad(x, channels: 0..<g.inChannels, rows: outputRows.lowerBound..<min(paddedH, reach), into: buffer) }
+        if planes.isEmpty { return pad(x, channels: 0..<g.inChannels, rows: outputRows.lowerBound..<min(paddedH, reach), into: buffer) }
         subsample(x, channels: 0..<g.inChannels, planeRows: outputRows.lowerBound..<min(planeH, reach), into: buffer)
     }
 
-    /// Stride 2: rows `planeRows` of the subsampled planes of channels `channels`.
+    /// Rows `planeRows` of the subsampled (stride 2) or kernel-column (stride 1) planes of channels `channels`.
     private func subsample(_ x: UnsafePointer<Float>, channels: Range<Int>, planeRows rows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         guard !rows.isEmpty else { return }
         let plane = planeH * planeW
         for c in channels {
             let src = x + c * g.inPlane
             for (slot, (py, column)) in planes.enumerated() {
+                if g.strideH == 1 {
+                    // Stride 1 (kernel-column planes): plane row r is input row r − padTop, column j input column j + column − padLeft.
+                    sx_pad_plane_rows(src, Int32(g.inHeight), Int32(g.inWidth), Int32(g.padTop), Int32(g.padLeft - column),
+                                      buffer + (c * planes.count + slot) * plane, Int32(planeW), Int32(rows.lowerBound), Int32(rows.upperBound))
+                    continue
+                }
                 sx_subsample2_plane(src, Int32(g.inHeight), Int32(g.inWidth), Int32(py - g.padTop + 2 * rows.lowerBound), Int32(column - g.padLeft),
                                     buffer + (c * planes.count + slot) * plane + rows.lowerBound * planeW, Int32(rows.count), Int32(planeW))
             }

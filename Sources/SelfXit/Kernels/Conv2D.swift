@@ -203,7 +203,7 @@ package final class Conv2DKernel {
     /// Whether that implicit GEMM runs channel-major (short rows).
     var isDirectChannelMajor: Bool { if case let .direct(plan) = algorithm { return plan.channelMajor } else { return false } }
     /// Whether that implicit GEMM runs channel-major over one run of the plane's pixels (B as wide
-    /// as the output: a 1×1 product on an unpadded plane, or stride-2 kernel-column planes).
+    /// as the output: a 1×1 product on an unpadded plane, or kernel-column planes of 7-pixel rows).
     var isDirectChannelMajorDense: Bool {
         if case let .direct(plan) = algorithm { return plan.channelMajor && plan.gridW == plan.g.outWidth } else { return false }
     }

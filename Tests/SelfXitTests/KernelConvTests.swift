@@ -377,6 +377,7 @@ final class KernelConvTests: XCTestCase {
         for g in [geometry(c: 24, h: 14, w: 14, oc: 520, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)),
                   geometry(c: 20, h: 11, w: 13, oc: 513, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)),
                   geometry(c: 18, h: 14, w: 14, oc: 530, k: (3, 3), s: (2, 2), pads: (0, 0, 1, 1)),
+                  geometry(c: 16, h: 14, w: 14, oc: 512, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1)),  // ≤ 16 channels too
                   geometry(c: 24, h: 7, w: 7, oc: 512, k: (3, 3), pads: (1, 1, 1, 1)),
                   geometry(c: 8, h: 6, w: 7, oc: 540, k: (5, 5), pads: (2, 2, 2, 2)),
                   geometry(c: 16, h: 7, w: 7, oc: 515, k: (3, 3), d: (2, 2), pads: (2, 2, 2, 2)),

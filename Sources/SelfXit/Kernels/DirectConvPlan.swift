@@ -149,7 +149,7 @@ struct DirectConvPlan {
             padded = paddedH != g.inHeight || paddedW != g.inWidth
             gridW = paddedW
             tap = { dy, dx in (0, dy * reachW + dx) }
-        } else if s == 2 && ((channelMajor && !narrowChannelMajor) || g.inChannels <= DirectConvPlan.maxPhaseSplitChannels) {
+        } else if s == 2 && !narrowChannelMajor && (channelMajor || g.inChannels <= DirectConvPlan.maxPhaseSplitChannels) {
             // Phases: channel-major products waste nothing on the planes' extra column, and
             // taps kx and kx + 2 share their rows' cache lines.
             (paddedH, paddedW) = (0, 0)

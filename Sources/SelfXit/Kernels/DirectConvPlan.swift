@@ -519,24 +519,23 @@ struct DirectConvPlan {
         }
     }
 
-    /// Copies channels `channels` of one sample `x` into the zero-padded plane (stride 1) or the
-    /// subsampled planes (stride 2) of `buffer`.
+    /// Copies channels `channels` of one sample `x` into the zero-padded plane or the `planes`
+    /// (subsampled at stride 2, kernel-column at stride 1) of `buffer`.
     private func pad(_ x: UnsafePointer<Float>, channels: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         if planes.isEmpty { return pad(x, channels: channels, rows: 0..<paddedH, into: buffer) }
-        subsample(x, channels: channels, planeRows: 0..<planeH, into: buffer)
+        copyPlaneRows(x, channels: channels, planeRows: 0..<planeH, into: buffer)
     }
 
-    /// The rows of every channel's padded plane (stride 1) or subsampled planes (stride 2) that
-    /// output rows `outputRows` read.
+    /// The rows of every channel's padded plane or `planes` that output rows `outputRows` read.
     private func pad(_ x: UnsafePointer<Float>, outputRows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         let s = g.strideH
         let reach = outputRows.upperBound + (g.kernelHeight - 1) * g.dilationH / s
         if planes.isEmpty { return pad(x, channels: 0..<g.inChannels, rows: outputRows.lowerBound..<min(paddedH, reach), into: buffer) }
-        subsample(x, channels: 0..<g.inChannels, planeRows: outputRows.lowerBound..<min(planeH, reach), into: buffer)
+        copyPlaneRows(x, channels: 0..<g.inChannels, planeRows: outputRows.lowerBound..<min(planeH, reach), into: buffer)
     }
 
     /// Rows `planeRows` of the subsampled (stride 2) or kernel-column (stride 1) planes of channels `channels`.
-    private func subsample(_ x: UnsafePointer<Float>, channels: Range<Int>, planeRows rows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
+    private func copyPlaneRows(_ x: UnsafePointer<Float>, channels: Range<Int>, planeRows rows: Range<Int>, into buffer: UnsafeMutablePointer<Float>) {
         guard !rows.isEmpty else { return }
         let plane = planeH * planeW
         for c in channels {

@@ -22,6 +22,7 @@
  */
 #define _POSIX_C_SOURCE 199309L
 #include "selfxit_gemm.h"
+#include "fma_peak.h"
 #include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,25 +33,7 @@ void direct_a(const float *, int, int, int, int, const sx_gemm_direct_b *, int, 
 void direct_b(const float *, int, int, int, int, const sx_gemm_direct_b *, int, int, const sx_gemm_out *);
 void a_ctd(const float *, int, int, int, int, const sx_gemm_direct_b *, int, int, const sx_gemm_out *);
 void b_ctd(const float *, int, int, int, int, const sx_gemm_direct_b *, int, int, const sx_gemm_out *);
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmpd(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
-/// Seconds of `n` rounds of 24 independent zmm FMAs (the core's FMA peak, 768 flops a round).
-__attribute__((target("avx512f,fma"), noinline)) static double fma_peak_seconds(long n) {
-    __m512 acc[24];
-    for (int i = 0; i < 24; i++) acc[i] = _mm512_set1_ps(0.001f * (float)i);
-    __m512 scale = _mm512_set1_ps(0.9999f), add = _mm512_set1_ps(1e-6f);
-    double t0 = now();
-    for (long i = 0; i < n; i++) {
-#pragma clang loop unroll(full)
-        for (int j = 0; j < 24; j++) acc[j] = _mm512_fmadd_ps(acc[j], scale, add);
-        __asm__ volatile("" : "+v"(scale));
-    }
-    double dt = now() - t0;
-    float sink = 0;
-    for (int i = 0; i < 24; i++) sink += _mm512_reduce_add_ps(acc[i]);
-    __asm__ volatile("" : : "x"(sink));
-    return dt;
-}
 int main(int argc, char **argv) {
     static const struct { const char *name; int cin, h, cout, pad; } grid_layers[] = {
         {"1x1 256->64 56", 256, 56, 64, 0}, {"1x1 64->256 56", 64, 56, 256, 0}, {"1x1 256->128 56", 256, 56, 128, 0},

@@ -6,8 +6,8 @@
  *          the plane's B is larger than L2, as in the model);
  *   bands  the plane in bands of BAND columns, each band's B fetched into L2 just before its call
  *          (the fetch not timed): what a producer that had just written the band would leave.
- * Prints GF/s and the share of the core's FMA peak (a register-only FMA loop), best of 7 runs,
- * and the bands/plane ratio per round. Not part of the library or of `make test`.
+ * Prints GF/s and the share of the core's FMA peak (a register-only FMA loop, tools/fma_peak.h),
+ * best of 7 runs, and the bands/plane ratio per round. Not part of the library or of `make test`.
  *
  *   clang -O2 -std=gnu11 -ISources/SelfXitGEMM/include -ISources/SelfXitGEMM -ISources/SelfXitGEMM/x86 \
  *      tools/grid_feed_probe.c $(find Sources/SelfXitGEMM -name '*.c') -o .build/grid_feed_probe -lm -lpthread
@@ -15,6 +15,7 @@
  */
 #define _POSIX_C_SOURCE 199309L
 #include "selfxit_gemm.h"
+#include "fma_peak.h"
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,23 +23,6 @@
 #include <time.h>
 
 void sxk_direct_avx512(const float *, int, int, int, int, const sx_gemm_direct_b *, int, int, const sx_gemm_out *);
-
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
-
-/// FLOPs a second of 24 independent zmm FMA chains (the core's peak).
-__attribute__((target("avx512f,fma"), noinline)) static double fma_peak(long rounds) {
-    __m512 acc[24];
-    for (int i = 0; i < 24; i++) acc[i] = _mm512_set1_ps(0.001f * (float)i);
-    const __m512 m = _mm512_set1_ps(0.9999f);
-    double t = now();
-    for (long r = 0; r < rounds; r++)
-        for (int i = 0; i < 24; i++) acc[i] = _mm512_fmadd_ps(acc[i], m, m);
-    t = now() - t;
-    float sum = 0;
-    for (int i = 0; i < 24; i++) sum += _mm512_reduce_add_ps(acc[i]);
-    if (sum == 1234.5f) printf(" ");  // keeps the loop
-    return 768.0 * (double)rounds / t;
-}
 
 int main(int argc, char **argv) {
     if (!sx_gemm_isa_supported(SX_GEMM_ISA_AVX512)) { fprintf(stderr, "grid_feed_probe: needs AVX-512\n"); return 2; }
@@ -60,7 +44,8 @@ int main(int argc, char **argv) {
     memset(&b, 0, sizeof b);
     b.offsets = off; b.n = plane; b.grid_w = plane; b.valid_w = plane;
     sx_gemm_out out = {c, plane, 0, NULL, 0, 0, bias, plane, SX_GEMM_ACT_RELU, 0, 0};
-    const double peak = fma_peak(20000000), flops = 2.0 * m * k * plane, flops96 = 2.0 * m * k * 96;
+    const long peak_rounds = 20000000;
+    const double peak = 768.0 * (double)peak_rounds / fma_peak_seconds(peak_rounds), flops = 2.0 * m * k * plane, flops96 = 2.0 * m * k * 96;
     printf("%d→%d on %d pixels, bands of %d columns; FMA peak %.1f GF/s\n", cin, m, plane, band, peak * 1e-9);
     double best_l1 = 1e9;
     b.x = x; out.c = c;

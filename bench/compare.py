@@ -18,6 +18,10 @@ Rows (name: model file, batch):
 
 --isa avx2|avx512|scalar|neon sets SELFXIT_GEMM_ISA for SelfXit's worker only (ORT keeps its own
 dispatch): e.g. the AVX2 kernel configuration measured on an AVX-512 machine, labelled as such.
+--cpu-mask avx2 runs both workers under tools/cpuid_mask.c (an LD_PRELOAD shim, built into
+.build/cpuid_mask.so on first use): CPUID answers without AVX-512, so ONNX Runtime's MLAS picks its
+AVX2 + FMA kernels and SelfXit its AVX2 configuration — the AVX2 ratio measured on an AVX-512 core
+(same caches; not a Zen 2). Refused where the CPU or kernel lacks CPUID faulting.
 
 For each row ORT (`bench/ort_bench.py --child --serve`) and SelfXit (`selfxit-bench
 --model PATH --batch N --threads T --warmup W --serve`) run in two worker processes
@@ -119,14 +123,40 @@ class Worker:
 BURST = 5
 
 
-def measure_round(model, batch, threads, iters, warmup, binary, timeout, isa=None):
+CPUID_MASK_SOURCE = os.path.join(ROOT, "tools", "cpuid_mask.c")
+CPUID_MASK_LIB = os.path.join(ROOT, ".build", "cpuid_mask.so")
+
+
+def cpuid_mask_library():
+    """tools/cpuid_mask.c built as .build/cpuid_mask.so (rebuilt when the source is newer), checked
+    to hide AVX-512 from a child process; exits with the reason where it cannot."""
+    if not os.path.exists(CPUID_MASK_LIB) or os.path.getmtime(CPUID_MASK_LIB) < os.path.getmtime(CPUID_MASK_SOURCE):
+        cc = shutil.which("clang") or shutil.which("cc") or shutil.which("gcc")
+        if cc is None:
+            raise SystemExit("--cpu-mask needs a C compiler to build tools/cpuid_mask.c")
+        os.makedirs(os.path.dirname(CPUID_MASK_LIB), exist_ok=True)
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", CPUID_MASK_LIB, CPUID_MASK_SOURCE], check=True)
+    env = dict(os.environ, LD_PRELOAD=CPUID_MASK_LIB, CPUID_MASK_CHECK="1")
+    check = subprocess.run(["/bin/true"], env=env, capture_output=True, text=True)
+    if "AVX512F hidden" not in check.stderr:
+        raise SystemExit(f"--cpu-mask avx2: the shim could not hide AVX-512 here: {check.stderr.strip() or 'no report'}")
+    return CPUID_MASK_LIB
+
+
+def measure_round(model, batch, threads, iters, warmup, binary, timeout, isa=None, preload=None):
     """One round: fresh workers, `iters` batches each, interleaved. Returns {engine: (turns, summary)},
-    `turns` the timed batches (ms) of each of the engine's turns in order."""
+    `turns` the timed batches (ms) of each of the engine's turns in order. `preload`: a library
+    both workers load first (LD_PRELOAD; the CPUID mask)."""
     cmd, env = ort_bench.serve_command(model, batch, threads, warmup)
     env.pop("SELFXIT_GEMM_ISA", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
     workers = [Worker("ort", cmd, env, timeout)]
     if binary:
         our_env = dict(os.environ)
+        if preload:
+            # Swift's runtime backtracer would take the CPUID faults' SIGSEGV from the shim.
+            our_env.update(LD_PRELOAD=preload, SWIFT_BACKTRACE="enable=no")
         if isa:
             our_env["SELFXIT_GEMM_ISA"] = isa
         workers.append(Worker("ours", [binary, "--model", model, "--batch", str(batch), "--threads", str(threads),
@@ -161,6 +191,8 @@ def main(argv=None):
     p.add_argument("--torchvision", action="store_true", help="add the torchvision rows to the default rows")
     p.add_argument("--isa", choices=["avx512", "avx2", "neon", "scalar"],
                    help="SELFXIT_GEMM_ISA for SelfXit's worker (its kernel configuration)")
+    p.add_argument("--cpu-mask", choices=["avx2"],
+                   help="run both engines under tools/cpuid_mask.c: the CPU seen without AVX-512")
     p.add_argument("--models-dir", default=os.path.join(ROOT, ".cache", "models"))
     p.add_argument("--selfxit-bin", default=os.path.join(ROOT, ".build", "release", "selfxit-bench"))
     p.add_argument("--ort-only", action="store_true", help="skip SelfXit even if the binary exists")
@@ -190,6 +222,7 @@ def main(argv=None):
                   f"build it with `swift build -c release --product selfxit-bench` or pass --selfxit-bin. "
                   f"Reporting ONNX Runtime only.\n", file=sys.stderr)
 
+    preload = cpuid_mask_library() if args.cpu_mask else None
     results = []
     for row in args.rows:
         label, fname, batch = ROWS[row]
@@ -198,7 +231,7 @@ def main(argv=None):
         for _ in range(args.repeats):
             try:
                 measured = measure_round(model, batch, args.threads, args.iters, args.warmup, binary, args.timeout,
-                                         args.isa)
+                                         args.isa, preload)
             except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, ValueError) as e:
                 raise SystemExit(f"{row}: {e}")
             ort_turns = measured["ort"][0]
@@ -215,7 +248,7 @@ def main(argv=None):
                 turn_ratios += [statistics.median(a) / statistics.median(b) for a, b in zip(our_turns, ort_turns)]
         ort_ms = statistics.median(ort_times)
         our_ms = statistics.median(our_times) if our_times else None
-        res = {"row": row, "model": label, "isa": args.isa or "default", "file": fname, "batch": batch, "threads": args.threads,
+        res = {"row": row, "model": label, "isa": args.isa or "default", "cpu_mask": args.cpu_mask, "file": fname, "batch": batch, "threads": args.threads,
                "ort_ms": ort_ms, "ours_ms": our_ms,
                "ratio": statistics.median(turn_ratios) if turn_ratios else None,
                "pooled_ratio": (our_ms / ort_ms) if our_ms is not None else None,
@@ -228,6 +261,8 @@ def main(argv=None):
 
     if args.isa:
         print(f"\nSelfXit ran with SELFXIT_GEMM_ISA={args.isa} (its {args.isa} kernel configuration); ORT its own dispatch.")
+    if args.cpu_mask:
+        print("\nBoth engines ran under tools/cpuid_mask.c: CPUID without AVX-512, so each took its AVX2 + FMA kernels.")
     print(f"\nThreads: {args.threads}, iters: {args.iters}, warmup: {args.warmup}, repeats: {args.repeats}; "
           f"latency = median per batch, the engines taking turns of {BURST} batches (the first untimed); "
           f"ours/ORT = median over the turns of each turn's ratio to the other engine's turn beside it.\n")
@@ -241,7 +276,7 @@ def main(argv=None):
           f"import (before any model is loaded).")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"threads": args.threads, "iters": args.iters, "warmup": args.warmup, "isa": args.isa,
+            json.dump({"threads": args.threads, "iters": args.iters, "warmup": args.warmup, "isa": args.isa, "cpu_mask": args.cpu_mask,
                        "selfxit_bin": binary, "rows": results}, f, indent=2)
 
 

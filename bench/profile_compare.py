@@ -172,6 +172,9 @@ def main(argv=None):
                    help="alternate the two engines' profiles this many times; each node's best over all rounds")
     p.add_argument("--sort", action="store_true", help="order by time lost (ours - ORT), largest first")
     p.add_argument("--min-ms", type=float, default=0.0, help="hide nodes under this time on both sides")
+    p.add_argument("--cpu-mask", choices=["avx2"],
+                   help="both engines see the CPU without AVX-512 (tools/cpuid_mask.c, as bench/compare.py): "
+                        "ONNX Runtime's AVX2 kernels against SelfXit's AVX2 configuration")
     p.add_argument("--modules", action="store_true",
                    help="sum per module instead (the node name without its last two path parts, "
                         "'/features/denseblock1/denselayer3/conv1/Conv' -> '.../denselayer3'): robust where "
@@ -180,6 +183,13 @@ def main(argv=None):
     if args.rounds < 1:
         p.error("--rounds must be at least 1")
     hw = [int(v) for v in args.input_shape.split(",")[-2:]] if args.input_shape else None
+    if args.cpu_mask and "cpuid_mask" not in os.environ.get("LD_PRELOAD", ""):
+        # ORT runs in this process: start it again under the shim (SelfXit's worker inherits it;
+        # Swift's backtracer would otherwise take the CPUID faults' SIGSEGV).
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from compare import cpuid_mask_library
+        env = dict(os.environ, LD_PRELOAD=cpuid_mask_library(), SWIFT_BACKTRACE="enable=no")
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + (argv if argv is not None else sys.argv[1:]), env)
 
     # On a shared machine whose speed drifts (a KVM guest's two vCPUs ran the same model 35 ms in
     # one minute and 57 ms in the next), one profile of each engine compares two different machine

@@ -245,7 +245,10 @@ final class KernelConvTests: XCTestCase {
             // tiny K and wide 1×1 layers to the packed products.
             let k = g.inChannels * g.kernelHeight * g.kernelWidth, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
             let maxM = Int(cfg.pointee.direct_pointwise_max_m)
+            // A 1×1 grid's columns are the output's pixels: under 64 of them the grid's own rule
+            // (`DirectConvPlan`: too few columns for its tiles) sends the layer to the packed product.
             let gridAllowed = k >= Int(cfg.pointee.direct_min_k) && (!pointwise || maxM == 0 || g.outChannels <= maxM)
+                && (!pointwise || g.outPlane >= 64)
             let channelMajor = g.inChannels >= 130 && channelMajorWidthAllowed(g, cfg)
             if channelMajor {
                 XCTAssertTrue(kernel.isDirectChannelMajor, "\(g) on \(String(cString: cfg.pointee.name))")

@@ -58,6 +58,13 @@ final class KernelPoolingTests: XCTestCase {
             // an odd row and column left over in the first.
             geometry(c: 3, h: 13, w: 11, k: (2, 2), s: (2, 2), pads: (0, 0, 0, 0), ceil: false),
             geometry(c: 5, h: 28, w: 28, k: (2, 2), s: (2, 2), pads: (0, 0, 0, 0), ceil: false),
+            // Large enough that one sample on two threads splits by bands of output rows
+            // (`maxPool2D`): the direct kernel from a middle row (3×3 stride 2 and 1, an odd row
+            // count), and the general loop (a 3×2 window, a 5×5 one padded by 2).
+            geometry(c: 16, h: 40, w: 40, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1), ceil: false),
+            geometry(c: 16, h: 15, w: 20, k: (3, 3), s: (1, 1), pads: (1, 1, 1, 1), ceil: false),
+            geometry(c: 48, h: 30, w: 33, k: (3, 2), s: (2, 3), pads: (1, 0, 1, 1), ceil: true),
+            geometry(c: 8, h: 24, w: 24, k: (5, 5), s: (1, 1), pads: (2, 2, 2, 2), ceil: false),
         ]
         for g in geometries {
             for batch in [1, 3] {

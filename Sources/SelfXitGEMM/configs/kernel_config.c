@@ -102,6 +102,24 @@ static const sx_kernel_config avx2_config = {
     .ctd_1x1_expand_max_plane = 0,
 };
 
+/// The AVX2 table with the CPU-dependent choices set for this machine's CPU (filled once).
+static sx_kernel_config avx2_tuned;
+static pthread_once_t avx2_tuned_once = PTHREAD_ONCE_INIT;
+static void avx2_tune_for_cpu(void) {
+    avx2_tuned = avx2_config;
+    // 1×1 layers of any width on the grid off AMD: the limit of 32 output channels above was
+    // measured on Zen 4; on an Intel Xeon (Emerald Rapids) seen as AVX2-only (tools/cpuid_mask.c)
+    // the grid beat the packed pointwise product on ResNet-50's 1×1 layers at 56×56 and 28×28 by
+    // 6–19 % (selfxit-kernelbench tune, 1 and 2 threads, batch 1: 256→64 1.150 against 1.255 ms,
+    // 512→128 1.062 against 1.134 at one thread); the 14×14 and 7×7 ones stay channel-major or
+    // packed (the grid's rule skips planes that waste its columns). BENCHMARKS §7.31.
+    if (!sxk_cpu_is_amd()) avx2_tuned.direct_pointwise_max_m = 0;
+}
+static const sx_kernel_config *avx2_for_cpu(void) {
+    pthread_once(&avx2_tuned_once, avx2_tune_for_cpu);
+    return &avx2_tuned;
+}
+
 static const sx_kernel_config avx512_config = {
     .isa = SX_GEMM_ISA_AVX512, .name = "avx512",
     // 16×16 tiles (8×32 per pass over two panels); direct: 8 rows × 48 columns (24 zmm
@@ -201,7 +219,7 @@ const sx_kernel_config *sx_kernel_config_for(int isa) {
     switch (isa) {
     case SX_GEMM_ISA_SCALAR: return &scalar_config;
 #if SX_X86
-    case SX_GEMM_ISA_AVX2: return &avx2_config;
+    case SX_GEMM_ISA_AVX2: return avx2_for_cpu();
     case SX_GEMM_ISA_AVX512: return avx512_for_cpu();
 #endif
 #if SX_ARM64

@@ -598,6 +598,12 @@ void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_g
 /// K rows per block when a 16-channel panel's weights outgrow 32 KB: 8 KB of them then stay in L1
 /// while the group's segments pass.
 #define CTD_KC_AVX2 128
+/// K rows ahead the channel-major tile fetches its weights (one 64-byte line a row): a layer's
+/// weights come from L3 or memory in a model (2.4 MB for ResNet-50's layer3 3×3), and the first
+/// segment of each K block otherwise waits on every line of it.
+#ifndef CTD_PREFETCH_AVX2
+#define CTD_PREFETCH_AVX2 48
+#endif
 
 /// `R` (≤ 6) consecutive output pixels of one row × 16 output channels (one weight panel): pixel
 /// `r`'s element of K row `p` read in place at `xr[off[p] + r]` and broadcast, for K rows
@@ -625,6 +631,7 @@ static inline void ctd_tile_avx2(const int R, const int listed, int k, const int
     for (int j = 0; j < k; j++) {
         const int p = listed ? kidx[j] : j;
         const __m256 w0 = _mm256_loadu_ps(w + (size_t)p * NR), w1 = _mm256_loadu_ps(w + (size_t)p * NR + 8);
+        if (!listed && CTD_PREFETCH_AVX2 > 0) _mm_prefetch((const char *)(w + (size_t)(p + CTD_PREFETCH_AVX2) * NR), _MM_HINT_T0);
         const int o = off[p];
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) {

@@ -245,10 +245,12 @@ final class KernelConvTests: XCTestCase {
             // tiny K and wide 1×1 layers to the packed products.
             let k = g.inChannels * g.kernelHeight * g.kernelWidth, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
             let maxM = Int(cfg.pointee.direct_pointwise_max_m)
-            // A 1×1 grid's columns are the output's pixels: under 64 of them the grid's own rule
-            // (`DirectConvPlan`: too few columns for its tiles) sends the layer to the packed product.
+            // An unpadded 1×1 grid's columns are the output's pixels (these cases' stride-2 planes
+            // too): under 64 of them, or with over an eighth of its 16-column vectors' lanes idle,
+            // the grid's own rule (`DirectConvPlan.init`) sends the layer to the packed product.
+            let gridFits = g.outPlane >= 64 && 8 * g.outPlane >= 7 * ((g.outPlane + 15) / 16 * 16)
             let gridAllowed = k >= Int(cfg.pointee.direct_min_k) && (!pointwise || maxM == 0 || g.outChannels <= maxM)
-                && (!pointwise || g.outPlane >= 64)
+                && (!pointwise || gridFits)
             let channelMajor = g.inChannels >= 130 && channelMajorWidthAllowed(g, cfg)
             if channelMajor {
                 XCTAssertTrue(kernel.isDirectChannelMajor, "\(g) on \(String(cString: cfg.pointee.name))")

@@ -81,15 +81,14 @@ __attribute__((constructor)) static void cpuid_mask_init(void) {
         return;
     }
     if (getenv("CPUID_MASK_CHECK")) {
-        uint32_t a, b, c, d, r[4];
+        uint32_t a, b, c, d;
         set_cpuid_enabled(1);
         __cpuid_count(7, 0, a, b, c, d);
         set_cpuid_enabled(0);
-        masked_cpuid(7, 0, r);
         // Volatile: cpuid.h's asm is not, and the compiler would reuse the result above.
         uint32_t seen_a = 7, seen_b, seen_c = 0, seen_d;
         __asm__ __volatile__("cpuid" : "+a"(seen_a), "=b"(seen_b), "+c"(seen_c), "=d"(seen_d));  // faults: on_segv answers
-        fprintf(stderr, "cpuid_mask: leaf 7 EBX real %08x, masked %08x, seen %08x (AVX512F %s)\n", b, r[1], seen_b,
+        fprintf(stderr, "cpuid_mask: leaf 7 EBX real %08x, masked %08x, seen %08x (AVX512F %s)\n", b, b & ~mask7_ebx, seen_b,
                 (seen_b & (1u << 16)) ? "visible" : "hidden");
         (void)a; (void)c; (void)d;
     }

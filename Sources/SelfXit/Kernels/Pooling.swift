@@ -22,6 +22,10 @@ package struct Pool2DGeometry: Equatable, Sendable {
     }
 }
 
+/// Window taps (or floats summed) below which a pooling runs on the calling thread alone: a
+/// hand-off to the pool's threads costs more than such a pass.
+private let minParallelPoolWork = 32_768
+
 /// MaxPool (with dilation) over `batch` samples; padding never wins (it is −∞).
 /// Preconditions: `input` holds `batch·C·inH·inW` floats, `output` `batch·C·outH·outW`; every
 /// window touches at least one input pixel.
@@ -62,7 +66,7 @@ package func maxPool2D(_ g: Pool2DGeometry, input: UnsafePointer<Float>, output:
     }
     let threads = pool.threadCount
     if batch == 1 && threads > 1 && g.outHeight >= 2 * threads
-        && g.channels * g.outHeight * g.outWidth * g.kernelHeight * g.kernelWidth >= 32_768 {
+        && g.channels * g.outHeight * g.outWidth * g.kernelHeight * g.kernelWidth >= minParallelPoolWork {
         // One sample on several threads: thread t takes the t-th band of output rows of every
         // plane, where the convolution before it (split by rows, `parallelForEachThread`) left
         // that band's input in t's core. Split by planes, each thread read half its input from
@@ -125,7 +129,7 @@ package func averagePool2D(_ g: Pool2DGeometry, countIncludePad: Bool, input: Un
 /// GlobalAveragePool: the mean of each of `planes` (= batch·C) planes of `planeSize` floats.
 package func globalAveragePool(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                               planes: Int, planeSize: Int, pool: ThreadPool) {
-    let tasks = planes * planeSize < 32_768 ? 1 : min(pool.threadCount, planes)
+    let tasks = planes * planeSize < minParallelPoolWork ? 1 : min(pool.threadCount, planes)
     let work = { (t: Int) in
         for p in (planes * t / tasks)..<(planes * (t + 1) / tasks) {
             let raw = UnsafeRawPointer(input + p * planeSize)
@@ -155,7 +159,7 @@ private func forEachPlane(_ g: Pool2DGeometry, _ input: UnsafePointer<Float>, _ 
                           _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
     let planes = batch * g.channels
     let inPlane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
-    let tasks = planes * outPlane * g.kernelHeight * g.kernelWidth < 32_768 ? 1 : min(pool.threadCount, planes)
+    let tasks = planes * outPlane * g.kernelHeight * g.kernelWidth < minParallelPoolWork ? 1 : min(pool.threadCount, planes)
     func work(_ t: Int) {
         for p in (planes * t / tasks)..<(planes * (t + 1) / tasks) { body(input + p * inPlane, output + p * outPlane) }
     }

@@ -57,6 +57,19 @@ int sxk_cpu_is_amd(void) {
 #endif
 }
 
+int sxk_l2_cache_kib(void) {
+#if SX_X86
+    // Extended leaf 0x80000006, ECX bits 31–16: the L2 of one core in KiB, on AMD's and Intel's
+    // CPUs alike (Intel documents the leaf's L2 field too); 0 where the leaf is missing.
+    unsigned a, b, c, d;
+    if (__get_cpuid_max(0x80000000u, 0) < 0x80000006u) return 0;
+    if (!__get_cpuid(0x80000006u, &a, &b, &c, &d)) return 0;
+    return (int)(c >> 16);
+#else
+    return 0;
+#endif
+}
+
 int sxk_hardware_isa(void) {
     static int cached = -1;  // benign race: every thread computes the same value
     if (cached < 0) cached = detect_isa();

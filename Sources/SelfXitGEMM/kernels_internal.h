@@ -272,5 +272,7 @@ SXK_HIDDEN void sxk_gconv_avx2(const sx_gconv_geom *g, const float *x, const flo
 SXK_HIDDEN int sxk_hardware_isa(void);
 /// Whether the CPU is a Zen-family design: cpuid leaf 0 "AuthenticAMD" or "HygonGenuine"; 0 off x86.
 SXK_HIDDEN int sxk_cpu_is_amd(void);
+/// One core's L2 in KiB from CPUID (x86), 0 where unknown.
+SXK_HIDDEN int sxk_l2_cache_kib(void);
 
 #endif

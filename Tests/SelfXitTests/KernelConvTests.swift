@@ -277,8 +277,14 @@ final class KernelConvTests: XCTestCase {
             for (g, residual, act) in cases {
                 let kernel = Conv2DKernel(geometry: g, weights: [Float](repeating: 0, count: g.outChannels * g.inChannels * g.kernelHeight * g.kernelWidth),
                                           bias: nil, activation: act)
+                let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
                 if cfg.pointee.direct == nil {
                     print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) has no direct kernel, \(g) packed")
+                } else if pointwise && Int(cfg.pointee.ctd_max_width_1x1) < g.outWidth && cfg.pointee.direct_pointwise_max_m < 0 {
+                    // A CPU whose table sends every 1×1 layer to the packed product (AVX2 with an L2
+                    // under 1 MB: configs/kernel_config.c): the 3×3 cases run the direct batches here.
+                    XCTAssertFalse(kernel.isDirect, "\(g) on \(String(cString: cfg.pointee.name)): \(kernel.algorithmName)")
+                    print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) takes 1×1 layers packed on this CPU, \(g) packed")
                 } else {
                     XCTAssertTrue(kernel.isDirectWeightTileMajor, "\(g) on \(String(cString: cfg.pointee.name)): \(kernel.algorithmName)")
                 }

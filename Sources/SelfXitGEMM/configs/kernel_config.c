@@ -1,7 +1,7 @@
 // One kernel configuration per ISA (the structure of XNNPACK's src/configs/): tile sizes and the
-// kernels each ISA has, NULL where it has none. The tables are constant but for the AVX-512 one's
-// CPU-dependent planner choices (`ctd_narrow_planes`), set from the CPU's vendor the first time
-// it is asked for; which ones this machine may use is decided once from CPU detection
+// kernels each ISA has, NULL where it has none. The tables are constant but for the x86 ones'
+// CPU-dependent planner choices, set from the CPU's vendor and L2 size the first time each is
+// asked for; which ones this machine may use is decided once from CPU detection
 // (sx_gemm_isa_supported), and the default one from that and SELFXIT_GEMM_ISA
 // (sx_gemm_default_isa). Tests walk every table the machine runs.
 #include "../kernels_internal.h"
@@ -114,6 +114,19 @@ static void avx2_tune_for_cpu(void) {
     // 512→128 1.062 against 1.134 at one thread); the 14×14 and 7×7 ones stay channel-major or
     // packed (the grid's rule skips planes that waste its columns). BENCHMARKS §7.31.
     if (!sxk_cpu_is_amd()) avx2_tuned.direct_pointwise_max_m = 0;
+    // Every 1×1 layer through the packed pointwise product (neither the grid nor channel-major)
+    // where a core's L2 is under 1 MB (Zen 2 and Zen 3 512 KB, Haswell 256 KB; the limits above
+    // were measured with 1 MB on Zen 4 and 2 MB on the Xeon). On an AMD EPYC Zen 3 (512 KB L2,
+    // 2 threads, batch 1), bench/ab_bench.py with the order swapped: ResNet-50 0.94 / 0.96 of the
+    // table's time, MobileNetV3-Large 0.95 / 0.96, RegNetY-400MF 0.97 / 0.88, DenseNet-121 0.95 /
+    // 0.95, MobileNetV2 0.96 / 1.01, EfficientNet-B0 1.00 / 0.97, ResNet-18 w64 1.01 / 1.01
+    // (BENCHMARKS §7.32). The direct products read B in place across the whole input (a 1×1 layer's
+    // K rows are whole planes), which a 512 KB L2 holds beside the weights only for small layers.
+    const int l2_kib = sxk_l2_cache_kib();
+    if (l2_kib > 0 && l2_kib < 1024) {
+        avx2_tuned.direct_pointwise_max_m = -1;
+        avx2_tuned.ctd_max_width_1x1 = 0;
+    }
 }
 static const sx_kernel_config *avx2_for_cpu(void) {
     pthread_once(&avx2_tuned_once, avx2_tune_for_cpu);

@@ -315,9 +315,9 @@ typedef struct sx_kernel_config {
     /// kernel taps) ≥ this; 0: any. Below it im2col + `gemm` (a stem's 27 rows: the grid's tiles
     /// are mostly epilogue there).
     int direct_min_k;
-    /// 1×1 convolutions take the direct grid only with at most this many output channels; 0: any.
-    /// With more, packing B is spread over enough rows that the packed product's contiguous panels
-    /// win over reading B in place.
+    /// 1×1 convolutions take the direct grid only with at most this many output channels; 0: any,
+    /// negative: none. With more, packing B is spread over enough rows that the packed product's
+    /// contiguous panels win over reading B in place.
     int direct_pointwise_max_m;
     /// The widest output rows (pixels) the convolution planner gives `ctd` (channel-major direct;
     /// rows narrower than 7 never), per kind of convolution: kernels larger than 1×1 at stride 1

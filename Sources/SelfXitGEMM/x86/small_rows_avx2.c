@@ -49,6 +49,37 @@ static inline void small_rows_strip(const int R, const int V, const int FULL, in
     }
 }
 
+/// One row (a classifier at batch 1: y = x·B, B `k × n` row-major, read in place): strips of 64
+/// columns, a whole cache line of four consecutive ones per K row, 8 independent accumulators.
+/// The 16-column strip below leaves one row two FMA chains (latency-bound) and one line in flight
+/// per K row, each a page away from the last (`ldb` = n floats): ResNet-50's 2048→1000 layer ran at
+/// 0.6 of ONNX Runtime's rate on an AMD EPYC Zen 3, 2 threads. Four lines a row keep more of B in
+/// flight; the rows are fetched `ONE_ROW_PREFETCH` ahead.
+#define ONE_ROW_PREFETCH 16
+AVX2_TARGET
+static void one_row_avx2(int n64, int k, float alpha, const float *x, const float *b, ptrdiff_t ldb, float *y) {
+    for (int c0 = 0; c0 < n64; c0 += 64) {
+        __m256 acc[8];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < 8; v++) acc[v] = _mm256_setzero_ps();
+        const float *bc = b + c0;
+        for (int p = 0; p < k; p++) {
+            const float *bp = bc + (ptrdiff_t)p * ldb;
+            const float *ahead = bp + ONE_ROW_PREFETCH * ldb;
+            _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + 16), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + 48), _MM_HINT_T0);
+            const __m256 xv = _mm256_broadcast_ss(x + p);
+#pragma clang loop unroll(full)
+            for (int v = 0; v < 8; v++) acc[v] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(bp + 8 * v), acc[v]);
+        }
+        const __m256 va = _mm256_set1_ps(alpha);
+#pragma clang loop unroll(full)
+        for (int v = 0; v < 8; v++) _mm256_storeu_ps(y + c0 + 8 * v, _mm256_mul_ps(va, acc[v]));
+    }
+}
+
 /// Up to 6 rows: strips of 16 columns (12 accumulators, 2 loads + R broadcasts per 2R FMAs);
 /// 7 or 8 rows: strips of 8 (R accumulators), so B is still read once for all rows — a strip's
 /// other half of each cache line is read by the next strip from L2 (k rows × 64 bytes).
@@ -75,6 +106,13 @@ static void small_rows_avx2_(int rows, int n, int k, float alpha, const float *x
 
 void sxk_small_rows_avx2(int rows, int n, int k, float alpha, const float *x, ptrdiff_t ldx, const float *b,
                          ptrdiff_t ldb, float *y, ptrdiff_t ldy) {
-    if (rows >= 1 && rows <= 8 && n > 0 && k > 0) small_rows_avx2_(rows, n, k, alpha, x, ldx, b, ldb, y, ldy);
+    if (!(rows >= 1 && rows <= 8 && n > 0 && k > 0)) return;
+    if (rows == 1 && n >= 64) {
+        const int n64 = n / 64 * 64;
+        one_row_avx2(n64, k, alpha, x, b, ldb, y);
+        if (n64 < n) small_rows_avx2_(1, n - n64, k, alpha, x, ldx, b + n64, ldb, y + n64, ldy);
+        return;
+    }
+    small_rows_avx2_(rows, n, k, alpha, x, ldx, b, ldb, y, ldy);
 }
 #endif

@@ -203,6 +203,7 @@ final class KernelConvTests: XCTestCase {
         let width = pointwise ? (s2 ? c.ctd_max_width_1x1_s2 : c.ctd_max_width_1x1) : (s2 ? c.ctd_max_width_s2 : c.ctd_max_width)
         let expansion = pointwise && !s2 && g.inChannels < g.outChannels
         return c.ctd != nil && g.outWidth <= Int(width) && (!expansion || g.outHeight * g.outWidth < Int(c.ctd_1x1_expand_max_plane))
+            && !(s2 && !pointwise && g.inChannels > 16 && c.s2_packed != 0)
     }
 
     func runDirectSuite(_ cfg: UnsafePointer<sx_kernel_config>) {
@@ -249,8 +250,9 @@ final class KernelConvTests: XCTestCase {
             // too): under 64 of them, or with over an eighth of its 16-column vectors' lanes idle,
             // the grid's own rule (`DirectConvPlan.init`) sends the layer to the packed product.
             let gridFits = g.outPlane >= 64 && 8 * g.outPlane >= 7 * ((g.outPlane + 15) / 16 * 16)
+            let s2Packed = g.strideH == 2 && !pointwise && g.inChannels > 16 && cfg.pointee.s2_packed != 0
             let gridAllowed = k >= Int(cfg.pointee.direct_min_k) && (!pointwise || maxM == 0 || g.outChannels <= maxM)
-                && (!pointwise || gridFits)
+                && (!pointwise || gridFits) && !s2Packed
             let channelMajor = g.inChannels >= 130 && channelMajorWidthAllowed(g, cfg)
             if channelMajor {
                 XCTAssertTrue(kernel.isDirectChannelMajor, "\(g) on \(String(cString: cfg.pointee.name))")
@@ -280,11 +282,13 @@ final class KernelConvTests: XCTestCase {
                 let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
                 if cfg.pointee.direct == nil {
                     print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) has no direct kernel, \(g) packed")
-                } else if pointwise && Int(cfg.pointee.ctd_max_width_1x1) < g.outWidth && cfg.pointee.direct_pointwise_max_m < 0 {
-                    // A CPU whose table sends every 1×1 layer to the packed product (AVX2 with an L2
-                    // under 1 MB: configs/kernel_config.c): the 3×3 cases run the direct batches here.
+                } else if (pointwise && Int(cfg.pointee.ctd_max_width_1x1) < g.outWidth && cfg.pointee.direct_pointwise_max_m < 0)
+                            || (g.strideH == 2 && !pointwise && g.inChannels > 16 && cfg.pointee.s2_packed != 0) {
+                    // A CPU whose table sends every 1×1 layer and stride-2 kernel to the packed product
+                    // (AVX2 with an L2 under 1 MB: configs/kernel_config.c): the stride-1 3×3 case runs
+                    // the direct batches here.
                     XCTAssertFalse(kernel.isDirect, "\(g) on \(String(cString: cfg.pointee.name)): \(kernel.algorithmName)")
-                    print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) takes 1×1 layers packed on this CPU, \(g) packed")
+                    print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) takes \(g) packed on this CPU")
                 } else {
                     XCTAssertTrue(kernel.isDirectWeightTileMajor, "\(g) on \(String(cString: cfg.pointee.name)): \(kernel.algorithmName)")
                 }

@@ -114,6 +114,11 @@ struct DirectConvPlan {
         // rows skipped, no grid column spent on padding; selfxit-bench --profile, alternating,
         // Zen 4, 2 threads; BENCHMARKS §7.20).
         let s2 = g.strideH == 2 && g.strideW == 2
+        // The configuration may send stride-2 kernels over 1×1 on more than 16 input channels (not
+        // a stem) to the packed product (`s2_packed`: AVX2 on CPUs with an L2 under 1 MB,
+        // configs/kernel_config.c).
+        if forced == nil && s2 && !pointwise && g.inChannels > DirectConvPlan.maxPhaseSplitChannels
+            && config.pointee.s2_packed != 0 { return nil }
         // The widths are the configuration's (`ctd_max_width…`: AVX-512 56 / 28 (112 off AMD) / 14 /
         // 14 pixels as above; AVX2, whose 6-pixel segments cost more per row, keeps stride-2 1×1
         // products off).

@@ -122,10 +122,19 @@ static void avx2_tune_for_cpu(void) {
     // 0.95, MobileNetV2 0.96 / 1.01, EfficientNet-B0 1.00 / 0.97, ResNet-18 w64 1.01 / 1.01
     // (BENCHMARKS §7.32). The direct products read B in place across the whole input (a 1×1 layer's
     // K rows are whole planes), which a 512 KB L2 holds beside the weights only for small layers.
+    //
+    // Stride-2 convolutions with kernels over 1×1 on more than 16 channels (not the 7×7 stems, which
+    // the grid runs 1.6× faster alone and level inside ResNet-50) on the packed product there too: inside the model
+    // (bench/profile_compare.py, 2 threads, batch 1, Zen 3) ResNet-50's 3×3 downsampling layers ran
+    // 1.96 / 1.94 / 2.35 ms im2col against 2.77 / 2.40 / 2.88 on the grid / channel-major, ResNet-18
+    // w64's 0.27 / 0.29 / 0.40 against 0.35 / 0.33 / 0.41; their B, read in place as subsampled
+    // planes, is scattered over the whole input, and im2col's packed panels are not.
     const int l2_kib = sxk_l2_cache_kib();
     if (l2_kib > 0 && l2_kib < 1024) {
         avx2_tuned.direct_pointwise_max_m = -1;
         avx2_tuned.ctd_max_width_1x1 = 0;
+        avx2_tuned.ctd_max_width_s2 = 0;
+        avx2_tuned.s2_packed = 1;
     }
 }
 static const sx_kernel_config *avx2_for_cpu(void) {

@@ -334,6 +334,11 @@ typedef struct sx_kernel_config {
     /// depends on the CPU, not only the ISA, so the AVX-512 table's value is set from the CPU's
     /// vendor when the table is first asked for (`sx_kernel_config_for`).
     int ctd_narrow_planes;
+    /// Whether stride-2 convolutions with kernels over 1×1 and more than 16 input channels (not a
+    /// stem) take the packed product (im2col + `gemm`) instead of the grid or channel-major direct
+    /// kernels (0: the rules above decide). Set from the CPU's L2 size (AVX2 under 1 MB:
+    /// `sx_kernel_config_for`).
+    int s2_packed;
 } sx_kernel_config;
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16

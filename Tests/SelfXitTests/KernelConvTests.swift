@@ -198,12 +198,19 @@ final class KernelConvTests: XCTestCase {
     /// kernels over 1×1 or 1×1, stride 1 or 2) take `g`'s output rows — the cases below are
     /// chosen to pass the planner's other conditions (rows of 7 or more, K ≥ 128, more inputs
     /// than outputs or a small plane for 1×1).
+    /// Whether `cfg` sends `g`, a stride-2 kernel over 1×1 on more channels than a stem, to the
+    /// packed product whatever its widths (`s2_packed`: AVX2 with an L2 under 1 MB).
+    func stride2GoesPacked(_ g: Conv2DGeometry, _ cfg: UnsafePointer<sx_kernel_config>) -> Bool {
+        g.strideH == 2 && g.strideW == 2 && !(g.kernelHeight == 1 && g.kernelWidth == 1)
+            && g.inChannels > DirectConvPlan.maxPhaseSplitChannels && cfg.pointee.s2_packed != 0
+    }
+
     func channelMajorWidthAllowed(_ g: Conv2DGeometry, _ cfg: UnsafePointer<sx_kernel_config>) -> Bool {
         let c = cfg.pointee, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1, s2 = g.strideH == 2 && g.strideW == 2
         let width = pointwise ? (s2 ? c.ctd_max_width_1x1_s2 : c.ctd_max_width_1x1) : (s2 ? c.ctd_max_width_s2 : c.ctd_max_width)
         let expansion = pointwise && !s2 && g.inChannels < g.outChannels
         return c.ctd != nil && g.outWidth <= Int(width) && (!expansion || g.outHeight * g.outWidth < Int(c.ctd_1x1_expand_max_plane))
-            && !(s2 && !pointwise && g.inChannels > 16 && c.s2_packed != 0)
+            && !stride2GoesPacked(g, cfg)
     }
 
     func runDirectSuite(_ cfg: UnsafePointer<sx_kernel_config>) {
@@ -250,9 +257,8 @@ final class KernelConvTests: XCTestCase {
             // too): under 64 of them, or with over an eighth of its 16-column vectors' lanes idle,
             // the grid's own rule (`DirectConvPlan.init`) sends the layer to the packed product.
             let gridFits = g.outPlane >= 64 && 8 * g.outPlane >= 7 * ((g.outPlane + 15) / 16 * 16)
-            let s2Packed = g.strideH == 2 && !pointwise && g.inChannels > 16 && cfg.pointee.s2_packed != 0
             let gridAllowed = k >= Int(cfg.pointee.direct_min_k) && (!pointwise || maxM == 0 || g.outChannels <= maxM)
-                && (!pointwise || gridFits) && !s2Packed
+                && (!pointwise || gridFits) && !stride2GoesPacked(g, cfg)
             let channelMajor = g.inChannels >= 130 && channelMajorWidthAllowed(g, cfg)
             if channelMajor {
                 XCTAssertTrue(kernel.isDirectChannelMajor, "\(g) on \(String(cString: cfg.pointee.name))")
@@ -283,7 +289,7 @@ final class KernelConvTests: XCTestCase {
                 if cfg.pointee.direct == nil {
                     print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) has no direct kernel, \(g) packed")
                 } else if (pointwise && Int(cfg.pointee.ctd_max_width_1x1) < g.outWidth && cfg.pointee.direct_pointwise_max_m < 0)
-                            || (g.strideH == 2 && !pointwise && g.inChannels > 16 && cfg.pointee.s2_packed != 0) {
+                            || stride2GoesPacked(g, cfg) {
                     // A CPU whose table sends every 1×1 layer and stride-2 kernel to the packed product
                     // (AVX2 with an L2 under 1 MB: configs/kernel_config.c): the stride-1 3×3 case runs
                     // the direct batches here.

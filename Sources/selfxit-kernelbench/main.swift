@@ -12,13 +12,15 @@ struct KernelBenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "selfxit-kernelbench",
         abstract: "Time ResNet-18 (width 64, 28×28) and MobileNetV2 conv layers, or ResNet-50's bottleneck layers at 224×224 (r50): ms and GFLOPS.",
-        usage: "selfxit-kernelbench [r50|dn|dw|tune [grouped]] [min|cold] [grid|ctd|packed|copy|inplace] [threads] [batch...]")
+        usage: "selfxit-kernelbench [r50|dn|dw|pw|tune [grouped]] [min|cold] [grid|ctd|packed|copy|inplace] [threads] [batch...]")
 
     @Argument(help: ArgumentHelp("[r50] [threads] [batch...]: r50 picks ResNet-50's layers; then the thread count (default 2) and batch sizes (default 1 32).", valueName: "r50|threads|batch"))
     var words: [String] = []
 
     var resnet50: Bool { words.contains("r50") }
     var densenet: Bool { words.contains("dn") }
+    /// `pw`: MobileNetV2's 1×1 projections (more inputs than outputs, 16–160 outputs) and its stem.
+    var projections: Bool { words.contains("pw") }
     var tune: Bool { words.contains("tune") }
     /// `dw`: the depthwise layers of EfficientNet-B0, MobileNetV3-Large and MobileNetV2 (with
     /// their activations: SiLU, HardSwish / ReLU, ReLU6).
@@ -37,7 +39,7 @@ struct KernelBenchCommand: ParsableCommand {
             : words.contains("packed") ? .packed(channelMajor: nil) : words.contains("copy") ? .depthwise(inPlace: false)
             : words.contains("inplace") ? .depthwise(inPlace: true) : .rule
     }
-    static let names: Set<String> = ["r50", "dn", "dw", "tune", "grouped", "min", "cold", "grid", "ctd", "packed", "copy", "inplace"]
+    static let names: Set<String> = ["r50", "dn", "dw", "pw", "tune", "grouped", "min", "cold", "grid", "ctd", "packed", "copy", "inplace"]
     var numbers: [Int] { words.filter { !Self.names.contains($0) }.compactMap { Int($0) } }
 
     func validate() throws {
@@ -79,6 +81,20 @@ let resnet50Layers: [(String, Conv2DGeometry)] = [
     ("r50 l4 3x3 s2 512 14", geometry(512, 14, 512, k: 3, s: 2)),
     ("r50 l4 1x1 s2 1024→2048 14", geometry(1024, 14, 2048, k: 1, s: 2)),
     ("r50 stem 7x7 s2 3→64 224", geometry(3, 224, 64, k: 7, s: 2)),
+]
+
+/// MobileNetV2's 1×1 projections at 224×224 (ReLU here; the model has none after them) and its
+/// stem (K 27: the stems of MobileNetV3, EfficientNet and RegNet are the same shape).
+let projectionLayers: [(String, Conv2DGeometry)] = [
+    ("mbv2 stem 3→32 3x3 s2 224", geometry(3, 224, 32, k: 3, s: 2)),
+    ("mbv2 pw 32→16 112", geometry(32, 112, 16, k: 1, s: 1)),
+    ("mbv2 pw 96→24 56", geometry(96, 56, 24, k: 1, s: 1)),
+    ("mbv2 pw 144→24 56", geometry(144, 56, 24, k: 1, s: 1)),
+    ("mbv2 pw 144→32 28", geometry(144, 28, 32, k: 1, s: 1)),
+    ("mbv2 pw 192→32 28", geometry(192, 28, 32, k: 1, s: 1)),
+    ("mbv2 pw 384→64 14", geometry(384, 14, 64, k: 1, s: 1)),
+    ("mbv2 pw 576→96 14", geometry(576, 14, 96, k: 1, s: 1)),
+    ("mbv2 pw 960→160 7", geometry(960, 7, 160, k: 1, s: 1)),
 ]
 
 let resnet18Layers: [(String, Conv2DGeometry)] = [
@@ -155,7 +171,7 @@ func activation(of name: String) -> Activation {
     return .relu
 }
 
-let layers = command.resnet50 ? resnet50Layers : command.densenet ? densenetLayers
+let layers = command.resnet50 ? resnet50Layers : command.densenet ? densenetLayers : command.projections ? projectionLayers
     : command.depthwise ? depthwiseLayers : resnet18Layers
 let args = command.numbers
 let threads = args.first ?? 2
@@ -250,10 +266,10 @@ for batch in batches {
             t = time { kernel.run(input: x, residual: residual, output: y, batch: batch, scratch: scratch, pool: pool) }
         }
         let gflops = 2 * Double(g.macsPerSample * batch) / t / 1e9
-        if !name.hasPrefix("mbv2") || command.depthwise { totals[batch, default: 0] += t }
+        if !name.hasPrefix("mbv2") || command.depthwise || command.projections { totals[batch, default: 0] += t }
         print(name.padding(toLength: 28, withPad: " ", startingAt: 0)
               + String(format: " %5d %8.3f %8.1f  %@", batch, t * 1e3, gflops, kernel.algorithmName))
         x.deallocate(); y.deallocate(); scratch.deallocate()
     }
 }
-for batch in batches { print(String(format: "unique-layer sum, batch %d: %.3f ms", batch, totals[batch]! * 1e3)) }
+for batch in batches { print(String(format: "unique-layer sum, batch %d: %.3f ms", batch, totals[batch, default: 0] * 1e3)) }

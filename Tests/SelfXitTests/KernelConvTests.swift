@@ -205,6 +205,13 @@ final class KernelConvTests: XCTestCase {
             && g.inChannels > DirectConvPlan.maxPhaseSplitChannels && cfg.pointee.s2_packed != 0
     }
 
+    /// Whether the configuration lets a 1×1 layer with `g`'s output channels on the grid
+    /// (`direct_pointwise_max_m`: 0 any, negative none).
+    func pointwiseGridAllowed(_ g: Conv2DGeometry, _ cfg: UnsafePointer<sx_kernel_config>) -> Bool {
+        let maxM = Int(cfg.pointee.direct_pointwise_max_m)
+        return maxM == 0 || (maxM > 0 && g.outChannels <= maxM)
+    }
+
     func channelMajorWidthAllowed(_ g: Conv2DGeometry, _ cfg: UnsafePointer<sx_kernel_config>) -> Bool {
         let c = cfg.pointee, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1, s2 = g.strideH == 2 && g.strideW == 2
         let width = pointwise ? (s2 ? c.ctd_max_width_1x1_s2 : c.ctd_max_width_1x1) : (s2 ? c.ctd_max_width_s2 : c.ctd_max_width)
@@ -252,12 +259,11 @@ final class KernelConvTests: XCTestCase {
             // The configuration's limits on the grid (direct_min_k, direct_pointwise_max_m) send
             // tiny K and wide 1×1 layers to the packed products.
             let k = g.inChannels * g.kernelHeight * g.kernelWidth, pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
-            let maxM = Int(cfg.pointee.direct_pointwise_max_m)
             // An unpadded 1×1 grid's columns are the output's pixels (these cases' stride-2 planes
             // too): under 64 of them, or with over an eighth of its 16-column vectors' lanes idle,
             // the grid's own rule (`DirectConvPlan.init`) sends the layer to the packed product.
             let gridFits = g.outPlane >= 64 && 8 * g.outPlane >= 7 * ((g.outPlane + 15) / 16 * 16)
-            let gridAllowed = k >= Int(cfg.pointee.direct_min_k) && (!pointwise || maxM == 0 || g.outChannels <= maxM)
+            let gridAllowed = k >= Int(cfg.pointee.direct_min_k) && (!pointwise || pointwiseGridAllowed(g, cfg))
                 && (!pointwise || gridFits) && !stride2GoesPacked(g, cfg)
             let channelMajor = g.inChannels >= 130 && channelMajorWidthAllowed(g, cfg)
             if channelMajor {
@@ -288,11 +294,11 @@ final class KernelConvTests: XCTestCase {
                 let pointwise = g.kernelHeight == 1 && g.kernelWidth == 1
                 if cfg.pointee.direct == nil {
                     print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) has no direct kernel, \(g) packed")
-                } else if (pointwise && Int(cfg.pointee.ctd_max_width_1x1) < g.outWidth && cfg.pointee.direct_pointwise_max_m < 0)
+                } else if (pointwise && Int(cfg.pointee.ctd_max_width_1x1) < g.outWidth && !pointwiseGridAllowed(g, cfg))
                             || stride2GoesPacked(g, cfg) {
-                    // A CPU whose table sends every 1×1 layer and stride-2 kernel to the packed product
-                    // (AVX2 with an L2 under 1 MB: configs/kernel_config.c): the stride-1 3×3 case runs
-                    // the direct batches here.
+                    // A CPU whose table sends wide 1×1 layers and stride-2 kernels to the packed
+                    // product (AVX2 with an L2 under 1 MB: configs/kernel_config.c): the stride-1 3×3
+                    // case runs the direct batches here.
                     XCTAssertFalse(kernel.isDirect, "\(g) on \(String(cString: cfg.pointee.name)): \(kernel.algorithmName)")
                     print("weight-tile-major direct batches: \(String(cString: cfg.pointee.name)) takes \(g) packed on this CPU")
                 } else {

@@ -114,14 +114,21 @@ static void avx2_tune_for_cpu(void) {
     // 512→128 1.062 against 1.134 at one thread); the 14×14 and 7×7 ones stay channel-major or
     // packed (the grid's rule skips planes that waste its columns). BENCHMARKS §7.31.
     if (!sxk_cpu_is_amd()) avx2_tuned.direct_pointwise_max_m = 0;
-    // Every 1×1 layer through the packed pointwise product (neither the grid nor channel-major)
-    // where a core's L2 is under 1 MB (Zen 2 and Zen 3 512 KB, Haswell 256 KB; the limits above
-    // were measured with 1 MB on Zen 4 and 2 MB on the Xeon). On an AMD EPYC Zen 3 (512 KB L2,
-    // 2 threads, batch 1), bench/ab_bench.py with the order swapped: ResNet-50 0.94 / 0.96 of the
-    // table's time, MobileNetV3-Large 0.95 / 0.96, RegNetY-400MF 0.97 / 0.88, DenseNet-121 0.95 /
-    // 0.95, MobileNetV2 0.96 / 1.01, EfficientNet-B0 1.00 / 0.97, ResNet-18 w64 1.01 / 1.01
-    // (BENCHMARKS §7.32). The direct products read B in place across the whole input (a 1×1 layer's
-    // K rows are whole planes), which a 512 KB L2 holds beside the weights only for small layers.
+    // 1×1 layers with more than 32 output channels through the packed pointwise product (neither
+    // the grid nor channel-major) where a core's L2 is under 1 MB (Zen 2 and Zen 3 512 KB, Haswell
+    // 256 KB; the limits above were measured with 1 MB on Zen 4 and 2 MB on the Xeon). On an AMD
+    // EPYC Zen 3 (512 KB L2, 2 threads, batch 1), bench/ab_bench.py with the order swapped, every
+    // 1×1 layer packed: ResNet-50 0.94 / 0.96 of the table's time, MobileNetV3-Large 0.95 / 0.96,
+    // RegNetY-400MF 0.97 / 0.88, DenseNet-121 0.95 / 0.95, MobileNetV2 0.96 / 1.01,
+    // EfficientNet-B0 1.00 / 0.97, ResNet-18 w64 1.01 / 1.01 (BENCHMARKS §7.32). The direct
+    // products read B in place across the whole input (a 1×1 layer's K rows are whole planes), and
+    // the grid once per 6 output channels, which a 512 KB L2 holds beside the weights only for
+    // small layers. The narrow ones (MobileNet and EfficientNet projections to 16–32 channels) keep
+    // the grid: it reads B M/6 ≤ 6 times, and packing it cost more than that (selfxit-kernelbench pw
+    // cold, same CPU, 2 threads: 32→16 on 112×112 0.138 against 0.193 ms, 96→24 on 56×56 0.107
+    // against 0.150, 192→32 on 28×28 0.063 against 0.119; bench/ab_bench.py, 2 threads, batch 1:
+    // MobileNetV2 and MobileNetV3-Large in 0.96 of the all-packed time, EfficientNet-B0 0.98,
+    // RegNetY-400MF 1.00; BENCHMARKS §7.33).
     //
     // Stride-2 convolutions with kernels over 1×1 on more than 16 channels (not the 7×7 stems, which
     // the grid runs 1.6× faster alone and level inside ResNet-50) on the packed product there too: inside the model
@@ -131,7 +138,7 @@ static void avx2_tune_for_cpu(void) {
     // planes, is scattered over the whole input, and im2col's packed panels are not.
     const int l2_kib = sxk_l2_cache_kib();
     if (l2_kib > 0 && l2_kib < 1024) {
-        avx2_tuned.direct_pointwise_max_m = -1;
+        avx2_tuned.direct_pointwise_max_m = 32;
         avx2_tuned.ctd_max_width_1x1 = 0;
         avx2_tuned.ctd_max_width_s2 = 0;
         avx2_tuned.s2_packed = 1;

@@ -28,9 +28,57 @@ static inline __m256 pool_taps(const float *row, int ix, int in_w, int stride, _
     return sx_even8(load_row8(row, ix, in_w, ninf), load_row8(row, ix + 8, in_w, ninf));
 }
 
+/// One input row's 3-tap stride-2 maxima for the 8 outputs of a strip whose windows start at
+/// input column `b` (b, b+2, …, b+14): the maxima of columns (i, i+1, i+2) for 16 consecutive i,
+/// then their even lanes; columns outside the row read as −∞. `max_ps` drops a NaN of one
+/// operand, so `*nan` collects the lanes where a column read (b … b+17) is NaN: the caller then
+/// redoes the plane NaN-exactly.
+__attribute__((always_inline))
+AVX2_TARGET
+static inline __m256 maxpool_row3_s2(const float *row, int b, int in_w, __m256 ninf, __m256 *nan) {
+    const __m256 a0 = load_row8(row, b, in_w, ninf), a1 = load_row8(row, b + 8, in_w, ninf);
+    const __m256 b0 = load_row8(row, b + 1, in_w, ninf), b1 = load_row8(row, b + 9, in_w, ninf);
+    const __m256 c0 = load_row8(row, b + 2, in_w, ninf), c1 = load_row8(row, b + 10, in_w, ninf);
+    // a0 and a1 hold columns b … b+15, c1 b+10 … b+17.
+    *nan = _mm256_or_ps(*nan, _mm256_or_ps(_mm256_cmp_ps(a0, a1, _CMP_UNORD_Q), _mm256_cmp_ps(c1, c1, _CMP_UNORD_Q)));
+    const __m256 m0 = _mm256_max_ps(_mm256_max_ps(a0, b0), c0), m1 = _mm256_max_ps(_mm256_max_ps(a1, b1), c1);
+    return sx_even8(m0, m1);
+}
+
+/// 3×3 stride-2 max pooling (ResNet's and DenseNet's after the stem: 112×112 → 56×56 a plane)
+/// computed separably, as AVX-512's (depthwise_avx512.c): each input row's horizontal maxima once,
+/// shared by the two output rows that read it, then two vertical maxima an output vector — per
+/// 8 outputs about 9 loads, 3 shuffles and 8 maxima where the general loop below takes 18 loads,
+/// 18 shuffles, 9 maxima and 9 NaN compares. Returns 0 when the plane holds a NaN (outputs then
+/// incomplete: redo it).
+AVX2_TARGET
+static int maxpool3x3_s2_avx2(const float *x, int in_h, int in_w, int pad_top, int pad_left, float *out, int out_h,
+                              int out_w) {
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+    __m256 nan = _mm256_setzero_ps();
+    for (int ox = 0; ox < out_w; ox += 8) {
+        const int n = out_w - ox;
+        const int b = 2 * ox - pad_left;
+        // `top`: the maxima of input row 2·oy − pad_top (the bottom row of the output row above).
+        int iy = -pad_top;
+        __m256 top = iy >= 0 && iy < in_h ? maxpool_row3_s2(x + (ptrdiff_t)iy * in_w, b, in_w, ninf, &nan) : ninf;
+        for (int oy = 0; oy < out_h; oy++, iy += 2) {
+            const __m256 mid = iy + 1 >= 0 && iy + 1 < in_h ? maxpool_row3_s2(x + (ptrdiff_t)(iy + 1) * in_w, b, in_w, ninf, &nan) : ninf;
+            const __m256 bot = iy + 2 >= 0 && iy + 2 < in_h ? maxpool_row3_s2(x + (ptrdiff_t)(iy + 2) * in_w, b, in_w, ninf, &nan) : ninf;
+            const __m256 m = _mm256_max_ps(_mm256_max_ps(top, mid), bot);
+            float *o = out + (ptrdiff_t)oy * out_w + ox;
+            if (n >= 8) _mm256_storeu_ps(o, m);
+            else sx_store_tail8(o, m, n);
+            top = bot;
+        }
+    }
+    return _mm256_movemask_ps(nan) == 0;
+}
+
 AVX2_TARGET
 void sxk_maxpool_direct_avx2(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top, int pad_left,
                              float *out, int out_h, int out_w) {
+    if (kh == 3 && kw == 3 && stride == 2 && maxpool3x3_s2_avx2(x, in_h, in_w, pad_top, pad_left, out, out_h, out_w)) return;
     const __m256 ninf = _mm256_set1_ps(-__builtin_inff()), qnan = _mm256_set1_ps(__builtin_nanf(""));
     for (int oy = 0; oy < out_h; oy++) {
         const int iy0 = oy * stride - pad_top;

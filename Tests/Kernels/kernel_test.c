@@ -266,6 +266,16 @@ static void check_dw_direct(const sx_kernel_config *cfg, int h, int w, int strid
     snprintf(what, sizeof what, "dw3x3_direct %dx%d s%d pad %d act %d res %d%s", h, w, stride, pad, act, residual,
              nonfinite ? " nonfinite" : "");
     expect_close(what, cfg->name, o1, o2, (size_t)oh * ow, 1e-5f);
+    /* The output rows in two calls split in the middle (the threads' row shares; the kernel runs
+     * the rows whose input rows all lie inside apart from the edge rows). */
+    if (residual == 2) memcpy(o1, res, sizeof(float) * (size_t)oh * ow);
+    else poison(o1, (size_t)oh * ow);
+    for (int part = 0; part < 2; part++)
+        cfg->dw3x3_direct(x, h, w, stride, pad, pad, wt, 0.3f, residual == 2 ? o1 : residual ? res : NULL, o1,
+                          part ? oh / 2 : 0, part ? oh : oh / 2, ow, act, 0.0f, 6.0f);
+    snprintf(what, sizeof what, "dw3x3_direct %dx%d s%d pad %d act %d res %d rows split%s", h, w, stride, pad, act,
+             residual, nonfinite ? " nonfinite" : "");
+    expect_close(what, cfg->name, o1, o2, (size_t)oh * ow, 1e-5f);
     free(x); free(res); free(o1); free(o2);
 }
 

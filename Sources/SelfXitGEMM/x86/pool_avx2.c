@@ -45,51 +45,57 @@ static inline __m256 maxpool_row3_s2(const float *row, int b, int in_w, __m256 n
     return sx_even8(m0, m1);
 }
 
-/// Row `iy`'s horizontal maxima for every output column into `h` (whole vectors: `h` holds
-/// out_w rounded up to 8); −∞ for a row outside the image.
+/// Output columns a block of the separable pooling takes (its three row buffers, 3 KB, on the stack).
+#define MAXPOOL_BLOCK 256
+
+/// Row `iy`'s horizontal maxima for output columns `ox0 ..< ox0 + w` into `h` (whole vectors: `h`
+/// holds w rounded up to 8); −∞ for a row outside the image.
 __attribute__((always_inline))
 AVX2_TARGET
-static inline void maxpool_hrow3_s2(const float *x, int iy, int in_h, int in_w, int pad_left, int out_w, float *h,
+static inline void maxpool_hrow3_s2(const float *x, int iy, int in_h, int in_w, int pad_left, int ox0, int w, float *h,
                                     __m256 ninf, __m256 *nan) {
     if (iy < 0 || iy >= in_h) {
-        for (int ox = 0; ox < out_w; ox += 8) _mm256_store_ps(h + ox, ninf);
+        for (int j = 0; j < w; j += 8) _mm256_store_ps(h + j, ninf);
         return;
     }
     const float *row = x + (ptrdiff_t)iy * in_w;
-    for (int ox = 0; ox < out_w; ox += 8) _mm256_store_ps(h + ox, maxpool_row3_s2(row, 2 * ox - pad_left, in_w, ninf, nan));
+    for (int j = 0; j < w; j += 8) _mm256_store_ps(h + j, maxpool_row3_s2(row, 2 * (ox0 + j) - pad_left, in_w, ninf, nan));
 }
 
 /// 3×3 stride-2 max pooling (ResNet's and DenseNet's after the stem: 112×112 → 56×56 a plane)
 /// computed separably, as AVX-512's (depthwise_avx512.c): each input row's horizontal maxima once,
 /// into a row buffer shared by the two output rows that read it, then two vertical maxima an
 /// output vector — per 8 outputs about 9 loads, 3 shuffles and 8 maxima where the general loop
-/// below takes 18 loads, 18 shuffles, 9 maxima and 9 NaN compares. Rows are read whole, in
-/// order: in a model the plane comes from L3, and 8-column strips down it (AVX-512's order) ran
-/// 0.30 ms inside ResNet-50 against 0.26 alone with a hot plane (2 threads against 1, Zen 3).
-/// Returns 0 when the plane holds a NaN (outputs then incomplete: redo it).
+/// below takes 18 loads, 18 shuffles, 9 maxima and 9 NaN compares. Rows are read in order, whole
+/// up to `MAXPOOL_BLOCK` outputs: in a model the plane comes from L3, and 8-column strips down it
+/// (AVX-512's order) ran 0.32–0.48 ms inside ResNet-50 where the rows run 0.26–0.27 (2 threads,
+/// Zen 3). Returns 0 when the plane holds a NaN (outputs then incomplete: redo it).
 AVX2_TARGET
 static int maxpool3x3_s2_avx2(const float *x, int in_h, int in_w, int pad_top, int pad_left, float *out, int out_h,
                               int out_w) {
     const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
     __m256 nan = _mm256_setzero_ps();
-    float rows[3][SX_MAXPOOL_DIRECT_MAX_WIDTH] __attribute__((aligned(32)));
-    // `top`: the maxima of input row 2·oy − pad_top (the bottom row of the output row above).
-    float *top = rows[0], *mid = rows[1], *bot = rows[2];
-    int iy = -pad_top;
-    maxpool_hrow3_s2(x, iy, in_h, in_w, pad_left, out_w, top, ninf, &nan);
-    for (int oy = 0; oy < out_h; oy++, iy += 2) {
-        maxpool_hrow3_s2(x, iy + 1, in_h, in_w, pad_left, out_w, mid, ninf, &nan);
-        maxpool_hrow3_s2(x, iy + 2, in_h, in_w, pad_left, out_w, bot, ninf, &nan);
-        float *o = out + (ptrdiff_t)oy * out_w;
-        for (int ox = 0; ox < out_w; ox += 8) {
-            const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_load_ps(top + ox), _mm256_load_ps(mid + ox)),
-                                           _mm256_load_ps(bot + ox));
-            if (out_w - ox >= 8) _mm256_storeu_ps(o + ox, m);
-            else sx_store_tail8(o + ox, m, out_w - ox);
+    float rows[3][MAXPOOL_BLOCK] __attribute__((aligned(32)));
+    for (int ox0 = 0; ox0 < out_w; ox0 += MAXPOOL_BLOCK) {
+        const int w = out_w - ox0 < MAXPOOL_BLOCK ? out_w - ox0 : MAXPOOL_BLOCK;
+        // `top`: the maxima of input row 2·oy − pad_top (the bottom row of the output row above).
+        float *top = rows[0], *mid = rows[1], *bot = rows[2];
+        int iy = -pad_top;
+        maxpool_hrow3_s2(x, iy, in_h, in_w, pad_left, ox0, w, top, ninf, &nan);
+        for (int oy = 0; oy < out_h; oy++, iy += 2) {
+            maxpool_hrow3_s2(x, iy + 1, in_h, in_w, pad_left, ox0, w, mid, ninf, &nan);
+            maxpool_hrow3_s2(x, iy + 2, in_h, in_w, pad_left, ox0, w, bot, ninf, &nan);
+            float *o = out + (ptrdiff_t)oy * out_w + ox0;
+            for (int j = 0; j < w; j += 8) {
+                const __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_load_ps(top + j), _mm256_load_ps(mid + j)),
+                                               _mm256_load_ps(bot + j));
+                if (w - j >= 8) _mm256_storeu_ps(o + j, m);
+                else sx_store_tail8(o + j, m, w - j);
+            }
+            float *t = top;
+            top = bot;
+            bot = t;
         }
-        float *t = top;
-        top = bot;
-        bot = t;
     }
     return _mm256_movemask_ps(nan) == 0;
 }

@@ -114,7 +114,7 @@ expect_error "not a SelfXit exit bundle" $cli run "$model" "$work/frames" --exit
 expect_error "The value 'abc' is invalid for '--batch <batch>'" $bin/selfxit-bench --model "$model" --batch abc
 expect_error "The value 'abc' is invalid for '--batch <batch>'" $bin/selfxit-demo --batch abc
 expect_error "--tolerances must be numbers in (0, 1)" $bin/selfxit-experiment --model "$model" --tolerances 0.01,x
-expect_error "'abc' is neither a word (cold, copy, ctd, dn, dw, grid, grouped, inplace, min, packed, r50, tune) nor a positive number" $bin/selfxit-kernelbench 2 abc
+expect_error "'abc' is neither a word (cold, copy, ctd, dn, dw, grid, grouped, inplace, min, packed, pw, r50, tune) nor a positive number" $bin/selfxit-kernelbench 2 abc
 expect_error "Missing expected argument '--model <model>'" $bin/selfxit-bench
 
 echo "-- camera loop: --mean/--std/--scale"

@@ -83,6 +83,22 @@ static inline void store8(const __m256 *wv, __m256 vb, __m256 a0, __m256 a1, __m
     }
 }
 
+/// Output row `oy` of a strip with its input rows bounds-checked (the rows at a plane's top and
+/// bottom edges, whose windows reach into the padding).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void edge_row8(const float *x, int in_h, int in_w, const int stride, int pad_top, const __m256 *wv,
+                             __m256 vb, const float *res, float *out, int oy, int out_w, int ox, int ix, int n,
+                             const int masked, const int act, __m256 vlo, __m256 vhi, __m256i sm) {
+        const int iy = oy * stride - pad_top;
+        __m256 a0, a1, a2, b0, b1, b2, c0, c1, c2;
+        taps8_checked(x, iy, in_h, in_w, ix, stride, masked, &a0, &a1, &a2);
+        taps8_checked(x, iy + 1, in_h, in_w, ix, stride, masked, &b0, &b1, &b2);
+        taps8_checked(x, iy + 2, in_h, in_w, ix, stride, masked, &c0, &c1, &c2);
+        const ptrdiff_t o = (ptrdiff_t)oy * out_w + ox;
+        store8(wv, vb, a0, a1, a2, b0, b1, b2, c0, c1, c2, stride, act, vlo, vhi, res ? res + o : NULL, out + o, n, sm);
+}
+
 /// Output rows `oy0 ..< oy1` of the 8-column strip at output column `ox` (input column `ix`),
 /// top to bottom, an output row's input rows of taps kept from the row above. The rows whose
 /// three input rows all lie inside the image run without a bounds check; the first version
@@ -101,13 +117,7 @@ static inline void strip8(const float *x, int in_h, int in_w, const int stride, 
     hi = hi > oy1 ? oy1 : hi < lo ? lo : hi;
     int oy = oy0;
     for (; oy < lo; oy++) {
-        const int iy = oy * stride - pad_top;
-        __m256 a0, a1, a2, b0, b1, b2, c0, c1, c2;
-        taps8_checked(x, iy, in_h, in_w, ix, stride, masked, &a0, &a1, &a2);
-        taps8_checked(x, iy + 1, in_h, in_w, ix, stride, masked, &b0, &b1, &b2);
-        taps8_checked(x, iy + 2, in_h, in_w, ix, stride, masked, &c0, &c1, &c2);
-        const ptrdiff_t o = (ptrdiff_t)oy * out_w + ox;
-        store8(wv, vb, a0, a1, a2, b0, b1, b2, c0, c1, c2, stride, act, vlo, vhi, res ? res + o : NULL, out + o, n, sm);
+        edge_row8(x, in_h, in_w, stride, pad_top, wv, vb, res, out, oy, out_w, ox, ix, n, masked, act, vlo, vhi, sm);
     }
     if (oy < hi) {
         const float *r = x + (ptrdiff_t)(oy * stride - pad_top) * in_w;
@@ -133,13 +143,7 @@ static inline void strip8(const float *x, int in_h, int in_w, const int stride, 
         }
     }
     for (; oy < oy1; oy++) {
-        const int iy = oy * stride - pad_top;
-        __m256 a0, a1, a2, b0, b1, b2, c0, c1, c2;
-        taps8_checked(x, iy, in_h, in_w, ix, stride, masked, &a0, &a1, &a2);
-        taps8_checked(x, iy + 1, in_h, in_w, ix, stride, masked, &b0, &b1, &b2);
-        taps8_checked(x, iy + 2, in_h, in_w, ix, stride, masked, &c0, &c1, &c2);
-        const ptrdiff_t o = (ptrdiff_t)oy * out_w + ox;
-        store8(wv, vb, a0, a1, a2, b0, b1, b2, c0, c1, c2, stride, act, vlo, vhi, res ? res + o : NULL, out + o, n, sm);
+        edge_row8(x, in_h, in_w, stride, pad_top, wv, vb, res, out, oy, out_w, ox, ix, n, masked, act, vlo, vhi, sm);
     }
 }
 

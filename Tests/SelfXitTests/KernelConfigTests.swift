@@ -46,7 +46,8 @@ final class KernelConfigTests: XCTestCase {
                   + "gemm, im2col, dw3x3_plane, sigmoid, silu + [\(kernels.joined(separator: ", "))]"
                   + (cfg.ctd != nil ? "; channel-major rows up to \(cfg.ctd_max_width) px (stride 2: \(cfg.ctd_max_width_s2), "
                       + "1×1: \(cfg.ctd_max_width_1x1), 1×1 stride 2: \(cfg.ctd_max_width_1x1_s2))" : "")
-                  + (cfg.ctd_narrow_planes != 0 ? "; narrow planes channel-major when shared" : ""))
+                  + (cfg.ctd_narrow_planes & Int32(SX_CTD_NARROW_SHARED) != 0 ? "; narrow planes channel-major when shared" : "")
+                  + (cfg.ctd_narrow_planes & Int32(SX_CTD_NARROW_BATCHED) != 0 ? "; narrow planes channel-major from 8 samples a thread" : ""))
         }
     }
 

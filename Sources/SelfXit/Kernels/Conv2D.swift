@@ -59,9 +59,14 @@ package final class Conv2DKernel {
     /// Samples whose columns share one packed B (short rows at late layers: longer N per product).
     private let samplesPerChunk: Int
     /// A packed product's channel-major direct alternative for batches smaller than the thread
-    /// count (one sample shared by the threads) and, at stride 1, from 8 samples a thread, on the
-    /// same packed weights; see `init`.
+    /// count (one sample shared by the threads) and, at stride 1, from 8 samples a thread, as the
+    /// configuration's `ctd_narrow_planes` flags say; see `init`.
     private let sharedSampleDirect: DirectConvPlan?
+    /// The batch sizes `sharedSampleDirect` takes (`SX_CTD_NARROW_*` flags).
+    private let sharedSampleFlags: Int32
+    /// The weights `sharedSampleDirect` reads: `packedA[0]` where the configuration's A panels
+    /// are its channel vectors' height, else a channel-major copy of its own.
+    private let sharedSampleWeights: PackedMatrixA?
 
     /// Precondition: `geometry` is consistent (channels divisible by `groups`, output sizes match
     /// the padding), `weights.count == outC · inC/groups · kH · kW`, `bias` (if any) has `outC` entries.
@@ -139,13 +144,22 @@ package final class Conv2DKernel {
         // ms at batch 1, 8.8–11.2 against 16.1–17.1 at batch 32: channel-major streams a channel
         // pair's weights once per row and sample, from an L3 its cores read slowly): which one wins
         // depends on the CPU, not only the ISA, and the configuration says (`ctd_narrow_planes`).
-        if case .im2col = algorithm, let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
-           choice == .rule ? config.pointee.ctd_narrow_planes != 0 : choice == .packedSharingDirect,
-           Int(config.pointee.mr) == PackedGEMM.nr, g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
+        // AVX2 (6-row A panels, so a second copy of the weights channel-major) takes it only
+        // batched: on an EPYC Zen 3 the batch-32 layer ran 14.5–17.8 against 20.6–22.8 ms, and
+        // ResNet-18 w64 b32 0.92–0.97 of the packed time in the model, b1 1.04–1.08 (BENCHMARKS §7.34).
+        let narrowFlags: Int32 = {
+            guard let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa) else { return 0 }
+            return choice == .rule ? config.pointee.ctd_narrow_planes
+                : choice == .packedSharingDirect ? Int32(SX_CTD_NARROW_SHARED | SX_CTD_NARROW_BATCHED) : 0
+        }()
+        if case .im2col = algorithm, narrowFlags != 0, let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
+           g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
            let plan = DirectConvPlan(g, config: config, channelMajor: true), plan.channelMajor {
             sharedSampleDirect = plan
+            sharedSampleFlags = narrowFlags
         } else {
             sharedSampleDirect = nil
+            sharedSampleFlags = 0
         }
         if case .grouped = algorithm {
             packedA = []
@@ -174,6 +188,14 @@ package final class Conv2DKernel {
         } else {
             packedA = []
             samplesPerChunk = 1
+        }
+        if let plan = sharedSampleDirect, let first = packedA.first {
+            // AVX2's packed products read 6-row A panels, its channel-major kernel 16-channel ones:
+            // the second copy (ResNet-18 w64's 4×4 layer4: 9.4 MB a layer) buys the batched speed.
+            sharedSampleWeights = Int(plan.config.pointee.mr) == PackedGEMM.nr ? first
+                : PackedMatrixA(isa: plan.config.pointee.isa, rows: unpacked, lda: k, m: m, k: k, channelMajor: true)
+        } else {
+            sharedSampleWeights = nil
         }
         if case .grouped = algorithm {  // GroupedConvPlan holds its own packed copy
             unpacked.deallocate()
@@ -258,8 +280,9 @@ package final class Conv2DKernel {
                      activation: activation, scratch: scratch, pool: pool)
             return
         }
-        if let plan = sharedSampleDirect, batch < pool.threadCount || (batch >= 8 * pool.threadCount && plan.g.strideH == 1),
-           let weights = packedA.first {
+        if let plan = sharedSampleDirect, let weights = sharedSampleWeights,
+           batch < pool.threadCount ? sharedSampleFlags & Int32(SX_CTD_NARROW_SHARED) != 0
+               : batch >= 8 * pool.threadCount && plan.g.strideH == 1 && sharedSampleFlags & Int32(SX_CTD_NARROW_BATCHED) != 0 {
             plan.run(input: input, weights: weights, bias: bias, residual: residual, output: output,
                      batch: batch, activation: activation, scratch: scratch, pool: pool)
             return

@@ -114,6 +114,12 @@ static void avx2_tune_for_cpu(void) {
     // 512→128 1.062 against 1.134 at one thread); the 14×14 and 7×7 ones stay channel-major or
     // packed (the grid's rule skips planes that waste its columns). BENCHMARKS §7.31.
     if (!sxk_cpu_is_amd()) avx2_tuned.direct_pointwise_max_m = 0;
+    // Batches of 8 samples a thread and up on planes under 7 pixels wide channel-major direct, on
+    // AMD (the AVX-512 table's reason, `ctd_narrow_planes`). On an EPYC Zen 3 (2 threads)
+    // ResNet-18 w64's 512→512 3×3 at 4×4, batch 32, ran 14.5–17.8 ms channel-major against
+    // 20.6–22.8 packed (selfxit-kernelbench min ctd|packed 2 32); at batch 1 the packed product
+    // kept the model 4 % faster (bench/ab_bench.py), so one shared sample stays packed. BENCHMARKS §7.34.
+    if (sxk_cpu_is_amd()) avx2_tuned.ctd_narrow_planes = SX_CTD_NARROW_BATCHED;
     // 1×1 layers with more than 32 output channels through the packed pointwise product (neither
     // the grid nor channel-major) where a core's L2 is under 1 MB (Zen 2 and Zen 3 512 KB, Haswell
     // 256 KB; the limits above were measured with 1 MB on Zen 4 and 2 MB on the Xeon). On an AMD
@@ -189,7 +195,7 @@ static const sx_kernel_config avx512_config = {
     // against 0.30–0.62 ms at batch 1 and 16.1–17.1 against 8.8–11.2 ms at batch 32
     // (selfxit-kernelbench min [packed] 2 1|32, tune 2 1), channel-major not gaining from the
     // second thread; ResNet-18 w64 b1 ours/ORT 1.15–1.33 → 1.05–1.23 (BENCHMARKS §7.24).
-    .ctd_narrow_planes = 1,
+    .ctd_narrow_planes = SX_CTD_NARROW_SHARED | SX_CTD_NARROW_BATCHED,
 };
 
 /// The AVX-512 table with the CPU-dependent choices set for this machine's CPU (filled once).
@@ -198,7 +204,7 @@ static pthread_once_t avx512_tuned_once = PTHREAD_ONCE_INIT;
 static void avx512_tune_for_cpu(void) {
     avx512_tuned = avx512_config;
     const int amd = sxk_cpu_is_amd();
-    avx512_tuned.ctd_narrow_planes = amd;
+    avx512_tuned.ctd_narrow_planes = amd ? SX_CTD_NARROW_SHARED | SX_CTD_NARROW_BATCHED : 0;
     // Stride-2 rows up to 112 pixels channel-major off AMD: the 7×7 stem (3→64 at 224, K 147) is
     // the only dense layer of the benchmark models it moves. On an Intel Xeon (Emerald Rapids) it
     // ran 0.90–0.95 of the grid's time inside ResNet-50 and DenseNet-121 (bench/profile_ab.py, 8–12

@@ -326,13 +326,15 @@ typedef struct sx_kernel_config {
     /// A stride-1 1×1 convolution with fewer inputs than outputs goes channel-major only on planes
     /// of fewer pixels than this (0: never); with at least as many inputs, within the width above.
     int ctd_1x1_expand_max_plane;
-    /// Whether a packed product on output rows narrower than 7 pixels (ResNet-18 w64's 4×4
-    /// layer4) runs its samples channel-major direct (`ctd`, on the same packed weights) when one
-    /// sample is shared by the threads and, at stride 1, from 8 samples a thread. That kernel
-    /// streams a channel pair's weights once per output row and sample, which pays on a CPU whose
-    /// cores read L3 fast (AMD Zen 4) and not on one whose do not (an Intel Xeon's mesh); it
-    /// depends on the CPU, not only the ISA, so the AVX-512 table's value is set from the CPU's
-    /// vendor when the table is first asked for (`sx_kernel_config_for`).
+    /// When a packed product on output rows narrower than 7 pixels (ResNet-18 w64's 4×4 layer4)
+    /// runs its samples channel-major direct (`ctd`) instead, as flags: `SX_CTD_NARROW_SHARED`,
+    /// one sample shared by the threads (batch < threads); `SX_CTD_NARROW_BATCHED`, at stride 1
+    /// from 8 samples a thread. That kernel streams a channel pair's weights once per output row
+    /// and sample, which pays on a CPU whose cores read L3 fast (AMD) and not on one whose do not
+    /// (an Intel Xeon's mesh); it depends on the CPU, not only the ISA, so the tables' values are
+    /// set from the CPU's vendor when a table is first asked for (`sx_kernel_config_for`). Where
+    /// the table's A panels are not its channel vectors' height (`mr` ≠ `nr`: AVX2's 6 rows), the
+    /// layer keeps a second, channel-major copy of its weights for that kernel.
     int ctd_narrow_planes;
     /// Whether stride-2 convolutions with kernels over 1×1 and more than 16 input channels (not a
     /// stem) take the packed product (im2col + `gemm`) instead of the grid or channel-major direct
@@ -340,6 +342,10 @@ typedef struct sx_kernel_config {
     /// `sx_kernel_config_for`).
     int s2_packed;
 } sx_kernel_config;
+/// `sx_kernel_config.ctd_narrow_planes` flags.
+#define SX_CTD_NARROW_SHARED 1
+#define SX_CTD_NARROW_BATCHED 2
+
 /// Largest kernel side `sx_kernel_config.dw_direct` takes.
 #define SX_DW_DIRECT_MAX_K 16
 

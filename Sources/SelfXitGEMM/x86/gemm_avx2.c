@@ -594,10 +594,14 @@ void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_g
 /// 2 weight vectors and a broadcast (16 registers).
 #define CTD_PIXELS_AVX2 6
 /// Segments a K-blocked pass keeps partial sums for (on the stack, 384 bytes each).
+#ifndef CTD_GROUP_AVX2
 #define CTD_GROUP_AVX2 32
+#endif
 /// K rows per block when a 16-channel panel's weights outgrow 32 KB: 8 KB of them then stay in L1
 /// while the group's segments pass.
+#ifndef CTD_KC_AVX2
 #define CTD_KC_AVX2 128
+#endif
 /// K rows ahead the channel-major tile fetches its weights (one 64-byte line a row): a layer's
 /// weights come from L3 or memory in a model (2.4 MB for ResNet-50's layer3 3×3), and the first
 /// segment of each K block otherwise waits on every line of it.
@@ -704,7 +708,13 @@ static void ctd_run_avx2(const float *w, int chans, int k, const sx_gemm_direct_
     const int total = (int)((run + CTD_PIXELS_AVX2 - 1) / CTD_PIXELS_AVX2);
     // A listed row runs its K rows in one block — also none at all (a row wholly in the padding:
     // bias, residual and activation only), hence at least one block and kc ≥ 1.
-    const int kc = kidx ? (k > 0 ? k : 1) : (size_t)k * NR * sizeof(float) > 32 * 1024 ? CTD_KC_AVX2 : k;
+    // K blocks only where a full group of segments shares each block's weights: a run of fewer
+    // segments (a 14×14 or 7×7 plane, or a thread's share of one) would pay a partial-sum store
+    // and reload per block for weights used a few times, and it streams the whole panel from L2
+    // faster (bench/ctd_ceiling_avx2.c, Zen 3, one thread, batch 32 with a new input a sample: ResNet-18's
+    // 128→128 on 14×14 82 → 88 GF/s, 256→256 on 7×7 80 → 85; 28×28 and 56×56 planes level).
+    const int blocked = (size_t)k * NR * sizeof(float) > 32 * 1024 && total >= CTD_GROUP_AVX2;
+    const int kc = kidx ? (k > 0 ? k : 1) : blocked ? CTD_KC_AVX2 : k;
     for (int s0 = 0; s0 < total; s0 += CTD_GROUP_AVX2) {
         const int s1 = s0 + CTD_GROUP_AVX2 < total ? s0 + CTD_GROUP_AVX2 : total;
         for (int kb0 = 0; kb0 == 0 || kb0 < k; kb0 += kc) {

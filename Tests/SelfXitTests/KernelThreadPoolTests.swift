@@ -39,6 +39,35 @@ final class KernelThreadPoolTests: XCTestCase {
         }
     }
 
+    /// `parallelForSharesOnThreads` calls every (share, item) once, each with the index of the
+    /// thread that runs it: two calls on one thread never overlap, so a body may use the index
+    /// for that thread's scratch, also on items taken from another thread's share.
+    func testSharesOnThreadsGiveTheRunningThread() {
+        for threads in [1, 2, 3, 5] {
+            let pool = ThreadPool(threadCount: threads)
+            let lock = NSLock()
+            for itemsPerShare in [1, 4, 33] {
+                var hits = [Int](repeating: 0, count: threads * itemsPerShare)
+                var busy = [Bool](repeating: false, count: threads)
+                var runner = [pthread_t?](repeating: nil, count: threads)
+                pool.parallelForSharesOnThreads(itemsPerShare: itemsPerShare) { t, share, item in
+                    lock.lock()
+                    XCTAssertTrue(t >= 0 && t < threads && share >= 0 && share < threads && item >= 0 && item < itemsPerShare)
+                    XCTAssertFalse(busy[t], "thread index \(t) in two calls at once")
+                    busy[t] = true
+                    hits[share * itemsPerShare + item] += 1
+                    let me = pthread_self()
+                    if let r = runner[t] { XCTAssertNotEqual(pthread_equal(r, me), 0, "thread index \(t) on two threads") }
+                    else { runner[t] = me }
+                    lock.unlock()
+                    usleep(50)
+                    lock.lock(); busy[t] = false; lock.unlock()
+                }
+                XCTAssertEqual(hits, [Int](repeating: 1, count: threads * itemsPerShare), "threads \(threads) items \(itemsPerShare)")
+            }
+        }
+    }
+
     func testClampsThreadCount() {
         XCTAssertEqual(ThreadPool(threadCount: 0).threadCount, 1)
         XCTAssertEqual(ThreadPool(threadCount: -3).threadCount, 1)

@@ -26,6 +26,12 @@ extension ThreadPool {
     /// leftovers are still taken by the others. Precondition as `parallelFor`: not called from
     /// inside a `body`.
     func parallelForShares(itemsPerShare: Int, _ body: (_ share: Int, _ item: Int) -> Void) {
+        parallelForSharesOnThreads(itemsPerShare: itemsPerShare) { _, share, item in body(share, item) }
+    }
+
+    /// `parallelForShares` with the index of the thread running each call (`0..<threadCount`)
+    /// first: a thread that has moved on to another share's items still picks its own scratch.
+    func parallelForSharesOnThreads(itemsPerShare: Int, _ body: (_ thread: Int, _ share: Int, _ item: Int) -> Void) {
         guard itemsPerShare > 0 else { return }
         let shares = threadCount
         let next = (0..<shares).map { _ in TaskCounter() }
@@ -35,7 +41,7 @@ extension ThreadPool {
                 while true {
                     let item = next[share].take()
                     if item >= itemsPerShare { break }
-                    body(share, item)
+                    body(t, share, item)
                 }
             }
         }

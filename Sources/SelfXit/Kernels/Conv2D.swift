@@ -152,7 +152,10 @@ package final class Conv2DKernel {
             return choice == .rule ? config.pointee.ctd_narrow_planes
                 : choice == .packedSharingDirect ? Int32(SX_CTD_NARROW_SHARED | SX_CTD_NARROW_BATCHED) : 0
         }()
-        if case .im2col = algorithm, narrowFlags != 0, let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
+        // (Batches take it at stride 1 only: a configuration without the shared-sample flag has no
+        // use for it, nor for a second copy of the weights, at stride 2.)
+        if case .im2col = algorithm, narrowFlags & Int32(SX_CTD_NARROW_SHARED) != 0 || (narrowFlags != 0 && g.strideH == 1),
+           let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
            g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
            let plan = DirectConvPlan(g, config: config, channelMajor: true), plan.channelMajor {
             sharedSampleDirect = plan

@@ -434,8 +434,7 @@ final class KernelConvTests: XCTestCase {
         // the top and bottom rows on their K-row lists) — by the rule where the configuration has
         // `ctd_narrow_planes` (AVX-512 on AMD CPUs both, AVX2 on AMD batched only, on a second,
         // channel-major copy of the weights), forced on every configuration that can, so the path
-        // is checked on whichever CPU runs the tests.
-        let sharing = hasCTD
+        // is checked on whichever CPU runs the tests (any configuration with a `ctd` kernel).
         for g in [geometry(c: 32, h: 4, w: 4, oc: 40, k: (3, 3), pads: (1, 1, 1, 1)),
                   geometry(c: 32, h: 7, w: 7, oc: 24, k: (3, 3), s: (2, 2), pads: (1, 1, 1, 1))] {
             let weights = [Float](repeating: 0, count: g.outChannels * g.inChannels * 9)
@@ -443,11 +442,11 @@ final class KernelConvTests: XCTestCase {
             // Batched only (no shared-sample flag): stride 1 only, no second copy of the weights at stride 2.
             let flags = cfg.pointee.ctd_narrow_planes
             let byRule = flags & Int32(SX_CTD_NARROW_SHARED) != 0 || (flags != 0 && g.strideH == 1)
-            XCTAssertEqual(kernel.algorithmName == "im2col/ctd", sharing && byRule, "\(g): \(kernel.algorithmName)")
+            XCTAssertEqual(kernel.algorithmName == "im2col/ctd", hasCTD && byRule, "\(g): \(kernel.algorithmName)")
             check(g, residual: true, act: .relu, batches: [1, 2, 3, 16, 24], threads: [1, 2, 3])
             let forced = Conv2DKernel(geometry: g, weights: weights, bias: nil, activation: .relu, plan: .packedSharingDirect)
-            XCTAssertEqual(forced.algorithmName, sharing ? "im2col/ctd" : "im2col", "\(g) forced")
-            if sharing { check(g, residual: true, act: .relu, batches: [1, 2, 3, 16, 24], threads: [1, 2, 3], plan: .packedSharingDirect) }
+            XCTAssertEqual(forced.algorithmName, hasCTD ? "im2col/ctd" : "im2col", "\(g) forced")
+            if hasCTD { check(g, residual: true, act: .relu, batches: [1, 2, 3, 16, 24], threads: [1, 2, 3], plan: .packedSharingDirect) }
         }
         // Wide rows and short K stay on the grid; so do 1×1 products with fewer inputs than outputs
         // on planes of `ctd_1x1_expand_max_plane` pixels or more (144 here: the grid on AMD's

@@ -147,15 +147,15 @@ package final class Conv2DKernel {
         // AVX2 (6-row A panels, so a second copy of the weights channel-major) takes it only
         // batched: on an EPYC Zen 3 the batch-32 layer ran 14.5–17.8 against 20.6–22.8 ms, and
         // ResNet-18 w64 b32 0.92–0.97 of the packed time in the model, b1 1.04–1.08 (BENCHMARKS §7.34).
-        let narrowFlags: Int32 = {
-            guard let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa) else { return 0 }
-            return choice == .rule ? config.pointee.ctd_narrow_planes
+        let narrowConfig = PackedGEMM.currentISA.flatMap { PackedGEMM.config($0) }
+        let narrowFlags: Int32 = narrowConfig.map {
+            choice == .rule ? $0.pointee.ctd_narrow_planes
                 : choice == .packedSharingDirect ? Int32(SX_CTD_NARROW_SHARED | SX_CTD_NARROW_BATCHED) : 0
-        }()
+        } ?? 0
         // (Batches take it at stride 1 only: a configuration without the shared-sample flag has no
         // use for it, nor for a second copy of the weights, at stride 2.)
-        if case .im2col = algorithm, narrowFlags & Int32(SX_CTD_NARROW_SHARED) != 0 || (narrowFlags != 0 && g.strideH == 1),
-           let isa = PackedGEMM.currentISA, let config = PackedGEMM.config(isa),
+        if case .im2col = algorithm, let config = narrowConfig,
+           narrowFlags & Int32(SX_CTD_NARROW_SHARED) != 0 || (narrowFlags != 0 && g.strideH == 1),
            g.kernelHeight * g.kernelWidth > 1, k >= 128, g.outWidth < 7,
            let plan = DirectConvPlan(g, config: config, channelMajor: true), plan.channelMajor {
             sharedSampleDirect = plan

@@ -90,13 +90,13 @@ AVX2_TARGET
 static inline void edge_row8(const float *x, int in_h, int in_w, const int stride, int pad_top, const __m256 *wv,
                              __m256 vb, const float *res, float *out, int oy, int out_w, int ox, int ix, int n,
                              const int masked, const int act, __m256 vlo, __m256 vhi, __m256i sm) {
-        const int iy = oy * stride - pad_top;
-        __m256 a0, a1, a2, b0, b1, b2, c0, c1, c2;
-        taps8_checked(x, iy, in_h, in_w, ix, stride, masked, &a0, &a1, &a2);
-        taps8_checked(x, iy + 1, in_h, in_w, ix, stride, masked, &b0, &b1, &b2);
-        taps8_checked(x, iy + 2, in_h, in_w, ix, stride, masked, &c0, &c1, &c2);
-        const ptrdiff_t o = (ptrdiff_t)oy * out_w + ox;
-        store8(wv, vb, a0, a1, a2, b0, b1, b2, c0, c1, c2, stride, act, vlo, vhi, res ? res + o : NULL, out + o, n, sm);
+    const int iy = oy * stride - pad_top;
+    __m256 a0, a1, a2, b0, b1, b2, c0, c1, c2;
+    taps8_checked(x, iy, in_h, in_w, ix, stride, masked, &a0, &a1, &a2);
+    taps8_checked(x, iy + 1, in_h, in_w, ix, stride, masked, &b0, &b1, &b2);
+    taps8_checked(x, iy + 2, in_h, in_w, ix, stride, masked, &c0, &c1, &c2);
+    const ptrdiff_t o = (ptrdiff_t)oy * out_w + ox;
+    store8(wv, vb, a0, a1, a2, b0, b1, b2, c0, c1, c2, stride, act, vlo, vhi, res ? res + o : NULL, out + o, n, sm);
 }
 
 /// Output rows `oy0 ..< oy1` of the 8-column strip at output column `ox` (input column `ix`),

@@ -295,8 +295,8 @@ static inline void drive_tile(sxk_tile_fn kern, int mr, const float *pa, int m, 
     }
 }
 
-void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile2_fn kern2, int mr, const float *pa, int m, int k, int mp0, int mp1,
-                    const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
+void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile_fn kern_full, sxk_tile2_fn kern2, int mr, const float *pa, int m, int k,
+                    int mp0, int mp1, const float *pb, int n, int np0, int np1, const sx_gemm_out *out) {
     const int cps = out->cols_per_sample;
     const int in_place = sxk_residual_in_place(out);
     int kblocks = (k + KC_MAX - 1) / KC_MAX;
@@ -318,6 +318,15 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile2_fn kern2, int mr, const float *p
         // read each A panel once per B panel with twice the loads per FMA.
         if (ppb < 2) ppb = 2;
         ppb &= ~1;
+        // Whether every column of the panels belongs to one sample (a batch-1 product, or a
+        // block of one sample's pixels): its tiles then find their place in C without the two
+        // divisions per tile `drive_tile` needs — a K = 64 tile is only ~400 cycles (MobileNetV2's
+        // 24→144 at 56×56 ran in 0.91 of the time, ResNet-50's 64→256 0.94, one thread, Zen 3).
+        // `full` (where given) takes its full tiles: one call, no partial-tile masks.
+        const int s_one = (np0 * NR) / cps, pix_one = s_one * cps;
+        const int one_sample = s_one == ((np1 * NR < n ? np1 * NR : n) - 1) / cps;
+        float *const c_one = out->c + s_one * out->c_sample_stride;
+        const float *const r_one = out->residual && last && !in_place ? out->residual + s_one * out->r_sample_stride : NULL;
         for (int nb = np0; nb < np1; nb += ppb) {
             int ne = nb + ppb < np1 ? nb + ppb : np1;
             for (int mp = mp0; mp < mp1; mp++) {
@@ -328,6 +337,14 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile2_fn kern2, int mr, const float *p
                 for (int np = nb; np < ne; np++) {
                     const float *bp = pb + (size_t)np * NR * k;
                     int col0 = np * NR;
+                    if (one_sample && !(kern2 && np + 1 < ne)) {
+                        const int nv = n - col0 < NR ? n - col0 : NR, pix = col0 - pix_one;
+                        sxk_tile_fn tile = kern_full && mv == mr && nv == NR ? kern_full : kern;
+                        tile(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c_one + (ptrdiff_t)row0 * out->ldc + pix,
+                             out->ldc, mv, nv, last ? bias : NULL, r_one ? r_one + (ptrdiff_t)row0 * out->ldr + pix : NULL,
+                             out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
+                        continue;
+                    }
                     if (kern2 && np + 1 < ne) {
                         // Two panels at once when all their columns belong to one sample.
                         int nv2 = n - col0 < 2 * NR ? n - col0 : 2 * NR;

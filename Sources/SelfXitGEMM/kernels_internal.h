@@ -39,9 +39,10 @@ typedef void (*sxk_tile2_fn)(int k, const float *a, const float *b, const float 
                              int accum);
 
 /// The packed-GEMM driver every ISA shares (K blocks, B panel blocks, samples straddling a
-/// panel): `tile` per panel, `tile2` (may be NULL) for pairs of panels of one sample.
-SXK_HIDDEN void sxk_gemm_drive(sxk_tile_fn tile, sxk_tile2_fn tile2, int mr, const float *pa, int m, int k, int mp0,
-                               int mp1, const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
+/// panel): `tile` per panel, `tile_full` (may be NULL: `tile`) for a full `mr`×16 tile of one
+/// sample's columns, `tile2` (may be NULL) for pairs of panels of one sample.
+SXK_HIDDEN void sxk_gemm_drive(sxk_tile_fn tile, sxk_tile_fn tile_full, sxk_tile2_fn tile2, int mr, const float *pa,
+                               int m, int k, int mp0, int mp1, const float *pb, int n, int np0, int np1, const sx_gemm_out *out);
 
 /// One im2col row segment (see gemm.c); `sxk_im2col_with` drives one for a whole block.
 typedef void (*sxk_segment_fn)(const float *, const sx_im2col_geom *, int, int, int, int, int, int, float *);

@@ -37,7 +37,7 @@ void sxk_tile_scalar(int k, const float *a, const float *b, float *c, ptrdiff_t 
 
 void sxk_gemm_scalar(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0, int np1,
                      const sx_gemm_out *out) {
-    sxk_gemm_drive(sxk_tile_scalar, NULL, MR_SCALAR, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
+    sxk_gemm_drive(sxk_tile_scalar, NULL, NULL, MR_SCALAR, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
 }
 
 /// Output element `v` (product + bias) of row `i`, pixel `pixel` of the sample at `c`/`res`:

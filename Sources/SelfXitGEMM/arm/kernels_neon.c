@@ -96,7 +96,7 @@ static void tile_neon(int k, const float *a, const float *b, float *c, ptrdiff_t
 
 void sxk_gemm_neon(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0, int np1,
                    const sx_gemm_out *out) {
-    sxk_gemm_drive(tile_neon, NULL, MR, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
+    sxk_gemm_drive(tile_neon, NULL, NULL, MR, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
 }
 
 /* ---------------------------------------------------------------- direct (implicit GEMM) */

@@ -268,6 +268,57 @@ static void kernel_avx2(int k, const float *a, const float *b, float *c, ptrdiff
 #undef TILE_CASE
 }
 
+/// A full 6×16 tile's K loop, four steps at a time with the pointers advanced once per four steps,
+/// into zeroed accumulators (C's lines fetched first, as `tile_avx2` does).
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void full_tile_loop_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, __m256 *acc0,
+                                       __m256 *acc1) {
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR_AVX2; r++) {
+        acc0[r] = _mm256_setzero_ps();
+        acc1[r] = _mm256_setzero_ps();
+        _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc + NR - 1), _MM_HINT_T0);
+    }
+    int p = 0;
+    for (; p + 4 <= k; p += 4, a += 4 * MR_AVX2, b += 4 * NR) {
+        tile_step_avx2(MR_AVX2, a, b, acc0, acc1);
+        tile_step_avx2(MR_AVX2, a + MR_AVX2, b + NR, acc0, acc1);
+        tile_step_avx2(MR_AVX2, a + 2 * MR_AVX2, b + 2 * NR, acc0, acc1);
+        tile_step_avx2(MR_AVX2, a + 3 * MR_AVX2, b + 3 * NR, acc0, acc1);
+    }
+    for (; p < k; p++, a += MR_AVX2, b += NR) tile_step_avx2(MR_AVX2, a, b, acc0, acc1);
+}
+
+/// `kernel_avx2` for a full tile (`mv` 6, `nv` 16), as the driver calls it for one sample's
+/// columns: sx_sgemm's K loop (`full_tile_loop_avx2`), one call from the driver, and an epilogue
+/// without the partial tile's masks. On products with a short K the tile's fixed cost weighs:
+/// MobileNetV2's 24→144 1×1 at 56×56 (K 24) ran in 0.79–0.96 of its time through `kernel_avx2`,
+/// ResNet-50's 64→256 (K 64) in 0.95–0.98, its 256→64 (K 256) level (bench/packed_conv_ab.c's
+/// product, the two alternating in one process, one thread, EPYC Zen 3; BENCHMARKS §7.35).
+AVX2_TARGET __attribute__((noinline))
+static void kernel_full_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int mv, int nv,
+                             const float *bias, const float *res, ptrdiff_t ldr, int act, float lo, float hi, int accum) {
+    (void)mv, (void)nv;
+    __m256 acc0[MR_AVX2], acc1[MR_AVX2];
+    full_tile_loop_avx2(k, a, b, c, ldc, acc0, acc1);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MR_AVX2; r++) {
+        float *cr = c + (ptrdiff_t)r * ldc;
+        __m256 v0 = acc0[r], v1 = acc1[r];
+        if (accum) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
+        if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
+        if (res) {
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr + 8));
+        }
+        _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
+        _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
+    }
+}
+
 /// `kernel_avx2` with A read in place (row stride `lda` > 0), no epilogue but the accumulation.
 AVX2_TARGET
 static void kernel_avx2_inplace_a(int k, const float *a, ptrdiff_t lda, const float *b, float *c, ptrdiff_t ldc, int mv,
@@ -290,32 +341,17 @@ static void kernel_avx2_inplace_a(int k, const float *a, ptrdiff_t lda, const fl
 
 void sxk_gemm_avx2(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0, int np1,
                    const sx_gemm_out *out) {
-    sxk_gemm_drive(kernel_avx2, NULL, MR_AVX2, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
+    sxk_gemm_drive(kernel_avx2, kernel_full_avx2, NULL, MR_AVX2, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
 }
 
 /* ---------------------------------------------------------------- sx_sgemm's blocks */
 
 /// sx_sgemm's full 6×16 tile: no bias, residual, activation or masks, so that the call costs only
 /// what the K loop needs (kernel_avx2 for these spent ~4 % of its samples outside the loop).
-/// K in steps of 4 with the pointers advanced once per 4 steps.
 AVX2_TARGET __attribute__((noinline))
 static void sgemm_tile_full_avx2(int k, const float *a, const float *b, float *c, ptrdiff_t ldc, int accum) {
     __m256 acc0[MR_AVX2], acc1[MR_AVX2];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < MR_AVX2; r++) {
-        acc0[r] = _mm256_setzero_ps();
-        acc1[r] = _mm256_setzero_ps();
-        _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + (ptrdiff_t)r * ldc + NR - 1), _MM_HINT_T0);
-    }
-    int p = 0;
-    for (; p + 4 <= k; p += 4, a += 4 * MR_AVX2, b += 4 * NR) {
-        tile_step_avx2(MR_AVX2, a, b, acc0, acc1);
-        tile_step_avx2(MR_AVX2, a + MR_AVX2, b + NR, acc0, acc1);
-        tile_step_avx2(MR_AVX2, a + 2 * MR_AVX2, b + 2 * NR, acc0, acc1);
-        tile_step_avx2(MR_AVX2, a + 3 * MR_AVX2, b + 3 * NR, acc0, acc1);
-    }
-    for (; p < k; p++, a += MR_AVX2, b += NR) tile_step_avx2(MR_AVX2, a, b, acc0, acc1);
+    full_tile_loop_avx2(k, a, b, c, ldc, acc0, acc1);
 #pragma clang loop unroll(full)
     for (int r = 0; r < MR_AVX2; r++) {
         float *cr = c + (ptrdiff_t)r * ldc;

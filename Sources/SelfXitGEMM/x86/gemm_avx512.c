@@ -649,7 +649,7 @@ static inline void kernel_ct(const int R, int k, const float *px, const float *w
 
 void sxk_gemm_avx512(const float *pa, int m, int k, int mp0, int mp1, const float *pb, int n, int np0, int np1,
                      const sx_gemm_out *out) {
-    sxk_gemm_drive(kernel_avx512, kernel_avx512_x2, MR_AVX512, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
+    sxk_gemm_drive(kernel_avx512, NULL, kernel_avx512_x2, MR_AVX512, pa, m, k, mp0, mp1, pb, n, np0, np1, out);
 }
 
 /// sx_sgemm's few-columns tile: `R` (1…8) rows of A read in place (`lda` apart) × one or two B

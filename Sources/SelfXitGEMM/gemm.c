@@ -260,8 +260,8 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
 /// One tile of the driver: A panel `mp` × B panel `np` over the K block `kb0..<kb0+klen`, with
 /// the epilogue on the last block; a panel straddling samples is computed whole into a tile and
 /// scattered (a residual in place is read just before its element is written).
-static inline void drive_tile(sxk_tile_fn kern, int mr, const float *pa, int m, int k, int mp, const float *pb, int n,
-                              int np, int kb0, int klen, int first, int last, int in_place, const sx_gemm_out *out) {
+static inline void drive_tile(sxk_tile_fn kern, sxk_tile_fn kern_full, int mr, const float *pa, int m, int k, int mp,
+                              const float *pb, int n, int np, int kb0, int klen, int first, int last, int in_place, const sx_gemm_out *out) {
     const int cps = out->cols_per_sample;
     const float *ap = pa + (size_t)mp * mr * k;
     const int row0 = mp * mr;
@@ -276,8 +276,9 @@ static inline void drive_tile(sxk_tile_fn kern, int mr, const float *pa, int m, 
         float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
         const float *res = out->residual && last && !in_place
             ? out->residual + s0 * out->r_sample_stride + (ptrdiff_t)row0 * out->ldr + pix : NULL;
-        kern(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c, out->ldc, mv, nv,
-             last ? bias : NULL, res, out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
+        sxk_tile_fn tile = kern_full && mv == mr && nv == NR ? kern_full : kern;
+        tile(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c, out->ldc, mv, nv, last ? bias : NULL, res, out->ldr,
+             last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
     } else if (last) {
         float tile[SXK_MR_MAX * NR];
         kern(k, ap, bp, tile, NR, mv, NR, NULL, NULL, 0, SX_GEMM_ACT_NONE, 0, 0, 0);
@@ -361,7 +362,7 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile_fn kern_full, sxk_tile2_fn kern2,
                             continue;
                         }
                     }
-                    drive_tile(kern, mr, pa, m, k, mp, pb, n, np, kb0, klen, first, last, in_place, out);
+                    drive_tile(kern, kern_full, mr, pa, m, k, mp, pb, n, np, kb0, klen, first, last, in_place, out);
                 }
             }
         }

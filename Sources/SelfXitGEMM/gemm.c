@@ -261,7 +261,8 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
 /// the epilogue on the last block; a panel straddling samples is computed whole into a tile and
 /// scattered (a residual in place is read just before its element is written).
 static inline void drive_tile(sxk_tile_fn kern, sxk_tile_fn kern_full, int mr, const float *pa, int m, int k, int mp,
-                              const float *pb, int n, int np, int kb0, int klen, int first, int last, int in_place, const sx_gemm_out *out) {
+                              const float *pb, int n, int np, int kb0, int klen, int first, int last, int in_place,
+                              const sx_gemm_out *out) {
     const int cps = out->cols_per_sample;
     const float *ap = pa + (size_t)mp * mr * k;
     const int row0 = mp * mr;
@@ -323,7 +324,7 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile_fn kern_full, sxk_tile2_fn kern2,
         // block of one sample's pixels): its tiles then find their place in C without the two
         // divisions per tile `drive_tile` needs — a K = 64 tile is only ~400 cycles (MobileNetV2's
         // 24→144 at 56×56 ran in 0.91 of the time, ResNet-50's 64→256 0.94, one thread, Zen 3).
-        // `full` (where given) takes its full tiles: one call, no partial-tile masks.
+        // `kern_full` (where the configuration has one) takes the full tiles: no partial-tile masks.
         const int s_one = (np0 * NR) / cps, pix_one = s_one * cps;
         const int one_sample = s_one == ((np1 * NR < n ? np1 * NR : n) - 1) / cps;
         float *const c_one = out->c + s_one * out->c_sample_stride;

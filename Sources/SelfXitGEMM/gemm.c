@@ -259,10 +259,14 @@ void sx_im2col_packed(const float *x, const sx_im2col_geom *g, int r0, int r1, i
 
 /// One tile of the driver: A panel `mp` × B panel `np` over the K block `kb0..<kb0+klen`, with
 /// the epilogue on the last block; a panel straddling samples is computed whole into a tile and
-/// scattered (a residual in place is read just before its element is written).
+/// scattered (a residual in place is read just before its element is written). `sample`: the
+/// sample all of the panel's columns belong to where the caller knows it, else −1 (found here,
+/// two divisions — a tenth of a K = 64 tile's ~400 cycles). `kern_full` (may be NULL) takes the
+/// full tiles of one sample: no partial-tile masks.
+__attribute__((always_inline))
 static inline void drive_tile(sxk_tile_fn kern, sxk_tile_fn kern_full, int mr, const float *pa, int m, int k, int mp,
                               const float *pb, int n, int np, int kb0, int klen, int first, int last, int in_place,
-                              const sx_gemm_out *out) {
+                              int sample, const sx_gemm_out *out) {
     const int cps = out->cols_per_sample;
     const float *ap = pa + (size_t)mp * mr * k;
     const int row0 = mp * mr;
@@ -271,7 +275,7 @@ static inline void drive_tile(sxk_tile_fn kern, sxk_tile_fn kern_full, int mr, c
     const float *bp = pb + (size_t)np * NR * k;
     const int col0 = np * NR;
     int nv = n - col0 < NR ? n - col0 : NR;
-    int s0 = col0 / cps, s1 = (col0 + nv - 1) / cps;
+    const int s0 = sample >= 0 ? sample : col0 / cps, s1 = sample >= 0 ? sample : (col0 + nv - 1) / cps;
     if (s0 == s1) {
         int pix = col0 - s0 * cps;
         float *c = out->c + s0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
@@ -320,15 +324,12 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile_fn kern_full, sxk_tile2_fn kern2,
         // read each A panel once per B panel with twice the loads per FMA.
         if (ppb < 2) ppb = 2;
         ppb &= ~1;
-        // Whether every column of the panels belongs to one sample (a batch-1 product, or a
-        // block of one sample's pixels): its tiles then find their place in C without the two
-        // divisions per tile `drive_tile` needs — a K = 64 tile is only ~400 cycles (MobileNetV2's
-        // 24→144 at 56×56 ran in 0.91 of the time, ResNet-50's 64→256 0.94, one thread, Zen 3).
-        // `kern_full` (where the configuration has one) takes the full tiles: no partial-tile masks.
-        const int s_one = (np0 * NR) / cps, pix_one = s_one * cps;
-        const int one_sample = s_one == ((np1 * NR < n ? np1 * NR : n) - 1) / cps;
-        float *const c_one = out->c + s_one * out->c_sample_stride;
-        const float *const r_one = out->residual && last && !in_place ? out->residual + s_one * out->r_sample_stride : NULL;
+        // The sample every column of the panels belongs to (a batch-1 product, or a block of one
+        // sample's pixels), else −1: its tiles then find their place in C without dividing
+        // (MobileNetV2's 24→144 at 56×56 ran in 0.91 of the time, ResNet-50's 64→256 0.94, one
+        // thread, Zen 3; BENCHMARKS §7.35).
+        const int s_first = (np0 * NR) / cps;
+        const int sample = s_first == ((np1 * NR < n ? np1 * NR : n) - 1) / cps ? s_first : -1;
         for (int nb = np0; nb < np1; nb += ppb) {
             int ne = nb + ppb < np1 ? nb + ppb : np1;
             for (int mp = mp0; mp < mp1; mp++) {
@@ -339,18 +340,10 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile_fn kern_full, sxk_tile2_fn kern2,
                 for (int np = nb; np < ne; np++) {
                     const float *bp = pb + (size_t)np * NR * k;
                     int col0 = np * NR;
-                    if (one_sample && !(kern2 && np + 1 < ne)) {
-                        const int nv = n - col0 < NR ? n - col0 : NR, pix = col0 - pix_one;
-                        sxk_tile_fn tile = kern_full && mv == mr && nv == NR ? kern_full : kern;
-                        tile(klen, ap + (size_t)kb0 * mr, bp + (size_t)kb0 * NR, c_one + (ptrdiff_t)row0 * out->ldc + pix,
-                             out->ldc, mv, nv, last ? bias : NULL, r_one ? r_one + (ptrdiff_t)row0 * out->ldr + pix : NULL,
-                             out->ldr, last ? out->act : SX_GEMM_ACT_NONE, out->lo, out->hi, !first || in_place);
-                        continue;
-                    }
                     if (kern2 && np + 1 < ne) {
                         // Two panels at once when all their columns belong to one sample.
                         int nv2 = n - col0 < 2 * NR ? n - col0 : 2 * NR;
-                        int t0 = col0 / cps, t1 = (col0 + nv2 - 1) / cps;
+                        int t0 = sample >= 0 ? sample : col0 / cps, t1 = sample >= 0 ? sample : (col0 + nv2 - 1) / cps;
                         if (t0 == t1) {
                             int pix = col0 - t0 * cps;
                             float *c = out->c + t0 * out->c_sample_stride + (ptrdiff_t)row0 * out->ldc + pix;
@@ -363,7 +356,7 @@ void sxk_gemm_drive(sxk_tile_fn kern, sxk_tile_fn kern_full, sxk_tile2_fn kern2,
                             continue;
                         }
                     }
-                    drive_tile(kern, kern_full, mr, pa, m, k, mp, pb, n, np, kb0, klen, first, last, in_place, out);
+                    drive_tile(kern, kern_full, mr, pa, m, k, mp, pb, n, np, kb0, klen, first, last, in_place, sample, out);
                 }
             }
         }

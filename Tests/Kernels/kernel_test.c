@@ -725,7 +725,8 @@ int main(void) {
             check_small_rows(cfg, rows, 64, 70);
             check_small_rows(cfg, rows, 5, 3);
             check_small_rows(cfg, rows, 300, 45);  /* 1–2 rows: two 128-column passes, then a 44-column tail */
-            check_small_rows(cfg, rows, 1000, 130);  /* a classifier's width: AVX2's one-row strips of 64 + a 40-column tail */
+            check_small_rows(cfg, rows, 1000, 130);  /* a classifier's width: 125 vectors a row (AVX2's one row), 40-column tails */
+            check_small_rows(cfg, rows, 2100, 23);   /* AVX2's one row: chunks of 1024 columns, a K tail of 3 */
         }
         int pools[][6] = {{13, 17, 3, 3, 2, 1}, {112, 112, 3, 3, 2, 1}, {9, 31, 3, 3, 1, 1}, {8, 8, 2, 2, 2, 0},
                           {7, 40, 3, 2, 1, 0}, {5, 3, 3, 3, 2, 1}, {30, 57, 3, 3, 2, 0}, {4, 9, 1, 1, 1, 0},

@@ -5,8 +5,10 @@ final class KernelGemmTests: XCTestCase {
     func testDenseVariants() {
         var rng = SeededRandom(3)
         // Up to 8 rows take the small-rows kernel (AVX-512): every row count, column tails of
-        // 1–31 past whole 32-column blocks; 9 and more rows go to the packed `sx_sgemm`.
-        for (rows, k, n) in [(1, 7, 5), (1, 300, 1000), (5, 64, 10), (37, 33, 70), (2, 40, 33), (3, 5, 47),
+        // 1–31 past whole 32-column blocks; 9 and more rows go to the packed `sx_sgemm`. One row
+        // over a B of 2^18+ floats with K ≥ 64 a thread splits K (1×300×1000 and 1×390×700 at 2
+        // and 3 threads, 1×130×2100 at 2; at 3 threads its columns).
+        for (rows, k, n) in [(1, 7, 5), (1, 300, 1000), (1, 390, 700), (1, 130, 2100), (5, 64, 10), (37, 33, 70), (2, 40, 33), (3, 5, 47),
                              (4, 17, 64), (6, 9, 95), (7, 3, 16), (8, 129, 47), (9, 20, 17)] {
             let w = rng.array(k * n)
             for transposed in [false, true] {

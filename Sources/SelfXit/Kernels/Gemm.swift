@@ -73,6 +73,9 @@ package final class DenseKernel {
         guard rows > 0 else { return }
         precondition(biasRows <= 1 || biasRows == rows, "Gemm [M, N] bias needs rows == M")
         let threads = pool.threadCount
+        if rows == 1 && threads > 1 && usesSmallRows(1) && k >= 64 * threads && k * n >= 1 << 18 {
+            return runSplittingK(input: input, output: output, pool: pool)
+        }
         // Split rows when there are plenty; otherwise columns (each thread then streams its part of B).
         let splitRows = rows >= 4 * threads && !usesSmallRows(rows)
         pool.parallelFor(threads) { t in
@@ -80,6 +83,25 @@ package final class DenseKernel {
             let c = splitRows ? 0..<n : slice(n, t, threads)
             tile(input, output, rows: r, cols: c)
         }
+    }
+
+    /// One row over a large B (a classifier at batch 1, B from memory): each thread takes a
+    /// share of K — whole rows of B, one contiguous run — and the shares' products are summed.
+    /// Split by columns, every thread read a slice of every row of B, runs `n` floats apart:
+    /// ResNet-50's 2048→1000 layer took 0.54–0.69 ms that way against 0.38–0.42 split by K
+    /// (AMD EPYC Zen 3, 2 threads, B cycled through 64 MB; ONNX Runtime's node 0.35).
+    private func runSplittingK(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        let threads = pool.threadCount
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: (threads - 1) * n) { partials in
+            let partial = partials.baseAddress!
+            pool.parallelFor(threads) { t in
+                let share = slice(k, t, threads)
+                smallRows!(1, Int32(n), Int32(share.count), alpha, input + share.lowerBound, k,
+                           packed + share.lowerBound * n, n, t == 0 ? output : partial + (t - 1) * n, n)
+            }
+            for t in 1..<threads { addBiasAndResidual(output, count: n, bias: 0, residual: partial + (t - 1) * n) }
+        }
+        finishRows(output, rows: 0..<1, cols: 0..<n)
     }
 
     @inline(__always)
@@ -94,6 +116,13 @@ package final class DenseKernel {
             sx_sgemm(isa, 0, 0, Int32(rows.count), Int32(cols.count), Int32(k),
                      alpha, a + rows.lowerBound * k, k, packed + cols.lowerBound, n, 0, out, n)
         }
+        finishRows(y, rows: rows, cols: cols)
+    }
+
+    /// `beta · C` and the activation on rows `rows`, columns `cols` of the product `y`.
+    @inline(__always)
+    private func finishRows(_ y: UnsafeMutablePointer<Float>, rows: Range<Int>, cols: Range<Int>) {
+        let out = y + rows.lowerBound * n + cols.lowerBound
         for r in 0..<rows.count {
             let row = out + r * n
             if let bias {

@@ -53,9 +53,9 @@ static inline void small_rows_strip(const int R, const int V, const int FULL, in
 /// after row: y (a chunk of up to `ONE_ROW_CHUNK` columns, in L1) gathers four K rows a pass, so B
 /// streams as four sequential runs the hardware prefetchers follow. Column strips down B (64
 /// columns, 8 accumulators: one 256-byte piece of each row, a page apart) ran ResNet-50's 2048→1000
-/// layer at 0.6–0.7 of ONNX Runtime's rate on an AMD EPYC Zen 3 with B from memory; row after row,
-/// and with `DenseKernel` splitting K over the threads so each streams whole rows, 0.54–0.63 of the
-/// strips' time (0.38–0.42 against 0.54–0.69 ms, 2 threads, B cycled through 64 MB).
+/// layer at about 0.7 of ONNX Runtime's rate on an AMD EPYC Zen 3 with B from memory; row after
+/// row, and with `DenseKernel` splitting K over the threads so each streams whole rows, 0.57–0.70
+/// of the strips' time (0.38–0.42 against 0.54–0.69 ms, 2 threads, B cycled through 64 MB).
 #define ONE_ROW_CHUNK 1024
 AVX2_TARGET
 static void one_row_avx2(int n, int k, float alpha, const float *x, const float *b, ptrdiff_t ldb, float *y) {

@@ -30,6 +30,19 @@ static inline void tile_step_avx2(const int R, const float *ap, const float *bp,
     }
 }
 
+/// The epilogue of one full 16-column row of a tile (`v0`, `v1`: its two vectors): C added when
+/// accumulating, then the row's bias, the residual row, the activation; plain loads and stores.
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void store_full_row_avx2(__m256 v0, __m256 v1, float *cr, int accum, const float *bias, int r,
+                                       const float *rr, int act, __m256 vlo, __m256 vhi) {
+    if (accum) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
+    if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
+    if (rr) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(rr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(rr + 8)); }
+    _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
+    _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
+}
+
 /// The 6×16 tile for `R` rows (1…6, a constant after inlining: a tail panel computes only its
 /// rows — 64 or 128 output channels are 10⅔ or 21⅓ panels of 6, and a full-height tile there
 /// wasted 3 % of the FMAs). A element (p, r) is `a[p·6 + r]` (packed) or, with `lda` > 0,
@@ -92,19 +105,14 @@ static inline void tile_avx2(const int R, const ptrdiff_t lda, int k, const floa
     for (int r = 0; r < R; r++) {
         __m256 v0 = acc0[r], v1 = acc1[r];
         float *cr = c + (ptrdiff_t)r * ldc;
-        if (accum) {
-            v0 = _mm256_add_ps(v0, nv == NR ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, m0));
-            v1 = _mm256_add_ps(v1, nv == NR ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, m1));
-        }
-        if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
         if (nv == NR) {
-            if (res) {
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr));
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr + 8));
-            }
-            _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
-            _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
+            store_full_row_avx2(v0, v1, cr, accum, bias, r, res ? res + (ptrdiff_t)r * ldr : NULL, act, vlo, vhi);
         } else {
+            if (accum) {
+                v0 = _mm256_add_ps(v0, _mm256_maskload_ps(cr, m0));
+                v1 = _mm256_add_ps(v1, _mm256_maskload_ps(cr + 8, m1));
+            }
+            if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
             if (res) {
                 v0 = _mm256_add_ps(v0, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr, m0));
                 v1 = _mm256_add_ps(v1, _mm256_maskload_ps(res + (ptrdiff_t)r * ldr + 8, m1));
@@ -305,18 +313,9 @@ static void kernel_full_avx2(int k, const float *a, const float *b, float *c, pt
     full_tile_loop_avx2(k, a, b, c, ldc, acc0, acc1);
     const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
 #pragma clang loop unroll(full)
-    for (int r = 0; r < MR_AVX2; r++) {
-        float *cr = c + (ptrdiff_t)r * ldc;
-        __m256 v0 = acc0[r], v1 = acc1[r];
-        if (accum) { v0 = _mm256_add_ps(v0, _mm256_loadu_ps(cr)); v1 = _mm256_add_ps(v1, _mm256_loadu_ps(cr + 8)); }
-        if (bias) { __m256 bv = _mm256_set1_ps(bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
-        if (res) {
-            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr));
-            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(res + (ptrdiff_t)r * ldr + 8));
-        }
-        _mm256_storeu_ps(cr, act8(v0, act, vlo, vhi));
-        _mm256_storeu_ps(cr + 8, act8(v1, act, vlo, vhi));
-    }
+    for (int r = 0; r < MR_AVX2; r++)
+        store_full_row_avx2(acc0[r], acc1[r], c + (ptrdiff_t)r * ldc, accum, bias, r, res ? res + (ptrdiff_t)r * ldr : NULL,
+                            act, vlo, vhi);
 }
 
 /// `kernel_avx2` with A read in place (row stride `lda` > 0), no epilogue but the accumulation.

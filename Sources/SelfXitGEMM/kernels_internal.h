@@ -200,6 +200,9 @@ SXK_HIDDEN void sxk_dw3x3_direct_avx2(const float *x, int in_h, int in_w, int st
                                       const float *w, float bias, const float *res, float *out, int oy0, int oy1,
                                       int out_w, int act, float lo, float hi);
 SXK_HIDDEN void sxk_deinterleave2_avx2(const float *s, float *d, int lo, int hi);
+/* x86/im2col_avx2.c */
+SXK_HIDDEN void sxk_im2col_avx2(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0,
+                                float *dst);
 SXK_HIDDEN void sxk_sigmoid_avx2(const float *x, float *y, size_t n);
 /* x86/depthwise_kxk_avx2.c */
 SXK_HIDDEN void sxk_dw_direct_avx2(const float *x, int in_h, int in_w, int kh, int kw, int stride, int pad_top,

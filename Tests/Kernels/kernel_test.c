@@ -745,7 +745,15 @@ int main(void) {
                             {5, 2, 3, 2, 2, 1, 1, 0, 1, 19, 0, 2, 3},
                             {6, 9, 9, 3, 3, 2, 1, 1, 0, 54, 0, 5, 0},         /* 81 px: the gather */
                             {3, 28, 28, 3, 3, 1, 1, 1, 0, 27, 0, 28, 0},      /* large: row segments */
-                            {4, 30, 31, 3, 3, 2, 1, 1, 2, 36, 3, 11, 21}};
+                            {4, 30, 31, 3, 3, 2, 1, 1, 2, 36, 3, 11, 21},
+                            /* AVX2's lines: two passes of whole rows, K rows cut mid kernel row */
+                            {8, 56, 56, 3, 3, 2, 1, 1, 1, 71, 0, 28, 5},
+                            {3, 20, 23, 7, 7, 2, 1, 3, 0, 147, 0, 10, 0},      /* 7×7 stride 2: tap pairs */
+                            {5, 11, 13, 2, 2, 2, 1, 0, 1, 19, 0, 5, 9},        /* 2×2 stride 2, no padding */
+                            {4, 9, 10, 4, 4, 1, 1, 2, 0, 64, 0, 8, 0},         /* 4×4 stride 1 */
+                            {2, 9, 520, 3, 3, 2, 1, 1, 0, 18, 0, 3, 0},        /* 260-pixel rows: segments */
+                            {2, 12, 12, 9, 9, 1, 1, 4, 0, 162, 0, 12, 3},      /* 9 taps a row: segments */
+                            {3, 10, 11, 3, 3, 3, 1, 1, 0, 27, 0, 4, 0}};       /* stride 3: portable */
             for (size_t i = 0; i < sizeof ic / sizeof ic[0]; i++)
                 check_im2col(cfg, ic[i][0], ic[i][1], ic[i][2], ic[i][3], ic[i][4], ic[i][5], ic[i][6], ic[i][7],
                              ic[i][8], ic[i][9], ic[i][10], ic[i][11], ic[i][12]);

@@ -42,7 +42,7 @@ static const sx_kernel_config avx2_config = {
     .ct = NULL, .ctd = sxk_ctd_avx2,
     // Up to 8 rows: 6 × 16 columns or 8 × 8 a strip, B read once, in place (x86/small_rows_avx2.c).
     .small_rows = sxk_small_rows_avx2,
-    .im2col = sxk_im2col_portable,
+    .im2col = sxk_im2col_avx2,
     .dw3x3_plane = sxk_dw3x3_plane_avx2,
     // In-place depthwise with plain loads inside the row and masked ones only on the edge strips
     // (x86/depthwise_avx2.c). The first port, 9 masked loads per 8 outputs, measured 14–215 %

@@ -1,7 +1,8 @@
 // One convolution's packed product as Conv2D runs it (im2col or the 1×1 copy into packed B by
 // blocks of output rows, then sx_gemm_compute on the whole block), against the same product
 // through sx_sgemm's BLIS-ordered blocks (`sxk_sgemm_block_avx2` on the same packed B, no
-// epilogue) and through sx_sgemm itself (1×1 only: it packs the input in place of the copy).
+// epilogue) and through sx_sgemm itself (1×1 only: it packs the input in place of the copy); for
+// kernels over 1×1, the product on B packed by the portable im2col instead of the configuration's.
 // One thread, thread CPU time, the three alternating per iteration (a shared host's state moves
 // over seconds: alternating keeps the comparison fair); min and median of 40 per variant.
 // Not part of the library or of `make test`. Build with clang, as SwiftPM does:
@@ -16,6 +17,7 @@
 #include <time.h>
 #include "selfxit_gemm.h"
 
+void sxk_im2col_portable(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst);
 void sxk_sgemm_block_avx2(int mc, int nc, int kc, const float *pa, const float *pb, float *c, ptrdiff_t ldc, int accum);
 
 static double now(void) {
@@ -46,20 +48,21 @@ int main(int argc, char **argv) {
         if (rowsPerBlock > OH) rowsPerBlock = OH;
     }
     float *pb = aligned_alloc(64, (sizeof(float) * sx_gemm_packed_b_floats(rowsPerBlock * OH + 16, K) + 63) / 64 * 64);
-    const char *names[3] = {"sx_gemm_compute", "sgemm blocks", "sx_sgemm"};
-    const int variants = pointwise ? 3 : 2;
+    const char *names[3] = {"sx_gemm_compute", "sgemm blocks", pointwise ? "sx_sgemm" : "portable im2col"};
+    const int variants = 3;
     enum { IT = 40 };
     double t[3][IT];
     for (int it = -3; it < IT; it++)
         for (int v = 0; v < variants; v++) {
             if (v == 1 && !block_avx2) { if (it >= 0) t[v][it] = 0; continue; }
             const double t0 = now();
-            if (v == 2) {
+            if (v == 2 && pointwise) {
                 sx_sgemm(isa, 0, 0, M, n, K, 1.0f, w, K, x, n, 0.0f, y, n);
             } else {
                 for (int oy = 0; oy < OH; oy += rowsPerBlock) {
                     const int oy1 = oy + rowsPerBlock < OH ? oy + rowsPerBlock : OH, cols = (oy1 - oy) * OH;
                     if (pointwise) sx_gemm_pack_b(x + oy * OH, n, cols, K, 0, K, 0, pb);
+                    else if (v == 2) sxk_im2col_portable(x, &g, 0, K, oy, oy1, 0, pb);
                     else sx_im2col_packed(x, &g, 0, K, oy, oy1, 0, pb);
                     sx_gemm_pack_b_zero_tail(cols, K, 0, K, pb);
                     sx_gemm_out o = {y + oy * OH, n, 0, NULL, 0, 0, NULL, n, SX_GEMM_ACT_NONE, 0, 0};

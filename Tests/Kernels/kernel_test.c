@@ -753,7 +753,8 @@ int main(void) {
                             {4, 9, 10, 4, 4, 1, 1, 2, 0, 64, 0, 8, 0},         /* 4×4 stride 1 */
                             {2, 9, 520, 3, 3, 2, 1, 1, 0, 18, 0, 3, 0},        /* 260-pixel rows: segments */
                             {2, 12, 12, 9, 9, 1, 1, 4, 0, 162, 0, 12, 3},      /* 9 taps a row: segments */
-                            {3, 10, 11, 3, 3, 3, 1, 1, 0, 27, 0, 4, 0}};       /* stride 3: portable */
+                            {3, 10, 11, 3, 3, 3, 1, 1, 0, 27, 0, 4, 0},        /* stride 3: portable */
+                            {4, 8, 8, 3, 3, 2, 1, 1, 0, 36, 2, 2, 16}};        /* no output rows: dst untouched */
             for (size_t i = 0; i < sizeof ic / sizeof ic[0]; i++)
                 check_im2col(cfg, ic[i][0], ic[i][1], ic[i][2], ic[i][3], ic[i][4], ic[i][5], ic[i][6], ic[i][7],
                              ic[i][8], ic[i][9], ic[i][10], ic[i][11], ic[i][12]);

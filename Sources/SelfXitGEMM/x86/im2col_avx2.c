@@ -138,6 +138,7 @@ static void im2col_lines_avx2(const float *x, const sx_im2col_geom *g, int r0, i
 }
 
 void sxk_im2col_avx2(const float *x, const sx_im2col_geom *g, int r0, int r1, int oy0, int oy1, int col0, float *dst) {
+    if (g->out_w <= 0 || oy1 <= oy0 || r1 <= r0) return;  // no pixels or no rows: nothing to write
     if (g->stride_w != 1 && g->stride_w != 2) {
         sxk_im2col_portable(x, g, r0, r1, oy0, oy1, col0, dst);
     } else if (g->dilation_w == 1 && g->kernel_w <= LINE_TAPS && g->out_w <= LINE_PIXELS) {

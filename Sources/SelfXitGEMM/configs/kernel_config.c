@@ -43,7 +43,7 @@ static const sx_kernel_config avx2_config = {
     // Up to 8 rows: 6 × 16 columns or 8 × 8 a strip, B read once, in place (x86/small_rows_avx2.c).
     .small_rows = sxk_small_rows_avx2,
     // A kernel row at a time, one load serving two stride-2 taps (x86/im2col_avx2.c): the stride-2
-    // 3×3 layers alone in 0.86–0.92 of their time on the portable im2col (Zen 3, BENCHMARKS §7.37).
+    // 3×3 layers alone in 0.86–0.97 of their time on the portable im2col (Zen 3, BENCHMARKS §7.37).
     .im2col = sxk_im2col_avx2,
     .dw3x3_plane = sxk_dw3x3_plane_avx2,
     // In-place depthwise with plain loads inside the row and masked ones only on the edge strips

@@ -57,7 +57,8 @@ static void im2col_segment_avx2(const float *x, const sx_im2col_geom *g, int c, 
 }
 
 /// Pixels `p..p+len` of one tap's line into K row `r` of packed B (`k` rows) from column `col`:
-/// a panel's 16 columns of a row are 64 contiguous bytes.
+/// a panel's 16 columns of a row are 64 contiguous bytes. gemm.c's `put_run` on vectors (its
+/// `memcpy` of a panel's partial run is a library call a chunk).
 AVX2_TARGET
 static inline void line_to_panels(float *dst, int k, int r, int col, const float *line, int len) {
     while (len > 0) {
@@ -90,7 +91,9 @@ static void im2col_lines_avx2(const float *x, const sx_im2col_geom *g, int r0, i
     const size_t plane = (size_t)in_h * in_w;
     const int rows_a_pass = LINE_PIXELS / ow;
     // Two sets of lines: a kernel row's lines are copied out after the next one's are built, so
-    // the copy's 32-byte loads do not wait on the stores that wrote them (at other offsets).
+    // the copy's 32-byte loads need not wait on the stores that wrote them (at other offsets).
+    // Measured against one set (a /tmp probe, one thread, Zen 3, three runs alternating): 0.83–0.97
+    // of its packing time on 64 channels 28×28 stride 2, level on 14×14 and 7×7 planes.
     float lines[2][LINE_TAPS][LINE_PIXELS + LINE_SLACK] __attribute__((aligned(32)));
     for (int ya = oy0; ya < oy1; ya += rows_a_pass) {
         const int yb = ya + rows_a_pass < oy1 ? ya + rows_a_pass : oy1;

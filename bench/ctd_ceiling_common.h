@@ -69,6 +69,8 @@ static void ctd_layer_gflops(ctd_kernel kernel, int c, int h, int m, int batch, 
     }
     sx_gemm_direct_b b = {xp, off, (h - 1) * pw + w, pw, w};
     if (row_lists) { b.row_k_span = span; b.row_k = rowk; }
+    // The window stated, as DirectConvPlan states it at stride 1 (`sx_gemm_direct_b.win_*`).
+    b.win_h = 3; b.win_w = 3; b.win_row = pw; b.win_col = 1; b.win_channel = ph * pw;
     sx_gemm_out o = {y, (ptrdiff_t)h * w, 0, NULL, 0, 0, bias, h * w, SX_GEMM_ACT_RELU, 0, 0};
     const int panels = (m + 15) / 16;
     const double flops = 2.0 * m * k * h * w;

@@ -1,10 +1,11 @@
 """Single convolutions of ResNet-50 against ONNX Runtime, one model per layer, interleaved.
 
-    .cache/isa-venv/bin/python bench/layer_compare.py [--threads 1] [--rounds 3] [--only NAME ...]
+    .cache/isa-venv/bin/python bench/layer_compare.py [--threads 1] [--batch 1] [--rounds 3] [--only NAME ...]
 
 Each layer is a model of its own (Conv + bias + ReLU, random weights, opset 17, written once to
-.cache/layer-models/) timed by compare.py's `measure_round` (the two engines taking turns), 60
-batches of 1 a round; it prints the pooled medians and each round's ratio. The ratios include
+.cache/layer-models/) timed by compare.py's `measure_round` (the two engines taking turns),
+max(8, 60 / batch) batches of --batch a round (60 of 1 by default); it prints the pooled
+medians and each round's ratio. The ratios include
 each engine's model boundary (our output copy, ORT's layout reorders), large on these one-layer
 models; they locate a whole model's gap by layer shape (BENCHMARKS §7.23).
 """
@@ -57,12 +58,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch", type=int, default=1)
     p.add_argument("--only", nargs="+", choices=list(LAYERS), metavar="NAME")
     p.add_argument("--selfxit-bin", default=os.path.join(ROOT, ".build", "release", "selfxit-bench"))
     p.add_argument("--models-dir", default=os.path.join(ROOT, ".cache", "layer-models"))
     args = p.parse_args(argv)
-    if args.threads < 1 or args.rounds < 1:
-        p.error("--threads and --rounds must be at least 1")
+    if args.threads < 1 or args.rounds < 1 or args.batch < 1:
+        p.error("--threads, --rounds and --batch must be at least 1")
     os.makedirs(args.models_dir, exist_ok=True)
     for name in args.only or LAYERS:
         path = os.path.join(args.models_dir, name + ".onnx")
@@ -70,12 +72,15 @@ def main(argv=None):
             make_model(path, *LAYERS[name])
         ratios, ort_all, ours_all = [], [], []
         for _ in range(args.rounds):
-            r = compare.measure_round(path, 1, args.threads, 60, 3, args.selfxit_bin, 300)
-            ratios.append(statistics.median(r["ours"][0]) / statistics.median(r["ort"][0]))
-            ort_all += r["ort"][0]
-            ours_all += r["ours"][0]
+            r = compare.measure_round(path, args.batch, args.threads, max(8, 60 // args.batch), 3, args.selfxit_bin, 300)
+            # measure_round gives each engine's turns (bursts of batches): pooled here.
+            ort_ms = [t for turn in r["ort"][0] for t in turn]
+            ours_ms = [t for turn in r["ours"][0] for t in turn]
+            ratios.append(statistics.median(ours_ms) / statistics.median(ort_ms))
+            ort_all += ort_ms
+            ours_all += ours_ms
         ort, ours = statistics.median(ort_all), statistics.median(ours_all)
-        print(f"{name:18s} threads {args.threads}: ORT {ort:.3f} ms, ours {ours:.3f} ms, ratio {ours / ort:.2f}, "
+        print(f"{name:18s} batch {args.batch} threads {args.threads}: ORT {ort:.3f} ms, ours {ours:.3f} ms, ratio {ours / ort:.2f}, "
               f"rounds {' '.join(f'{x:.2f}' for x in ratios)}", flush=True)
 
 

@@ -110,7 +110,7 @@ static void check_direct(const sx_kernel_config *cfg, int cin, int h, int w, int
     poison(x, (size_t)cin * gh * gw);
     poison(res, csize);
     memcpy(c2, c1, csize * sizeof(float));
-    sx_gemm_direct_b db = {x, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL};
+    sx_gemm_direct_b db = {x, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0};
     sx_gemm_out o1 = {c1, oh * ow, 0, residual ? res : NULL, oh * ow, 0, bias, oh * ow, act, 0.0f, 6.0f};
     sx_gemm_out o2 = o1;
     o2.c = c2;
@@ -126,8 +126,10 @@ static void check_direct(const sx_kernel_config *cfg, int cin, int h, int w, int
 }
 
 /* The channel-major direct product (`ctd`) of one configuration vs the portable one (skipped where
- * the configuration has none): partial channel panels, bias, residual (2: in place), K blocks. */
-static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int pad, int act, int residual) {
+ * the configuration has none): partial channel panels, bias, residual (2: in place), K blocks.
+ * `window`: B states its offsets' layout (`sx_gemm_direct_b.win_*`, as the planner does at stride 1). */
+static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int pad, int act, int residual,
+                      int window) {
     if (!cfg->ctd) return;
     int gw = w + 2 * pad, gh = h + 2 * pad, oh = gh - ks + 1, ow = gw - ks + 1;
     int k = cin * ks * ks, n = (oh - 1) * gw + ow;
@@ -141,7 +143,8 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
     poison(res, csize);
     if (residual == 2) memcpy(c1, res, csize * sizeof(float));
     memcpy(c2, c1, csize * sizeof(float));
-    sx_gemm_direct_b db = {x, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL};
+    sx_gemm_direct_b db = {x, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0};
+    if (window) { db.win_h = ks; db.win_w = ks; db.win_row = gw; db.win_col = 1; db.win_channel = gh * gw; }
     sx_gemm_out o1 = {c1, oh * ow, 0, residual == 2 ? c1 : residual ? res : NULL, oh * ow, 0, bias, oh * ow, act, 0.0f, 6.0f};
     sx_gemm_out o2 = o1;
     o2.c = c2;
@@ -151,8 +154,8 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
     cfg->ctd(pw, m, k, 0, panels, &db, split, oh, &o1);
     sxk_ctd_portable(pw, m, k, 0, panels, &db, 0, oh, &o2);
     char what[128];
-    snprintf(what, sizeof what, "ctd cin %d %dx%d m %d k%d pad %d act %d res %d%s", cin, h, w, m, ks, pad, act, residual,
-             nonfinite ? " nonfinite" : "");
+    snprintf(what, sizeof what, "ctd cin %d %dx%d m %d k%d pad %d act %d res %d%s%s", cin, h, w, m, ks, pad, act, residual,
+             window ? " window" : "", nonfinite ? " nonfinite" : "");
     expect_close(what, cfg->name, c1, c2, csize, 1e-5f * (float)(k + 1));
     free(x); free(a); free(bias); free(off); free(pw); free(res); free(c1); free(c2);
 }
@@ -168,7 +171,7 @@ static void check_ctd(const sx_kernel_config *cfg, int cin, int h, int w, int m,
  * Residual 0 none, 1 apart, 2 in place (the column segments gather and scatter C). Against the
  * portable kernel without lists on a zero-padded copy; the portable kernel with the lists too. */
 static void check_ctd_lists(const sx_kernel_config *cfg, int cin, int h, int w, int m, int ks, int padx, int pady,
-                            int residual, int columns) {
+                            int residual, int columns, int window) {
     int gw = w + 2 * padx, gh = h + 2 * pady, oh = gh - ks + 1, ow = gw - ks + 1;
     int k = cin * ks * ks, n = (oh - 1) * gw + ow;
     size_t xn = (size_t)cin * gh * gw + 64;
@@ -211,8 +214,9 @@ static void check_ctd_lists(const sx_kernel_config *cfg, int cin, int h, int w, 
     if (residual == 2) memcpy(c1, res, sizeof(float) * csize);
     memcpy(c2, c1, sizeof(float) * csize);
     memcpy(want, c1, sizeof(float) * csize);
-    sx_gemm_direct_b lists = {x, off, n, gw, ow, span, list, col0, col1, ncols, cols, cspan};
-    sx_gemm_direct_b plain = {xz, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL};
+    sx_gemm_direct_b lists = {x, off, n, gw, ow, span, list, col0, col1, ncols, cols, cspan, 0, 0, 0, 0, 0};
+    if (window) { lists.win_h = ks; lists.win_w = ks; lists.win_row = gw; lists.win_col = 1; lists.win_channel = gh * gw; }
+    sx_gemm_direct_b plain = {xz, off, n, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0};
     sx_gemm_out o1 = {c1, oh * ow, 0, residual == 2 ? c1 : residual ? res : NULL, oh * ow, 0, bias, oh * ow, SX_GEMM_ACT_RELU, 0, 0};
     sx_gemm_out o2 = o1, ow_ = o1;
     o2.c = c2;
@@ -220,8 +224,8 @@ static void check_ctd_lists(const sx_kernel_config *cfg, int cin, int h, int w, 
     if (residual == 2) { o2.residual = c2; ow_.residual = want; }
     int panels = (m + 15) / 16, split = oh / 3;
     char what[128];
-    snprintf(what, sizeof what, "ctd %s lists cin %d %dx%d m %d k%d pad %d/%d res %d", columns ? "row and column" : "row",
-             cin, h, w, m, ks, padx, pady, residual);
+    snprintf(what, sizeof what, "ctd %s lists cin %d %dx%d m %d k%d pad %d/%d res %d%s", columns ? "row and column" : "row",
+             cin, h, w, m, ks, padx, pady, residual, window ? " window" : "");
     sxk_ctd_portable(pw, m, k, 0, panels, &plain, 0, oh, &ow_);
     if (cfg->ctd) {
         cfg->ctd(pw, m, k, 0, panels, &lists, 0, split, &o1);
@@ -451,7 +455,7 @@ static void check_entry_points(void) {
                     for (int q = 0; q < kk3; q++) acc += (double)w3[i * kk3 + q] * x3[off3[q] + oy * gw + ox];
                     want3[i * oh * ow + oy * ow + ox] = (float)acc;
                 }
-        sx_gemm_direct_b db3 = {x3, off3, (oh - 1) * gw + ow, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL};
+        sx_gemm_direct_b db3 = {x3, off3, (oh - 1) * gw + ow, gw, ow, NULL, NULL, 0, 0, 0, NULL, NULL, 0, 0, 0, 0, 0};
         sx_gemm_out o3 = {c3, oh * ow, 0, NULL, oh * ow, 0, NULL, oh * ow, SX_GEMM_ACT_NONE, 0, 0};
         sx_gemm_compute_ctd(pw3, mm, kk3, 0, (mm + 15) / 16, &db3, 0, oh, &o3);
         /* Float sums of 9000 products of [−1, 1] values drift ~√K ulps of the terms' size: 1e-4 held
@@ -620,23 +624,36 @@ int main(void) {
             check_direct(cfg, 20, 7, 7, 13, 3, 1, acts[ai], ai != 1);
             /* 14×14 with K blocks (A over 1 MB): C re-read through the runs each block. */
             if (ai == 1) check_direct(cfg, 128, 14, 14, 256, 3, 1, acts[ai], 1);
-            check_ctd(cfg, 20, 7, 7, 20, 3, 1, acts[ai], ai);          /* 7-pixel rows: 4 + 3 */
-            check_ctd(cfg, 64, 14, 14, 37, 3, 1, acts[ai], 2 - ai);    /* K blocks; 14: 5 + 5 + 4 */
-            check_ctd(cfg, 30, 7, 7, 16, 1, 0, acts[ai], ai == 1);     /* dense: the plane as one run */
-            check_ctd(cfg, 9, 5, 13, 33, 3, 1, acts[ai], 1);           /* 13-pixel rows, 33 channels */
+            check_ctd(cfg, 20, 7, 7, 20, 3, 1, acts[ai], ai, 0);          /* 7-pixel rows: 4 + 3 */
+            check_ctd(cfg, 64, 14, 14, 37, 3, 1, acts[ai], 2 - ai, 0);    /* K blocks; 14: 5 + 5 + 4 */
+            check_ctd(cfg, 30, 7, 7, 16, 1, 0, acts[ai], ai == 1, 0);     /* dense: the plane as one run */
+            check_ctd(cfg, 9, 5, 13, 33, 3, 1, acts[ai], 1, 0);           /* 13-pixel rows, 33 channels */
+            /* The same with the window stated (AVX2 computes the taps: 3 wide only; K blocks of
+             * whole channels, 576 = 4 × 126 + 72), and windows it must leave to the offsets. */
+            check_ctd(cfg, 20, 7, 7, 20, 3, 1, acts[ai], ai, 1);
+            check_ctd(cfg, 64, 14, 14, 37, 3, 1, acts[ai], 2 - ai, 1);
+            check_ctd(cfg, 9, 5, 13, 33, 3, 1, acts[ai], 1, 1);
+            check_ctd(cfg, 30, 7, 7, 16, 1, 0, acts[ai], ai == 1, 1);
+            check_ctd(cfg, 9, 6, 13, 20, 5, 2, acts[ai], 0, 1);
             if (ai == 0) {
-                check_ctd_lists(cfg, 20, 7, 7, 20, 3, 1, 1, 0, 0);     /* 3×3: top and bottom rows skip a third */
-                check_ctd_lists(cfg, 16, 28, 28, 64, 3, 1, 1, 0, 0);   /* 28-pixel rows: 14 + 14, two pairs */
-                check_ctd_lists(cfg, 9, 6, 13, 33, 5, 2, 2, 0, 0);     /* 5×5: two row classes at each edge */
-                check_ctd_lists(cfg, 8, 4, 4, 17, 3, 3, 3, 0, 0);      /* rows wholly in the padding: empty lists */
-                check_ctd_lists(cfg, 20, 9, 28, 40, 3, 1, 0, 0, 1);    /* NaN columns: 26 + 2 columns of 9 rows */
-                check_ctd_lists(cfg, 12, 30, 14, 33, 3, 1, 0, 1, 1);   /* 14-pixel rows: 12 + 2; 30 rows: 14 + 16 */
-                check_ctd_lists(cfg, 9, 16, 13, 20, 5, 2, 0, 2, 1);    /* 5×5: two border columns a side, in place */
-                check_ctd_lists(cfg, 16, 7, 7, 64, 3, 1, 1, 2, 1);     /* rows and columns: corners in the row segments */
-                check_ctd_lists(cfg, 8, 20, 56, 24, 3, 1, 1, 1, 1);    /* 56-pixel rows: 54 = 4 segments + 2 columns */
+                /* Listed rows on the offsets beside the window's rows, blocked (64 × 9 K rows on
+                 * 28-pixel rows) and not; border columns apart. */
+                check_ctd_lists(cfg, 16, 28, 28, 64, 3, 1, 1, 0, 0, 1);
+                check_ctd_lists(cfg, 64, 28, 28, 20, 3, 1, 1, 2, 0, 1);
+                check_ctd_lists(cfg, 64, 7, 7, 20, 3, 1, 1, 1, 0, 1);
+                check_ctd_lists(cfg, 60, 8, 14, 24, 3, 1, 0, 2, 1, 1);
+                check_ctd_lists(cfg, 20, 7, 7, 20, 3, 1, 1, 0, 0, 0);     /* 3×3: top and bottom rows skip a third */
+                check_ctd_lists(cfg, 16, 28, 28, 64, 3, 1, 1, 0, 0, 0);   /* 28-pixel rows: 14 + 14, two pairs */
+                check_ctd_lists(cfg, 9, 6, 13, 33, 5, 2, 2, 0, 0, 0);     /* 5×5: two row classes at each edge */
+                check_ctd_lists(cfg, 8, 4, 4, 17, 3, 3, 3, 0, 0, 0);      /* rows wholly in the padding: empty lists */
+                check_ctd_lists(cfg, 20, 9, 28, 40, 3, 1, 0, 0, 1, 0);    /* NaN columns: 26 + 2 columns of 9 rows */
+                check_ctd_lists(cfg, 12, 30, 14, 33, 3, 1, 0, 1, 1, 0);   /* 14-pixel rows: 12 + 2; 30 rows: 14 + 16 */
+                check_ctd_lists(cfg, 9, 16, 13, 20, 5, 2, 0, 2, 1, 0);    /* 5×5: two border columns a side, in place */
+                check_ctd_lists(cfg, 16, 7, 7, 64, 3, 1, 1, 2, 1, 0);     /* rows and columns: corners in the row segments */
+                check_ctd_lists(cfg, 8, 20, 56, 24, 3, 1, 1, 1, 1, 0);    /* 56-pixel rows: 54 = 4 segments + 2 columns */
                 /* K over 512: AVX2's K blocks (listed rows in the first block, columns after) */
-                check_ctd_lists(cfg, 64, 7, 7, 20, 3, 1, 1, 1, 0);
-                check_ctd_lists(cfg, 60, 8, 14, 24, 3, 1, 0, 2, 1);
+                check_ctd_lists(cfg, 64, 7, 7, 20, 3, 1, 1, 1, 0, 0);
+                check_ctd_lists(cfg, 60, 8, 14, 24, 3, 1, 0, 2, 1, 0);
             }
             check_dw_plane(cfg, 5, 3, acts[ai]);
             check_dw_plane(cfg, 9, 37, acts[ai]);
@@ -671,8 +688,8 @@ int main(void) {
             check_gemm(cfg, 70, 5 * 49, 77, 49, ext[ei], 1, 1);
             check_direct(cfg, 40, 12, 13, 31, 3, 1, ext[ei], 1);
             check_direct(cfg, 20, 7, 7, 13, 3, 1, ext[ei], 0);
-            check_ctd(cfg, 20, 7, 7, 20, 3, 1, ext[ei], 1);
-            check_ctd(cfg, 30, 7, 7, 16, 1, 0, ext[ei], 0);
+            check_ctd(cfg, 20, 7, 7, 20, 3, 1, ext[ei], 1, 0);
+            check_ctd(cfg, 30, 7, 7, 16, 1, 0, ext[ei], 0, 0);
             check_dw_plane(cfg, 9, 37, ext[ei]);
             check_dw_direct(cfg, 13, 17, 1, 1, ext[ei], 1);
             check_dw_direct(cfg, 14, 37, 2, 1, ext[ei], 0);
@@ -707,8 +724,8 @@ int main(void) {
                     check_direct(cfg, 40, 12, 13, 31, 3, 1, a, 1);
                     check_direct(cfg, 64, 14, 14, 64, 1, 0, a, ai % 2);   /* all 48 columns pixels: straight-line epilogue */
                     check_direct(cfg, 20, 7, 7, 13, 3, 1, a, 0);
-                    check_ctd(cfg, 20, 7, 7, 20, 3, 1, a, ai % 3);
-                    check_ctd(cfg, 30, 7, 7, 16, 1, 0, a, 0);
+                    check_ctd(cfg, 20, 7, 7, 20, 3, 1, a, ai % 3, 0);
+                    check_ctd(cfg, 30, 7, 7, 16, 1, 0, a, 0, 0);
                     check_dw_plane(cfg, 9, 37, a);
                     check_dw_direct(cfg, 13, 17, 1, 1, a, 1);
                     check_dw_direct(cfg, 14, 37, 2, 1, a, 2);

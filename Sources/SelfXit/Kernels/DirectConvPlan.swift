@@ -48,6 +48,9 @@ struct DirectConvPlan {
     let pointwise: Bool
     /// Per K row (`c, ky, kx`), where its B row starts relative to the grid column.
     let offsets: [Int32]
+    /// The regular layout of `offsets` where it has one (`sx_gemm_direct_b.win_*`: stride 1 on the
+    /// padded plane, K row (c, ky, kx) at c·channel + ky·row + kx·col), else zeros.
+    let window: (h: Int32, w: Int32, row: Int32, col: Int32, channel: Int32)
     /// Channel-major only (else empty): per output row, where its K-row list starts in `rowK` and
     /// its length, or (−1, 0) for a row whose window rows all lie inside the input
     /// (`sx_gemm_direct_b.row_k_span`). Top and bottom rows list only the K rows (`c, ky, kx`) whose
@@ -201,6 +204,14 @@ struct DirectConvPlan {
               let sampleFloats = checkedMultiply(g.inChannels, channelFloats), sampleFloats < Int(Int32.max) else { return nil }
         let plane = planes.isEmpty ? 0 : planeH * planeW
         offsets = (0..<g.inChannels).flatMap { c in taps.map { Int32(c * channelFloats + $0.slot * plane + $0.offset) } }
+        // One plane a channel at stride 1: tap (ky, kx) at ky·dilationH rows and kx·dilationW
+        // columns of the padded plane (`tap` above). The steps of a window with a second row or
+        // column lie inside one channel's plane (under `sampleFloats` < 2³¹); a 1-wide or 1-high
+        // window's step is never taken and stays 0 (a model's dilation there can be anything).
+        window = s == 1 && planes.isEmpty
+            ? (Int32(g.kernelHeight), Int32(g.kernelWidth), g.kernelHeight > 1 ? Int32(g.dilationH * gridW) : 0,
+               g.kernelWidth > 1 ? Int32(g.dilationW) : 0, Int32(channelFloats))
+            : (0, 0, 0, 0, 0)
         // Border columns apart only where a row is one segment (stride 1) or half of one (stride
         // 2): ResNet-50 b1's 3×3 layers (selfxit-bench --profile, alternating, Zen 4, 2 threads)
         // at 14×14 ran 0.968 ms against 0.988 with them apart, at 7×7 0.997–1.026 against
@@ -335,7 +346,9 @@ struct DirectConvPlan {
                                          col0: Int32(interiorColumns.lowerBound), col1: Int32(interiorColumns.upperBound),
                                          border_cols: Int32(borderColumns.count),
                                          border_col: borderColumns.isEmpty ? nil : borderColumns.baseAddress,
-                                         col_k_span: borderColumnKSpan.isEmpty ? nil : borderColumnKSpan.baseAddress)
+                                         col_k_span: borderColumnKSpan.isEmpty ? nil : borderColumnKSpan.baseAddress,
+                                         win_h: window.h, win_w: window.w, win_row: window.row, win_col: window.col,
+                                         win_channel: window.channel)
                 var out = sx_gemm_out(c: output + s * outSample, ldc: g.outPlane, c_sample_stride: 0,
                                       residual: residual.map { $0 + s * outSample }, ldr: g.outPlane, r_sample_stride: 0,
                                       bias: bias, cols_per_sample: Int32(g.outPlane),

@@ -110,6 +110,12 @@ typedef struct sx_gemm_direct_b {
     int col0, col1, border_cols;
     const int *border_col;
     const int *col_k_span;
+    /// Optional (`win_h` 0: not stated), read by the channel-major products only: K rows are
+    /// (channel, ky, kx) over a `win_h` × `win_w` window with
+    /// `offsets[(c·win_h + ky)·win_w + kx] == offsets[0] + c·win_channel + ky·win_row + kx·win_col`
+    /// for every K row (a stride-1 convolution on its padded copy). A kernel may then compute a
+    /// tap's position instead of loading it from `offsets` (AVX2: windows 3 wide, `win_col` 1).
+    int win_h, win_w, win_row, win_col, win_channel;
 } sx_gemm_direct_b;
 
 /// Computes A panels `mp0..<mp1` (packed for the default ISA) against grid columns `q0..<q1`

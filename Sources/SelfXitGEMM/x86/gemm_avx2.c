@@ -644,18 +644,49 @@ void sxk_direct_avx2(const float *pa, int m, int k, int mp0, int mp1, const sx_g
 #define CTD_PREFETCH_AVX2 48
 #endif
 
+/// One window row's three taps for 6 consecutive pixels from `p` (pixel r, tap kx at
+/// `p[r + kx]`): 6 weight vectors from `wr` and 18 broadcasts at fixed displacements into the 12
+/// accumulators, written out so that the compiler's flags cannot change it. The same loop in C
+/// ran 0.88–0.95 of the offsets' time at -O3 but level at SwiftPM's -O2, where clang kept a
+/// pointer a pixel, advanced every window row, and reloaded the window's height each row.
+__attribute__((always_inline))
+AVX2_TARGET
+static inline void ctd_window_row_avx2(const float *p, const float *wr, __m256 *acc0, __m256 *acc1) {
+    __m256 w0, w1, bv;
+#define SXK_WIN_PIX(A, D) "vbroadcastss " #D "(%[p]), %[bv]\n\t" \
+    "vfmadd231ps %[bv], %[w0], %[a" #A "]\n\t" "vfmadd231ps %[bv], %[w1], %[c" #A "]\n\t"
+#define SXK_WIN_TAP(WD0, WD1, D0, D1, D2, D3, D4, D5) "vmovups " #WD0 "(%[wr]), %[w0]\n\t" "vmovups " #WD1 "(%[wr]), %[w1]\n\t" \
+    SXK_WIN_PIX(0, D0) SXK_WIN_PIX(1, D1) SXK_WIN_PIX(2, D2) SXK_WIN_PIX(3, D3) SXK_WIN_PIX(4, D4) SXK_WIN_PIX(5, D5)
+    __asm__(SXK_WIN_TAP(0, 32, 0, 4, 8, 12, 16, 20) SXK_WIN_TAP(64, 96, 4, 8, 12, 16, 20, 24)
+            SXK_WIN_TAP(128, 160, 8, 12, 16, 20, 24, 28)
+            : [a0] "+x"(acc0[0]), [a1] "+x"(acc0[1]), [a2] "+x"(acc0[2]), [a3] "+x"(acc0[3]), [a4] "+x"(acc0[4]),
+              [a5] "+x"(acc0[5]), [c0] "+x"(acc1[0]), [c1] "+x"(acc1[1]), [c2] "+x"(acc1[2]), [c3] "+x"(acc1[3]),
+              [c4] "+x"(acc1[4]), [c5] "+x"(acc1[5]), [w0] "=&x"(w0), [w1] "=&x"(w1), [bv] "=&x"(bv)
+            : [wr] "r"(wr), [p] "r"(p)
+            : "memory");
+#undef SXK_WIN_TAP
+#undef SXK_WIN_PIX
+}
+
 /// `R` (≤ 6) consecutive output pixels of one row × 16 output channels (one weight panel): pixel
 /// `r`'s element of K row `p` read in place at `xr[off[p] + r]` and broadcast, for K rows
 /// `0..<k`, or with `listed` (a constant of each inlined copy) the rows `kidx[0..<k]` (a top or
 /// bottom row's taps inside the input, `sx_gemm_direct_b.row_k`). `first`/`last`: the K block's
 /// place (partial sums wait in `part` between blocks). The epilogue transposes the 16-channel
 /// vectors into per-channel rows of `R` pixels (C is channel-major, `ldc` apart).
+/// With `win` (a constant of each inlined copy, `R` 6 and pixels consecutive in B; `b` states a
+/// window 3 wide, `win_col` 1, and the block's `k` rows are whole channels, `off` at the first)
+/// the taps' positions follow from `b`'s window instead of being loaded from `off`. 3×3 layers
+/// alone (EPYC Zen 3, one thread, the two kernels alternating call by call, a new input each
+/// call, SwiftPM's -O2; BENCHMARKS §7.38): 0.86–0.96 of the offsets' time on 28×28 and 56×56
+/// planes, 0.89–1.02 on 14×14, level on 7×7 and 4×4 (their segments mostly cross rows).
 __attribute__((always_inline))
 AVX2_TARGET
-static inline void ctd_tile_avx2(const int R, const int listed, int k, const int *kidx, const float *xr, ptrdiff_t gstride,
-                                 const float *const *xb, const int *off, const float *w, int chans, float *c,
-                                 ptrdiff_t pstride, ptrdiff_t ldc, const float *res, ptrdiff_t ldr, const float *bias,
-                                 int act, float lo, float hi, int in_place, float *part, int first, int last) {
+static inline void ctd_tile_avx2(const int R, const int listed, const int win, int k, const int *kidx, const float *xr,
+                                 ptrdiff_t gstride, const float *const *xb, const int *off, const sx_gemm_direct_b *b,
+                                 const float *w, int chans, float *c, ptrdiff_t pstride, ptrdiff_t ldc, const float *res,
+                                 ptrdiff_t ldr, const float *bias, int act, float lo, float hi, int in_place, float *part,
+                                 int first, int last, int fetch) {
     // Pixel r's input: `xb[r]` (a run of pixels over several rows), else `xr + r·gstride`.
     const float *base[8];
 #pragma clang loop unroll(full)
@@ -667,6 +698,26 @@ static inline void ctd_tile_avx2(const int R, const int listed, int k, const int
 #pragma clang loop unroll(full)
         for (int r = 0; r < R; r++) { acc0[r] = _mm256_loadu_ps(part + 16 * r); acc1[r] = _mm256_loadu_ps(part + 16 * r + 8); }
     }
+    if (win) {
+        // Six consecutive pixels (`xr`), the block's channels one by one, a window row at a time
+        // (`ctd_window_row_avx2`): no offset load before each broadcast, no loop step a tap.
+        const int taps = 3 * b->win_h, win_h = b->win_h;
+        const ptrdiff_t row = b->win_row, channel = b->win_channel;
+        const float *pc = xr + off[0];
+        const float *wc = w;
+        for (int cc = 0; cc < k; cc += taps) {
+            const float *pr = pc, *wr = wc;
+            for (int ky = 0; ky < win_h; ky++) {
+                if (CTD_PREFETCH_AVX2 > 0 && fetch)
+                    for (int kx = 0; kx < 3; kx++) _mm_prefetch((const char *)(wr + (size_t)(CTD_PREFETCH_AVX2 + kx) * NR), _MM_HINT_T0);
+                ctd_window_row_avx2(pr, wr, acc0, acc1);
+                pr += row;
+                wr += 3 * NR;
+            }
+            wc += (size_t)taps * NR;
+            pc += channel;
+        }
+    } else
     for (int j = 0; j < k; j++) {
         const int p = listed ? kidx[j] : j;
         const __m256 w0 = _mm256_loadu_ps(w + (size_t)p * NR), w1 = _mm256_loadu_ps(w + (size_t)p * NR + 8);
@@ -749,7 +800,11 @@ static void ctd_run_avx2(const float *w, int chans, int k, const sx_gemm_direct_
     // faster (bench/ctd_ceiling_avx2.c, Zen 3, one thread, batch 32 with a new input a sample: ResNet-18's
     // 128→128 on 14×14 82 → 88 GF/s, 256→256 on 7×7 80 → 85; 28×28 and 56×56 planes level).
     const int blocked = (size_t)k * NR * sizeof(float) > 32 * 1024 && total >= CTD_GROUP_AVX2;
-    const int kc = kidx ? (k > 0 ? k : 1) : blocked ? CTD_KC_AVX2 : k;
+    // The window's taps computed (`ctd_tile_avx2`'s `win`) where `b` states a 3-wide window whose
+    // whole channels make up K; K blocks are then whole channels too.
+    const int taps = b->win_w == 3 && b->win_col == 1 && b->win_h > 0 ? 3 * b->win_h : 0;
+    const int win = !kidx && taps > 0 && taps <= CTD_KC_AVX2 && k % taps == 0;
+    const int kc = kidx ? (k > 0 ? k : 1) : blocked ? (win ? CTD_KC_AVX2 / taps * taps : CTD_KC_AVX2) : k;
     for (int s0 = 0; s0 < total; s0 += CTD_GROUP_AVX2) {
         const int s1 = s0 + CTD_GROUP_AVX2 < total ? s0 + CTD_GROUP_AVX2 : total;
         for (int kb0 = 0; kb0 == 0 || kb0 < k; kb0 += kc) {
@@ -773,14 +828,23 @@ static void ctd_run_avx2(const float *w, int chans, int k, const sx_gemm_direct_
                 float *c = out->c + (ptrdiff_t)ch0 * out->ldc + q0;
                 const float *res = out->residual && !in_place ? out->residual + (ptrdiff_t)ch0 * out->ldr + q0 : NULL;
                 float *part = partial + (size_t)(si - s0) * CTD_PIXELS_AVX2 * NR;
+                // Weights fetched ahead by the group's first segment of a K block (the others find
+                // the block in L1) or, unblocked, by every segment (the panel streams from L2).
+                const int fetch = !blocked || si == s0;
                 // (A listed row is one grid row: never across.)
 #define CTD_RCASES(T) switch (len) { T(6) T(5) T(4) T(3) T(2) T(1) default: break; }
-#define CTD_RLIST(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, 1, NULL, b->offsets, w, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, 1, 1); break;
-#define CTD_RONE(R) case R: ctd_tile_avx2(R, 0, klen, NULL, xr, 1, NULL, offk, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
-#define CTD_RPIX(R) case R: ctd_tile_avx2(R, 0, klen, NULL, NULL, 0, xb, offk, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last); break;
+#define CTD_RLIST(R) case R: ctd_tile_avx2(R, 1, 0, kn, kidx, xr, 1, NULL, b->offsets, b, w, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, 1, 1, 1); break;
+#define CTD_RONE(R) case R: ctd_tile_avx2(R, 0, 0, klen, NULL, xr, 1, NULL, offk, b, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last, fetch); break;
+#define CTD_RPIX(R) case R: ctd_tile_avx2(R, 0, 0, klen, NULL, NULL, 0, xb, offk, b, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last, fetch); break;
+#define CTD_RONEW(R) case R: ctd_tile_avx2(R, 0, 1, klen, NULL, xr, 1, NULL, offk, b, wk, chans, c, 1, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, part, first, last, fetch); break;
+                // The window only on full segments within one grid row: written in C, the 5- and
+                // 4-pixel copies spilled their accumulators at -O2, and the pixel-pointer copy for
+                // segments across rows ran 1.02–1.04 of the offsets' time on 14×14 and 7×7.
                 if (kidx) CTD_RCASES(CTD_RLIST)
+                else if (win && len == CTD_PIXELS_AVX2 && !across) switch (len) { CTD_RONEW(CTD_PIXELS_AVX2) default: break; }
                 else if (!across) CTD_RCASES(CTD_RONE)
                 else CTD_RCASES(CTD_RPIX)
+#undef CTD_RONEW
 #undef CTD_RPIX
 #undef CTD_RONE
 #undef CTD_RLIST
@@ -842,7 +906,7 @@ void sxk_ctd_avx2(const float *pw, int m, int k, int cp0, int cp1, const sx_gemm
                     const ptrdiff_t pixel = (ptrdiff_t)r0 * out_w + ox;
                     float *c = out->c + (ptrdiff_t)ch0 * out->ldc + pixel;
                     const float *res = res0 ? res0 + pixel : NULL;
-#define CTD_COL(R) case R: ctd_tile_avx2(R, 1, kn, kidx, xr, b->grid_w, NULL, b->offsets, w, chans, c, out_w, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, partial, 1, 1); break;
+#define CTD_COL(R) case R: ctd_tile_avx2(R, 1, 0, kn, kidx, xr, b->grid_w, NULL, b->offsets, b, w, chans, c, out_w, out->ldc, res, out->ldr, bias, out->act, out->lo, out->hi, in_place, partial, 1, 1, 1); break;
                     switch (r1 - r0) { CTD_COL(6) CTD_COL(5) CTD_COL(4) CTD_COL(3) CTD_COL(2) CTD_COL(1) default: break; }
 #undef CTD_COL
                 }

@@ -678,8 +678,10 @@ static inline void ctd_window_row_avx2(const float *p, const float *wr, __m256 *
 /// window 3 wide, `win_col` 1, and the block's `k` rows are whole channels, `off` at the first)
 /// the taps' positions follow from `b`'s window instead of being loaded from `off`. 3×3 layers
 /// alone (EPYC Zen 3, one thread, the two kernels alternating call by call, a new input each
-/// call, SwiftPM's -O2; BENCHMARKS §7.38): 0.86–0.96 of the offsets' time on 28×28 and 56×56
-/// planes, 0.89–1.02 on 14×14, level on 7×7 and 4×4 (their segments mostly cross rows).
+/// call, SwiftPM's -O2; bench/ctd_variant_ab.sh, BENCHMARKS §7.38): 0.86–0.96 of the offsets'
+/// time on 28×28 and 56×56 planes, 0.89–1.02 on 14×14, level on 7×7 and 4×4 (their segments
+/// mostly cross rows). `fetch`: whether the window path prefetches the weights ahead (the
+/// offsets path keeps its own rule, unlisted rows always).
 __attribute__((always_inline))
 AVX2_TARGET
 static inline void ctd_tile_avx2(const int R, const int listed, const int win, int k, const int *kidx, const float *xr,
